@@ -1,0 +1,141 @@
+"""The event-log port: what Handoff needs from a log, whichever technology provides it.
+
+Two adapters implement it: `SqliteEventLog` (embedded, the default) and `KafkaEventLog`.
+One contract suite in `tests/contract/` runs against both, so anything stated here is
+tested, not hoped for.
+
+Semantics every adapter guarantees:
+
+- A topic has a fixed number of partitions. Records with the same key go to the same
+  partition (Kafka's murmur2 partitioner), so per-key order holds.
+- `append` returns only after every record is durable on the adapter's terms (committed
+  to the WAL; acknowledged by all in-sync replicas). Offsets in a partition start at 0
+  and grow by one per record.
+- `read` never blocks; `wait` blocks until a partition has data past an offset or the
+  timeout passes.
+- A consumer group's committed offset is the next offset to read, as in Kafka.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+TopicPartition = tuple[str, int]
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A record to append. The log assigns partition (from the key), offset and time."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = ()
+    timestamp_ms: int | None = None
+    """Event time to store; the adapter uses the append time when None."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A record as stored in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How a topic must be set up."""
+
+    name: str
+    partitions: int = 1
+    compacted: bool = False
+    """Keep only the latest record per key (registry, consents snapshot)."""
+    retention_ms: int | None = None
+    """None keeps records forever."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    partition: int
+    offset: int
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """A member of a consumer group, reading the partitions the group assigns it."""
+
+    def poll(self, timeout: float, max_records: int = 500) -> list[LogRecord]:
+        """Return the next records of the assigned partitions, waiting up to `timeout`
+        seconds when there are none. Records of one partition come in offset order."""
+        ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record, durably, that the group has processed everything before `offsets`
+        (the next offset to read per partition)."""
+        ...
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for a partition, or None if it never committed."""
+        ...
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member currently owns."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """Named topics of partitioned, keyed records with headers."""
+
+    def ensure_topic(self, spec: TopicSpec) -> None:
+        """Create the topic if missing. Raise `TopicMismatchError` when it exists with a
+        different partition count or cleanup policy."""
+        ...
+
+    def topics(self) -> list[str]: ...
+
+    def partitions(self, topic: str) -> int:
+        """Number of partitions; raise `UnknownTopicError` for a missing topic."""
+        ...
+
+    def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
+        """Append records durably, as one batch; results are in input order."""
+        ...
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 500
+    ) -> list[LogRecord]:
+        """Records of one partition from `offset` on, without blocking."""
+        ...
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next appended record of this partition will get."""
+        ...
+
+    def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
+        """Block until some partition in `positions` has a record at or past the given
+        offset (True) or `timeout` seconds pass (False)."""
+        ...
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        """Join consumer group `group` reading `topics`. Members of one group split the
+        partitions between them; a new member starts at the committed offset, or at 0."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,241 @@
+"""Event schemas as Handoff understands them: Avro records whose leaf fields carry data tags.
+
+An `EventSchema` is one version of one event type, with its fields flattened to dotted
+paths (`mother.ssn`) so policy can talk about them. A `SchemaCatalog` holds every version
+of every event type; the built-in schemas ship in `schemas/events/`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import SchemaParseException
+
+from schemas.errors import SchemaError, UnknownSchemaError
+from schemas.tags import TAGS
+
+BUILTIN_DIR = Path(__file__).parent / "events"
+ENVELOPE_FIELDS = ("event_id", "occurred_at", "subject_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One leaf field of an event schema, addressed by its dotted path."""
+
+    path: str
+    tags: frozenset[str]
+    avro_type: Any
+    """The field's Avro type as written in the schema (for example `["null", "string"]`)."""
+    nullable: bool
+    """True when the field itself, or any record it sits inside, admits null."""
+    base_type: str
+    """The non-null Avro type name: `string`, `int`, `enum`, `array`, ..."""
+    logical_type: str | None
+    doc: str | None = None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split("."))
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.tags)
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    """One version of one event type's Avro schema."""
+
+    event_type: str
+    version: int
+    schema: Mapping[str, Any]
+    """The schema as JSON, including Handoff's `tags` attributes."""
+    fields: tuple[FieldInfo, ...]
+    example: Mapping[str, Any] | None = None
+    _by_path: dict[str, FieldInfo] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_path.update({f.path: f for f in self.fields})
+
+    @cached_property
+    def parsed(self) -> dict[str, Any]:
+        """The schema parsed once by fastavro, for reading and writing records."""
+        return fastavro.parse_schema(json.loads(json.dumps(self.schema)))
+
+    @property
+    def full_name(self) -> str:
+        ns = self.schema.get("namespace")
+        name = str(self.schema["name"])
+        return f"{ns}.{name}" if ns and "." not in name else name
+
+    def field(self, path: str) -> FieldInfo:
+        try:
+            return self._by_path[path]
+        except KeyError:
+            raise UnknownSchemaError(
+                f"'{path}' is not a field of {self.event_type} v{self.version}"
+            ) from None
+
+    def has_field(self, path: str) -> bool:
+        return path in self._by_path
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.fields)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.schema, sort_keys=True, separators=(",", ":"))
+
+
+def _non_null(avro_type: Any) -> tuple[Any, bool]:
+    """Return (the type without null, whether null was admitted)."""
+    if isinstance(avro_type, list):
+        rest = [t for t in avro_type if t != "null"]
+        nullable = len(rest) < len(avro_type)
+        if len(rest) == 1:
+            return rest[0], nullable
+        return rest, nullable
+    return avro_type, False
+
+
+def _type_name(avro_type: Any) -> tuple[str, str | None]:
+    if isinstance(avro_type, str):
+        return avro_type, None
+    if isinstance(avro_type, list):
+        return "union", None
+    return str(avro_type.get("type")), avro_type.get("logicalType")
+
+
+def _flatten(
+    record: Mapping[str, Any], prefix: str, inherited_null: bool, problems: list[str]
+) -> Iterator[FieldInfo]:
+    for spec in record.get("fields", []):
+        name = spec.get("name")
+        path = f"{prefix}{name}"
+        inner, nullable = _non_null(spec.get("type"))
+        tags = spec.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            problems.append(f"{path}: 'tags' must be a list of strings")
+            tags = []
+        unknown = sorted(set(tags) - TAGS)
+        if unknown:
+            problems.append(
+                f"{path}: unknown tag {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(TAGS))}"
+            )
+        if isinstance(inner, dict) and inner.get("type") == "record":
+            if tags:
+                problems.append(f"{path}: tag the fields of a nested record, not the record")
+            yield from _flatten(inner, f"{path}.", inherited_null or nullable, problems)
+            continue
+        base, logical = _type_name(inner)
+        yield FieldInfo(
+            path=path,
+            tags=frozenset(t for t in tags if t in TAGS),
+            avro_type=spec.get("type"),
+            nullable=inherited_null or nullable,
+            base_type=base,
+            logical_type=logical,
+            doc=spec.get("doc"),
+        )
+
+
+def build_event_schema(
+    event_type: str,
+    schema: Mapping[str, Any],
+    version: int = 1,
+    example: Mapping[str, Any] | None = None,
+) -> EventSchema:
+    """Check an event schema against Handoff's rules and index its fields.
+
+    Raises `SchemaError` listing every problem: invalid Avro, a missing envelope field,
+    an unknown tag, or an example that does not match.
+    """
+    problems: list[str] = []
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        raise SchemaError(f"{event_type}: an event schema must be an Avro record")
+    try:
+        parsed = fastavro.parse_schema(json.loads(json.dumps(schema)))
+    except (SchemaParseException, ValueError, TypeError, KeyError) as exc:
+        raise SchemaError(f"{event_type}: not a valid Avro schema: {exc}") from exc
+    fields = tuple(_flatten(schema, "", False, problems))
+    top = {f.get("name") for f in schema.get("fields", [])}
+    for required in ENVELOPE_FIELDS:
+        if required not in top:
+            problems.append(f"missing required field '{required}'")
+    if example is not None:
+        try:
+            fastavro.validation.validate(example, parsed, raise_errors=True)
+        except fastavro.validation.ValidationError as exc:
+            problems.append(f"example does not match the schema: {exc}")
+    if problems:
+        raise SchemaError(f"{event_type}: " + "; ".join(problems))
+    return EventSchema(event_type, version, schema, fields, example)
+
+
+class SchemaCatalog:
+    """Every known version of every event type, in memory.
+
+    The runtime's registry feeds new versions in with `add`; policy asks for `get`.
+    """
+
+    def __init__(self, schemas: Iterable[EventSchema] = ()) -> None:
+        self._versions: dict[str, dict[int, EventSchema]] = {}
+        for s in schemas:
+            self.add(s)
+
+    def add(self, schema: EventSchema) -> None:
+        self._versions.setdefault(schema.event_type, {})[schema.version] = schema
+
+    def get(self, event_type: str, version: int | None = None) -> EventSchema:
+        versions = self._versions.get(event_type)
+        if not versions:
+            raise UnknownSchemaError(f"unknown event type '{event_type}'")
+        if version is None:
+            return versions[max(versions)]
+        try:
+            return versions[version]
+        except KeyError:
+            raise UnknownSchemaError(f"{event_type} has no version {version}") from None
+
+    def versions(self, event_type: str) -> list[int]:
+        return sorted(self._versions.get(event_type, {}))
+
+    def event_types(self) -> list[str]:
+        return sorted(self._versions)
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._versions
+
+    @classmethod
+    def load(cls, directory: Path | str = BUILTIN_DIR) -> SchemaCatalog:
+        """Load every `<type>.avsc` (and `<type>.example.json` beside it) in a folder."""
+        directory = Path(directory)
+        catalog = cls()
+        errors: list[str] = []
+        for path in sorted(directory.glob("*.avsc")):
+            event_type = path.stem
+            try:
+                schema = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                errors.append(f"{path.name}:{exc.lineno}: invalid JSON: {exc.msg}")
+                continue
+            example_path = path.with_name(f"{event_type}.example.json")
+            example = (
+                json.loads(example_path.read_text(encoding="utf-8"))
+                if example_path.exists()
+                else None
+            )
+            try:
+                catalog.add(build_event_schema(event_type, schema, 1, example))
+            except SchemaError as exc:
+                errors.append(f"{path.name}: {exc}")
+        if errors:
+            raise SchemaError("; ".join(errors))
+        return catalog
