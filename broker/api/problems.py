@@ -1,0 +1,138 @@
+"""RFC 9457 problem details: every error the API returns, mapped in one table.
+
+Problem `type` URIs are relative (`/problems/<slug>`); docs/api.md lists them. Details
+name fields and problems, never the values sent, which may be personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from broker.errors import BrokerError, LogUnavailableError
+from schemas.errors import (
+    DecodeError,
+    HandoffError,
+    IncompatibleSchemaError,
+    RecordValidationError,
+    SchemaError,
+    UnknownSchemaError,
+)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(BrokerError):
+    """An error raised by an endpoint on purpose, with its own status."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = dict(extra or {})
+
+
+class AuthenticationRequired(ApiError):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(ApiError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ApiError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class PayloadTooLarge(ApiError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class NotAcceptable(ApiError):
+    status, slug, title = 406, "not-acceptable", "Not acceptable"
+
+
+class Conflict(ApiError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+# Order matters: the first class an error is an instance of decides its response.
+PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
+    (RecordValidationError, 422, "invalid-event", "The event does not match its schema"),
+    (DecodeError, 400, "undecodable-payload", "The payload could not be decoded"),
+    (UnknownSchemaError, 404, "unknown-schema", "Unknown schema"),
+    (IncompatibleSchemaError, 409, "incompatible-schema", "Incompatible schema"),
+    (SchemaError, 422, "invalid-schema", "Invalid schema"),
+    (LogUnavailableError, 503, "log-unavailable", "The event log is unavailable"),
+)
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, instance: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
+                            "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="handoff"'
+    if status in (429, 503):
+        headers["Retry-After"] = str(extra.get("retry_after", 1))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse:
+    if isinstance(exc, ApiError):
+        return problem(exc.status, exc.slug, exc.title, exc.detail, instance, **exc.extra)
+    for cls, status, slug, title in PROBLEM_TABLE:
+        if isinstance(exc, cls):
+            extra: dict[str, Any] = {}
+            if isinstance(exc, RecordValidationError):
+                extra["errors"] = [{"field": p, "message": m} for p, m in exc.problems]
+            return problem(status, slug, title, str(exc), instance, **extra)
+    if isinstance(exc, HandoffError):
+        status = 503 if exc.retriable else 500
+        return problem(status, "internal", "Internal error", "the broker could not complete "
+                       "the request; it has been logged", instance)
+    return problem(500, "internal", "Internal error", "unexpected error; it has been logged",
+                   instance)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
+        return problem_for(exc, request.url.path)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
+                       request.url.path)
+
+    async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return problem(422, "invalid-request", "Invalid request",
+                       "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                       request.url.path, errors=errors)
+
+    app.add_exception_handler(HandoffError, on_handoff_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)

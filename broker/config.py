@@ -1,0 +1,151 @@
+"""Settings: environment (`HANDOFF_*`, nested with `__`) over an optional YAML file.
+
+`HANDOFF_LOG__BACKEND=kafka` sets `settings.log.backend`. A config file is named with
+`--config` on the command line or `HANDOFF_CONFIG`; environment variables win over it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from broker.errors import ConfigError
+
+
+class LogSettings(BaseModel):
+    backend: Literal["embedded", "kafka"] = "embedded"
+    sync: Literal["normal", "full"] = "normal"
+    """Embedded log: `normal` survives a process crash, `full` also a power loss."""
+    ingress_partitions: int = Field(default=4, ge=1, le=1024)
+    delivery_partitions: int = Field(default=1, ge=1, le=1024)
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "handoff."
+    replication_factor: int = Field(default=1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted, checked before parsing."""
+    max_batch_events: int = Field(default=1000, ge=1)
+    max_wait_seconds: float = Field(default=30.0, ge=0)
+    """Longest long-poll a subscriber may ask for."""
+
+
+class RouterSettings(BaseModel):
+    batch_size: int = Field(default=500, ge=1)
+    poll_timeout_seconds: float = Field(default=0.5, gt=0)
+
+
+class AuditSettings(BaseModel):
+    checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Every setting Handoff reads. Build with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HANDOFF_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path(".handoff")
+    policy_dir: Path = Path("policy")
+    keys_file: Path | None = None
+    """YAML file of API keys (hashed). Defaults to `<data_dir>/keys.yaml`."""
+    log: LogSettings = LogSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    api: ApiSettings = ApiSettings()
+    router: RouterSettings = RouterSettings()
+    audit: AuditSettings = AuditSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Command-line values (init) beat the environment, which beats the config file;
+        # the file is passed in as a second init source by `load_settings`.
+        return (init_settings, env_settings, file_secret_settings)
+
+    @property
+    def resolved_keys_file(self) -> Path:
+        return self.keys_file or self.data_dir / "keys.yaml"
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config file must be a mapping of settings")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from overrides (command line), environment and a config file.
+
+    Raises `ConfigError` with one line per problem, naming the setting.
+    """
+    import os
+
+    file_path = config_file or (
+        Path(os.environ["HANDOFF_CONFIG"]) if os.environ.get("HANDOFF_CONFIG") else None
+    )
+    file_values = _read_config_file(file_path) if file_path else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        # Environment beats the file: build from the environment first, then lay the
+        # file's values underneath anything the environment did not set.
+        class _WithFile(Settings):
+            @classmethod
+            def settings_customise_sources(
+                cls,
+                settings_cls: type[BaseSettings],
+                init_settings: PydanticBaseSettingsSource,
+                env_settings: PydanticBaseSettingsSource,
+                dotenv_settings: PydanticBaseSettingsSource,
+                file_secret_settings: PydanticBaseSettingsSource,
+            ) -> tuple[PydanticBaseSettingsSource, ...]:
+                return (
+                    init_settings,
+                    env_settings,
+                    InitSettingsSource(settings_cls, init_kwargs=file_values),
+                )
+
+        built = _WithFile(**given)
+        return Settings.model_validate(built.model_dump())
+    except ValidationError as exc:
+        where = f"{file_path}: " if file_path else ""
+        lines = [
+            f"{where}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(lines)) from exc

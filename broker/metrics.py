@@ -1,0 +1,58 @@
+"""Prometheus metrics. Labels carry agency, subscription and event-type ids only — never
+record values — so nothing personal can reach a metrics backend."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """All of Handoff's metrics, on a registry of their own (one per running broker)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_ingested = Counter(
+            "handoff_events_ingested", "Events accepted by the publish API.",
+            ["event_type", "source"], registry=r,
+        )
+        self.publish_refused = Counter(
+            "handoff_publish_refused", "Publish requests refused, by reason.",
+            ["reason"], registry=r,
+        )
+        self.decisions = Counter(
+            "handoff_decisions", "Policy decisions, by subscription and outcome.",
+            ["subscription", "outcome"], registry=r,
+        )
+        self.fields_withheld = Counter(
+            "handoff_fields_withheld", "Fields withheld from a delivery, by reason.",
+            ["subscription", "reason"], registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "handoff_delivery_latency_seconds",
+            "From ingest to the permitted view being available to the subscriber.",
+            ["subscription"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.router_lag = Gauge(
+            "handoff_router_lag_records", "Ingress records not yet routed.", registry=r,
+        )
+        self.router_errors = Counter(
+            "handoff_router_errors", "Unexpected errors in the router loop.", registry=r,
+        )
+        self.quarantined = Counter(
+            "handoff_records_quarantined", "Ingress records that could not be decoded.",
+            ["event_type"], registry=r,
+        )
+        self.audit_records = Counter(
+            "handoff_audit_records", "Audit records written, by kind.", ["kind"], registry=r,
+        )
+        self.http_requests = Counter(
+            "handoff_http_requests", "HTTP requests, by route template and status.",
+            ["method", "route", "status"], registry=r,
+        )
+        self.access_refused = Counter(
+            "handoff_access_refused", "Requests refused by authentication or authorisation.",
+            ["status"], registry=r,
+        )
