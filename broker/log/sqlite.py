@@ -1,0 +1,437 @@
+"""The embedded event log: one SQLite database file in WAL mode."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from broker.errors import ConfigError, LogError, TopicMismatchError, UnknownTopicError
+from broker.log.embedded_group import EmbeddedGroupCoordinator
+from broker.log.partitioner import partition_for
+from broker.log.port import (
+    AppendResult,
+    Consumer,
+    LogRecord,
+    NewRecord,
+    TopicPartition,
+    TopicSpec,
+)
+from broker.log.sqlite_storage import (
+    ReaderPool,
+    SyncMode,
+    connect,
+    decode_headers,
+    encode_headers,
+    prepare_database,
+    translate_error,
+)
+
+_BUSY_TIMEOUT_S = 5.0
+_EXTERNAL_POLL_S = 0.05
+"""How often `wait` looks for appends made by another process on the same file."""
+
+_INSERT_RECORD = (
+    "INSERT INTO records (topic, partition, offset, key, value, headers, timestamp_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ADVANCE_END = (
+    "UPDATE partition_ends SET next_offset = next_offset + ? "
+    "WHERE topic = ? AND partition = ? RETURNING next_offset"
+)
+_READ_RECORDS = (
+    "SELECT offset, key, value, headers, timestamp_ms FROM records "
+    "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
+)
+_HAS_RECORD_FROM = (
+    "SELECT 1 FROM records WHERE topic = ? AND partition = ? AND offset >= ? LIMIT 1"
+)
+_DROP_SUPERSEDED = """
+DELETE FROM records
+WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
+  AND offset NOT IN (
+    SELECT MAX(offset) FROM records
+    WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
+    GROUP BY key
+  )
+"""
+
+
+class SqliteEventLog:
+    """The embedded `EventLog`: every topic in one SQLite database file, in WAL mode.
+
+    Durability depends on `sync`:
+
+    - ``"normal"`` (default): a commit writes the transaction to the write-ahead log
+      without waiting for the disk. A record whose `append` returned survives `kill -9`
+      of this process (the operating system holds the write), but a power loss or kernel
+      crash can lose the last few commits. The database itself is never corrupted.
+    - ``"full"``: every commit also waits for the write-ahead log to reach the disk
+      (fsync), so appended records survive power loss too, at the cost of one disk flush
+      per `append` batch.
+
+    Thread safety: one writer connection behind a lock (SQLite admits one writer at a
+    time anyway); reads use pooled read-only connections and run alongside writes.
+    `wait` is woken at once by appends through this object and notices appends by other
+    processes on the same file within about 50 ms.
+
+    Consumer groups are coordinated inside this object: members created by one
+    `SqliteEventLog` split partitions between them; committed offsets are stored in the
+    database and so outlive the process. Members in different processes do not see each
+    other; run consumers of one group in one process, or use the Kafka backend.
+    """
+
+    def __init__(self, path: Path, sync: SyncMode = "normal") -> None:
+        if sync not in ("normal", "full"):
+            raise ConfigError(f"event log sync mode must be 'normal' or 'full', not {sync!r}")
+        self._path = Path(path)
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LogError(
+                f"cannot create the data directory {self._path.parent}: {exc.strerror}; "
+                "check the path and its permissions"
+            ) from exc
+        try:
+            writer = connect(self._path, sync=sync, busy_timeout_s=_BUSY_TIMEOUT_S)
+            watcher = connect(self._path, sync=None, busy_timeout_s=_BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, "open its database", self._path) from exc
+        try:
+            prepare_database(writer, self._path)
+            self._seen_data_version = watcher.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            writer.close()
+            watcher.close()
+            raise translate_error(exc, "prepare its database", self._path) from exc
+        except LogError:
+            writer.close()
+            watcher.close()
+            raise
+        self._writer: sqlite3.Connection | None = writer
+        self._write_lock = threading.Lock()
+        self._readers = ReaderPool(self._path, _BUSY_TIMEOUT_S)
+        self._watcher = watcher
+        self._watch_lock = threading.Lock()
+        self._appended = threading.Condition()
+        self._generation = 0
+        self._specs: dict[str, TopicSpec] = {}
+        self._unkeyed: dict[str, Iterator[int]] = {}
+        self._groups = EmbeddedGroupCoordinator(self, self)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteEventLog({str(self._path)!r})"
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def ensure_topic(self, spec: TopicSpec) -> None:
+        """Create the topic if missing; raise `TopicMismatchError` when it exists with
+        another partition count or cleanup policy. Retention is a setting rather than a
+        shape: an existing topic takes the retention of `spec`."""
+        if not spec.name:
+            raise LogError("a topic needs a name")
+        if spec.partitions < 1:
+            raise LogError(f"topic {spec.name!r} needs at least one partition")
+        with self._transaction("create a topic") as db:
+            row = db.execute(
+                "SELECT partitions, compacted FROM topics WHERE name = ?", (spec.name,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO topics (name, partitions, compacted, retention_ms) "
+                    "VALUES (?, ?, ?, ?)",
+                    (spec.name, spec.partitions, int(spec.compacted), spec.retention_ms),
+                )
+                db.executemany(
+                    "INSERT INTO partition_ends (topic, partition, next_offset) VALUES (?, ?, 0)",
+                    [(spec.name, partition) for partition in range(spec.partitions)],
+                )
+            elif (row[0], bool(row[1])) != (spec.partitions, spec.compacted):
+                raise TopicMismatchError(
+                    f"topic {spec.name!r} exists with {_shape(row[0], bool(row[1]))}, but "
+                    f"{_shape(spec.partitions, spec.compacted)} is required; a topic cannot "
+                    "be reshaped in place, so create a new topic and move its readers"
+                )
+            else:
+                db.execute(
+                    "UPDATE topics SET retention_ms = ? WHERE name = ?",
+                    (spec.retention_ms, spec.name),
+                )
+        self._specs[spec.name] = spec
+
+    def topics(self) -> list[str]:
+        """Names of all topics, sorted."""
+        with self._reading("list topics") as db:
+            return [name for (name,) in db.execute("SELECT name FROM topics ORDER BY name")]
+
+    def partitions(self, topic: str) -> int:
+        """Number of partitions; raise `UnknownTopicError` for a missing topic."""
+        return self._spec(topic).partitions
+
+    # -- records --------------------------------------------------------------------------
+
+    def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
+        """Append `records` in one transaction; return when it is committed."""
+        spec = self._spec(topic)
+        if not records:
+            return []
+        unkeyed = self._unkeyed.setdefault(topic, itertools.count())
+        placed = [
+            partition_for(record.key, spec.partitions, next(unkeyed) if record.key is None else 0)
+            for record in records
+        ]
+        now_ms = time.time_ns() // 1_000_000
+        rows = []
+        for record, partition in zip(records, placed, strict=True):
+            if not isinstance(record.value, bytes) or not isinstance(record.key, bytes | None):
+                raise LogError(f"records appended to {topic!r} need bytes for key and value")
+            timestamp = now_ms if record.timestamp_ms is None else record.timestamp_ms
+            headers = encode_headers(record.headers)
+            rows.append([topic, partition, 0, record.key, record.value, headers, timestamp])
+
+        results: list[AppendResult] = []
+        with self._transaction("append records") as db:
+            next_offsets = {}
+            for partition, count in Counter(placed).items():
+                (end,) = db.execute(_ADVANCE_END, (count, topic, partition)).fetchall()[0]
+                next_offsets[partition] = end - count
+            for row, partition in zip(rows, placed, strict=True):
+                offset = next_offsets[partition]
+                next_offsets[partition] = offset + 1
+                row[2] = offset
+                results.append(AppendResult(partition, offset))
+            db.executemany(_INSERT_RECORD, rows)
+        self._announce_append()
+        return results
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 500
+    ) -> list[LogRecord]:
+        """Records of one partition from `offset` on, without blocking. An offset that
+        compaction or retention removed reads from the next surviving record."""
+        self._check_partition(topic, partition)
+        if offset < 0 or max_records < 1:
+            raise LogError("read needs an offset of at least 0 and max_records of at least 1")
+        with self._reading("read records") as db:
+            rows = db.execute(_READ_RECORDS, (topic, partition, offset, max_records)).fetchall()
+        return [
+            LogRecord(topic, partition, row[0], row[1], row[2], decode_headers(row[3]), row[4])
+            for row in rows
+        ]
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next appended record of this partition will get."""
+        self._check_partition(topic, partition)
+        with self._reading("read an end offset") as db:
+            row = db.execute(
+                "SELECT next_offset FROM partition_ends WHERE topic = ? AND partition = ?",
+                (topic, partition),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
+        """Block until some partition has a record at or past its position (True) or
+        `timeout` seconds pass (False)."""
+        for topic, partition in positions:
+            self._check_partition(topic, partition)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self._appended:
+                generation = self._generation
+            # Checked after taking the generation, so an append landing in between
+            # changes the generation and is not slept through.
+            if self._has_records(positions):
+                return True
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with self._appended:
+                    if self._generation == generation:
+                        self._appended.wait(min(remaining, _EXTERNAL_POLL_S))
+                    if self._generation != generation:
+                        break
+                if self._saw_external_commit():
+                    break
+
+    # -- consumer groups ------------------------------------------------------------------
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        """Join consumer group `group` reading `topics` (see the class docstring)."""
+        for topic in topics:
+            self._spec(topic)
+        self._check_open()
+        return self._groups.join(group, list(topics))
+
+    def save_group_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Store `group`'s committed offsets in one transaction (used by its consumers)."""
+        for (topic, partition), offset in offsets.items():
+            self._check_partition(topic, partition)
+            if offset < 0:
+                raise LogError(f"a committed offset cannot be negative ({topic}/{partition})")
+        rows = [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        with self._transaction("commit consumer offsets") as db:
+            db.executemany(
+                "INSERT INTO group_offsets (group_name, topic, partition, next_offset) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (group_name, topic, partition) "
+                "DO UPDATE SET next_offset = excluded.next_offset",
+                rows,
+            )
+
+    def load_group_offset(self, group: str, tp: TopicPartition) -> int | None:
+        """`group`'s committed offset for a partition, or None if it never committed."""
+        with self._reading("read a committed offset") as db:
+            row = db.execute(
+                "SELECT next_offset FROM group_offsets "
+                "WHERE group_name = ? AND topic = ? AND partition = ?",
+                (group, tp[0], tp[1]),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def compact(self, topic: str) -> int:
+        """Delete records of a compacted topic superseded by a later record with the same
+        key; survivors keep their offsets. Returns the number of records deleted."""
+        spec = self._spec(topic)
+        if not spec.compacted:
+            raise LogError(f"topic {topic!r} is not compacted; only compacted topics compact")
+        deleted = 0
+        for partition in range(spec.partitions):
+            # One transaction per partition keeps appends waiting for a short time only.
+            with self._transaction("compact a topic") as db:
+                deleted += db.execute(
+                    _DROP_SUPERSEDED, {"topic": topic, "partition": partition}
+                ).rowcount
+        return deleted
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete records older than their topic's retention at `now_ms`. Offsets are
+        not reused. Returns the number of records deleted."""
+        with self._reading("read retention settings") as db:
+            limits = db.execute(
+                "SELECT name, retention_ms FROM topics WHERE retention_ms IS NOT NULL"
+            ).fetchall()
+        deleted = 0
+        for topic, retention_ms in limits:
+            with self._transaction("enforce retention") as db:
+                deleted += db.execute(
+                    "DELETE FROM records WHERE topic = ? AND timestamp_ms < ?",
+                    (topic, now_ms - retention_ms),
+                ).rowcount
+        return deleted
+
+    def close(self) -> None:
+        """Close the log; later calls raise `LogError`. Closing twice does nothing."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            writer, self._writer = self._writer, None
+        self._groups.close_all()
+        self._readers.close()
+        with self._watch_lock:
+            self._watcher.close()
+        if writer is not None:
+            writer.close()
+        self._announce_append()  # wake waiters so they notice the log is closed
+
+    # -- internals ------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            db = self._writer
+            if db is None:
+                raise LogError(f"event log {self._path} is closed")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _roll_back(db)
+                raise translate_error(exc, doing, self._path) from exc
+            except BaseException:
+                _roll_back(db)
+                raise
+
+    @contextmanager
+    def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._readers.connection() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise translate_error(exc, doing, self._path) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogError(f"event log {self._path} is closed")
+
+    def _spec(self, topic: str) -> TopicSpec:
+        self._check_open()
+        spec = self._specs.get(topic)
+        if spec is not None:
+            return spec
+        # Another process may have created it since this one opened the file.
+        with self._reading("look up a topic") as db:
+            row = db.execute(
+                "SELECT partitions, compacted, retention_ms FROM topics WHERE name = ?",
+                (topic,),
+            ).fetchone()
+        if row is None:
+            raise UnknownTopicError(f"topic {topic!r} does not exist")
+        spec = TopicSpec(topic, int(row[0]), bool(row[1]), row[2])
+        self._specs[topic] = spec
+        return spec
+
+    def _check_partition(self, topic: str, partition: int) -> None:
+        partitions = self._spec(topic).partitions
+        if not 0 <= partition < partitions:
+            raise UnknownTopicError(
+                f"topic {topic!r} has partitions 0 to {partitions - 1}, not {partition}"
+            )
+
+    def _has_records(self, positions: Mapping[TopicPartition, int]) -> bool:
+        with self._reading("check for new records") as db:
+            return any(
+                db.execute(_HAS_RECORD_FROM, (topic, partition, offset)).fetchone()
+                for (topic, partition), offset in positions.items()
+            )
+
+    def _announce_append(self) -> None:
+        with self._appended:
+            self._generation += 1
+            self._appended.notify_all()
+
+    def _saw_external_commit(self) -> bool:
+        """Whether another connection committed since the last look; wakes all waiters
+        if so. `data_version` changes only when a different connection commits, and
+        costs no I/O, so polling it is cheap."""
+        with self._watch_lock:
+            if self._closed:
+                return True
+            try:
+                version = self._watcher.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise translate_error(exc, "watch for new records", self._path) from exc
+            changed = version != self._seen_data_version
+            self._seen_data_version = version
+        if changed:
+            self._announce_append()
+        return changed
+
+
+def _shape(partitions: int, compacted: bool) -> str:
+    return f"{partitions} partition(s), {'compacted' if compacted else 'not compacted'}"
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        with suppress(sqlite3.Error):
+            db.execute("ROLLBACK")

@@ -1,0 +1,197 @@
+"""How the embedded log stores things in SQLite: the table layout, the header encoding,
+opening connections, and turning sqlite3 errors into log errors.
+
+Kept apart from `SqliteEventLog` so that class reads as log semantics, not plumbing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Literal
+
+from broker.errors import LogError, LogUnavailableError
+from broker.log.port import Headers
+
+SyncMode = Literal["normal", "full"]
+
+SCHEMA_VERSION = 1
+
+# `partition_ends` holds the next offset of every partition, so offsets are never reused
+# even after retention or compaction deleted the newest records of a partition.
+# `records` keeps its rowid even though (topic, partition, offset) is the only access
+# path: a WITHOUT ROWID table stores whole rows in the key b-tree, and with values of a
+# kilobyte or more (Avro events, encrypted payloads) that spills into overflow pages and
+# appends get several times slower than a rowid table plus its key index.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL,
+    compacted INTEGER NOT NULL,
+    retention_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS partition_ends (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    headers BLOB,
+    timestamp_ms INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, offset)
+);
+CREATE TABLE IF NOT EXISTS group_offsets (
+    group_name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (group_name, topic, partition)
+) WITHOUT ROWID;
+"""
+
+# Each header is: name length (u16), value length (u32), name (UTF-8), value.
+_HEADER_PREFIX = struct.Struct(">HI")
+
+# Primary sqlite result codes after which retrying later can succeed: busy, locked,
+# I/O error, disk full, cannot open, WAL protocol error.
+_RETRIABLE_CODES = frozenset({5, 6, 10, 13, 14, 15})
+
+
+def encode_headers(headers: Headers) -> bytes | None:
+    """Pack headers into one blob; None for no headers, which is the common case."""
+    if not headers:
+        return None
+    parts: list[bytes] = []
+    for name, value in headers:
+        if not isinstance(name, str) or not isinstance(value, bytes):
+            raise LogError("a record header must be a (str, bytes) pair")
+        encoded_name = name.encode()
+        parts.append(_HEADER_PREFIX.pack(len(encoded_name), len(value)))
+        parts.append(encoded_name)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def decode_headers(blob: bytes | None) -> Headers:
+    """Unpack a blob written by `encode_headers`."""
+    if not blob:
+        return ()
+    headers: list[tuple[str, bytes]] = []
+    position = 0
+    prefix_size = _HEADER_PREFIX.size
+    while position < len(blob):
+        name_length, value_length = _HEADER_PREFIX.unpack_from(blob, position)
+        position += prefix_size
+        name = blob[position : position + name_length].decode()
+        position += name_length
+        headers.append((name, blob[position : position + value_length]))
+        position += value_length
+    return tuple(headers)
+
+
+def translate_error(exc: sqlite3.Error, doing: str, path: Path) -> LogError:
+    """A log error for a sqlite3 error, with a message that tells the operator what to
+    check. sqlite messages name tables and columns, never stored values."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in _RETRIABLE_CODES:
+        return LogUnavailableError(
+            f"event log {path} could not {doing}: {exc}. Check that the disk has free "
+            "space, the data directory is mounted and writable, and no other process "
+            "holds a long write transaction on the database; then retry."
+        )
+    return LogError(f"event log {path} could not {doing}: {exc}")
+
+
+def connect(path: Path, *, sync: SyncMode | None, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (transactions are explicit).
+
+    `sync` None opens a read-only connection; otherwise the connection may write and
+    commits with that `synchronous` level (the setting is per connection).
+    """
+    connection = sqlite3.connect(
+        path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+    )
+    if sync is None:
+        connection.execute("PRAGMA query_only = ON")
+    else:
+        connection.execute(f"PRAGMA synchronous = {sync.upper()}")
+    return connection
+
+
+def prepare_database(connection: sqlite3.Connection, path: Path) -> None:
+    """Switch the database to WAL and create the tables if they are missing."""
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise LogError(
+            f"event log {path} cannot use write-ahead logging (journal mode is {mode}); "
+            "put the data directory on a local file system"
+        )
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise LogError(
+            f"event log {path} was written by a newer Handoff (storage version {version}, "
+            f"this one understands {SCHEMA_VERSION}); upgrade Handoff to open it"
+        )
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        raise
+
+
+class ReaderPool:
+    """Read-only connections shared by the threads that read.
+
+    A pool rather than one connection per thread: request threads come and go, and a
+    connection tied to a dead thread would stay open until the log closes.
+    """
+
+    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+        self._path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Lend a connection for the duration of the `with` block."""
+        with self._lock:
+            if self._closed:
+                raise LogError(f"event log {self._path} is closed")
+            connection = self._idle.pop() if self._idle else None
+        if connection is None:
+            connection = connect(self._path, sync=None, busy_timeout_s=self._busy_timeout_s)
+        try:
+            yield connection
+        finally:
+            with self._lock:
+                keep = not self._closed
+                if keep:
+                    self._idle.append(connection)
+            if not keep:
+                connection.close()
+
+    def close(self) -> None:
+        """Close idle connections now and lent ones when they come back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
