@@ -1,0 +1,76 @@
+"""Audit queries for compliance officers: decisions and the accounting of disclosures.
+
+Auditor keys only. Subject ids given here are pseudonymised before they touch the store,
+which holds pseudonyms alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Query, Request
+
+from broker.api.auth import require
+from broker.auth import Principal, Role
+from broker.runtime import Runtime
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+AUDITOR = require(Role.AUDITOR)
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+@router.get("/decisions", summary="Policy decisions, filtered, a page at a time")
+async def decisions(
+    request: Request,
+    subject: str | None = Query(default=None, max_length=200,  # noqa: B008
+                                description="subject id (pseudonymised before lookup)"),
+    recipient: str | None = Query(default=None, max_length=200),  # noqa: B008
+    agreement: str | None = Query(default=None, max_length=200),  # noqa: B008
+    subscription: str | None = Query(default=None, max_length=200),  # noqa: B008
+    outcome: Literal["permit", "deny"] | None = None,
+    since: datetime | None = Query(default=None,  # noqa: B008
+                                   description="ISO 8601, inclusive"),
+    until: datetime | None = Query(default=None,  # noqa: B008
+                                   description="ISO 8601, exclusive"),
+    after: int = Query(default=0, ge=0, le=2**62, description="seq of the last record seen"),
+    limit: int = Query(default=100, ge=1, le=1000),  # noqa: B008
+    _: Principal = Depends(AUDITOR),  # noqa: B008
+) -> dict[str, Any]:
+    runtime: Runtime = request.app.state.runtime
+    pseudonym = runtime.auditor.subject(subject) if subject else None
+    records = await anyio.to_thread.run_sync(lambda: runtime.audit_store.query(
+        subject=pseudonym, recipient=recipient, agreement=agreement, outcome=outcome,
+        subscription=subscription, kind="decision", since_ms=_ms(since), until_ms=_ms(until),
+        after_seq=after, limit=limit))
+    return {"records": [r.to_dict() for r in records],
+            "next": records[-1].seq if records else after}
+
+
+@router.get("/disclosures/{subject_id}",
+            summary="Accounting of disclosures for one person")
+async def disclosures(
+    subject_id: str, request: Request,
+    since: datetime | None = None, until: datetime | None = None,
+    _: Principal = Depends(AUDITOR),  # noqa: B008
+) -> dict[str, Any]:
+    runtime: Runtime = request.app.state.runtime
+    pseudonym = runtime.auditor.subject(subject_id)
+    found = await anyio.to_thread.run_sync(
+        runtime.audit_store.disclosures, pseudonym, _ms(since), _ms(until))
+    return {"subject": pseudonym, "disclosures": [d.to_dict() for d in found]}
+
+
+@router.get("/head", summary="The chain head and the latest checkpoint")
+def head(request: Request, _: Principal = Depends(AUDITOR)) -> dict[str, Any]:  # noqa: B008
+    runtime: Runtime = request.app.state.runtime
+    seq, hash_hex = runtime.audit_store.head()
+    checkpoints = runtime.audit_store.checkpoints()
+    latest = checkpoints[-1] if checkpoints else None
+    return {"seq": seq, "hash": hash_hex,
+            "checkpoint": latest.to_dict() if latest is not None and hasattr(latest, "to_dict")
+            else None}

@@ -1,0 +1,106 @@
+"""Publishing events: `POST /v1/events/{event_type}` and `...:batch`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from broker.api.auth import refuse, require
+from broker.api.body import parse_json, read_capped
+from broker.api.problems import ApiError, NotFound, PayloadTooLarge, UnsupportedMediaType
+from broker.auth import Principal, Role
+from broker.runtime import Runtime
+
+AVRO = "application/vnd.handoff.avro"
+
+router = APIRouter(tags=["publish"])
+
+_EVENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            AVRO: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {
+            "type": "object", "required": ["events"],
+            "properties": {"events": {"type": "array", "items": {"type": "object"}}},
+        }}},
+    }
+}
+
+
+class BadBatch(ApiError):
+    status, slug, title = 400, "bad-batch", "Malformed batch"
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _check_publisher(request: Request, runtime: Runtime, principal: Principal,
+                     event_type: str) -> None:
+    if event_type not in runtime.event_types.names():
+        raise NotFound(f"unknown event type '{event_type}'; see GET /v1/registry/subjects")
+    agency = runtime.policy.bundle.agencies.get(principal.agency)
+    if agency is None or event_type not in agency.publishes:
+        raise refuse(request, principal,
+                     f"agency '{principal.agency}' may not publish '{event_type}' events")
+
+
+@router.post("/v1/events/{event_type}:batch", status_code=202, openapi_extra=_BATCH_BODY,
+             summary="Publish many events of one type, all or none")
+async def publish_batch(
+    event_type: str, request: Request,
+    principal: Principal = Depends(require(Role.PUBLISH)),  # noqa: B008
+) -> JSONResponse:
+    runtime = _runtime(request)
+    _check_publisher(request, runtime, principal, event_type)
+    if not request.headers.get("content-type", "application/json").startswith(
+            "application/json"):
+        raise UnsupportedMediaType("a batch is a JSON object {\"events\": [...]}")
+    cap = runtime.settings.api.max_body_bytes * 16
+    doc = parse_json(await read_capped(request, cap))
+    items = doc.get("events") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not items:
+        raise BadBatch("send {\"events\": [...]} with at least one event")
+    limit = runtime.settings.api.max_batch_events
+    if len(items) > limit:
+        raise PayloadTooLarge(f"a batch holds at most {limit} events; this one has "
+                              f"{len(items)}")
+    outcomes = await anyio.to_thread.run_sync(
+        runtime.publisher.publish_json, principal, event_type, items, True)
+    return JSONResponse({"accepted": [o.to_dict() for o in outcomes]}, status_code=202)
+
+
+@router.post("/v1/events/{event_type}", status_code=202, openapi_extra=_EVENT_BODY,
+             summary="Publish one event")
+async def publish_event(
+    event_type: str, request: Request,
+    principal: Principal = Depends(require(Role.PUBLISH)),  # noqa: B008
+) -> JSONResponse:
+    runtime = _runtime(request)
+    _check_publisher(request, runtime, principal, event_type)
+    body = await read_capped(request, runtime.settings.api.max_body_bytes)
+    content_type = request.headers.get("content-type", "application/json").split(";")[0]
+    result: Any
+    if content_type == AVRO:
+        result = await anyio.to_thread.run_sync(
+            runtime.publisher.publish_wire, principal, event_type, body)
+    elif content_type in ("application/json", ""):
+        doc = parse_json(body)
+        outcomes = await anyio.to_thread.run_sync(
+            runtime.publisher.publish_json, principal, event_type, [doc], False)
+        result = outcomes[0]
+    else:
+        raise UnsupportedMediaType(f"send application/json or {AVRO}")
+    return JSONResponse(result.to_dict(), status_code=202)

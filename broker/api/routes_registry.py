@@ -1,0 +1,120 @@
+"""The schema registry over HTTP: a subset of Confluent Schema Registry's API under
+`/v1/registry`, so standard Avro tooling can resolve the schema ids it reads on the wire."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from broker.api.auth import require
+from broker.api.problems import ApiError
+from broker.auth import Principal, Role
+from broker.event_types import event_type_of_subject
+from broker.runtime import Runtime
+from schemas.compatibility import CompatibilityLevel
+
+router = APIRouter(prefix="/v1/registry", tags=["registry"])
+ANY_KEY = require(Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR)
+
+
+class SchemaBody(BaseModel):
+    schema_: str = Field(alias="schema", max_length=200_000,
+                         description="the Avro schema as a JSON string")
+    schemaType: str = Field(default="AVRO", pattern="^AVRO$")  # noqa: N815 (Confluent's name)
+
+
+class ConfigBody(BaseModel):
+    compatibility: CompatibilityLevel
+
+
+class NotAnEventSubject(ApiError):
+    status, slug, title = 422, "not-an-event-subject", "Not an event subject"
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _parse(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(f"'schema' is not valid JSON (line {exc.lineno})") from None
+    if not isinstance(parsed, dict):
+        raise ApiError("'schema' must be a JSON object (an Avro record)")
+    return parsed
+
+
+def _version(version: str) -> int | str:
+    if version == "latest":
+        return "latest"
+    if version.isdigit() and int(version) > 0:
+        return int(version)
+    raise ApiError("version must be a positive integer or 'latest'")
+
+
+@router.get("/subjects", summary="Registered subjects")
+def subjects(request: Request, _: Principal = Depends(ANY_KEY)) -> list[str]:  # noqa: B008
+    return sorted(_runtime(request).registry.subjects())
+
+
+@router.get("/subjects/{subject}/versions", summary="Versions of a subject")
+def versions(subject: str, request: Request,
+             _: Principal = Depends(ANY_KEY)) -> list[int]:  # noqa: B008
+    return list(_runtime(request).registry.versions(subject))
+
+
+@router.get("/subjects/{subject}/versions/{version}", summary="One version of a subject")
+def get_version(subject: str, version: str, request: Request,
+                _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:  # noqa: B008
+    entry = _runtime(request).registry.get(subject, _version(version))
+    return {"subject": entry.subject, "version": entry.version, "id": entry.schema_id,
+            "schema": entry.schema if isinstance(entry.schema, str)
+            else json.dumps(entry.schema)}
+
+
+@router.get("/schemas/ids/{schema_id}", summary="A schema by its global id")
+def by_id(schema_id: int, request: Request,
+          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:  # noqa: B008
+    entry = _runtime(request).registry.by_id(schema_id)
+    return {"schema": entry.schema if isinstance(entry.schema, str)
+            else json.dumps(entry.schema)}
+
+
+@router.post("/subjects/{subject}/versions",
+             summary="Register a new version of an event type (admin)")
+def register(subject: str, body: SchemaBody, request: Request,
+             _: Principal = Depends(require(Role.ADMIN))) -> dict[str, int]:  # noqa: B008
+    runtime = _runtime(request)
+    event_type = event_type_of_subject(subject)
+    if event_type is None:
+        raise NotAnEventSubject("register event schemas under 'events.<type>-value'; view "
+                                "subjects are derived from policy and cannot be written")
+    registered = runtime.event_types.add_version(event_type, _parse(body.schema_))
+    return {"id": registered.schema_id}
+
+
+@router.post("/compatibility/subjects/{subject}/versions/{version}",
+             summary="Would this schema be accepted as the next version?")
+def check(subject: str, version: str, body: SchemaBody, request: Request,
+          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:  # noqa: B008
+    problems = _runtime(request).registry.check(subject, _parse(body.schema_),
+                                                _version(version))
+    return {"is_compatible": not problems, "messages": problems}
+
+
+@router.get("/config/{subject}", summary="A subject's compatibility level")
+def get_config(subject: str, request: Request,
+               _: Principal = Depends(ANY_KEY)) -> dict[str, str]:  # noqa: B008
+    return {"compatibilityLevel": str(_runtime(request).registry.compatibility(subject))}
+
+
+@router.put("/config/{subject}", summary="Set a subject's compatibility level (admin)")
+def put_config(subject: str, body: ConfigBody, request: Request,
+               _: Principal = Depends(require(Role.ADMIN))) -> dict[str, str]:  # noqa: B008
+    _runtime(request).registry.set_compatibility(subject, body.compatibility)
+    return {"compatibility": str(body.compatibility)}

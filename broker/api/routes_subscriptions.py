@@ -1,0 +1,157 @@
+"""Receiving permitted events: pull with a cursor (long poll) or a server-sent-event
+stream, resumable with `Last-Event-ID`."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import fastavro
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from broker.api.auth import refuse, require
+from broker.api.problems import NotAcceptable, NotFound
+from broker.auth import Principal, Role
+from broker.delivery.cursor import Cursor
+from broker.delivery.feed import Delivery
+from broker.runtime import Runtime
+
+AVRO = "application/vnd.handoff.avro"
+HEARTBEAT_SECONDS = 15.0
+
+router = APIRouter(tags=["subscribe"])
+
+# Avro responses are an object container file of these envelopes; `data` holds the view
+# record in Confluent wire format, whose schema id resolves in the registry.
+ENVELOPE_SCHEMA = fastavro.parse_schema({
+    "type": "record", "name": "Delivery", "namespace": "org.handoff.delivery",
+    "fields": [
+        {"name": "event_id", "type": "string"},
+        {"name": "decision_id", "type": "string"},
+        {"name": "event_type", "type": "string"},
+        {"name": "source", "type": "string"},
+        {"name": "occurred_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "withheld", "type": {"type": "array", "items": "string"}},
+        {"name": "obligations", "type": {"type": "array", "items": {"type": "map",
+                                                                    "values": "string"}}},
+        {"name": "cursor", "type": "string"},
+        {"name": "schema_id", "type": "int"},
+        {"name": "data", "type": "bytes"},
+    ],
+})
+
+
+def _owned_subscription(request: Request, principal: Principal, sub_id: str) -> Any:
+    runtime: Runtime = request.app.state.runtime
+    sub = runtime.policy.bundle.subscriptions.get(sub_id)
+    if sub is None:
+        raise NotFound(f"no subscription '{sub_id}'")
+    if sub.agency != principal.agency:
+        raise refuse(request, principal,
+                     f"subscription '{sub_id}' belongs to another agency")
+    return sub
+
+
+@router.get("/v1/subscriptions", summary="The caller's subscriptions")
+def list_subscriptions(
+    request: Request, principal: Principal = Depends(require(Role.SUBSCRIBE)),  # noqa: B008
+) -> dict[str, Any]:
+    runtime: Runtime = request.app.state.runtime
+    subs = [s for s in runtime.policy.bundle.subscriptions.values()
+            if s.agency == principal.agency]
+    return {"subscriptions": [
+        {"id": s.id, "event_types": list(s.event_types), "purpose": s.purpose,
+         "delivery": str(getattr(s.delivery, "mode", s.delivery))}
+        for s in subs
+    ]}
+
+
+@router.get("/v1/subscriptions/{subscription_id}/events",
+            summary="Pull permitted events after a cursor, waiting up to `wait` seconds")
+async def pull(
+    subscription_id: str, request: Request,
+    after: str | None = Query(default=None, max_length=2000,  # noqa: B008
+                              description="the `next` cursor of the previous response"),
+    limit: int = Query(default=100, ge=1, le=1000),  # noqa: B008
+    wait: float = Query(default=0, ge=0, le=300),  # noqa: B008
+    principal: Principal = Depends(require(Role.SUBSCRIBE)),  # noqa: B008
+) -> Response:
+    _owned_subscription(request, principal, subscription_id)
+    runtime: Runtime = request.app.state.runtime
+    avro = AVRO in request.headers.get("accept", "")
+    if not avro and "accept" in request.headers and not _accepts_json(request):
+        raise NotAcceptable(f"this endpoint serves application/json or {AVRO}")
+    feed = runtime.feed
+    cursor = Cursor.parse(after, feed.partitions(subscription_id))
+    wait = min(wait, runtime.settings.api.max_wait_seconds)
+    deliveries, nxt = await anyio.to_thread.run_sync(feed.read, subscription_id, cursor, limit)
+    if not deliveries and wait > 0:
+        woke = await anyio.to_thread.run_sync(feed.wait, subscription_id, cursor, wait,
+                                              limiter=request.app.state.wait_limiter)
+        if woke:
+            deliveries, nxt = await anyio.to_thread.run_sync(
+                feed.read, subscription_id, cursor, limit)
+    if avro:
+        return Response(_container(deliveries), media_type=AVRO,
+                        headers={"Handoff-Next-Cursor": str(nxt)})
+    return JSONResponse({"events": [d.to_json() for d in deliveries], "next": str(nxt)})
+
+
+def _accepts_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return any(t in accept for t in ("application/json", "*/*", "application/*")) or not accept
+
+
+def _container(deliveries: list[Delivery]) -> bytes:
+    out = io.BytesIO()
+    fastavro.writer(out, ENVELOPE_SCHEMA, [
+        {"event_id": d.envelope.event_id, "decision_id": d.envelope.decision_id,
+         "event_type": d.envelope.event_type, "source": d.envelope.source,
+         "occurred_at": d.envelope.occurred_at_ms, "withheld": list(d.envelope.withheld),
+         "obligations": [{k: str(v) for k, v in o.items()} for o in d.envelope.obligations],
+         "cursor": d.cursor, "schema_id": d.schema_id, "data": d.wire}
+        for d in deliveries
+    ])
+    return out.getvalue()
+
+
+@router.get("/v1/subscriptions/{subscription_id}/stream",
+            summary="Server-sent events; resume with the Last-Event-ID header",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def stream(
+    subscription_id: str, request: Request,
+    after: str | None = Query(default=None, max_length=2000),  # noqa: B008
+    principal: Principal = Depends(require(Role.SUBSCRIBE)),  # noqa: B008
+) -> StreamingResponse:
+    _owned_subscription(request, principal, subscription_id)
+    runtime: Runtime = request.app.state.runtime
+    feed = runtime.feed
+    resume = request.headers.get("last-event-id") or after
+    cursor = Cursor.parse(resume, feed.partitions(subscription_id))
+
+    async def events() -> AsyncIterator[str]:
+        position = cursor
+        yield ": connected\n\n"
+        while True:
+            if await request.is_disconnected():
+                return
+            batch, position = await anyio.to_thread.run_sync(
+                feed.read, subscription_id, position, 100)
+            for delivery in batch:
+                yield delivery.to_sse()
+            if not batch:
+                # Waiting threads have their own limiter so idle streams never starve
+                # publishers of worker threads.
+                woke = await anyio.to_thread.run_sync(
+                    feed.wait, subscription_id, position, HEARTBEAT_SECONDS,
+                    limiter=request.app.state.wait_limiter)
+                if not woke:
+                    yield ": keep-alive\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

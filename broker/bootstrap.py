@@ -1,0 +1,136 @@
+"""The composition root: reads settings and builds the running broker's object graph.
+
+Nothing else in the broker opens files, creates clients or reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from broker.audit import SqliteAuditStore, SubjectPseudonymizer
+from broker.audit.paths import audit_db_path, pseudonym_key_path
+from broker.audit.pseudonym import load_or_create_pseudonym_key
+from broker.auditing import Auditor
+from broker.auth import load_keyring
+from broker.config import Settings
+from broker.consent_feed import ConsentFeed
+from broker.delivery.feed import DeliveryFeed
+from broker.errors import ConfigError
+from broker.event_types import EventTypes
+from broker.ingest.idempotency import SqliteIdempotencyIndex
+from broker.ingest.publisher import Publisher
+from broker.log.port import EventLog, NewRecord, TopicSpec
+from broker.metrics import Metrics
+from broker.policy_holder import PolicyHolder
+from broker.registry_store import LogRegistryStore
+from broker.runtime import Runtime
+from broker.topics import POLICY, QUARANTINE, delivery_topic, ingress_topic
+from broker.view_schemas import ViewSchemas
+from schemas.catalog import SchemaCatalog
+from schemas.registry import SchemaRegistry
+from schemas.wire import WireCodec
+
+log = logging.getLogger("handoff")
+
+
+def open_event_log(settings: Settings) -> EventLog:
+    if settings.log.backend == "embedded":
+        from broker.log.sqlite import SqliteEventLog
+
+        return SqliteEventLog(settings.data_dir / "log.db", sync=settings.log.sync)
+    raise ConfigError(
+        f"log backend '{settings.log.backend}' is not available in this build; "
+        "set HANDOFF_LOG__BACKEND=embedded"
+    )
+
+
+def load_or_create_secret(path: Path, size: int = 32) -> bytes:
+    """A random key kept in the data directory, created on first start (mode 0600)."""
+    if path.exists():
+        key = path.read_bytes()
+        if len(key) < 16:
+            raise ConfigError(f"{path}: key file is too short; restore it from backup")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(size)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    if not settings.policy_dir.is_dir():
+        raise ConfigError(f"{settings.policy_dir}: policy folder not found; pass --policy DIR")
+    metrics = Metrics()
+    event_log = open_event_log(settings)
+    registry = SchemaRegistry(LogRegistryStore(event_log))
+    codec = WireCodec(registry, max_bytes=settings.api.max_body_bytes)
+    event_types = EventTypes(registry, SchemaCatalog.load())
+    for event_type in event_types.names():
+        event_log.ensure_topic(TopicSpec(ingress_topic(event_type),
+                                         partitions=settings.log.ingress_partitions))
+    event_log.ensure_topic(TopicSpec(QUARANTINE))
+    event_log.ensure_topic(TopicSpec(POLICY))
+
+    policy = PolicyHolder(settings.policy_dir, event_types.catalog,
+                          load_or_create_secret(data / "keys" / "policy-pseudonym.key"))
+    for sub_id in policy.bundle.subscriptions:
+        event_log.ensure_topic(TopicSpec(delivery_topic(sub_id),
+                                         partitions=settings.log.delivery_partitions))
+
+    audit_store = SqliteAuditStore(audit_db_path(data))
+    pseudonymizer = SubjectPseudonymizer(load_or_create_pseudonym_key(pseudonym_key_path(data)))
+    auditor = Auditor(audit_store, pseudonymizer, metrics)
+    record_policy_in_force(event_log, policy, auditor)
+
+    consents = ConsentFeed(event_log, codec)
+    consents.catch_up()
+    idempotency = SqliteIdempotencyIndex(data / "ingress.db")
+    return Runtime(
+        settings=settings,
+        log=event_log,
+        registry=registry,
+        event_types=event_types,
+        codec=codec,
+        policy=policy,
+        consents=consents,
+        views=ViewSchemas(registry, policy),
+        audit_store=audit_store,
+        auditor=auditor,
+        idempotency=idempotency,
+        publisher=Publisher(event_log, event_types, codec, idempotency, auditor, metrics),
+        feed=DeliveryFeed(event_log, codec, registry),
+        metrics=metrics,
+        keyring=load_keyring(settings.resolved_keys_file),
+    )
+
+
+def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: Auditor
+                           ) -> None:
+    """Append the bundle to `_policy` and audit it, when it differs from the last one."""
+    version = policy.bundle.version
+    end = event_log.end_offset(POLICY, 0)
+    if end:
+        last = event_log.read(POLICY, 0, end - 1, 1)
+        if last and json.loads(last[0].value).get("version") == version:
+            return
+    files = {
+        str(p.relative_to(policy.directory)): p.read_text(encoding="utf-8")
+        for p in sorted(policy.directory.rglob("*.yaml"))
+    }
+    doc = {"version": version, "files": files}
+    event_log.append(POLICY, [NewRecord(value=json.dumps(doc).encode(),
+                                        key=version.encode())])
+    bundle = policy.bundle
+    auditor.policy_loaded(version, {
+        "agencies": len(bundle.agencies), "subscriptions": len(bundle.subscriptions),
+        "files": sorted(files),
+    }, actor="broker")
+    log.info("policy version %s in force", version)

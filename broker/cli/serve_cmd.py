@@ -1,0 +1,59 @@
+"""`handoff serve`: the API, router and delivery in one process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from broker.api.app import create_app
+from broker.bootstrap import build_runtime
+from broker.cli.errors import exit_on_config_error
+from broker.config import Settings, load_settings
+from broker.services import Services
+
+app = typer.Typer()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def serve_settings(settings: Settings, ready_message: bool = True) -> None:
+    """Build and run a broker until interrupted (Ctrl-C or SIGTERM)."""
+    runtime = build_runtime(settings)
+    services = Services(runtime)
+    services.start()
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(runtime), host=settings.api.host, port=settings.api.port,
+        log_level="warning", access_log=False, lifespan="on",
+    ))
+    if ready_message:
+        logging.getLogger("handoff").info(
+            "serving on http://%s:%d (OpenAPI docs at /docs), data in %s",
+            settings.api.host, settings.api.port, settings.data_dir)
+    try:
+        server.run()
+    finally:
+        services.stop()
+
+
+@app.command("serve")
+def serve(
+    policy: Path | None = typer.Option(None, help="policy bundle folder"),  # noqa: B008
+    data: Path | None = typer.Option(None, help="data directory"),  # noqa: B008
+    host: str | None = typer.Option(None, help="interface to listen on"),
+    port: int | None = typer.Option(None, help="TCP port"),
+    keys: Path | None = typer.Option(None, help="API keys file (YAML, hashed)"),  # noqa: B008
+    config: Path | None = typer.Option(None, help="YAML settings file"),  # noqa: B008
+) -> None:
+    """Run the API, router and delivery in one process on the embedded log."""
+    configure_logging()
+    with exit_on_config_error():
+        settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys)
+        api = settings.api.model_copy(update={k: v for k, v in
+                                              {"host": host, "port": port}.items() if v})
+        settings = settings.model_copy(update={"api": api})
+        serve_settings(settings)

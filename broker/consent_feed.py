@@ -1,0 +1,53 @@
+"""Keeps the policy engine's consent view in step with `events.consent`.
+
+Every router reads every partition of the consent topic (no consumer group), so each
+holds the whole view. The view is rebuilt from the topic at start; the topic is the
+durable record of every grant and revocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from broker.log.port import EventLog
+from broker.topics import ingress_topic
+from policy import ConsentView
+from schemas.errors import DecodeError
+from schemas.wire import WireCodec
+
+log = logging.getLogger("handoff.consent")
+
+
+class ConsentFeed:
+    def __init__(self, event_log: EventLog, codec: WireCodec) -> None:
+        self._log = event_log
+        self._codec = codec
+        self._topic = ingress_topic("consent")
+        self._positions: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self.view = ConsentView()
+
+    def catch_up(self) -> int:
+        """Apply every consent record appended since the last call; returns how many."""
+        applied = 0
+        with self._lock:
+            for partition in range(self._log.partitions(self._topic)):
+                position = self._positions.get(partition, 0)
+                end = self._log.end_offset(self._topic, partition)
+                while position < end:
+                    records = self._log.read(self._topic, partition, position, 1000)
+                    if not records:
+                        break
+                    for record in records:
+                        try:
+                            _, consent = self._codec.decode(record.value)
+                        except DecodeError:
+                            log.warning("skipped an undecodable consent record at partition "
+                                        "%d offset %d", partition, record.offset)
+                            continue
+                        self.view.apply(consent, record.timestamp_ms)
+                        applied += 1
+                    position = records[-1].offset + 1
+                self._positions[partition] = position
+        return applied

@@ -1,0 +1,1 @@
+"""Getting permitted views to subscribers: delivery topics, cursors, pull and streams."""

@@ -1,0 +1,57 @@
+"""How a delivery is carried on `deliver.<subscription>`: Avro view in Confluent wire
+format as the value, and the envelope (ids, provenance, what was withheld) as headers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from broker.log.port import Headers, LogRecord
+
+H_EVENT_ID = "handoff.event_id"
+H_DECISION_ID = "handoff.decision_id"
+H_EVENT_TYPE = "handoff.event_type"
+H_SOURCE = "handoff.source"
+H_OCCURRED_AT = "handoff.occurred_at"
+H_INGESTED_AT = "handoff.ingested_at"
+H_WITHHELD = "handoff.withheld"
+H_OBLIGATIONS = "handoff.obligations"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEnvelope:
+    event_id: str
+    decision_id: str
+    event_type: str
+    source: str
+    occurred_at_ms: int
+    ingested_at_ms: int
+    withheld: tuple[str, ...]
+    obligations: tuple[dict[str, Any], ...]
+
+    def headers(self) -> Headers:
+        return (
+            (H_EVENT_ID, self.event_id.encode()),
+            (H_DECISION_ID, self.decision_id.encode()),
+            (H_EVENT_TYPE, self.event_type.encode()),
+            (H_SOURCE, self.source.encode()),
+            (H_OCCURRED_AT, str(self.occurred_at_ms).encode()),
+            (H_INGESTED_AT, str(self.ingested_at_ms).encode()),
+            (H_WITHHELD, json.dumps(list(self.withheld)).encode()),
+            (H_OBLIGATIONS, json.dumps(list(self.obligations)).encode()),
+        )
+
+    @classmethod
+    def from_record(cls, record: LogRecord) -> DeliveryEnvelope:
+        h = dict(record.headers)
+        return cls(
+            event_id=h[H_EVENT_ID].decode(),
+            decision_id=h[H_DECISION_ID].decode(),
+            event_type=h[H_EVENT_TYPE].decode(),
+            source=h[H_SOURCE].decode(),
+            occurred_at_ms=int(h[H_OCCURRED_AT]),
+            ingested_at_ms=int(h[H_INGESTED_AT]),
+            withheld=tuple(json.loads(h[H_WITHHELD])),
+            obligations=tuple(json.loads(h[H_OBLIGATIONS])),
+        )

@@ -1,0 +1,1 @@
+"""Accepting events from publishers: validation, idempotency, append to ingress topics."""

@@ -1,0 +1,276 @@
+"""The router: from ingress topics to per-subscription delivery topics, through policy.
+
+For each batch it reads, the router
+1. catches the consent view up with `events.consent` (so a consent or revocation that was
+   accepted before an event is in force when that event is decided),
+2. asks the policy engine for a decision per matching subscription,
+3. appends one audit record per decision, then the permitted views to
+   `deliver.<subscription>`,
+4. and only then commits its ingress offsets.
+
+A crash anywhere before step 4 replays the batch: decisions are re-made with the same
+`decision_id`, so a replay shows up as duplicates that receivers can recognise, never
+as a loss and never as a delivery without an audit record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.audit import AuditEntry
+from broker.auditing import Auditor, now_ms
+from broker.consent_feed import ConsentFeed
+from broker.delivery.envelope import DeliveryEnvelope
+from broker.errors import LogError
+from broker.event_types import EventTypes
+from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
+from broker.metrics import Metrics
+from broker.policy_holder import PolicyHolder
+from broker.topics import (
+    H_INGEST_SOURCE,
+    H_QUARANTINE_REASON,
+    QUARANTINE,
+    ROUTER_GROUP,
+    delivery_topic,
+    event_type_of,
+    ingress_topic,
+)
+from broker.view_schemas import ViewSchemas
+from schemas.errors import DecodeError, HandoffError
+from schemas.wire import WireCodec
+
+log = logging.getLogger("handoff.router")
+
+
+@dataclass
+class _Batch:
+    audit: list[AuditEntry] = field(default_factory=list)
+    deliveries: dict[str, list[NewRecord]] = field(default_factory=lambda: defaultdict(list))
+    quarantine: list[NewRecord] = field(default_factory=list)
+    latencies: list[tuple[str, int]] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class Router:
+    def __init__(
+        self,
+        event_log: EventLog,
+        event_types: EventTypes,
+        codec: WireCodec,
+        policy: PolicyHolder,
+        consents: ConsentFeed,
+        views: ViewSchemas,
+        auditor: Auditor,
+        metrics: Metrics,
+        batch_size: int = 500,
+        poll_timeout: float = 0.5,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._log = event_log
+        self._types = event_types
+        self._codec = codec
+        self._policy = policy
+        self._consents = consents
+        self._views = views
+        self._auditor = auditor
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._poll_timeout = poll_timeout
+        self._clock = clock
+        self._consumer: Consumer | None = None
+        self.healthy = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def topics(self) -> list[str]:
+        return [ingress_topic(t) for t in self._types.names()]
+
+    def _ensure_consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = self._log.consumer(ROUTER_GROUP, self.topics())
+        return self._consumer
+
+    def _drop_consumer(self) -> None:
+        # Closing and re-joining rewinds to the committed offsets, which is how a batch
+        # that failed half-way is replayed.
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except HandoffError:
+                log.warning("router consumer did not close cleanly", exc_info=True)
+            self._consumer = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Route until `stop` is set. Failures are logged, counted and retried."""
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                self.step()
+                self.healthy.set()
+                backoff = 0.1
+            except Exception:  # top-level loop: log, count, rewind and carry on
+                self.healthy.clear()
+                self._metrics.router_errors.inc()
+                log.exception("router batch failed; replaying from the last commit")
+                self._drop_consumer()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._drop_consumer()
+
+    # -- one batch ---------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Route one polled batch; returns how many ingress records it handled."""
+        consumer = self._ensure_consumer()
+        records = consumer.poll(self._poll_timeout, self._batch_size)
+        self._consents.catch_up()
+        if not records:
+            self._update_lag(consumer)
+            return 0
+        batch = _Batch()
+        engine = self._policy.engine
+        for record in records:
+            batch.offsets[(record.topic, record.partition)] = record.offset + 1
+            self._route_one(record, engine, batch)
+        self._auditor.write(batch.audit)
+        for sub_id, deliveries in batch.deliveries.items():
+            self._log.append(delivery_topic(sub_id), deliveries)
+        if batch.quarantine:
+            self._log.append(QUARANTINE, batch.quarantine)
+        consumer.commit(batch.offsets)
+        now = self._clock()
+        for sub_id, ingested_at in batch.latencies:
+            self._metrics.delivery_latency.labels(sub_id).observe(max(0, now - ingested_at)
+                                                                  / 1000)
+        self._update_lag(consumer)
+        return len(records)
+
+    def _route_one(self, record: LogRecord, engine: Any, batch: _Batch) -> None:
+        event_type = event_type_of(record.topic)
+        try:
+            schema_id, event = self._codec.decode(record.value)
+        except DecodeError as exc:
+            self._quarantine(record, event_type, f"undecodable: {exc}", batch)
+            return
+        registered = self._types.by_id(schema_id)
+        source_raw = record.header(H_INGEST_SOURCE)
+        if registered is None or source_raw is None:
+            self._quarantine(record, event_type, "unknown schema id or missing source", batch)
+            return
+        source = source_raw.decode()
+        subject = self._auditor.subject(str(event["subject_id"]))
+        try:
+            subscriptions = engine.subscriptions_for(event_type, source, event)
+            decisions = [
+                engine.decide(event_type, registered.version, event, source, sub.id,
+                              self._consents.view, record.timestamp_ms)
+                for sub in subscriptions
+            ]
+        except HandoffError as exc:
+            self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch)
+            return
+        for decision in decisions:
+            self._record_decision(record, event, event_type, registered.version, source,
+                                  subject, decision, batch)
+
+    def _record_decision(
+        self, record: LogRecord, event: dict[str, Any], event_type: str, version: int,
+        source: str, subject: str, decision: Any, batch: _Batch,
+    ) -> None:
+        sub_id = decision.subscription_id
+        batch.audit.append(AuditEntry(
+            kind="decision", at_ms=record.timestamp_ms, subject=subject,
+            recipient=decision.recipient, source=source, agreement=decision.agreement_id,
+            subscription=sub_id, outcome=decision.outcome, event_id=str(event["event_id"]),
+            decision_id=decision.decision_id, actor="router", detail=decision.to_dict(),
+        ))
+        self._metrics.decisions.labels(sub_id, decision.outcome).inc()
+        for reason, count in _withheld_reasons(decision).items():
+            self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
+        if decision.outcome != "permit" or decision.view is None:
+            return
+        view_id = self._views.schema_id(sub_id, event_type, version)
+        envelope = DeliveryEnvelope(
+            event_id=str(event["event_id"]),
+            decision_id=decision.decision_id,
+            event_type=event_type,
+            source=source,
+            occurred_at_ms=_millis(event.get("occurred_at")),
+            ingested_at_ms=record.timestamp_ms,
+            withheld=tuple(decision.withheld),
+            obligations=tuple(_obligation_dict(o) for o in decision.obligations),
+        )
+        batch.deliveries[sub_id].append(NewRecord(
+            value=self._codec.encode(view_id, decision.view),
+            key=subject.encode(),
+            headers=envelope.headers(),
+        ))
+        batch.latencies.append((sub_id, record.timestamp_ms))
+
+    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch
+                    ) -> None:
+        log.warning("quarantined %s record at partition %d offset %d: %s",
+                    event_type, record.partition, record.offset, reason.split(":")[0])
+        self._metrics.quarantined.labels(event_type).inc()
+        batch.quarantine.append(NewRecord(
+            value=record.value, key=None,
+            headers=(*record.headers, (H_QUARANTINE_REASON, reason.encode()),
+                     ("handoff.origin", f"{record.topic}/{record.partition}/"
+                      f"{record.offset}".encode())),
+        ))
+        batch.audit.append(AuditEntry(
+            kind="record_quarantined", at_ms=self._clock(), outcome="quarantined",
+            detail={"topic": record.topic, "partition": record.partition,
+                    "offset": record.offset, "reason": reason},
+        ))
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        try:
+            lag = 0
+            for topic, partition in consumer.assignment():
+                end = self._log.end_offset(topic, partition)
+                committed = consumer.committed((topic, partition)) or 0
+                lag += max(0, end - committed)
+            self._metrics.router_lag.set(lag)
+        except LogError:
+            log.debug("could not compute router lag", exc_info=True)
+
+
+def _withheld_reasons(decision: Any) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for f in decision.fields:
+        if f.status == "withheld":
+            counts[_reason_label(f.reason)] += 1
+    return counts
+
+
+def _reason_label(reason: str) -> str:
+    """A short, bounded label for metrics (never field values)."""
+    text = (reason or "other").lower()
+    for label in ("agreement", "consent", "purpose", "deny", "drop", "never"):
+        if label in text:
+            return label
+    return "other"
+
+
+def _obligation_dict(obligation: Any) -> dict[str, Any]:
+    if isinstance(obligation, dict):
+        return obligation
+    to_dict = getattr(obligation, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return {"id": getattr(obligation, "id", str(obligation)),
+            "text": getattr(obligation, "text", "")}
+
+
+def _millis(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    if value is None:
+        return 0
+    return int(value.timestamp() * 1000)

@@ -1,0 +1,70 @@
+"""Background work of a running broker: the router thread and audit checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from broker.audit.checkpoints import CheckpointSigner
+from broker.audit.paths import signing_key_path
+from broker.errors import BrokerError
+from broker.router import Router
+from broker.runtime import Runtime
+
+log = logging.getLogger("handoff")
+
+
+class Services:
+    def __init__(self, runtime: Runtime, run_router: bool = True) -> None:
+        self.runtime = runtime
+        s = runtime.settings
+        self.router = Router(
+            runtime.log, runtime.event_types, runtime.codec, runtime.policy,
+            runtime.consents, runtime.views, runtime.auditor, runtime.metrics,
+            batch_size=s.router.batch_size, poll_timeout=s.router.poll_timeout_seconds,
+        )
+        self.signer = CheckpointSigner.load_or_create(signing_key_path(s.data_dir))
+        self._run_router = run_router
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        runtime.services = self
+
+    def start(self) -> None:
+        if self._run_router:
+            self._spawn("handoff-router", self.router.run)
+        self._spawn("handoff-checkpoints", self._checkpoint_loop)
+
+    def _spawn(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def router_healthy(self) -> bool:
+        return not self._run_router or self.router.healthy.is_set()
+
+    def _checkpoint_loop(self, stop: threading.Event) -> None:
+        interval = self.runtime.settings.audit.checkpoint_interval_seconds
+        while not stop.wait(interval):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Sign the audit chain head, unless the latest checkpoint already covers it."""
+        store = self.runtime.audit_store
+        seq, _ = store.head()
+        latest = store.checkpoints()
+        if seq == 0 or (latest and latest[-1].seq == seq):
+            return
+        try:
+            self.signer.checkpoint(store)
+        except BrokerError:
+            log.exception("could not sign an audit checkpoint; will retry")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.checkpoint()
+        rt = self.runtime
+        rt.idempotency.close()
+        rt.audit_store.close()
+        rt.log.close()
