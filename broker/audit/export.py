@@ -1,0 +1,68 @@
+"""Exports of the audit log for compliance work outside the broker.
+
+- JSON lines: one record per line, exactly the canonical JSON the chain hashes plus its
+  `hash`, so each line can be re-verified with the algorithm in `docs/audit.md`; an
+  unfiltered export re-verifies as a whole chain.
+- CSV: flat columns for spreadsheets, with `detail` as a canonical JSON column.
+
+Both stream: records are written as they are read, whatever the size of the log.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+from broker.audit.records import canonical_json
+from broker.audit.store import AuditFilter, AuditStore
+
+ExportFormat = Literal["jsonl", "csv"]
+
+CSV_COLUMNS = (
+    "seq", "at", "at_ms", "kind", "subject", "recipient", "source", "agreement",
+    "subscription", "outcome", "event_id", "decision_id", "actor", "detail", "prev_hash",
+    "hash",
+)
+"""CSV header. `at` is `at_ms` as ISO 8601 UTC with milliseconds, for people."""
+
+
+def iso_utc(at_ms: int) -> str:
+    """`at_ms` as `2025-03-01T14:03:22.120Z`."""
+    moment = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
+
+
+def export_jsonl(store: AuditStore, out: TextIO, where: AuditFilter | None = None) -> int:
+    """Write matching records as canonical JSON lines; return how many were written."""
+    count = 0
+    for record in store.iter_records(where=where):
+        out.write(record.to_json_line())
+        out.write("\n")
+        count += 1
+    return count
+
+
+def export_csv(store: AuditStore, out: TextIO, where: AuditFilter | None = None) -> int:
+    """Write matching records as CSV with a header row; return how many were written."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for record in store.iter_records(where=where):
+        writer.writerow((
+            record.seq, iso_utc(record.at_ms), record.at_ms, record.kind, record.subject,
+            record.recipient, record.source, record.agreement, record.subscription,
+            record.outcome, record.event_id, record.decision_id, record.actor,
+            canonical_json(dict(record.detail)), record.prev_hash, record.hash,
+        ))
+        count += 1
+    return count
+
+
+def export_records(
+    store: AuditStore, out: TextIO, fmt: ExportFormat, where: AuditFilter | None = None
+) -> int:
+    """Write matching records in `fmt`; return how many were written."""
+    if fmt == "csv":
+        return export_csv(store, out, where)
+    return export_jsonl(store, out, where)
