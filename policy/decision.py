@@ -1,0 +1,251 @@
+"""Decisions: what one subscriber may receive of one event, and why.
+
+A `Decision` is a value (the OPA idea): the broker enforces it, the audit log stores its
+`to_dict()`, a test compares it. Everything that depends only on the bundle, schema,
+subscription, agreement and which consent requirements held is computed once into a
+shared `DecisionPlan`; a decision adds the event id, decision time and consent ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from policy.model import Obligation
+
+Outcome = Literal["permit", "deny"]
+FieldStatus = Literal["released", "transformed", "withheld"]
+Projector = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDecision:
+    """The fate of one leaf field of the source event, and why."""
+
+    path: str
+    status: FieldStatus
+    transform: str | None
+    """Label of the transform applied (`generalise:month`), when transformed."""
+    reason: str
+    rule_ids: tuple[str, ...] = ()
+    agreement_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "status": self.status, "transform": self.transform,
+            "reason": self.reason, "rule_ids": list(self.rule_ids),
+            "agreement_id": self.agreement_id,
+        }
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class DecisionPlan:
+    """The part of a decision shared by every event with the same compiled outcome."""
+
+    outcome: Outcome
+    deny_reason: str | None
+    event_type: str
+    schema_version: int
+    source: str
+    subscription_id: str
+    recipient: str
+    purpose: str
+    agreement_id: str | None
+    bundle_version: str
+    fields: tuple[FieldDecision, ...]
+    obligations: tuple[Obligation, ...] = ()
+    legal_basis: tuple[str, ...] = ()
+    project: Projector | None = None
+    released: tuple[str, ...] = field(init=False)
+    transformed: tuple[str, ...] = field(init=False)
+    withheld: tuple[str, ...] = field(init=False)
+    _json_head: str = field(init=False, repr=False)
+    _json_middle: str = field(init=False, repr=False)
+    _json_tail: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def paths(status: str) -> tuple[str, ...]:
+            return tuple(f.path for f in self.fields if f.status == status)
+
+        object.__setattr__(self, "released", paths("released"))
+        object.__setattr__(self, "transformed", paths("transformed"))
+        object.__setattr__(self, "withheld", paths("withheld"))
+        # Keys in sorted order, so the concatenation equals json.dumps(sort_keys=True).
+        head = (f'{{"agreement_id":{_dumps(self.agreement_id)},'
+                f'"bundle_version":{_dumps(self.bundle_version)},"consent_ids":')
+        middle = f',"deny_reason":{_dumps(self.deny_reason)},"event_id":'
+        tail_items = {
+            "event_type": self.event_type,
+            "fields": [f.to_dict() for f in self.fields],
+            "legal_basis": list(self.legal_basis),
+            "obligations": [o.to_dict() for o in self.obligations],
+            "outcome": self.outcome, "purpose": self.purpose, "recipient": self.recipient,
+            "released": list(self.released), "schema_version": self.schema_version,
+            "source": self.source, "subscription_id": self.subscription_id,
+            "transformed": list(self.transformed), "withheld": list(self.withheld),
+        }
+        tail = "," + _dumps(tail_items)[1:]
+        object.__setattr__(self, "_json_head", head)
+        object.__setattr__(self, "_json_middle", middle)
+        object.__setattr__(self, "_json_tail", tail)
+
+
+def decision_id_for(event_id: str, subscription_id: str, bundle_version: str) -> str:
+    """Deterministic: re-processing an event under the same bundle yields the same id."""
+    key = f"{event_id}\x1f{subscription_id}\x1f{bundle_version}".encode()
+    return hashlib.sha256(key).hexdigest()[:32]
+
+
+class Decision:
+    """What one subscription may receive of one event, and why.
+
+    `view` is the projected record (None when denied); it is built the first time it is
+    read, so a decision that is only audited costs no projection. `to_dict()` holds
+    paths, reasons and rule ids, never a field value: it goes to the audit log.
+    """
+
+    __slots__ = ("_decision_id", "_plan", "_record", "_view", "consent_ids",
+                 "decision_time_ms", "event_id")
+
+    def __init__(
+        self, plan: DecisionPlan, event_id: str, decision_time_ms: int,
+        consent_ids: tuple[str, ...] = (), record: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._plan = plan
+        self.event_id = event_id
+        self.decision_time_ms = decision_time_ms
+        self.consent_ids = consent_ids
+        self._record = record
+        self._view: dict[str, Any] | None = None
+        self._decision_id: str | None = None
+
+    # -- shared parts ------------------------------------------------------------------
+
+    @property
+    def outcome(self) -> Outcome:
+        return self._plan.outcome
+
+    @property
+    def deny_reason(self) -> str | None:
+        return self._plan.deny_reason
+
+    @property
+    def event_type(self) -> str:
+        return self._plan.event_type
+
+    @property
+    def schema_version(self) -> int:
+        return self._plan.schema_version
+
+    @property
+    def source(self) -> str:
+        return self._plan.source
+
+    @property
+    def subscription_id(self) -> str:
+        return self._plan.subscription_id
+
+    @property
+    def recipient(self) -> str:
+        return self._plan.recipient
+
+    @property
+    def purpose(self) -> str:
+        return self._plan.purpose
+
+    @property
+    def agreement_id(self) -> str | None:
+        return self._plan.agreement_id
+
+    @property
+    def bundle_version(self) -> str:
+        return self._plan.bundle_version
+
+    @property
+    def fields(self) -> tuple[FieldDecision, ...]:
+        """One entry for every leaf field of the source schema."""
+        return self._plan.fields
+
+    @property
+    def released(self) -> tuple[str, ...]:
+        return self._plan.released
+
+    @property
+    def transformed(self) -> tuple[str, ...]:
+        return self._plan.transformed
+
+    @property
+    def withheld(self) -> tuple[str, ...]:
+        return self._plan.withheld
+
+    @property
+    def obligations(self) -> tuple[Obligation, ...]:
+        return self._plan.obligations
+
+    @property
+    def legal_basis(self) -> tuple[str, ...]:
+        return self._plan.legal_basis
+
+    # -- per-event parts ---------------------------------------------------------------
+
+    @property
+    def decision_id(self) -> str:
+        found = self._decision_id
+        if found is None:
+            found = self._decision_id = decision_id_for(
+                self.event_id, self._plan.subscription_id, self._plan.bundle_version)
+        return found
+
+    @property
+    def view(self) -> dict[str, Any] | None:
+        """The record the subscriber receives, writable with the view schema."""
+        if self._view is None and self._plan.project is not None and self._record is not None:
+            self._view = self._plan.project(self._record)
+            self._record = None
+        return self._view
+
+    def field(self, path: str) -> FieldDecision:
+        """The entry for one field path."""
+        for entry in self._plan.fields:
+            if entry.path == path:
+                return entry
+        raise KeyError(path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without any field value."""
+        plan = self._plan
+        return {
+            "agreement_id": plan.agreement_id, "bundle_version": plan.bundle_version,
+            "consent_ids": list(self.consent_ids), "decision_id": self.decision_id,
+            "decision_time_ms": self.decision_time_ms, "deny_reason": plan.deny_reason,
+            "event_id": self.event_id, "event_type": plan.event_type,
+            "fields": [f.to_dict() for f in plan.fields],
+            "legal_basis": list(plan.legal_basis),
+            "obligations": [o.to_dict() for o in plan.obligations],
+            "outcome": plan.outcome, "purpose": plan.purpose, "recipient": plan.recipient,
+            "released": list(plan.released), "schema_version": plan.schema_version,
+            "source": plan.source, "subscription_id": plan.subscription_id,
+            "transformed": list(plan.transformed), "withheld": list(plan.withheld),
+        }
+
+    def canonical_json(self) -> str:
+        """`to_dict()` as canonical JSON (sorted keys, no spaces), built from fragments
+        encoded once per plan: the cheap input for an audit hash."""
+        plan = self._plan
+        return (plan._json_head + _dumps(list(self.consent_ids)) + ',"decision_id":"'
+                + self.decision_id + '","decision_time_ms":' + str(int(self.decision_time_ms))
+                + plan._json_middle + _dumps(self.event_id) + plan._json_tail)
+
+    def __repr__(self) -> str:
+        plan = self._plan
+        return (f"Decision({plan.outcome}, subscription={plan.subscription_id!r}, "
+                f"event={self.event_id!r}, agreement={plan.agreement_id!r}, "
+                f"released={len(plan.released)}, transformed={len(plan.transformed)}, "
+                f"withheld={len(plan.withheld)})")

@@ -1,0 +1,29 @@
+"""Closed vocabularies the policy bundle is checked against.
+
+A typo in an agency kind would silently stop a rule or a `kind:` consent from matching,
+so kinds are a closed list; extend it here when a state needs another.
+"""
+
+from __future__ import annotations
+
+AGENCY_KINDS: dict[str, str] = {
+    "hospital": "Birthing hospital or other health care provider (usually a HIPAA covered entity).",
+    "vital_records": "State or county office of vital records.",
+    "child_welfare": "Child protective services, intake hotline, foster care.",
+    "home_visiting": "Home visiting program (MIECHV model sites and others).",
+    "early_intervention": "IDEA Part C early intervention program (birth to three).",
+    "medicaid": "State Medicaid agency or managed care organisation.",
+    "school": "School district or local education agency.",
+    "sud_treatment": "Substance-use-disorder treatment program (often a 42 CFR Part 2 program).",
+    "behavioral_health": "Mental and behavioral health provider.",
+    "public_health": "State or local public health department.",
+    "benefits": "Agency running SNAP, TANF, WIC or similar programs.",
+    "court": "Family or juvenile court.",
+    "evaluator": "Evaluation or research team working under a data use agreement.",
+}
+
+ANY_PERSONAL_TAG = "*"
+"""In a rule's `when.tags` and a consent's categories: every personal data category."""
+
+KIND_PREFIX = "kind:"
+"""A consent recipient `kind:<agency kind>` names every agency of that kind."""
