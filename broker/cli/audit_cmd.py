@@ -1,7 +1,318 @@
-"""Placeholder: filled in by its own change."""
+"""`handoff audit`: verify, export and query the tamper-evident audit log.
+
+Exit codes: 0 success; 1 the chain failed verification (or the store is unreadable);
+2 usage errors (missing data directory, audit store or key file, bad arguments).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn, TextIO
+
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from broker.audit.chain import verify
+from broker.audit.checkpoints import export_checkpoints, load_public_key
+from broker.audit.disclosures import Disclosure
+from broker.audit.errors import (
+    AuditFormatError,
+    AuditKeyError,
+    AuditQueryError,
+    AuditStoreNotFoundError,
+)
+from broker.audit.export import export_records
+from broker.audit.paths import audit_db_path, pseudonym_key_path, signing_public_key_path
+from broker.audit.pseudonym import SubjectPseudonymizer, load_pseudonym_key
+from broker.audit.records import Checkpoint
+from broker.audit.sqlite_store import SqliteAuditStore
+from broker.audit.store import AuditFilter
+from broker.errors import AuditError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Verify, query and export the tamper-evident audit log. Exit codes: 0 ok, "
+    "1 verification failed, 2 usage error (missing directory, store or key).",
+)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class ExportFormatChoice(StrEnum):
+    """Export formats offered on the command line."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+DataOption = Annotated[
+    Path, typer.Option("--data", help="The broker's data directory (holds audit.db).")
+]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Write here instead of standard output.")
+]
+PseudonymKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pseudonym-key-file",
+        help="Subject pseudonym key (default: DATA/keys/subject-pseudonym.key).",
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="From this time, inclusive: ISO date/time (UTC if no "
+                 "offset) or epoch milliseconds."),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Before this time, exclusive; same forms.")
+]
+
+
+def _usage_error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _failure(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_FAILED)
+
+
+def _open_store(data: Path) -> SqliteAuditStore:
+    if not data.is_dir():
+        _usage_error(f"no data directory at {data}")
+    try:
+        return SqliteAuditStore(audit_db_path(data), create=False)
+    except AuditStoreNotFoundError as exc:
+        _usage_error(str(exc))
+    except AuditError as exc:
+        _failure(str(exc))
+
+
+def _parse_time(value: str | None, option: str) -> int | None:
+    """Epoch milliseconds from an ISO date or date-time (UTC unless it has an offset)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _usage_error(f"{option} must be an ISO date or date-time, or epoch milliseconds")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _pseudonymizer(data: Path, key_file: Path | None) -> SubjectPseudonymizer:
+    path = key_file if key_file is not None else pseudonym_key_path(data)
+    try:
+        return SubjectPseudonymizer(load_pseudonym_key(path))
+    except AuditKeyError as exc:
+        _usage_error(str(exc))
+
+
+@contextlib.contextmanager
+def _output(out: Path | None) -> Iterator[TextIO]:
+    if out is None:
+        yield sys.stdout
+        return
+    try:
+        handle = out.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        _usage_error(f"cannot write {out}: {exc.strerror or exc}")
+    with handle:
+        yield handle
+
+
+def _read_exported_checkpoints(path: Path) -> list[Checkpoint]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        _usage_error(f"cannot read {path}: {exc.strerror or exc}")
+    checkpoints = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            checkpoints.append(Checkpoint.from_dict(json.loads(line)))
+        except (ValueError, AuditFormatError) as exc:
+            _usage_error(f"{path}:{number}: not an exported checkpoint ({exc})")
+    return checkpoints
+
+
+@app.command("verify")
+def verify_command(
+    data: DataOption,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Pinned Ed25519 public key (PEM) that signs checkpoints "
+            "(default: DATA/keys/audit-signing.pem.pub if present).",
+        ),
+    ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option("--checkpoints", help="Checkpoints exported earlier (JSON lines), "
+                     "kept outside the broker; checked as well."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-walk the hash chain and checkpoints; name the first bad record."""
+    key_path = public_key
+    if key_path is None and signing_public_key_path(data).is_file():
+        key_path = signing_public_key_path(data)
+    try:
+        key = load_public_key(key_path) if key_path is not None else None
+    except AuditKeyError as exc:
+        _usage_error(str(exc))
+    exported = _read_exported_checkpoints(checkpoints) if checkpoints is not None else []
+    store = _open_store(data)
+    try:
+        report = verify(store, key, exported_checkpoints=exported)
+    except AuditError as exc:
+        _failure(f"cannot read the audit store: {exc}")
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({
+            "ok": report.ok, "records_checked": report.records_checked,
+            "first_bad_seq": report.first_bad_seq, "problem": report.problem,
+            "checkpoints_checked": report.checkpoints_checked,
+            "signatures_checked": report.signatures_checked,
+            "head_seq": report.head_seq, "head_hash": report.head_hash,
+        }))
+    else:
+        typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("export")
+def export_command(
+    data: DataOption,
+    fmt: Annotated[
+        ExportFormatChoice, typer.Option("--format", help="jsonl (verifiable) or csv.")
+    ] = ExportFormatChoice.jsonl,
+    out: OutOption = None,
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="Raw subject id; pseudonymised with "
+                                 "the pseudonym key before searching.")
+    ] = None,
+    subject_pseudonym: Annotated[
+        str | None, typer.Option("--subject-pseudonym", help="Subject pseudonym (sp_…).")
+    ] = None,
+    recipient: Annotated[str | None, typer.Option(help="Recipient agency id.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source agency id.")] = None,
+    agreement: Annotated[str | None, typer.Option(help="Agreement id.")] = None,
+    subscription: Annotated[str | None, typer.Option(help="Subscription id.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="permit, deny, refused, …")] = None,
+    kind: Annotated[str | None, typer.Option(help="decision, publish_refused, …")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    pseudonym_key_file: PseudonymKeyOption = None,
+) -> None:
+    """Export records as JSON lines or CSV, optionally filtered."""
+    if subject is not None and subject_pseudonym is not None:
+        _usage_error("give --subject or --subject-pseudonym, not both")
+    if subject is not None:
+        subject_pseudonym = _pseudonymizer(data, pseudonym_key_file).pseudonym(subject)
+    try:
+        where = AuditFilter(
+            subject=subject_pseudonym, recipient=recipient, agreement=agreement,
+            outcome=outcome, kind=kind, source=source, subscription=subscription,
+            since_ms=_parse_time(since, "--since"), until_ms=_parse_time(until, "--until"),
+        )
+    except AuditQueryError as exc:
+        _usage_error(str(exc))
+    store = _open_store(data)
+    try:
+        with _output(out) as handle:
+            count = export_records(store, handle, fmt.value, where)
+    except AuditError as exc:
+        _failure(str(exc))
+    finally:
+        store.close()
+    typer.echo(f"exported {count} records", err=True)
+
+
+@app.command("checkpoints")
+def checkpoints_command(data: DataOption, out: OutOption = None) -> None:
+    """Export the signed checkpoints as JSON lines, to keep outside the broker."""
+    store = _open_store(data)
+    try:
+        exported = export_checkpoints(store)
+    except AuditError as exc:
+        _failure(str(exc))
+    finally:
+        store.close()
+    with _output(out) as handle:
+        for checkpoint in exported:
+            handle.write(json.dumps(checkpoint, sort_keys=True) + "\n")
+    typer.echo(f"exported {len(exported)} checkpoints", err=True)
+
+
+_TABLE_HEADER = (
+    "DATE (UTC)", "RECIPIENT", "SUBSCRIPTION", "EVENT", "PURPOSE", "DATA DISCLOSED",
+    "LEGAL BASIS", "CONSENTS", "DECISION",
+)
+
+
+def _table_row(disclosure: Disclosure) -> tuple[str, ...]:
+    return (
+        disclosure.date, disclosure.recipient or "-", disclosure.subscription or "-",
+        disclosure.event_type or "-", disclosure.purpose or "-",
+        ", ".join(disclosure.data_disclosed) or "-", "; ".join(disclosure.legal_basis) or "-",
+        ", ".join(disclosure.consent_ids) or "-", disclosure.decision_id or "-",
+    )
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@app.command("disclosures")
+def disclosures_command(
+    data: DataOption,
+    subject: Annotated[str, typer.Option("--subject", help="The person's raw subject id.")],
+    pseudonym_key_file: PseudonymKeyOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+    = False,
+) -> None:
+    """Accounting of disclosures for one person (HIPAA 164.528 / FERPA 99.32 style)."""
+    pseudonym = _pseudonymizer(data, pseudonym_key_file).pseudonym(subject)
+    since_ms, until_ms = _parse_time(since, "--since"), _parse_time(until, "--until")
+    if since_ms is not None and until_ms is not None and until_ms < since_ms:
+        _usage_error("the time range ends before it starts")
+    store = _open_store(data)
+    try:
+        found = store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+    except AuditError as exc:
+        _failure(str(exc))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(
+            {"subject_pseudonym": pseudonym, "disclosures": [d.to_dict() for d in found]},
+            indent=2, ensure_ascii=False,
+        ))
+        return
+    typer.echo(f"Accounting of disclosures for subject {pseudonym}: {len(found)} disclosures")
+    if found:
+        _print_table([_TABLE_HEADER, *(_table_row(item) for item in found)])
