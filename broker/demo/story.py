@@ -1,0 +1,169 @@
+"""The demo's morning: what the agencies in `examples/demo/policy` publish, in order.
+
+Names, numbers and identifiers are invented. Times are relative to when the demo runs,
+so agreements and consents are in force.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Step:
+    agency: str
+    event_type: str
+    narration: str
+    build: Callable[[datetime], Event]
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _day(t: datetime, days_ago: int = 0) -> str:
+    return (t.date() - timedelta(days=days_ago)).isoformat()
+
+
+def _envelope(t: datetime, subject: str) -> Event:
+    return {"event_id": str(uuid.uuid4()), "occurred_at": _iso(t), "subject_id": subject}
+
+
+def birth(subject: str, child_id: str, child_first: str, last: str, mother_first: str,
+          mother_dob: str, exposure: str, weight: int, weeks: int, nicu: bool,
+          safe_care: bool | None, mat: bool | None, zip_code: str, phone: str,
+          ssn: str, medicaid_id: str | None) -> Callable[[datetime], Event]:
+    def build(t: datetime) -> Event:
+        return {
+            **_envelope(t, subject),
+            "child": {"child_id": child_id, "first_name": child_first, "last_name": last,
+                      "birth_date": _day(t, 1), "sex": "FEMALE", "birth_weight_grams": weight,
+                      "gestational_age_weeks": weeks, "nicu_admission": nicu,
+                      "substance_exposure": exposure, "plan_of_safe_care": safe_care},
+            "mother": {"first_name": mother_first, "last_name": last, "ssn": ssn,
+                       "birth_date": mother_dob, "street_address": "418 Larkspur Ct",
+                       "zip": zip_code, "phone": phone, "race_ethnicity": None,
+                       "medicaid_id": medicaid_id,
+                       "medicaid_covered_birth": medicaid_id is not None,
+                       "prenatal_visits": 7, "receiving_mat": mat},
+            "hospital_id": "1467533928",
+            "county_fips": "55025",
+        }
+    return build
+
+
+def consent(subject: str, consent_id: str, action: str, grantor: str, recipients: list[str],
+            purposes: list[str], categories: list[str]) -> Callable[[datetime], Event]:
+    def build(t: datetime) -> Event:
+        return {
+            **_envelope(t, subject),
+            "consent_id": consent_id, "action": action,
+            "grantor": {"name": grantor, "relationship": "SELF"},
+            "recipients": recipients, "purposes": purposes, "categories": categories,
+            "effective_at": _iso(t - timedelta(minutes=1)),
+            "expires_at": _iso(t + timedelta(days=365)),
+            "form_reference": f"DMS-{consent_id}",
+        }
+    return build
+
+
+def referral(subject: str, referral_id: str, first: str, last: str, child_first: str
+             ) -> Callable[[datetime], Event]:
+    def build(t: datetime) -> Event:
+        return {
+            **_envelope(t, subject),
+            "referral_id": referral_id, "referred_to_service": "HOME_VISITING",
+            "referred_to_agency": "hv-nfp", "reason": "SCREENED_OUT_REPORT",
+            "screening_decision": "SCREENED_OUT",
+            "allegation_summary": "Caller worried the mother is overwhelmed with a premature "
+                                  "newborn; no safety threat identified.",
+            "urgency": "PRIORITY", "status": "SENT",
+            "caregiver": {"first_name": first, "last_name": last, "phone": "608-555-0117",
+                          "street_address": "77 Willow Bend", "zip": "53713",
+                          "preferred_language": "en"},
+            "child": {"first_name": child_first, "birth_date": _day(t, 20)},
+            "reporter": {"name": "Dana Whitcomb, RN", "relationship": "mandated reporter "
+                         "(medical)", "phone": "608-555-0199"},
+        }
+    return build
+
+
+def enrollment(subject: str, enrollment_id: str, program_id: str, program_type: str,
+               first: str, last: str, referral_id: str | None = None,
+               diagnosis_codes: list[str] | None = None, action: str = "ENROLLED",
+               exit_reason: str | None = None, medicaid_id: str | None = None,
+               ) -> Callable[[datetime], Event]:
+    def build(t: datetime) -> Event:
+        return {
+            **_envelope(t, subject),
+            "enrollment_id": enrollment_id, "action": action, "program_id": program_id,
+            "program_type": program_type, "referral_id": referral_id,
+            "effective_date": _day(t), "exit_reason": exit_reason,
+            "participant": {"first_name": first, "last_name": last,
+                            "birth_date": "1995-05-16", "zip": "53703"},
+            "medicaid_id": medicaid_id, "diagnosis_codes": diagnosis_codes or [],
+            "grade_level": None, "has_iep": None,
+        }
+    return build
+
+
+JOLENE = "MPI-0048213"
+MARIA = "MPI-0051190"
+KEISHA = "MPI-0050377"
+ANA = "MPI-0049902"
+
+STORY: tuple[Step, ...] = (
+    Step("county-general", "consent",
+         "At County General, Jolene Lindqvist signs consent for the hospital to share her "
+         "and her newborn's health information with the Nurse-Family Partnership.",
+         consent(JOLENE, "CONSENT-HV-0311", "GRANT", "Jolene Lindqvist", ["hv-nfp"],
+                 ["care_coordination"], ["health", "benefits", "sud"])),
+    Step("county-general", "birth",
+         "Jolene's daughter Amara is born at 36 weeks, opioid-exposed, admitted to the NICU "
+         "with a Plan of Safe Care.",
+         birth(JOLENE, "MPI-0091774", "Amara", "Lindqvist", "Jolene", "1995-05-16",
+               "OPIOIDS", 2410, 36, True, True, True, "53703", "608-555-0142",
+               "512-44-9031", "WI-MA-77120934")),
+    Step("county-general", "birth",
+         "Maria Delgado gives birth to a healthy full-term girl. She has not signed a "
+         "consent.",
+         birth(MARIA, "MPI-0091802", "Lucia", "Delgado", "Maria", "1999-02-03", "NONE",
+               3350, 39, False, None, None, "53704", "608-555-0163", "398-20-4417",
+               "WI-MA-77411020")),
+    Step("cw-hotline", "referral",
+         "The child-welfare hotline screens out a call about Keisha Brown's family and "
+         "refers them to home visiting instead.",
+         referral(KEISHA, "HL-2026-118204", "Keisha", "Brown", "Jaylen")),
+    Step("recovery-clinic", "enrollment",
+         "Ana Reyes enrolls in treatment at Harbor Recovery Center, a 42 CFR Part 2 "
+         "program. She has not consented to any disclosure.",
+         enrollment(ANA, "HRC-4410", "harbor-recovery-mat", "SUD_TREATMENT", "Ana", "Reyes",
+                    diagnosis_codes=["F11.20"])),
+    Step("recovery-clinic", "consent",
+         "Ana signs a Part 2 consent naming the Nurse-Family Partnership, for care "
+         "coordination.",
+         consent(ANA, "CONSENT-P2-0042", "GRANT", "Ana Reyes", ["hv-nfp"],
+                 ["care_coordination"], ["*"])),
+    Step("recovery-clinic", "enrollment",
+         "Harbor Recovery records Ana's move to outpatient treatment.",
+         enrollment(ANA, "HRC-4411", "harbor-recovery-iop", "SUD_TREATMENT", "Ana", "Reyes",
+                    diagnosis_codes=["F11.20"])),
+    Step("hv-nfp", "enrollment",
+         "Jolene enrolls in the Nurse-Family Partnership, closing the loop on the referral.",
+         enrollment(JOLENE, "NFP-DANE-20931", "nfp-dane-county", "HOME_VISITING", "Jolene",
+                    "Lindqvist", medicaid_id="WI-MA-77120934")),
+    Step("county-general", "consent",
+         "Jolene revokes her consent.",
+         consent(JOLENE, "CONSENT-HV-0311", "REVOKE", "Jolene Lindqvist", [], [], [])),
+    Step("county-general", "birth",
+         "County General sends a corrected birth record for Amara (birth weight re-measured).",
+         birth(JOLENE, "MPI-0091774", "Amara", "Lindqvist", "Jolene", "1995-05-16",
+               "OPIOIDS", 2395, 36, True, True, True, "53703", "608-555-0142",
+               "512-44-9031", "WI-MA-77120934")),
+)

@@ -1,0 +1,128 @@
+"""Starts `handoff serve` as a real subprocess and talks to it over HTTP, as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "examples" / "demo"
+
+
+def demo_keys() -> dict[str, str]:
+    """Demo keys by agency id (plus 'auditor' and 'admin')."""
+    names = {"AUDITOR": "auditor", "ADMIN": "admin"}
+    keys: dict[str, str] = {}
+    for line in (DEMO / "keys.env").read_text().splitlines():
+        if line.startswith("HANDOFF_DEMO_KEY_"):
+            name, value = line.removeprefix("HANDOFF_DEMO_KEY_").split("=", 1)
+            keys[names.get(name, name.lower().replace("_", "-"))] = value
+    return keys
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class BrokerProcess:
+    data_dir: Path
+    policy_dir: Path = DEMO / "policy"
+    keys_file: Path = DEMO / "keys.yaml"
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BrokerProcess:
+        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broker.cli.main", "serve", "--policy", str(self.policy_dir),
+             "--data", str(self.data_dir), "--keys", str(self.keys_file),
+             "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env={**os.environ, "HANDOFF_AUDIT__CHECKPOINT_INTERVAL_SECONDS": "1", **self.env},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"broker not ready in {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Client:
+    """A tiny API client holding one agency's key."""
+
+    def __init__(self, url: str, key: str | None) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=30)
+
+    def publish(self, event_type: str, event: dict[str, Any]) -> httpx.Response:
+        return self.http.post(f"/v1/events/{event_type}", json=event)
+
+    def publish_ok(self, event_type: str, event: dict[str, Any]) -> dict[str, Any]:
+        response = self.publish(event_type, event)
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def pull_all(self, subscription: str, expect: int, timeout: float = 15.0
+                 ) -> list[dict[str, Any]]:
+        """Pull until at least `expect` events arrived (or the timeout passes)."""
+        events: list[dict[str, Any]] = []
+        cursor = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            params: dict[str, Any] = {"limit": 500, "wait": 1}
+            if cursor:
+                params["after"] = cursor
+            response = self.http.get(f"/v1/subscriptions/{subscription}/events", params=params)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            events.extend(body["events"])
+            cursor = body["next"]
+            if len(events) >= expect and not body["events"]:
+                break
+        return events
+
+    def close(self) -> None:
+        self.http.close()
