@@ -27,19 +27,19 @@ def _ms(value: datetime | None) -> int | None:
 @router.get("/decisions", summary="Policy decisions, filtered, a page at a time")
 async def decisions(
     request: Request,
-    subject: str | None = Query(default=None, max_length=200,  # noqa: B008
+    subject: str | None = Query(default=None, max_length=200,
                                 description="subject id (pseudonymised before lookup)"),
-    recipient: str | None = Query(default=None, max_length=200),  # noqa: B008
-    agreement: str | None = Query(default=None, max_length=200),  # noqa: B008
-    subscription: str | None = Query(default=None, max_length=200),  # noqa: B008
+    recipient: str | None = Query(default=None, max_length=200),
+    agreement: str | None = Query(default=None, max_length=200),
+    subscription: str | None = Query(default=None, max_length=200),
     outcome: Literal["permit", "deny"] | None = None,
-    since: datetime | None = Query(default=None,  # noqa: B008
+    since: datetime | None = Query(default=None,
                                    description="ISO 8601, inclusive"),
-    until: datetime | None = Query(default=None,  # noqa: B008
+    until: datetime | None = Query(default=None,
                                    description="ISO 8601, exclusive"),
     after: int = Query(default=0, ge=0, le=2**62, description="seq of the last record seen"),
-    limit: int = Query(default=100, ge=1, le=1000),  # noqa: B008
-    _: Principal = Depends(AUDITOR),  # noqa: B008
+    limit: int = Query(default=100, ge=1, le=1000),
+    _: Principal = Depends(AUDITOR),
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     pseudonym = runtime.auditor.subject(subject) if subject else None
@@ -56,7 +56,7 @@ async def decisions(
 async def disclosures(
     subject_id: str, request: Request,
     since: datetime | None = None, until: datetime | None = None,
-    _: Principal = Depends(AUDITOR),  # noqa: B008
+    _: Principal = Depends(AUDITOR),
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     pseudonym = runtime.auditor.subject(subject_id)
@@ -66,7 +66,7 @@ async def disclosures(
 
 
 @router.get("/head", summary="The chain head and the latest checkpoint")
-def head(request: Request, _: Principal = Depends(AUDITOR)) -> dict[str, Any]:  # noqa: B008
+def head(request: Request, _: Principal = Depends(AUDITOR)) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     seq, hash_hex = runtime.audit_store.head()
     checkpoints = runtime.audit_store.checkpoints()

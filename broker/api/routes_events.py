@@ -61,7 +61,7 @@ def _check_publisher(request: Request, runtime: Runtime, principal: Principal,
              summary="Publish many events of one type, all or none")
 async def publish_batch(
     event_type: str, request: Request,
-    principal: Principal = Depends(require(Role.PUBLISH)),  # noqa: B008
+    principal: Principal = Depends(require(Role.PUBLISH)),
 ) -> JSONResponse:
     runtime = _runtime(request)
     _check_publisher(request, runtime, principal, event_type)
@@ -86,7 +86,7 @@ async def publish_batch(
              summary="Publish one event")
 async def publish_event(
     event_type: str, request: Request,
-    principal: Principal = Depends(require(Role.PUBLISH)),  # noqa: B008
+    principal: Principal = Depends(require(Role.PUBLISH)),
 ) -> JSONResponse:
     runtime = _runtime(request)
     _check_publisher(request, runtime, principal, event_type)

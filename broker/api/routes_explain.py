@@ -37,7 +37,7 @@ class ExplainRequest(BaseModel):
 @router.post("/v1/explain", summary="Explain the decision for one event and subscription")
 def explain(
     body: ExplainRequest, request: Request,
-    principal: Principal = Depends(  # noqa: B008
+    principal: Principal = Depends(
         require(Role.ADMIN, Role.AUDITOR, Role.SUBSCRIBE)),
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime

@@ -23,7 +23,7 @@ ANY_KEY = require(Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR)
 class SchemaBody(BaseModel):
     schema_: str = Field(alias="schema", max_length=200_000,
                          description="the Avro schema as a JSON string")
-    schemaType: str = Field(default="AVRO", pattern="^AVRO$")  # noqa: N815 (Confluent's name)
+    schemaType: str = Field(default="AVRO", pattern="^AVRO$")
 
 
 class ConfigBody(BaseModel):
@@ -58,19 +58,19 @@ def _version(version: str) -> int | str:
 
 
 @router.get("/subjects", summary="Registered subjects")
-def subjects(request: Request, _: Principal = Depends(ANY_KEY)) -> list[str]:  # noqa: B008
+def subjects(request: Request, _: Principal = Depends(ANY_KEY)) -> list[str]:
     return sorted(_runtime(request).registry.subjects())
 
 
 @router.get("/subjects/{subject}/versions", summary="Versions of a subject")
 def versions(subject: str, request: Request,
-             _: Principal = Depends(ANY_KEY)) -> list[int]:  # noqa: B008
+             _: Principal = Depends(ANY_KEY)) -> list[int]:
     return list(_runtime(request).registry.versions(subject))
 
 
 @router.get("/subjects/{subject}/versions/{version}", summary="One version of a subject")
 def get_version(subject: str, version: str, request: Request,
-                _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:  # noqa: B008
+                _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     entry = _runtime(request).registry.get(subject, _version(version))
     return {"subject": entry.subject, "version": entry.version, "id": entry.schema_id,
             "schema": entry.schema if isinstance(entry.schema, str)
@@ -79,7 +79,7 @@ def get_version(subject: str, version: str, request: Request,
 
 @router.get("/schemas/ids/{schema_id}", summary="A schema by its global id")
 def by_id(schema_id: int, request: Request,
-          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:  # noqa: B008
+          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     entry = _runtime(request).registry.by_id(schema_id)
     return {"schema": entry.schema if isinstance(entry.schema, str)
             else json.dumps(entry.schema)}
@@ -88,7 +88,7 @@ def by_id(schema_id: int, request: Request,
 @router.post("/subjects/{subject}/versions",
              summary="Register a new version of an event type (admin)")
 def register(subject: str, body: SchemaBody, request: Request,
-             _: Principal = Depends(require(Role.ADMIN))) -> dict[str, int]:  # noqa: B008
+             _: Principal = Depends(require(Role.ADMIN))) -> dict[str, int]:
     runtime = _runtime(request)
     event_type = event_type_of_subject(subject)
     if event_type is None:
@@ -101,7 +101,7 @@ def register(subject: str, body: SchemaBody, request: Request,
 @router.post("/compatibility/subjects/{subject}/versions/{version}",
              summary="Would this schema be accepted as the next version?")
 def check(subject: str, version: str, body: SchemaBody, request: Request,
-          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:  # noqa: B008
+          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     problems = _runtime(request).registry.check(subject, _parse(body.schema_),
                                                 _version(version))
     return {"is_compatible": not problems, "messages": problems}
@@ -109,12 +109,12 @@ def check(subject: str, version: str, body: SchemaBody, request: Request,
 
 @router.get("/config/{subject}", summary="A subject's compatibility level")
 def get_config(subject: str, request: Request,
-               _: Principal = Depends(ANY_KEY)) -> dict[str, str]:  # noqa: B008
+               _: Principal = Depends(ANY_KEY)) -> dict[str, str]:
     return {"compatibilityLevel": str(_runtime(request).registry.compatibility(subject))}
 
 
 @router.put("/config/{subject}", summary="Set a subject's compatibility level (admin)")
 def put_config(subject: str, body: ConfigBody, request: Request,
-               _: Principal = Depends(require(Role.ADMIN))) -> dict[str, str]:  # noqa: B008
+               _: Principal = Depends(require(Role.ADMIN))) -> dict[str, str]:
     _runtime(request).registry.set_compatibility(subject, body.compatibility)
     return {"compatibility": str(body.compatibility)}

@@ -58,7 +58,7 @@ def _owned_subscription(request: Request, principal: Principal, sub_id: str) -> 
 
 @router.get("/v1/subscriptions", summary="The caller's subscriptions")
 def list_subscriptions(
-    request: Request, principal: Principal = Depends(require(Role.SUBSCRIBE)),  # noqa: B008
+    request: Request, principal: Principal = Depends(require(Role.SUBSCRIBE)),
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     subs = [s for s in runtime.policy.bundle.subscriptions.values()
@@ -74,11 +74,11 @@ def list_subscriptions(
             summary="Pull permitted events after a cursor, waiting up to `wait` seconds")
 async def pull(
     subscription_id: str, request: Request,
-    after: str | None = Query(default=None, max_length=2000,  # noqa: B008
+    after: str | None = Query(default=None, max_length=2000,
                               description="the `next` cursor of the previous response"),
-    limit: int = Query(default=100, ge=1, le=1000),  # noqa: B008
-    wait: float = Query(default=0, ge=0, le=300),  # noqa: B008
-    principal: Principal = Depends(require(Role.SUBSCRIBE)),  # noqa: B008
+    limit: int = Query(default=100, ge=1, le=1000),
+    wait: float = Query(default=0, ge=0, le=300),
+    principal: Principal = Depends(require(Role.SUBSCRIBE)),
 ) -> Response:
     _owned_subscription(request, principal, subscription_id)
     runtime: Runtime = request.app.state.runtime
@@ -125,8 +125,8 @@ def _container(deliveries: list[Delivery]) -> bytes:
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream(
     subscription_id: str, request: Request,
-    after: str | None = Query(default=None, max_length=2000),  # noqa: B008
-    principal: Principal = Depends(require(Role.SUBSCRIBE)),  # noqa: B008
+    after: str | None = Query(default=None, max_length=2000),
+    principal: Principal = Depends(require(Role.SUBSCRIBE)),
 ) -> StreamingResponse:
     _owned_subscription(request, principal, subscription_id)
     runtime: Runtime = request.app.state.runtime

@@ -149,7 +149,7 @@ class Narrator:
 @app.command("demo")
 def demo(
     port: int = typer.Option(8080, help="TCP port for the API"),
-    data: Path | None = typer.Option(  # noqa: B008
+    data: Path | None = typer.Option(
         None, help="data directory (default: a new temporary one)"),
     pace: float = typer.Option(0.8, help="seconds between story steps"),
     exit_after: bool = typer.Option(False, "--exit", help="stop after the story"),

@@ -42,12 +42,12 @@ def serve_settings(settings: Settings, ready_message: bool = True) -> None:
 
 @app.command("serve")
 def serve(
-    policy: Path | None = typer.Option(None, help="policy bundle folder"),  # noqa: B008
-    data: Path | None = typer.Option(None, help="data directory"),  # noqa: B008
+    policy: Path | None = typer.Option(None, help="policy bundle folder"),
+    data: Path | None = typer.Option(None, help="data directory"),
     host: str | None = typer.Option(None, help="interface to listen on"),
     port: int | None = typer.Option(None, help="TCP port"),
-    keys: Path | None = typer.Option(None, help="API keys file (YAML, hashed)"),  # noqa: B008
-    config: Path | None = typer.Option(None, help="YAML settings file"),  # noqa: B008
+    keys: Path | None = typer.Option(None, help="API keys file (YAML, hashed)"),
+    config: Path | None = typer.Option(None, help="YAML settings file"),
 ) -> None:
     """Run the API, router and delivery in one process on the embedded log."""
     configure_logging()
