@@ -181,24 +181,30 @@ class SqliteEventLog:
         spec = self._spec(topic)
         if not records:
             return []
-        unkeyed = self._unkeyed.setdefault(topic, itertools.count())
-        placed = [
-            partition_for(record.key, spec.partitions, next(unkeyed) if record.key is None else 0)
-            for record in records
-        ]
+        partitions = spec.partitions
         now_ms = time.time_ns() // 1_000_000
+        per_partition: Counter[int] = Counter()
+        placed: list[int] = []
         rows = []
-        for record, partition in zip(records, placed, strict=True):
-            if not isinstance(record.value, bytes) or not isinstance(record.key, bytes | None):
+        for record in records:
+            key, value = record.key, record.value
+            if not isinstance(value, bytes) or not (key is None or isinstance(key, bytes)):
                 raise LogError(f"records appended to {topic!r} need bytes for key and value")
+            if key is None:
+                unkeyed = self._unkeyed.setdefault(topic, itertools.count())
+                partition = partition_for(None, partitions, next(unkeyed))
+            else:
+                partition = partition_for(key, partitions)
+            per_partition[partition] += 1
+            placed.append(partition)
             timestamp = now_ms if record.timestamp_ms is None else record.timestamp_ms
             headers = encode_headers(record.headers)
-            rows.append([topic, partition, 0, record.key, record.value, headers, timestamp])
+            rows.append([topic, partition, 0, key, value, headers, timestamp])
 
         results: list[AppendResult] = []
         with self._transaction("append records") as db:
             next_offsets = {}
-            for partition, count in Counter(placed).items():
+            for partition, count in per_partition.items():
                 (end,) = db.execute(_ADVANCE_END, (count, topic, partition)).fetchall()[0]
                 next_offsets[partition] = end - count
             for row, partition in zip(rows, placed, strict=True):

@@ -71,15 +71,18 @@ def encode_headers(headers: Headers) -> bytes | None:
     """Pack headers into one blob; None for no headers, which is the common case."""
     if not headers:
         return None
-    parts: list[bytes] = []
-    for name, value in headers:
-        if not isinstance(name, str) or not isinstance(value, bytes):
-            raise LogError("a record header must be a (str, bytes) pair")
-        encoded_name = name.encode()
-        parts.append(_HEADER_PREFIX.pack(len(encoded_name), len(value)))
-        parts.append(encoded_name)
-        parts.append(value)
-    return b"".join(parts)
+    try:
+        return b"".join(
+            [
+                _HEADER_PREFIX.pack(len(encoded := name.encode()), len(value)) + encoded + value
+                for name, value in headers
+            ]
+        )
+    except (AttributeError, TypeError, ValueError, struct.error) as exc:
+        # Checked by catching rather than up front: this runs for every appended record.
+        raise LogError(
+            "a record header must be a (str, bytes) pair with a name under 64 KiB"
+        ) from exc
 
 
 def decode_headers(blob: bytes | None) -> Headers:
