@@ -1,0 +1,337 @@
+"""Records as JSON: what publishers send and subscribers receive.
+
+`record_from_json` turns a JSON document into the Python record fastavro writes, checking
+it strictly against the Avro schema and reporting every problem at once as
+(field path, message) pairs. `record_to_json` turns a record (as fastavro reads it) back
+into JSON values: dates as `YYYY-MM-DD`, timestamps as ISO 8601 with milliseconds and
+`Z`, bytes as base64, enums as their symbol.
+
+Both are driven by the schema alone, so they work for every event schema and every
+derived view schema. A schema is compiled into converter functions once and cached, so
+the per-event path only calls closures. Single values are converted by
+`schemas.jsonvalues`; this module handles records, arrays, maps, unions and defaults.
+
+Problem messages never quote the offending value, which may be personal data; they say
+what was expected instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from schemas.compatibility import describe, parse_for_resolution
+from schemas.errors import RecordValidationError, SchemaError
+from schemas.jsonvalues import (
+    INVALID,
+    FromJson,
+    Problems,
+    ToJson,
+    fail,
+    leaf_from_json,
+    leaf_to_json,
+    python_type_test,
+)
+
+
+def _attempt(converter: FromJson, value: Any, path: str) -> Problems:
+    found: Problems = []
+    converter(value, path, found)
+    return found
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+# -- the compiler ---------------------------------------------------------------------
+
+
+class _Compiler:
+    """Builds the two converters for one schema, sharing work between named types."""
+
+    def __init__(self, schema: Any) -> None:
+        self.named: dict[str, Any] = {}
+        self.root = parse_for_resolution(schema, self.named)
+        self._from_named: dict[str, FromJson] = {}
+        self._to_named: dict[str, ToJson] = {}
+
+    def deref(self, schema: Any) -> Any:
+        if isinstance(schema, str) and schema in self.named:
+            return self.named[schema]
+        return schema
+
+    # from JSON
+
+    def from_json(self, schema: Any) -> FromJson:
+        schema = self.deref(schema)
+        if isinstance(schema, list):
+            return self._union_from_json(schema)
+        kind = schema if isinstance(schema, str) else schema["type"]
+        if kind in ("record", "error"):
+            return self._named_from_json(schema)
+        if kind == "array":
+            return self._array_from_json(self.from_json(schema["items"]))
+        if kind == "map":
+            return self._map_from_json(self.from_json(schema["values"]))
+        return leaf_from_json(schema)
+
+    def _named_from_json(self, schema: Mapping[str, Any]) -> FromJson:
+        name = str(schema["name"])
+        known = self._from_named.get(name)
+        if known is not None:
+            return known
+        built: list[FromJson] = []
+        # A recursive reference compiled while this record is being built calls through.
+        self._from_named[name] = lambda v, p, pr: built[0](v, p, pr)
+        converter = self._record_from_json(schema)
+        built.append(converter)
+        self._from_named[name] = converter
+        return converter
+
+    def _record_from_json(self, schema: Mapping[str, Any]) -> FromJson:
+        fields: list[tuple[str, FromJson, bool, Any]] = []
+        for field in schema["fields"]:
+            has_default = "default" in field
+            default = (
+                self._default(field["type"], field["default"], field["name"])
+                if has_default
+                else None
+            )
+            fields.append((field["name"], self.from_json(field["type"]), has_default, default))
+        names = frozenset(f[0] for f in fields)
+
+        def convert(value: Any, path: str, problems: Problems) -> Any:
+            if not isinstance(value, Mapping):
+                return fail(problems, path, value, "expected a JSON object")
+            record: dict[str, Any] = {}
+            valid = True
+            for name, field_converter, has_default, default in fields:
+                if name in value:
+                    converted = field_converter(value[name], _join(path, name), problems)
+                    valid = valid and converted is not INVALID
+                    record[name] = converted
+                elif has_default:
+                    record[name] = copy.deepcopy(default)
+                else:
+                    problems.append((_join(path, name), "required field missing"))
+                    valid = False
+            for key in value:
+                if key not in names:
+                    problems.append((_join(path, str(key)), "unknown field"))
+                    valid = False
+            return record if valid else INVALID
+
+        return convert
+
+    def _array_from_json(self, items: FromJson) -> FromJson:
+        def convert(value: Any, path: str, problems: Problems) -> Any:
+            if not isinstance(value, list):
+                return fail(problems, path, value, "expected a JSON array")
+            out = [items(item, f"{path}[{index}]", problems) for index, item in enumerate(value)]
+            return INVALID if any(item is INVALID for item in out) else out
+
+        return convert
+
+    def _map_from_json(self, values: FromJson) -> FromJson:
+        def convert(value: Any, path: str, problems: Problems) -> Any:
+            if not isinstance(value, Mapping):
+                return fail(problems, path, value, "expected a JSON object")
+            # Map keys are data, so paths say "some value of this map", not which key.
+            out = {str(key): values(item, f"{path}{{}}", problems) for key, item in value.items()}
+            return INVALID if any(item is INVALID for item in out.values()) else out
+
+        return convert
+
+    def _union_from_json(self, branches: list[Any]) -> FromJson:
+        resolved = [self.deref(b) for b in branches]
+        nullable = "null" in resolved
+        others = [(describe(b), b, self.from_json(b)) for b in resolved if b != "null"]
+        wrappers: dict[str, FromJson] = {}
+        for name, branch, converter in others:
+            wrappers[name] = converter
+            if isinstance(branch, Mapping) and branch.get("type") in ("record", "enum", "fixed"):
+                wrappers[name.rpartition(".")[2]] = converter  # short name too
+        type_names = ", ".join(describe(b) for b in resolved)
+
+        def convert(value: Any, path: str, problems: Problems) -> Any:
+            if value is None:
+                return None if nullable else fail(problems, path, value, "")
+            if isinstance(value, Mapping) and len(value) == 1:
+                # Avro's JSON encoding wraps union values as {"type name": value}; a
+                # one-key object that is not a valid wrapping is tried as a plain value.
+                ((key, inner),) = value.items()
+                if key in wrappers:
+                    wrapped: Problems = []
+                    converted = wrappers[key](inner, path, wrapped)
+                    if not wrapped or not any_branch_accepts(value):
+                        problems.extend(wrapped)
+                        return converted
+            if len(others) == 1:
+                return others[0][2](value, path, problems)
+            for _, _, converter in others:
+                attempt: Problems = []
+                converted = converter(value, path, attempt)
+                if not attempt:
+                    return converted
+            problems.append((path, f"does not match any type of the union ({type_names})"))
+            return INVALID
+
+        def any_branch_accepts(value: Any) -> bool:
+            return any(not _attempt(converter, value, path="") for _, _, converter in others)
+
+        return convert
+
+    def _default(self, schema: Any, default: Any, name: str) -> Any:
+        """A field default (Avro JSON, bytes as latin-1 text) as a record value."""
+        schema = self.deref(schema)
+        if isinstance(schema, list):
+            schema = self.deref(schema[0])  # Avro: a union's default is for its first branch
+        kind = schema if isinstance(schema, str) else schema.get("type")
+        if kind in ("bytes", "fixed") and isinstance(default, str):
+            raw = default.encode("latin-1")
+            if isinstance(schema, Mapping) and schema.get("logicalType") == "decimal":
+                unscaled = int.from_bytes(raw, "big", signed=True)
+                return Decimal(unscaled).scaleb(-int(schema.get("scale", 0)))
+            default = raw
+        problems: Problems = []
+        converted = self.from_json(schema)(default, name, problems)
+        if problems:
+            raise SchemaError(f"{name}: default does not match the field's type")
+        return converted
+
+    # to JSON
+
+    def to_json(self, schema: Any) -> ToJson | None:
+        """A converter, or None where the record value already is its JSON value."""
+        schema = self.deref(schema)
+        if isinstance(schema, list):
+            return self._union_to_json(schema)
+        kind = schema if isinstance(schema, str) else schema["type"]
+        if kind in ("record", "error"):
+            return self._named_to_json(schema)
+        if kind == "array":
+            items = self.to_json(schema["items"])
+            return None if items is None else (lambda v: [items(x) for x in v])
+        if kind == "map":
+            values = self.to_json(schema["values"])
+            return None if values is None else (lambda v: {k: values(x) for k, x in v.items()})
+        return leaf_to_json(schema)
+
+    def _named_to_json(self, schema: Mapping[str, Any]) -> ToJson:
+        name = str(schema["name"])
+        if name in self._to_named:
+            return self._to_named[name]
+        built: list[ToJson] = []
+        self._to_named[name] = lambda v: built[0](v)
+        fields = [(f["name"], self.to_json(f["type"])) for f in schema["fields"]]
+
+        def convert(record: Any) -> Any:
+            out = {}
+            for field_name, field_converter in fields:
+                value = record.get(field_name)
+                if field_converter is not None and value is not None:
+                    value = field_converter(value)
+                out[field_name] = value
+            return out
+
+        built.append(convert)
+        self._to_named[name] = convert
+        return convert
+
+    def _union_to_json(self, branches: list[Any]) -> ToJson | None:
+        options = [(self.deref(b), self.to_json(b)) for b in branches if b != "null"]
+        if all(converter is None for _, converter in options):
+            return None
+        if len(options) == 1:
+            single = options[0][1]
+            assert single is not None
+            return lambda v: None if v is None else single(v)
+        tests = [(python_type_test(branch), converter) for branch, converter in options]
+
+        def convert(value: Any) -> Any:
+            for test, converter in tests:
+                if test(value):
+                    return value if converter is None else converter(value)
+            return value
+
+        return convert
+
+
+class JsonForm:
+    """The compiled JSON converters of one record schema. Get one with `json_form`."""
+
+    def __init__(self, schema: Any) -> None:
+        compiler = _Compiler(schema)
+        root = compiler.deref(compiler.root)
+        if not isinstance(root, Mapping) or root.get("type") not in ("record", "error"):
+            raise SchemaError("records can only be converted with a record schema")
+        self._from_json = compiler.from_json(root)
+        to_json = compiler.to_json(root)
+        assert to_json is not None  # a record always has a converter
+        self._to_json = to_json
+
+    def problems(self, data: Any) -> Problems:
+        """Every (field path, message) problem that `from_json` would raise for."""
+        found: Problems = []
+        self._from_json(data, "", found)
+        return found
+
+    def from_json(self, data: Any) -> dict[str, Any]:
+        """Convert and validate a JSON record. Raises `RecordValidationError`."""
+        found: Problems = []
+        record = self._from_json(data, "", found)
+        if found or record is INVALID:
+            raise RecordValidationError(found or [("", "record is invalid")])
+        return record
+
+    def to_json(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Convert a record as fastavro reads it into JSON values."""
+        return self._to_json(record)
+
+
+_BY_IDENTITY_LIMIT = 512
+_by_identity: dict[int, tuple[Any, JsonForm]] = {}
+
+
+@lru_cache(maxsize=1024)
+def _json_form_for_text(canonical: str) -> JsonForm:
+    return JsonForm(json.loads(canonical))
+
+
+def json_form(schema: Any) -> JsonForm:
+    """The cached `JsonForm` for a schema (JSON values or fastavro-parsed).
+
+    Looked up by object identity first (one dict hit on the hot path), then by canonical
+    text, so equal schemas share one compilation. Raises `SchemaError`.
+    """
+    hit = _by_identity.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    try:
+        canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"schema is not JSON: {exc}") from exc
+    form = _json_form_for_text(canonical)
+    if len(_by_identity) >= _BY_IDENTITY_LIMIT:
+        _by_identity.clear()
+    # Holding the schema keeps its id from being reused by another object.
+    _by_identity[id(schema)] = (schema, form)
+    return form
+
+
+def record_from_json(schema: Any, data: Any) -> dict[str, Any]:
+    """Convert a JSON record to the record fastavro writes, checking it strictly.
+
+    Raises `RecordValidationError` listing every (field path, message) problem.
+    """
+    return json_form(schema).from_json(data)
+
+
+def record_to_json(schema: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert a record as fastavro reads it into JSON values, for delivery."""
+    return json_form(schema).to_json(record)
