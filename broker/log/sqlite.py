@@ -22,6 +22,7 @@ from broker.log.port import (
     TopicPartition,
     TopicSpec,
 )
+from broker.log.sqlite_append_signal import AppendSignal
 from broker.log.sqlite_storage import (
     ReaderPool,
     SyncMode,
@@ -48,9 +49,7 @@ _READ_RECORDS = (
     "SELECT offset, key, value, headers, timestamp_ms FROM records "
     "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
 )
-_HAS_RECORD_FROM = (
-    "SELECT 1 FROM records WHERE topic = ? AND partition = ? AND offset >= ? LIMIT 1"
-)
+_HAS_RECORD_FROM = "SELECT 1 FROM records WHERE topic = ? AND partition = ? AND offset >= ? LIMIT 1"
 _DROP_SUPERSEDED = """
 DELETE FROM records
 WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
@@ -99,27 +98,20 @@ class SqliteEventLog:
             ) from exc
         try:
             writer = connect(self._path, sync=sync, busy_timeout_s=_BUSY_TIMEOUT_S)
-            watcher = connect(self._path, sync=None, busy_timeout_s=_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             raise translate_error(exc, "open its database", self._path) from exc
         try:
             prepare_database(writer, self._path)
-            self._seen_data_version = watcher.execute("PRAGMA data_version").fetchone()[0]
+            self._appended = AppendSignal(self._path, _EXTERNAL_POLL_S, _BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             writer.close()
-            watcher.close()
             raise translate_error(exc, "prepare its database", self._path) from exc
         except LogError:
             writer.close()
-            watcher.close()
             raise
         self._writer: sqlite3.Connection | None = writer
         self._write_lock = threading.Lock()
         self._readers = ReaderPool(self._path, _BUSY_TIMEOUT_S)
-        self._watcher = watcher
-        self._watch_lock = threading.Lock()
-        self._appended = threading.Condition()
-        self._generation = 0
         self._specs: dict[str, TopicSpec] = {}
         self._unkeyed: dict[str, Iterator[int]] = {}
         self._groups = EmbeddedGroupCoordinator(self, self)
@@ -213,7 +205,7 @@ class SqliteEventLog:
                 row[2] = offset
                 results.append(AppendResult(partition, offset))
             db.executemany(_INSERT_RECORD, rows)
-        self._announce_append()
+        self._appended.announce()
         return results
 
     def read(
@@ -248,23 +240,13 @@ class SqliteEventLog:
             self._check_partition(topic, partition)
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
-            with self._appended:
-                generation = self._generation
+            generation = self._appended.generation()
             # Checked after taking the generation, so an append landing in between
             # changes the generation and is not slept through.
             if self._has_records(positions):
                 return True
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                with self._appended:
-                    if self._generation == generation:
-                        self._appended.wait(min(remaining, _EXTERNAL_POLL_S))
-                    if self._generation != generation:
-                        break
-                if self._saw_external_commit():
-                    break
+            if not self._appended.wait_for_change(generation, deadline - time.monotonic()):
+                return False
 
     # -- consumer groups ------------------------------------------------------------------
 
@@ -342,11 +324,9 @@ class SqliteEventLog:
             writer, self._writer = self._writer, None
         self._groups.close_all()
         self._readers.close()
-        with self._watch_lock:
-            self._watcher.close()
         if writer is not None:
             writer.close()
-        self._announce_append()  # wake waiters so they notice the log is closed
+        self._appended.close()  # wakes waiters, who then find the log closed
 
     # -- internals ------------------------------------------------------------------------
 
@@ -409,28 +389,6 @@ class SqliteEventLog:
                 db.execute(_HAS_RECORD_FROM, (topic, partition, offset)).fetchone()
                 for (topic, partition), offset in positions.items()
             )
-
-    def _announce_append(self) -> None:
-        with self._appended:
-            self._generation += 1
-            self._appended.notify_all()
-
-    def _saw_external_commit(self) -> bool:
-        """Whether another connection committed since the last look; wakes all waiters
-        if so. `data_version` changes only when a different connection commits, and
-        costs no I/O, so polling it is cheap."""
-        with self._watch_lock:
-            if self._closed:
-                return True
-            try:
-                version = self._watcher.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error as exc:
-                raise translate_error(exc, "watch for new records", self._path) from exc
-            changed = version != self._seen_data_version
-            self._seen_data_version = version
-        if changed:
-            self._announce_append()
-        return changed
 
 
 def _shape(partitions: int, compacted: bool) -> str:
