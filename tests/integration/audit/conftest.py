@@ -1,0 +1,98 @@
+"""Fixtures for audit tests against a real SQLite audit store in a temporary directory."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.audit import AuditEntry, SqliteAuditStore, SubjectPseudonymizer
+from broker.audit.paths import audit_db_path
+
+PSEUDONYM_KEY = bytes(range(32))
+
+BIRTH_DECISION = {
+    "event_type": "birth",
+    "subscription_id": "hv-births",
+    "purpose": "care_coordination",
+    "released": ["mother.given_name", "mother.phone"],
+    "transformed": [{"path": "mother.address.zip", "transform": "zip3"}],
+    "withheld": [
+        {"path": "mother.ssn", "reason": "not in agreement", "rule_ids": []},
+        {"path": "child.birth_weight_grams", "reason": "consent required",
+         "rule_ids": ["hipaa.health-care-coordination"]},
+    ],
+    "legal_basis": ["45 CFR 164.506(c)(4)"],
+    "consent_ids": ["consent-17"],
+    "obligations": [],
+    "bundle_version": "sha256:0123456789abcdef",
+}
+
+
+@pytest.fixture
+def pseudonym_key() -> bytes:
+    return PSEUDONYM_KEY
+
+
+@pytest.fixture
+def pseudonymizer(pseudonym_key: bytes) -> SubjectPseudonymizer:
+    return SubjectPseudonymizer(pseudonym_key)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Iterator[SqliteAuditStore]:
+    opened = SqliteAuditStore(audit_db_path(data_dir))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def decision(pseudonymizer: SubjectPseudonymizer) -> Callable[..., AuditEntry]:
+    """Build a decision entry for a raw subject id; keyword arguments override attributes."""
+
+    def build(subject_id: str = "MPI-0048213", n: int = 0, **overrides: object) -> AuditEntry:
+        attributes: dict[str, object] = {
+            "kind": "decision", "at_ms": 1_717_243_200_000 + n * 1000,
+            "subject": pseudonymizer.pseudonym(subject_id), "recipient": "hv-nfp",
+            "source": "county-general", "agreement": "cg-hv-births",
+            "subscription": "hv-births", "outcome": "permit", "event_id": f"ev-{n}",
+            "decision_id": f"{n:032x}", "actor": "router", "detail": BIRTH_DECISION,
+        }
+        attributes.update(overrides)
+        return AuditEntry(**attributes)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+def filled(store: SqliteAuditStore, decision: Callable[..., AuditEntry]) -> SqliteAuditStore:
+    """A store holding 40 decisions about four people."""
+    store.append([decision(f"MPI-{n % 4}", n) for n in range(40)])
+    return store
+
+
+@pytest.fixture
+def tamper(data_dir: Path) -> Callable[..., None]:
+    """Run SQL directly on the audit database, as someone with file access could."""
+
+    def run(*statements: str) -> None:
+        conn = sqlite3.connect(audit_db_path(data_dir), isolation_level=None)
+        try:
+            for name in ("audit_records_no_update", "audit_records_no_delete",
+                         "audit_checkpoints_no_update", "audit_checkpoints_no_delete"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            for statement in statements:
+                conn.execute(statement)
+        finally:
+            conn.close()
+
+    return run
