@@ -80,7 +80,7 @@ class SchemaRegistry:
         self._lock = threading.Lock()
         snapshot = store.load()
         self._versions: dict[str, dict[int, RegisteredSchema]] = {}
-        self._texts: dict[int, str] = {}
+        self._by_id: dict[int, RegisteredSchema] = {}
         self._ids: dict[str, int] = {}
         self._parsed: dict[int, Any] = {}
         levels = dict(snapshot.compatibility)
@@ -114,12 +114,13 @@ class SchemaRegistry:
             raise UnknownSchemaError(f"subject '{subject}' has no version {version}")
         return found
 
-    def by_id(self, schema_id: int) -> str:
-        """The canonical JSON text registered under a global id. Raises `UnknownSchemaError`."""
-        text = self._texts.get(schema_id)
-        if text is None:
+    def by_id(self, schema_id: int) -> RegisteredSchema:
+        """The schema with a global id, as first registered (an id shared by several
+        subjects names the same schema text). Raises `UnknownSchemaError`."""
+        registered = self._by_id.get(schema_id)
+        if registered is None:
             raise UnknownSchemaError(f"no schema has id {schema_id}")
-        return text
+        return registered
 
     def parsed(self, schema_id: int) -> Any:
         """The schema with this id, parsed by fastavro once and cached.
@@ -128,7 +129,7 @@ class SchemaRegistry:
         """
         parsed = self._parsed.get(schema_id)
         if parsed is None:
-            parsed = parse_for_resolution(json.loads(self.by_id(schema_id)), {})
+            parsed = parse_for_resolution(json.loads(self.by_id(schema_id).schema), {})
             self._parsed[schema_id] = parsed
         return parsed
 
@@ -179,7 +180,7 @@ class SchemaRegistry:
                 )
             schema_id = self._ids.get(canonical)
             if schema_id is None:
-                schema_id = max(self._texts, default=0) + 1
+                schema_id = max(self._by_id, default=0) + 1
                 if schema_id > MAX_SCHEMA_ID:
                     raise SchemaError("the registry has run out of schema ids")
             stored = StoredSchema(subject, max(versions, default=0) + 1, schema_id, canonical)
@@ -211,7 +212,7 @@ class SchemaRegistry:
         registered = RegisteredSchema(
             stored.subject, stored.version, stored.schema_id, stored.schema
         )
-        self._texts[stored.schema_id] = stored.schema
+        self._by_id.setdefault(stored.schema_id, registered)
         self._ids.setdefault(stored.schema, stored.schema_id)
         versions = {**self._versions.get(stored.subject, {}), stored.version: registered}
         self._versions = {**self._versions, stored.subject: versions}
