@@ -2,7 +2,8 @@
 
 Appends N records in batches of 1, 10, 100 and 1,000, printing records per second for
 each batch size and the p50/p99 latency of single-record appends, then reads everything
-back and prints the read rate.
+back and prints the read rate, and the hand-off time from an append to a thread that
+was blocked in `wait`.
 
     python bench/log_append.py [--records N] [--value-bytes B] [--partitions P] [--sync full]
 """
@@ -12,12 +13,39 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from broker.log import NewRecord, SqliteEventLog, TopicSpec
 
 BATCH_SIZES = (1, 10, 100, 1000)
+HANDOFFS = 200
+
+
+def measure_handoff(log: SqliteEventLog) -> list[float]:
+    """Seconds from the start of an append to the moment a waiting thread wakes."""
+    log.ensure_topic(TopicSpec("bench.handoff"))
+    woke_at: list[float] = []
+    ready = threading.Event()
+
+    def waiter() -> None:
+        for offset in range(HANDOFFS):
+            ready.set()
+            log.wait({("bench.handoff", 0): offset}, timeout=5)
+            woke_at.append(time.perf_counter())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    appended_at: list[float] = []
+    for _ in range(HANDOFFS):
+        ready.wait()
+        ready.clear()
+        time.sleep(0.002)  # let the waiter block before the append
+        appended_at.append(time.perf_counter())
+        log.append("bench.handoff", [NewRecord(b"x")])
+    thread.join()
+    return [woke - appended for woke, appended in zip(woke_at, appended_at, strict=True)]
 
 
 def main() -> None:
@@ -73,6 +101,12 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             assert read == total, f"read {read} of {total} records"
             print(f"read (500 per call): {read / elapsed:>10,.0f} records/s")
+
+            cuts = statistics.quantiles(measure_handoff(log), n=100)
+            print(
+                f"append to woken waiter (incl. the append): "
+                f"p50 {cuts[49] * 1e6:,.0f} µs, p99 {cuts[98] * 1e6:,.0f} µs"
+            )
         finally:
             log.close()
 
