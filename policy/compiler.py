@@ -1,0 +1,187 @@
+"""Compile, then run: everything about a route that does not depend on the event.
+
+A route is (subscription, event type, schema version, source). Compiling it finds the
+candidate agreements, rules every field under each (see `strictest`), lists the distinct
+consent requirements as probes, and, lazily per combination of satisfied requirements
+(a bitmask), builds the `DecisionPlan`: field explanations, obligations, legal basis and
+the projection function. The per-event path is then: pick the agreement in force, match
+the probes against the subject's consents, look up the plan for the bitmask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.consent import ConsentProbe
+from policy.decision import DecisionPlan, FieldDecision, Projector
+from policy.model import Agency, Agreement, Obligation, Rule, Subscription
+from policy.projection import COPY, Action, compile_projection
+from policy.strictest import ConsentNeed, FieldRuling
+from policy.transforms import Transform
+from policy.view import ViewLayout
+from policy.vocabulary import KIND_PREFIX
+from schemas.catalog import EventSchema
+
+_NEVER = 1 << 62
+RECORD_CONSENT = ConsentNeed(frozenset(), names_recipient=False)
+"""What `consent_required: true` asks: a consent naming the recipient (or its kind) and
+the purpose, whatever categories it covers."""
+
+TransformFactory = Callable[[Transform, str], Callable[[Any], Any]]
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    """The parts of a route every plan repeats."""
+
+    subscription: Subscription
+    schema: EventSchema
+    source: str
+    recipient: Agency
+    bundle_version: str
+    rules_by_id: dict[str, Rule]
+
+    def plan(self, outcome: str, fields: tuple[FieldDecision, ...], *,
+             deny_reason: str | None = None, agreement_id: str | None = None,
+             obligations: tuple[Obligation, ...] = (), legal_basis: tuple[str, ...] = (),
+             project: Projector | None = None) -> DecisionPlan:
+        return DecisionPlan(
+            outcome="permit" if outcome == "permit" else "deny",
+            deny_reason=deny_reason, event_type=self.schema.event_type,
+            schema_version=self.schema.version, source=self.source,
+            subscription_id=self.subscription.id, recipient=self.recipient.id,
+            purpose=self.subscription.purpose, agreement_id=agreement_id,
+            bundle_version=self.bundle_version, fields=fields, obligations=obligations,
+            legal_basis=legal_basis, project=project,
+        )
+
+    def deny_all(self, reason: str, agreement_id: str | None = None,
+                 field_reason: str | None = None) -> DecisionPlan:
+        """A deny plan whose every field is withheld for the same reason."""
+        fields = tuple(FieldDecision(f.path, "withheld", None, field_reason or reason, (),
+                                     agreement_id) for f in self.schema.fields)
+        return self.plan("deny", fields, deny_reason=reason, agreement_id=agreement_id)
+
+
+@dataclass
+class AgreementPlan:
+    """One candidate agreement of a route, with its plans per consent bitmask."""
+
+    context: RouteContext
+    agreement: Agreement
+    rulings: list[FieldRuling]
+    layout: ViewLayout
+    transform_for: TransformFactory
+    start_ms: int = field(init=False)
+    end_ms: int = field(init=False)
+    needs: list[ConsentNeed] = field(init=False)
+    probes: tuple[ConsentProbe, ...] = field(init=False)
+    plans: dict[int, DecisionPlan] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        a = self.agreement
+        self.start_ms = a.effective_ms
+        self.end_ms = a.expires_ms if a.expires_ms is not None else _NEVER
+        needs: list[ConsentNeed] = [RECORD_CONSENT] if a.consent_required else []
+        for ruling in self.rulings:
+            if ruling.withheld is None:
+                needs += [n for n in ruling.needs if n not in needs]
+        self.needs = needs
+        recipient = self.context.recipient
+        self.probes = tuple(
+            ConsentProbe(recipient.id,
+                         None if n.names_recipient else f"{KIND_PREFIX}{recipient.kind}",
+                         a.purpose, n.categories)
+            for n in needs)
+
+    def plan_for(self, mask: int) -> DecisionPlan:
+        """The plan for the consent requirements satisfied in `mask` (compiled on first
+        use, then cached)."""
+        found = self.plans.get(mask)
+        if found is None:
+            found = self.plans[mask] = self._compile(mask)
+        return found
+
+    def _met(self, need: ConsentNeed, mask: int) -> bool:
+        return bool(mask >> self.needs.index(need) & 1)
+
+    def _compile(self, mask: int) -> DecisionPlan:
+        a, ctx = self.agreement, self.context
+        if a.consent_required and not self._met(RECORD_CONSENT, mask):
+            reason = (f"agreement {a.id} requires consent: none in force naming "
+                      f"{ctx.recipient.id} (or kind:{ctx.recipient.kind}) for {a.purpose}")
+            return ctx.deny_all(reason, a.id)
+        fields: list[FieldDecision] = []
+        actions: dict[str, Action] = {}
+        obligations: dict[str, Obligation] = {}
+        cited: list[str] = []
+        for ruling in self.rulings:
+            entry = self._field(ruling, mask)
+            fields.append(entry)
+            if entry.status == "withheld":
+                continue
+            if ruling.transform is None:
+                actions[ruling.path] = COPY
+            else:
+                actions[ruling.path] = self.transform_for(ruling.transform, ctx.recipient.id)
+            for obligation, _ in ruling.obligations.values():
+                obligations.setdefault(obligation.id, obligation)
+            for rule_id in ruling.rule_ids:
+                rule = ctx.rules_by_id[rule_id]
+                if rule.then.effect != "deny" and rule.citation not in cited:
+                    cited.append(rule.citation)
+        if not actions:
+            return ctx.plan("deny", tuple(fields), agreement_id=a.id,
+                            deny_reason="nothing may be released: every field is withheld")
+        basis = f"agreement {a.id}" + (f": {a.reference}" if a.reference else "")
+        return ctx.plan(
+            "permit", tuple(fields), agreement_id=a.id,
+            obligations=tuple(obligations.values()), legal_basis=(basis, *cited),
+            project=compile_projection(self.layout, actions),
+        )
+
+    def _field(self, ruling: FieldRuling, mask: int) -> FieldDecision:
+        a = self.agreement
+        if ruling.withheld is not None:
+            dropped = ruling.transform is not None and ruling.transform.kind == "drop"
+            return FieldDecision(ruling.path, "withheld", "drop" if dropped else None,
+                                 ruling.withheld, ruling.rule_ids, a.id)
+        unmet = [(n, ids) for n, ids in ruling.needs.items() if not self._met(n, mask)]
+        if unmet:
+            need, ids = unmet[0]
+            recipient = self.context.recipient
+            who = recipient.id if need.names_recipient else \
+                f"{recipient.id} or kind:{recipient.kind}"
+            cats = ", ".join(sorted(need.categories)) or "any category"
+            reason = (f"consent required by rule {', '.join(ids)}: none in force naming "
+                      f"{who} for {a.purpose} covering {cats}")
+            return FieldDecision(ruling.path, "withheld", None, reason, ruling.rule_ids, a.id)
+        consented = ""
+        if ruling.needs:
+            ids = dict.fromkeys(i for rule_ids in ruling.needs.values() for i in rule_ids)
+            consented = f" with consent (required by rule {', '.join(ids)})"
+        if ruling.transform is not None:
+            label = ruling.transform.label()
+            return FieldDecision(ruling.path, "transformed", label,
+                                 f"transformed ({label}) under agreement {a.id}{consented}",
+                                 ruling.rule_ids, a.id)
+        return FieldDecision(ruling.path, "released", None,
+                             f"released under agreement {a.id}{consented}",
+                             ruling.rule_ids, a.id)
+
+
+@dataclass
+class Route:
+    """Candidate agreements for one (subscription, event type, version, source)."""
+
+    candidates: list[AgreementPlan]
+    no_agreement: DecisionPlan
+
+    def pick(self, at_ms: int) -> AgreementPlan | None:
+        """The agreement in force at `at_ms` (agreements of a route never overlap)."""
+        for candidate in self.candidates:
+            if candidate.start_ms <= at_ms < candidate.end_ms:
+                return candidate
+        return None
