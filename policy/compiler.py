@@ -160,8 +160,8 @@ class AgreementPlan:
             return FieldDecision(ruling.path, "withheld", None, reason, ruling.rule_ids, a.id)
         consented = ""
         if ruling.needs:
-            ids = dict.fromkeys(i for rule_ids in ruling.needs.values() for i in rule_ids)
-            consented = f" with consent (required by rule {', '.join(ids)})"
+            needed_by = dict.fromkeys(i for ids_ in ruling.needs.values() for i in ids_)
+            consented = f" with consent (required by rule {', '.join(needed_by)})"
         if ruling.transform is not None:
             label = ruling.transform.label()
             return FieldDecision(ruling.path, "transformed", label,
