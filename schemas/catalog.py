@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from fastavro.schema import SchemaParseException
@@ -22,6 +22,9 @@ from schemas.tags import TAGS
 
 BUILTIN_DIR = Path(__file__).parent / "events"
 ENVELOPE_FIELDS = ("event_id", "occurred_at", "subject_id")
+PRIMITIVE_TYPES = frozenset(
+    {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,8 @@ class EventSchema:
     @cached_property
     def parsed(self) -> dict[str, Any]:
         """The schema parsed once by fastavro, for reading and writing records."""
-        return fastavro.parse_schema(json.loads(json.dumps(self.schema)))
+        # An event schema is a record, so fastavro returns a dict.
+        return cast(dict[str, Any], fastavro.parse_schema(json.loads(json.dumps(self.schema))))
 
     @property
     def full_name(self) -> str:
@@ -112,13 +116,40 @@ def _type_name(avro_type: Any) -> tuple[str, str | None]:
     return str(avro_type.get("type")), avro_type.get("logicalType")
 
 
+def _full_name(named_type: Mapping[str, Any], namespace: str) -> str:
+    """A named type's full name, given the namespace it is defined in."""
+    name = str(named_type.get("name", ""))
+    if "." in name:
+        return name
+    own = named_type.get("namespace") or namespace
+    return f"{own}.{name}" if own else name
+
+
+def _resolve(avro_type: Any, named: Mapping[str, Any], namespace: str) -> Any:
+    """Replace a reference to a named type (`"Person"`) by its definition."""
+    if not isinstance(avro_type, str) or avro_type in PRIMITIVE_TYPES:
+        return avro_type
+    full = avro_type if "." in avro_type or not namespace else f"{namespace}.{avro_type}"
+    return named.get(full, named.get(avro_type, avro_type))
+
+
 def _flatten(
-    record: Mapping[str, Any], prefix: str, inherited_null: bool, problems: list[str]
+    record: Mapping[str, Any],
+    prefix: str,
+    inherited_null: bool,
+    problems: list[str],
+    named: Mapping[str, Any],
+    namespace: str,
+    enclosing: tuple[str, ...] = (),
 ) -> Iterator[FieldInfo]:
+    full_name = _full_name(record, namespace)
+    namespace = full_name.rpartition(".")[0]
+    enclosing = (*enclosing, full_name)
     for spec in record.get("fields", []):
         name = spec.get("name")
         path = f"{prefix}{name}"
         inner, nullable = _non_null(spec.get("type"))
+        inner = _resolve(inner, named, namespace)
         tags = spec.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             problems.append(f"{path}: 'tags' must be a list of strings")
@@ -132,7 +163,20 @@ def _flatten(
         if isinstance(inner, dict) and inner.get("type") == "record":
             if tags:
                 problems.append(f"{path}: tag the fields of a nested record, not the record")
-            yield from _flatten(inner, f"{path}.", inherited_null or nullable, problems)
+            if _full_name(inner, namespace) in enclosing:
+                problems.append(f"{path}: a record may not contain itself")
+                continue
+            # A record type used a second time is referenced by name; its fields are
+            # flattened like the first use's, so they keep their tags.
+            yield from _flatten(
+                inner,
+                f"{path}.",
+                inherited_null or nullable,
+                problems,
+                named,
+                namespace,
+                enclosing,
+            )
             continue
         base, logical = _type_name(inner)
         yield FieldInfo(
@@ -164,7 +208,8 @@ def build_event_schema(
         parsed = fastavro.parse_schema(json.loads(json.dumps(schema)))
     except (SchemaParseException, ValueError, TypeError, KeyError) as exc:
         raise SchemaError(f"{event_type}: not a valid Avro schema: {exc}") from exc
-    fields = tuple(_flatten(schema, "", False, problems))
+    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
+    fields = tuple(_flatten(schema, "", False, problems, named, ""))
     top = {f.get("name") for f in schema.get("fields", [])}
     for required in ENVELOPE_FIELDS:
         if required not in top:
@@ -227,11 +272,15 @@ class SchemaCatalog:
                 errors.append(f"{path.name}:{exc.lineno}: invalid JSON: {exc.msg}")
                 continue
             example_path = path.with_name(f"{event_type}.example.json")
-            example = (
-                json.loads(example_path.read_text(encoding="utf-8"))
-                if example_path.exists()
-                else None
-            )
+            try:
+                example = (
+                    json.loads(example_path.read_text(encoding="utf-8"))
+                    if example_path.exists()
+                    else None
+                )
+            except json.JSONDecodeError as exc:
+                errors.append(f"{example_path.name}:{exc.lineno}: invalid JSON: {exc.msg}")
+                continue
             try:
                 catalog.add(build_event_schema(event_type, schema, 1, example))
             except SchemaError as exc:
