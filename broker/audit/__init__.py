@@ -33,7 +33,13 @@ from broker.audit.pseudonym import (
     load_or_create_pseudonym_key,
     load_pseudonym_key,
 )
-from broker.audit.records import AuditEntry, AuditKind, AuditRecord, Checkpoint
+from broker.audit.records import (
+    AuditEntry,
+    AuditKind,
+    AuditRecord,
+    CanonicalDetail,
+    Checkpoint,
+)
 from broker.audit.sqlite_store import SqliteAuditStore
 from broker.audit.store import AuditFilter, AuditStore
 
@@ -49,6 +55,7 @@ __all__ = [
     "AuditStore",
     "AuditStoreNotFoundError",
     "AuditStoreUnavailableError",
+    "CanonicalDetail",
     "Checkpoint",
     "CheckpointSigner",
     "Disclosure",

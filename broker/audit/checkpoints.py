@@ -125,9 +125,9 @@ class CheckpointSigner:
         seq, hash_hex = store.head()
         if seq == 0:
             return None
-        existing = store.checkpoints()
-        if existing and existing[-1].seq == seq and existing[-1].key_id == self.key_id:
-            return existing[-1]
+        latest = store.latest_checkpoint()
+        if latest is not None and latest.seq == seq and latest.key_id == self.key_id:
+            return latest
         when = time.time_ns() // 1_000_000 if at_ms is None else at_ms
         return store.add_checkpoint(
             seq, hash_hex, when, self.key_id, self.sign(seq, hash_hex, when)

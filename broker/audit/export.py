@@ -14,7 +14,7 @@ import csv
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
-from broker.audit.records import canonical_json
+from broker.audit.records import canonical_detail
 from broker.audit.store import AuditFilter, AuditStore
 
 ExportFormat = Literal["jsonl", "csv"]
@@ -53,7 +53,7 @@ def export_csv(store: AuditStore, out: TextIO, where: AuditFilter | None = None)
             record.seq, iso_utc(record.at_ms), record.at_ms, record.kind, record.subject,
             record.recipient, record.source, record.agreement, record.subscription,
             record.outcome, record.event_id, record.decision_id, record.actor,
-            canonical_json(dict(record.detail)), record.prev_hash, record.hash,
+            canonical_detail(record.kind, record.detail), record.prev_hash, record.hash,
         ))
         count += 1
     return count

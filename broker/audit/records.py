@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring
@@ -41,11 +41,12 @@ COLUMNS = (
 StoredRow = tuple[Any, ...]
 """One record in `COLUMNS` order, as the store keeps it."""
 
-# Keys in sorted order; the optional "hash" slot is filled only for exported lines.
-_TEMPLATE = (
-    '{"actor":%s,"agreement":%s,"at_ms":%d,"decision_id":%s,"detail":%s,"event_id":%s,%s'
-    '"kind":%s,"outcome":%s,"prev_hash":"%s","recipient":%s,"seq":%d,"source":%s,'
-    '"subject":%s,"subscription":%s}'
+# Keys in sorted order: the detail sits between "decision_id" and "event_id"; the
+# optional "hash" slot is filled only for exported lines.
+_HEAD = '{"actor":%s,"agreement":%s,"at_ms":%d,"decision_id":%s,"detail":'
+_TAIL = (
+    ',"event_id":%s,%s"kind":%s,"outcome":%s,"prev_hash":"%s","recipient":%s,"seq":%d,'
+    '"source":%s,"subject":%s,"subscription":%s}'
 )
 
 
@@ -67,8 +68,54 @@ def canonical_json(value: Any) -> str:
     )
 
 
+class CanonicalDetail(Mapping[str, Any]):
+    """Detail handed over already encoded, parsed only if someone reads it.
+
+    `text` must be a JSON object encoded with sorted keys and no whitespace, i.e.
+    `json.dumps(value, sort_keys=True, separators=(",", ":"))`, with or without
+    `ensure_ascii` (`Decision.canonical_json()` is such a text). Appending it skips
+    re-encoding the detail, the dominant cost of an append for a large decision. The
+    store also returns stored detail in this form, so exports need no re-encoding.
+    """
+
+    __slots__ = ("_parsed", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._parsed: dict[str, Any] | None = None
+
+    def _value(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = json.loads(self.text)
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._value())
+
+    def __len__(self) -> int:
+        return len(self._value())
+
+    def __repr__(self) -> str:
+        return f"CanonicalDetail({self.text!r})"
+
+
 def canonical_detail(kind: str, detail: Mapping[str, Any]) -> str:
     """Encode an entry's detail, refusing anything that is not plain JSON."""
+    if type(detail) is CanonicalDetail:
+        text = detail.text
+        if not (text.startswith("{") and text.endswith("}")):
+            raise AuditEntryError(f"detail of a {kind!r} entry is not a JSON object")
+        if "\\u" not in text:
+            return text
+        # \u escapes: either ensure_ascii output or control characters. Re-encode so
+        # the stored form is the one auditors reproduce (non-ASCII written as UTF-8).
+        try:
+            detail = json.loads(text)
+        except ValueError as exc:
+            raise AuditEntryError(f"detail of a {kind!r} entry is not valid JSON") from exc
     try:
         return canonical_json(dict(detail))
     except (TypeError, ValueError) as exc:
@@ -80,16 +127,25 @@ def _quoted(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def encode_row(row: StoredRow, *, with_hash: bool = False) -> bytes:
-    """Canonical bytes of a stored row: what is hashed, or (with_hash) an exported line."""
+def encode_row(
+    row: StoredRow, *, with_hash: bool = False, detail_bytes: bytes | None = None
+) -> bytes:
+    """Canonical bytes of a row: what is hashed, or (with_hash) an exported line.
+
+    The row's detail is canonical JSON text, unless `detail_bytes` gives it UTF-8 encoded
+    already (the store keeps large details compressed and hands them over as bytes).
+    """
     (seq, kind, at_ms, subject, recipient, source, agreement, subscription, outcome,
      event_id, decision_id, actor, detail, prev_hash, hash_) = row
-    hash_slot = f'"hash":"{hash_.hex()}",' if with_hash else ""
-    return (_TEMPLATE % (
-        _quoted(actor), _quoted(agreement), at_ms, _quoted(decision_id), detail,
-        _quoted(event_id), hash_slot, _quoted(kind), _quoted(outcome), prev_hash.hex(),
-        _quoted(recipient), seq, _quoted(source), _quoted(subject), _quoted(subscription),
-    )).encode("utf-8")
+    head = _HEAD % (_quoted(actor), _quoted(agreement), at_ms, _quoted(decision_id))
+    tail = _TAIL % (
+        _quoted(event_id), f'"hash":"{hash_.hex()}",' if with_hash else "", _quoted(kind),
+        _quoted(outcome), prev_hash.hex(), _quoted(recipient), seq, _quoted(source),
+        _quoted(subject), _quoted(subscription),
+    )
+    if detail_bytes is None:
+        detail_bytes = detail.encode("utf-8")
+    return head.encode("utf-8") + detail_bytes + tail.encode("utf-8")
 
 
 def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
@@ -98,8 +154,15 @@ def chain_hash(prev_hash: bytes, body: bytes) -> bytes:
 
 
 def _check_optional_str(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return
+    if not isinstance(value, str):
         raise AuditEntryError(f"audit entry {name} must be a string or None")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise AuditEntryError(f"audit entry {name} is not valid Unicode text") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +188,7 @@ class AuditEntry:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not _KIND_PATTERN.fullmatch(self.kind):
+        if not isinstance(self.kind, str) or not _KIND_PATTERN.fullmatch(str(self.kind)):
             raise AuditEntryError(
                 "audit entry kind must be a lowercase word such as 'decision'"
             )
@@ -170,9 +233,10 @@ class AuditRecord:
 
     @classmethod
     def from_row(cls, row: StoredRow, detail: Mapping[str, Any] | None = None) -> AuditRecord:
-        """Build from a stored row; `detail` skips re-parsing when the caller has it."""
+        """Build from a row whose detail is canonical JSON text (parsed lazily), or use
+        `detail` when the caller has it already."""
         values = list(row)
-        values[12] = json.loads(row[12]) if detail is None else detail
+        values[12] = CanonicalDetail(row[12]) if detail is None else detail
         values[13] = row[13].hex()
         values[14] = row[14].hex()
         return cls(*values)
@@ -192,7 +256,9 @@ class AuditRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as exported (hashes in hex)."""
-        return {name: getattr(self, name) for name in COLUMNS}
+        values = {name: getattr(self, name) for name in COLUMNS}
+        values["detail"] = dict(self.detail)
+        return values
 
     def to_json_line(self) -> str:
         """The canonical JSON line of this record, `hash` included."""

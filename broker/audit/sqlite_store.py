@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from broker.audit.disclosures import PERMIT, Disclosure, disclosure_from_record
 from broker.audit.errors import (
+    AuditEntryError,
     AuditQueryError,
     AuditStoreNotFoundError,
     AuditStoreUnavailableError,
@@ -30,7 +32,11 @@ from broker.audit.store import AuditFilter, ChainLink
 from broker.errors import AuditError
 
 _SCHEMA_VERSION = 1
+_COMPRESS_FROM_BYTES = 512
+"""Details this large are stored zlib-compressed (a decision explaining 20-odd fields
+shrinks about 7 times); smaller ones stay readable text in the database."""
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"  # noqa: S608 - fixed names
+_SELECT_CHECKPOINTS = "SELECT number, seq, hash, at_ms, key_id, signature FROM audit_checkpoints"
 _INSERT = (
     f"INSERT INTO audit_records ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed names
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -49,7 +55,7 @@ CREATE TABLE IF NOT EXISTS audit_records (
     event_id TEXT,
     decision_id TEXT,
     actor TEXT,
-    detail TEXT NOT NULL,
+    detail BLOB NOT NULL,  -- canonical JSON text, or zlib-compressed UTF-8 bytes of it
     prev_hash BLOB NOT NULL,
     hash BLOB NOT NULL
 );
@@ -92,6 +98,39 @@ def _translate(exc: sqlite3.Error, doing: str) -> AuditError:
             "permissions and that no other process holds a long write lock"
         )
     return AuditError(f"audit store failed while {doing}: {exc}")
+
+
+def _detail_bytes(stored: str | bytes) -> bytes:
+    """The canonical detail's UTF-8 bytes from its stored form (may raise zlib.error)."""
+    if isinstance(stored, bytes):
+        return zlib.decompress(stored)
+    return stored.encode("utf-8")
+
+
+def _text_row(row: StoredRow) -> StoredRow:
+    """A stored row with its detail as canonical JSON text."""
+    stored = row[12]
+    if type(stored) is not bytes:
+        return row
+    try:
+        text = zlib.decompress(stored).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise AuditError(
+            f"record {row[0]}: stored detail is corrupt; run `handoff audit verify`"
+        ) from exc
+    return (*row[:12], text, *row[13:])
+
+
+def _prepare_detail(entry: AuditEntry) -> tuple[bytes, str | bytes]:
+    """(canonical UTF-8 bytes, form to store) of an entry's detail."""
+    text = canonical_detail(entry.kind, entry.detail)
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise AuditEntryError(
+            f"detail of a {entry.kind!r} entry is not valid Unicode text"
+        ) from exc
+    return raw, (zlib.compress(raw, 1) if len(raw) >= _COMPRESS_FROM_BYTES else text)
 
 
 def _where(where: AuditFilter | None, from_seq: int) -> tuple[str, list[Any]]:
@@ -197,8 +236,8 @@ class SqliteAuditStore:
         self._check_open()
         if not entries:
             return []
-        # Canonicalising detail is the costly part and needs no lock.
-        details = [canonical_detail(entry.kind, entry.detail) for entry in entries]
+        # Encoding and compressing detail are the costly parts and need no lock.
+        details = [_prepare_detail(entry) for entry in entries]
         rows: list[StoredRow] = []
         with self._lock:
             self._check_open()
@@ -210,15 +249,15 @@ class SqliteAuditStore:
                         "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
                     ).fetchone()
                     seq, prev = last if last is not None else (0, GENESIS_HASH)
-                    for entry, detail in zip(entries, details, strict=True):
+                    for entry, (raw, stored) in zip(entries, details, strict=True):
                         seq += 1
                         row = (
                             seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
                             entry.source, entry.agreement, entry.subscription,
                             entry.outcome, entry.event_id, entry.decision_id, entry.actor,
-                            detail, prev,
+                            stored, prev,
                         )
-                        prev = chain_hash(prev, encode_row((*row, None)))
+                        prev = chain_hash(prev, encode_row((*row, None), detail_bytes=raw))
                         rows.append((*row, prev))
                     conn.executemany(_INSERT, rows)
                     conn.execute("COMMIT")
@@ -279,11 +318,16 @@ class SqliteAuditStore:
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every stored checkpoint, by number."""
+        return self._read_checkpoints(f"{_SELECT_CHECKPOINTS} ORDER BY number")
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint with the highest number, or None before the first."""
+        found = self._read_checkpoints(f"{_SELECT_CHECKPOINTS} ORDER BY number DESC LIMIT 1")
+        return found[0] if found else None
+
+    def _read_checkpoints(self, sql: str) -> list[Checkpoint]:
         try:
-            rows = self._reader().execute(
-                "SELECT number, seq, hash, at_ms, key_id, signature FROM audit_checkpoints"
-                " ORDER BY number"
-            ).fetchall()
+            rows = self._reader().execute(sql).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc, "reading checkpoints") from exc
         return [
@@ -309,18 +353,19 @@ class SqliteAuditStore:
         """Stream records with seq >= from_seq (matching `where`) in seq order."""
         clause, params = _where(where, from_seq)
         for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, "reading records"):
-            yield AuditRecord.from_row(row)
-
-    def iter_rows(self, from_seq: int = 1, where: AuditFilter | None = None) -> Iterator[StoredRow]:
-        """Like `iter_records`, as stored rows (detail still canonical JSON text)."""
-        clause, params = _where(where, from_seq)
-        return self._stream(f"{_SELECT}{clause} ORDER BY seq", params, "reading records")
+            yield AuditRecord.from_row(_text_row(row))
 
     def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
         """Stream every record's (seq, prev_hash, hash, canonical bytes) in seq order."""
         clause, params = _where(None, from_seq)
         for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, "reading the chain"):
-            yield row[0], row[13], row[14], encode_row(row)
+            try:
+                detail = _detail_bytes(row[12])
+            except zlib.error:
+                # Corrupt stored detail cannot hash to the record's hash: the verifier
+                # reports it as changed content.
+                detail = b""
+            yield row[0], row[13], row[14], encode_row(row, detail_bytes=detail)
 
     def query(
         self,
@@ -351,7 +396,7 @@ class SqliteAuditStore:
             rows = self._reader().execute(sql, [*params, limit]).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc, "querying") from exc
-        return [AuditRecord.from_row(row) for row in rows]
+        return [AuditRecord.from_row(_text_row(row)) for row in rows]
 
     def disclosures(
         self,
@@ -369,7 +414,7 @@ class SqliteAuditStore:
             rows = self._reader().execute(f"{_SELECT}{clause} ORDER BY seq", params).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc, "reading disclosures") from exc
-        return [disclosure_from_record(AuditRecord.from_row(row)) for row in rows]
+        return [disclosure_from_record(AuditRecord.from_row(_text_row(row))) for row in rows]
 
     def close(self) -> None:
         """Close every connection this store opened. Idempotent."""

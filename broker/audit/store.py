@@ -119,6 +119,10 @@ class AuditStore(Protocol):
         """Every stored checkpoint, by number."""
         ...
 
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint with the highest number, or None before the first."""
+        ...
+
     def close(self) -> None:
         """Release resources. Idempotent."""
         ...

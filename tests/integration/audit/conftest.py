@@ -13,21 +13,38 @@ from broker.audit.paths import audit_db_path
 
 PSEUDONYM_KEY = bytes(range(32))
 
+def _field(path: str, status: str, reason: str, *rules: str, transform: str | None = None
+           ) -> dict[str, object]:
+    return {"path": path, "status": status, "transform": transform, "reason": reason,
+            "rule_ids": list(rules), "agreement_id": "cg-hv-births"}
+
+
+# Shaped like policy's Decision.to_dict(): large enough to be stored compressed.
 BIRTH_DECISION = {
+    "agreement_id": "cg-hv-births",
+    "bundle_version": "sha256:0123456789abcdef",
+    "consent_ids": ["consent-17"],
+    "deny_reason": None,
     "event_type": "birth",
-    "subscription_id": "hv-births",
-    "purpose": "care_coordination",
-    "released": ["mother.given_name", "mother.phone"],
-    "transformed": [{"path": "mother.address.zip", "transform": "zip3"}],
-    "withheld": [
-        {"path": "mother.ssn", "reason": "not in agreement", "rule_ids": []},
-        {"path": "child.birth_weight_grams", "reason": "consent required",
-         "rule_ids": ["hipaa.health-care-coordination"]},
+    "fields": [
+        _field("mother.given_name", "released", "permitted by agreement"),
+        _field("mother.phone", "released", "permitted by agreement"),
+        _field("mother.address.zip", "transformed", "agreement transform", transform="zip3"),
+        _field("mother.ssn", "withheld", "not in agreement"),
+        _field("child.birth_weight_grams", "withheld", "consent required",
+               "hipaa.health-care-coordination"),
     ],
     "legal_basis": ["45 CFR 164.506(c)(4)"],
-    "consent_ids": ["consent-17"],
     "obligations": [],
-    "bundle_version": "sha256:0123456789abcdef",
+    "outcome": "permit",
+    "purpose": "care_coordination",
+    "recipient": "hv-nfp",
+    "released": ["mother.given_name", "mother.phone"],
+    "schema_version": 1,
+    "source": "county-general",
+    "subscription_id": "hv-births",
+    "transformed": ["mother.address.zip"],
+    "withheld": ["mother.ssn", "child.birth_weight_grams"],
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import zlib
+
 import pytest
 
 from broker.audit import CheckpointSigner, verify
@@ -13,14 +16,31 @@ def signer(data_dir):
     return CheckpointSigner.load_or_create(signing_key_path(data_dir))
 
 
+SMALL_DETAIL = {"event_type": "birth", "released": ["mother.given_name"],
+                "withheld": ["mother.ssn"]}
+
+
 @pytest.fixture
 def chained(store, decision, signer):
-    """100 records with checkpoints after records 50 and 100."""
-    store.append([decision(f"MPI-{n % 7}", n) for n in range(50)])
+    """100 records with checkpoints after records 50 and 100. Odd records carry a full
+    decision (stored compressed), even ones a small detail (stored as text)."""
+
+    def entry(n):
+        return decision(f"MPI-{n % 7}", n, **({"detail": SMALL_DETAIL} if n % 2 else {}))
+
+    store.append([entry(n) for n in range(50)])
     signer.checkpoint(store, at_ms=1_717_300_000_000)
-    store.append([decision(f"MPI-{n % 7}", n) for n in range(50, 100)])
+    store.append([entry(n) for n in range(50, 100)])
     signer.checkpoint(store, at_ms=1_717_300_060_000)
     return store
+
+
+def stored_detail(data_dir, seq):
+    conn = sqlite3.connect(audit_db_path(data_dir))
+    try:
+        return conn.execute("SELECT detail FROM audit_records WHERE seq = ?", (seq,)).fetchone()[0]
+    finally:
+        conn.close()
 
 
 def reverify(data_dir, public_key=None, **options):
@@ -55,18 +75,32 @@ def test_empty_store_verifies(data_dir, store):
         "UPDATE audit_records SET outcome = 'deny' WHERE seq = 37",
         "UPDATE audit_records SET at_ms = at_ms + 1 WHERE seq = 37",
         "UPDATE audit_records SET subject = NULL WHERE seq = 37",
-        # Flip one byte of the stored decision detail.
         "UPDATE audit_records SET detail = replace(detail, 'mother.ssn', 'mother.ssm') "
-        "WHERE seq = 37",
+        "WHERE seq = 38",
     ],
 )
 def test_changed_record_is_named(data_dir, chained, signer, tamper, statement):
     tamper(statement)
+    seq = 38 if "WHERE seq = 38" in statement else 37
     report = reverify(data_dir, signer.public_key)
     assert not report.ok
-    assert report.first_bad_seq == 37
-    assert report.problem == "record 37: hash mismatch (content changed)"
-    assert report.records_checked == 36
+    assert report.first_bad_seq == seq
+    assert report.problem == f"record {seq}: hash mismatch (content changed)"
+    assert report.records_checked == seq - 1
+
+
+def test_one_flipped_byte_in_a_compressed_detail_is_named(data_dir, chained, tamper):
+    blob = bytearray(stored_detail(data_dir, 37))
+    assert isinstance(stored_detail(data_dir, 37), bytes)
+    blob[len(blob) // 2] ^= 0x01
+    tamper(f"UPDATE audit_records SET detail = X'{blob.hex()}' WHERE seq = 37")
+    assert reverify(data_dir).problem == "record 37: hash mismatch (content changed)"
+
+
+def test_recompressed_edit_of_a_detail_is_named(data_dir, chained, tamper):
+    text = zlib.decompress(stored_detail(data_dir, 37)).replace(b"mother.ssn", b"mother.ssm")
+    tamper(f"UPDATE audit_records SET detail = X'{zlib.compress(text).hex()}' WHERE seq = 37")
+    assert reverify(data_dir).problem == "record 37: hash mismatch (content changed)"
 
 
 def test_deleted_record_is_named(data_dir, chained, tamper):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import threading
 
@@ -15,6 +16,7 @@ from broker.audit import (
     AuditStore,
     AuditStoreNotFoundError,
     SqliteAuditStore,
+    export_jsonl,
     verify,
 )
 from broker.audit.paths import audit_db_path
@@ -111,7 +113,11 @@ def test_raw_subject_id_never_reaches_the_database_files(data_dir, store, decisi
         assert raw not in path.read_bytes(), path.name
     with SqliteAuditStore(audit_db_path(data_dir), create=False) as reopened:
         found = reopened.query(subject=pseudonymizer.pseudonym("MPI-0048213"), limit=100)
+        exported = io.StringIO()
+        export_jsonl(reopened, exported)
     assert len(found) == 20
+    # Large details are stored compressed, so look at them decompressed as well.
+    assert "MPI-0048213" not in exported.getvalue()
 
 
 def test_raw_subject_id_is_refused_before_it_is_stored(store):

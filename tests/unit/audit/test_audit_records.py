@@ -10,6 +10,7 @@ import pytest
 from broker.audit import AuditEntry, AuditEntryError, AuditKind, AuditRecord
 from broker.audit.records import (
     GENESIS_HASH,
+    CanonicalDetail,
     canonical_detail,
     chain_hash,
     checkpoint_message,
@@ -128,3 +129,31 @@ def test_checkpoint_message_is_domain_tag_then_canonical_json():
         b"handoff-audit-checkpoint-v1\n"
         + b'{"at_ms":1700000000000,"hash":"' + b"ab" * 32 + b'","seq":50000}'
     )
+
+
+def test_pre_encoded_detail_is_used_as_given_and_read_lazily():
+    text = '{"purpose":"care_coordination","released":["mother.phone"]}'
+    detail = CanonicalDetail(text)
+    assert canonical_detail("decision", detail) == text
+    assert detail == {"purpose": "care_coordination", "released": ["mother.phone"]}
+    assert detail["released"] == ["mother.phone"]
+
+
+def test_pre_encoded_ascii_escapes_are_stored_as_utf8_like_any_detail():
+    value = {"reason": "Zoë § 2.32", "control": "a\x01b"}
+    ascii_text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert "\\u00eb" in ascii_text
+    assert canonical_detail("decision", CanonicalDetail(ascii_text)) == canonical_detail(
+        "decision", value
+    )
+
+
+@pytest.mark.parametrize("text", ["[1,2]", "", '"text"', '{"broken":'])
+def test_pre_encoded_detail_must_be_a_json_object(text):
+    with pytest.raises(AuditEntryError):
+        canonical_detail("decision", CanonicalDetail(text))
+
+
+def test_text_that_cannot_be_utf8_is_refused():
+    with pytest.raises(AuditEntryError, match="recipient"):
+        AuditEntry(kind="decision", at_ms=1, recipient="bad \ud800 surrogate")
