@@ -189,20 +189,29 @@ class _Compiler:
     def _default(self, schema: Any, default: Any, name: str) -> Any:
         """A field default (Avro JSON, bytes as latin-1 text) as a record value."""
         schema = self.deref(schema)
-        if isinstance(schema, list):
-            schema = self.deref(schema[0])  # Avro: a union's default is for its first branch
+        # Avro says a union's default belongs to its first branch; fastavro also accepts
+        # defaults of later branches, so those are tried too.
+        branches = [self.deref(b) for b in schema] if isinstance(schema, list) else [schema]
+        for branch in branches:
+            converted = self._default_for(branch, default, name)
+            if converted is not INVALID:
+                return converted
+        raise SchemaError(f"{name}: default does not match the field's type")
+
+    def _default_for(self, schema: Any, default: Any, name: str) -> Any:
         kind = schema if isinstance(schema, str) else schema.get("type")
         if kind in ("bytes", "fixed") and isinstance(default, str):
-            raw = default.encode("latin-1")
+            try:
+                raw = default.encode("latin-1")
+            except UnicodeEncodeError:
+                return INVALID
             if isinstance(schema, Mapping) and schema.get("logicalType") == "decimal":
                 unscaled = int.from_bytes(raw, "big", signed=True)
                 return Decimal(unscaled).scaleb(-int(schema.get("scale", 0)))
             default = raw
         problems: Problems = []
         converted = self.from_json(schema)(default, name, problems)
-        if problems:
-            raise SchemaError(f"{name}: default does not match the field's type")
-        return converted
+        return INVALID if problems else converted
 
     # to JSON
 
@@ -307,7 +316,8 @@ def json_form(schema: Any) -> JsonForm:
     """The cached `JsonForm` for a schema (JSON values or fastavro-parsed).
 
     Looked up by object identity first (one dict hit on the hot path), then by canonical
-    text, so equal schemas share one compilation. Raises `SchemaError`.
+    text, so equal schemas share one compilation. Schemas are treated as immutable: a
+    dict changed after its first use keeps its first compilation. Raises `SchemaError`.
     """
     hit = _by_identity.get(id(schema))
     if hit is not None and hit[0] is schema:
