@@ -55,7 +55,9 @@ class BundleChecker:
         self.agreements = agreements
         self.packs = packs
         self.subscriptions = subscriptions
-        self.agency_ids = {a.entry.id: a.entry for a in agencies}
+        self.agency_ids: dict[str, Agency] = {}
+        for item in agencies:  # the first of duplicate ids counts; the rest are reported
+            self.agency_ids.setdefault(item.entry.id, item.entry)
         self.problems: list[Problem] = []
 
     def run(self) -> list[Problem]:

@@ -97,7 +97,7 @@ def _entries(
     if items is None:
         return []
     if not isinstance(items, CommentedSeq):
-        problems.append(doc.problem((key,), f"'{key}' must be a list"))
+        problems.append(doc.problem((key,), "must be a list of entries"))
         return []
     found: list[Located[EntryT]] = []
     for index, item in enumerate(items):
@@ -134,10 +134,10 @@ def _rulepack(path: Path, name: str, problems: list[Problem]) -> Located[RulePac
     try:
         pack = RulePack.model_validate(doc.data)
     except ValidationError as exc:
-        problems += validation_problems(doc, exc, entry_depth=0)
+        problems += validation_problems(doc, exc)
         return None
     if pack.regime != path.stem:
         problems.append(doc.problem(("regime",), f"regime '{pack.regime}' does not match the "
-                                                  f"file name '{path.name}'", entry_depth=0))
+                                                  f"file name '{path.name}'"))
         return None
     return Located(pack, doc, ())

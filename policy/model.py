@@ -22,13 +22,15 @@ from policy.transforms import Transform
 from policy.vocabulary import AGENCY_KINDS, ANY_PERSONAL_TAG
 from schemas.tags import TAGS
 
-Identifier = Annotated[
-    str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-]
-"""Ids of agencies, agreements, subscriptions and rules: lower case, digits, `-_.`."""
-Purpose = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-FieldPath = Annotated[str, StringConstraints(pattern=rf"^{_NAME}(\.{_NAME})*$")]
+FIELD_PATH_PATTERN = rf"^{_NAME}(\.{_NAME})*$"
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+"""Ids of agencies, agreements, subscriptions and rules: lower case, digits, `-_.`."""
+Purpose = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATH_PATTERN)]
 FilterValue = str | int | float | bool | None
 
 
@@ -276,7 +278,7 @@ class Rule(_Entry):
 class RulePack(_Entry):
     """The rules of one regime (hipaa, ferpa, cfr42_part2, capta, or a state pack)."""
 
-    regime: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    regime: Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
     title: str
     notice: str
     """Says the pack is an editable default, not legal advice."""

@@ -15,13 +15,22 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from policy.errors import Problem
+from policy.model import FIELD_PATH_PATTERN, IDENTIFIER_PATTERN, NAME_PATTERN
 
 Loc = Sequence[str | int]
 
 _MESSAGE_PREFIXES = ("Value error, ", "Assertion failed, ")
+_PATTERN_HINTS = {
+    IDENTIFIER_PATTERN: "use lower-case letters, digits, '-', '_' and '.' (for example "
+                        "hv-births), at most 63 characters",
+    NAME_PATTERN: "use lower-case letters, digits and '_' (for example care_coordination), "
+                  "at most 63 characters",
+    FIELD_PATH_PATTERN: "a field is a dotted path of field names (for example mother.zip)",
+}
 
 
 @dataclass(frozen=True)
@@ -75,9 +84,19 @@ def format_location(parts: Sequence[str | int]) -> str:
     return out
 
 
+class _DatesAsText(RoundTripConstructor):
+    """Leaves dates as text, so an impossible date (2026-13-01) becomes a field problem
+    with its line from validation instead of an exception inside the YAML parser."""
+
+
+_DatesAsText.add_constructor("tag:yaml.org,2002:timestamp",
+                             RoundTripConstructor.construct_yaml_str)
+
+
 def read_yaml(path: Path, name: str) -> tuple[YamlDocument | None, list[Problem]]:
     """Parse one file; a syntax error becomes a problem at its line."""
     yaml = YAML(typ="rt")
+    yaml.Constructor = _DatesAsText
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -89,7 +108,7 @@ def read_yaml(path: Path, name: str) -> tuple[YamlDocument | None, list[Problem]
         line = mark.line + 1 if mark is not None else None
         what = (exc.problem or exc.context or "invalid YAML").strip()
         return None, [Problem(name, line, "", f"invalid YAML: {what}")]
-    except YAMLError as exc:
+    except (YAMLError, ValueError) as exc:
         return None, [Problem(name, None, "", f"invalid YAML: {exc.__class__.__name__}")]
     return YamlDocument(name, data), []
 
@@ -109,6 +128,8 @@ def validation_problems(
             message = f"unknown key '{loc[-1]}'"
         elif error["type"] == "missing":
             message = f"missing required key '{loc[-1]}'"
+        elif error["type"] == "string_pattern_mismatch":
+            message = _PATTERN_HINTS.get(str((error.get("ctx") or {}).get("pattern")), message)
         problem = doc.problem(loc, message, entry_depth=entry_depth)
         key = (problem.line, problem.location)
         if key in seen:
