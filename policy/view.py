@@ -168,7 +168,10 @@ class ViewLayout:
         return {"type": "record", "name": name, "fields": fields}
 
     def _emit_leaf(self, leaf: ViewLeaf, emitted: set[str]) -> dict[str, Any]:
-        types = [self._emit_type(t, emitted) for t in leaf.variants]
+        # A transformed (string) branch goes first: fastavro tries union branches in order
+        # and its date branch would try to parse a generalised "2026" as a date.
+        variants = sorted(leaf.variants, key=lambda t: t != "string")
+        types = [self._emit_type(t, emitted) for t in variants]
         entry: dict[str, Any] = {"name": leaf.name}
         if leaf.nullable:
             entry["type"] = ["null", *types]
