@@ -1,0 +1,147 @@
+"""A morning of exchange through a real `handoff serve`, checked as the agencies and the
+compliance officer would check it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from broker.demo import story
+from tests.e2e.harness import REPO, BrokerProcess, Client
+
+pytestmark = pytest.mark.slow
+
+JOLENE_SSN = "512-44-9031"
+MARIA_SSN = "398-20-4417"
+REPORTER = "Dana Whitcomb"
+HEALTH_FIELDS = ("birth_weight_grams", "gestational_age_weeks", "nicu_admission",
+                 "substance_exposure")
+
+
+def build(step_index: int) -> tuple[str, str, dict]:
+    step = story.STORY[step_index]
+    return step.agency, step.event_type, step.build(datetime.now(UTC))
+
+
+def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProcess, keys):
+    clients = {a: Client(broker.url, k) for a, k in keys.items()}
+    published: dict[str, list[str]] = {}
+
+    def publish(agency: str, event_type: str, event: dict) -> str:
+        clients[agency].publish_ok(event_type, event)
+        published.setdefault(event["subject_id"], []).append(event["event_id"])
+        return event["event_id"]
+
+    # Jolene consents, then gives birth; Maria gives birth without consent.
+    publish(*build(0))
+    jolene_birth = publish(*build(1))
+    maria_birth = publish(*build(2))
+    # The hotline refers a screened-out family to home visiting.
+    referral = publish(*build(3))
+    # A Part 2 program enrolls Ana before and after her consent naming home visiting.
+    ana_first = publish(*build(4))
+    publish(*build(5))
+    ana_second = publish(*build(6))
+    publish(*build(7))                      # Jolene enrolls in home visiting
+    hv = clients["hv-nfp"]
+    births_before_revocation = hv.pull_all("hv-births", expect=2)
+    publish(*build(8))                      # Jolene revokes
+    jolene_after = publish(*build(9))       # corrected birth record after revocation
+
+    births = {e["event_id"]: e for e in hv.pull_all("hv-births", expect=3)}
+    assert set(births) == {jolene_birth, maria_birth, jolene_after}
+    assert [e["event_id"] for e in births_before_revocation] == [jolene_birth, maria_birth]
+
+    # Never the SSN, in any subscription, in any form.
+    everything = []
+    for sub_id, agency in [("hv-births", "hv-nfp"), ("hv-referrals", "hv-nfp"),
+                           ("hv-sud-enrollments", "hv-nfp"), ("eval-births", "state-evaluation"),
+                           ("medicaid-hv-enrollments", "medicaid")]:
+        response = clients[agency].http.get(f"/v1/subscriptions/{sub_id}/events",
+                                            params={"limit": 1000})
+        assert response.status_code == 200
+        everything.append(response.text)
+    blob = "\n".join(everything)
+    assert JOLENE_SSN not in blob and MARIA_SSN not in blob
+    assert REPORTER not in blob
+
+    # Consent-gated health facts: only while Jolene's consent is in force.
+    with_consent = births[jolene_birth]
+    assert with_consent["data"]["mother"]["phone"] == "608-555-0142"
+    assert all(with_consent["data"]["child"][f] is not None for f in HEALTH_FIELDS)
+    for event_id in (maria_birth, jolene_after):
+        delivered = births[event_id]
+        assert all(delivered["data"]["child"].get(f) is None for f in HEALTH_FIELDS)
+        assert {f"child.{f}" for f in HEALTH_FIELDS} <= set(delivered["withheld"])
+    assert "mother.ssn" in with_consent["withheld"]
+    assert "ssn" not in with_consent["data"]["mother"]
+
+    # The referral arrives without the reporter or the allegation narrative.
+    (delivered_referral,) = hv.pull_all("hv-referrals", expect=1)
+    assert delivered_referral["event_id"] == referral
+    assert delivered_referral["data"]["reason"] == "SCREENED_OUT_REPORT"
+    assert delivered_referral["data"].get("reporter") is None
+    assert {"reporter.name", "allegation_summary"} <= set(delivered_referral["withheld"])
+
+    # Part 2: nothing before the consent naming hv-nfp; after it, the redisclosure notice.
+    sud = hv.pull_all("hv-sud-enrollments", expect=1)
+    assert [e["event_id"] for e in sud] == [ana_second]
+    assert any("42 CFR" in o.get("text", "") for o in sud[0]["obligations"])
+
+    # The compliance officer's view.
+    auditor = clients["auditor"]
+    denied = auditor.http.get("/v1/audit/decisions",
+                              params={"outcome": "deny", "subscription": "hv-sud-enrollments"})
+    assert denied.status_code == 200
+    assert [r["event_id"] for r in denied.json()["records"]] == [ana_first]
+
+    accounting = auditor.http.get(f"/v1/audit/disclosures/{story.JOLENE}").json()
+    assert accounting["subject"].startswith("sp_") and story.JOLENE not in str(accounting)
+    disclosed = {(d["decision_id"]) for d in accounting["disclosures"]}
+    delivered_ids = set()
+    for sub_id, agency in [("hv-births", "hv-nfp"), ("eval-births", "state-evaluation"),
+                           ("medicaid-hv-enrollments", "medicaid")]:
+        for event in clients[agency].pull_all(sub_id, expect=1):
+            if event["event_id"] in published[story.JOLENE]:
+                delivered_ids.add(event["decision_id"])
+    assert delivered_ids and disclosed == delivered_ids
+
+    # Subscribers cannot read each other's feeds; auditors cannot read deliveries.
+    assert clients["medicaid"].http.get("/v1/subscriptions/hv-births/events").status_code == 403
+    assert auditor.http.get("/v1/subscriptions/hv-births/events").status_code == 403
+    for client in clients.values():
+        client.close()
+
+
+def test_audit_verify_detects_one_changed_byte(broker: BrokerProcess, keys):
+    hospital = Client(broker.url, keys["county-general"])
+    for i in (1, 2, 1):
+        hospital.publish_ok(*build(i)[1:])
+    Client(broker.url, keys["hv-nfp"]).pull_all("hv-births", expect=3)
+    broker.stop()
+    audit_db = broker.data_dir / "audit.db"
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "broker.cli.main", "audit", "verify", "--data",
+             str(broker.data_dir)], capture_output=True, text=True, cwd=REPO, check=False)
+
+    sound = verify()
+    assert sound.returncode == 0, sound.stdout + sound.stderr
+
+    with sqlite3.connect(audit_db) as db:   # fold the WAL into the file we are editing
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (stored,) = db.execute("SELECT hash FROM audit_records WHERE seq = 2").fetchone()
+    raw = bytearray(audit_db.read_bytes())
+    at = raw.find(bytes(stored))
+    assert at > 0
+    raw[at + 5] ^= 0x01
+    audit_db.write_bytes(bytes(raw))
+
+    tampered = verify()
+    assert tampered.returncode == 1
+    assert "record 2" in tampered.stdout + tampered.stderr
