@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from policy.errors import PolicyError
 from policy.vocabulary import ANY_PERSONAL_TAG
@@ -65,8 +65,7 @@ class Consent:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentProbe:
+class ConsentProbe(NamedTuple):
     """What one consent requirement asks of a consent, compiled for one recipient.
 
     `kind_token` is `kind:<recipient kind>` when a consent naming the recipient's kind is
@@ -79,20 +78,15 @@ class ConsentProbe:
     categories: frozenset[str]
 
 
-class _Grant:
-    """The hot-path form of a consent: plain attributes, sets, and ints."""
+_Hot = tuple[str, frozenset[str], frozenset[str], frozenset[str], bool, int, int]
+"""A grant in the form the hot path unpacks: id, recipients, purposes, categories,
+covers-every-category, effective_at, expires_at (or _NEVER)."""
 
-    __slots__ = ("all_categories", "categories", "consent", "effective_at", "expires_at",
-                 "purposes", "recipients")
 
-    def __init__(self, consent: Consent) -> None:
-        self.consent = consent
-        self.recipients = consent.recipients
-        self.purposes = consent.purposes
-        self.categories = consent.categories
-        self.all_categories = ANY_PERSONAL_TAG in consent.categories
-        self.effective_at = consent.effective_at
-        self.expires_at = _NEVER if consent.expires_at is None else consent.expires_at
+def _hot(consent: Consent) -> _Hot:
+    return (consent.consent_id, consent.recipients, consent.purposes, consent.categories,
+            ANY_PERSONAL_TAG in consent.categories, consent.effective_at,
+            _NEVER if consent.expires_at is None else consent.expires_at)
 
 
 class ConsentView:
@@ -102,11 +96,22 @@ class ConsentView:
     """
 
     def __init__(self) -> None:
-        self._by_subject: dict[str, list[_Grant]] = {}
+        self._by_subject: dict[str, list[_Hot]] = {}
+        self._consents: dict[str, Consent] = {}
         self._revoked_at: dict[str, int] = {}
 
     def __len__(self) -> int:
-        return sum(len(grants) for grants in self._by_subject.values())
+        return len(self._consents)
+
+    def _add(self, consent: Consent) -> None:
+        grants = self._by_subject.setdefault(consent.subject_id, [])
+        grants[:] = [g for g in grants if g[0] != consent.consent_id]
+        grants.append(_hot(consent))
+        previous = self._consents.get(consent.consent_id)
+        if previous is not None and previous.subject_id != consent.subject_id:
+            others = self._by_subject.get(previous.subject_id, [])
+            others[:] = [g for g in others if g[0] != consent.consent_id]
+        self._consents[consent.consent_id] = consent
 
     def apply(self, record: Mapping[str, Any], ingested_at_ms: int) -> None:
         """Take in one `consent` event (fastavro form or JSON form) ingested at that time.
@@ -136,14 +141,12 @@ class ConsentView:
             ingested_at=ingested_at_ms,
             form_reference=record.get("form_reference"),
         )
-        grants = self._by_subject.setdefault(consent.subject_id, [])
-        grants[:] = [g for g in grants if g.consent.consent_id != consent_id]
-        grants.append(_Grant(consent))
+        self._add(consent)
 
     def consents_for(self, subject_id: str) -> list[Consent]:
         """Every grant for a subject, with its revocation time if revoked."""
         return [
-            replace(g.consent, revoked_at=self._revoked_at.get(g.consent.consent_id))
+            replace(self._consents[g[0]], revoked_at=self._revoked_at.get(g[0]))
             for g in self._by_subject.get(subject_id, ())
         ]
 
@@ -160,27 +163,27 @@ class ConsentView:
         if not grants:
             return 0, ()
         revoked = self._revoked_at
-        live = [
-            g for g in grants
-            if g.effective_at <= at_ms < g.expires_at
-            and revoked.get(g.consent.consent_id, _NEVER) > at_ms
-        ]
+        if revoked:
+            live = [g for g in grants
+                    if g[5] <= at_ms < g[6] and revoked.get(g[0], _NEVER) > at_ms]
+        else:
+            live = [g for g in grants if g[5] <= at_ms < g[6]]
         if not live:
             return 0, ()
         mask = 0
+        bit = 1
         used: list[str] = []
-        for bit, probe in enumerate(probes):
-            recipient, kind, purpose, wanted = (
-                probe.recipient, probe.kind_token, probe.purpose, probe.categories)
-            for g in live:
-                if (purpose in g.purposes
-                        and (recipient in g.recipients
-                             or (kind is not None and kind in g.recipients))
-                        and (g.all_categories or wanted <= g.categories)):
-                    mask |= 1 << bit
-                    if g.consent.consent_id not in used:
-                        used.append(g.consent.consent_id)
+        for recipient, kind, purpose, wanted in probes:
+            for consent_id, recipients, purposes, categories, every, _, _ in live:
+                if (purpose in purposes
+                        and (recipient in recipients
+                             or (kind is not None and kind in recipients))
+                        and (every or wanted <= categories)):
+                    mask |= bit
+                    if consent_id not in used:
+                        used.append(consent_id)
                     break
+            bit <<= 1
         return mask, tuple(used)
 
     # -- persistence -------------------------------------------------------------------
@@ -189,7 +192,7 @@ class ConsentView:
         """A JSON-ready snapshot; `from_dict` restores an identical view."""
         return {
             "format": SNAPSHOT_FORMAT,
-            "grants": [g.consent.to_dict() for grants in self._by_subject.values()
+            "grants": [self._consents[g[0]].to_dict() for grants in self._by_subject.values()
                        for g in grants],
             "revoked_at": dict(sorted(self._revoked_at.items())),
         }
@@ -212,7 +215,7 @@ class ConsentView:
                     ingested_at=int(item["ingested_at"]),
                     form_reference=item.get("form_reference"),
                 )
-                view._by_subject.setdefault(consent.subject_id, []).append(_Grant(consent))
+                view._add(consent)
             view._revoked_at = {str(k): int(v) for k, v in data.get("revoked_at", {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ConsentRecordError(f"consent snapshot is malformed: {exc!r}") from exc

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
 from policy.model import Obligation
@@ -41,8 +42,12 @@ class FieldDecision:
         }
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_json_string = encode_basestring_ascii
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 @dataclass(frozen=True)
@@ -239,9 +244,10 @@ class Decision:
         """`to_dict()` as canonical JSON (sorted keys, no spaces), built from fragments
         encoded once per plan: the cheap input for an audit hash."""
         plan = self._plan
-        return (plan._json_head + _dumps(list(self.consent_ids)) + ',"decision_id":"'
-                + self.decision_id + '","decision_time_ms":' + str(int(self.decision_time_ms))
-                + plan._json_middle + _dumps(self.event_id) + plan._json_tail)
+        consents = _dumps(list(self.consent_ids)) if self.consent_ids else "[]"
+        return (plan._json_head + consents + ',"decision_id":"' + self.decision_id
+                + '","decision_time_ms":' + str(int(self.decision_time_ms))
+                + plan._json_middle + _json_string(self.event_id) + plan._json_tail)
 
     def __repr__(self) -> str:
         plan = self._plan
