@@ -49,26 +49,23 @@ class EventTypes:
                 if not self._already_registered(event_type, schema):
                     registry.register(event_subject(event_type), dict(schema.schema))
         for subject in registry.subjects():
-            event_type = event_type_of_subject(subject)
-            if event_type is None:
+            registered_type = event_type_of_subject(subject)
+            if registered_type is None:
                 continue
             for version in registry.versions(subject):
                 entry = registry.get(subject, version)
-                self._index(event_type, entry.version, entry.schema_id,
-                            json.loads(entry.schema) if isinstance(entry.schema, str)
-                            else dict(entry.schema))
+                self._index(registered_type, entry.version, entry.schema_id,
+                            json.loads(entry.schema))
 
     def _already_registered(self, event_type: str, schema: EventSchema) -> bool:
         subject = event_subject(event_type)
         if subject not in self._registry.subjects():
             return False
         canonical = schema.canonical_json()
-        for version in self._registry.versions(subject):
-            stored = self._registry.get(subject, version).schema
-            text = stored if isinstance(stored, str) else json.dumps(stored)
-            if json.dumps(json.loads(text), sort_keys=True, separators=(",", ":")) == canonical:
-                return True
-        return False
+        return any(
+            self._registry.get(subject, version).schema == canonical
+            for version in self._registry.versions(subject)
+        )
 
     def _index(self, event_type: str, version: int, schema_id: int, schema_json: dict) -> None:
         schema = build_event_schema(event_type, schema_json, version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from broker.audit.checkpoints import CheckpointSigner
 from broker.audit.paths import signing_key_path
@@ -34,7 +35,7 @@ class Services:
             self._spawn("handoff-router", self.router.run)
         self._spawn("handoff-checkpoints", self._checkpoint_loop)
 
-    def _spawn(self, name: str, target: object) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -49,7 +49,7 @@ def _parse(text: str) -> dict[str, Any]:
     return parsed
 
 
-def _version(version: str) -> int | str:
+def _version(version: str) -> int | Literal["latest"]:
     if version == "latest":
         return "latest"
     if version.isdigit() and int(version) > 0:
@@ -73,16 +73,14 @@ def get_version(subject: str, version: str, request: Request,
                 _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     entry = _runtime(request).registry.get(subject, _version(version))
     return {"subject": entry.subject, "version": entry.version, "id": entry.schema_id,
-            "schema": entry.schema if isinstance(entry.schema, str)
-            else json.dumps(entry.schema)}
+            "schema": entry.schema}
 
 
 @router.get("/schemas/ids/{schema_id}", summary="A schema by its global id")
 def by_id(schema_id: int, request: Request,
           _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     entry = _runtime(request).registry.by_id(schema_id)
-    return {"schema": entry.schema if isinstance(entry.schema, str)
-            else json.dumps(entry.schema)}
+    return {"schema": entry.schema}
 
 
 @router.post("/subjects/{subject}/versions",

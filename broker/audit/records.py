@@ -133,13 +133,15 @@ def encode_row(
     """Canonical bytes of a row: what is hashed, or (with_hash) an exported line.
 
     The row's detail is canonical JSON text, unless `detail_bytes` gives it UTF-8 encoded
-    already (the store keeps large details compressed and hands them over as bytes).
+    already. Columns after the 15 of `COLUMNS` are ignored; the hash may be absent
+    unless `with_hash`.
     """
     (seq, kind, at_ms, subject, recipient, source, agreement, subscription, outcome,
-     event_id, decision_id, actor, detail, prev_hash, hash_) = row
+     event_id, decision_id, actor, detail, prev_hash) = row[:14]
+    hash_ = row[14] if with_hash else None
     head = _HEAD % (_quoted(actor), _quoted(agreement), at_ms, _quoted(decision_id))
     tail = _TAIL % (
-        _quoted(event_id), f'"hash":"{hash_.hex()}",' if with_hash else "", _quoted(kind),
+        _quoted(event_id), "" if hash_ is None else f'"hash":"{hash_.hex()}",', _quoted(kind),
         _quoted(outcome), prev_hash.hex(), _quoted(recipient), seq, _quoted(source),
         _quoted(subject), _quoted(subscription),
     )
@@ -213,7 +215,11 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    """A stored audit entry: its place in the chain (`seq`), and the chain hashes (hex)."""
+    """A stored audit entry: its place in the chain (`seq`), and the chain hashes (hex).
+
+    `detail` is a read-only mapping; records read from a store parse it only when it is
+    first read. Use `to_dict()` (or `dict(record.detail)`) for a JSON-ready copy.
+    """
 
     seq: int
     kind: str

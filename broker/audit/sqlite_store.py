@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from broker.audit.disclosures import PERMIT, Disclosure, disclosure_from_record
 from broker.audit.errors import (
@@ -28,19 +27,38 @@ from broker.audit.records import (
     chain_hash,
     encode_row,
 )
+from broker.audit.shared_tails import SharedTails
 from broker.audit.store import AuditFilter, ChainLink
 from broker.errors import AuditError
 
 _SCHEMA_VERSION = 1
-_COMPRESS_FROM_BYTES = 512
-"""Details this large are stored zlib-compressed (a decision explaining 20-odd fields
-shrinks about 7 times); smaller ones stay readable text in the database."""
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"  # noqa: S608 - fixed names
-_SELECT_CHECKPOINTS = "SELECT number, seq, hash, at_ms, key_id, signature FROM audit_checkpoints"
+_WAL_AUTOCHECKPOINT_PAGES = 10_000
+"""Fold the WAL back into the database every ~40 MB rather than SQLite's default 4 MB:
+each fold syncs, and index pages changed by many batches are then written once."""
+_CACHE_KIB = 65_536
+_STORED_COLUMNS = (*COLUMNS, "detail_tail")
+_TAIL = 15
+"""Index of `detail_tail` in a selected row; the 15 before it are `COLUMNS`."""
+_SELECT = f"SELECT {', '.join(_STORED_COLUMNS)} FROM audit_records"  # noqa: S608 - fixed
 _INSERT = (
-    f"INSERT INTO audit_records ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed names
-    f"VALUES ({', '.join('?' * len(COLUMNS))})"
+    f"INSERT INTO audit_records ({', '.join(_STORED_COLUMNS)}, subject_bucket) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(_STORED_COLUMNS) + 1))})"
 )
+_BUCKET_BITS = 12
+"""The subject index is kept per bucket of 4,096 consecutive records: (bucket, subject).
+A plain index on subject takes one random page write per record, as pseudonyms are
+random, which cut appends by two thirds; per bucket, a batch only touches the few pages
+of the current bucket. A lookup seeks once per bucket: about 2,500 seeks (~15 ms) for
+10 million records."""
+_BY_SUBJECT = (
+    "WITH RECURSIVE buckets(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM buckets "
+    f"WHERE bucket < (SELECT max(seq) FROM audit_records) >> {_BUCKET_BITS}) "
+    f"SELECT {', '.join(_STORED_COLUMNS)} FROM buckets "  # noqa: S608 - fixed names
+    "JOIN audit_records INDEXED BY audit_by_subject "
+    "ON subject_bucket = buckets.bucket AND subject = ?"
+)
+_SELECT_CHECKPOINTS = "SELECT number, seq, hash, at_ms, key_id, signature FROM audit_checkpoints"
+_Item = TypeVar("_Item")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
     seq INTEGER PRIMARY KEY,
@@ -55,12 +73,18 @@ CREATE TABLE IF NOT EXISTS audit_records (
     event_id TEXT,
     decision_id TEXT,
     actor TEXT,
-    detail BLOB NOT NULL,  -- canonical JSON text, or zlib-compressed UTF-8 bytes of it
+    detail TEXT NOT NULL,  -- canonical JSON of the detail, or its head: see detail_tail
     prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
+    hash BLOB NOT NULL,
+    detail_tail INTEGER,  -- when set, the detail is `detail || audit_detail_tails.text`
+    subject_bucket INTEGER  -- seq >> 12 when subject is set: see _BUCKET_BITS
+);
+CREATE TABLE IF NOT EXISTS audit_detail_tails (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL
 );
 -- seq is the rowid, so each index already orders its matches by seq.
-CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_records (subject)
+CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_records (subject_bucket, subject)
     WHERE subject IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_by_recipient ON audit_records (recipient)
     WHERE recipient IS NOT NULL;
@@ -84,6 +108,10 @@ CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_
     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
     BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_detail_tails_no_update BEFORE UPDATE ON audit_detail_tails
+    BEGIN SELECT RAISE(ABORT, 'audit detail tails are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_detail_tails_no_delete BEFORE DELETE ON audit_detail_tails
+    BEGIN SELECT RAISE(ABORT, 'audit detail tails are append-only'); END;
 """
 _TRANSIENT_MARKERS = ("locked", "busy", "disk i/o", "full", "unable to open")
 
@@ -100,47 +128,32 @@ def _translate(exc: sqlite3.Error, doing: str) -> AuditError:
     return AuditError(f"audit store failed while {doing}: {exc}")
 
 
-def _detail_bytes(stored: str | bytes) -> bytes:
-    """The canonical detail's UTF-8 bytes from its stored form (may raise zlib.error)."""
-    if isinstance(stored, bytes):
-        return zlib.decompress(stored)
-    return stored.encode("utf-8")
-
-
-def _text_row(row: StoredRow) -> StoredRow:
-    """A stored row with its detail as canonical JSON text."""
-    stored = row[12]
-    if type(stored) is not bytes:
-        return row
-    try:
-        text = zlib.decompress(stored).decode("utf-8")
-    except (zlib.error, UnicodeDecodeError) as exc:
-        raise AuditError(
-            f"record {row[0]}: stored detail is corrupt; run `handoff audit verify`"
-        ) from exc
-    return (*row[:12], text, *row[13:])
-
-
-def _prepare_detail(entry: AuditEntry) -> tuple[bytes, str | bytes]:
-    """(canonical UTF-8 bytes, form to store) of an entry's detail."""
+def _prepare_detail(entry: AuditEntry) -> tuple[str, bytes]:
+    """(canonical text, its UTF-8 bytes) of an entry's detail."""
     text = canonical_detail(entry.kind, entry.detail)
     try:
-        raw = text.encode("utf-8")
+        return text, text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise AuditEntryError(
             f"detail of a {entry.kind!r} entry is not valid Unicode text"
         ) from exc
-    return raw, (zlib.compress(raw, 1) if len(raw) >= _COMPRESS_FROM_BYTES else text)
 
 
-def _where(where: AuditFilter | None, from_seq: int) -> tuple[str, list[Any]]:
+def _select(
+    where: AuditFilter | None, from_seq: int, order_limit: str = " ORDER BY seq"
+) -> tuple[str, list[Any]]:
+    """SQL and parameters selecting stored rows that match, from `from_seq` on."""
     clauses: list[str] = []
     params: list[Any] = []
     if from_seq > 1:
         clauses.append("seq >= ?")
         params.append(from_seq)
+    subject = None
     if where is not None:
         for column, value in where.equalities().items():
+            if column == "subject":
+                subject = value
+                continue
             clauses.append(f"{column} = ?")  # column names come from AuditFilter's fields
             params.append(value)
         if where.since_ms is not None:
@@ -149,7 +162,14 @@ def _where(where: AuditFilter | None, from_seq: int) -> tuple[str, list[Any]]:
         if where.until_ms is not None:
             clauses.append("at_ms < ?")
             params.append(where.until_ms)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+    if subject is None:
+        where_sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        return _SELECT + where_sql + order_limit, params
+    where_sql = "".join(" AND " + clause for clause in clauses)
+    return (
+        _BY_SUBJECT + where_sql + order_limit,
+        [max(from_seq, 1) >> _BUCKET_BITS, subject, *params],
+    )
 
 
 class SqliteAuditStore:
@@ -177,6 +197,8 @@ class SqliteAuditStore:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._tails = SharedTails()
+        self._tail_texts: dict[int, str] = {}
         self._closed = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,12 +215,15 @@ class SqliteAuditStore:
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA synchronous={self._sync}")
+            conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise _translate(exc, "opening") from exc
         return conn
 
     def _prepare(self, create: bool) -> None:
         try:
+            # Per connection, so set on every open; harmless for readers.
+            self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
                 raise AuditError(
@@ -236,40 +261,74 @@ class SqliteAuditStore:
         self._check_open()
         if not entries:
             return []
-        # Encoding and compressing detail are the costly parts and need no lock.
+        # Encoding the details is the costly part and needs no lock.
         details = [_prepare_detail(entry) for entry in entries]
         rows: list[StoredRow] = []
         with self._lock:
             self._check_open()
-            conn = self._writer
+            new_tails: dict[int, str] = {}
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    last = conn.execute(
-                        "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
-                    ).fetchone()
-                    seq, prev = last if last is not None else (0, GENESIS_HASH)
-                    for entry, (raw, stored) in zip(entries, details, strict=True):
-                        seq += 1
-                        row = (
-                            seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
-                            entry.source, entry.agreement, entry.subscription,
-                            entry.outcome, entry.event_id, entry.decision_id, entry.actor,
-                            stored, prev,
-                        )
-                        prev = chain_hash(prev, encode_row((*row, None), detail_bytes=raw))
-                        rows.append((*row, prev))
-                    conn.executemany(_INSERT, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                self._append_rows(entries, details, rows, new_tails)
             except sqlite3.Error as exc:
+                self._tails.forget(set(new_tails))
                 raise _translate(exc, "appending") from exc
+            except BaseException:
+                self._tails.forget(set(new_tails))
+                raise
+            self._tail_texts.update(new_tails)
         return [
-            AuditRecord.from_row(row, detail=entry.detail)
+            AuditRecord.from_row(row[:_TAIL], detail=entry.detail)
             for row, entry in zip(rows, entries, strict=True)
         ]
+
+    def _append_rows(
+        self,
+        entries: Sequence[AuditEntry],
+        details: list[tuple[str, bytes]],
+        rows: list[StoredRow],
+        new_tails: dict[int, str],
+    ) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read the head inside the write transaction: another process may append.
+            last = conn.execute(
+                "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev = last if last is not None else (0, GENESIS_HASH)
+            for entry, (text, raw) in zip(entries, details, strict=True):
+                seq += 1
+                head, tail_id = self._split_detail(conn, text, new_tails)
+                row = (
+                    seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
+                    entry.source, entry.agreement, entry.subscription, entry.outcome,
+                    entry.event_id, entry.decision_id, entry.actor, head, prev,
+                )
+                prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
+                bucket = None if entry.subject is None else seq >> _BUCKET_BITS
+                rows.append((*row, prev, tail_id, bucket))
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _split_detail(
+        self, conn: sqlite3.Connection, text: str, new_tails: dict[int, str]
+    ) -> tuple[str, int | None]:
+        head, tail_id = self._tails.match(text)
+        if tail_id is not None:
+            return head, tail_id
+        tail = self._tails.propose(text)
+        if tail is None:
+            return text, None
+        tail_id = conn.execute(
+            "INSERT INTO audit_detail_tails (text) VALUES (?)", (tail,)
+        ).lastrowid
+        assert tail_id is not None
+        self._tails.add(tail_id, tail)
+        new_tails[tail_id] = tail
+        return text[: len(text) - len(tail)], tail_id
 
     def add_checkpoint(
         self, seq: int, hash_hex: str, at_ms: int, key_id: str, signature: bytes
@@ -335,13 +394,57 @@ class SqliteAuditStore:
             for number, seq, digest, at_ms, key_id, signature in rows
         ]
 
-    def _stream(self, sql: str, params: Sequence[Any], doing: str) -> Iterator[StoredRow]:
+    def _tail_text(self, conn: sqlite3.Connection, tail_id: int) -> str | None:
+        text = self._tail_texts.get(tail_id)
+        if text is None:
+            found = conn.execute(
+                "SELECT text FROM audit_detail_tails WHERE id = ?", (tail_id,)
+            ).fetchone()
+            if found is None:
+                return None
+            text = self._tail_texts[tail_id] = found[0]
+        return text
+
+    def _record(self, conn: sqlite3.Connection, row: StoredRow) -> AuditRecord:
+        """A stored row as a record, its detail made whole again."""
+        tail_id = row[_TAIL]
+        if tail_id is None:
+            return AuditRecord.from_row(row[:_TAIL])
+        tail = self._tail_text(conn, tail_id)
+        if tail is None:
+            raise AuditError(
+                f"record {row[0]}: its detail refers to a missing shared part; "
+                "run `handoff audit verify`"
+            )
+        return AuditRecord.from_row((*row[:12], row[12] + tail, row[13], row[14]))
+
+    def _link(self, conn: sqlite3.Connection, row: StoredRow) -> ChainLink:
+        """A stored row as a chain link: what its hash must be computed over."""
+        tail_id = row[_TAIL]
+        if tail_id is None:
+            detail = row[12].encode("utf-8")
+        else:
+            tail = self._tail_text(conn, tail_id)
+            # A missing shared part cannot hash to the record's hash: the verifier
+            # reports the record as changed.
+            detail = b"" if tail is None else (row[12] + tail).encode("utf-8")
+        return row[0], row[13], row[14], encode_row(row, detail_bytes=detail)
+
+    def _stream(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        doing: str,
+        convert: Callable[[sqlite3.Connection, StoredRow], _Item],
+    ) -> Iterator[_Item]:
         """Rows of one query on a connection of its own, so a long export neither holds
-        the writer's lock nor shares a cursor with other callers on this thread."""
+        the writer's lock nor shares a cursor with other callers on this thread. The
+        query's snapshot covers every row it yields, and the tails those rows name."""
         self._check_open()
         conn = self._connect()
         try:
-            yield from conn.execute(sql, params)
+            for row in conn.execute(sql, params):
+                yield convert(conn, row)
         except sqlite3.Error as exc:
             raise _translate(exc, doing) from exc
         finally:
@@ -352,20 +455,14 @@ class SqliteAuditStore:
     ) -> Iterator[AuditRecord]:
         """Stream records with seq >= from_seq (matching `where`) in seq order."""
         clause, params = _where(where, from_seq)
-        for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, "reading records"):
-            yield AuditRecord.from_row(_text_row(row))
+        sql = f"{_SELECT}{clause} ORDER BY seq"
+        return self._stream(sql, params, "reading records", self._record)
 
     def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
         """Stream every record's (seq, prev_hash, hash, canonical bytes) in seq order."""
         clause, params = _where(None, from_seq)
-        for row in self._stream(f"{_SELECT}{clause} ORDER BY seq", params, "reading the chain"):
-            try:
-                detail = _detail_bytes(row[12])
-            except zlib.error:
-                # Corrupt stored detail cannot hash to the record's hash: the verifier
-                # reports it as changed content.
-                detail = b""
-            yield row[0], row[13], row[14], encode_row(row, detail_bytes=detail)
+        sql = f"{_SELECT}{clause} ORDER BY seq"
+        return self._stream(sql, params, "reading the chain", self._link)
 
     def query(
         self,
@@ -393,10 +490,10 @@ class SqliteAuditStore:
         clause, params = _where(where, after_seq + 1)
         sql = f"{_SELECT}{clause} ORDER BY seq LIMIT ?"
         try:
-            rows = self._reader().execute(sql, [*params, limit]).fetchall()
+            conn = self._reader()
+            return [self._record(conn, row) for row in conn.execute(sql, [*params, limit])]
         except sqlite3.Error as exc:
             raise _translate(exc, "querying") from exc
-        return [AuditRecord.from_row(_text_row(row)) for row in rows]
 
     def disclosures(
         self,
@@ -411,10 +508,11 @@ class SqliteAuditStore:
         )
         clause, params = _where(where, 1)
         try:
-            rows = self._reader().execute(f"{_SELECT}{clause} ORDER BY seq", params).fetchall()
+            conn = self._reader()
+            rows = conn.execute(f"{_SELECT}{clause} ORDER BY seq", params).fetchall()
+            return [disclosure_from_record(self._record(conn, row)) for row in rows]
         except sqlite3.Error as exc:
             raise _translate(exc, "reading disclosures") from exc
-        return [disclosure_from_record(AuditRecord.from_row(_text_row(row))) for row in rows]
 
     def close(self) -> None:
         """Close every connection this store opened. Idempotent."""

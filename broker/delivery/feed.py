@@ -87,8 +87,7 @@ class DeliveryFeed:
         schema_id, view = self._codec.decode(record.value)
         schema = self._schemas.get(schema_id)
         if schema is None:
-            raw = self._registry.by_id(schema_id).schema
-            schema = json.loads(raw) if isinstance(raw, str) else raw
+            schema = json.loads(self._registry.by_id(schema_id).schema)
             self._schemas[schema_id] = schema
         return Delivery(DeliveryEnvelope.from_record(record), schema_id,
                         record_to_json(schema, view), record.value, cursor)
