@@ -83,8 +83,12 @@ _Hot = tuple[str, frozenset[str], frozenset[str], frozenset[str], bool, int, int
 covers-every-category, effective_at, expires_at (or _NEVER)."""
 
 
-def _hot(consent: Consent) -> _Hot:
-    return (consent.consent_id, consent.recipients, consent.purposes, consent.categories,
+def _hot(consent: Consent, shared: dict[frozenset[str], frozenset[str]]) -> _Hot:
+    # Most consents name the same few recipient, purpose and category sets; sharing one
+    # object per distinct set keeps the hot path's working set small.
+    return (consent.consent_id, shared.setdefault(consent.recipients, consent.recipients),
+            shared.setdefault(consent.purposes, consent.purposes),
+            shared.setdefault(consent.categories, consent.categories),
             ANY_PERSONAL_TAG in consent.categories, consent.effective_at,
             _NEVER if consent.expires_at is None else consent.expires_at)
 
@@ -99,6 +103,7 @@ class ConsentView:
         self._by_subject: dict[str, list[_Hot]] = {}
         self._consents: dict[str, Consent] = {}
         self._revoked_at: dict[str, int] = {}
+        self._shared_sets: dict[frozenset[str], frozenset[str]] = {}
 
     def __len__(self) -> int:
         return len(self._consents)
@@ -106,7 +111,7 @@ class ConsentView:
     def _add(self, consent: Consent) -> None:
         grants = self._by_subject.setdefault(consent.subject_id, [])
         grants[:] = [g for g in grants if g[0] != consent.consent_id]
-        grants.append(_hot(consent))
+        grants.append(_hot(consent, self._shared_sets))
         previous = self._consents.get(consent.consent_id)
         if previous is not None and previous.subject_id != consent.subject_id:
             others = self._by_subject.get(previous.subject_id, [])
