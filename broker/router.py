@@ -140,13 +140,13 @@ class Router:
         self._auditor.write(batch.audit)
         for sub_id, deliveries in batch.deliveries.items():
             self._log.append(delivery_topic(sub_id), deliveries)
+        available = self._clock()
+        for sub_id, ingested_at in batch.latencies:
+            self._metrics.delivery_latency.labels(sub_id).observe(
+                max(0, available - ingested_at) / 1000)
         if batch.quarantine:
             self._log.append(QUARANTINE, batch.quarantine)
         consumer.commit(batch.offsets)
-        now = self._clock()
-        for sub_id, ingested_at in batch.latencies:
-            self._metrics.delivery_latency.labels(sub_id).observe(max(0, now - ingested_at)
-                                                                  / 1000)
         self._update_lag(consumer)
         return len(records)
 
