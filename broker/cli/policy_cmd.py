@@ -64,7 +64,10 @@ def _load(directory: Path, schemas: Path) -> tuple[SchemaCatalog, PolicyBundle]:
 
 @app.command()
 def check(directory: BundleDir, schemas: SchemasOption = BUILTIN_DIR) -> None:
-    """Validate a bundle: print `ok: ... version sha256:...`, or every problem, one a line."""
+    """Validate a bundle: print `ok: ... version sha256:...`, or every problem, one a line.
+
+    Exit codes: 0 valid, 1 problems found, 2 usage error (for example a missing folder).
+    """
     _, bundle = _load(directory, schemas)
     for warning in bundle.warnings:
         typer.echo(str(warning))
@@ -176,7 +179,11 @@ def explain(
                             "personal data; pseudonyms use a throw-away key.")] = False,
     schemas: SchemasOption = BUILTIN_DIR,
 ) -> None:
-    """Explain what a subscription would receive of one event, field by field, and why."""
+    """Explain what a subscription would receive of one event, field by field, and why.
+
+    Exit codes: 0 permit, 3 deny, 1 invalid input (bundle, event or consents file,
+    unknown subscription or event type), 2 usage error.
+    """
     catalog, bundle = _load(directory, schemas)
     if event_type not in catalog:
         _fail(f"--type: unknown event type '{event_type}'; known: "
