@@ -104,9 +104,9 @@ def tamper(data_dir: Path) -> Callable[..., None]:
     def run(*statements: str) -> None:
         conn = sqlite3.connect(audit_db_path(data_dir), isolation_level=None)
         try:
-            for name in ("audit_records_no_update", "audit_records_no_delete",
-                         "audit_checkpoints_no_update", "audit_checkpoints_no_delete"):
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                        ).fetchall():
+                conn.execute(f"DROP TRIGGER {name}")
             for statement in statements:
                 conn.execute(statement)
         finally:

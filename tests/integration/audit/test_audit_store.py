@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 import threading
 
@@ -229,3 +230,21 @@ def test_disclosures_can_be_limited_to_a_period(store, decision, pseudonymizer):
         since_ms=1_717_243_203_000, until_ms=1_717_243_206_000,
     )
     assert [d.seq for d in found] == [4, 5, 6]
+
+
+def test_a_repeated_decision_explanation_is_stored_once(data_dir, store, decision):
+    store.append([decision(f"MPI-{n}", n) for n in range(200)])
+    conn = sqlite3.connect(audit_db_path(data_dir))
+    try:
+        own, shared = conn.execute(
+            "SELECT sum(length(detail)), count(DISTINCT detail_tail) FROM audit_records"
+        ).fetchone()
+    finally:
+        conn.close()
+    whole = sum(len(json.dumps(record.to_dict()["detail"], separators=(",", ":")))
+                for record in store.iter_records())
+    assert shared == 1
+    assert own < whole / 20
+    assert [record.detail for record in store.iter_records()] == [
+        decision(n=n).detail for n in range(200)
+    ]
