@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from policy.errors import PolicyError
 from schemas.catalog import FieldInfo
 
 TransformKind = Literal["drop", "pseudonymise", "generalise", "mask"]
@@ -236,4 +237,4 @@ def value_transform(transform: Transform, pseudonym_key: bytes) -> ValueTransfor
         return _masker(transform.keep_last or 0)
     if transform.kind == "pseudonymise":
         return pseudonymiser(pseudonym_key)
-    raise ValueError(f"{transform.kind} has no value function")
+    raise PolicyError(f"{transform.kind} has no value function")
