@@ -59,6 +59,7 @@ class AuditKind(StrEnum):
     CONSENT_CHANGE = "consent_change"
     ACCESS_REFUSED = "access_refused"
     DELIVERY_DEAD_LETTERED = "delivery_dead_lettered"
+    RECORD_QUARANTINED = "record_quarantined"
 
 
 def canonical_json(value: Any) -> str:
