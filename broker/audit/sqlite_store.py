@@ -134,6 +134,15 @@ def _translate(exc: sqlite3.Error, doing: str) -> AuditError:
     return AuditError(f"audit store failed while {doing}: {exc}")
 
 
+def _well_formed(row: StoredRow) -> bool:
+    """Whether a stored row has the types the schema promises (tampering can break them)."""
+    return (
+        type(row[2]) is int and type(row[1]) is str and type(row[12]) is str
+        and type(row[13]) is bytes and type(row[14]) is bytes
+        and all(value is None or type(value) is str for value in row[3:12])
+    )
+
+
 def _prepare_detail(entry: AuditEntry) -> tuple[str, bytes]:
     """(canonical text, its UTF-8 bytes) of an entry's detail."""
     text = canonical_detail(entry.kind, entry.detail)
@@ -395,10 +404,13 @@ class SqliteAuditStore:
             rows = self._reader().execute(sql).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc, "reading checkpoints") from exc
-        return [
-            Checkpoint(number, seq, bytes(digest).hex(), at_ms, key_id, bytes(signature))
-            for number, seq, digest, at_ms, key_id, signature in rows
-        ]
+        checkpoints = []
+        for number, seq, digest, at_ms, key_id, signature in rows:
+            if not (type(seq) is int and type(at_ms) is int and type(key_id) is str
+                    and isinstance(digest, bytes) and isinstance(signature, bytes)):
+                raise AuditError(f"checkpoint {number}: stored checkpoint is malformed")
+            checkpoints.append(Checkpoint(number, seq, digest.hex(), at_ms, key_id, signature))
+        return checkpoints
 
     def _tail_text(self, conn: sqlite3.Connection, tail_id: int) -> str | None:
         text = self._tail_texts.get(tail_id)
@@ -413,10 +425,14 @@ class SqliteAuditStore:
 
     def _record(self, conn: sqlite3.Connection, row: StoredRow) -> AuditRecord:
         """A stored row as a record, its detail made whole again."""
+        if not _well_formed(row):
+            raise AuditError(
+                f"record {row[0]}: stored attributes are malformed; run `handoff audit verify`"
+            )
         tail_id = row[_TAIL]
         if tail_id is None:
             return AuditRecord.from_row(row[:_TAIL])
-        tail = self._tail_text(conn, tail_id)
+        tail = self._tail_text(conn, tail_id) if type(tail_id) is int else None
         if tail is None:
             raise AuditError(
                 f"record {row[0]}: its detail refers to a missing shared part; "
@@ -425,16 +441,27 @@ class SqliteAuditStore:
         return AuditRecord.from_row((*row[:12], row[12] + tail, row[13], row[14]))
 
     def _link(self, conn: sqlite3.Connection, row: StoredRow) -> ChainLink:
-        """A stored row as a chain link: what its hash must be computed over."""
-        tail_id = row[_TAIL]
-        if tail_id is None:
-            detail = row[12].encode("utf-8")
-        else:
-            tail = self._tail_text(conn, tail_id)
-            # A missing shared part cannot hash to the record's hash: the verifier
-            # reports the record as changed.
-            detail = b"" if tail is None else (row[12] + tail).encode("utf-8")
-        return row[0], row[13], row[14], encode_row(row, detail_bytes=detail)
+        """A stored row as a chain link: what its hash must be computed over.
+
+        A row altered into something that cannot be encoded (a number where text belongs,
+        a missing shared part) yields a link that cannot match its hash, so the verifier
+        reports the record as changed instead of failing.
+        """
+        try:
+            tail_id = row[_TAIL]
+            if tail_id is None:
+                detail = row[12].encode("utf-8")
+            else:
+                tail = self._tail_text(conn, tail_id)
+                if tail is None:
+                    return row[0], b"", b"", b""
+                detail = (row[12] + tail).encode("utf-8")
+            prev_hash, hash_ = row[13], row[14]
+            if type(prev_hash) is not bytes or type(hash_) is not bytes:
+                return row[0], b"", b"", b""
+            return row[0], prev_hash, hash_, encode_row(row, detail_bytes=detail)
+        except (TypeError, AttributeError, ValueError, sqlite3.InterfaceError):
+            return row[0], b"", b"", b""
 
     def _stream(
         self,

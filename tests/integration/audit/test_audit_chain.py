@@ -8,6 +8,7 @@ import pytest
 
 from broker.audit import CheckpointSigner, verify
 from broker.audit.paths import audit_db_path, signing_key_path
+from broker.errors import AuditError
 
 
 @pytest.fixture
@@ -232,3 +233,22 @@ def test_without_a_public_key_signatures_are_not_checked(data_dir, chained, tamp
 
 def test_verify_accepts_an_open_store(chained, signer):
     assert verify(chained, signer.public_key).ok
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_records SET at_ms = 'noon' WHERE seq = 12",
+        "UPDATE audit_records SET recipient = X'3432' WHERE seq = 12",
+        "UPDATE audit_records SET hash = 'not a hash' WHERE seq = 12",
+        "UPDATE audit_records SET detail = X'00ff' WHERE seq = 12",
+        "UPDATE audit_records SET detail_tail = 'x' WHERE seq = 12",
+    ],
+)
+def test_values_of_the_wrong_type_are_reported_not_crashed_on(
+    data_dir, chained, tamper, statement
+):
+    tamper(statement)
+    assert reverify(data_dir).problem == "record 12: hash mismatch (content changed)"
+    with pytest.raises(AuditError, match="record 12"):
+        list(chained.iter_records())
