@@ -28,7 +28,11 @@ from broker.audit.errors import (
 )
 from broker.audit.export import export_records
 from broker.audit.paths import audit_db_path, pseudonym_key_path, signing_public_key_path
-from broker.audit.pseudonym import SubjectPseudonymizer, load_pseudonym_key
+from broker.audit.pseudonym import (
+    SubjectPseudonymizer,
+    is_subject_pseudonym,
+    load_pseudonym_key,
+)
 from broker.audit.records import Checkpoint
 from broker.audit.sqlite_store import SqliteAuditStore
 from broker.audit.store import AuditFilter
@@ -288,7 +292,12 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 @app.command("disclosures")
 def disclosures_command(
     data: DataOption,
-    subject: Annotated[str, typer.Option("--subject", help="The person's raw subject id.")],
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="The person's raw subject id.")
+    ] = None,
+    subject_pseudonym: Annotated[
+        str | None, typer.Option("--subject-pseudonym", help="Or their pseudonym (sp_…).")
+    ] = None,
     pseudonym_key_file: PseudonymKeyOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -296,7 +305,15 @@ def disclosures_command(
     = False,
 ) -> None:
     """Accounting of disclosures for one person (HIPAA 164.528 / FERPA 99.32 style)."""
-    pseudonym = _pseudonymizer(data, pseudonym_key_file).pseudonym(subject)
+    if (subject is None) == (subject_pseudonym is None):
+        _usage_error("give --subject or --subject-pseudonym (one of them)")
+    if subject is not None:
+        pseudonym = _pseudonymizer(data, pseudonym_key_file).pseudonym(subject)
+    else:
+        assert subject_pseudonym is not None
+        if not is_subject_pseudonym(subject_pseudonym):
+            _usage_error("--subject-pseudonym must look like sp_ followed by 32 hex digits")
+        pseudonym = subject_pseudonym
     since_ms, until_ms = _parse_time(since, "--since"), _parse_time(until, "--until")
     if since_ms is not None and until_ms is not None and until_ms < since_ms:
         _usage_error("the time range ends before it starts")

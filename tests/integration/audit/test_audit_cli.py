@@ -96,6 +96,8 @@ def test_verify_checks_exported_checkpoints_kept_elsewhere(broker_data, tmp_path
         (["export", "--data", "{data}", "--since", "yesterday"], "--since must be"),
         (["export", "--data", "{data}", "--since", "2024-06-02", "--until", "2024-06-01"],
          "ends before it starts"),
+        (["disclosures", "--data", "{data}"], "give --subject or --subject-pseudonym"),
+        (["disclosures", "--data", "{data}", "--subject-pseudonym", "MPI-1"], "must look like"),
     ],
 )
 def test_usage_errors_exit_2(broker_data, tmp_path, arguments, message):
@@ -169,6 +171,21 @@ def test_disclosures_as_json(broker_data, pseudonymizer):
                                                                23, 26, 29]
     assert report["disclosures"][0]["data_disclosed"] == [
         "mother.given_name", "mother.phone", "mother.address.zip"]
+
+
+def test_disclosures_by_pseudonym_need_no_key(broker_data, pseudonymizer):
+    pseudonym_key_path(broker_data).unlink()
+    result = handoff("disclosures", "--data", broker_data, "--json",
+                     "--subject-pseudonym", pseudonymizer.pseudonym("MPI-0048213"))
+    assert result.exit_code == 0, result.output
+    assert [d["seq"] for d in json.loads(result.stdout)["disclosures"]] == [31]
+
+
+def test_a_corrupt_store_fails_verification(data_dir):
+    (data_dir / "audit.db").write_bytes(b"this is not a database" * 100)
+    result = handoff("verify", "--data", data_dir)
+    assert result.exit_code == 1
+    assert "audit store" in result.stderr
 
 
 def test_disclosures_for_someone_never_disclosed(broker_data):
