@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from broker.log import EventLog, SqliteEventLog
+from broker.log.kafka import KafkaEventLog
+from tests.kafka_broker import TansuBroker, kafka_broker  # noqa: F401  (session fixture)
 
 
 @dataclass
@@ -54,12 +56,29 @@ def _embedded(request: pytest.FixtureRequest, tmp_path: Path) -> EventLogFactory
     )
 
 
+def _kafka(request: pytest.FixtureRequest, tmp_path: Path) -> EventLogFactory:
+    # One broker serves the whole run; a prefix per test keeps each test's topics and
+    # groups apart from the others', and reopening with it finds the same data.
+    broker: TansuBroker = request.getfixturevalue("kafka_broker")
+    prefix = f"contract-{uuid.uuid4().hex[:8]}."
+    return EventLogFactory(
+        backend="kafka",
+        target={
+            "backend": "kafka",
+            "bootstrap_servers": broker.bootstrap_servers,
+            "topic_prefix": prefix,
+        },
+        open_log=lambda: KafkaEventLog(broker.bootstrap_servers, topic_prefix=prefix),
+    )
+
+
 _BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], EventLogFactory]] = {
     "embedded": _embedded,
+    "kafka": _kafka,
 }
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(params=["embedded", "kafka"])
 def event_log_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLogFactory]:
     factory = _BACKENDS[request.param](request, tmp_path)
     yield factory

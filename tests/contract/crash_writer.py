@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from broker.log import EventLog, NewRecord, SqliteEventLog
+from broker.log.kafka import KafkaEventLog
 
 _GIVE_UP_AFTER_S = 60.0
 """Stop on our own if nobody kills us, so a failed test leaves no process behind."""
@@ -29,6 +30,8 @@ def expected_value(seq: int) -> bytes:
 def open_log(target: dict[str, str]) -> EventLog:
     if target["backend"] == "embedded":
         return SqliteEventLog(Path(target["path"]))
+    if target["backend"] == "kafka":
+        return KafkaEventLog(target["bootstrap_servers"], topic_prefix=target["topic_prefix"])
     raise SystemExit(f"crash_writer: unknown backend {target['backend']!r}")
 
 

@@ -1,0 +1,369 @@
+"""The event log on Kafka: Apache Kafka, Redpanda, MSK or Tansu, through kafka-python."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from kafka import KafkaProducer, TopicPartition
+from kafka import errors as kafka_errors
+
+from broker.errors import LogError, UnknownTopicError
+from broker.log.kafka_admin import KafkaAdmin
+from broker.log.kafka_connection import KafkaConnection, check_topic_name, translate_kafka_error
+from broker.log.kafka_consumer import KafkaGroupMember
+from broker.log.kafka_reader import PartitionReader
+from broker.log.partitioner import partition_for
+from broker.log.port import (
+    AppendResult,
+    Consumer,
+    LogRecord,
+    NewRecord,
+    TopicSpec,
+)
+from broker.log.port import TopicPartition as PortTopicPartition
+
+if TYPE_CHECKING:
+    from broker.config import KafkaSettings
+
+_EXTERNAL_POLL_S = 0.05
+"""How often `wait` asks the cluster for end offsets, to see appends by other processes."""
+
+
+class KafkaEventLog:
+    """The `EventLog` port on a Kafka-protocol cluster.
+
+    Names: every port topic `name` is the Kafka topic `topic_prefix + name`, and every
+    consumer group `group` the Kafka group `topic_prefix + group`, so one cluster can hold
+    several Handoff installations and ACLs can grant a prefix. Callers never see the
+    prefix.
+
+    Appends: records go to the partition the embedded log would choose (Kafka's murmur2
+    of the key; round robin without a key), through an idempotent producer with
+    `acks=all`, lingering `linger_ms` to batch concurrent appends. `append` returns when
+    the cluster has acknowledged every record; if some fail, it raises and the others
+    may still be stored (retrying is at least once).
+
+    Waiting: an append through this object wakes `wait` at once; appends by other
+    processes are seen by asking the cluster for end offsets every 50 ms, so they are
+    noticed within about 50 ms plus one round trip.
+
+    Topics: `ensure_topic` creates topics with `cleanup.policy` and `retention.ms`, and
+    refuses an existing topic whose partition count or cleanup policy differs (the
+    policy is checked when the broker reports it). An existing topic's retention is left
+    as the operator set it; a difference is logged.
+
+    Consumer groups are real Kafka groups: members in any number of processes split the
+    partitions, and committed offsets live in the cluster.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str = "handoff.",
+        replication_factor: int = 1,
+        client_id: str = "handoff",
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanism: str | None = None,
+        sasl_username: str | None = None,
+        sasl_password: str | None = None,
+        ssl_cafile: str | None = None,
+        connect_timeout_s: float = 10.0,
+        request_timeout_s: float = 30.0,
+        linger_ms: int = 2,
+        max_poll_records: int = 500,
+    ) -> None:
+        if replication_factor < 1:
+            raise LogError("kafka.replication_factor must be at least 1")
+        self._connection = KafkaConnection(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            security_protocol=security_protocol,
+            sasl_mechanism=sasl_mechanism,
+            sasl_username=sasl_username,
+            sasl_password=sasl_password,
+            ssl_cafile=ssl_cafile,
+            connect_timeout_s=connect_timeout_s,
+            request_timeout_s=request_timeout_s,
+        )
+        self._prefix = topic_prefix
+        self._max_poll_records = max_poll_records
+        self._delivery_timeout_s = request_timeout_s + linger_ms / 1000
+        self._admin = KafkaAdmin(self._connection, replication_factor)
+        try:
+            self._producer = self._connect_producer(linger_ms)
+            self._reader = PartitionReader(self._connection)
+        except LogError:
+            self._admin.close()
+            raise
+        self._partition_counts: dict[str, int] = {}
+        self._unkeyed: dict[str, Iterator[int]] = {}
+        self._members: list[KafkaGroupMember] = []
+        self._members_lock = threading.Lock()
+        # Guards the two below; notified by every append through this object.
+        self._appended = threading.Condition()
+        self._append_generation = 0
+        self._known_ends: dict[TopicPartition, int] = {}
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: KafkaSettings, client_id: str = "handoff") -> KafkaEventLog:
+        """Build from the `kafka` section of the settings."""
+        return cls(
+            settings.bootstrap_servers,
+            topic_prefix=settings.topic_prefix,
+            replication_factor=settings.replication_factor,
+            client_id=client_id,
+            security_protocol=settings.security_protocol,
+            sasl_mechanism=settings.sasl_mechanism,
+            sasl_username=settings.sasl_username,
+            sasl_password=(
+                settings.sasl_password.get_secret_value() if settings.sasl_password else None
+            ),
+            ssl_cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaEventLog({self._connection.bootstrap_servers!r}, topic_prefix={self._prefix!r})"
+        )
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def ensure_topic(self, spec: TopicSpec) -> None:
+        """Create the topic if missing; raise `TopicMismatchError` when it exists with
+        another partition count or cleanup policy (see the class docstring)."""
+        self._check_open()
+        if not spec.name:
+            raise LogError("a topic needs a name")
+        if spec.partitions < 1:
+            raise LogError(f"topic {spec.name!r} needs at least one partition")
+        self._admin.ensure(self._kafka_topic(spec.name), spec)
+        self._partition_counts[spec.name] = spec.partitions
+
+    def topics(self) -> list[str]:
+        """Names of this installation's topics (those under the prefix), sorted."""
+        self._check_open()
+        prefix = self._prefix
+        return sorted(
+            name[len(prefix) :]
+            for name in self._admin.topic_names()
+            # Without a prefix every topic is ours, except Kafka's internal ones.
+            if name.startswith(prefix) and (prefix or not name.startswith("__"))
+        )
+
+    def partitions(self, topic: str) -> int:
+        """Number of partitions; raise `UnknownTopicError` for a missing topic."""
+        self._check_open()
+        count = self._partition_counts.get(topic)
+        if count is None:
+            count = self._admin.partition_count(self._kafka_topic(topic))
+            if count is None:
+                raise UnknownTopicError(f"topic {topic!r} does not exist")
+            self._partition_counts[topic] = count
+        return count
+
+    # -- records --------------------------------------------------------------------------
+
+    def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
+        """Append `records`; return when the cluster has acknowledged all of them."""
+        partitions = self.partitions(topic)
+        kafka_topic = self._kafka_topic(topic)
+        futures = []
+        failure: Exception | None = None
+        try:
+            for record in records:
+                key, value = record.key, record.value
+                if not isinstance(value, bytes) or not (key is None or isinstance(key, bytes)):
+                    raise LogError(f"records appended to {topic!r} need bytes for key and value")
+                if key is None:
+                    unkeyed = self._unkeyed.setdefault(topic, itertools.count())
+                    partition = partition_for(None, partitions, next(unkeyed))
+                else:
+                    partition = partition_for(key, partitions)
+                futures.append(
+                    self._producer.send(
+                        kafka_topic,
+                        value=value,
+                        key=key,
+                        headers=list(record.headers),
+                        partition=partition,
+                        timestamp_ms=record.timestamp_ms,
+                    )
+                )
+        except kafka_errors.KafkaError as exc:
+            failure = exc  # records sent before this one are still awaited below
+        results = []
+        for future in futures:
+            try:
+                metadata = future.get(timeout=self._delivery_timeout_s + 5)
+            except kafka_errors.KafkaError as exc:
+                failure = failure or exc
+                continue
+            results.append(AppendResult(metadata.partition, metadata.offset))
+        if failure is not None:
+            if isinstance(failure, kafka_errors.UnknownTopicOrPartitionError):
+                self._partition_counts.pop(topic, None)
+            raise translate_kafka_error(
+                failure, f"append records to {topic!r}", self._connection
+            ) from failure
+        self._note_appended(kafka_topic, results)
+        return results
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_records: int = 500
+    ) -> list[LogRecord]:
+        """Records of one partition from `offset` on, without waiting for new ones. An
+        offset that compaction or retention removed reads from the next surviving record."""
+        tp = self._kafka_tp(topic, partition)
+        if offset < 0 or max_records < 1:
+            raise LogError("read needs an offset of at least 0 and max_records of at least 1")
+        if offset >= self._known_end(tp):
+            ends = self._reader.end_offsets([tp])
+            self._note_ends(ends)
+            if offset >= ends[tp]:
+                return []
+        return self._reader.read(topic, tp, offset, max_records)
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next appended record of this partition will get."""
+        tp = self._kafka_tp(topic, partition)
+        ends = self._reader.end_offsets([tp])
+        self._note_ends(ends)
+        return self._known_end(tp)
+
+    def wait(self, positions: Mapping[PortTopicPartition, int], timeout: float) -> bool:
+        """Block until some partition has a record at or past its position (True) or
+        `timeout` seconds pass (False)."""
+        wanted = {self._kafka_tp(topic, p): offset for (topic, p), offset in positions.items()}
+        deadline = time.monotonic() + max(timeout, 0.0)
+        next_check = time.monotonic()
+        while True:
+            with self._appended:
+                generation = self._append_generation
+                if self._reached(wanted):
+                    return True
+            if wanted and time.monotonic() >= next_check:
+                self._note_ends(self._reader.end_offsets(wanted))
+                next_check = time.monotonic() + _EXTERNAL_POLL_S
+                with self._appended:
+                    if self._reached(wanted):
+                        return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            pause = remaining
+            if wanted:
+                pause = min(remaining, max(next_check - time.monotonic(), 0.001))
+            with self._appended:
+                # An append since `generation` was read has already notified: skip.
+                if self._append_generation == generation and not self._closed:
+                    self._appended.wait(pause)
+            self._check_open()
+
+    # -- consumer groups ------------------------------------------------------------------
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        """Join Kafka consumer group `topic_prefix + group` reading `topics`."""
+        if not group:
+            raise LogError("a consumer group needs a name")
+        if not topics:
+            raise LogError(f"consumer group {group!r} needs at least one topic to read")
+        for topic in topics:
+            self.partitions(topic)
+        bare_names = {self._kafka_topic(topic): topic for topic in topics}
+        member = KafkaGroupMember(
+            self._connection,
+            self._prefix + group,
+            list(bare_names),
+            bare_names,
+            self._admin.committed_offset,
+            max_poll_records=self._max_poll_records,
+        )
+        with self._members_lock:
+            self._members = [m for m in self._members if not m.closed]
+            self._members.append(member)
+        return member
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every client and group member; later calls raise `LogError`. Closing
+        twice does nothing."""
+        with self._appended:
+            if self._closed:
+                return
+            self._closed = True
+            self._appended.notify_all()  # waiters wake and find the log closed
+        with self._members_lock:
+            members, self._members = self._members, []
+        for member in members:
+            member.close()
+        self._producer.close(timeout=self._delivery_timeout_s)
+        self._reader.close()
+        self._admin.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _connect_producer(self, linger_ms: int) -> KafkaProducer:
+        request_timeout_ms = int(self._connection.request_timeout_s * 1000)
+        try:
+            return KafkaProducer(
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=linger_ms,
+                max_in_flight_requests_per_connection=5,
+                allow_auto_create_topics=False,
+                max_block_ms=request_timeout_ms,
+                delivery_timeout_ms=request_timeout_ms + linger_ms,
+                **self._connection.client_options(),
+            )
+        except kafka_errors.KafkaError as exc:
+            raise translate_kafka_error(exc, "connect", self._connection) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogError(f"event log on Kafka at {self._connection.bootstrap_servers} is closed")
+
+    def _kafka_topic(self, topic: str) -> str:
+        return check_topic_name(self._prefix + topic)
+
+    def _kafka_tp(self, topic: str, partition: int) -> TopicPartition:
+        partitions = self.partitions(topic)
+        if not 0 <= partition < partitions:
+            raise UnknownTopicError(
+                f"topic {topic!r} has partitions 0 to {partitions - 1}, not {partition}"
+            )
+        return TopicPartition(self._kafka_topic(topic), partition)
+
+    def _note_appended(self, kafka_topic: str, results: list[AppendResult]) -> None:
+        ends: dict[TopicPartition, int] = {}
+        for result in results:
+            tp = TopicPartition(kafka_topic, result.partition)
+            ends[tp] = max(ends.get(tp, 0), result.offset + 1)
+        with self._appended:
+            self._raise_known_ends(ends)
+            self._append_generation += 1
+            self._appended.notify_all()
+
+    def _note_ends(self, ends: Mapping[TopicPartition, int]) -> None:
+        with self._appended:
+            self._raise_known_ends(ends)
+
+    def _raise_known_ends(self, ends: Mapping[TopicPartition, int]) -> None:
+        # Called with the condition held. Ends only grow, so the largest seen stands.
+        for tp, end in ends.items():
+            if end > self._known_ends.get(tp, 0):
+                self._known_ends[tp] = end
+
+    def _known_end(self, tp: TopicPartition) -> int:
+        with self._appended:
+            return self._known_ends.get(tp, 0)
+
+    def _reached(self, wanted: Mapping[TopicPartition, int]) -> bool:
+        # Called with the condition held.
+        return any(self._known_ends.get(tp, 0) > offset for tp, offset in wanted.items())

@@ -1,0 +1,305 @@
+"""A member of a Kafka consumer group, as the event-log `Consumer` port.
+
+Why a background thread: a kafka-python consumer makes progress in a group rebalance only
+while someone is inside its `poll`. kafka-python 3.0 sends a JoinGroup and, if `poll`
+returns before the broker answers (Tansu holds a join for about 3 s), it keeps the
+request in flight for the next `poll`; but when the answer lands between two calls, the
+next call starts the join over and the round is lost. A router that polls for 50 ms
+between pieces of work, or a thread driving two members in turn, then needs many rounds
+to join. So each member has a thread that stays in `poll` and hands records over through
+a bounded buffer; the caller's `poll` takes from that buffer.
+
+What Kafka's `max.poll.interval.ms` protects is kept: the thread stops polling when the
+caller has not called `poll` for `max_poll_interval_s`, and kafka-python then leaves the
+group so a stuck member's partitions move to the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import errors as kafka_errors
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from broker.errors import BrokerError, LogError, LogUnavailableError
+from broker.log.kafka_connection import KafkaConnection, translate_kafka_error
+from broker.log.kafka_reader import to_log_record
+from broker.log.port import LogRecord
+from broker.log.port import TopicPartition as PortTopicPartition
+
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 1000
+"""A member that dies is noticed within the session timeout; heartbeats every second
+tell live members of a rebalance within a second."""
+
+_POLL_SLICE_MS = 100
+"""Longest the background thread holds the consumer, and so delays a commit."""
+_SETTLE_WAIT_S = 15.0
+"""How long `commit` waits for a member that is joining or rebalancing to own partitions."""
+_ERROR_BACKOFF_S = 0.5
+
+
+class KafkaGroupMember:
+    """A member of a Kafka consumer group reading port topics (the `Consumer` port).
+
+    `group` and `topics` are Kafka names; `bare_name` turns a Kafka topic name back into
+    the port's; `committed_offset` looks up a group's committed offset.
+
+    Offsets are committed only by `commit`, synchronously and exactly as given; a member
+    never commits for a partition the group has moved to another member. Delivery is at
+    least once: records handed out but not committed before a rebalance
+    are read again by the partition's next owner.
+    """
+
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        group: str,
+        topics: Sequence[str],
+        bare_name: dict[str, str],
+        committed_offset: Callable[[str, TopicPartition], int | None],
+        max_poll_records: int = 500,
+        max_poll_interval_s: float = 300.0,
+    ) -> None:
+        self.group = group
+        self._connection = connection
+        self._committed_offset = committed_offset
+        self._bare_name = dict(bare_name)
+        self._kafka_names = {bare: kafka_topic for kafka_topic, bare in bare_name.items()}
+        self._buffer_limit = max_poll_records
+        self._max_poll_interval_s = max_poll_interval_s
+        self._consumer_lock = threading.Lock()
+        self._state = threading.Condition()
+        # Guarded by _state:
+        self._buffer: deque[LogRecord] = deque()
+        self._owned: set[PortTopicPartition] = set()
+        self._settled = False
+        self._failure: BrokerError | None = None
+        self._closed = False
+        self._last_caller_poll = time.monotonic()
+        try:
+            self._consumer = KafkaConsumer(
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+                max_poll_records=max_poll_records,
+                max_poll_interval_ms=int(max_poll_interval_s * 1000),
+                **connection.client_options(),
+            )
+            self._consumer.subscribe(topics=list(topics), listener=_Rebalances(self))
+        except kafka_errors.KafkaError as exc:
+            raise translate_kafka_error(exc, f"join consumer group {group!r}", connection) from exc
+        self._driver = threading.Thread(
+            target=self._drive, name=f"kafka-member-{group}", daemon=True
+        )
+        self._driver.start()
+
+    # -- the Consumer port ----------------------------------------------------------------
+
+    def poll(self, timeout: float, max_records: int = 500) -> list[LogRecord]:
+        """The next records of the owned partitions, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._state:
+            self._check_open()
+            self._last_caller_poll = time.monotonic()
+            while not self._buffer and self._failure is None and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._state.wait(remaining)
+            self._check_open()
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            count = min(max(max_records, 1), len(self._buffer))
+            return [self._buffer.popleft() for _ in range(count)]
+
+    def commit(self, offsets: Mapping[PortTopicPartition, int]) -> None:
+        """Commit exactly `offsets` (next offset to read per partition), synchronously.
+
+        Raises `LogUnavailableError` (retriable) when the group has moved one of the
+        partitions to another member or is rebalancing: poll again, and the records
+        will be delivered again to whoever owns them now.
+        """
+        if not offsets:
+            return
+        for (topic, partition), offset in offsets.items():
+            if offset < 0:
+                raise LogError(f"a committed offset cannot be negative ({topic}/{partition})")
+        self._wait_until_settled()
+        kafka_offsets = {
+            TopicPartition(self._kafka_name(topic), partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in offsets.items()
+        }
+        with self._consumer_lock:
+            # Holding the consumer lock, the background thread cannot complete a
+            # rebalance between this check and the commit.
+            with self._state:
+                self._check_open()
+                lost = set(offsets) - self._owned
+            if lost:
+                raise LogUnavailableError(
+                    f"consumer group {self.group!r} moved {_describe(lost)} to another member; "
+                    "not committing them. Poll again: their records go to the new owner"
+                )
+            try:
+                self._consumer.commit(kafka_offsets)
+            except (kafka_errors.CommitFailedError, kafka_errors.RebalanceInProgressError) as exc:
+                raise LogUnavailableError(
+                    f"consumer group {self.group!r} is rebalancing, so the commit was refused; "
+                    "poll again and commit what you process after that"
+                ) from exc
+            except kafka_errors.KafkaError as exc:
+                raise translate_kafka_error(exc, "commit offsets", self._connection) from exc
+
+    def committed(self, tp: PortTopicPartition) -> int | None:
+        """The group's committed offset for `tp`, or None if it never committed."""
+        with self._state:
+            self._check_open()
+        topic, partition = tp
+        return self._committed_offset(
+            self.group, TopicPartition(self._kafka_name(topic), partition)
+        )
+
+    def assignment(self) -> set[PortTopicPartition]:
+        """The partitions this member owns now."""
+        with self._state:
+            return set(self._owned)
+
+    def close(self) -> None:
+        """Leave the group; its partitions go to the remaining members."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            self._owned = set()
+            self._buffer.clear()
+            self._state.notify_all()
+        self._driver.join()
+        # Leaving is a courtesy: if the broker is gone, the session timeout removes this
+        # member anyway.
+        with self._consumer_lock, suppress(kafka_errors.KafkaError):
+            self._consumer.close(autocommit=False)
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has been called."""
+        with self._state:
+            return self._closed
+
+    # -- the background thread ------------------------------------------------------------
+
+    def _drive(self) -> None:
+        while True:
+            with self._state:
+                if self._closed:
+                    return
+                idle = time.monotonic() - self._last_caller_poll > self._max_poll_interval_s
+                room = self._buffer_limit - len(self._buffer)
+            if idle:
+                time.sleep(_POLL_SLICE_MS / 1000)
+                continue
+            try:
+                with self._consumer_lock:
+                    self._pause_when_full(room)
+                    fetched = self._consumer.poll(
+                        timeout_ms=_POLL_SLICE_MS, max_records=max(room, 1)
+                    )
+            except kafka_errors.KafkaError as exc:
+                with self._state:
+                    self._failure = translate_kafka_error(exc, "poll records", self._connection)
+                    self._state.notify_all()
+                time.sleep(_ERROR_BACKOFF_S)
+                continue
+            if fetched:
+                self._hand_over(fetched)
+
+    def _pause_when_full(self, room: int) -> None:
+        # Called with the consumer lock held. A paused member still takes part in
+        # rebalances; it just fetches nothing until the caller catches up.
+        assigned = self._consumer.assignment()
+        if room <= 0:
+            self._consumer.pause(*assigned)
+        elif self._consumer.paused():
+            self._consumer.resume(*self._consumer.paused())
+
+    def _hand_over(self, fetched: Mapping[TopicPartition, list[object]]) -> None:
+        with self._state:
+            for kafka_tp, records in fetched.items():
+                topic = self._bare_name.get(kafka_tp.topic)
+                if topic is None or (topic, kafka_tp.partition) not in self._owned:
+                    continue
+                self._buffer.extend(to_log_record(record, topic) for record in records)
+            self._state.notify_all()
+
+    # -- rebalances (called by kafka-python, possibly on its own thread) ------------------
+
+    def _revoked(self, partitions: set[TopicPartition]) -> None:
+        lost = {self._port_tp(tp) for tp in partitions}
+        with self._state:
+            self._settled = False
+            self._owned -= lost
+            self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in lost)
+            self._state.notify_all()
+
+    def _assigned(self, partitions: set[TopicPartition]) -> None:
+        with self._state:
+            if self._closed:
+                return
+            self._owned |= {self._port_tp(tp) for tp in partitions}
+            self._settled = True
+            self._state.notify_all()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _wait_until_settled(self) -> None:
+        deadline = time.monotonic() + _SETTLE_WAIT_S
+        with self._state:
+            while not self._settled and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LogUnavailableError(
+                        f"this member of consumer group {self.group!r} has no partitions yet "
+                        f"after {_SETTLE_WAIT_S:g} s (joining or rebalancing); poll again, "
+                        "and check the brokers if this persists"
+                    )
+                self._state.wait(remaining)
+            self._check_open()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogError(f"this member of consumer group {self.group!r} is closed")
+
+    def _kafka_name(self, topic: str) -> str:
+        kafka_topic = self._kafka_names.get(topic)
+        if kafka_topic is None:
+            raise LogError(f"this member of consumer group {self.group!r} does not read {topic!r}")
+        return kafka_topic
+
+    def _port_tp(self, tp: TopicPartition) -> PortTopicPartition:
+        return (self._bare_name.get(tp.topic, tp.topic), tp.partition)
+
+
+class _Rebalances(ConsumerRebalanceListener):
+    """Tells a member which partitions it lost and gained."""
+
+    def __init__(self, member: KafkaGroupMember) -> None:
+        self._member = member
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._member._revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._member._assigned(set(assigned))
+
+
+def _describe(partitions: set[PortTopicPartition]) -> str:
+    return ", ".join(f"{topic}/{partition}" for topic, partition in sorted(partitions))

