@@ -7,8 +7,9 @@ Phase 1 appends `--records` decisions in batches (detail: a real birth decision 
 demo policy bundle, about 6.5 KB of JSON, handed over pre-encoded as the router does),
 signing a checkpoint every 50,000 records, then verifies the whole chain with the public
 key. Phase 2 grows the store to `--decisions` decisions (the extra ones with a small
-detail, to fill quickly) and times the accounting of disclosures for one person who has
-`--subject-decisions` of them. Prints figures; asserts nothing.
+detail, to fill quickly) and times the accounting of disclosures for one person whose
+decisions (about `--subject-decisions`) are spread through the filled part. Prints
+figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def main() -> None:
     print(f"audit bench in {work}")
     pseudonymizer = SubjectPseudonymizer(b"bench-pseudonym-key-0123456789ab")
     pseudonyms = [pseudonymizer.pseudonym(f"MPI-{n:07d}") for n in range(SUBJECT_POOL)]
-    person = pseudonymizer.pseudonym("MPI-0048213")
+    person = pseudonymizer.pseudonym("MPI-9048213")  # outside the pool above
     try:
         store = phase_append_and_verify(args, work, pseudonyms)
         phase_disclosures(args, store, pseudonyms, person)
