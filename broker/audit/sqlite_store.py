@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from broker.audit import sqlite_schema as schema
 from broker.audit.disclosures import PERMIT, Disclosure, disclosure_from_record
 from broker.audit.errors import (
     AuditEntryError,
@@ -16,7 +17,6 @@ from broker.audit.errors import (
     AuditStoreUnavailableError,
 )
 from broker.audit.records import (
-    COLUMNS,
     GENESIS_HASH,
     AuditEntry,
     AuditKind,
@@ -31,94 +31,7 @@ from broker.audit.shared_tails import SharedTails
 from broker.audit.store import AuditFilter, ChainLink
 from broker.errors import AuditError
 
-_SCHEMA_VERSION = 1
-_WAL_AUTOCHECKPOINT_PAGES = 10_000
-"""Fold the WAL back into the database every ~40 MB rather than SQLite's default 4 MB:
-each fold syncs, and index pages changed by many batches are then written once."""
-_CACHE_KIB = 65_536
-_STORED_COLUMNS = (*COLUMNS, "detail_tail")
-_TAIL = 15
-"""Index of `detail_tail` in a selected row; the 15 before it are `COLUMNS`."""
-_SELECT = f"SELECT {', '.join(_STORED_COLUMNS)} FROM audit_records"  # noqa: S608 - fixed
-_INSERT = (
-    f"INSERT INTO audit_records ({', '.join(_STORED_COLUMNS)}, subject_bucket) "  # noqa: S608
-    f"VALUES ({', '.join('?' * (len(_STORED_COLUMNS) + 1))})"
-)
-_BUCKET_BITS = 12
-"""The subject index is kept per bucket of 4,096 consecutive records: (bucket, subject).
-A plain index on subject takes one random page write per record, as pseudonyms are
-random, which cut appends by two thirds; per bucket, a batch only touches the few pages
-of the current bucket. A lookup seeks once per bucket: about 2,500 seeks (~15 ms) for
-10 million records."""
-_BY_SUBJECT = (
-    "WITH RECURSIVE buckets(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM buckets "  # noqa: S608
-    f"WHERE bucket < (SELECT max(seq) FROM audit_records) >> {_BUCKET_BITS}) "
-    f"SELECT {', '.join(_STORED_COLUMNS)} FROM buckets "
-    "JOIN audit_records INDEXED BY audit_by_subject "
-    "ON subject_bucket = buckets.bucket AND subject = ?"
-)
-_SELECT_CHECKPOINTS = "SELECT number, seq, hash, at_ms, key_id, signature FROM audit_checkpoints"
 _Item = TypeVar("_Item")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_records (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    subject TEXT,
-    recipient TEXT,
-    source TEXT,
-    agreement TEXT,
-    subscription TEXT,
-    outcome TEXT,
-    event_id TEXT,
-    decision_id TEXT,
-    actor TEXT,
-    detail TEXT NOT NULL,  -- canonical JSON of the detail, or its head: see detail_tail
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    detail_tail INTEGER,  -- when set, the detail is `detail || audit_detail_tails.text`
-    subject_bucket INTEGER  -- seq >> 12 when subject is set: see _BUCKET_BITS
-);
-CREATE TABLE IF NOT EXISTS audit_detail_tails (
-    id INTEGER PRIMARY KEY,
-    text TEXT NOT NULL
-);
--- seq is the rowid, so each index already orders its matches by seq.
-CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_records (subject_bucket, subject)
-    WHERE subject IS NOT NULL;
--- Pages of "all about recipient X" come from the first index, "X between two dates"
--- from the second. Both grow at their ends (at_ms rises with seq), so they are cheap.
-CREATE INDEX IF NOT EXISTS audit_by_recipient ON audit_records (recipient)
-    WHERE recipient IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_recipient_time ON audit_records (recipient, at_ms)
-    WHERE recipient IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_agreement ON audit_records (agreement)
-    WHERE agreement IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_agreement_time ON audit_records (agreement, at_ms)
-    WHERE agreement IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_time ON audit_records (at_ms);
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    number INTEGER PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    at_ms INTEGER NOT NULL,
-    key_id TEXT NOT NULL,
-    signature BLOB NOT NULL
-);
--- Guards against accidental edits; tampering that drops them is what the chain catches.
-CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records
-    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records
-    BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
-    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
-    BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_detail_tails_no_update BEFORE UPDATE ON audit_detail_tails
-    BEGIN SELECT RAISE(ABORT, 'audit detail tails are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_detail_tails_no_delete BEFORE DELETE ON audit_detail_tails
-    BEGIN SELECT RAISE(ABORT, 'audit detail tails are append-only'); END;
-"""
 _TRANSIENT_MARKERS = ("locked", "busy", "disk i/o", "full", "unable to open")
 
 
@@ -134,15 +47,6 @@ def _translate(exc: sqlite3.Error, doing: str) -> AuditError:
     return AuditError(f"audit store failed while {doing}: {exc}")
 
 
-def _well_formed(row: StoredRow) -> bool:
-    """Whether a stored row has the types the schema promises (tampering can break them)."""
-    return (
-        type(row[2]) is int and type(row[1]) is str and type(row[12]) is str
-        and type(row[13]) is bytes and type(row[14]) is bytes
-        and all(value is None or type(value) is str for value in row[3:12])
-    )
-
-
 def _prepare_detail(entry: AuditEntry) -> tuple[str, bytes]:
     """(canonical text, its UTF-8 bytes) of an entry's detail."""
     text = canonical_detail(entry.kind, entry.detail)
@@ -152,39 +56,6 @@ def _prepare_detail(entry: AuditEntry) -> tuple[str, bytes]:
         raise AuditEntryError(
             f"detail of a {entry.kind!r} entry is not valid Unicode text"
         ) from exc
-
-
-def _select(
-    where: AuditFilter | None, from_seq: int, order_limit: str = " ORDER BY seq"
-) -> tuple[str, list[Any]]:
-    """SQL and parameters selecting stored rows that match, from `from_seq` on."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if from_seq > 1:
-        clauses.append("seq >= ?")
-        params.append(from_seq)
-    subject = None
-    if where is not None:
-        for column, value in where.equalities().items():
-            if column == "subject":
-                subject = value
-                continue
-            clauses.append(f"{column} = ?")  # column names come from AuditFilter's fields
-            params.append(value)
-        if where.since_ms is not None:
-            clauses.append("at_ms >= ?")
-            params.append(where.since_ms)
-        if where.until_ms is not None:
-            clauses.append("at_ms < ?")
-            params.append(where.until_ms)
-    if subject is None:
-        where_sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        return _SELECT + where_sql + order_limit, params
-    where_sql = "".join(" AND " + clause for clause in clauses)
-    return (
-        _BY_SUBJECT + where_sql + order_limit,
-        [max(from_seq, 1) >> _BUCKET_BITS, subject, *params],
-    )
 
 
 class SqliteAuditStore:
@@ -230,7 +101,7 @@ class SqliteAuditStore:
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA synchronous={self._sync}")
-            conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            conn.execute(f"PRAGMA cache_size=-{schema.CACHE_KIB}")
         except sqlite3.Error as exc:
             raise _translate(exc, "opening") from exc
         return conn
@@ -238,20 +109,20 @@ class SqliteAuditStore:
     def _prepare(self, create: bool) -> None:
         try:
             # Per connection, so set on every open; harmless for readers.
-            self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
+            self._writer.execute(f"PRAGMA wal_autocheckpoint={schema.WAL_AUTOCHECKPOINT_PAGES}")
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
+            if version > schema.SCHEMA_VERSION:
                 raise AuditError(
                     f"{self.path} was written by a newer Handoff (audit schema {version}); "
                     "upgrade before opening it"
                 )
-            if version == _SCHEMA_VERSION:
+            if version == schema.SCHEMA_VERSION:
                 return
             if not create:
                 raise AuditStoreNotFoundError(f"{self.path} is not a Handoff audit store")
             self._writer.execute("PRAGMA journal_mode=WAL")
-            self._writer.executescript(_SCHEMA)
-            self._writer.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._writer.executescript(schema.SCHEMA)
+            self._writer.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise _translate(exc, "preparing the schema") from exc
 
@@ -292,7 +163,7 @@ class SqliteAuditStore:
                 raise
             self._tail_texts.update(new_tails)
         return [
-            AuditRecord.from_row(row[:_TAIL], detail=entry.detail)
+            AuditRecord.from_row(row[:schema.TAIL], detail=entry.detail)
             for row, entry in zip(rows, entries, strict=True)
         ]
 
@@ -320,9 +191,9 @@ class SqliteAuditStore:
                     entry.event_id, entry.decision_id, entry.actor, head, prev,
                 )
                 prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
-                bucket = None if entry.subject is None else seq >> _BUCKET_BITS
+                bucket = None if entry.subject is None else seq >> schema.BUCKET_BITS
                 rows.append((*row, prev, tail_id, bucket))
-            conn.executemany(_INSERT, rows)
+            conn.executemany(schema.INSERT, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -392,11 +263,11 @@ class SqliteAuditStore:
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every stored checkpoint, by number."""
-        return self._read_checkpoints(f"{_SELECT_CHECKPOINTS} ORDER BY number")
+        return self._read_checkpoints(f"{schema.SELECT_CHECKPOINTS} ORDER BY number")
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The checkpoint with the highest number, or None before the first."""
-        found = self._read_checkpoints(f"{_SELECT_CHECKPOINTS} ORDER BY number DESC LIMIT 1")
+        found = self._read_checkpoints(f"{schema.SELECT_CHECKPOINTS} ORDER BY number DESC LIMIT 1")
         return found[0] if found else None
 
     def _read_checkpoints(self, sql: str) -> list[Checkpoint]:
@@ -425,13 +296,13 @@ class SqliteAuditStore:
 
     def _record(self, conn: sqlite3.Connection, row: StoredRow) -> AuditRecord:
         """A stored row as a record, its detail made whole again."""
-        if not _well_formed(row):
+        if not schema.well_formed(row):
             raise AuditError(
                 f"record {row[0]}: stored attributes are malformed; run `handoff audit verify`"
             )
-        tail_id = row[_TAIL]
+        tail_id = row[schema.TAIL]
         if tail_id is None:
-            return AuditRecord.from_row(row[:_TAIL])
+            return AuditRecord.from_row(row[:schema.TAIL])
         tail = self._tail_text(conn, tail_id) if type(tail_id) is int else None
         if tail is None:
             raise AuditError(
@@ -448,7 +319,7 @@ class SqliteAuditStore:
         reports the record as changed instead of failing.
         """
         try:
-            tail_id = row[_TAIL]
+            tail_id = row[schema.TAIL]
             if tail_id is None:
                 detail = row[12].encode("utf-8")
             else:
@@ -487,12 +358,12 @@ class SqliteAuditStore:
         self, from_seq: int = 1, where: AuditFilter | None = None
     ) -> Iterator[AuditRecord]:
         """Stream records with seq >= from_seq (matching `where`) in seq order."""
-        sql, params = _select(where, from_seq)
+        sql, params = schema.select_rows(where, from_seq)
         return self._stream(sql, params, "reading records", self._record)
 
     def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
         """Stream every record's (seq, prev_hash, hash, canonical bytes) in seq order."""
-        sql, params = _select(None, from_seq)
+        sql, params = schema.select_rows(None, from_seq)
         return self._stream(sql, params, "reading the chain", self._link)
 
     def query(
@@ -518,7 +389,7 @@ class SqliteAuditStore:
             kind=kind, source=source, subscription=subscription, since_ms=since_ms,
             until_ms=until_ms,
         )
-        sql, params = _select(where, after_seq + 1, " ORDER BY seq LIMIT ?")
+        sql, params = schema.select_rows(where, after_seq + 1, " ORDER BY seq LIMIT ?")
         try:
             conn = self._reader()
             return [self._record(conn, row) for row in conn.execute(sql, [*params, limit])]
@@ -536,7 +407,7 @@ class SqliteAuditStore:
             subject=subject_pseudonym, kind=AuditKind.DECISION, outcome=PERMIT,
             since_ms=since_ms, until_ms=until_ms,
         )
-        sql, params = _select(where, 1)
+        sql, params = schema.select_rows(where, 1)
         try:
             conn = self._reader()
             rows = conn.execute(sql, params).fetchall()
