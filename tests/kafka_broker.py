@@ -75,10 +75,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    # Runs in the child before exec: the broker gets SIGTERM if the test process dies
+    # Runs in the child before exec: the broker is killed if the test process dies
     # without stopping it, so a killed test run leaves no broker behind.
     if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class TansuBroker:
@@ -133,7 +133,8 @@ class TansuBroker:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
+        # Tansu drains client connections for seconds on SIGTERM; SIGINT stops it at once.
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,314 @@
+"""What the Kafka event log does beyond the port contract (tests/contract/ covers that).
+
+Runs against the session's Tansu broker (tests/kafka_broker.py); topic and group names
+are unique per test because the broker is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import NewTopic
+
+from broker.errors import LogError, LogUnavailableError, TopicMismatchError
+from broker.log import NewRecord, TopicSpec, partition_for
+from broker.log.kafka import KafkaEventLog
+from tests.kafka_broker import TansuBroker, free_port
+
+GROUP_MEMBER = Path(__file__).with_name("kafka_group_member.py")
+GENEROUS_S = 20.0
+"""Upper bound for a group to settle (Tansu holds each join round for about 3 s)."""
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def admin(kafka_broker: TansuBroker) -> Iterator[KafkaAdminClient]:
+    """A plain kafka-python admin client, to see the cluster as other tools do."""
+    client = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def open_log(kafka_broker: TansuBroker) -> Iterator[type[KafkaEventLog]]:
+    """Opens `KafkaEventLog`s on the session broker and closes them after the test."""
+    opened: list[KafkaEventLog] = []
+
+    def opener(**options: object) -> KafkaEventLog:
+        log = KafkaEventLog(kafka_broker.bootstrap_servers, **options)  # type: ignore[arg-type]
+        opened.append(log)
+        return log
+
+    yield opener  # type: ignore[misc]
+    for log in opened:
+        log.close()
+
+
+# -- names ------------------------------------------------------------------------------
+
+
+def test_topics_and_groups_carry_the_prefix_on_kafka_only(open_log, admin):
+    log = open_log()
+    topic, group = unique("events.birth"), unique("router")
+    log.ensure_topic(TopicSpec(topic, partitions=2))
+    log.append(topic, [NewRecord(b"v", key=b"subject-1")])
+
+    member = log.consumer(group, [topic])
+    member.commit({(topic, partition_for(b"subject-1", 2)): 1})
+
+    assert f"handoff.{topic}" in admin.list_topics()
+    assert topic not in admin.list_topics()
+    assert topic in log.topics()
+    assert not any(name.startswith("handoff.") for name in log.topics())
+    offsets = admin.list_group_offsets({f"handoff.{group}": None})[f"handoff.{group}"]
+    assert offsets[TopicPartition(f"handoff.{topic}", partition_for(b"subject-1", 2))].offset == 1
+
+
+def test_another_prefix_is_another_installation(open_log):
+    topic = unique("events.birth")
+    ours, theirs = open_log(), open_log(topic_prefix=unique("other") + ".")
+    ours.ensure_topic(TopicSpec(topic))
+
+    assert topic in ours.topics()
+    assert topic not in theirs.topics()
+
+
+def test_a_topic_name_kafka_cannot_hold_is_refused(open_log):
+    with pytest.raises(LogError, match="cannot be a Kafka topic name"):
+        open_log().ensure_topic(TopicSpec("deliver/hv births"))
+
+
+# -- topics made outside Handoff ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "created, required, advice",
+    [
+        ({"partitions": 2, "cleanup.policy": "delete"}, TopicSpec("t", 4), "create the topic"),
+        (
+            {"partitions": 1, "cleanup.policy": "delete"},
+            TopicSpec("t", 1, compacted=True),
+            "cleanup.policy=compact",
+        ),
+        (
+            {"partitions": 1, "cleanup.policy": "compact"},
+            TopicSpec("t", 1),
+            "cleanup.policy=delete",
+        ),
+    ],
+    ids=["partition count", "not compacted", "compacted"],
+)
+def test_a_mismatched_topic_is_refused_with_advice(open_log, admin, created, required, advice):
+    topic = unique("registry")
+    admin.create_topics(
+        [
+            NewTopic(
+                f"handoff.{topic}",
+                created["partitions"],
+                1,
+                topic_configs={"cleanup.policy": created["cleanup.policy"]},
+            )
+        ]
+    )
+
+    with pytest.raises(TopicMismatchError) as refused:
+        open_log().ensure_topic(TopicSpec(topic, required.partitions, required.compacted))
+
+    assert f"handoff.{topic}" in str(refused.value)
+    assert advice in str(refused.value)
+
+
+def test_a_matching_topic_made_elsewhere_is_used_as_it_is(open_log, admin):
+    topic = unique("events.referral")
+    admin.create_topics(
+        [NewTopic(f"handoff.{topic}", 3, 1, topic_configs={"cleanup.policy": "delete"})]
+    )
+    log = open_log()
+
+    log.ensure_topic(TopicSpec(topic, partitions=3))
+
+    assert log.partitions(topic) == 3
+
+
+# -- offsets and waiting across clients ---------------------------------------------------
+
+
+def test_another_client_sees_the_end_of_a_multi_record_batch(open_log):
+    topic = unique("events.birth")
+    writer, reader = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+
+    writer.append(topic, [NewRecord(str(n).encode()) for n in range(7)])
+
+    # Tansu answers ListOffsets with the last batch's base offset + 1 (here 1); the
+    # adapter must report the true end all the same.
+    assert reader.end_offset(topic, 0) == 7
+    assert [r.value for r in reader.read(topic, 0, 5)] == [b"5", b"6"]
+
+
+def test_wait_sees_an_append_by_another_client(open_log):
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    appender = threading.Timer(0.2, lambda: writer.append(topic, [NewRecord(b"news")]))
+
+    appender.start()
+    try:
+        woke = waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S)
+    finally:
+        appender.join()
+
+    assert woke is True
+
+
+# -- consumer groups ------------------------------------------------------------------------
+
+
+def poll_until(members, done, on_records=lambda _m, _r: None) -> None:
+    deadline = time.monotonic() + GENEROUS_S
+    while not done():
+        assert time.monotonic() < deadline, "the group did not settle in time"
+        for member in members:
+            on_records(member, member.poll(0.05))
+
+
+def test_a_member_does_not_commit_partitions_it_lost(open_log):
+    log = open_log()
+    topic, group = unique("events.birth"), unique("router")
+    log.ensure_topic(TopicSpec(topic, partitions=2))
+    first = log.consumer(group, [topic])
+    poll_until([first], lambda: len(first.assignment()) == 2)
+
+    second = log.consumer(group, [topic])
+    poll_until(
+        [first, second], lambda: len(first.assignment()) == 1 and len(second.assignment()) == 1
+    )
+    (lost,) = second.assignment()
+
+    with pytest.raises(LogUnavailableError, match="moved"):
+        first.commit({lost: 5})
+    assert first.committed(lost) is None
+    second.commit({lost: 5})
+    assert first.committed(lost) == 5
+
+
+def test_members_in_two_processes_split_partitions(kafka_broker, open_log):
+    log = open_log()
+    topic, group = unique("events.enrollment"), unique("router")
+    log.ensure_topic(TopicSpec(topic, partitions=4))
+    members = [_start_member(kafka_broker, topic, group) for _ in range(2)]
+    events: queue.Queue[tuple[int, str, str]] = queue.Queue()
+    for index, member in enumerate(members):
+        assert member.stdout is not None
+        threading.Thread(target=_relay, args=(index, member.stdout, events), daemon=True).start()
+    try:
+        assignments: dict[int, set[tuple[str, int]]] = {0: set(), 1: set()}
+        everything = {(topic, p) for p in range(4)}
+        _collect(
+            events,
+            lambda: (
+                assignments[0] | assignments[1] == everything
+                and not assignments[0] & assignments[1]
+            ),
+            assignments,
+            {},
+        )
+
+        results = log.append(topic, [NewRecord(b"v", key=f"k{n}".encode()) for n in range(40)])
+        received: dict[int, list[tuple[int, int]]] = {0: [], 1: []}
+        _collect(
+            events, lambda: sum(map(len, received.values())) >= len(results), assignments, received
+        )
+    finally:
+        for member in members:
+            assert member.stdin is not None
+            member.stdin.close()
+        for member in members:
+            member.wait(timeout=GENEROUS_S)
+
+    assert all(assignments.values())
+    assert sorted(received[0] + received[1]) == sorted((r.partition, r.offset) for r in results)
+    for index, records in received.items():
+        assert {(topic, partition) for partition, _ in records} <= assignments[index]
+
+
+def _start_member(broker: TansuBroker, topic: str, group: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(GROUP_MEMBER), broker.bootstrap_servers, "handoff.", group, topic],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _relay(index: int, stream: IO[str], events: queue.Queue[tuple[int, str, str]]) -> None:
+    for line in stream:
+        kind, _, rest = line.strip().partition(" ")
+        events.put((index, kind, rest))
+
+
+def _collect(events, done, assignments, received) -> None:
+    deadline = time.monotonic() + GENEROUS_S
+    while not done():
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"members did not get there in time: {assignments}"
+        try:
+            index, kind, rest = events.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if kind == "assignment":
+            assignments[index] = {(t, p) for t, p in json.loads(rest)}
+        elif kind == "record":
+            partition, offset = map(int, rest.split())
+            received.setdefault(index, []).append((partition, offset))
+
+
+# -- an unreachable cluster -----------------------------------------------------------------
+
+
+def test_an_unreachable_cluster_is_reported_with_its_address():
+    servers = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(LogUnavailableError) as refused:
+        KafkaEventLog(servers, connect_timeout_s=1.0, request_timeout_s=2.0)
+
+    assert servers in str(refused.value)
+    assert "bootstrap_servers" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda log, topic: log.append(topic, [NewRecord(b"v")]),
+        lambda log, topic: log.read(topic, 0, 0),
+        lambda log, topic: log.end_offset(topic, 0),
+        lambda log, topic: log.ensure_topic(TopicSpec(unique("later"))),
+    ],
+    ids=["append", "read", "end_offset", "ensure_topic"],
+)
+def test_a_broker_that_goes_away_makes_calls_fail_as_retriable(use):
+    with TansuBroker() as broker:
+        log = KafkaEventLog(broker.bootstrap_servers, connect_timeout_s=1.0, request_timeout_s=2.0)
+        topic = unique("events.birth")
+        log.ensure_topic(TopicSpec(topic))
+        log.append(topic, [NewRecord(b"first")])
+    try:
+        with pytest.raises(LogUnavailableError) as refused:
+            use(log, topic)
+        assert broker.bootstrap_servers in str(refused.value)
+    finally:
+        log.close()
