@@ -21,6 +21,7 @@ from broker.consent_feed import ConsentFeed
 from broker.delivery.feed import DeliveryFeed
 from broker.errors import ConfigError
 from broker.event_types import EventTypes
+from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
 from broker.log.port import EventLog, NewRecord, TopicSpec
@@ -93,6 +94,7 @@ def build_runtime(settings: Settings) -> Runtime:
     consents = ConsentFeed(event_log, codec)
     consents.catch_up()
     idempotency = SqliteIdempotencyIndex(data / "ingress.db")
+    committer = GroupCommitter(event_log, idempotency)
     return Runtime(
         settings=settings,
         log=event_log,
@@ -105,7 +107,8 @@ def build_runtime(settings: Settings) -> Runtime:
         audit_store=audit_store,
         auditor=auditor,
         idempotency=idempotency,
-        publisher=Publisher(event_log, event_types, codec, idempotency, auditor, metrics),
+        committer=committer,
+        publisher=Publisher(event_types, codec, committer, auditor, metrics),
         feed=DeliveryFeed(event_log, codec, registry),
         metrics=metrics,
         keyring=load_keyring(settings.resolved_keys_file),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.audit import AuditEntry
+from broker.audit.records import CanonicalDetail
 from broker.auditing import Auditor, now_ms
 from broker.consent_feed import ConsentFeed
 from broker.delivery.envelope import DeliveryEnvelope
@@ -187,7 +188,8 @@ class Router:
             kind="decision", at_ms=record.timestamp_ms, subject=subject,
             recipient=decision.recipient, source=source, agreement=decision.agreement_id,
             subscription=sub_id, outcome=decision.outcome, event_id=str(event["event_id"]),
-            decision_id=decision.decision_id, actor="router", detail=decision.to_dict(),
+            decision_id=decision.decision_id, actor="router",
+            detail=CanonicalDetail(decision.canonical_json()),
         ))
         self._metrics.decisions.labels(sub_id, decision.outcome).inc()
         for reason, count in _withheld_reasons(decision).items():
@@ -252,7 +254,7 @@ def _withheld_reasons(decision: Any) -> dict[str, int]:
 def _reason_label(reason: str) -> str:
     """A short, bounded label for metrics (never field values)."""
     text = (reason or "other").lower()
-    for label in ("agreement", "consent", "purpose", "deny", "drop", "never"):
+    for label in ("agreement", "consent", "purpose", "denied", "drop", "never"):
         if label in text:
             return label
     return "other"

@@ -12,6 +12,7 @@ from broker.config import Settings
 from broker.consent_feed import ConsentFeed
 from broker.delivery.feed import DeliveryFeed
 from broker.event_types import EventTypes
+from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import IdempotencyIndex
 from broker.ingest.publisher import Publisher
 from broker.log.port import EventLog
@@ -38,6 +39,7 @@ class Runtime:
     audit_store: AuditStore
     auditor: Auditor
     idempotency: IdempotencyIndex
+    committer: GroupCommitter
     publisher: Publisher
     feed: DeliveryFeed
     metrics: Metrics

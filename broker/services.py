@@ -66,6 +66,7 @@ class Services:
             thread.join(timeout=10)
         self.checkpoint()
         rt = self.runtime
+        rt.committer.close()
         rt.idempotency.close()
         rt.audit_store.close()
         rt.log.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.metrics import Metrics
@@ -35,10 +34,5 @@ class RequestMetricsMiddleware:
 
 
 def _template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    # The router records the matched route in the scope; unmatched paths stay anonymous.
+    return str(getattr(scope.get("route"), "path", "unmatched"))

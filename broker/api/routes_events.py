@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
@@ -77,9 +77,11 @@ async def publish_batch(
     if len(items) > limit:
         raise PayloadTooLarge(f"a batch holds at most {limit} events; this one has "
                               f"{len(items)}")
-    outcomes = await anyio.to_thread.run_sync(
-        runtime.publisher.publish_json, principal, event_type, items, True)
-    return JSONResponse({"accepted": [o.to_dict() for o in outcomes]}, status_code=202)
+    # Validating a large batch takes a while: do it off the event loop.
+    prepared = await anyio.to_thread.run_sync(
+        runtime.publisher.prepare_json, principal, event_type, items, True)
+    placed = await asyncio.wrap_future(runtime.publisher.submit(principal, prepared))
+    return JSONResponse({"accepted": [p.to_dict() for p in placed]}, status_code=202)
 
 
 @router.post("/v1/events/{event_type}", status_code=202, openapi_extra=_EVENT_BODY,
@@ -92,15 +94,13 @@ async def publish_event(
     _check_publisher(request, runtime, principal, event_type)
     body = await read_capped(request, runtime.settings.api.max_body_bytes)
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
-    result: Any
+    # One event validates in tens of microseconds: cheaper inline than a thread hop.
     if content_type == AVRO:
-        result = await anyio.to_thread.run_sync(
-            runtime.publisher.publish_wire, principal, event_type, body)
+        prepared = runtime.publisher.prepare_wire(principal, event_type, body)
     elif content_type in ("application/json", ""):
-        doc = parse_json(body)
-        outcomes = await anyio.to_thread.run_sync(
-            runtime.publisher.publish_json, principal, event_type, [doc], False)
-        result = outcomes[0]
+        prepared = runtime.publisher.prepare_json(principal, event_type, [parse_json(body)],
+                                                  False)
     else:
         raise UnsupportedMediaType(f"send application/json or {AVRO}")
-    return JSONResponse(result.to_dict(), status_code=202)
+    (placed,) = await asyncio.wrap_future(runtime.publisher.submit(principal, prepared))
+    return JSONResponse(placed.to_dict(), status_code=202)

@@ -1,22 +1,22 @@
-"""The publish path: validate, assign ids, de-duplicate, append to `events.<type>`.
+"""The publish path: validate, assign ids, then group-commit to `events.<type>`.
 
-Either every event of a request is appended or none is: validation of the whole batch
-happens before the single append, so a refused request leaves nothing behind.
+Either every event of a request is appended or none is: the whole request is validated
+before anything is handed to the committer, so a refused request leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from broker.auditing import Auditor
 from broker.auth import Principal
 from broker.event_types import EventTypes
-from broker.ingest.idempotency import Accepted, IdempotencyIndex
-from broker.log.port import EventLog, NewRecord
+from broker.ingest.group_commit import GroupCommitter, Placed
+from broker.log.port import NewRecord
 from broker.metrics import Metrics
 from broker.topics import H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
 from schemas.errors import DecodeError, RecordValidationError
@@ -26,41 +26,35 @@ from schemas.wire import WireCodec
 
 
 @dataclass(frozen=True, slots=True)
-class PublishOutcome:
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
-    duplicate: bool
+class Prepared:
+    """A validated, encoded request, ready to commit."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "topic": self.topic, "partition": self.partition,
-                "offset": self.offset, "duplicate": self.duplicate}
+    event_type: str
+    event_ids: list[str]
+    records: list[NewRecord]
 
 
 class Publisher:
     def __init__(
         self,
-        log: EventLog,
         event_types: EventTypes,
         codec: WireCodec,
-        idempotency: IdempotencyIndex,
+        committer: GroupCommitter,
         auditor: Auditor,
         metrics: Metrics,
     ) -> None:
-        self._log = log
         self._types = event_types
         self._codec = codec
-        self._idempotency = idempotency
+        self._committer = committer
         self._auditor = auditor
         self._metrics = metrics
-        # One publish at a time per broker process: the duplicate check, the append and
-        # remembering the ids must not interleave with another request for the same ids.
-        self._lock = threading.Lock()
 
-    def publish_json(
+    # -- validation -----------------------------------------------------------------------
+
+    def prepare_json(
         self, principal: Principal, event_type: str, items: Sequence[Any], batch: bool
-    ) -> list[PublishOutcome]:
+    ) -> Prepared:
+        """Validate and encode every event; refuse the whole request on any problem."""
         registered = self._types.latest(event_type)
         records: list[dict[str, Any]] = []
         problems: list[tuple[str, str]] = []
@@ -80,10 +74,9 @@ class Publisher:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
         encoded = [self._codec.encode(registered.schema_id, r) for r in records]
-        return self._append(principal, event_type, records, encoded)
+        return self._prepared(principal, event_type, records, encoded)
 
-    def publish_wire(self, principal: Principal, event_type: str, payload: bytes
-                     ) -> PublishOutcome:
+    def prepare_wire(self, principal: Principal, event_type: str, payload: bytes) -> Prepared:
         try:
             schema_id, record = self._codec.decode(payload)
         except DecodeError:
@@ -99,48 +92,39 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
-        return self._append(principal, event_type, [record], [payload])[0]
+        return self._prepared(principal, event_type, [record], [payload])
 
-    def _append(
-        self, principal: Principal, event_type: str, records: list[dict[str, Any]],
-        encoded: list[bytes],
-    ) -> list[PublishOutcome]:
-        topic = ingress_topic(event_type)
-        ids = [str(r["event_id"]) for r in records]
-        with self._lock:
-            seen = self._idempotency.lookup(principal.agency, ids)
-            fresh: list[int] = []
-            first_in_request: dict[str, int] = {}
-            for i, event_id in enumerate(ids):
-                if event_id not in seen and event_id not in first_in_request:
-                    first_in_request[event_id] = i
-                    fresh.append(i)
-            source = principal.agency.encode()
-            key_id = principal.key_id.encode()
-            new_records = [
-                NewRecord(
-                    value=encoded[i],
-                    key=str(records[i]["subject_id"]).encode(),
-                    headers=((H_INGEST_SOURCE, source), (H_INGEST_KEY_ID, key_id)),
-                )
-                for i in fresh
-            ]
-            results = self._log.append(topic, new_records) if new_records else []
-            accepted = {
-                ids[i]: Accepted(topic, r.partition, r.offset)
-                for i, r in zip(fresh, results, strict=True)
-            }
-            if accepted:
-                self._idempotency.remember(principal.agency, accepted)
-        if accepted:
-            self._metrics.events_ingested.labels(event_type, principal.agency).inc(len(accepted))
-        known = {**seen, **accepted}
-        fresh_set = set(fresh)
-        return [
-            PublishOutcome(event_id, topic, known[event_id].partition, known[event_id].offset,
-                           duplicate=i not in fresh_set)
-            for i, event_id in enumerate(ids)
-        ]
+    def _prepared(self, principal: Principal, event_type: str,
+                  records: list[dict[str, Any]], encoded: list[bytes]) -> Prepared:
+        headers = ((H_INGEST_SOURCE, principal.agency.encode()),
+                   (H_INGEST_KEY_ID, principal.key_id.encode()))
+        return Prepared(
+            event_type,
+            [str(r["event_id"]) for r in records],
+            [NewRecord(value=value, key=str(r["subject_id"]).encode(), headers=headers)
+             for r, value in zip(records, encoded, strict=True)],
+        )
+
+    # -- committing -----------------------------------------------------------------------
+
+    def submit(self, principal: Principal, prepared: Prepared) -> Future[list[Placed]]:
+        """Hand a prepared request to group commit; resolves once durable."""
+        future = self._committer.submit(principal.agency, ingress_topic(prepared.event_type),
+                                        prepared.event_ids, prepared.records)
+        counter = self._metrics.events_ingested.labels(prepared.event_type, principal.agency)
+
+        def count(done: Future[list[Placed]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                counter.inc(sum(not p.duplicate for p in done.result()))
+
+        future.add_done_callback(count)
+        return future
+
+    def publish_json(self, principal: Principal, event_type: str, items: Sequence[Any],
+                     batch: bool = True) -> list[Placed]:
+        """Validate and commit, blocking until durable (for callers outside the API)."""
+        return self.submit(principal, self.prepare_json(principal, event_type, items,
+                                                        batch)).result()
 
     def _refuse(self, principal: Principal, event_type: str, reason: str,
                 fields: list[str]) -> None:
