@@ -126,11 +126,11 @@ class GroupCommitter:
             for slot, result in zip(slots, appended, strict=True):
                 placed_at[slot] = Accepted(topic, result.partition, result.offset)
         remembered: dict[str, dict[str, Accepted]] = defaultdict(dict)
-        for (r, i), accepted in placed_at.items():
-            remembered[batch[r].agency][batch[r].event_ids[i]] = accepted
-        for agency, accepted in remembered.items():
-            self._idempotency.remember(agency, accepted)
-            known[agency].update(accepted)
+        for (r, i), where in placed_at.items():
+            remembered[batch[r].agency][batch[r].event_ids[i]] = where
+        for agency, newly in remembered.items():
+            self._idempotency.remember(agency, newly)
+            known[agency].update(newly)
         results: list[list[Placed]] = []
         for r, request in enumerate(batch):
             out = []
