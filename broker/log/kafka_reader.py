@@ -64,9 +64,7 @@ class PartitionReader:
         deadline = time.monotonic() + self._connection.request_timeout_s
         try:
             with self._lock:
-                if self._consumer.assignment() != {tp}:
-                    self._consumer.assign([tp])
-                self._consumer.seek(tp, offset)
+                self._move_to(tp, offset)
                 while time.monotonic() < deadline:
                     fetched = self._consumer.poll(timeout_ms=200, max_records=max_records)
                     records = [
@@ -108,11 +106,18 @@ class PartitionReader:
         with self._lock:
             self._consumer.close(autocommit=False)
 
-    def _high_watermark(self, tp: TopicPartition, hint: int) -> int:
-        # Called with the lock held.
+    def _move_to(self, tp: TopicPartition, offset: int) -> None:
+        # Called with the lock held. A read that continues where the last one stopped
+        # keeps the records kafka-python already fetched; a seek would drop them.
         if self._consumer.assignment() != {tp}:
             self._consumer.assign([tp])
-        self._consumer.seek(tp, hint - 1)
+        elif self._consumer.position(tp) == offset:
+            return
+        self._consumer.seek(tp, offset)
+
+    def _high_watermark(self, tp: TopicPartition, hint: int) -> int:
+        # Called with the lock held.
+        self._move_to(tp, hint - 1)
         deadline = time.monotonic() + self._connection.request_timeout_s
         end = hint
         while time.monotonic() < deadline:
