@@ -96,8 +96,13 @@ class KafkaEventLog:
         self._admin = KafkaAdmin(self._connection, replication_factor)
         try:
             self._producer = self._connect_producer(linger_ms)
+        except LogError:
+            self._admin.close()
+            raise
+        try:
             self._reader = PartitionReader(self._connection)
         except LogError:
+            self._producer.close(timeout=0)
             self._admin.close()
             raise
         self._partition_counts: dict[str, int] = {}
@@ -172,6 +177,8 @@ class KafkaEventLog:
     def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
         """Append `records`; return when the cluster has acknowledged all of them."""
         partitions = self.partitions(topic)
+        if not records:
+            return []
         kafka_topic = self._kafka_topic(topic)
         futures = []
         failure: Exception | None = None

@@ -21,6 +21,7 @@ import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewTopic
 
+from broker.config import KafkaSettings
 from broker.errors import LogError, LogUnavailableError, TopicMismatchError
 from broker.log import NewRecord, TopicSpec, partition_for
 from broker.log.kafka import KafkaEventLog
@@ -76,6 +77,18 @@ def test_topics_and_groups_carry_the_prefix_on_kafka_only(open_log, admin):
     assert not any(name.startswith("handoff.") for name in log.topics())
     offsets = admin.list_group_offsets({f"handoff.{group}": None})[f"handoff.{group}"]
     assert offsets[TopicPartition(f"handoff.{topic}", partition_for(b"subject-1", 2))].offset == 1
+
+
+def test_settings_name_the_cluster_and_the_prefix(kafka_broker, admin):
+    settings = KafkaSettings(bootstrap_servers=kafka_broker.bootstrap_servers, topic_prefix="hs.")
+    topic = unique("consents")
+    log = KafkaEventLog.from_settings(settings)
+    try:
+        log.ensure_topic(TopicSpec(topic, compacted=True))
+    finally:
+        log.close()
+
+    assert f"hs.{topic}" in admin.list_topics()
 
 
 def test_another_prefix_is_another_installation(open_log):
