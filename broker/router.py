@@ -15,9 +15,11 @@ as a loss and never as a delivery without an audit record.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,7 @@ from broker.audit import AuditEntry
 from broker.audit.records import CanonicalDetail
 from broker.auditing import Auditor, now_ms
 from broker.consent_feed import ConsentFeed
-from broker.delivery.envelope import DeliveryEnvelope
+from broker.delivery.envelope import delivery_headers
 from broker.errors import LogError
 from broker.event_types import EventTypes
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
@@ -46,11 +48,40 @@ from schemas.errors import DecodeError, HandoffError
 from schemas.wire import WireCodec
 
 log = logging.getLogger("handoff.router")
+LAG_REFRESH_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _OutcomeFacts:
+    """What every decision sharing one compiled policy outcome has in common, computed
+    once: metric labels for withheld fields and the encoded envelope lists."""
+
+    fields: tuple[Any, ...]
+    """Held so the identity the cache is keyed by stays valid."""
+    withheld_reasons: tuple[tuple[str, int], ...]
+    withheld_json: bytes
+    obligations_json: bytes
+
+    @classmethod
+    def of(cls, decision: Any) -> _OutcomeFacts:
+        counts: dict[str, int] = defaultdict(int)
+        for f in decision.fields:
+            if f.status == "withheld":
+                counts[_reason_label(f.reason)] += 1
+        return cls(
+            fields=decision.fields,
+            withheld_reasons=tuple(counts.items()),
+            withheld_json=json.dumps(list(decision.withheld)).encode(),
+            obligations_json=json.dumps(
+                [_obligation_dict(o) for o in decision.obligations]).encode(),
+        )
 
 
 @dataclass
 class _Batch:
     audit: list[AuditEntry] = field(default_factory=list)
+    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    withheld: Counter[tuple[str, str]] = field(default_factory=Counter)
     deliveries: dict[str, list[NewRecord]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[NewRecord] = field(default_factory=list)
     latencies: list[tuple[str, int]] = field(default_factory=list)
@@ -84,6 +115,8 @@ class Router:
         self._poll_timeout = poll_timeout
         self._clock = clock
         self._consumer: Consumer | None = None
+        self._facts: dict[int, _OutcomeFacts] = {}
+        self._lag_due = 0.0
         self.healthy = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -142,9 +175,16 @@ class Router:
         for sub_id, deliveries in batch.deliveries.items():
             self._log.append(delivery_topic(sub_id), deliveries)
         available = self._clock()
+        histograms: dict[str, Any] = {}
         for sub_id, ingested_at in batch.latencies:
-            self._metrics.delivery_latency.labels(sub_id).observe(
-                max(0, available - ingested_at) / 1000)
+            histogram = histograms.get(sub_id)
+            if histogram is None:
+                histogram = histograms[sub_id] = self._metrics.delivery_latency.labels(sub_id)
+            histogram.observe(max(0, available - ingested_at) / 1000)
+        for (sub_id, outcome), count in batch.decisions.items():
+            self._metrics.decisions.labels(sub_id, outcome).inc(count)
+        for (sub_id, reason), count in batch.withheld.items():
+            self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
         if batch.quarantine:
             self._log.append(QUARANTINE, batch.quarantine)
         consumer.commit(batch.offsets)
@@ -191,28 +231,30 @@ class Router:
             decision_id=decision.decision_id, actor="router",
             detail=CanonicalDetail(decision.canonical_json()),
         ))
-        self._metrics.decisions.labels(sub_id, decision.outcome).inc()
-        for reason, count in _withheld_reasons(decision).items():
-            self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
+        facts = self._outcome_facts(decision)
+        batch.decisions[(sub_id, decision.outcome)] += 1
+        for reason, count in facts.withheld_reasons:
+            batch.withheld[(sub_id, reason)] += count
         if decision.outcome != "permit" or decision.view is None:
             return
         view_id = self._views.schema_id(sub_id, event_type, version)
-        envelope = DeliveryEnvelope(
-            event_id=str(event["event_id"]),
-            decision_id=decision.decision_id,
-            event_type=event_type,
-            source=source,
-            occurred_at_ms=_millis(event.get("occurred_at")),
-            ingested_at_ms=record.timestamp_ms,
-            withheld=tuple(decision.withheld),
-            obligations=tuple(_obligation_dict(o) for o in decision.obligations),
-        )
         batch.deliveries[sub_id].append(NewRecord(
             value=self._codec.encode(view_id, decision.view),
             key=subject.encode(),
-            headers=envelope.headers(),
+            headers=delivery_headers(
+                str(event["event_id"]), decision.decision_id, event_type, source,
+                _millis(event.get("occurred_at")), record.timestamp_ms,
+                facts.withheld_json, facts.obligations_json),
         ))
         batch.latencies.append((sub_id, record.timestamp_ms))
+
+    def _outcome_facts(self, decision: Any) -> _OutcomeFacts:
+        facts = self._facts.get(id(decision.fields))
+        if facts is None or facts.fields is not decision.fields:
+            if len(self._facts) > 10_000:   # plans of replaced bundles: let them go
+                self._facts.clear()
+            facts = self._facts[id(decision.fields)] = _OutcomeFacts.of(decision)
+        return facts
 
     def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch
                     ) -> None:
@@ -232,6 +274,11 @@ class Router:
         ))
 
     def _update_lag(self, consumer: Consumer) -> None:
+        # Two queries per partition: worth doing twice a second, not once per batch.
+        now = time.monotonic()
+        if now < self._lag_due:
+            return
+        self._lag_due = now + LAG_REFRESH_SECONDS
         try:
             lag = 0
             for topic, partition in consumer.assignment():
@@ -241,14 +288,6 @@ class Router:
             self._metrics.router_lag.set(lag)
         except LogError:
             log.debug("could not compute router lag", exc_info=True)
-
-
-def _withheld_reasons(decision: Any) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for f in decision.fields:
-        if f.status == "withheld":
-            counts[_reason_label(f.reason)] += 1
-    return counts
 
 
 def _reason_label(reason: str) -> str:

@@ -31,15 +31,11 @@ class DeliveryEnvelope:
     obligations: tuple[dict[str, Any], ...]
 
     def headers(self) -> Headers:
-        return (
-            (H_EVENT_ID, self.event_id.encode()),
-            (H_DECISION_ID, self.decision_id.encode()),
-            (H_EVENT_TYPE, self.event_type.encode()),
-            (H_SOURCE, self.source.encode()),
-            (H_OCCURRED_AT, str(self.occurred_at_ms).encode()),
-            (H_INGESTED_AT, str(self.ingested_at_ms).encode()),
-            (H_WITHHELD, json.dumps(list(self.withheld)).encode()),
-            (H_OBLIGATIONS, json.dumps(list(self.obligations)).encode()),
+        return delivery_headers(
+            self.event_id, self.decision_id, self.event_type, self.source,
+            self.occurred_at_ms, self.ingested_at_ms,
+            json.dumps(list(self.withheld)).encode(),
+            json.dumps(list(self.obligations)).encode(),
         )
 
     @classmethod
@@ -55,3 +51,21 @@ class DeliveryEnvelope:
             withheld=tuple(json.loads(h[H_WITHHELD])),
             obligations=tuple(json.loads(h[H_OBLIGATIONS])),
         )
+
+
+def delivery_headers(
+    event_id: str, decision_id: str, event_type: str, source: str, occurred_at_ms: int,
+    ingested_at_ms: int, withheld_json: bytes, obligations_json: bytes,
+) -> Headers:
+    """Headers of one delivery. The withheld and obligations lists arrive encoded, since
+    the router encodes them once per compiled policy outcome, not once per event."""
+    return (
+        (H_EVENT_ID, event_id.encode()),
+        (H_DECISION_ID, decision_id.encode()),
+        (H_EVENT_TYPE, event_type.encode()),
+        (H_SOURCE, source.encode()),
+        (H_OCCURRED_AT, str(occurred_at_ms).encode()),
+        (H_INGESTED_AT, str(ingested_at_ms).encode()),
+        (H_WITHHELD, withheld_json),
+        (H_OBLIGATIONS, obligations_json),
+    )

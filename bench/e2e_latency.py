@@ -1,0 +1,219 @@
+"""Publish-to-delivery latency and sustained throughput through a real `handoff serve`.
+
+    python bench/e2e_latency.py                      # 1,000 events/s for 20 s, then the rate sweep
+    python bench/e2e_latency.py --rate 1000 --seconds 30 --no-sweep
+
+Latency: births are published over HTTP at a fixed offered rate, one request per event;
+three subscribers hold server-sent-event streams. Each event's latency is the time it
+arrived at a subscriber minus the time the schedule said to send it (not when the sender
+got round to it), so any stall, in the broker or the client, shows in the percentiles.
+
+Throughput: births are published in batches at rising offered rates; a rate is sustained
+when every event reaches all three subscribers within two seconds of the end of sending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.loadgen import ConnectionPool, encode_post  # noqa: E402
+from broker.demo import story  # noqa: E402
+from tests.e2e.harness import DEMO, BrokerProcess, demo_keys  # noqa: E402
+
+SUBSCRIPTIONS = ("hv-births", "hv-births-bench", "eval-births")
+OWNERS = {"hv-births": "hv-nfp", "hv-births-bench": "hv-nfp", "eval-births": "state-evaluation"}
+
+
+def bench_policy(root: Path) -> Path:
+    """The demo bundle plus a third subscription to county-general births."""
+    policy = root / "policy"
+    shutil.copytree(DEMO / "policy", policy)
+    with (policy / "subscriptions.yaml").open("a") as out:
+        out.write("\n  - id: hv-births-bench\n    agency: hv-nfp\n    event_types: [birth]\n"
+                  "    purpose: care_coordination\n    sources: [county-general]\n"
+                  "    delivery: stream\n")
+    return policy
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Subscribers:
+    def __init__(self, url: str, keys: dict[str, str]) -> None:
+        self.url = url
+        self.keys = keys
+        self.arrived: dict[str, dict[str, float]] = {s: {} for s in SUBSCRIPTIONS}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def _follow(self, sub: str) -> None:
+        headers = {"Authorization": f"Bearer {self.keys[OWNERS[sub]]}"}
+        got = self.arrived[sub]
+        async with httpx.AsyncClient(base_url=self.url, timeout=None) as client, \
+                client.stream("GET", f"/v1/subscriptions/{sub}/stream",
+                              headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    got[json.loads(line[6:])["event_id"]] = time.monotonic()
+
+    async def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._follow(s)) for s in SUBSCRIPTIONS]
+        await asyncio.sleep(0.5)
+
+    def complete(self, ids: set[str]) -> bool:
+        return all(ids <= set(got) for got in self.arrived.values())
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def new_birth() -> dict:
+    event = story.STORY[1].build(datetime.now(UTC))
+    event["event_id"] = str(uuid.uuid4())
+    return event
+
+
+async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: float,
+                      per_request: int = 1) -> None:
+    subscribers = Subscribers(url, keys)
+    await subscribers.start()
+    host, port = url.removeprefix("http://").split(":")
+    pool = ConnectionPool(host, int(port), 64)
+    await pool.open()
+    headers = {"Authorization": f"Bearer {keys['county-general']}"}
+    total = int(rate * seconds)
+    events = [new_birth() for _ in range(total)]
+    path = "/v1/events/birth" if per_request == 1 else "/v1/events/birth:batch"
+    requests = []
+    for i in range(0, total, per_request):
+        chunk = events[i:i + per_request]
+        body = chunk[0] if per_request == 1 else {"events": chunk}
+        requests.append((chunk, encode_post(path, host, headers, body)))
+    scheduled: dict[str, float] = {}
+    statuses: list[int] = []
+
+    async def send(raw: bytes) -> None:
+        status, _ = await pool.request(raw)
+        statuses.append(status)
+
+    start = time.monotonic() + 0.2
+    pending: list[asyncio.Task[None]] = []
+    for n, (chunk, raw) in enumerate(requests):
+        due = start + n * per_request / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for event in chunk:
+            scheduled[event["event_id"]] = due
+        pending.append(asyncio.create_task(send(raw)))
+    await asyncio.gather(*pending)
+    pool.close()
+    ids = set(scheduled)
+    deadline = time.monotonic() + 10
+    while not subscribers.complete(ids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await subscribers.stop()
+    errors = sum(s != 202 for s in statuses)
+    shape = "one event per request" if per_request == 1 else f"{per_request} events per request"
+    print(f"\nlatency at {rate:.0f} events/s offered for {seconds:.0f} s ({len(ids)} events, "
+          f"{shape}, {errors} requests refused), HTTP publish -> SSE subscriber:")
+    everything: list[float] = []
+    for sub in SUBSCRIPTIONS:
+        got = subscribers.arrived[sub]
+        lat = [(got[e] - scheduled[e]) * 1000 for e in ids if e in got]
+        everything += lat
+        missing = len(ids) - len(lat)
+        print(f"  {sub:18s} p50 {percentile(lat, .5):7.1f} ms  p99 {percentile(lat, .99):7.1f}"
+              f" ms  max {max(lat):7.1f} ms  missing {missing}")
+    print(f"  {'all subscribers':18s} p50 {percentile(everything, .5):7.1f} ms  p99 "
+          f"{percentile(everything, .99):7.1f} ms  (target: p99 < 50 ms)")
+
+
+async def throughput_run(url: str, keys: dict[str, str], rate: float, seconds: float,
+                         batch: int = 100) -> tuple[bool, float]:
+    subscribers = Subscribers(url, keys)
+    await subscribers.start()
+    headers = {"Authorization": f"Bearer {keys['county-general']}"}
+    ids: set[str] = set()
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        batches = int(rate * seconds / batch)
+        start = time.monotonic()
+        pending: list[asyncio.Task[httpx.Response]] = []
+        for i in range(batches):
+            due = start + i * batch / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            events = [new_birth() for _ in range(batch)]
+            ids.update(e["event_id"] for e in events)
+            pending.append(asyncio.create_task(
+                client.post("/v1/events/birth:batch", json={"events": events})))
+        responses = await asyncio.gather(*pending)
+        sent_at = time.monotonic()
+    refused = sum(r.status_code != 202 for r in responses)
+    deadline = sent_at + 2
+    while not subscribers.complete(ids) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    done = subscribers.complete(ids) and refused == 0
+    lag = max(0.0, time.monotonic() - sent_at)
+    await subscribers.stop()
+    delivered = min(len(set(got) & ids) for got in subscribers.arrived.values())
+    achieved = delivered / (sent_at - start + lag)
+    print(f"  offered {rate:6.0f}/s: {'sustained' if done else 'NOT sustained':13s} "
+          f"delivered {delivered}/{len(ids)} to each of 3 subscribers, "
+          f"{achieved:6.0f}/s achieved, refused batches {refused}")
+    return done, achieved
+
+
+async def main(args: argparse.Namespace) -> None:
+    keys = demo_keys()
+    with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
+        root = Path(tmp)
+        broker = BrokerProcess(data_dir=root / "data", policy_dir=bench_policy(root)).start()
+        try:
+            await latency_run(broker.url, keys, args.rate, args.seconds)
+            if args.per_request > 1:
+                await latency_run(broker.url, keys, args.rate, args.seconds, args.per_request)
+            if args.sweep:
+                print("\nsustained rate to 3 subscribers (batches of 100 over HTTP):")
+                best = 0.0
+                for rate in args.sweep_rates:
+                    ok, _ = await throughput_run(broker.url, keys, rate, args.sweep_seconds)
+                    if not ok:
+                        break
+                    best = rate
+                print(f"  highest sustained offered rate: {best:.0f} events/s "
+                      f"(target: 5,000)")
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--per-request", type=int, default=10,
+                        help="also measure with this many events per batch request")
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false")
+    parser.add_argument("--sweep-rates", type=float, nargs="+",
+                        default=[1000, 2000, 3000, 4000, 5000, 6000, 8000])
+    parser.add_argument("--sweep-seconds", type=float, default=10)
+    asyncio.run(main(parser.parse_args()))
