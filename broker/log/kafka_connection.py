@@ -50,7 +50,9 @@ class KafkaConnection:
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments every kafka-python client takes."""
         options: dict[str, Any] = {
-            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s],
+            "bootstrap_servers": [
+                s.strip() for s in self.bootstrap_servers.split(",") if s.strip()
+            ],
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
             "bootstrap_timeout_ms": int(self.connect_timeout_s * 1000),
