@@ -38,6 +38,14 @@ class Metrics:
         self.router_lag = Gauge(
             "handoff_router_lag_records", "Ingress records not yet routed.", registry=r,
         )
+        self.router_batch = Histogram(
+            "handoff_router_batch_seconds", "Time to route one batch, from poll to commit.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.router_batch_records = Histogram(
+            "handoff_router_batch_records", "Ingress records per routed batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=r,
+        )
         self.router_errors = Counter(
             "handoff_router_errors", "Unexpected errors in the router loop.", registry=r,
         )

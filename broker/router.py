@@ -166,6 +166,7 @@ class Router:
         if not records:
             self._update_lag(consumer)
             return 0
+        started = time.perf_counter()
         batch = _Batch()
         engine = self._policy.engine
         for record in records:
@@ -188,6 +189,8 @@ class Router:
         if batch.quarantine:
             self._log.append(QUARANTINE, batch.quarantine)
         consumer.commit(batch.offsets)
+        self._metrics.router_batch.observe(time.perf_counter() - started)
+        self._metrics.router_batch_records.observe(len(records))
         self._update_lag(consumer)
         return len(records)
 
