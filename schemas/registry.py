@@ -12,6 +12,7 @@ readers iterate rather than changing them in place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -119,6 +120,9 @@ class SchemaRegistry:
         subjects names the same schema text). Raises `UnknownSchemaError`."""
         registered = self._by_id.get(schema_id)
         if registered is None:
+            self.refresh()
+            registered = self._by_id.get(schema_id)
+        if registered is None:
             raise UnknownSchemaError(f"no schema has id {schema_id}")
         return registered
 
@@ -178,11 +182,10 @@ class SchemaRegistry:
                     f"schema is not {level.value} compatible with subject '{subject}': "
                     + "; ".join(problems)
                 )
+            self._refresh_locked()
             schema_id = self._ids.get(canonical)
             if schema_id is None:
-                schema_id = max(self._by_id, default=0) + 1
-                if schema_id > MAX_SCHEMA_ID:
-                    raise SchemaError("the registry has run out of schema ids")
+                schema_id = self._new_id(canonical)
             stored = StoredSchema(subject, max(versions, default=0) + 1, schema_id, canonical)
             self._store.save_schema(stored)
             self._parsed.setdefault(schema_id, parsed)
@@ -200,10 +203,40 @@ class SchemaRegistry:
             else:
                 self._levels = {**self._levels, subject: chosen}
 
+    def refresh(self) -> None:
+        """Pick up versions other processes saved to the store since this one loaded."""
+        with self._lock:
+            self._refresh_locked()
+
     # -- internals -------------------------------------------------------------------
+
+    def _refresh_locked(self) -> None:
+        snapshot = self._store.load()
+        for stored in sorted(snapshot.schemas, key=lambda s: (s.schema_id, s.subject, s.version)):
+            known = self._versions.get(stored.subject, {}).get(stored.version)
+            if known is None:
+                self._remember(stored)
+        levels = dict(snapshot.compatibility)
+        if None in levels:
+            self._default = _level(levels.pop(None))
+        self._levels = {**self._levels, **{s: _level(v) for s, v in levels.items()
+                                           if s is not None}}
+
+    def _new_id(self, canonical: str) -> int:
+        """An id derived from the schema text, so registries in different processes give
+        the same schema the same id, and different schemas different ids, without
+        coordinating. A clash with another text moves to the next free id."""
+        digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+        schema_id = int.from_bytes(digest[:4], "big") % MAX_SCHEMA_ID or 1
+        while schema_id in self._by_id and self._by_id[schema_id].schema != canonical:
+            schema_id = schema_id % MAX_SCHEMA_ID + 1
+        return schema_id
 
     def _subject_versions(self, subject: str) -> dict[int, RegisteredSchema]:
         versions = self._versions.get(subject)
+        if not versions:
+            self.refresh()
+            versions = self._versions.get(subject)
         if not versions:
             raise UnknownSchemaError(f"unknown subject '{subject}'")
         return versions

@@ -42,7 +42,8 @@ def registry(store: InMemoryRegistryStore) -> SchemaRegistry:
 
 def test_first_registration_is_version_1_with_a_new_id(registry: SchemaRegistry) -> None:
     registered = registry.register("ping", V1)
-    assert (registered.subject, registered.version, registered.schema_id) == ("ping", 1, 1)
+    assert (registered.subject, registered.version) == ("ping", 1)
+    assert 0 < registered.schema_id < 2**31
     assert registered.as_json() == V1
 
 
@@ -61,13 +62,14 @@ def test_the_same_schema_under_another_subject_shares_its_id(registry: SchemaReg
     first = registry.register("ping", V1)
     other = registry.register("pong", V1)
     assert (other.version, other.schema_id) == (1, first.schema_id)
-    assert registry.register("pong", V2).schema_id == 2
+    assert registry.register("pong", V2).schema_id not in (first.schema_id, 0)
 
 
 def test_a_compatible_new_version_is_accepted(registry: SchemaRegistry) -> None:
     registry.register("ping", V1)
+    first = registry.get("ping")
     second = registry.register("ping", V2)
-    assert (second.version, second.schema_id) == (2, 2)
+    assert second.version == 2 and second.schema_id != first.schema_id
     assert registry.get("ping").version == 2
 
 
@@ -149,10 +151,34 @@ def test_state_survives_a_restart(store: InMemoryRegistryStore) -> None:
     reopened = SchemaRegistry(InMemoryRegistryStore(store.load()))
     assert reopened.subjects() == ["ping", "pong"]
     assert reopened.get("ping", 2) == registry.get("ping", 2)
-    assert reopened.get("pong").schema_id == 1
+    assert reopened.get("pong").schema_id == registry.get("ping", 1).schema_id
     assert reopened.compatibility("ping") == CompatibilityLevel.NONE
     assert reopened.compatibility("pong") == CompatibilityLevel.FORWARD
-    assert reopened.register("other", event(name="Other")).schema_id == 3
+    other = reopened.register("other", event(name="Other")).schema_id
+    assert other not in {registry.get("ping", v).schema_id for v in (1, 2)}
+
+
+def test_registries_in_different_processes_agree_on_ids_without_coordinating() -> None:
+    # Two registries on one shared store, each registering without seeing the other's
+    # latest writes, as two router processes do.
+    shared = InMemoryRegistryStore()
+    first, second = SchemaRegistry(shared), SchemaRegistry(shared)
+    a = first.register("view-a", V1)
+    b = second.register("view-b", event(name="Other"))
+    assert a.schema_id != b.schema_id
+    assert second.register("view-c", V1).schema_id == a.schema_id
+    assert first.by_id(b.schema_id).schema == b.schema      # found by re-reading the store
+
+
+def test_an_id_clash_moves_to_the_next_free_id(monkeypatch) -> None:
+    import hashlib
+
+    registry = SchemaRegistry(InMemoryRegistryStore())
+    monkeypatch.setattr(hashlib, "sha256", lambda data: type("H", (), {
+        "digest": lambda self: b"\x00\x00\x00\x07" + bytes(28)})())
+    one = registry.register("one", V1).schema_id
+    two = registry.register("two", event(name="Other")).schema_id
+    assert (one, two) == (7, 8)
 
 
 class FailingStore(InMemoryRegistryStore):
@@ -171,11 +197,11 @@ def test_a_failed_save_leaves_the_registry_unchanged() -> None:
 
 def test_lookups(registry: SchemaRegistry) -> None:
     registry.register("ping", V1)
-    registry.register("ping", V2)
+    second = registry.register("ping", V2)
     assert registry.get("ping", 1).as_json() == V1
     assert registry.get("ping", "latest").as_json() == V2
     assert registry.get("ping", -1).version == 2
-    assert registry.by_id(2).as_json() == V2
+    assert registry.by_id(second.schema_id).as_json() == V2
     assert registry.versions("ping") == [1, 2]
 
 
