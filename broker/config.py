@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +21,10 @@ from pydantic_settings import (
 )
 
 from broker.errors import ConfigError
+
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("handoff_config_file",
+                                                              default=None)
+"""Values read from the config file, for the settings being built right now."""
 
 
 class LogSettings(BaseModel):
@@ -85,9 +91,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Command-line values (init) beat the environment, which beats the config file;
-        # the file is passed in as a second init source by `load_settings`.
-        return (init_settings, env_settings, file_secret_settings)
+        # Command-line values (init) beat the environment, which beats the config file
+        # that `load_settings` read.
+        file_layer = InitSettingsSource(settings_cls, init_kwargs=_FILE_VALUES.get() or {})
+        return (init_settings, env_settings, file_layer)
 
     @property
     def resolved_keys_file(self) -> Path:
@@ -115,37 +122,19 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
     Raises `ConfigError` with one line per problem, naming the setting.
     """
-    import os
-
     file_path = config_file or (
         Path(os.environ["HANDOFF_CONFIG"]) if os.environ.get("HANDOFF_CONFIG") else None
     )
     file_values = _read_config_file(file_path) if file_path else {}
     given = {k: v for k, v in overrides.items() if v is not None}
+    token = _FILE_VALUES.set(file_values)
     try:
-        # Environment beats the file: build from the environment first, then lay the
-        # file's values underneath anything the environment did not set.
-        class _WithFile(Settings):
-            @classmethod
-            def settings_customise_sources(
-                cls,
-                settings_cls: type[BaseSettings],
-                init_settings: PydanticBaseSettingsSource,
-                env_settings: PydanticBaseSettingsSource,
-                dotenv_settings: PydanticBaseSettingsSource,
-                file_secret_settings: PydanticBaseSettingsSource,
-            ) -> tuple[PydanticBaseSettingsSource, ...]:
-                return (
-                    init_settings,
-                    env_settings,
-                    InitSettingsSource(settings_cls, init_kwargs=file_values),
-                )
-
-        built = _WithFile(**given)
-        return Settings.model_validate(built.model_dump())
+        return Settings(**given)
     except ValidationError as exc:
         where = f"{file_path}: " if file_path else ""
         lines = [
             f"{where}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError("; ".join(lines)) from exc
+    finally:
+        _FILE_VALUES.reset(token)
