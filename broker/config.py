@@ -46,6 +46,11 @@ class KafkaSettings(BaseModel):
     ssl_cafile: Path | None = None
 
 
+class RateLimit(BaseModel):
+    per_second: float = Field(ge=0)
+    burst: int = Field(ge=1)
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -54,6 +59,16 @@ class ApiSettings(BaseModel):
     max_batch_events: int = Field(default=1000, ge=1)
     max_wait_seconds: float = Field(default=30.0, ge=0)
     """Longest long-poll a subscriber may ask for."""
+    rate_limit_per_second: float = Field(default=1000.0, ge=0)
+    """Requests per second per API key (per client address before authentication); 0: off."""
+    rate_limit_burst: int = Field(default=2000, ge=1)
+    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor"],
+                              RateLimit] = Field(default_factory=dict)
+    """Overrides by role; a key holding several roles gets the most generous."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    """With a CA bundle, clients must present a certificate it signed (mutual TLS)."""
 
 
 class RouterSettings(BaseModel):
