@@ -80,6 +80,26 @@ class AuditSettings(BaseModel):
     checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
 
 
+class WebhookSettings(BaseModel):
+    """Webhook delivery (subscriptions with `delivery: {mode: webhook}`); docs/webhooks.md."""
+
+    enabled: bool = True
+    secrets_file: Path | None = None
+    """YAML mapping subscription id -> list of `whsec_` secrets, newest first; re-read
+    when it changes. Defaults to `<data_dir>/webhook-secrets.yaml`."""
+    secrets: dict[str, list[SecretStr]] = Field(default_factory=dict)
+    """Secrets given in settings, added to the file's."""
+    schedule_seconds: tuple[float, ...] = Field(
+        default=(0, 5, 300, 1800, 7200, 18000, 36000, 36000), min_length=1)
+    """Delay before each attempt of one event (the first is usually 0); its length is
+    the number of attempts before the event is dead-lettered."""
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    """Each delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    max_retry_after_seconds: float = Field(default=86_400, ge=0)
+    """Longest `Retry-After` honoured."""
+    timeout_seconds: float = Field(default=15.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Every setting Handoff reads. Build with `load_settings`."""
 
@@ -96,6 +116,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def settings_customise_sources(
