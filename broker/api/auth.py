@@ -14,13 +14,21 @@ from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from broker.api.problems import AuthenticationRequired, Forbidden
-from broker.auth import KeyRing, Principal, Role
+from broker.auth import KeyCheck, KeyRing, Principal, Role
+from broker.auth.keys import UNKNOWN
+from broker.auth.mtls import client_names
 
 PRINCIPAL = "handoff.principal"
+KEY_CHECK = "handoff.key_check"
 
 
 class BearerKeyMiddleware:
-    """Resolve `Authorization: Bearer <key>` to a principal, or leave it unset."""
+    """Resolve `Authorization: Bearer <key>` (or a verified client certificate) to a
+    principal, or leave it unset.
+
+    With mutual TLS the certificate names the agency; a bearer key sent over the same
+    connection must belong to that agency too, or the call is unauthenticated.
+    """
 
     def __init__(self, app: ASGIApp, keyring: KeyRing) -> None:
         self.app = app
@@ -28,15 +36,31 @@ class BearerKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            principal: Principal | None = None
-            for name, value in scope.get("headers", ()):
-                if name == b"authorization":
-                    scheme, _, secret = value.decode("latin-1").partition(" ")
-                    if scheme.lower() == "bearer" and secret.strip():
-                        principal = self.keyring.authenticate(secret.strip())
-                    break
-            scope.setdefault("state", {})[PRINCIPAL] = principal
+            check = self._check(scope)
+            state = scope.setdefault("state", {})
+            state[PRINCIPAL] = check.principal
+            state[KEY_CHECK] = check
         await self.app(scope, receive, send)
+
+    def _check(self, scope: Scope) -> KeyCheck:
+        by_key: KeyCheck | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, secret = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and secret.strip():
+                    by_key = self.keyring.check(secret.strip())
+                break
+        names = client_names(scope)
+        if not names:
+            return by_key or UNKNOWN
+        by_cert = self.keyring.check_subject(names)
+        if by_key is None:
+            return by_cert
+        if (by_cert.principal is not None and by_key.principal is not None
+                and by_key.principal.agency != by_cert.principal.agency):
+            return KeyCheck(None, by_key.key, "API key and client certificate name "
+                            "different agencies")
+        return by_key
 
 
 RefusalHook = Callable[[Request, Principal | None, int, str], None]
@@ -53,7 +77,14 @@ def require(*roles: Role) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         principal = principal_of(request)
         if principal is None:
-            _refused(request, None, 401, "missing or unknown API key")
+            check: KeyCheck = request.scope.get("state", {}).get(KEY_CHECK) or UNKNOWN
+            known = check.key
+            # A known but expired or revoked key is named, so its use stays attributable.
+            who = Principal(known.id, known.agency, frozenset()) if known else None
+            _refused(request, who, 401, check.reason)
+            if known is not None:
+                raise AuthenticationRequired(f"this credential may no longer be used "
+                                             f"({check.reason}); ask for a new key")
             raise AuthenticationRequired(
                 "send a valid API key as 'Authorization: Bearer <key>'"
             )
