@@ -15,7 +15,7 @@ from broker.audit import SqliteAuditStore, SubjectPseudonymizer
 from broker.audit.paths import audit_db_path, pseudonym_key_path
 from broker.audit.pseudonym import load_or_create_pseudonym_key
 from broker.auditing import Auditor
-from broker.auth import load_keyring
+from broker.auth import FileKeyRing
 from broker.config import Settings
 from broker.consent_feed import ConsentFeed
 from broker.delivery.feed import DeliveryFeed
@@ -111,7 +111,7 @@ def build_runtime(settings: Settings) -> Runtime:
         publisher=Publisher(event_types, codec, committer, auditor, metrics),
         feed=DeliveryFeed(event_log, codec, registry),
         metrics=metrics,
-        keyring=load_keyring(settings.resolved_keys_file),
+        keyring=FileKeyRing(settings.resolved_keys_file),
     )
 
 
