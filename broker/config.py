@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -100,6 +100,51 @@ class WebhookSettings(BaseModel):
     timeout_seconds: float = Field(default=15.0, gt=0)
 
 
+def _seconds(value: Any) -> Any:
+    """Durations as seconds, or text such as `90s`, `15m`, `12h`, `30d`, `2w`."""
+    if isinstance(value, str) and value.strip()[-1:] in _UNITS:
+        text = value.strip()
+        try:
+            return float(text[:-1]) * _UNITS[text[-1]]
+        except ValueError:
+            return value   # pydantic then names the setting and the bad value
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+
+
+class EncryptionSettings(BaseModel):
+    """Encryption at rest of record values (docs/security.md, "Data protection")."""
+
+    enabled: bool = False
+    kek_file: Path | None = None
+    """File holding the key-encryption key (base64); `handoff encryption new-kek`."""
+    kek_env: str | None = None
+    """Or: the name of an environment variable holding it."""
+    previous_kek_file: Path | None = None
+    """While rotating: the KEK being retired; keys still under it are re-wrapped."""
+    previous_kek_env: str | None = None
+    topics: list[str] = Field(default_factory=lambda: ["events.*", "deliver.*",
+                                                       "quarantine.*"])
+    """Topics whose values are encrypted (shell-style patterns)."""
+    key_period: Duration = 86_400
+    """Each topic gets a new data key per period; retention shreds whole periods."""
+
+
+class RetentionSettings(BaseModel):
+    """How long records are kept, per event type and per subscription; past that they
+    are deleted and, when encrypted, their data keys shredded."""
+
+    events: dict[str, Duration] = Field(default_factory=dict)
+    """Event type -> retention of `events.<type>`, e.g. `{birth: 30d}`."""
+    subscriptions: dict[str, Duration] = Field(default_factory=dict)
+    """Subscription id -> retention of `deliver.<subscription>`."""
+    interval: Duration = 3600
+    """How often the broker enforces retention."""
+
+
 class Settings(BaseSettings):
     """Every setting Handoff reads. Build with `load_settings`."""
 
@@ -117,6 +162,8 @@ class Settings(BaseSettings):
     router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @classmethod
     def settings_customise_sources(
