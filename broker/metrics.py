@@ -64,3 +64,20 @@ class Metrics:
             "handoff_access_refused", "Requests refused by authentication or authorisation.",
             ["status"], registry=r,
         )
+        self.webhook_attempts = Counter(
+            "handoff_webhook_attempts", "Webhook POSTs, by subscription and outcome "
+            "(delivered, failed, gone).", ["subscription", "outcome"], registry=r,
+        )
+        self.webhook_retries = Counter(
+            "handoff_webhook_retries", "Webhook attempts after an event's first.",
+            ["subscription"], registry=r,
+        )
+        self.webhook_dead_letters = Counter(
+            "handoff_webhook_dead_letters", "Deliveries moved to the dead-letter queue.",
+            ["subscription"], registry=r,
+        )
+        self.webhook_endpoint_status = Gauge(
+            "handoff_webhook_endpoint_status", "1 for the status a webhook endpoint is in "
+            "(healthy, failing, disabled), 0 for the others.", ["subscription", "status"],
+            registry=r,
+        )
