@@ -61,3 +61,31 @@ class Auditor:
             kind="policy_loaded", at_ms=now_ms(), actor=actor, outcome="loaded",
             detail={"bundle_version": version, **summary},
         )])
+
+    def delivery_dead_lettered(
+        self, subscription: str, recipient: str | None, subject: str | None, event_id: str,
+        decision_id: str, dead_letter_id: int, attempts: int, reason: str,
+        last_status: int | None,
+    ) -> None:
+        """A webhook delivery was given up on and moved to the dead-letter queue."""
+        self.write([AuditEntry(
+            kind="delivery_dead_lettered", at_ms=now_ms(), subject=subject,
+            recipient=recipient, subscription=subscription, outcome="dead_lettered",
+            event_id=event_id, decision_id=decision_id, actor="webhook-dispatcher",
+            detail={"dead_letter_id": dead_letter_id, "attempts": attempts,
+                    "reason": reason, "last_status": last_status},
+        )])
+
+    def deliveries_replayed(
+        self, principal: Principal, subscription: str, recipient: str | None,
+        replayed: Sequence[tuple[str | None, str, str, str, int]],
+    ) -> None:
+        """Dead letters put back for delivery: one entry per (subject, source, event_id,
+        decision_id, dead_letter_id), so each shows in its subject's history."""
+        at = now_ms()
+        self.write([AuditEntry(
+            kind="delivery_replayed", at_ms=at, subject=subject, recipient=recipient,
+            source=source, subscription=subscription, outcome="replayed",
+            event_id=event_id, decision_id=decision_id, actor=principal.key_id,
+            detail={"dead_letter_id": dead_letter_id, "requested_by": principal.agency},
+        ) for subject, source, event_id, decision_id, dead_letter_id in replayed])
