@@ -63,14 +63,16 @@ class Auditor:
         )])
 
     def delivery_dead_lettered(
-        self, subscription: str, recipient: str | None, subject: str | None, event_id: str,
-        decision_id: str, dead_letter_id: int, attempts: int, reason: str,
+        self, subscription: str, recipient: str | None, subject: str | None,
+        source: str | None, event_id: str, decision_id: str, dead_letter_id: int,
+        attempts: int, reason: str,
         last_status: int | None,
     ) -> None:
         """A webhook delivery was given up on and moved to the dead-letter queue."""
         self.write([AuditEntry(
             kind="delivery_dead_lettered", at_ms=now_ms(), subject=subject,
-            recipient=recipient, subscription=subscription, outcome="dead_lettered",
+            recipient=recipient, source=source, subscription=subscription,
+            outcome="dead_lettered",
             event_id=event_id, decision_id=decision_id, actor="webhook-dispatcher",
             detail={"dead_letter_id": dead_letter_id, "attempts": attempts,
                     "reason": reason, "last_status": last_status},
