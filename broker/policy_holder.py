@@ -30,6 +30,8 @@ class PolicyHolder:
         self._lock = threading.Lock()
         self._current = self._load()
         self.last_error: str | None = None
+        self.last_problems: list[str] = []
+        """Every problem of the last refused reload, each naming file, line and field."""
 
     def _load(self) -> LoadedPolicy:
         bundle = load_bundle(self.directory, self._catalog)
@@ -50,11 +52,13 @@ class PolicyHolder:
             try:
                 loaded = self._load()
             except BundleError as exc:
+                self.last_problems = [str(p) for p in exc.problems]
                 self.last_error = f"{len(exc.problems)} problem(s); first: {exc.problems[0]}"
                 log.error("policy reload refused, keeping version %s in force: %s",
                           self.bundle.version, self.last_error)
                 return False
             self.last_error = None
+            self.last_problems = []
             changed = loaded.bundle.version != self.bundle.version
             self._current = loaded
             return changed
