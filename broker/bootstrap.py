@@ -24,6 +24,7 @@ from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
+from broker.log.encrypted import encrypt_if_enabled, register_encryption_metrics
 from broker.log.port import EventLog, NewRecord, TopicSpec
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
@@ -39,6 +40,11 @@ log = logging.getLogger("handoff")
 
 
 def open_event_log(settings: Settings) -> EventLog:
+    """The configured event log; protected topics encrypted when `encryption.enabled`."""
+    return encrypt_if_enabled(_open_plain_log(settings), settings.encryption, os.environ)
+
+
+def _open_plain_log(settings: Settings) -> EventLog:
     if settings.log.backend == "embedded":
         from broker.log.sqlite import SqliteEventLog
 
@@ -71,6 +77,7 @@ def build_runtime(settings: Settings) -> Runtime:
         raise ConfigError(f"{settings.policy_dir}: policy folder not found; pass --policy DIR")
     metrics = Metrics()
     event_log = open_event_log(settings)
+    register_encryption_metrics(event_log, metrics.registry)
     registry = SchemaRegistry(LogRegistryStore(event_log))
     codec = WireCodec(registry, max_bytes=settings.api.max_body_bytes)
     event_types = EventTypes(registry, SchemaCatalog.load())
@@ -115,8 +122,8 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: Auditor
-                           ) -> None:
+def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: Auditor,
+                           actor: str = "broker") -> None:
     """Append the bundle to `_policy` and audit it, when it differs from the last one."""
     version = policy.bundle.version
     end = event_log.end_offset(POLICY, 0)
@@ -135,5 +142,5 @@ def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: A
     auditor.policy_loaded(version, {
         "agencies": len(bundle.agencies), "subscriptions": len(bundle.subscriptions),
         "files": sorted(files),
-    }, actor="broker")
+    }, actor=actor)
     log.info("policy version %s in force", version)
