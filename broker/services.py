@@ -9,6 +9,7 @@ from collections.abc import Callable
 from broker.audit.checkpoints import CheckpointSigner
 from broker.audit.paths import signing_key_path
 from broker.errors import BrokerError
+from broker.retention import retention_enforcer
 from broker.router import Router
 from broker.runtime import Runtime
 
@@ -34,6 +35,10 @@ class Services:
         if self._run_router:
             self._spawn("handoff-router", self.router.run)
         self._spawn("handoff-checkpoints", self._checkpoint_loop)
+        retention = retention_enforcer(self.runtime.log, self.runtime.settings.retention,
+                                       self.runtime.auditor, self.runtime.metrics.registry)
+        if retention is not None:
+            self._spawn("handoff-retention", retention.run)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
