@@ -83,6 +83,11 @@ class DeliveryFeed:
         positions = {(topic, p): o for p, o in enumerate(cursor.offsets)}
         return self._log.wait(positions, timeout)
 
+    def decode(self, record: LogRecord, cursor: str = "") -> Delivery:
+        """A delivery record (from `deliver.<subscription>` or its dead-letter queue) as
+        a `Delivery`."""
+        return self._delivery(record, cursor)
+
     def _delivery(self, record: LogRecord, cursor: str) -> Delivery:
         schema_id, view = self._codec.decode(record.value)
         schema = self._schemas.get(schema_id)
