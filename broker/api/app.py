@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 
 from broker.api import (
     routes_audit,
+    routes_dead_letters,
     routes_events,
     routes_explain,
     routes_ops,
@@ -50,6 +51,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.state.on_refusal = on_refusal
     install_problem_handlers(app)
+    app.include_router(routes_dead_letters.router)
     for module in (routes_events, routes_subscriptions, routes_explain, routes_registry,
                    routes_audit, routes_ops):
         app.include_router(module.router)

@@ -1,0 +1,39 @@
+"""Administration: reloading the policy bundle without a restart (admin keys only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+
+from broker.api.auth import require
+from broker.api.problems import ApiError
+from broker.auth import Principal, Role
+from broker.reloads import reload_policy
+from broker.runtime import Runtime
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class PolicyRefused(ApiError):
+    status, slug, title = 422, "policy-refused", "Policy bundle refused"
+
+
+@router.post(
+    "/policy:reload",
+    summary="Load the policy folder again; a bundle with mistakes is refused whole",
+    responses={422: {"description": "The bundle was refused; the last good one stays in "
+                     "force. `problems` names each mistake (file, line, field)."}},
+)
+async def reload(request: Request,
+                 principal: Principal = Depends(require(Role.ADMIN))) -> dict[str, Any]:
+    runtime: Runtime = request.app.state.runtime
+    outcome = await anyio.to_thread.run_sync(reload_policy, runtime, principal.key_id)
+    if not outcome.applied:
+        raise PolicyRefused(
+            f"{len(outcome.problems)} problem(s) in the policy bundle; version "
+            f"{outcome.version} stays in force",
+            extra={"version": outcome.version, "problems": outcome.problems})
+    return {"version": outcome.version, "previous": outcome.previous,
+            "changed": outcome.changed}
