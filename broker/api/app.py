@@ -9,6 +9,7 @@ import anyio
 from fastapi import FastAPI, Request
 
 from broker.api import (
+    routes_admin,
     routes_audit,
     routes_dead_letters,
     routes_events,
@@ -20,6 +21,7 @@ from broker.api import (
 from broker.api.auth import BearerKeyMiddleware
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.problems import install_problem_handlers
+from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.auth import Principal
 from broker.runtime import Runtime
 
@@ -53,8 +55,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(routes_dead_letters.router)
     for module in (routes_events, routes_subscriptions, routes_explain, routes_registry,
-                   routes_audit, routes_ops):
+                   routes_audit, routes_ops, routes_admin):
         app.include_router(module.router)
+    app.add_middleware(RateLimitMiddleware, **limits(runtime.settings.api))
     app.add_middleware(BearerKeyMiddleware, keyring=runtime.keyring)
     app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics)
     return app
