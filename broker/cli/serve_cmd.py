@@ -9,9 +9,11 @@ import typer
 import uvicorn
 
 from broker.api.app import create_app
+from broker.auth.mtls import uvicorn_tls_options
 from broker.bootstrap import build_runtime
 from broker.cli.errors import exit_on_config_error
 from broker.config import Settings, load_settings
+from broker.reloads import install_sighup
 from broker.services import Services
 
 app = typer.Typer()
@@ -23,17 +25,21 @@ def configure_logging(level: str = "INFO") -> None:
 
 def serve_settings(settings: Settings, ready_message: bool = True) -> None:
     """Build and run a broker until interrupted (Ctrl-C or SIGTERM)."""
+    api = settings.api
+    tls = uvicorn_tls_options(api.tls_cert, api.tls_key, api.tls_client_ca)
     runtime = build_runtime(settings)
     services = Services(runtime)
     services.start()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(runtime), host=settings.api.host, port=settings.api.port,
+        create_app(runtime), host=api.host, port=api.port,
         log_level="warning", access_log=False, lifespan="on",
+        **tls,
     ))
+    install_sighup(runtime)
     if ready_message:
         logging.getLogger("handoff").info(
-            "serving on http://%s:%d (OpenAPI docs at /docs), data in %s",
-            settings.api.host, settings.api.port, settings.data_dir)
+            "serving on %s://%s:%d (OpenAPI docs at /docs), data in %s",
+            "https" if tls else "http", api.host, api.port, settings.data_dir)
     try:
         server.run()
     finally:
@@ -48,12 +54,17 @@ def serve(
     port: int | None = typer.Option(None, help="TCP port"),
     keys: Path | None = typer.Option(None, help="API keys file (YAML, hashed)"),
     config: Path | None = typer.Option(None, help="YAML settings file"),
+    tls_cert: Path | None = typer.Option(None, help="serve HTTPS with this certificate (PEM)"),
+    tls_key: Path | None = typer.Option(None, help="the certificate's private key (PEM)"),
+    tls_client_ca: Path | None = typer.Option(
+        None, help="require client certificates signed by this CA bundle (mutual TLS)"),
 ) -> None:
     """Run the API, router and delivery in one process on the embedded log."""
     configure_logging()
     with exit_on_config_error():
         settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys)
-        api = settings.api.model_copy(update={k: v for k, v in
-                                              {"host": host, "port": port}.items() if v})
+        given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
+                 "tls_client_ca": tls_client_ca}
+        api = settings.api.model_copy(update={k: v for k, v in given.items() if v})
         settings = settings.model_copy(update={"api": api})
         serve_settings(settings)
