@@ -35,6 +35,7 @@ from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
 from broker.topics import (
+    H_INGEST_KEY_ID,
     H_INGEST_SOURCE,
     H_QUARANTINE_REASON,
     QUARANTINE,
@@ -227,11 +228,14 @@ class Router:
         source: str, subject: str, decision: Any, batch: _Batch,
     ) -> None:
         sub_id = decision.subscription_id
+        # The publishing key is the actor, so every decision traces back to a credential.
+        key_id = record.header(H_INGEST_KEY_ID)
         batch.audit.append(AuditEntry(
             kind="decision", at_ms=record.timestamp_ms, subject=subject,
             recipient=decision.recipient, source=source, agreement=decision.agreement_id,
             subscription=sub_id, outcome=decision.outcome, event_id=str(event["event_id"]),
-            decision_id=decision.decision_id, actor="router",
+            decision_id=decision.decision_id,
+            actor=key_id.decode() if key_id else "router",
             detail=CanonicalDetail(decision.canonical_json()),
         ))
         facts = self._outcome_facts(decision)
