@@ -7,8 +7,11 @@ as a crash). `retriable` tells the runtime what to do next:
   while. The runtime logs it, waits with exponential backoff, and restarts the connector
   from its last committed position.
 - `FatalConnectorError`: retrying cannot help (bad credentials, a missing table, an
-  invalid configuration). The runtime marks the connector failed and stops restarting it
-  after `max_restarts`; the message tells the operator what to fix.
+  invalid configuration). The runtime marks the connector failed and does not restart
+  it; the message tells the operator what to fix.
+
+Any other exception counts as a crash: the runtime restarts the connector with backoff,
+up to the connector's `max_restarts` consecutive failures (forever when unset).
 
 Messages name fields, files, line numbers and ids, never the values of a record, because
 they reach logs, `GET /v1/connectors` and metrics.

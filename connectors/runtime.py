@@ -1,0 +1,283 @@
+"""Runs connectors inside a broker process: one thread per connector, restarts with
+backoff, positions in the event log, status for the API and metrics.
+
+`handoff connect run CONFIG` and `handoff serve` (with `connectors_file` set) both build a
+`ConnectorRuntime` over the broker's `Runtime`, so sources publish through the same
+validation, idempotency index, group commit and audit as the HTTP API, and sinks read
+the same delivery topics as pull and stream subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from broker.delivery.cursor import Cursor
+from broker.topics import delivery_topic
+from connectors.base import (
+    ConnectorConfig,
+    ConnectorContext,
+    FieldProblem,
+    Position,
+    SinkConfig,
+    SinkConnector,
+    SinkContext,
+    SourceConfig,
+    SourceConnector,
+)
+from connectors.errors import ConnectorConfigError, FatalConnectorError
+from connectors.offsets import DeadLetter, DeadLetterTopic, OffsetStore
+from connectors.registry import build_connector
+from connectors.source_batch import SourceBatchPublisher
+from connectors.status import ConnectorMetrics, ConnectorStatus, describe_error
+
+if TYPE_CHECKING:
+    from broker.runtime import Runtime
+
+log = logging.getLogger("handoff.connectors")
+
+
+class ConnectorRuntime:
+    """The connectors of one broker. `start()` launches them, `stop()` ends them."""
+
+    def __init__(self, runtime: Runtime, configs: Sequence[ConnectorConfig], *,
+                 backoff_initial: float = 1.0, backoff_max: float = 60.0) -> None:
+        names = [c.name for c in configs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConnectorConfigError(f"connector names must be unique: "
+                                       f"{', '.join(duplicates)} appear more than once")
+        self.runtime = runtime
+        self.offsets = OffsetStore(runtime.log)
+        self.dead_letters = DeadLetterTopic(runtime.log)
+        self.metrics = ConnectorMetrics.on(runtime.metrics.registry)
+        self._stop = threading.Event()
+        self.workers = [ConnectorWorker(self, c, backoff_initial, backoff_max)
+                        for c in configs]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask every connector to stop and wait for their threads (up to `timeout` each)."""
+        self._stop.set()
+        for worker in self.workers:
+            worker.join(timeout)
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stop
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [w.status.to_json() for w in self.workers]
+
+    def worker(self, name: str) -> ConnectorWorker | None:
+        return next((w for w in self.workers if w.config.name == name), None)
+
+
+class ConnectorWorker:
+    """Runs one connector in its own thread, restarting it after failures."""
+
+    def __init__(self, owner: ConnectorRuntime, config: ConnectorConfig,
+                 backoff_initial: float, backoff_max: float) -> None:
+        self.owner = owner
+        self.config = config
+        self._backoff = (backoff_initial, backoff_max)
+        kind = "source" if isinstance(config, SourceConfig) else "sink"
+        self.status = ConnectorStatus(config.name, config.type, kind)
+        self.status.position = owner.offsets.get(config.name)
+        self._log = log.getChild(config.name)
+        self._progressed = False
+        self._batch_failed = 0
+        self._thread = threading.Thread(target=self._run, name=f"connector-{config.name}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the restart loop ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = self.owner.stopping
+        metrics = self.owner.metrics
+        failures = 0
+        while not stop.is_set():
+            self.status.set_state("starting" if failures == 0 else "restarting")
+            try:
+                self._run_once()
+            except Exception as exc:  # noqa: BLE001 - the top of the connector's loop
+                metrics.up.labels(self.config.name).set(0)
+                self.status.failed(exc)
+                self._log.error("connector %s failed: %s", self.config.name,
+                                describe_error(exc))
+                self._log.debug("connector failure detail", exc_info=True)
+                if isinstance(exc, FatalConnectorError):
+                    self.status.set_state("failed")
+                    return
+                # Backoff grows only while the connector fails without getting anywhere.
+                failures = 1 if self._progressed else failures + 1
+            else:
+                break  # returned because stopping
+            if stop.is_set():
+                break
+            limit = self.config.max_restarts
+            if limit is not None and failures > limit:
+                self.status.set_state("failed")
+                return
+            self.status.set_state("restarting")
+            self.status.restarts += 1
+            metrics.restarts.labels(self.config.name).inc()
+            initial, most = self._backoff
+            stop.wait(min(most, initial * 2 ** (failures - 1)))
+        metrics.up.labels(self.config.name).set(0)
+        self.status.set_state("stopped")
+
+    def _run_once(self) -> None:
+        """Build, start and run a fresh connector instance until stopping, or raise.
+        `_progressed` tells afterwards whether it committed anything."""
+        self._progressed = False
+        connector = build_connector(self.config)
+        context = self._context()
+        connector.start(context)
+        try:
+            self.status.set_state("running")
+            self.owner.metrics.up.labels(self.config.name).set(1)
+            if isinstance(connector, SourceConnector):
+                self._source_loop(connector)
+            else:
+                self._sink_loop(connector, context)
+        finally:
+            try:
+                connector.stop()
+            except Exception as exc:  # noqa: BLE001 - stop errors must not mask the cause
+                self._log.warning("connector %s: stop raised %s", self.config.name,
+                                  describe_error(exc))
+
+    def _context(self) -> ConnectorContext:
+        rt = self.owner.runtime
+        state_dir = rt.settings.data_dir / "connectors" / self.config.name
+        state_dir.mkdir(parents=True, exist_ok=True)
+        common: dict[str, Any] = {
+            "name": self.config.name, "offset": self.owner.offsets.get(self.config.name),
+            "state_dir": state_dir, "stopping": self.owner.stopping, "log": self._log,
+            "runtime": rt, "dead_letter": self._dead_letter,
+        }
+        if isinstance(self.config, SinkConfig):
+            return SinkContext(**common, subscription=self.config.subscription)
+        return ConnectorContext(**common)
+
+    def _dead_letter(self, event_id: str | None, reference: str | None,
+                     problems: Sequence[FieldProblem]) -> None:
+        self.owner.dead_letters.append([DeadLetter(
+            self.config.name, tuple(problems), event_id=event_id, reference=reference)])
+        self._count("failed", 1)
+        self._batch_failed += 1
+
+    def _count(self, outcome: str, n: int) -> None:
+        if n:
+            self.status.count(outcome, n)  # type: ignore[arg-type]
+            self.owner.metrics.records.labels(self.config.name, outcome).inc(n)
+
+    def _committed(self, position: Position) -> None:
+        self.owner.offsets.commit(self.config.name, position)
+        self.status.position = position
+        self._progressed = True
+
+    # -- the loops -----------------------------------------------------------------------
+
+    def _source_loop(self, connector: SourceConnector[Any]) -> None:
+        assert isinstance(self.config, SourceConfig)
+        driver = SourceDriver(self, connector)
+        stop = self.owner.stopping
+        while not stop.is_set():
+            if not driver.step():
+                stop.wait(self.config.poll_interval_seconds)
+
+    def _sink_loop(self, connector: SinkConnector[Any], context: ConnectorContext) -> None:
+        assert isinstance(self.config, SinkConfig)
+        driver = SinkDriver(self, connector, context)
+        stop = self.owner.stopping
+        while not stop.is_set():
+            driver.step(wait=self.config.poll_interval_seconds)
+
+
+class SourceDriver:
+    """One source's poll → publish → persist position → commit cycle, one batch a step.
+
+    The worker thread calls `step` in a loop; `connectors.testing` calls it directly.
+    """
+
+    def __init__(self, worker: ConnectorWorker, connector: SourceConnector[Any]) -> None:
+        assert isinstance(worker.config, SourceConfig)
+        self.worker = worker
+        self.connector = connector
+        self.publisher = SourceBatchPublisher(worker.owner.runtime, worker.config,
+                                              worker.owner.dead_letters)
+
+    def step(self) -> bool:
+        """Poll once and see the batch through; False when the source had nothing."""
+        batch = self.connector.poll()
+        if not batch:
+            return False
+        worker = self.worker
+        worker._count("in", len(batch))
+        outcomes = self.publisher.publish(batch)
+        for outcome, label in (("published", "out"), ("duplicate", "duplicate"),
+                               ("dead_letter", "failed")):
+            worker._count(label, sum(o.outcome == outcome for o in outcomes))
+        position = batch[-1].position
+        worker._committed(position)
+        self.connector.commit(position, outcomes)
+        return True
+
+
+class SinkDriver:
+    """One sink's read → put → persist position → commit cycle, one batch a step."""
+
+    def __init__(self, worker: ConnectorWorker, connector: SinkConnector[Any],
+                 context: ConnectorContext) -> None:
+        assert isinstance(worker.config, SinkConfig)
+        self.worker = worker
+        self.connector = connector
+        self.config = worker.config
+        rt = worker.owner.runtime
+        self.feed = rt.feed
+        subscription = self.config.subscription
+        if subscription not in rt.policy.bundle.subscriptions:
+            raise FatalConnectorError(
+                f"subscription '{subscription}' is not in the policy bundle; fix "
+                "'subscription' in the connector's config or add it to subscriptions.yaml")
+        partitions = rt.log.partitions(delivery_topic(subscription))
+        saved = context.offset.get("cursor") if context.offset else None
+        self.cursor = Cursor.parse(saved, partitions) if saved else Cursor.start(partitions)
+
+    def step(self, wait: float = 0.0) -> bool:
+        """Put the next batch of deliveries; False (after waiting up to `wait` seconds for
+        new ones) when there were none."""
+        subscription = self.config.subscription
+        deliveries, after = self.feed.read(subscription, self.cursor, self.config.batch_size)
+        if not deliveries:
+            if wait > 0:
+                self.feed.wait(subscription, self.cursor, wait)
+            return False
+        worker = self.worker
+        worker._count("in", len(deliveries))
+        worker._batch_failed = 0
+        self.connector.put(deliveries)
+        worker._count("out", len(deliveries) - worker._batch_failed)
+        position = {"cursor": str(after)}
+        worker._committed(position)
+        self.connector.commit(position)
+        self.cursor = after
+        return True
