@@ -91,3 +91,12 @@ class Auditor:
             event_id=event_id, decision_id=decision_id, actor=principal.key_id,
             detail={"dead_letter_id": dead_letter_id, "requested_by": principal.agency},
         ) for subject, source, event_id, decision_id, dead_letter_id in replayed])
+
+    def webhook_enabled(self, principal: Principal, subscription: str, previous: str,
+                        url: str | None) -> None:
+        """An operator or the subscriber turned a failing or disabled webhook back on."""
+        self.write([AuditEntry(
+            kind="webhook_enabled", at_ms=now_ms(), source=principal.agency,
+            subscription=subscription, outcome="enabled", actor=principal.key_id,
+            detail={"previous_status": previous, "url": url},
+        )])
