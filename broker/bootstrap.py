@@ -11,25 +11,26 @@ import os
 import secrets
 from pathlib import Path
 
-from broker.audit import SqliteAuditStore, SubjectPseudonymizer
+from broker.audit import AuditStore, SqliteAuditStore, SubjectPseudonymizer
 from broker.audit.paths import audit_db_path, pseudonym_key_path
 from broker.audit.pseudonym import load_or_create_pseudonym_key
 from broker.auditing import Auditor
-from broker.auth import FileKeyRing
+from broker.auth import FileKeyRing, KeyRing
 from broker.config import Settings
 from broker.consent_feed import ConsentFeed
 from broker.delivery.feed import DeliveryFeed
 from broker.errors import ConfigError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
-from broker.ingest.idempotency import SqliteIdempotencyIndex
+from broker.ingest.idempotency import IdempotencyIndex, SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
 from broker.log.encrypted import encrypt_if_enabled, register_encryption_metrics
 from broker.log.port import EventLog, NewRecord, TopicSpec
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
 from broker.registry_store import LogRegistryStore
-from broker.runtime import Runtime
+from broker.roles import Roles, RouterLock
+from broker.runtime import IngestPath, Runtime
 from broker.topics import POLICY, QUARANTINE, delivery_topic, ingress_topic
 from broker.view_schemas import ViewSchemas
 from schemas.catalog import SchemaCatalog
@@ -48,11 +49,11 @@ def _open_plain_log(settings: Settings) -> EventLog:
     if settings.log.backend == "embedded":
         from broker.log.sqlite import SqliteEventLog
 
-        return SqliteEventLog(settings.data_dir / "log.db", sync=settings.log.sync)
-    raise ConfigError(
-        f"log backend '{settings.log.backend}' is not available in this build; "
-        "set HANDOFF_LOG__BACKEND=embedded"
-    )
+        return SqliteEventLog(settings.data_dir / "log.db", sync=settings.log.sync,
+                              cross_process_poll_s=settings.log.cross_process_poll_ms / 1000)
+    from broker.log.kafka import KafkaEventLog
+
+    return KafkaEventLog.from_settings(settings.kafka, client_id=f"handoff-{os.getpid()}")
 
 
 def load_or_create_secret(path: Path, size: int = 32) -> bytes:
@@ -64,17 +65,31 @@ def load_or_create_secret(path: Path, size: int = 32) -> bytes:
         return key
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written aside and linked into place, so processes starting together on one data
+    # directory agree on one key and none reads a half-written file.
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        key = path.read_bytes()
+    finally:
+        draft.unlink()
     return key
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, roles: Roles | None = None) -> Runtime:
+    """Build what a process with `roles` (default: every role) needs."""
+    roles = roles or Roles.all()
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     if not settings.policy_dir.is_dir():
         raise ConfigError(f"{settings.policy_dir}: policy folder not found; pass --policy DIR")
+    # The embedded log's consumer group lives inside one process: one router per data dir.
+    router_lock = (RouterLock(data) if roles.router and settings.log.backend == "embedded"
+                   else None)
     metrics = Metrics()
     event_log = open_event_log(settings)
     register_encryption_metrics(event_log, metrics.registry)
@@ -93,15 +108,20 @@ def build_runtime(settings: Settings) -> Runtime:
         event_log.ensure_topic(TopicSpec(delivery_topic(sub_id),
                                          partitions=settings.log.delivery_partitions))
 
-    audit_store = SqliteAuditStore(audit_db_path(data))
+    audit_store = open_audit_store(settings, event_log)
     pseudonymizer = SubjectPseudonymizer(load_or_create_pseudonym_key(pseudonym_key_path(data)))
     auditor = Auditor(audit_store, pseudonymizer, metrics)
     record_policy_in_force(event_log, policy, auditor)
 
     consents = ConsentFeed(event_log, codec)
-    consents.catch_up()
-    idempotency = SqliteIdempotencyIndex(data / "ingress.db")
-    committer = GroupCommitter(event_log, idempotency)
+    if roles.router:
+        consents.catch_up()
+    ingest = None
+    if roles.api:
+        idempotency = open_idempotency_index(settings, event_log)
+        committer = GroupCommitter(event_log, idempotency)
+        ingest = IngestPath(idempotency, committer,
+                            Publisher(event_types, codec, committer, auditor, metrics))
     return Runtime(
         settings=settings,
         log=event_log,
@@ -113,13 +133,25 @@ def build_runtime(settings: Settings) -> Runtime:
         views=ViewSchemas(registry, policy),
         audit_store=audit_store,
         auditor=auditor,
-        idempotency=idempotency,
-        committer=committer,
-        publisher=Publisher(event_types, codec, committer, auditor, metrics),
         feed=DeliveryFeed(event_log, codec, registry),
         metrics=metrics,
-        keyring=FileKeyRing(settings.resolved_keys_file),
+        # A process agencies never call does not need (or get) the keys file.
+        keyring=(FileKeyRing(settings.resolved_keys_file) if roles.serves_clients
+                 else KeyRing()),
+        ingest=ingest,
+        roles=roles,
+        router_lock=router_lock,
     )
+
+
+def open_audit_store(settings: Settings, event_log: EventLog) -> AuditStore:
+    """The audit chain: beside the embedded log, or in Kafka with the Kafka log."""
+    return SqliteAuditStore(audit_db_path(settings.data_dir))
+
+
+def open_idempotency_index(settings: Settings, event_log: EventLog) -> IdempotencyIndex:
+    """Which events were accepted: beside the embedded log, or in Kafka with it."""
+    return SqliteIdempotencyIndex(settings.data_dir / "ingress.db")
 
 
 def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: Auditor,

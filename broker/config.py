@@ -33,6 +33,10 @@ class LogSettings(BaseModel):
     """Embedded log: `normal` survives a process crash, `full` also a power loss."""
     ingress_partitions: int = Field(default=4, ge=1, le=1024)
     delivery_partitions: int = Field(default=1, ge=1, le=1024)
+    cross_process_poll_ms: float = Field(default=2.0, gt=0, le=1000)
+    """Embedded log: how often a process looks for records appended by another process
+    on the same data directory (split roles). Lower is faster hand-off, higher is less
+    idle CPU."""
 
 
 class KafkaSettings(BaseModel):

@@ -11,6 +11,7 @@ from broker.auth import KeyRing
 from broker.config import Settings
 from broker.consent_feed import ConsentFeed
 from broker.delivery.feed import DeliveryFeed
+from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import IdempotencyIndex
@@ -18,12 +19,27 @@ from broker.ingest.publisher import Publisher
 from broker.log.port import EventLog
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
+from broker.roles import Roles, RouterLock
 from broker.view_schemas import ViewSchemas
 from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec
 
 if TYPE_CHECKING:
     from broker.services import Services
+
+
+@dataclass
+class IngestPath:
+    """What accepting events needs: the duplicate index, the group committer and the
+    publisher in front of them. Only processes with the `api` role have one."""
+
+    idempotency: IdempotencyIndex
+    committer: GroupCommitter
+    publisher: Publisher
+
+    def close(self) -> None:
+        self.committer.close()
+        self.idempotency.close()
 
 
 @dataclass
@@ -38,10 +54,28 @@ class Runtime:
     views: ViewSchemas
     audit_store: AuditStore
     auditor: Auditor
-    idempotency: IdempotencyIndex
-    committer: GroupCommitter
-    publisher: Publisher
     feed: DeliveryFeed
     metrics: Metrics
     keyring: KeyRing
+    ingest: IngestPath | None = None
+    roles: Roles = field(default_factory=Roles.all)
+    router_lock: RouterLock | None = None
+    """Held while this process routes the embedded log (one router per data dir)."""
     services: Services | None = field(default=None)
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._ingest().publisher
+
+    @property
+    def committer(self) -> GroupCommitter:
+        return self._ingest().committer
+
+    @property
+    def idempotency(self) -> IdempotencyIndex:
+        return self._ingest().idempotency
+
+    def _ingest(self) -> IngestPath:
+        if self.ingest is None:
+            raise BrokerError(f"this process (role {self.roles}) does not accept events")
+        return self.ingest

@@ -1,4 +1,8 @@
-"""Background work of a running broker: the router thread and audit checkpoints."""
+"""Background work of a running broker: the router thread and audit checkpoints.
+
+What runs depends on the process's roles (`broker.roles`): the router, checkpoints and
+retention run where the `router` role is.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,10 @@ class Services:
             runtime.consents, runtime.views, runtime.auditor, runtime.metrics,
             batch_size=s.router.batch_size, poll_timeout=s.router.poll_timeout_seconds,
         )
-        self.signer = CheckpointSigner.load_or_create(signing_key_path(s.data_dir))
-        self._run_router = run_router
+        # Only a routing process signs checkpoints, so only it needs the signing key.
+        self.signer = (CheckpointSigner.load_or_create(signing_key_path(s.data_dir))
+                       if runtime.roles.router else None)
+        self._run_router = run_router and runtime.roles.router
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         runtime.services = self
@@ -34,10 +40,11 @@ class Services:
     def start(self) -> None:
         if self._run_router:
             self._spawn("handoff-router", self.router.run)
-        self._spawn("handoff-checkpoints", self._checkpoint_loop)
+        if self.signer is not None:
+            self._spawn("handoff-checkpoints", self._checkpoint_loop)
         retention = retention_enforcer(self.runtime.log, self.runtime.settings.retention,
                                        self.runtime.auditor, self.runtime.metrics.registry)
-        if retention is not None:
+        if retention is not None and self.runtime.roles.router:
             self._spawn("handoff-retention", retention.run)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
@@ -56,6 +63,8 @@ class Services:
     def checkpoint(self) -> None:
         """Sign the audit chain head, unless the latest checkpoint already covers it."""
         store = self.runtime.audit_store
+        if self.signer is None:
+            return
         seq, _ = store.head()
         latest = store.checkpoints()
         if seq == 0 or (latest and latest[-1].seq == seq):
@@ -71,7 +80,9 @@ class Services:
             thread.join(timeout=10)
         self.checkpoint()
         rt = self.runtime
-        rt.committer.close()
-        rt.idempotency.close()
+        if rt.ingest is not None:
+            rt.ingest.close()
         rt.audit_store.close()
         rt.log.close()
+        if rt.router_lock is not None:
+            rt.router_lock.release()

@@ -35,7 +35,8 @@ from broker.log.sqlite_storage import (
 
 _BUSY_TIMEOUT_S = 5.0
 _EXTERNAL_POLL_S = 0.05
-"""How often `wait` looks for appends made by another process on the same file."""
+"""How often `wait` looks for appends made by another process on the same file, unless
+the caller says otherwise (`cross_process_poll_s`)."""
 
 _INSERT_RECORD = (
     "INSERT INTO records (topic, partition, offset, key, value, headers, timestamp_ms) "
@@ -77,7 +78,7 @@ class SqliteEventLog:
     Thread safety: one writer connection behind a lock (SQLite admits one writer at a
     time anyway); reads use pooled read-only connections and run alongside writes.
     `wait` is woken at once by appends through this object and notices appends by other
-    processes on the same file within about 50 ms.
+    processes on the same file within `cross_process_poll_s` (50 ms unless given).
 
     Consumer groups are coordinated inside this object: members created by one
     `SqliteEventLog` split partitions between them; committed offsets are stored in the
@@ -85,7 +86,8 @@ class SqliteEventLog:
     other; run consumers of one group in one process, or use the Kafka backend.
     """
 
-    def __init__(self, path: Path, sync: SyncMode = "normal") -> None:
+    def __init__(self, path: Path, sync: SyncMode = "normal",
+                 cross_process_poll_s: float = _EXTERNAL_POLL_S) -> None:
         if sync not in ("normal", "full"):
             raise ConfigError(f"event log sync mode must be 'normal' or 'full', not {sync!r}")
         self._path = Path(path)
@@ -102,7 +104,7 @@ class SqliteEventLog:
             raise translate_error(exc, "open its database", self._path) from exc
         try:
             prepare_database(writer, self._path)
-            self._appended = AppendSignal(self._path, _EXTERNAL_POLL_S, _BUSY_TIMEOUT_S)
+            self._appended = AppendSignal(self._path, cross_process_poll_s, _BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
             writer.close()
             raise translate_error(exc, "prepare its database", self._path) from exc
