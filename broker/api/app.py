@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 import anyio
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.auth import Principal
+from broker.roles import Roles
 from broker.runtime import Runtime
 
 DESCRIPTION = """
@@ -32,6 +34,23 @@ agreements, families' consent and the privacy laws that cover the data.
 Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem
 details (`application/problem+json`).
 """
+
+
+API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin)
+"""Served by a process with the `api` role."""
+DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
+"""Served by a process with the `delivery` role."""
+
+
+def route_modules(roles: Roles) -> list[ModuleType]:
+    """The route modules a process with `roles` serves; every process serves
+    `/healthz`, `/readyz` and `/metrics`."""
+    modules: list[ModuleType] = []
+    if roles.api:
+        modules += API_ROUTES
+    if roles.delivery:
+        modules += DELIVERY_ROUTES
+    return [*modules, routes_ops]
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -53,9 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app.state.on_refusal = on_refusal
     install_problem_handlers(app)
-    app.include_router(routes_dead_letters.router)
-    for module in (routes_events, routes_subscriptions, routes_explain, routes_registry,
-                   routes_audit, routes_ops, routes_admin):
+    for module in route_modules(runtime.roles):
         app.include_router(module.router)
     app.add_middleware(RateLimitMiddleware, **limits(runtime.settings.api))
     app.add_middleware(BearerKeyMiddleware, keyring=runtime.keyring)
