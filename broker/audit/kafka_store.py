@@ -1,0 +1,320 @@
+"""`KafkaAuditStore`: the audit log on the Kafka backend, behind the `AuditStore` port.
+
+    store = KafkaAuditStore(event_log, data_dir / "audit-index.db", writer="router")
+
+- `event_log`: the runtime's `EventLog` (a `KafkaEventLog`; any adapter works). The
+  store creates its topics (`_audit`, `_audit.tails`, `_audit.checkpoints`, one
+  partition each) and never closes the log.
+- `index_path`: a local SQLite file the store keeps as a queryable copy of the chains
+  (`KafkaAuditIndex`); a cache that may be deleted.
+- `writer`: a short name for this process's role or host (lowercase letters, digits,
+  `.`, `_`, `-`); it starts the id of every chain this store writes.
+
+**One chain per writer.** Each store writes its own chain, with an id nobody else uses
+(`<writer>-<12 random hex>`), started on its first append. Routers that split the
+ingress partitions, an API process writing refusals, a router that lost its partitions
+in a rebalance but still finishes its batch: each appends only to its own chain, so no
+chain can fork, whatever the consumer group does, and nothing has to fence anyone.
+A decision made twice around a rebalance is recorded twice, once in each chain (at
+least once, as on the embedded log). A chain whose append failed may hold a prefix of
+that batch; the store then starts a new chain for the next append, so a chain never
+continues from a head it is unsure of.
+
+All chains share the `_audit` topic's one partition, whose offsets order every record
+(`position` = offset + 1); a checkpoint signs the digest of every chain's head at a
+position (`broker.audit.kafka_records`). `head()` returns (position, heads digest), so
+`CheckpointSigner.checkpoint(store)` works unchanged. Queries page by position:
+`query(after_seq=...)` takes the `position` of the last record seen, and records come
+back as `ChainedAuditRecord` (their `seq` is their place in their chain).
+
+Reads catch the index up with Kafka first, so they see every record appended by any
+process before the call.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from broker.audit.disclosures import Disclosure
+from broker.audit.errors import AuditEntryError, AuditQueryError, AuditStoreUnavailableError
+from broker.audit.kafka_index import KafkaAuditIndex
+from broker.audit.kafka_records import (
+    AUDIT_TOPIC,
+    CHECKPOINTS_TOPIC,
+    H_TAIL,
+    H_TAIL_AT,
+    TAILS_TOPIC,
+    ChainedAuditRecord,
+    checkpoint_value,
+    cut_tail,
+    heads_digest,
+    tail_digest,
+)
+from broker.audit.records import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditRecord,
+    Checkpoint,
+    canonical_detail,
+    chain_hash,
+    encode_row,
+)
+from broker.audit.shared_tails import SharedTails
+from broker.audit.store import AuditFilter, ChainLink
+from broker.errors import AuditError, LogError
+from broker.log.port import EventLog, NewRecord, TopicSpec
+
+_WRITER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")
+AUDIT_TOPICS = (
+    TopicSpec(AUDIT_TOPIC, partitions=1),
+    TopicSpec(TAILS_TOPIC, partitions=1),
+    TopicSpec(CHECKPOINTS_TOPIC, partitions=1),
+)
+"""The audit log's topics: records are kept forever and never compacted."""
+
+
+def _unavailable(exc: LogError, doing: str) -> AuditStoreUnavailableError:
+    return AuditStoreUnavailableError(f"audit log on Kafka unavailable while {doing}: {exc}")
+
+
+class _Chain:
+    """This store's chain: its id and head."""
+
+    __slots__ = ("hash", "name", "seq")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seq = 0
+        self.hash = GENESIS_HASH
+
+
+class KafkaAuditStore:
+    """The `AuditStore` port on Kafka (see the module docstring). Thread-safe."""
+
+    def __init__(self, event_log: EventLog, index_path: Path, *, writer: str = "broker") -> None:
+        if not _WRITER_NAME.fullmatch(writer):
+            raise AuditError(
+                "the audit writer name must be 1 to 48 lowercase letters, digits, '.', '_' "
+                "or '-', starting with a letter or digit"
+            )
+        self._log = event_log
+        self._writer = writer
+        self._lock = threading.Lock()
+        self._chain: _Chain | None = None
+        self._tails = SharedTails()
+        self._tail_names: dict[int, tuple[str, bytes]] = {}
+        self._next_tail_id = 1
+        try:
+            for spec in AUDIT_TOPICS:
+                event_log.ensure_topic(spec)
+        except LogError as exc:
+            raise _unavailable(exc, "creating its topics") from exc
+        self.index = KafkaAuditIndex(index_path)
+
+    @property
+    def chain(self) -> str | None:
+        """The id of the chain this store appends to, once it has appended."""
+        chain = self._chain
+        return None if chain is None else chain.name
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Chain `entries` onto this store's chain and append them to Kafka.
+
+        Returns when Kafka has acknowledged all of them. On failure it raises
+        `AuditStoreUnavailableError`; a prefix of the batch may then be stored, and the
+        next append starts a new chain. Retrying records the rest at least once.
+        """
+        if not entries:
+            return []
+        details = [canonical_detail(entry.kind, entry.detail) for entry in entries]
+        try:
+            raws = [text.encode("utf-8") for text in details]
+        except UnicodeEncodeError as exc:
+            raise AuditEntryError("an audit entry's detail is not valid Unicode text") from exc
+        with self._lock:
+            splits = self._split_details(details)
+            chain = self._chain or _Chain(f"{self._writer}-{secrets.token_hex(6)}")
+            seq, prev = chain.seq, chain.hash
+            records: list[NewRecord] = []
+            stored: list[tuple[AuditEntry, int, bytes, bytes]] = []
+            key = chain.name.encode("utf-8")
+            for entry, raw, (head, tail) in zip(entries, raws, splits, strict=True):
+                seq += 1
+                row = (seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
+                       entry.source, entry.agreement, entry.subscription, entry.outcome,
+                       entry.event_id, entry.decision_id, entry.actor, "", prev)
+                digest = chain_hash(prev, encode_row(row, detail_bytes=raw))
+                line = encode_row((*row, digest), with_hash=True, detail_bytes=raw)
+                headers: tuple[tuple[str, bytes], ...] = ()
+                if tail is not None:
+                    name, tail_bytes = tail
+                    line, at = cut_tail(line, head, tail_bytes)
+                    headers = ((H_TAIL, name.encode("ascii")), (H_TAIL_AT, str(at).encode()))
+                records.append(NewRecord(value=line, key=key, headers=headers,
+                                         timestamp_ms=entry.at_ms))
+                stored.append((entry, seq, prev, digest))
+                prev = digest
+            try:
+                results = self._log.append(AUDIT_TOPIC, records)
+            except LogError as exc:
+                self._chain = None  # part of the batch may be stored: never continue it
+                raise _unavailable(exc, "appending") from exc
+            chain.seq, chain.hash = seq, prev
+            self._chain = chain
+        return [
+            ChainedAuditRecord(
+                seq, entry.kind, entry.at_ms, entry.subject, entry.recipient, entry.source,
+                entry.agreement, entry.subscription, entry.outcome, entry.event_id,
+                entry.decision_id, entry.actor, entry.detail, prev_hash.hex(), digest.hex(),
+                chain=chain.name, position=result.offset + 1,
+            )
+            for (entry, seq, prev_hash, digest), result in zip(stored, results, strict=True)
+        ]
+
+    def _split_details(
+        self, details: list[str]
+    ) -> list[tuple[bytes, tuple[str, bytes] | None]]:
+        """Per detail, (head bytes, (tail name, tail bytes)) or (whole, None); new tails
+        are appended to `_audit.tails` before any record that uses them."""
+        splits: list[tuple[bytes, tuple[str, bytes] | None]] = []
+        new: dict[int, tuple[str, bytes]] = {}
+        for text in details:
+            head, tail_id = self._tails.match(text)
+            if tail_id is None:
+                tail = self._tails.propose(text)
+                if tail is not None:
+                    tail_bytes = tail.encode("utf-8")
+                    tail_id = self._next_tail_id
+                    self._next_tail_id += 1
+                    new[tail_id] = (tail_digest(tail_bytes), tail_bytes)
+                    self._tails.add(tail_id, tail)
+                    head = text[: len(text) - len(tail)]
+            named = None if tail_id is None else new.get(tail_id) or self._tail_names[tail_id]
+            splits.append((head.encode("utf-8"), named))
+        if new:
+            try:
+                self._log.append(TAILS_TOPIC, [
+                    NewRecord(value=tail_bytes, key=name.encode("ascii"))
+                    for name, tail_bytes in new.values()
+                ])
+            except LogError as exc:
+                self._tails.forget(set(new))
+                raise _unavailable(exc, "appending shared detail parts") from exc
+            self._tail_names.update(new)
+        return splits
+
+    def add_checkpoint(
+        self, seq: int, hash_hex: str, at_ms: int, key_id: str, signature: bytes
+    ) -> Checkpoint:
+        """Store a signed checkpoint of position `seq`, whose heads digest must be
+        `hash_hex`; it is numbered by its place in `_audit.checkpoints`."""
+        self._catch_up()
+        found = heads_digest(self.index.heads_at(seq)) if seq > 0 else None
+        if found != hash_hex:
+            raise AuditError(
+                f"cannot checkpoint position {seq}: the heads there do not have that digest"
+            )
+        unnumbered = Checkpoint(0, seq, hash_hex, at_ms, key_id, signature)
+        try:
+            (result,) = self._log.append(
+                CHECKPOINTS_TOPIC, [NewRecord(value=checkpoint_value(unnumbered))])
+        except LogError as exc:
+            raise _unavailable(exc, "adding a checkpoint") from exc
+        return Checkpoint(result.offset + 1, seq, hash_hex, at_ms, key_id, signature)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        try:
+            self.index.catch_up(self._log)
+        except LogError as exc:
+            raise _unavailable(exc, "reading") from exc
+
+    def head(self) -> tuple[int, str]:
+        """(position of the last record, heads digest of every chain there); (0, 64
+        zeros) while the log is empty."""
+        self._catch_up()
+        return self.index.head()
+
+    def chains(self) -> dict[str, tuple[int, str]]:
+        """Every chain: id to (seq, hash hex) of its last record."""
+        self._catch_up()
+        return self.index.chains()
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint, by number."""
+        self._catch_up()
+        return self.index.checkpoints()
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint with the highest number, or None before the first."""
+        self._catch_up()
+        found = self.index.checkpoints(latest_only=True)
+        return found[0] if found else None
+
+    def iter_records(
+        self, from_seq: int = 1, where: AuditFilter | None = None
+    ) -> Iterator[AuditRecord]:
+        """Stream records at position >= from_seq (matching `where`) by position."""
+        self._catch_up()
+        return self.index.iter_records(max(from_seq, 1) - 1, where)
+
+    def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
+        """Not available: the log holds several chains. Use `verify_kafka`."""
+        raise AuditError(
+            "the audit log on Kafka holds one chain per writer; verify it with "
+            "`handoff audit verify --kafka …` (broker.audit.kafka_verify.verify_kafka)"
+        )
+
+    def query(
+        self,
+        *,
+        subject: str | None = None,
+        recipient: str | None = None,
+        agreement: str | None = None,
+        outcome: str | None = None,
+        kind: str | None = None,
+        source: str | None = None,
+        subscription: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Up to `limit` matching records after position `after_seq`, by position."""
+        if limit < 1:
+            raise AuditQueryError("limit must be at least 1")
+        where = AuditFilter(
+            subject=subject, recipient=recipient, agreement=agreement, outcome=outcome,
+            kind=kind, source=source, subscription=subscription, since_ms=since_ms,
+            until_ms=until_ms,
+        )
+        self._catch_up()
+        return list(self.index.query(where, after_seq, limit))
+
+    def disclosures(
+        self,
+        subject_pseudonym: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> list[Disclosure]:
+        """The accounting of disclosures for one subject: permitted decisions, oldest first."""
+        AuditFilter(since_ms=since_ms, until_ms=until_ms)  # checks the range
+        self._catch_up()
+        return self.index.disclosures(subject_pseudonym, since_ms, until_ms)
+
+    def close(self) -> None:
+        """Close the index. The event log stays open: it belongs to the caller."""
+        self.index.close()
+
+    def __enter__(self) -> KafkaAuditStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
