@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from broker.audit.checkpoints import CheckpointSigner
 from broker.audit.paths import signing_key_path
+from broker.delivery.webhook_service import WebhookDelivery
 from broker.errors import BrokerError
 from broker.retention import retention_enforcer
 from broker.router import Router
@@ -32,6 +33,7 @@ class Services:
         # Only a routing process signs checkpoints, so only it needs the signing key.
         self.signer = (CheckpointSigner.load_or_create(signing_key_path(s.data_dir))
                        if runtime.roles.router else None)
+        self.webhooks = WebhookDelivery(runtime)
         self._run_router = run_router and runtime.roles.router
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -46,6 +48,8 @@ class Services:
                                        self.runtime.auditor, self.runtime.metrics.registry)
         if retention is not None and self.runtime.roles.router:
             self._spawn("handoff-retention", retention.run)
+        if self.runtime.roles.delivery:
+            self.webhooks.start()
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
@@ -78,6 +82,7 @@ class Services:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.webhooks.stop()
         self.checkpoint()
         rt = self.runtime
         if rt.ingest is not None:
