@@ -166,6 +166,7 @@ class HarnessConnector:
         context = self.worker._context()
         instance.start(context)
         self.instance, self.context = instance, context
+        self.worker.status.set_state("running")
         if isinstance(instance, SourceConnector):
             self._driver = SourceDriver(self.worker, instance)
         else:
@@ -200,6 +201,7 @@ class HarnessConnector:
         if self.instance is not None:
             self.instance.stop()
         self.instance = self.context = self._driver = None
+        self.worker.status.set_state("stopped")
 
     def crash(self) -> None:
         """Abandon the instance without `stop`, as `kill -9` would."""
