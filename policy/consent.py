@@ -2,9 +2,12 @@
 
 Consents are runtime data. The router feeds every `consent` event into `apply` with the
 time it was ingested; decisions ask which consents were in force at the decision time
-(the ingest time of the event being decided). A revocation applies to every event
-ingested at or after the revocation, even one processed later, so re-processing an event
-reaches the same answer.
+(the ingest time of the event being decided). A grant is in force for events ingested at
+or after both its `effective_at` and its own ingest time (a consent backdated on its
+form does not reach back to events the broker had before it knew of the consent); a
+revocation applies to every event ingested at or after the revocation. Both hold however
+late the event is processed, so re-processing an event, or deciding it in another router
+that has read further along the consent topic, reaches the same answer.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ class Consent:
     form_reference: str | None = None
 
     def active_at(self, at_ms: int) -> bool:
-        """In force at `at_ms`: effective, not expired, not revoked by then."""
-        if not self.effective_at <= at_ms:
+        """In force at `at_ms`: effective and known, not expired, not revoked by then."""
+        if not max(self.effective_at, self.ingested_at) <= at_ms:
             return False
         if self.expires_at is not None and at_ms >= self.expires_at:
             return False
@@ -80,7 +83,8 @@ class ConsentProbe(NamedTuple):
 
 _Hot = tuple[str, frozenset[str], frozenset[str], frozenset[str], bool, int, int]
 """A grant in the form the hot path unpacks: id, recipients, purposes, categories,
-covers-every-category, effective_at, expires_at (or _NEVER)."""
+covers-every-category, in force from (the later of effective_at and the ingest time),
+expires_at (or _NEVER)."""
 
 
 def _hot(consent: Consent, shared: dict[frozenset[str], frozenset[str]]) -> _Hot:
@@ -89,7 +93,8 @@ def _hot(consent: Consent, shared: dict[frozenset[str], frozenset[str]]) -> _Hot
     return (consent.consent_id, shared.setdefault(consent.recipients, consent.recipients),
             shared.setdefault(consent.purposes, consent.purposes),
             shared.setdefault(consent.categories, consent.categories),
-            ANY_PERSONAL_TAG in consent.categories, consent.effective_at,
+            ANY_PERSONAL_TAG in consent.categories,
+            max(consent.effective_at, consent.ingested_at),
             _NEVER if consent.expires_at is None else consent.expires_at)
 
 

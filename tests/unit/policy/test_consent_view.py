@@ -69,6 +69,21 @@ def test_revocation_applies_from_its_ingest_time(revoked_at: str, decided_at: st
     assert consent.revoked_at == ms(revoked_at)
 
 
+@pytest.mark.parametrize(("decided_at", "active"), [
+    ("2026-02-28T23:59:59", False),   # ingested before the broker knew of the grant
+    ("2026-03-01", True),             # at the grant's ingest time
+])
+def test_a_backdated_grant_applies_from_its_ingest_time(decided_at: str, active: bool
+                                                        ) -> None:
+    # The form says effective 1 February; the grant reached the broker on 1 March. An
+    # event ingested in between is decided without it, however late it is routed, so a
+    # replay or another router reading further along the consent topic agrees.
+    view = ConsentView()
+    view.apply(grant(effective="2026-02-01"), ms("2026-03-01"))
+    assert view.match(SUBJECT, ms(decided_at), [probe()])[0] == int(active)
+    assert bool(view.active_for(SUBJECT, ms(decided_at))) is active
+
+
 def test_revocation_seen_before_its_grant_still_applies() -> None:
     view = ConsentView()
     view.apply(revoke("C-1"), ms("2026-03-01"))
