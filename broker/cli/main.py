@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from broker.cli import audit_cmd, demo_cmd, encryption_cmd, keys_cmd, policy_cmd, serve_cmd
+from broker.cli import (
+    audit_cmd,
+    connect_cmd,
+    demo_cmd,
+    encryption_cmd,
+    keys_cmd,
+    policy_cmd,
+    serve_cmd,
+)
 
 app = typer.Typer(
     name="handoff",
@@ -16,6 +24,7 @@ app.add_typer(policy_cmd.app, name="policy")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(encryption_cmd.app, name="encryption")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(connect_cmd.app, name="connect")
 for sub_app in (serve_cmd.app, demo_cmd.app):
     app.registered_commands.extend(sub_app.registered_commands)
 
