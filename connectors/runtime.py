@@ -77,6 +77,16 @@ class ConnectorRuntime:
     def worker(self, name: str) -> ConnectorWorker | None:
         return next((w for w in self.workers if w.config.name == name), None)
 
+    def settled(self) -> tuple[int, ...] | None:
+        """None while some connector is working; once every connector has failed for
+        good or found nothing new on its last poll, a token that changes if any of them
+        takes in more records (what `handoff connect run --until-idle` waits for)."""
+        if all(w.status.state == "failed" or not w.alive
+               or (w.status.state == "running" and w.status.idle and w.caught_up())
+               for w in self.workers):
+            return tuple(w.status.counts["in"] for w in self.workers)
+        return None
+
 
 class ConnectorWorker:
     """Runs one connector in its own thread, restarting it after failures."""
@@ -92,6 +102,7 @@ class ConnectorWorker:
         self._log = log.getChild(config.name)
         self._progressed = False
         self._batch_failed = 0
+        self._sink_driver: SinkDriver | None = None
         self._thread = threading.Thread(target=self._run, name=f"connector-{config.name}",
                                         daemon=True)
 
@@ -105,6 +116,11 @@ class ConnectorWorker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def caught_up(self) -> bool:
+        """For a sink, whether it has put everything delivered so far; True for sources."""
+        driver = self._sink_driver
+        return driver is None or driver.caught_up()
 
     # -- the restart loop ---------------------------------------------------------------
 
@@ -201,15 +217,23 @@ class ConnectorWorker:
         driver = SourceDriver(self, connector)
         stop = self.owner.stopping
         while not stop.is_set():
-            if not driver.step():
+            self.status.idle = False
+            worked = driver.step()
+            self.status.idle = not worked
+            if not worked:
                 stop.wait(self.config.poll_interval_seconds)
 
     def _sink_loop(self, connector: SinkConnector[Any], context: ConnectorContext) -> None:
         assert isinstance(self.config, SinkConfig)
         driver = SinkDriver(self, connector, context)
         stop = self.owner.stopping
+        self._sink_driver = driver
         while not stop.is_set():
-            driver.step(wait=self.config.poll_interval_seconds)
+            self.status.idle = False
+            worked = driver.step()
+            self.status.idle = not worked
+            if not worked:
+                driver.wait(self.config.poll_interval_seconds)
 
 
 class SourceDriver:
@@ -262,14 +286,11 @@ class SinkDriver:
         saved = context.offset.get("cursor") if context.offset else None
         self.cursor = Cursor.parse(saved, partitions) if saved else Cursor.start(partitions)
 
-    def step(self, wait: float = 0.0) -> bool:
-        """Put the next batch of deliveries; False (after waiting up to `wait` seconds for
-        new ones) when there were none."""
+    def step(self) -> bool:
+        """Put the next batch of deliveries; False when there were none."""
         subscription = self.config.subscription
         deliveries, after = self.feed.read(subscription, self.cursor, self.config.batch_size)
         if not deliveries:
-            if wait > 0:
-                self.feed.wait(subscription, self.cursor, wait)
             return False
         worker = self.worker
         worker._count("in", len(deliveries))
@@ -281,3 +302,13 @@ class SinkDriver:
         self.connector.commit(position)
         self.cursor = after
         return True
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for deliveries past the cursor."""
+        self.feed.wait(self.config.subscription, self.cursor, timeout)
+
+    def caught_up(self) -> bool:
+        log = self.worker.owner.runtime.log
+        topic = delivery_topic(self.config.subscription)
+        return all(log.end_offset(topic, p) <= offset
+                   for p, offset in enumerate(self.cursor.offsets))

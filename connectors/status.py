@@ -74,6 +74,8 @@ class ConnectorStatus:
     counts: dict[str, int] = field(default_factory=lambda: {
         "in": 0, "out": 0, "duplicate": 0, "failed": 0})
     position: dict[str, Any] | None = None
+    idle: bool = False
+    """True after a poll found nothing new, until one finds something."""
     since_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -98,5 +100,5 @@ class ConnectorStatus:
                 "name": self.name, "type": self.type, "kind": self.kind,
                 "state": self.state, "since_ms": self.since_ms, "restarts": self.restarts,
                 "last_error": self.last_error, "last_error_at_ms": self.last_error_at_ms,
-                "records": dict(self.counts), "position": self.position,
+                "records": dict(self.counts), "position": self.position, "idle": self.idle,
             }

@@ -184,8 +184,6 @@ class HarnessConnector:
             driver.publisher.publish(batch)
             self.crash()
             return bool(batch)
-        if isinstance(driver, SinkDriver):
-            return driver.step()
         return driver.step()
 
     def run_until_idle(self, max_steps: int = 10_000) -> int:
