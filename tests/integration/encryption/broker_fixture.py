@@ -1,0 +1,81 @@
+"""A real broker runtime (embedded log, router thread, HTTP API in-process) for the
+encryption and retention tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from broker.api.app import create_app
+from broker.bootstrap import build_runtime
+from broker.config import load_settings
+from broker.demo import story
+from broker.runtime import Runtime
+from broker.services import Services
+from tests.e2e.harness import DEMO, demo_keys
+
+KEYS = demo_keys()
+
+
+def auth(agency: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[agency]}"}
+
+
+@contextmanager
+def running_broker(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Runtime]]:
+    loaded = load_settings(policy_dir=DEMO / "policy", data_dir=data,
+                           keys_file=DEMO / "keys.yaml", **settings)
+    runtime = build_runtime(loaded)
+    services = Services(runtime)
+    services.start()
+    try:
+        with TestClient(create_app(runtime)) as client:
+            yield client, runtime
+    finally:
+        services.stop()
+
+
+def marked_birth(marker: str) -> dict[str, Any]:
+    """A demo birth whose mother's name and address carry `marker`."""
+    event = story.STORY[2].build(datetime.now(UTC))
+    event["mother"]["last_name"] = f"{marker}-last"
+    event["mother"]["street_address"] = f"{marker} Larkspur Court"
+    return event
+
+
+def new_marker() -> str:
+    return "Zq" + uuid.uuid4().hex[:12]
+
+
+def publish(client: TestClient, event: dict[str, Any]) -> None:
+    response = client.post("/v1/events/birth", json=event, headers=auth("county-general"))
+    assert response.status_code == 202, response.text
+
+
+def pull(client: TestClient, expect: int, sub: str = "eval-births",
+         agency: str = "state-evaluation", timeout: float = 15) -> list[dict[str, Any]]:
+    """Every delivery of `sub` from the start, waiting until `expect` arrived."""
+    events: list[dict[str, Any]] = []
+    cursor = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/subscriptions/{sub}/events",
+                          params={"after": cursor, "wait": 0.5, "limit": 500},
+                          headers=auth(agency)).json()
+        events += body["events"]
+        cursor = body["next"]
+        if len(events) >= expect and not body["events"]:
+            break
+    return events
+
+
+def stored_bytes(data: Path) -> bytes:
+    """Every byte the broker keeps on disk: all files of the data directory."""
+    return b"".join(p.read_bytes() for p in sorted(data.rglob("*")) if p.is_file())
