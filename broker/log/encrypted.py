@@ -1,7 +1,8 @@
 """Encryption at rest as a decorator over any `EventLog`.
 
 `EncryptedEventLog(inner, keyring)` seals the value of every record appended to a
-protected topic (`events.*`, `deliver.*` and `quarantine.*` by default) with AES-GCM
+protected topic (`events.*`, `deliver.*`, `quarantine.*` and `deadletter.*` by
+default) with AES-GCM
 under the topic's data key for the current period, and opens it again on `read` and on
 a consumer's `poll`. Keys, headers and timestamps stay readable: the broker needs them to
 partition, route and de-duplicate, and they hold ids, not personal data. Headers and the
@@ -52,7 +53,7 @@ from broker.log.port import (
 log = logging.getLogger("handoff.encryption")
 
 H_DATA_KEY = "handoff.data_key"
-DEFAULT_TOPICS = ("events.*", "deliver.*", "quarantine.*")
+DEFAULT_TOPICS = ("events.*", "deliver.*", "quarantine.*", "deadletter.*")
 _SCAN_CHUNK = 200
 _LOGGED_KEYS_MAX = 10_000
 
