@@ -2,9 +2,8 @@
 
 `EncryptedEventLog(inner, keyring)` seals the value of every record appended to a
 protected topic (`events.*`, `deliver.*`, `quarantine.*` and `deadletter.*` by
-default) with AES-GCM
-under the topic's data key for the current period, and opens it again on `read` and on
-a consumer's `poll`. Keys, headers and timestamps stay readable: the broker needs them to
+default) with AES-GCM under the topic's data key for the current period, and opens it
+again on `read` and on a consumer's `poll`. Keys, headers and timestamps stay readable: the broker needs them to
 partition, route and de-duplicate, and they hold ids, not personal data. Headers and the
 record key are authenticated with the value, so they cannot be altered unnoticed. The
 data key's id travels in the `handoff.data_key` header, which readers of this class
