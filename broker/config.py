@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     policy_dir: Path = Path("policy")
     keys_file: Path | None = None
     """YAML file of API keys (hashed). Defaults to `<data_dir>/keys.yaml`."""
+    connectors_file: Path | None = None
+    """YAML file of connectors that `handoff serve` runs (docs/connectors.md)."""
     log: LogSettings = LogSettings()
     kafka: KafkaSettings = KafkaSettings()
     api: ApiSettings = ApiSettings()
