@@ -17,6 +17,7 @@ from broker.errors import BrokerError
 from broker.retention import retention_enforcer
 from broker.router import Router
 from broker.runtime import Runtime
+from connectors.runtime import ConnectorRuntime
 
 log = logging.getLogger("handoff")
 
@@ -34,6 +35,7 @@ class Services:
         self.signer = (CheckpointSigner.load_or_create(signing_key_path(s.data_dir))
                        if runtime.roles.router else None)
         self.webhooks = WebhookDelivery(runtime)
+        self.connectors = ConnectorRuntime.for_broker(runtime)
         self._run_router = run_router and runtime.roles.router
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -50,6 +52,8 @@ class Services:
             self._spawn("handoff-retention", retention.run)
         if self.runtime.roles.delivery:
             self.webhooks.start()
+        if self.connectors is not None:
+            self.connectors.start()
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
@@ -79,6 +83,8 @@ class Services:
             log.exception("could not sign an audit checkpoint; will retry")
 
     def stop(self) -> None:
+        if self.connectors is not None:
+            self.connectors.stop()
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
