@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from broker.api import (
     routes_admin,
     routes_audit,
+    routes_connectors,
     routes_dead_letters,
     routes_events,
     routes_explain,
@@ -36,7 +37,8 @@ details (`application/problem+json`).
 """
 
 
-API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin)
+API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
+              routes_connectors)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""
