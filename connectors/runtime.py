@@ -57,6 +57,17 @@ class ConnectorRuntime:
         self.workers = [ConnectorWorker(self, c, backoff_initial, backoff_max)
                         for c in configs]
 
+    @classmethod
+    def for_broker(cls, runtime: Runtime) -> ConnectorRuntime | None:
+        """The connectors `handoff serve` runs: those of the `connectors_file` setting,
+        in a process that accepts events (the `api` role); None when there are none."""
+        path = runtime.settings.connectors_file
+        if path is None or not runtime.roles.api:
+            return None
+        from connectors.config_file import load_connectors_file
+
+        return cls(runtime, load_connectors_file(path))
+
     def start(self) -> None:
         for worker in self.workers:
             worker.start()

@@ -53,7 +53,9 @@ def run(
     configure_logging()
     with exit_on_config_error():
         configs = load_connectors_file(connectors_file)
-        settings = load_settings(config, policy_dir=policy, data_dir=data)
+        # The connectors named on the command line, not those of the settings' file.
+        settings = load_settings(config, policy_dir=policy, data_dir=data).model_copy(
+            update={"connectors_file": None})
         runtime = _runtime(settings, route)
         # With --until-idle this thread routes, so it knows when routing is done.
         services = Services(runtime, run_router=not until_idle)

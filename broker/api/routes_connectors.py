@@ -1,0 +1,57 @@
+"""Connector status and dead letters (admin keys only): `GET /v1/connectors`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from broker.api.auth import require
+from broker.api.problems import NotFound
+from broker.auth import Principal, Role
+from broker.runtime import Runtime
+
+router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
+
+
+def _connectors(request: Request) -> Any:
+    runtime: Runtime = request.app.state.runtime
+    services = runtime.services
+    return getattr(services, "connectors", None) if services is not None else None
+
+
+@router.get("", summary="Every connector this process runs, with its state and counts")
+def list_connectors(request: Request,
+                    principal: Principal = Depends(require(Role.ADMIN))) -> dict[str, Any]:
+    connectors = _connectors(request)
+    return {"connectors": connectors.statuses() if connectors is not None else []}
+
+
+@router.get("/{name}", summary="One connector's state, last error, counts and position")
+def get_connector(name: str, request: Request,
+                  principal: Principal = Depends(require(Role.ADMIN))) -> dict[str, Any]:
+    connectors = _connectors(request)
+    worker = connectors.worker(name) if connectors is not None else None
+    if worker is None:
+        raise NotFound(f"no connector named '{name}' runs in this process")
+    status: dict[str, Any] = worker.status.to_json()
+    return status
+
+
+@router.get("/{name}/dead-letters",
+            summary="Records the connector refused, with reasons (never the values)")
+def dead_letters(name: str, request: Request,
+                 after: int = Query(0, ge=0, description="`next` of an earlier page"),
+                 limit: int = Query(100, ge=1, le=1000),
+                 principal: Principal = Depends(require(Role.ADMIN))) -> dict[str, Any]:
+    connectors = _connectors(request)
+    if connectors is None or connectors.worker(name) is None:
+        raise NotFound(f"no connector named '{name}' runs in this process")
+    letters = []
+    next_after = after
+    for letter in connectors.dead_letters.read(name, after=after):
+        letters.append({**letter.to_json(), "offset": letter.offset})
+        next_after = (letter.offset or 0) + 1
+        if len(letters) >= limit:
+            break
+    return {"dead_letters": letters, "next": next_after}
