@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "handoff.connectors"
 BUILTINS: dict[str, str] = {
     "file_drop": "connectors.file_drop:FileDropSource",
     "postgres_outbox": "connectors.postgres_source:PostgresSource",
+    "postgres_sink": "connectors.postgres_sink:PostgresSink",
 }
 """Every built-in connector type. Add yours here, one line."""
 
