@@ -1,0 +1,312 @@
+"""Repeated `kill -9` of the broker under a steady publish load, then a reconciliation.
+
+    python bench/fault_kill_loop.py                       # 10 kills, embedded log
+    python bench/fault_kill_loop.py --kills 30 --rate 100
+    python bench/fault_kill_loop.py --no-encryption       # encryption at rest is on by default
+
+A publisher sends births at a steady rate, one request each, as an agency system would:
+an event counts as acknowledged when the broker answered 202; anything unanswered
+(refused connection, cut response) is re-sent with the same `event_id` until it is.
+Meanwhile the broker process is killed with SIGKILL after a random time up and started
+again on the same data directory and port. At the end the publisher drains, and the
+script reconciles, for every subscription a birth is routed to:
+
+- lost: acknowledged events never delivered (must be 0);
+- unaudited: deliveries whose decision is not in the audit log (must be 0);
+- undecided: acknowledged events with no audit decision for the subscription (must be 0);
+- duplicates: deliveries beyond the first of an event, each identifiable because it
+  repeats the event's `event_id` and `decision_id` (a different decision id for the same
+  event would be reported as inconsistent);
+- the audit chain verifies (`handoff audit verify`).
+
+Figures depend on the machine and on what else runs on it; on a shared 2-core machine
+restart times vary by seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from broker.crypto.kek import write_new_kek  # noqa: E402
+from broker.demo import story  # noqa: E402
+from tests.e2e.harness import BrokerProcess, demo_keys  # noqa: E402
+
+SUBSCRIBERS = {"eval-births": "state-evaluation", "hv-births": "hv-nfp"}
+"""Subscriptions county-general births are routed to in the demo policy, and their owners."""
+
+
+@dataclass
+class KillLoopConfig:
+    kills: int = 10
+    rate: float = 50.0
+    """Births offered per second."""
+    min_up: float = 1.0
+    max_up: float = 4.0
+    """Seconds the broker runs (once ready) before the next kill, drawn uniformly."""
+    encryption: bool = True
+    seed: int | None = None
+    settle_timeout: float = 120.0
+
+
+@dataclass
+class SubscriptionTally:
+    delivered: int = 0
+    unique: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    inconsistent: int = 0
+    unaudited: int = 0
+    undecided: int = 0
+
+
+@dataclass
+class KillLoopReport:
+    kills_survived: int = 0
+    acknowledged: int = 0
+    acknowledged_as_duplicate: int = 0
+    resent: int = 0
+    audited_decisions: int = 0
+    audit_verified: bool = False
+    seconds: float = 0.0
+    restart_seconds: list[float] = field(default_factory=list)
+    subscriptions: dict[str, SubscriptionTally] = field(default_factory=dict)
+
+    @property
+    def sound(self) -> bool:
+        """Nothing lost, nothing unaudited or undecided, duplicates consistent."""
+        return self.audit_verified and all(
+            t.lost == 0 and t.unaudited == 0 and t.undecided == 0 and t.inconsistent == 0
+            for t in self.subscriptions.values())
+
+    def lines(self) -> list[str]:
+        restarts = sorted(self.restart_seconds)
+        median = restarts[len(restarts) // 2] if restarts else 0.0
+        out = [
+            f"kills survived:        {self.kills_survived}",
+            f"events acknowledged:   {self.acknowledged} "
+            f"({self.acknowledged_as_duplicate} on a re-send, {self.resent} re-sends)",
+            f"audit decisions:       {self.audited_decisions}; chain verifies: "
+            f"{'yes' if self.audit_verified else 'NO'}",
+            f"run time:              {self.seconds:.0f} s; restart to ready: median "
+            f"{median:.1f} s, max {max(restarts, default=0.0):.1f} s",
+        ]
+        for sub, t in sorted(self.subscriptions.items()):
+            out.append(f"{sub:<22} delivered {t.delivered} ({t.unique} events), lost {t.lost}, "
+                       f"duplicates {t.duplicates} (inconsistent {t.inconsistent}), "
+                       f"unaudited {t.unaudited}, undecided {t.undecided}")
+        out.append("RESULT: " + ("sound" if self.sound else "FAILED"))
+        return out
+
+
+class SteadyPublisher:
+    """Offers births at a fixed rate and re-sends each until it is acknowledged."""
+
+    def __init__(self, url: str, key: str, rate: float) -> None:
+        self._http = httpx.Client(base_url=url, timeout=5,
+                                  headers={"Authorization": f"Bearer {key}"})
+        self._interval = 1.0 / rate
+        self._pending: list[dict[str, Any]] = []
+        self.acked: dict[str, int] = {}
+        self.acked_as_duplicate = 0
+        self.resent = 0
+        self._offering = threading.Event()
+        self._offering.set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def drain(self, timeout: float) -> bool:
+        """Stop offering new events; wait until every offered event is acknowledged."""
+        self._offering.clear()
+        self._done.wait(timeout)
+        return self._done.is_set()
+
+    def _run(self) -> None:
+        next_offer = time.monotonic()
+        make = story.STORY[2].build
+        while True:
+            now = time.monotonic()
+            if self._offering.is_set() and now >= next_offer:
+                self._pending.append(make(datetime.now(UTC)))
+                next_offer += self._interval
+                if now - next_offer > 1.0:
+                    next_offer = now   # after an outage, carry on at the rate, not a burst
+            if not self._pending:
+                if not self._offering.is_set():
+                    self._done.set()
+                    return
+                time.sleep(max(0.0, min(next_offer - time.monotonic(), 0.05)))
+                continue
+            event = self._pending[0]
+            try:
+                response = self._http.post("/v1/events/birth", json=event)
+            except httpx.TransportError:
+                self.resent += 1
+                time.sleep(0.05)   # the broker is down or restarting
+                continue
+            if response.status_code == 202:
+                self._pending.pop(0)
+                body = response.json()
+                self.acked[event["event_id"]] = int(time.time() * 1000)
+                self.acked_as_duplicate += bool(body.get("duplicate"))
+            elif response.status_code in (429, 503):
+                self.resent += 1
+                time.sleep(0.05)
+            else:
+                raise RuntimeError(f"publish refused: {response.status_code} {response.text}")
+
+
+def pull_everything(url: str, key: str, sub: str, expect_ids: set[str], timeout: float
+                    ) -> list[dict[str, Any]]:
+    """Every delivery of `sub` from the start, waiting until `expect_ids` all arrived."""
+    http = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}"})
+    deliveries: list[dict[str, Any]] = []
+    cursor = ""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        response = http.get(f"/v1/subscriptions/{sub}/events",
+                            params={"after": cursor, "limit": 1000, "wait": 1})
+        response.raise_for_status()
+        body = response.json()
+        deliveries += body["events"]
+        seen.update(d["event_id"] for d in body["events"])
+        cursor = body["next"]
+        if not body["events"] and expect_ids <= seen:
+            break
+    http.close()
+    return deliveries
+
+
+def audited_decisions(url: str, key: str) -> list[dict[str, Any]]:
+    http = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}"})
+    records: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = http.get("/v1/audit/decisions", params={"after": after, "limit": 1000})
+        page.raise_for_status()
+        body = page.json()
+        if not body["records"]:
+            break
+        records += body["records"]
+        after = body["next"]
+    http.close()
+    return records
+
+
+def reconcile(report: KillLoopReport, acked: set[str], deliveries: dict[str, list[dict]],
+              decisions: list[dict[str, Any]]) -> None:
+    report.audited_decisions = len(decisions)
+    audited_ids = {d["decision_id"] for d in decisions}
+    decided: dict[str, set[str]] = defaultdict(set)
+    for d in decisions:
+        if d.get("subscription") and d.get("event_id"):
+            decided[d["subscription"]].add(d["event_id"])
+    for sub, items in deliveries.items():
+        by_event: dict[str, set[str]] = defaultdict(set)
+        for d in items:
+            by_event[d["event_id"]].add(d["decision_id"])
+        report.subscriptions[sub] = SubscriptionTally(
+            delivered=len(items),
+            unique=len(by_event),
+            lost=len(acked - by_event.keys()),
+            duplicates=len(items) - len(by_event),
+            inconsistent=sum(1 for ids in by_event.values() if len(ids) > 1),
+            unaudited=sum(1 for d in items if d["decision_id"] not in audited_ids),
+            undecided=len(acked - decided[sub]),
+        )
+
+
+def verify_audit_chain(data_dir: Path) -> bool:
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli.main", "audit", "verify", "--data", str(data_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        print(result.stdout, result.stderr, file=sys.stderr)
+    return result.returncode == 0
+
+
+def run_kill_loop(config: KillLoopConfig, workdir: Path, progress: bool = False
+                  ) -> KillLoopReport:
+    """Run the whole scenario in `workdir`; return the reconciliation."""
+    rng = random.Random(config.seed)
+    keys = demo_keys()
+    env: dict[str, str] = {}
+    if config.encryption:
+        kek = workdir / "kek"
+        write_new_kek(kek)
+        env = {"HANDOFF_ENCRYPTION__ENABLED": "true", "HANDOFF_ENCRYPTION__KEK_FILE": str(kek)}
+    data = workdir / "data"
+    report = KillLoopReport()
+    started = time.monotonic()
+    broker = BrokerProcess(data_dir=data, env=env).start()
+    publisher = SteadyPublisher(broker.url, keys["county-general"], config.rate)
+    publisher.start()
+    try:
+        for kill in range(1, config.kills + 1):
+            time.sleep(rng.uniform(config.min_up, config.max_up))
+            broker.kill()
+            restart = time.monotonic()
+            broker = BrokerProcess(data_dir=data, env=env, port=broker.port).start()
+            report.restart_seconds.append(time.monotonic() - restart)
+            report.kills_survived = kill
+            if progress:
+                print(f"  kill {kill}/{config.kills}: acknowledged so far "
+                      f"{len(publisher.acked)}", flush=True)
+        if not publisher.drain(config.settle_timeout):
+            raise RuntimeError("the publisher could not get every event acknowledged")
+        acked = set(publisher.acked)
+        report.acknowledged = len(acked)
+        report.acknowledged_as_duplicate = publisher.acked_as_duplicate
+        report.resent = publisher.resent
+        deliveries = {sub: pull_everything(broker.url, keys[owner], sub, acked,
+                                           config.settle_timeout)
+                      for sub, owner in SUBSCRIBERS.items()}
+        reconcile(report, acked, deliveries, audited_decisions(broker.url, keys["auditor"]))
+    finally:
+        broker.stop()
+    report.audit_verified = verify_audit_chain(data)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=50.0, help="births offered per second")
+    parser.add_argument("--min-up", type=float, default=1.0)
+    parser.add_argument("--max-up", type=float, default=4.0)
+    parser.add_argument("--no-encryption", dest="encryption", action="store_false")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,
+                            max_up=args.max_up, encryption=args.encryption, seed=args.seed)
+    print(f"kill -9 loop: {config.kills} kills, {config.rate:g} births/s, embedded log, "
+          f"encryption {'on' if config.encryption else 'off'}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="handoff-kill-loop-") as tmp:
+        report = run_kill_loop(config, Path(tmp), progress=True)
+    print("\n".join(report.lines()))
+    sys.exit(0 if report.sound else 1)
+
+
+if __name__ == "__main__":
+    main()
