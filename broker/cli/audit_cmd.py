@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -36,6 +36,7 @@ from broker.audit.pseudonym import (
 from broker.audit.records import Checkpoint
 from broker.audit.sqlite_store import SqliteAuditStore
 from broker.audit.store import AuditFilter
+from broker.cli import audit_kafka
 from broker.errors import AuditError
 
 app = typer.Typer(
@@ -75,6 +76,21 @@ SinceOption = Annotated[
 ]
 UntilOption = Annotated[
     str | None, typer.Option("--until", help="Before this time, exclusive; same forms.")
+]
+KafkaOption = Annotated[
+    str | None,
+    typer.Option("--kafka", help="Kafka bootstrap servers (host:port,…): use the audit log "
+                 "kept in Kafka instead of a data directory."),
+]
+TopicPrefixOption = Annotated[
+    str | None,
+    typer.Option("--topic-prefix", help="The installation's Kafka topic prefix "
+                 "(default: kafka.topic_prefix from the settings, 'handoff.')."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML settings file; with log.backend: kafka its kafka "
+                 "section says where the audit log is."),
 ]
 
 
@@ -157,7 +173,14 @@ def _read_exported_checkpoints(path: Path) -> list[Checkpoint]:
 
 @app.command("verify")
 def verify_command(
-    data: DataOption,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="The broker's data directory (holds audit.db, and the "
+                     "keys). Not needed with --kafka."),
+    ] = None,
+    kafka: KafkaOption = None,
+    topic_prefix: TopicPrefixOption = None,
+    config: ConfigOption = None,
     public_key: Annotated[
         Path | None,
         typer.Option(
@@ -173,14 +196,29 @@ def verify_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Re-walk the hash chain and checkpoints; name the first bad record."""
+    """Re-walk the hash chain and checkpoints; name the first bad record.
+
+    Verifies the embedded store in --data, or the chains in Kafka with --kafka (or when
+    the settings, from --config or HANDOFF_*, select the Kafka backend).
+    """
+    kafka_settings = None
+    if kafka is not None or data is None:
+        kafka_settings = audit_kafka.kafka_settings(kafka, topic_prefix, config)
+        if kafka_settings is None:
+            data = audit_kafka.settings_data_dir(config)
     key_path = public_key
-    if key_path is None and signing_public_key_path(data).is_file():
+    if key_path is None and data is not None and signing_public_key_path(data).is_file():
         key_path = signing_public_key_path(data)
     try:
         key = load_public_key(key_path) if key_path is not None else None
     except AuditKeyError as exc:
         _usage_error(str(exc))
+    if kafka_settings is not None:
+        exported_kafka = (audit_kafka.read_exported_checkpoints(checkpoints)
+                          if checkpoints is not None else [])
+        audit_kafka.verify(kafka_settings, key, exported_kafka, as_json)
+        return
+    assert data is not None
     exported = _read_exported_checkpoints(checkpoints) if checkpoints is not None else []
     store = _open_store(data)
     try:
@@ -252,15 +290,32 @@ def export_command(
 
 
 @app.command("checkpoints")
-def checkpoints_command(data: DataOption, out: OutOption = None) -> None:
+def checkpoints_command(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The broker's data directory (holds "
+                                  "audit.db). Not needed with --kafka.")
+    ] = None,
+    out: OutOption = None,
+    kafka: KafkaOption = None,
+    topic_prefix: TopicPrefixOption = None,
+    config: ConfigOption = None,
+) -> None:
     """Export the signed checkpoints as JSON lines, to keep outside the broker."""
-    store = _open_store(data)
-    try:
-        exported = export_checkpoints(store)
-    except AuditError as exc:
-        _failure(str(exc))
-    finally:
-        store.close()
+    exported: list[dict[str, Any]] = []
+    if kafka is not None or data is None:
+        kafka_settings = audit_kafka.kafka_settings(kafka, topic_prefix, config)
+        if kafka_settings is not None:
+            exported = audit_kafka.export_checkpoints(kafka_settings)
+        else:
+            data = audit_kafka.settings_data_dir(config)
+    if data is not None:
+        store = _open_store(data)
+        try:
+            exported = export_checkpoints(store)
+        except AuditError as exc:
+            _failure(str(exc))
+        finally:
+            store.close()
     with _output(out) as handle:
         for checkpoint in exported:
             handle.write(json.dumps(checkpoint, sort_keys=True) + "\n")

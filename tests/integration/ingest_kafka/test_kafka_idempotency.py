@@ -1,0 +1,85 @@
+"""Idempotent publishing on Kafka: an accepted (agency, event_id) is remembered across
+restarts and across API processes, so a re-sent event gets its original answer."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from broker.ingest.group_commit import GroupCommitter
+from broker.ingest.idempotency import Accepted
+from broker.ingest.kafka_idempotency import ACCEPTED_TOPIC, KafkaIdempotencyIndex
+from broker.log.kafka import KafkaEventLog
+from broker.log.port import NewRecord, TopicSpec
+
+
+@pytest.fixture
+def open_log(kafka_broker):
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    opened: list[KafkaEventLog] = []
+
+    def opener() -> KafkaEventLog:
+        log = KafkaEventLog(kafka_broker.bootstrap_servers, topic_prefix=prefix)
+        opened.append(log)
+        return log
+
+    yield opener
+    for log in opened:
+        log.close()
+
+
+def test_an_accepted_event_is_found_after_a_restart_without_the_cache(open_log, tmp_path):
+    index = KafkaIdempotencyIndex(open_log(), tmp_path / "a.db")
+    index.remember("county-general", {"ev-1": Accepted("events.birth", 2, 17),
+                                      "ev-2": Accepted("events.birth", 0, 4)})
+    index.close()
+    # Another machine, or the cache deleted: rebuilt from the topic.
+    elsewhere = KafkaIdempotencyIndex(open_log(), tmp_path / "b.db")
+    try:
+        assert elsewhere.lookup("county-general", ["ev-1", "ev-2", "ev-3"]) == {
+            "ev-1": Accepted("events.birth", 2, 17), "ev-2": Accepted("events.birth", 0, 4)}
+        # Event ids are per agency.
+        assert elsewhere.lookup("vital-records", ["ev-1"]) == {}
+    finally:
+        elsewhere.close()
+
+
+def test_an_event_accepted_by_one_api_process_is_a_duplicate_at_another(open_log, tmp_path):
+    logs = [open_log(), open_log()]
+    for log in logs:
+        log.ensure_topic(TopicSpec("events.birth", partitions=2))
+    indexes = [KafkaIdempotencyIndex(log, tmp_path / f"{n}.db") for n, log in enumerate(logs)]
+    committers = [GroupCommitter(log, index) for log, index in zip(logs, indexes, strict=True)]
+    try:
+        record = NewRecord(value=b"birth", key=b"MPI-1")
+        first = committers[0].submit("county-general", "events.birth", ["ev-9"],
+                                     [record]).result(30)
+        again = committers[1].submit("county-general", "events.birth", ["ev-9"],
+                                     [record]).result(30)
+        assert first[0].duplicate is False
+        assert again[0].duplicate is True
+        assert (again[0].partition, again[0].offset) == (first[0].partition, first[0].offset)
+        assert sum(logs[0].end_offset("events.birth", p) for p in range(2)) == 1
+    finally:
+        for committer in committers:
+            committer.close()
+        for index in indexes:
+            index.close()
+
+
+def test_a_reopened_cache_keeps_its_entries_and_skips_foreign_records(open_log, tmp_path):
+    log = open_log()
+    index = KafkaIdempotencyIndex(log, tmp_path / "cache.db")
+    index.remember("county-general", {f"ev-{n}": Accepted("events.birth", 0, n)
+                                      for n in range(50)})
+    index.catch_up()
+    index.close()
+    reopened = KafkaIdempotencyIndex(log, tmp_path / "cache.db")
+    try:
+        # Records that are not index entries are skipped, not fatal.
+        log.append(ACCEPTED_TOPIC, [NewRecord(value=b"not json", key=b"junk")])
+        found = reopened.lookup("county-general", [f"ev-{n}" for n in range(60)])
+        assert found == {f"ev-{n}": Accepted("events.birth", 0, n) for n in range(50)}
+    finally:
+        reopened.close()
