@@ -1,4 +1,5 @@
-"""`handoff serve`: the API, router and delivery in one process."""
+"""`handoff serve`: the API, router and delivery in one process, or some of them
+(`--role`, see `broker.roles`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from broker.bootstrap import build_runtime
 from broker.cli.errors import exit_on_config_error
 from broker.config import Settings, load_settings
 from broker.reloads import install_sighup
+from broker.roles import Roles
 from broker.services import Services
+from schemas.errors import HandoffError
 
 app = typer.Typer()
 
@@ -23,11 +26,13 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def serve_settings(settings: Settings, ready_message: bool = True) -> None:
-    """Build and run a broker until interrupted (Ctrl-C or SIGTERM)."""
+def serve_settings(settings: Settings, ready_message: bool = True,
+                   roles: Roles | None = None) -> None:
+    """Build and run a broker (every role unless `roles` says otherwise) until
+    interrupted (Ctrl-C or SIGTERM)."""
     api = settings.api
     tls = uvicorn_tls_options(api.tls_cert, api.tls_key, api.tls_client_ca)
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, roles)
     services = Services(runtime)
     services.start()
     server = uvicorn.Server(uvicorn.Config(
@@ -38,8 +43,9 @@ def serve_settings(settings: Settings, ready_message: bool = True) -> None:
     install_sighup(runtime)
     if ready_message:
         logging.getLogger("handoff").info(
-            "serving on %s://%s:%d (OpenAPI docs at /docs), data in %s",
-            "https" if tls else "http", api.host, api.port, settings.data_dir)
+            "serving role %s on %s://%s:%d (OpenAPI docs at /docs), %s log, data in %s",
+            runtime.roles, "https" if tls else "http", api.host, api.port,
+            settings.log.backend, settings.data_dir)
     try:
         server.run()
     finally:
@@ -58,13 +64,29 @@ def serve(
     tls_key: Path | None = typer.Option(None, help="the certificate's private key (PEM)"),
     tls_client_ca: Path | None = typer.Option(
         None, help="require client certificates signed by this CA bundle (mutual TLS)"),
+    role: str = typer.Option(
+        "all", envvar="HANDOFF_ROLE",
+        help="what this process runs: all, or any of api, delivery, router separated by "
+             "commas (several processes share the work; see docs/operations.md)"),
 ) -> None:
-    """Run the API, router and delivery in one process on the embedded log."""
+    """Run the API, router and delivery (or the roles given) until stopped.
+
+    Exit codes: 2 for a configuration problem (a bad setting, a Kafka topic of the wrong
+    shape, a second router on the embedded log), 1 when the event log cannot be reached.
+    """
     configure_logging()
     with exit_on_config_error():
+        roles = Roles.parse(role)
         settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys)
         given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})
         settings = settings.model_copy(update={"api": api})
-        serve_settings(settings)
+        try:
+            serve_settings(settings, roles=roles)
+        except HandoffError as exc:
+            if not exc.retriable:
+                raise
+            # Worth another try later: say so in one line and let a supervisor restart.
+            typer.echo(f"handoff: {exc}", err=True)
+            raise typer.Exit(1) from None
