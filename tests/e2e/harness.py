@@ -1,4 +1,9 @@
-"""Starts `handoff serve` as a real subprocess and talks to it over HTTP, as a user would."""
+"""Starts `handoff serve` as a real subprocess and talks to it over HTTP, as a user would.
+
+`BrokerProcess` runs on either event log (`LogBackend.embedded()` or
+`LogBackend.kafka(...)`) and in any role; `sibling` starts another process of the same
+installation (same data directory and log) in another role, for split deployments.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class LogBackend:
+    """Which event log a broker process runs on."""
+
+    name: str = "embedded"
+    bootstrap_servers: str | None = None
+    topic_prefix: str = ""
+
+    @classmethod
+    def embedded(cls) -> LogBackend:
+        return cls()
+
+    @classmethod
+    def kafka(cls, bootstrap_servers: str, prefix: str | None = None) -> LogBackend:
+        """Kafka at `bootstrap_servers`, under a topic prefix of its own (unique unless
+        given), so tests sharing one Kafka broker never see each other's topics."""
+        return cls("kafka", bootstrap_servers, prefix or f"e2e-{uuid.uuid4().hex[:10]}.")
+
+    def env(self) -> dict[str, str]:
+        if self.name == "embedded":
+            return {"HANDOFF_LOG__BACKEND": "embedded"}
+        assert self.bootstrap_servers is not None
+        return {"HANDOFF_LOG__BACKEND": "kafka",
+                "HANDOFF_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap_servers,
+                "HANDOFF_KAFKA__TOPIC_PREFIX": self.topic_prefix}
+
+
 @dataclass
 class BrokerProcess:
     data_dir: Path
@@ -42,6 +75,8 @@ class BrokerProcess:
     keys_file: Path = DEMO / "keys.yaml"
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    backend: LogBackend = field(default_factory=LogBackend.embedded)
+    role: str = "all"
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -49,16 +84,26 @@ class BrokerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> BrokerProcess:
+    def sibling(self, role: str, port: int | None = None) -> BrokerProcess:
+        """Another process of this installation (same data, log and policy), not started."""
+        return replace(self, role=role, port=port or free_port(), proc=None, log_path=None)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "broker.cli.main", "serve", "--policy",
+                str(self.policy_dir), "--data", str(self.data_dir), "--keys",
+                str(self.keys_file), "--port", str(self.port), "--role", self.role]
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "HANDOFF_AUDIT__CHECKPOINT_INTERVAL_SECONDS": "1",
+                **self.backend.env(), **self.env}
+
+    def start(self, timeout: float = 60.0) -> BrokerProcess:
         self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli.main", "serve", "--policy", str(self.policy_dir),
-             "--data", str(self.data_dir), "--keys", str(self.keys_file),
-             "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-            env={**os.environ, "HANDOFF_AUDIT__CHECKPOINT_INTERVAL_SECONDS": "1", **self.env},
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                env=self.environment(),
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

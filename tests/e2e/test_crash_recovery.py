@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from broker.demo import story
-from tests.e2e.harness import BrokerProcess, Client
+from tests.e2e.harness import BrokerProcess, Client, LogBackend
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,9 @@ def births() -> list[dict]:
     return [make(datetime.now(UTC)) for _ in range(EVENTS)]
 
 
-def test_kill_9_loses_no_accepted_event_and_delivers_none_unaudited(tmp_path, keys):
-    broker = BrokerProcess(data_dir=tmp_path / "data").start()
+def test_kill_9_loses_no_accepted_event_and_delivers_none_unaudited(
+        tmp_path, keys, log_backend: LogBackend):
+    broker = BrokerProcess(data_dir=tmp_path / "data", backend=log_backend).start()
     events = births()
     acked: set[str] = set()
     hospital = Client(broker.url, keys["county-general"])
@@ -44,7 +45,7 @@ def test_kill_9_loses_no_accepted_event_and_delivers_none_unaudited(tmp_path, ke
     publisher.join(30)
     assert EVENTS // 4 <= len(acked) < EVENTS, "the kill should land mid-stream"
 
-    restarted = BrokerProcess(data_dir=broker.data_dir, port=broker.port).start()
+    restarted = broker.sibling("all", port=broker.port).start()
     try:
         hospital = Client(restarted.url, keys["county-general"])
         # The publisher retries everything it is unsure about: accepted ones come back

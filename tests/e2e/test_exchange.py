@@ -54,7 +54,8 @@ def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProc
 
     births = {e["event_id"]: e for e in hv.pull_all("hv-births", expect=3)}
     assert set(births) == {jolene_birth, maria_birth, jolene_after}
-    assert [e["event_id"] for e in births_before_revocation] == [jolene_birth, maria_birth]
+    # Order is kept per subject (key); two mothers' births may arrive either way round.
+    assert {e["event_id"] for e in births_before_revocation} == {jolene_birth, maria_birth}
 
     # Never the SSN, in any subscription, in any form.
     everything = []
