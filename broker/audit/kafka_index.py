@@ -328,9 +328,9 @@ class KafkaAuditIndex:
                 text = self._tails[tail] = found[0]
             detail += text
         return ChainedAuditRecord(
-            seq, kind, at_ms, subject, recipient, source, agreement, subscription, outcome,
-            event_id, decision_id, actor, CanonicalDetail(detail), prev_hash.hex(),
-            hash_.hex(), chain=chain, position=position,
+            position, kind, at_ms, subject, recipient, source, agreement, subscription,
+            outcome, event_id, decision_id, actor, CanonicalDetail(detail), prev_hash.hex(),
+            hash_.hex(), chain=chain, chain_seq=seq,
         )
 
     def query(self, where: AuditFilter, after: int, limit: int) -> list[ChainedAuditRecord]:

@@ -59,18 +59,33 @@ _OPTIONAL_TEXT = ("subject", "recipient", "source", "agreement", "subscription",
 
 @dataclass(frozen=True, slots=True)
 class ChainedAuditRecord(AuditRecord):
-    """An audit record read from Kafka: `seq`, `prev_hash` and `hash` are its place in
-    its chain, `chain` names the chain and `position` its place in the `_audit` topic,
-    which orders the records of all chains (page with `after_seq=position`)."""
+    """An audit record read from Kafka, where the log holds several chains.
+
+    `seq` is the record's **position** in the `_audit` topic, which orders the records
+    of every chain and is the same in every process: it is what queries page by
+    (`after_seq`), as `seq` is on the embedded store. `chain` names the record's chain
+    and `chain_seq` is its place there, the `seq` its hash covers; `prev_hash` and
+    `hash` are its links in that chain. `to_json_line()` and `computed_hash()` use
+    `chain_seq`, so they reproduce the chained record exactly.
+    """
 
     chain: str = ""
-    position: int = 0
+    chain_seq: int = 0
+
+    @property
+    def position(self) -> int:
+        """The record's position in the `_audit` topic (its `seq` here)."""
+        return self.seq
+
+    def to_row(self) -> StoredRow:
+        """The record as its chain hashes it (`seq` = `chain_seq`)."""
+        return (self.chain_seq, *AuditRecord.to_row(self)[1:])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: the record's attributes plus `chain` and `position`."""
+        """JSON-ready form: the record's attributes plus `chain` and `chain_seq`."""
         values = AuditRecord.to_dict(self)
         values["chain"] = self.chain
-        values["position"] = self.position
+        values["chain_seq"] = self.chain_seq
         return values
 
 

@@ -23,9 +23,9 @@ continues from a head it is unsure of.
 All chains share the `_audit` topic's one partition, whose offsets order every record
 (`position` = offset + 1); a checkpoint signs the digest of every chain's head at a
 position (`broker.audit.kafka_records`). `head()` returns (position, heads digest), so
-`CheckpointSigner.checkpoint(store)` works unchanged. Queries page by position:
-`query(after_seq=...)` takes the `position` of the last record seen, and records come
-back as `ChainedAuditRecord` (their `seq` is their place in their chain).
+`CheckpointSigner.checkpoint(store)` works unchanged. Records come back as
+`ChainedAuditRecord`, whose `seq` is the position, so paging with `after_seq` works as
+on the embedded store; `chain` and `chain_seq` give the record's place in its chain.
 
 Reads catch the index up with Kafka first, so they see every record appended by any
 process before the call.
@@ -169,10 +169,10 @@ class KafkaAuditStore:
             self._chain = chain
         return [
             ChainedAuditRecord(
-                seq, entry.kind, entry.at_ms, entry.subject, entry.recipient, entry.source,
-                entry.agreement, entry.subscription, entry.outcome, entry.event_id,
-                entry.decision_id, entry.actor, entry.detail, prev_hash.hex(), digest.hex(),
-                chain=chain.name, position=result.offset + 1,
+                result.offset + 1, entry.kind, entry.at_ms, entry.subject, entry.recipient,
+                entry.source, entry.agreement, entry.subscription, entry.outcome,
+                entry.event_id, entry.decision_id, entry.actor, entry.detail, prev_hash.hex(),
+                digest.hex(), chain=chain.name, chain_seq=seq,
             )
             for (entry, seq, prev_hash, digest), result in zip(stored, results, strict=True)
         ]

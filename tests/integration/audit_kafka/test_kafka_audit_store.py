@@ -19,22 +19,24 @@ def test_records_appended_by_one_process_are_found_through_another(space):
     router, api = space.store("router"), space.store("api")
     assert isinstance(router, AuditStore)
     stored = router.append([decision(n, f"MPI-{n % 3}") for n in range(30)])
-    assert [r.seq for r in stored] == list(range(1, 31))
+    assert [r.chain_seq for r in stored] == list(range(1, 31))
+    assert [r.seq for r in stored] == list(range(1, 31))   # positions in the log
     assert stored[0].prev_hash == "00" * 32
     assert stored[1].prev_hash == stored[0].hash
     assert stored[0].computed_hash() == stored[0].hash
 
     found = api.query(subject=PSEUDONYMS.pseudonym("MPI-1"), limit=100)
     assert [r.event_id for r in found] == [f"ev-{n}" for n in range(1, 30, 3)]
-    assert found[0].to_dict()["detail"] == stored[1].to_dict()["detail"]
+    assert found[0].to_dict() == {**stored[1].to_dict(), "detail": dict(stored[1].detail)}
     assert all(r.computed_hash() == r.hash for r in found)
+    assert found[0].to_dict()["chain"] == router.chain
     disclosures = api.disclosures(PSEUDONYMS.pseudonym("MPI-1"))
     assert [d.event_id for d in disclosures] == [f"ev-{n}" for n in range(1, 30, 3)]
     assert disclosures[0].recipient == "hv-nfp"
     assert disclosures[0].purpose == "care_coordination"
 
 
-def test_paging_by_position_returns_every_record_of_every_chain_once(space):
+def test_paging_by_seq_returns_every_record_of_every_chain_once(space):
     first, second, reader = space.store("router-a"), space.store("router-b"), space.store("api")
     for n in range(12):
         (first if n % 2 else second).append([decision(n * 10 + k) for k in range(5)])
@@ -42,7 +44,7 @@ def test_paging_by_position_returns_every_record_of_every_chain_once(space):
     after = 0
     while page := reader.query(after_seq=after, limit=7):
         seen.extend(r.event_id for r in page)
-        after = page[-1].to_dict()["position"]
+        after = page[-1].seq
     assert sorted(seen) == sorted(f"ev-{n * 10 + k}" for n in range(12) for k in range(5))
     chains = reader.chains()
     assert set(chains) == {first.chain, second.chain}
