@@ -174,17 +174,24 @@ class HarnessConnector:
 
     def step(self, crash_before_commit: bool = False) -> bool:
         """Run one batch; False when there was nothing to do. With `crash_before_commit`,
-        a source's batch is published and the instance then abandoned before its position
-        is persisted, as if the process had been killed there."""
+        the batch is published (source) or put (sink) and the instance then abandoned
+        before its position is persisted, as if the process had been killed there."""
         driver = self._require()
-        if crash_before_commit:
-            if not isinstance(driver, SourceDriver):
-                raise TypeError("crash_before_commit applies to sources")
+        if not crash_before_commit:
+            return driver.step()
+        if isinstance(driver, SourceDriver):
             batch = driver.connector.poll()
             driver.publisher.publish(batch)
-            self.crash()
-            return bool(batch)
-        return driver.step()
+            worked = bool(batch)
+        else:
+            subscription = driver.config.subscription
+            deliveries, _ = driver.feed.read(subscription, driver.cursor,
+                                             driver.config.batch_size)
+            if deliveries:
+                driver.connector.put(deliveries)
+            worked = bool(deliveries)
+        self.crash()
+        return worked
 
     def run_until_idle(self, max_steps: int = 10_000) -> int:
         """Step until the connector has nothing more; returns the batches run."""
