@@ -29,6 +29,7 @@ BUILTINS: dict[str, str] = {
     "file_drop": "connectors.file_drop:FileDropSource",
     "postgres_outbox": "connectors.postgres_source:PostgresSource",
     "postgres_sink": "connectors.postgres_sink:PostgresSink",
+    "fhir_r4": "connectors.fhir_source:FhirSource",
 }
 """Every built-in connector type. Add yours here, one line."""
 

@@ -1,0 +1,84 @@
+"""The FHIR R4 source's endpoint: `POST /v1/connectors/fhir/{connector}/Bundle`.
+
+The named connector must be a `fhir_r4` connector this process runs (connectors file),
+and the caller a key of that connector's agency with the publish role. Invalid bundles
+get a 422 problem whose `errors` name the resource (`Patient/p1`) and element
+(`birthDate`) of each problem, never the values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from broker.api.auth import refuse, require
+from broker.api.body import read_capped
+from broker.api.problems import (
+    AUTHENTICATED,
+    ApiError,
+    NotFound,
+    UnsupportedMediaType,
+    problem_responses,
+)
+from broker.auth import Principal, Role
+from broker.runtime import Runtime
+from connectors.fhir_source import (
+    FHIR_JSON,
+    FhirSourceConfig,
+    InvalidBundle,
+    NotAllowedToPublish,
+    receive_bundle,
+)
+
+router = APIRouter(tags=["connectors"], responses=problem_responses(
+    *AUTHENTICATED, 400, 404, 413, 415, 503))
+
+_BODY = {"requestBody": {"required": True, "content": {
+    FHIR_JSON: {"schema": {"type": "object"}},
+    "application/json": {"schema": {"type": "object"}},
+}}}
+
+
+class InvalidFhirBundle(ApiError):
+    status, slug, title = 422, "invalid-fhir-bundle", "The FHIR bundle cannot be used"
+
+
+def _config(request: Request, name: str) -> FhirSourceConfig:
+    runtime: Runtime = request.app.state.runtime
+    connectors = getattr(runtime.services, "connectors", None)
+    worker = connectors.worker(name) if connectors is not None else None
+    if worker is None or not isinstance(worker.config, FhirSourceConfig):
+        raise NotFound(f"no FHIR connector named '{name}' runs in this process")
+    return worker.config
+
+
+@router.post("/v1/connectors/fhir/{connector}/Bundle", status_code=202, openapi_extra=_BODY,
+             summary="Accept a FHIR R4 Bundle and publish the events it stands for")
+async def post_bundle(
+    connector: str, request: Request,
+    principal: Principal = Depends(require(Role.PUBLISH)),
+) -> JSONResponse:
+    config = _config(request, connector)
+    if principal.agency != config.agency:
+        raise refuse(request, principal,
+                     f"connector '{connector}' publishes as agency '{config.agency}'")
+    content_type = request.headers.get("content-type", FHIR_JSON).split(";")[0].strip()
+    if content_type not in (FHIR_JSON, "application/json"):
+        raise UnsupportedMediaType(f"send a Bundle as {FHIR_JSON}")
+    runtime: Runtime = request.app.state.runtime
+    body = await read_capped(request, runtime.settings.api.max_body_bytes)
+    try:
+        published = await anyio.to_thread.run_sync(receive_bundle, runtime, config,
+                                                   principal, body)
+    except InvalidBundle as exc:
+        errors: list[dict[str, Any]] = [
+            {"resource": r, "element": e, "message": m} for r, e, m in exc.problems]
+        raise InvalidFhirBundle(str(exc), extra={"errors": errors}) from exc
+    except NotAllowedToPublish as exc:
+        raise refuse(request, principal, str(exc)) from exc
+    return JSONResponse({"events": [
+        {"resource": m.resource, "event_type": m.event_type, **placed.to_dict()}
+        for m, placed in published]}, status_code=202)

@@ -1,0 +1,151 @@
+"""FHIR R4 source: a hospital's system POSTs FHIR `Bundle`s; they become Handoff events.
+
+Configure it in the connectors file, as the agency whose events it publishes::
+
+    connectors:
+      - name: cgh-fhir
+        type: fhir_r4
+        agency: county-general
+        hospital_id: "1467533928"     # when Encounter.serviceProvider has no identifier
+        county_fips: "55025"          # when the mother's address has no district
+
+and the hospital sends `POST /v1/connectors/fhir/cgh-fhir/Bundle` with a key of that
+agency (publish role) and `Content-Type: application/fhir+json` (or application/json).
+The answer is synchronous: 202 with the events published, or a problem+json naming the
+resource and element that is wrong (invalid FHIR, or FHIR that lacks what an event needs);
+nothing of a refused bundle is published. `connectors.fhir_mapping` lists which element
+feeds which field.
+
+Validation uses the `fhir.resources` package's R4B models (`fhir.resources.R4B`, FHIR
+4.3.0). R4B is R4 (4.0.1) plus a few changes to medication and evidence resources; the
+resources this source reads (Bundle, Patient, RelatedPerson, Encounter, Observation,
+ServiceRequest) are the same, so R4 bundles validate unchanged. (The package's R4-only
+releases, 6.x and older, need pydantic 1, which Handoff does not use.)
+
+This is a push source: there is nothing to poll. The connector runs for its status and
+configuration; the endpoint does the work in the request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from connectors.base import Rejected, SourceConfig, SourceConnector, SourceRecord
+from connectors.fhir_mapping import (
+    FhirMappingError,
+    MappedEvent,
+    MappingDefaults,
+    Problem,
+    map_bundle,
+)
+from schemas.errors import HandoffError
+
+if TYPE_CHECKING:
+    from broker.auth import Principal
+    from broker.ingest.group_commit import Placed
+    from broker.runtime import Runtime
+
+FHIR_JSON = "application/fhir+json"
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+class FhirSourceConfig(SourceConfig):
+    """Settings of a FHIR R4 source."""
+
+    type: Literal["fhir_r4"] = "fhir_r4"
+    hospital_id: str | None = Field(default=None, max_length=64)
+    """NPI (or other id) for births whose Encounter names no serviceProvider identifier."""
+    county_fips: str | None = Field(default=None, pattern=r"^\d{5}$")
+    """County for births whose mother's address has no 5-digit district."""
+
+
+class FhirSource(SourceConnector[FhirSourceConfig]):
+    """Push source: bundles arrive at the HTTP endpoint, not through `poll`."""
+
+    config_model = FhirSourceConfig
+
+    def poll(self) -> Sequence[SourceRecord | Rejected]:
+        return ()
+
+
+class NotAllowedToPublish(HandoffError, PermissionError):
+    """The bundle maps to an event type the connector's agency may not publish."""
+
+
+class InvalidBundle(HandoffError, ValueError):
+    """A bundle is not valid FHIR R4, or lacks what a Handoff event needs."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{r} {e}: {m}" for r, e, m in problems))
+
+
+def validate_bundle(doc: Any) -> dict[str, Any]:
+    """Validate a Bundle with fhir.resources (R4B); raise `InvalidBundle` naming each
+    resource and element, never the values."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
+        raise InvalidBundle([("Bundle", "resourceType", "the body must be a FHIR Bundle")])
+    try:
+        Bundle.model_validate(doc)
+    except ValidationError as exc:
+        raise InvalidBundle([_problem(doc, err) for err in exc.errors(include_input=False)]
+                            ) from exc
+    return doc
+
+
+def _problem(doc: dict[str, Any], err: Any) -> Problem:
+    loc = list(err["loc"])
+    resource = "Bundle"
+    if len(loc) >= 3 and loc[0] == "entry" and isinstance(loc[1], int) and loc[2] == "resource":
+        entries = doc.get("entry") or []
+        raw = entries[loc[1]].get("resource") if loc[1] < len(entries) else None
+        if isinstance(raw, dict):
+            resource = f"{raw.get('resourceType', '?')}/{raw.get('id', f'entry-{loc[1]}')}"
+        loc = loc[3:]
+    element = ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "<resource>"
+    # Messages can quote what was sent; keep the message, drop the quotes' content.
+    return resource, element, _QUOTED.sub("'…'", str(err["msg"]))
+
+
+def receive_bundle(runtime: Runtime, config: FhirSourceConfig, principal: Principal,
+                   body: bytes) -> list[tuple[MappedEvent, Placed]]:
+    """Validate, map and publish one bundle as `principal` (of the connector's agency).
+
+    All or none: a mapping or schema problem anywhere refuses the whole bundle.
+    """
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidBundle([("Bundle", "<body>", "not JSON")]) from exc
+    bundle = validate_bundle(doc)
+    defaults = MappingDefaults(config.name, config.hospital_id, config.county_fips)
+    try:
+        mapped = map_bundle(bundle, defaults)
+    except FhirMappingError as exc:
+        raise InvalidBundle(exc.problems) from exc
+    agency = runtime.policy.bundle.agencies.get(principal.agency)
+    refused = sorted({m.event_type for m in mapped}
+                     - set(agency.publishes if agency is not None else ()))
+    if refused:
+        raise NotAllowedToPublish(f"agency '{principal.agency}' may not publish "
+                                  f"{', '.join(refused)} events (agencies.yaml)")
+    publisher = runtime.publisher
+    by_type: dict[str, list[MappedEvent]] = {}
+    for item in mapped:
+        by_type.setdefault(item.event_type, []).append(item)
+    # Validate every event before publishing any, so a bundle is all or none.
+    prepared = [(items, publisher.prepare_json(principal, event_type,
+                                               [i.event for i in items], True))
+                for event_type, items in by_type.items()]
+    out: list[tuple[MappedEvent, Placed]] = []
+    for items, ready in prepared:
+        placed = publisher.submit(principal, ready).result()
+        out.extend(zip(items, placed, strict=True))
+    return out
