@@ -16,6 +16,7 @@ from broker.api import (
     routes_dead_letters,
     routes_events,
     routes_explain,
+    routes_fhir,
     routes_ops,
     routes_registry,
     routes_subscriptions,
@@ -38,7 +39,7 @@ details (`application/problem+json`).
 
 
 API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
-              routes_connectors)
+              routes_connectors, routes_fhir)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""
