@@ -126,8 +126,9 @@ class FileDropSource(SourceConnector[FileDropConfig]):
     # -- reading --------------------------------------------------------------------------
 
     def poll(self) -> Sequence[SourceRecord | Rejected]:
-        if self._file is None and not self._claim_next():
-            return []
+        while self._file is None:  # a file refused whole is finished as it is claimed
+            if not self._claim_next():
+                return []
         assert self._rows is not None and self._file is not None and self._mapping
         batch: list[SourceRecord | Rejected] = []
         while len(batch) < self.config.batch_size:
