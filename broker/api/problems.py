@@ -13,7 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
+from broker.audit.errors import AuditQueryError
 from broker.errors import BrokerError, LogUnavailableError
 from schemas.errors import (
     DecodeError,
@@ -76,7 +78,56 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (IncompatibleSchemaError, 409, "incompatible-schema", "Incompatible schema"),
     (SchemaError, 422, "invalid-schema", "Invalid schema"),
     (LogUnavailableError, 503, "log-unavailable", "The event log is unavailable"),
+    (AuditQueryError, 422, "invalid-request", "Invalid request"),
 )
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "`/problems/<slug>`; see docs/api.md"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "properties": {"field": {"type": "string"},
+                                             "message": {"type": "string"}}}},
+    },
+}
+_WHEN = {
+    400: "Malformed request (JSON, batch, Avro payload or cursor)",
+    401: "No key, or an unknown, expired or revoked one",
+    403: "The key lacks the role, or the resource is another agency's",
+    404: "Unknown resource",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Body or batch over its limit",
+    415: "Unsupported media type",
+    422: "Invalid request or event",
+    429: "Rate limit exceeded; retry after `Retry-After` seconds",
+    503: "Unavailable; retry after `Retry-After` seconds",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting problem+json answers with these statuses."""
+    retry = {"Retry-After": {"schema": {"type": "integer"},
+                             "description": "seconds to wait before retrying"}}
+    return {
+        status: {
+            "description": _WHEN.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+            **({"headers": retry} if status in (429, 503) else {}),
+        }
+        for status in statuses
+    }
+
+
+AUTHENTICATED = (401, 403, 422, 429)
+"""Statuses any endpoint behind a key can answer."""
 
 
 def problem(
@@ -113,6 +164,17 @@ def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse
                    instance)
 
 
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first
+    route's when several routes share a path)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.PARTIAL:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_for(exc, request.url.path)
@@ -120,8 +182,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
-                       request.url.path)
+        response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
+                           request.url.path)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_methods_of(request))
+        return response
 
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -8,12 +8,13 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 
 from broker.api.auth import require
-from broker.api.problems import ApiError
+from broker.api.problems import AUTHENTICATED, ApiError, problem_responses
 from broker.auth import Principal, Role
 from broker.reloads import reload_policy
 from broker.runtime import Runtime
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"],
+                   responses=problem_responses(*AUTHENTICATED))
 
 
 class PolicyRefused(ApiError):

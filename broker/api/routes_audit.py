@@ -6,18 +6,34 @@ which holds pseudonyms alone.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BeforeValidator
 
 from broker.api.auth import require
+from broker.api.problems import AUTHENTICATED, problem_responses
 from broker.auth import Principal, Role
 from broker.runtime import Runtime
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"],
+                   responses=problem_responses(*AUTHENTICATED))
 AUDITOR = require(Role.AUDITOR)
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would also take a number as seconds since the epoch; the schema promises
+    # ISO 8601, so a number is refused rather than silently read one way.
+    if isinstance(value, str) and not _ISO_8601.match(value):
+        raise ValueError("give an ISO 8601 date and time, e.g. 2026-11-07T14:20:00Z")
+    return value
+
+
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _ms(value: datetime | None) -> int | None:
@@ -33,10 +49,8 @@ async def decisions(
     agreement: str | None = Query(default=None, max_length=200),
     subscription: str | None = Query(default=None, max_length=200),
     outcome: Literal["permit", "deny"] | None = None,
-    since: datetime | None = Query(default=None,
-                                   description="ISO 8601, inclusive"),
-    until: datetime | None = Query(default=None,
-                                   description="ISO 8601, exclusive"),
+    since: IsoTime | None = Query(default=None, description="ISO 8601, inclusive"),
+    until: IsoTime | None = Query(default=None, description="ISO 8601, exclusive"),
     after: int = Query(default=0, ge=0, le=2**62, description="seq of the last record seen"),
     limit: int = Query(default=100, ge=1, le=1000),
     _: Principal = Depends(AUDITOR),
@@ -55,7 +69,7 @@ async def decisions(
             summary="Accounting of disclosures for one person")
 async def disclosures(
     subject_id: str, request: Request,
-    since: datetime | None = None, until: datetime | None = None,
+    since: IsoTime | None = None, until: IsoTime | None = None,
     _: Principal = Depends(AUDITOR),
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime

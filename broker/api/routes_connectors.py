@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from broker.api.auth import require
-from broker.api.problems import NotFound
+from broker.api.problems import AUTHENTICATED, NotFound, problem_responses
 from broker.auth import Principal, Role
 from broker.runtime import Runtime
 
-router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
+router = APIRouter(prefix="/v1/connectors", tags=["connectors"],
+                   responses=problem_responses(*AUTHENTICATED, 404))
 
 
 def _connectors(request: Request) -> Any:

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from broker.api.auth import refuse, require
-from broker.api.problems import ApiError, Conflict, NotFound
+from broker.api.problems import AUTHENTICATED, ApiError, Conflict, NotFound, problem_responses
 from broker.auditing import now_ms
 from broker.auth import Principal, Role
 from broker.delivery.dead_letters import DeadLetter, DeadLetterQueue
@@ -30,7 +30,8 @@ from broker.delivery.webhook_state import EndpointState, WebhookStateStore
 from broker.runtime import Runtime
 from policy.model import Subscription
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"],
+                   responses=problem_responses(*AUTHENTICATED, 400, 404, 409))
 _lock = threading.Lock()
 
 

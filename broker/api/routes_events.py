@@ -10,13 +10,21 @@ from fastapi.responses import JSONResponse
 
 from broker.api.auth import refuse, require
 from broker.api.body import parse_json, read_capped
-from broker.api.problems import ApiError, NotFound, PayloadTooLarge, UnsupportedMediaType
+from broker.api.problems import (
+    AUTHENTICATED,
+    ApiError,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_responses,
+)
 from broker.auth import Principal, Role
 from broker.runtime import Runtime
 
 AVRO = "application/vnd.handoff.avro"
 
-router = APIRouter(tags=["publish"])
+router = APIRouter(tags=["publish"], responses=problem_responses(
+    *AUTHENTICATED, 400, 404, 413, 415, 503))
 
 _EVENT_BODY = {
     "requestBody": {

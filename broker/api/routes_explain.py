@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.api.auth import refuse, require
-from broker.api.problems import NotFound
+from broker.api.problems import AUTHENTICATED, NotFound, problem_responses
 from broker.auditing import now_ms
 from broker.auth import Principal, Role
 from broker.runtime import Runtime
@@ -17,7 +17,7 @@ from policy import ConsentView
 from schemas.errors import RecordValidationError
 from schemas.jsonform import record_from_json, record_to_json
 
-router = APIRouter(tags=["policy"])
+router = APIRouter(tags=["policy"], responses=problem_responses(*AUTHENTICATED, 400, 404))
 
 
 class ExplainRequest(BaseModel):

@@ -4,20 +4,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from broker.api.auth import require
-from broker.api.problems import ApiError
+from broker.api.problems import AUTHENTICATED, ApiError, problem_responses
 from broker.auth import Principal, Role
 from broker.event_types import event_type_of_subject
 from broker.runtime import Runtime
 from schemas.compatibility import CompatibilityLevel
 
-router = APIRouter(prefix="/v1/registry", tags=["registry"])
+router = APIRouter(prefix="/v1/registry", tags=["registry"],
+                   responses=problem_responses(*AUTHENTICATED, 400, 404, 409))
 ANY_KEY = require(Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR)
+
+
+VersionParam = Annotated[str, Path(pattern=r"^(latest|[1-9][0-9]{0,8})$",
+                                   description="a version number or `latest`")]
 
 
 class SchemaBody(BaseModel):
@@ -69,7 +74,7 @@ def versions(subject: str, request: Request,
 
 
 @router.get("/subjects/{subject}/versions/{version}", summary="One version of a subject")
-def get_version(subject: str, version: str, request: Request,
+def get_version(subject: str, version: VersionParam, request: Request,
                 _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     entry = _runtime(request).registry.get(subject, _version(version))
     return {"subject": entry.subject, "version": entry.version, "id": entry.schema_id,
@@ -98,7 +103,7 @@ def register(subject: str, body: SchemaBody, request: Request,
 
 @router.post("/compatibility/subjects/{subject}/versions/{version}",
              summary="Would this schema be accepted as the next version?")
-def check(subject: str, version: str, body: SchemaBody, request: Request,
+def check(subject: str, version: VersionParam, body: SchemaBody, request: Request,
           _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
     problems = _runtime(request).registry.check(subject, _parse(body.schema_),
                                                 _version(version))

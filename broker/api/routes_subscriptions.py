@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from broker.api.auth import refuse, require
-from broker.api.problems import NotAcceptable, NotFound
+from broker.api.problems import AUTHENTICATED, NotAcceptable, NotFound, problem_responses
 from broker.auth import Principal, Role
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery
@@ -23,7 +23,8 @@ from broker.runtime import Runtime
 AVRO = "application/vnd.handoff.avro"
 HEARTBEAT_SECONDS = 15.0
 
-router = APIRouter(tags=["subscribe"])
+router = APIRouter(tags=["subscribe"],
+                   responses=problem_responses(*AUTHENTICATED, 400, 404, 406))
 
 # Avro responses are an object container file of these envelopes; `data` holds the view
 # record in Confluent wire format, whose schema id resolves in the registry.
