@@ -108,7 +108,7 @@ def build_runtime(settings: Settings, roles: Roles | None = None) -> Runtime:
         event_log.ensure_topic(TopicSpec(delivery_topic(sub_id),
                                          partitions=settings.log.delivery_partitions))
 
-    audit_store = open_audit_store(settings, event_log)
+    audit_store = open_audit_store(settings, event_log, roles)
     pseudonymizer = SubjectPseudonymizer(load_or_create_pseudonym_key(pseudonym_key_path(data)))
     auditor = Auditor(audit_store, pseudonymizer, metrics)
     record_policy_in_force(event_log, policy, auditor)
@@ -144,13 +144,25 @@ def build_runtime(settings: Settings, roles: Roles | None = None) -> Runtime:
     )
 
 
-def open_audit_store(settings: Settings, event_log: EventLog) -> AuditStore:
-    """The audit chain: beside the embedded log, or in Kafka with the Kafka log."""
+def open_audit_store(settings: Settings, event_log: EventLog, roles: Roles) -> AuditStore:
+    """The audit log: one hash chain in `audit.db` beside the embedded log; with the
+    Kafka log, in Kafka, one chain per process (named after its roles), with a local
+    index in the data directory that is only a cache."""
+    if settings.log.backend == "kafka":
+        from broker.audit.kafka_store import KafkaAuditStore
+
+        return KafkaAuditStore(event_log, settings.data_dir / "audit-index.db",
+                               writer=str(roles).replace(",", "-"))
     return SqliteAuditStore(audit_db_path(settings.data_dir))
 
 
 def open_idempotency_index(settings: Settings, event_log: EventLog) -> IdempotencyIndex:
-    """Which events were accepted: beside the embedded log, or in Kafka with it."""
+    """Which events were accepted: `ingress.db` beside the embedded log; with the Kafka
+    log, the compacted `_accepted` topic shared by every API process, cached locally."""
+    if settings.log.backend == "kafka":
+        from broker.ingest.kafka_idempotency import KafkaIdempotencyIndex
+
+        return KafkaIdempotencyIndex(event_log, settings.data_dir / "accepted-cache.db")
     return SqliteIdempotencyIndex(settings.data_dir / "ingress.db")
 
 
