@@ -124,25 +124,63 @@ def test_audit_verify_detects_one_changed_byte(broker: BrokerProcess, keys):
         hospital.publish_ok(*build(i)[1:])
     Client(broker.url, keys["hv-nfp"]).pull_all("hv-births", expect=3)
     broker.stop()
-    audit_db = broker.data_dir / "audit.db"
 
     def verify() -> subprocess.CompletedProcess[str]:
+        # As the compliance officer runs it, with the installation's settings: the data
+        # directory on the embedded log, the Kafka settings (from HANDOFF_*) on Kafka.
+        where = (["--public-key", str(broker.data_dir / "keys" / "audit-signing.pem.pub")]
+                 if broker.backend.name == "kafka" else ["--data", str(broker.data_dir)])
         return subprocess.run(
-            [sys.executable, "-m", "broker.cli.main", "audit", "verify", "--data",
-             str(broker.data_dir)], capture_output=True, text=True, cwd=REPO, check=False)
+            [sys.executable, "-m", "broker.cli.main", "audit", "verify", *where],
+            capture_output=True, text=True, cwd=REPO, check=False,
+            env=broker.environment())
 
     sound = verify()
     assert sound.returncode == 0, sound.stdout + sound.stderr
 
+    if broker.backend.name == "kafka":
+        seq = forge_a_kafka_audit_record(broker)
+    else:
+        seq = 2
+        change_a_byte_of_an_embedded_audit_record(broker, seq)
+
+    tampered = verify()
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    assert f"record {seq}" in tampered.stdout + tampered.stderr
+
+
+def change_a_byte_of_an_embedded_audit_record(broker: BrokerProcess, seq: int) -> None:
+    audit_db = broker.data_dir / "audit.db"
     with sqlite3.connect(audit_db) as db:   # fold the WAL into the file we are editing
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        (stored,) = db.execute("SELECT hash FROM audit_records WHERE seq = 2").fetchone()
+        (stored,) = db.execute("SELECT hash FROM audit_records WHERE seq = ?",
+                               (seq,)).fetchone()
     raw = bytearray(audit_db.read_bytes())
     at = raw.find(bytes(stored))
     assert at > 0
     raw[at + 5] ^= 0x01
     audit_db.write_bytes(bytes(raw))
 
-    tampered = verify()
-    assert tampered.returncode == 1
-    assert "record 2" in tampered.stdout + tampered.stderr
+
+def forge_a_kafka_audit_record(broker: BrokerProcess) -> int:
+    """Kafka records cannot be edited in place; someone with write access to the cluster
+    can append a changed copy of one. Returns the copy's number in its chain."""
+    from broker.audit.kafka_records import AUDIT_TOPIC
+    from broker.log.kafka import KafkaEventLog
+    from broker.log.port import NewRecord
+
+    assert broker.backend.bootstrap_servers is not None
+    log = KafkaEventLog(broker.backend.bootstrap_servers,
+                        topic_prefix=broker.backend.topic_prefix)
+    try:
+        records = log.read(AUDIT_TOPIC, 0, 0, 10_000)
+        chain = records[0].key
+        mine = [r for r in records if r.key == chain]
+        seq, original = next((n, r) for n, r in enumerate(mine, start=1)
+                             if b'"recipient":"hv-nfp"' in r.value)
+        forged = original.value.replace(b'"recipient":"hv-nfp"', b'"recipient":"medicaid"')
+        log.append(AUDIT_TOPIC, [NewRecord(value=forged, key=original.key,
+                                           headers=original.headers)])
+    finally:
+        log.close()
+    return seq
