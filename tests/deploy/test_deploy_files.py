@@ -7,6 +7,7 @@ settings, CLI and metrics where the files name them.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -139,7 +140,10 @@ def test_kafka_is_three_kraft_nodes_with_replication_three_and_two_in_sync() -> 
         assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
         data_mount = f"{name}-data:{env['KAFKA_LOG_DIRS']}"
         assert data_mount in svc["volumes"], "Kafka's log must be on a volume"
-    assert len({s["environment"]["CLUSTER_ID"] for s in kafka.values()}) == 1
+    (cluster_id,) = {s["environment"]["CLUSTER_ID"] for s in kafka.values()}
+    # Kafka's cluster id is a UUID in unpadded base64url: 16 bytes that re-encode the same.
+    raw = base64.urlsafe_b64decode(cluster_id + "==")
+    assert len(raw) == 16 and base64.urlsafe_b64encode(raw).decode().rstrip("=") == cluster_id
     assert len({s["environment"]["KAFKA_NODE_ID"] for s in kafka.values()}) == 3
     for name, svc in handoff_services(compose()).items():
         env = svc["environment"]
