@@ -164,6 +164,13 @@ def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse
                    instance)
 
 
+def instance_of(request: Request) -> str | None:
+    """The `instance` of a problem: the matched route's template, never the raw path,
+    which may carry a person's identifier (`/v1/audit/disclosures/{subject_id}`)."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None)
+
+
 def _methods_of(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette names only the first
     route's when several routes share a path)."""
@@ -177,13 +184,13 @@ def _methods_of(request: Request) -> list[str]:
 
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
-        return problem_for(exc, request.url.path)
+        return problem_for(exc, instance_of(request))
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
-                           request.url.path)
+                           instance_of(request))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = ", ".join(_methods_of(request))
@@ -197,7 +204,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         return problem(422, "invalid-request", "Invalid request",
                        "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                       request.url.path, errors=errors)
+                       instance_of(request), errors=errors)
 
     app.add_exception_handler(HandoffError, on_handoff_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -104,8 +104,7 @@ class RateLimitMiddleware:
         response = problem(
             429, "rate-limited", "Too many requests",
             f"this caller may make {limit.per_second:g} requests a second (bursts of "
-            f"{limit.burst}); retry after {retry_after} s", scope.get("path"),
-            retry_after=retry_after)
+            f"{limit.burst}); retry after {retry_after} s", retry_after=retry_after)
         await response(scope, receive, send)
 
     def _limit_for(self, principal: Principal | None) -> Limit:
