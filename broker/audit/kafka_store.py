@@ -45,25 +45,22 @@ from broker.audit.kafka_index import KafkaAuditIndex
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
     CHECKPOINTS_TOPIC,
-    H_TAIL,
-    H_TAIL_AT,
     TAILS_TOPIC,
     ChainedAuditRecord,
     checkpoint_value,
-    cut_tail,
     heads_digest,
-    tail_digest,
 )
+from broker.audit.kafka_tails import TailCutter
 from broker.audit.records import (
     GENESIS_HASH,
     AuditEntry,
     AuditRecord,
     Checkpoint,
+    StoredRow,
     canonical_detail,
     chain_hash,
     encode_row,
 )
-from broker.audit.shared_tails import SharedTails
 from broker.audit.store import AuditFilter, ChainLink
 from broker.errors import AuditError, LogError
 from broker.log.port import EventLog, NewRecord, TopicSpec
@@ -105,9 +102,7 @@ class KafkaAuditStore:
         self._writer = writer
         self._lock = threading.Lock()
         self._chain: _Chain | None = None
-        self._tails = SharedTails()
-        self._tail_names: dict[int, tuple[str, bytes]] = {}
-        self._next_tail_id = 1
+        self._cutter = TailCutter(event_log)
         try:
             for spec in AUDIT_TOPICS:
                 event_log.ensure_topic(spec)
@@ -138,30 +133,23 @@ class KafkaAuditStore:
         except UnicodeEncodeError as exc:
             raise AuditEntryError("an audit entry's detail is not valid Unicode text") from exc
         with self._lock:
-            splits = self._split_details(details)
             chain = self._chain or _Chain(f"{self._writer}-{secrets.token_hex(6)}")
             seq, prev = chain.seq, chain.hash
-            records: list[NewRecord] = []
-            stored: list[tuple[AuditEntry, int, bytes, bytes]] = []
-            key = chain.name.encode("utf-8")
-            for entry, raw, (head, tail) in zip(entries, raws, splits, strict=True):
+            rows: list[StoredRow] = []
+            for entry, raw in zip(entries, raws, strict=True):
                 seq += 1
                 row = (seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
                        entry.source, entry.agreement, entry.subscription, entry.outcome,
                        entry.event_id, entry.decision_id, entry.actor, "", prev)
-                digest = chain_hash(prev, encode_row(row, detail_bytes=raw))
-                line = encode_row((*row, digest), with_hash=True, detail_bytes=raw)
-                headers: tuple[tuple[str, bytes], ...] = ()
-                if tail is not None:
-                    name, tail_bytes = tail
-                    line, at = cut_tail(line, head, tail_bytes)
-                    headers = ((H_TAIL, name.encode("ascii")), (H_TAIL_AT, str(at).encode()))
-                records.append(NewRecord(value=line, key=key, headers=headers,
-                                         timestamp_ms=entry.at_ms))
-                stored.append((entry, seq, prev, digest))
-                prev = digest
+                prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
+                rows.append((*row, prev))
+            key = chain.name.encode("utf-8")
             try:
-                results = self._log.append(AUDIT_TOPIC, records)
+                values = self._cutter.values(rows, list(zip(details, raws, strict=True)))
+                results = self._log.append(AUDIT_TOPIC, [
+                    NewRecord(value=value, key=key, headers=headers)
+                    for value, headers in values
+                ])
             except LogError as exc:
                 self._chain = None  # part of the batch may be stored: never continue it
                 raise _unavailable(exc, "appending") from exc
@@ -171,43 +159,11 @@ class KafkaAuditStore:
             ChainedAuditRecord(
                 result.offset + 1, entry.kind, entry.at_ms, entry.subject, entry.recipient,
                 entry.source, entry.agreement, entry.subscription, entry.outcome,
-                entry.event_id, entry.decision_id, entry.actor, entry.detail, prev_hash.hex(),
-                digest.hex(), chain=chain.name, chain_seq=seq,
+                entry.event_id, entry.decision_id, entry.actor, entry.detail, row[13].hex(),
+                row[14].hex(), chain=chain.name, chain_seq=row[0],
             )
-            for (entry, seq, prev_hash, digest), result in zip(stored, results, strict=True)
+            for entry, row, result in zip(entries, rows, results, strict=True)
         ]
-
-    def _split_details(
-        self, details: list[str]
-    ) -> list[tuple[bytes, tuple[str, bytes] | None]]:
-        """Per detail, (head bytes, (tail name, tail bytes)) or (whole, None); new tails
-        are appended to `_audit.tails` before any record that uses them."""
-        splits: list[tuple[bytes, tuple[str, bytes] | None]] = []
-        new: dict[int, tuple[str, bytes]] = {}
-        for text in details:
-            head, tail_id = self._tails.match(text)
-            if tail_id is None:
-                tail = self._tails.propose(text)
-                if tail is not None:
-                    tail_bytes = tail.encode("utf-8")
-                    tail_id = self._next_tail_id
-                    self._next_tail_id += 1
-                    new[tail_id] = (tail_digest(tail_bytes), tail_bytes)
-                    self._tails.add(tail_id, tail)
-                    head = text[: len(text) - len(tail)]
-            named = None if tail_id is None else new.get(tail_id) or self._tail_names[tail_id]
-            splits.append((head.encode("utf-8"), named))
-        if new:
-            try:
-                self._log.append(TAILS_TOPIC, [
-                    NewRecord(value=tail_bytes, key=name.encode("ascii"))
-                    for name, tail_bytes in new.values()
-                ])
-            except LogError as exc:
-                self._tails.forget(set(new))
-                raise _unavailable(exc, "appending shared detail parts") from exc
-            self._tail_names.update(new)
-        return splits
 
     def add_checkpoint(
         self, seq: int, hash_hex: str, at_ms: int, key_id: str, signature: bytes
