@@ -96,7 +96,10 @@ def parse_config(raw: Mapping[str, Any], where: str = "") -> ConnectorConfig:
     if not isinstance(connector_type, str):
         raise ConnectorConfigError(f"{prefix}each connector needs a 'type' "
                                    f"(one of {', '.join(available_types())})")
-    cls = connector_class(connector_type)
+    try:
+        cls = connector_class(connector_type)
+    except ConnectorConfigError as exc:
+        raise ConnectorConfigError(f"{prefix}{exc}") from exc
     try:
         return cls.config_model.model_validate(dict(raw))
     except ValidationError as exc:

@@ -4,8 +4,6 @@ embedded log and on Kafka (a Tansu broker)."""
 from __future__ import annotations
 
 from connectors.offsets import DeadLetter, DeadLetterTopic, OffsetStore
-from tests.contract.conftest import event_log_factory  # noqa: F401  (fixture)
-from tests.kafka_broker import kafka_broker  # noqa: F401  (session fixture)
 
 
 def test_the_latest_position_of_each_connector_survives_reopening(event_log_factory):
