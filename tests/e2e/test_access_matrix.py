@@ -47,6 +47,7 @@ RULES: dict[tuple[str, str], dict[Role, str]] = {
     ("POST", "/v1/subscriptions/{subscription_id}/dead-letters:replay"): {S: OWN, AD: ANY},
     ("GET", "/v1/subscriptions/{subscription_id}/webhook"): {S: OWN, AD: ANY},
     ("POST", "/v1/subscriptions/{subscription_id}/webhook:enable"): {S: OWN, AD: ANY},
+    ("POST", "/v1/connectors/fhir/{connector}/Bundle"): {P: OWN},
     ("POST", "/v1/explain"): {S: OWN, AD: ANY, AU: ANY},
     ("GET", "/v1/registry/subjects"): EVERY_ROLE,
     ("GET", "/v1/registry/subjects/{subject}/versions"): EVERY_ROLE,
@@ -80,7 +81,7 @@ class Caller:
 OWNED = {"event_type": "birth", "subscription_id": "hv-births"}
 OTHERS = {"event_type": "referral", "subscription_id": "cw-birth-match"}
 FIXED = {"subject": "events.birth-value", "version": "latest", "schema_id": "1",
-         "subject_id": "MPI-0000001"}
+         "subject_id": "MPI-0000001", "connector": "cgh-fhir"}
 
 
 @pytest.fixture(scope="module")
