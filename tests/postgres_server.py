@@ -20,6 +20,7 @@ Binaries come from `HANDOFF_PG_BIN`, else `/usr/lib/postgresql/15/bin`, else the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -127,10 +128,8 @@ class PostgresServer:
         return self.dsn_for(name)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # already stopped
             self.stop("immediate")
-        except RuntimeError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 
