@@ -5,7 +5,8 @@ bucket, sized by its roles (`api.rate_limit_per_role`, the most generous of the 
 roles, else `api.rate_limit_per_second` and `api.rate_limit_burst`). Calls without a
 valid key share a bucket per client address, which also bounds how many refusals an
 outsider can make the broker write to its audit log. An empty bucket answers
-`429 Too Many Requests` as problem+json with `Retry-After`. Health probes are exempt.
+`429 Too Many Requests` as problem+json with `Retry-After`. Health probes and the
+Prometheus scrape are exempt.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from broker.api.problems import problem
 from broker.auth import Principal
 from broker.config import ApiSettings
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_BUCKETS = 10_000
 
 
