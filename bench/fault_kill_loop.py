@@ -2,14 +2,21 @@
 
     python bench/fault_kill_loop.py                       # 10 kills, embedded log
     python bench/fault_kill_loop.py --kills 30 --rate 100
+    python bench/fault_kill_loop.py --split               # api+delivery and router processes
+    python bench/fault_kill_loop.py --backend kafka       # split, on a Tansu broker
     python bench/fault_kill_loop.py --no-encryption       # encryption at rest is on by default
 
 A publisher sends births at a steady rate, one request each, as an agency system would:
 an event counts as acknowledged when the broker answered 202; anything unanswered
-(refused connection, cut response) is re-sent with the same `event_id` until it is.
-Meanwhile the broker process is killed with SIGKILL after a random time up and started
-again on the same data directory and port. At the end the publisher drains, and the
-script reconciles, for every subscription a birth is routed to:
+(refused connection, cut response, 503) is re-sent with the same `event_id` until it is.
+Meanwhile a broker process is killed with SIGKILL after a random time up and started
+again on the same data directory and port. With `--split` (always on Kafka) the victim
+is drawn from the api+delivery process and the router process; on Kafka the Tansu broker
+is also frozen (SIGSTOP, then SIGCONT after a few seconds) in some rounds. Tansu is not
+killed: the build the tests use keeps its log in memory only, so killing it loses every
+topic by design; against Apache Kafka (deploy/) a broker kill is the same experiment.
+At the end the publisher drains, and the script reconciles, for every subscription a
+birth is routed to:
 
 - lost: acknowledged events never delivered (must be 0);
 - unaudited: deliveries whose decision is not in the audit log (must be 0);
@@ -17,7 +24,8 @@ script reconciles, for every subscription a birth is routed to:
 - duplicates: deliveries beyond the first of an event, each identifiable because it
   repeats the event's `event_id` and `decision_id` (a different decision id for the same
   event would be reported as inconsistent);
-- the audit chain verifies (`handoff audit verify`).
+- the audit chain verifies (`handoff audit verify`, against Kafka on that backend);
+- audit repeats: decision records written again by a replay (same decision id).
 
 Figures depend on the machine and on what else runs on it; on a shared 2-core machine
 restart times vary by seconds.
@@ -26,7 +34,9 @@ restart times vary by seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +55,8 @@ sys.path.insert(0, str(REPO))
 
 from broker.crypto.kek import write_new_kek  # noqa: E402
 from broker.demo import story  # noqa: E402
-from tests.e2e.harness import BrokerProcess, demo_keys  # noqa: E402
+from tests.e2e.harness import BrokerProcess, LogBackend, demo_keys  # noqa: E402
+from tests.kafka_broker import TansuBroker  # noqa: E402
 
 SUBSCRIBERS = {"eval-births": "state-evaluation", "hv-births": "hv-nfp"}
 """Subscriptions county-general births are routed to in the demo policy, and their owners."""
@@ -60,6 +71,11 @@ class KillLoopConfig:
     max_up: float = 4.0
     """Seconds the broker runs (once ready) before the next kill, drawn uniformly."""
     encryption: bool = True
+    backend: str = "embedded"
+    split: bool = False
+    """Run api+delivery and the router as separate processes (always on Kafka)."""
+    freeze_seconds: float = 3.0
+    """On Kafka: how long a frozen Tansu stays stopped."""
     seed: int | None = None
     settle_timeout: float = 120.0
 
@@ -78,6 +94,9 @@ class SubscriptionTally:
 @dataclass
 class KillLoopReport:
     kills_survived: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    """Faults injected, by victim (a process role, or `kafka-freeze`)."""
+    audit_repeats: int = 0
     acknowledged: int = 0
     acknowledged_as_duplicate: int = 0
     resent: int = 0
@@ -97,12 +116,14 @@ class KillLoopReport:
     def lines(self) -> list[str]:
         restarts = sorted(self.restart_seconds)
         median = restarts[len(restarts) // 2] if restarts else 0.0
+        victims = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
         out = [
-            f"kills survived:        {self.kills_survived}",
+            f"faults survived:       {sum(self.faults.values())} ({victims}); "
+            f"kill -9s {self.kills_survived}",
             f"events acknowledged:   {self.acknowledged} "
             f"({self.acknowledged_as_duplicate} on a re-send, {self.resent} re-sends)",
-            f"audit decisions:       {self.audited_decisions}; chain verifies: "
-            f"{'yes' if self.audit_verified else 'NO'}",
+            f"audit decisions:       {self.audited_decisions} ({self.audit_repeats} repeated "
+            f"by replays); chain verifies: {'yes' if self.audit_verified else 'NO'}",
             f"run time:              {self.seconds:.0f} s; restart to ready: median "
             f"{median:.1f} s, max {max(restarts, default=0.0):.1f} s",
         ]
@@ -216,6 +237,7 @@ def reconcile(report: KillLoopReport, acked: set[str], deliveries: dict[str, lis
               decisions: list[dict[str, Any]]) -> None:
     report.audited_decisions = len(decisions)
     audited_ids = {d["decision_id"] for d in decisions}
+    report.audit_repeats = len(decisions) - len(audited_ids)
     decided: dict[str, set[str]] = defaultdict(set)
     for d in decisions:
         if d.get("subscription") and d.get("event_id"):
@@ -235,13 +257,81 @@ def reconcile(report: KillLoopReport, acked: set[str], deliveries: dict[str, lis
         )
 
 
-def verify_audit_chain(data_dir: Path) -> bool:
-    result = subprocess.run(
-        [sys.executable, "-m", "broker.cli.main", "audit", "verify", "--data", str(data_dir)],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        print(result.stdout, result.stderr, file=sys.stderr)
-    return result.returncode == 0
+class Deployment:
+    """The broker processes of one installation, and the faults that can hit them."""
+
+    def __init__(self, config: KillLoopConfig, workdir: Path) -> None:
+        env: dict[str, str] = {}
+        if config.encryption:
+            kek = workdir / "kek"
+            write_new_kek(kek)
+            env = {"HANDOFF_ENCRYPTION__ENABLED": "true",
+                   "HANDOFF_ENCRYPTION__KEK_FILE": str(kek)}
+        self.kafka: TansuBroker | None = None
+        backend = LogBackend.embedded()
+        if config.backend == "kafka":
+            self.kafka = TansuBroker().start()
+            backend = LogBackend.kafka(self.kafka.bootstrap_servers)
+        self.data = workdir / "data"
+        self.backend = backend
+        self.freeze_seconds = config.freeze_seconds
+        base = BrokerProcess(data_dir=self.data, env=env, backend=backend)
+        split = config.split or config.backend == "kafka"
+        roles = ["api,delivery", "router"] if split else ["all"]
+        self.processes = {role: base.sibling(role) for role in roles}
+        # The router first, so the api process finds its topics and consumer group.
+        for role in reversed(roles):
+            self.processes[role].start()
+
+    @property
+    def front(self) -> BrokerProcess:
+        """The process that takes publishes and serves subscribers and auditors."""
+        return self.processes.get("api,delivery") or self.processes["all"]
+
+    def victims(self) -> list[str]:
+        return [*self.processes, *(["kafka-freeze"] if self.kafka else [])]
+
+    def strike(self, victim: str) -> float:
+        """Inject one fault; returns the seconds until the victim was serving again."""
+        began = time.monotonic()
+        if victim == "kafka-freeze":
+            pid = self._tansu_pid()
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(self.freeze_seconds)
+            os.kill(pid, signal.SIGCONT)
+            return time.monotonic() - began
+        process = self.processes[victim]
+        process.kill()
+        self.processes[victim] = process.sibling(victim, port=process.port).start()
+        return time.monotonic() - began
+
+    def _tansu_pid(self) -> int:
+        assert self.kafka is not None
+        # TansuBroker keeps its process private; the fault test is the one caller that
+        # needs to signal it directly.
+        process = self.kafka._process
+        assert process is not None
+        return process.pid
+
+    def verify_audit(self) -> bool:
+        command = [sys.executable, "-m", "broker.cli.main", "audit", "verify"]
+        env = dict(os.environ)
+        if self.kafka is not None:
+            command += ["--kafka", self.kafka.bootstrap_servers,
+                        "--topic-prefix", self.backend.topic_prefix]
+        else:
+            command += ["--data", str(self.data)]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                                timeout=300, env=env)
+        if result.returncode != 0:
+            print(result.stdout, result.stderr, file=sys.stderr)
+        return result.returncode == 0
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
 
 
 def run_kill_loop(config: KillLoopConfig, workdir: Path, progress: bool = False
@@ -249,27 +339,25 @@ def run_kill_loop(config: KillLoopConfig, workdir: Path, progress: bool = False
     """Run the whole scenario in `workdir`; return the reconciliation."""
     rng = random.Random(config.seed)
     keys = demo_keys()
-    env: dict[str, str] = {}
-    if config.encryption:
-        kek = workdir / "kek"
-        write_new_kek(kek)
-        env = {"HANDOFF_ENCRYPTION__ENABLED": "true", "HANDOFF_ENCRYPTION__KEK_FILE": str(kek)}
-    data = workdir / "data"
     report = KillLoopReport()
     started = time.monotonic()
-    broker = BrokerProcess(data_dir=data, env=env).start()
-    publisher = SteadyPublisher(broker.url, keys["county-general"], config.rate)
+    deployment = Deployment(config, workdir)
+    url = deployment.front.url
+    publisher = SteadyPublisher(url, keys["county-general"], config.rate)
     publisher.start()
     try:
+        victims = deployment.victims()
         for kill in range(1, config.kills + 1):
             time.sleep(rng.uniform(config.min_up, config.max_up))
-            broker.kill()
-            restart = time.monotonic()
-            broker = BrokerProcess(data_dir=data, env=env, port=broker.port).start()
-            report.restart_seconds.append(time.monotonic() - restart)
-            report.kills_survived = kill
+            victim = victims[(kill - 1) % len(victims)] if kill <= len(victims) \
+                else rng.choice(victims)
+            took = deployment.strike(victim)
+            report.faults[victim] = report.faults.get(victim, 0) + 1
+            if victim != "kafka-freeze":
+                report.restart_seconds.append(took)
+                report.kills_survived += 1
             if progress:
-                print(f"  kill {kill}/{config.kills}: acknowledged so far "
+                print(f"  fault {kill}/{config.kills} ({victim}): acknowledged so far "
                       f"{len(publisher.acked)}", flush=True)
         if not publisher.drain(config.settle_timeout):
             raise RuntimeError("the publisher could not get every event acknowledged")
@@ -277,13 +365,15 @@ def run_kill_loop(config: KillLoopConfig, workdir: Path, progress: bool = False
         report.acknowledged = len(acked)
         report.acknowledged_as_duplicate = publisher.acked_as_duplicate
         report.resent = publisher.resent
-        deliveries = {sub: pull_everything(broker.url, keys[owner], sub, acked,
+        deliveries = {sub: pull_everything(url, keys[owner], sub, acked,
                                            config.settle_timeout)
                       for sub, owner in SUBSCRIBERS.items()}
-        reconcile(report, acked, deliveries, audited_decisions(broker.url, keys["auditor"]))
+        reconcile(report, acked, deliveries, audited_decisions(url, keys["auditor"]))
+        for process in deployment.processes.values():
+            process.stop()
+        report.audit_verified = deployment.verify_audit()
     finally:
-        broker.stop()
-    report.audit_verified = verify_audit_chain(data)
+        deployment.stop()
     report.seconds = time.monotonic() - started
     return report
 
@@ -296,12 +386,17 @@ def main() -> None:
     parser.add_argument("--min-up", type=float, default=1.0)
     parser.add_argument("--max-up", type=float, default=4.0)
     parser.add_argument("--no-encryption", dest="encryption", action="store_false")
+    parser.add_argument("--backend", choices=["embedded", "kafka"], default="embedded")
+    parser.add_argument("--split", action="store_true",
+                        help="separate api+delivery and router processes (implied on kafka)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,
-                            max_up=args.max_up, encryption=args.encryption, seed=args.seed)
-    print(f"kill -9 loop: {config.kills} kills, {config.rate:g} births/s, embedded log, "
-          f"encryption {'on' if config.encryption else 'off'}", flush=True)
+                            max_up=args.max_up, encryption=args.encryption,
+                            backend=args.backend, split=args.split, seed=args.seed)
+    layout = "split processes" if config.split or config.backend == "kafka" else "one process"
+    print(f"kill -9 loop: {config.kills} faults, {config.rate:g} births/s, {config.backend} "
+          f"log, {layout}, encryption {'on' if config.encryption else 'off'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="handoff-kill-loop-") as tmp:
         report = run_kill_loop(config, Path(tmp), progress=True)
     print("\n".join(report.lines()))
