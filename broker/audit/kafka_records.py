@@ -47,11 +47,14 @@ H_TAIL_AT = "handoff.audit.tail_at"
 _HEADS_DOMAIN = b"handoff-audit-heads-v1\n"
 _DETAIL_KEY = b'"detail":'
 _EVENT_ID_KEY = b',"event_id":'
-_HEAD_KEYS = frozenset({"actor", "agreement", "at_ms", "decision_id"})
-_TAIL_KEYS = frozenset({
-    "event_id", "hash", "kind", "outcome", "prev_hash", "recipient", "seq", "source",
-    "subject", "subscription",
+_HASH_KEY = b'"hash":"'
+_HASH_MEMBER_BYTES = len(_HASH_KEY) + 64 + 2
+"""`"hash":"<64 hex>",` in a line; without it the line is what the hash covers."""
+_KEYS = frozenset({
+    "actor", "agreement", "at_ms", "decision_id", "event_id", "hash", "kind", "outcome",
+    "prev_hash", "recipient", "seq", "source", "subject", "subscription",
 })
+"""The record's attributes other than `detail`."""
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _OPTIONAL_TEXT = ("subject", "recipient", "source", "agreement", "subscription", "outcome",
                   "event_id", "decision_id", "actor")
@@ -115,7 +118,7 @@ class ParsedLine:
 
 def _load_object(text: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(text)
+        value = json.loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise AuditFormatError("the record is not JSON") from exc
     if not isinstance(value, dict):
@@ -132,9 +135,10 @@ def _hex_hash(value: object, name: str) -> bytes:
 def parse_line(line: bytes) -> ParsedLine:
     """Take a record's canonical JSON line (with `hash`) apart without parsing its detail.
 
-    Only the attributes around the detail are parsed; the line must then re-encode to
-    exactly itself, so what is hashed is what an auditor's `json.dumps` would produce.
-    Raises `AuditFormatError` for anything else.
+    Only the attributes around the detail are parsed, and they must re-encode to exactly
+    the bytes around it, so what is hashed is what an auditor's `json.dumps` produces.
+    The detail must be a JSON object and is otherwise taken as stored, as the embedded
+    verifier takes it. Raises `AuditFormatError` for anything else.
     """
     # `"detail":` and `,"event_id":` cannot occur inside a JSON string (the quotes would
     # be escaped), and the attributes before the detail are strings, numbers or null: so
@@ -143,14 +147,13 @@ def parse_line(line: bytes) -> ParsedLine:
     end = line.rfind(_EVENT_ID_KEY)
     if start < 1 or end < start or line[start - 1:start] != b",":
         raise AuditFormatError("the record does not have the audit record layout")
-    head = _load_object(line[:start - 1] + b"}")
-    tail = _load_object(b"{" + line[end + 1:])
-    if set(head) != _HEAD_KEYS or set(tail) != _TAIL_KEYS:
+    # Everything but the detail, as one small JSON object.
+    values = _load_object(line[:start - 1] + line[end:])
+    if values.keys() != _KEYS:
         raise AuditFormatError("the record does not have exactly the audit record attributes")
     detail = line[start + len(_DETAIL_KEY):end]
     if not (detail.startswith(b"{") and detail.endswith(b"}")):
         raise AuditFormatError("the record's detail is not a JSON object")
-    values = {**head, **tail}
     for name in ("seq", "at_ms"):
         if type(values[name]) is not int or values[name] < 0:
             raise AuditFormatError(f"the record's {name} is not a non-negative integer")
@@ -166,12 +169,17 @@ def parse_line(line: bytes) -> ParsedLine:
         _hex_hash(values["prev_hash"], "prev_hash"), _hex_hash(values["hash"], "hash"),
     )
     try:
-        canonical = encode_row(row, with_hash=True, detail_bytes=detail)
+        # The line around the detail must be exactly what the encoder writes; encoding it
+        # with an empty detail keeps this cheap for large details.
+        canonical = encode_row(row, with_hash=True, detail_bytes=b"")
     except UnicodeEncodeError as exc:
         raise AuditFormatError("the record holds text that is not valid Unicode") from exc
-    if canonical != line:
+    cut = start + len(_DETAIL_KEY)
+    if canonical != line[:cut] + line[end:]:
         raise AuditFormatError("the record is not in canonical form")
-    return ParsedLine(row, detail, encode_row(row, detail_bytes=detail))
+    # In canonical form the hash member directly follows the event id: remove it.
+    member = line.index(_HASH_KEY, end)
+    return ParsedLine(row, detail, line[:member] + line[member + _HASH_MEMBER_BYTES:])
 
 
 def tail_reference(headers: Headers) -> tuple[str, int] | None:
