@@ -185,8 +185,8 @@ def verify_command(
         Path | None,
         typer.Option(
             "--public-key",
-            help="Pinned Ed25519 public key (PEM) that signs checkpoints "
-            "(default: DATA/keys/audit-signing.pem.pub if present).",
+            help="Pinned Ed25519 public key (PEM) that signs checkpoints (default: "
+            "DATA/keys/audit-signing.pem.pub if present, DATA from --data or the settings).",
         ),
     ] = None,
     checkpoints: Annotated[
@@ -207,8 +207,9 @@ def verify_command(
         if kafka_settings is None:
             data = audit_kafka.settings_data_dir(config)
     key_path = public_key
-    if key_path is None and data is not None and signing_public_key_path(data).is_file():
-        key_path = signing_public_key_path(data)
+    keys_in = data if data is not None else audit_kafka.settings_data_dir(config)
+    if key_path is None and signing_public_key_path(keys_in).is_file():
+        key_path = signing_public_key_path(keys_in)
     try:
         key = load_public_key(key_path) if key_path is not None else None
     except AuditKeyError as exc:
