@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -24,7 +23,6 @@ from broker.log.port import Headers
 FORMAT_V1 = 1
 _NONCE_BYTES = 12
 _OVERHEAD = 1 + _NONCE_BYTES + 16
-_LENGTHS = struct.Struct(">HI")
 
 
 class SealedRecordError(CryptoError):
@@ -33,16 +31,33 @@ class SealedRecordError(CryptoError):
 
 def associated_data(topic: str, key_id: str, record_key: bytes | None, headers: Headers
                     ) -> bytes:
-    digest = hashlib.sha256()
-    if record_key is None:
-        digest.update(b"\x00")
-    else:
-        digest.update(b"\x01" + struct.pack(">I", len(record_key)) + record_key)
+    """The bytes AES-GCM authenticates beside a value: a label, the topic, the data
+    key's id, and a SHA-256 over the record key and every header (name and value, each
+    length-prefixed, in order)."""
+    parts = [b"\x00" if record_key is None
+             else b"\x01" + len(record_key).to_bytes(4, "big") + record_key]
+    add = parts.append
     for name, value in headers:
-        encoded = name.encode()
-        digest.update(_LENGTHS.pack(len(encoded), len(value)) + encoded + value)
-    return b"handoff/record/v1\0" + topic.encode() + b"\0" + key_id.encode() + b"\0" + \
-        digest.digest()
+        prefix = _NAME_PREFIXES.get(name)
+        if prefix is None:
+            prefix = _name_prefix(name)
+        add(prefix)
+        add(len(value).to_bytes(4, "big"))
+        add(value)
+    digest = hashlib.sha256(b"".join(parts)).digest()
+    return b"handoff/record/v1\0" + topic.encode() + b"\0" + key_id.encode() + b"\0" + digest
+
+
+_NAME_PREFIXES: dict[str, bytes] = {}
+"""Encoded header names with their length: the same few names recur on every record."""
+
+
+def _name_prefix(name: str) -> bytes:
+    encoded = name.encode()
+    prefix = len(encoded).to_bytes(2, "big") + encoded
+    if len(_NAME_PREFIXES) < 4096:
+        _NAME_PREFIXES[name] = prefix
+    return prefix
 
 
 def seal(cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:

@@ -3,11 +3,10 @@
 `EncryptedEventLog(inner, keyring)` seals the value of every record appended to a
 protected topic (`events.*`, `deliver.*`, `quarantine.*` and `deadletter.*` by
 default) with AES-GCM under the topic's data key for the current period, and opens it
-again on `read` and on a consumer's `poll`. Keys, headers and timestamps stay readable: the broker needs them to
-partition, route and de-duplicate, and they hold ids, not personal data. Headers and the
-record key are authenticated with the value, so they cannot be altered unnoticed. The
-data key's id travels in the `handoff.data_key` header, which readers of this class
-never see.
+again on `read` and on a consumer's `poll`. Keys, headers and timestamps stay readable:
+the broker needs them to partition, route and de-duplicate. Headers and the record key
+are authenticated with the value, so they cannot be altered unnoticed. The data key's
+id travels in the `handoff.data_key` header, which readers of this class never see.
 
 A record that cannot be opened is skipped, never raised: its data key was shredded by
 retention (the intended outcome), is missing, or the record was altered. Each skip is
@@ -53,7 +52,7 @@ log = logging.getLogger("handoff.encryption")
 
 H_DATA_KEY = "handoff.data_key"
 DEFAULT_TOPICS = ("events.*", "deliver.*", "quarantine.*", "deadletter.*")
-_SCAN_CHUNK = 200
+_SCAN_CHUNK = 50
 _LOGGED_KEYS_MAX = 10_000
 
 
@@ -118,9 +117,13 @@ class EncryptedEventLog:
         key_header = (H_DATA_KEY, key_id.encode())
         sealed = []
         for record in records:
-            if not isinstance(record.value, bytes):
+            if not isinstance(record.value, bytes) or not (
+                    record.key is None or isinstance(record.key, bytes)):
                 raise LogError(f"records appended to {topic!r} need bytes for key and value")
-            aad = associated_data(topic, key_id, record.key, record.headers)
+            try:
+                aad = associated_data(topic, key_id, record.key, record.headers)
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise LogError("a record header must be a (str, bytes) pair") from exc
             sealed.append(NewRecord(seal(cipher, record.value, aad), record.key,
                                     (*record.headers, key_header), record.timestamp_ms))
         return self._inner.append(topic, sealed)

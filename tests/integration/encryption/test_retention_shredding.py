@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from broker.cli.main import app as cli
 from broker.crypto import LocalKek
-from broker.log import NewRecord, TopicSpec
+from broker.log import NewRecord, SqliteEventLog, TopicSpec
 from broker.log.encrypted import register_encryption_metrics
 from tests.integration.encryption.broker_fixture import (
     marked_birth,
@@ -133,3 +133,22 @@ def test_a_running_broker_deletes_shreds_and_audits_and_the_chain_verifies(tmp_p
         decided = {r.event_id for r in runtime.audit_store.query(kind="decision", limit=1000)}
     assert {e["event_id"] for e in events} <= decided
     assert marker.encode() not in stored_bytes(data)
+
+
+def test_an_altered_record_is_skipped_and_counted_as_tampered(tmp_path):
+    path = tmp_path / "log.db"
+    log = encrypted(SqliteEventLog(path), LocalKek(bytes(range(32))))
+    log.ensure_topic(TopicSpec("events.birth"))
+    log.append("events.birth", [NewRecord(f"v{n}".encode(), key=b"S",
+                                          headers=(("handoff.source", b"cg"),))
+                                for n in range(3)])
+    db = sqlite3.connect(path)
+    where = "WHERE topic = 'events.birth' AND offset = 1"
+    (value,) = db.execute(f"SELECT value FROM records {where}").fetchone()
+    altered = value[:-1] + bytes([value[-1] ^ 1])
+    db.execute(f"UPDATE records SET value = ? {where}", (altered,))
+    db.commit()
+
+    assert [r.value for r in log.read("events.birth", 0, 0)] == [b"v0", b"v2"]
+    assert log.unreadable_counts() == {("events.birth", "tampered"): 1}
+    log.close()
