@@ -27,6 +27,9 @@ from tests.postgres_server import postgres_database, postgres_server  # noqa: F4
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted(t for t in BUILTINS if connector_class(t).kind == "source")
 SINKS = sorted(t for t in BUILTINS if connector_class(t).kind == "sink")
+# Push sources (records arrive by HTTP) have no poll, position or replay of their own.
+PUSH_SOURCES = [t for t in SOURCES if getattr(KITS.get(t), "push", False)]
+POLL_SOURCES = [t for t in SOURCES if t not in PUSH_SOURCES]
 
 
 def _kit(connector_type: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -44,12 +47,26 @@ def harness(tmp_path: Path):
         yield h
 
 
-@pytest.fixture(params=SOURCES)
-def source_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
+def _source_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
     kit = _kit(request.param, request, tmp_path)
     assert isinstance(kit, SourceKit)
     kit.harness = harness
     return kit
+
+
+@pytest.fixture(params=SOURCES)
+def source_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
+    return _source_kit(request, tmp_path, harness)
+
+
+@pytest.fixture(params=POLL_SOURCES)
+def poll_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
+    return _source_kit(request, tmp_path, harness)
+
+
+@pytest.fixture(params=PUSH_SOURCES)
+def push_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
+    return _source_kit(request, tmp_path, harness)
 
 
 @pytest.fixture(params=SINKS)
@@ -65,12 +82,6 @@ def subjects(harness: ConnectorHarness) -> Counter[str]:
 
 def ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{i:03d}" for i in range(n)]
-
-
-def poll_source(kit: SourceKit) -> SourceKit:
-    if kit.push:
-        pytest.skip(f"{kit.type} is a push source: no poll, position or replay")
-    return kit
 
 
 # -- sources ----------------------------------------------------------------------------
@@ -102,9 +113,9 @@ def test_a_bad_record_is_refused_with_its_reason_and_the_rest_published(source_k
         assert "None" not in str(letter.to_json()) and "MPI-B" not in str(letter.to_json())
 
 
-def test_a_crash_after_publishing_before_commit_replays_without_duplicates(source_kit,
+def test_a_crash_after_publishing_before_commit_replays_without_duplicates(poll_kit,
                                                                           harness):
-    kit = poll_source(source_kit)
+    kit = poll_kit
     source = harness.connector(kit.config("contract-src"))
     source.start()
     kit.add(ids("MPI-C", 8))
@@ -116,8 +127,8 @@ def test_a_crash_after_publishing_before_commit_replays_without_duplicates(sourc
     assert source.status["records"]["duplicate"] == kit.batch_size
 
 
-def test_an_abandoned_instance_is_replaced_from_the_committed_position(source_kit, harness):
-    kit = poll_source(source_kit)
+def test_an_abandoned_instance_is_replaced_from_the_committed_position(poll_kit, harness):
+    kit = poll_kit
     source = harness.connector(kit.config("contract-src"))
     source.start()
     kit.add(ids("MPI-D", 5))
@@ -131,8 +142,8 @@ def test_an_abandoned_instance_is_replaced_from_the_committed_position(source_ki
     assert subjects(harness) == Counter(ids("MPI-D", 5) + ids("MPI-E", 2))
 
 
-def test_a_clean_restart_resumes_without_reading_again(source_kit, harness):
-    kit = poll_source(source_kit)
+def test_a_clean_restart_resumes_without_reading_again(poll_kit, harness):
+    kit = poll_kit
     config = kit.config("contract-src")
     source = harness.connector(config)
     source.start()
@@ -146,15 +157,13 @@ def test_a_clean_restart_resumes_without_reading_again(source_kit, harness):
     assert source.status["records"]["in"] == 6  # nothing read twice
 
 
-def test_a_push_source_counts_a_resend_after_a_restart_as_a_duplicate(source_kit, harness):
-    if not source_kit.push:
-        pytest.skip("poll sources replay from their position (tests above)")
-    source = harness.connector(source_kit.config("contract-src"))
+def test_a_push_source_counts_a_resend_after_a_restart_as_a_duplicate(push_kit, harness):
+    source = harness.connector(push_kit.config("contract-src"))
     source.start()
-    source_kit.add(ids("MPI-H", 3))
+    push_kit.add(ids("MPI-H", 3))
     source.crash()
     source.start()
-    source_kit.add(ids("MPI-H", 3))  # the sender retries everything
+    push_kit.add(ids("MPI-H", 3))  # the sender retries everything
     assert subjects(harness) == Counter(ids("MPI-H", 3))
 
 
@@ -244,8 +253,7 @@ def _finish(tmp_path: Path, config: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("connector_type", [t for t in SOURCES if not getattr(
-    KITS.get(t), "push", False)])
+@pytest.mark.parametrize("connector_type", POLL_SOURCES)
 def test_killing_the_process_mid_stream_loses_and_duplicates_nothing(
         connector_type, request, tmp_path):
     kit = _kit(connector_type, request, tmp_path)
