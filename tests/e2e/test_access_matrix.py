@@ -61,6 +61,9 @@ RULES: dict[tuple[str, str], dict[Role, str]] = {
     ("GET", "/v1/audit/disclosures/{subject_id}"): {AU: ANY},
     ("GET", "/v1/audit/head"): {AU: ANY},
     ("POST", "/v1/admin/policy:reload"): {AD: ANY},
+    ("GET", "/v1/connectors"): {AD: ANY},
+    ("GET", "/v1/connectors/{name}"): {AD: ANY},
+    ("GET", "/v1/connectors/{name}/dead-letters"): {AD: ANY},
 }
 
 
@@ -81,7 +84,7 @@ class Caller:
 OWNED = {"event_type": "birth", "subscription_id": "hv-births"}
 OTHERS = {"event_type": "referral", "subscription_id": "cw-birth-match"}
 FIXED = {"subject": "events.birth-value", "version": "latest", "schema_id": "1",
-         "subject_id": "MPI-0000001", "connector": "cgh-fhir"}
+         "subject_id": "MPI-0000001", "connector": "cgh-fhir", "name": "no-such-connector"}
 
 
 @pytest.fixture(scope="module")
