@@ -6,9 +6,10 @@ as a crash). `retriable` tells the runtime what to do next:
 - `RetriableConnectorError` (`retriable = True`): the other system is unavailable for a
   while. The runtime logs it, waits with exponential backoff, and restarts the connector
   from its last committed position.
-- `FatalConnectorError`: retrying cannot help (bad credentials, a missing table, an
-  invalid configuration). The runtime marks the connector failed and does not restart
-  it; the message tells the operator what to fix.
+- `FatalConnectorError` (and `ConnectorConfigError`, such as an unreadable mapping):
+  retrying cannot help (bad credentials, a missing table, an invalid configuration). The
+  runtime marks the connector failed and does not restart it; the message tells the
+  operator what to fix.
 
 Any other exception counts as a crash: the runtime restarts the connector with backoff,
 up to the connector's `max_restarts` consecutive failures (forever when unset).

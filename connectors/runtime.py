@@ -149,7 +149,8 @@ class ConnectorWorker:
                 self._log.error("connector %s failed: %s", self.config.name,
                                 describe_error(exc))
                 self._log.debug("connector failure detail", exc_info=True)
-                if isinstance(exc, FatalConnectorError):
+                if isinstance(exc, FatalConnectorError | ConnectorConfigError):
+                    # Retrying cannot help until an operator fixes something.
                     self.status.set_state("failed")
                     return
                 # Backoff grows only while the connector fails without getting anywhere.

@@ -62,6 +62,8 @@ def test_a_failing_connector_is_restarted_and_its_status_shows_why(tmp_path):
         {"name": "flaky", "type": "test_flaky", "agency": "county-general",
          "failures_file": str(failures), "poll_interval_seconds": 0.05},
         {"name": "doomed", "type": "test_fatal", "agency": "county-general"},
+        {"name": "unmapped", "type": "file_drop", "agency": "county-general",
+         "folder": str(tmp_path), "mapping": str(tmp_path / "missing.yaml")},
     ])
     services.start()
     try:
@@ -70,7 +72,8 @@ def test_a_failing_connector_is_restarted_and_its_status_shows_why(tmp_path):
                 body = client.get("/v1/connectors", headers=ADMIN).json()
                 states = {c["name"]: c for c in body["connectors"]}
                 done = (states["flaky"]["records"]["out"] == 3
-                        and states["doomed"]["state"] == "failed")
+                        and states["doomed"]["state"] == "failed"
+                        and states["unmapped"]["state"] == "failed")
                 return states if done else None
 
             states = wait_for(settled)
@@ -80,6 +83,9 @@ def test_a_failing_connector_is_restarted_and_its_status_shows_why(tmp_path):
             assert flaky["last_error"] == "KeyError"
             assert flaky["position"] == {"n": 3}
             assert doomed["restarts"] == 0
+            assert states["unmapped"]["restarts"] == 0
+            assert states["unmapped"]["last_error"].startswith(
+                "MappingError: " + str(tmp_path / "missing.yaml") + ": cannot read mapping")
             assert doomed["last_error"] == ("FatalConnectorError: the export folder is gone; "
                                             "fix 'folder'")
 
