@@ -24,6 +24,8 @@ app = typer.Typer()
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kafka-python narrates every connection and metadata refresh at INFO.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def serve_settings(settings: Settings, ready_message: bool = True,

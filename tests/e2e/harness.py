@@ -98,12 +98,23 @@ class BrokerProcess:
                 **self.backend.env(), **self.env}
 
     def start(self, timeout: float = 60.0) -> BrokerProcess:
+        """Start the process and return once `/readyz` answers 200."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> BrokerProcess:
+        """Start the process without waiting (several can then start side by side)."""
         self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                 env=self.environment(),
             )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> BrokerProcess:
+        """Wait until `/readyz` answers 200; raise with the process's log if it exits or
+        the timeout passes."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
