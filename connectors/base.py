@@ -34,9 +34,11 @@ What the runtime guarantees:
   so a record replayed after a crash between publish and commit is recognised as a
   duplicate and not published twice. A source whose records have no stable identity
   must make its positions stable instead.
-- **Order.** Records of one `poll` batch are published in the order returned, and
-  batches in the order polled. Events with the same subject keep their order in the log.
-  A sink receives each partition of its subscription's delivery topic in offset order.
+- **Order.** Events of one type are published in the order `poll` returned them, and
+  batches in the order polled, so events of one type and subject keep their order in
+  `events.<type>`. (Events of different types go to different topics, which the router
+  reads independently, as for the HTTP API.) A sink receives each partition of its
+  subscription's delivery topic in offset order.
 - **Offsets are durable after commit.** When `commit(position, ...)` is called, the
   position has been written to the event log (the compacted `_connect.offsets` topic,
   keyed by connector name, on either backend) and will be given to `start` as
@@ -46,10 +48,14 @@ What the runtime guarantees:
   topic with the reason (field path and problem, never the values); the rest of the
   batch is published. Nothing is dropped silently.
 - **Restarts.** If `start`, `poll`, `put` or `commit` raises, the runtime calls `stop`
-  (errors there are logged and ignored), waits with exponential backoff (1 s, 2 s, 4 s …
-  up to a minute), builds a *new* instance from the same config and starts it from the
-  last committed position. Its status (`running`, `restarting`, `failed`) and the last
-  error's class name and message are shown at `GET /v1/connectors`.
+  (when `start` had succeeded; errors there are logged and ignored), waits with
+  exponential backoff (1 s, 2 s, 4 s … up to a minute; back to 1 s once a batch has
+  been committed), builds a *new* instance from the same config and starts it from the
+  last committed position, up to `max_restarts` consecutive failures.
+  `FatalConnectorError` and `ConnectorConfigError` are not retried: the connector is
+  marked failed. Its status (`running`, `restarting`, `failed`) and the last error are
+  shown at `GET /v1/connectors` (the class name, plus the message for Handoff's own
+  errors, whose messages never hold record values).
 
 What the runtime does not guarantee:
 
