@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from broker.audit import AuditEntry
 from broker.auditing import now_ms
+from broker.auth import FileKeyRing
 from broker.bootstrap import record_policy_in_force
 from broker.log.port import TopicSpec
 from broker.runtime import Runtime
@@ -60,6 +61,21 @@ def reload_policy(runtime: Runtime, actor: str) -> PolicyReload:
                     partitions=runtime.settings.log.delivery_partitions))
             record_policy_in_force(runtime.log, runtime.policy, runtime.auditor, actor=actor)
         return PolicyReload(True, changed, bundle.version, before)
+
+
+def audit_key_changes(runtime: Runtime) -> None:
+    """Record in the audit log which key ids a re-read keys file added, removed or
+    changed (expiry, revocation, roles), as the broker saw them."""
+    keyring = runtime.keyring
+    if not isinstance(keyring, FileKeyRing):
+        return
+
+    def record(change: dict[str, list[str]]) -> None:
+        runtime.auditor.write([AuditEntry(kind="keys_changed", at_ms=now_ms(),
+                                          actor="keys_file", outcome="loaded",
+                                          detail=change)])
+
+    keyring.on_change = record
 
 
 def install_sighup(runtime: Runtime) -> None:

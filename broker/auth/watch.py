@@ -31,6 +31,9 @@ class FileKeyRing(KeyRing):
         self.path = path
         self.interval = interval
         self.last_error: str | None = None
+        self.on_change: Callable[[dict[str, list[str]]], None] | None = None
+        """Called after a reload with the key ids added, removed and changed."""
+        self._entries = {k.id: k for k in read_keys(path)}
         self._lock = threading.Lock()
         self._stamp = self._stat()
         self._next_look = time.monotonic() + interval
@@ -74,5 +77,15 @@ class FileKeyRing(KeyRing):
             self._by_digest, self._by_subject = fresh._by_digest, fresh._by_subject
             self._stamp = stamp
             self.last_error = None
+            entries = {k.id: k for k in keys}
+            change = {
+                "added": sorted(entries.keys() - self._entries.keys()),
+                "removed": sorted(self._entries.keys() - entries.keys()),
+                "changed": sorted(i for i in entries.keys() & self._entries.keys()
+                                  if entries[i] != self._entries[i]),
+            }
+            self._entries = entries
             log.info("keys file read: %d key(s) in force", len(self))
-            return True
+        if self.on_change is not None and any(change.values()):
+            self.on_change(change)
+        return True

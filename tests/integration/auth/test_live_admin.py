@@ -98,6 +98,10 @@ def test_keys_issued_and_revoked_from_the_cli_take_effect_without_restart(live):
     # The decision for the event it published while valid names the key.
     assert eventually(lambda: any(r.actor == "cgh-ehr"
                                   for r in audit_records(broker.data_dir, "decision")))
+    # The broker recorded both edits of the keys file as it saw them.
+    changes = [dict(r.detail) for r in audit_records(broker.data_dir, "keys_changed")]
+    assert {"added": ["cgh-ehr"], "removed": [], "changed": []} in changes
+    assert {"added": [], "removed": [], "changed": ["cgh-ehr"]} in changes
     assert secret not in broker.logs()
 
 
