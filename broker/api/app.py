@@ -26,6 +26,7 @@ from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.auth import Principal
+from broker.reloads import audit_key_changes
 from broker.roles import Roles
 from broker.runtime import Runtime
 
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         runtime.auditor.access_refused(principal, request.method, route, status, why)
 
     app.state.on_refusal = on_refusal
+    audit_key_changes(runtime)
     install_problem_handlers(app)
     for module in route_modules(runtime.roles):
         app.include_router(module.router)
