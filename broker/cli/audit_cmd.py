@@ -347,7 +347,17 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 @app.command("disclosures")
 def disclosures_command(
-    data: DataOption,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The broker's data directory (audit.db "
+                                  "and keys; default: the settings').")
+    ] = None,
+    kafka: KafkaOption = None,
+    topic_prefix: TopicPrefixOption = None,
+    config: ConfigOption = None,
+    index: Annotated[
+        Path | None, typer.Option("--index", help="With Kafka: a local index file to keep "
+                                  "and reuse (default: a temporary one).")
+    ] = None,
     subject: Annotated[
         str | None, typer.Option("--subject", help="The person's raw subject id.")
     ] = None,
@@ -360,9 +370,15 @@ def disclosures_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
     = False,
 ) -> None:
-    """Accounting of disclosures for one person (HIPAA 164.528 / FERPA 99.32 style)."""
+    """Accounting of disclosures for one person (HIPAA 164.528 / FERPA 99.32 style),
+    from the embedded store or, with --kafka (or Kafka settings), from Kafka."""
     if (subject is None) == (subject_pseudonym is None):
         _usage_error("give --subject or --subject-pseudonym (one of them)")
+    kafka_settings = None
+    if kafka is not None or data is None:
+        kafka_settings = audit_kafka.kafka_settings(kafka, topic_prefix, config)
+    if data is None:
+        data = audit_kafka.settings_data_dir(config)
     if subject is not None:
         pseudonym = _pseudonymizer(data, pseudonym_key_file).pseudonym(subject)
     else:
@@ -373,13 +389,16 @@ def disclosures_command(
     since_ms, until_ms = _parse_time(since, "--since"), _parse_time(until, "--until")
     if since_ms is not None and until_ms is not None and until_ms < since_ms:
         _usage_error("the time range ends before it starts")
-    store = _open_store(data)
-    try:
-        found = store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
-    except AuditError as exc:
-        _failure(str(exc))
-    finally:
-        store.close()
+    if kafka_settings is not None:
+        found = audit_kafka.disclosures(kafka_settings, index, pseudonym, since_ms, until_ms)
+    else:
+        store = _open_store(data)
+        try:
+            found = store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+        except AuditError as exc:
+            _failure(str(exc))
+        finally:
+            store.close()
     if as_json:
         typer.echo(json.dumps(
             {"subject_pseudonym": pseudonym, "disclosures": [d.to_dict() for d in found]},

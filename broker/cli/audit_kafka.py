@@ -10,14 +10,17 @@ for the embedded log: 1 for a failed verification or a cluster that cannot be re
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from broker.audit.disclosures import Disclosure
 from broker.audit.errors import AuditFormatError, AuditStoreNotFoundError
-from broker.audit.kafka_records import CHECKPOINTS_TOPIC, read_checkpoint
+from broker.audit.kafka_records import AUDIT_TOPIC, CHECKPOINTS_TOPIC, read_checkpoint
+from broker.audit.kafka_store import KafkaAuditStore
 from broker.audit.kafka_verify import verify_kafka
 from broker.audit.records import Checkpoint
 from broker.config import KafkaSettings, load_settings
@@ -143,3 +146,24 @@ def export_checkpoints(settings: KafkaSettings) -> list[dict[str, Any]]:
     finally:
         event_log.close()
     return exported
+
+
+def disclosures(
+    settings: KafkaSettings, index: Path | None, pseudonym: str, since_ms: int | None,
+    until_ms: int | None,
+) -> list[Disclosure]:
+    """The accounting of disclosures for one subject, from the audit log in Kafka, through
+    `index` (kept) or a temporary index (built from the whole log, then removed)."""
+    event_log = _open_log(settings)
+    try:
+        if AUDIT_TOPIC not in event_log.topics():
+            _usage_error(f"no audit log in Kafka at {settings.bootstrap_servers} under the "
+                         f"topic prefix {settings.topic_prefix!r}")
+        with tempfile.TemporaryDirectory(prefix="handoff-audit-") as scratch:
+            path = index if index is not None else Path(scratch) / "audit-index.db"
+            with KafkaAuditStore(event_log, path, writer="audit-cli") as store:
+                return store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+    except (AuditError, LogError) as exc:
+        _failure(f"cannot read the audit log in Kafka: {exc}")
+    finally:
+        event_log.close()

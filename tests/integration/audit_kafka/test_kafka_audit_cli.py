@@ -83,3 +83,17 @@ def test_exported_checkpoints_round_trip_through_verify(space, signer, tmp_path)
                      space.prefix, "--checkpoints", out,
                      "--public-key", write_public_key(signer, tmp_path / "k.pub"))
     assert result.exit_code == 0, result.output
+
+
+def test_the_accounting_of_disclosures_from_kafka(space, tmp_path):
+    store = space.store()
+    store.append([decision(n, "MPI-0048213" if n % 2 else "MPI-7") for n in range(6)])
+    key = tmp_path / "subject.key"
+    key.write_bytes(bytes(range(32)))   # the key the test pseudonyms are made with
+    result = handoff("disclosures", "--kafka", space.broker.bootstrap_servers,
+                     "--topic-prefix", space.prefix, "--subject", "MPI-0048213",
+                     "--pseudonym-key-file", key, "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)["disclosures"]
+    assert [d["event_id"] for d in found] == ["ev-1", "ev-3", "ev-5"]
+    assert "MPI-0048213" not in result.stdout
