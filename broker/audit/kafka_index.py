@@ -66,6 +66,7 @@ class KafkaAuditIndex:
         self._readers: list[sqlite3.Connection] = []
         self._tails: dict[str, str] = {}
         self._closed = False
+        self._origin_checked = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -114,10 +115,36 @@ class KafkaAuditIndex:
             if self._closed:
                 raise AuditError("the audit index is closed")
             try:
+                if not self._origin_checked:
+                    self._check_origin(event_log)
+                    self._origin_checked = True
                 self._catch_up_topic(event_log, AUDIT_TOPIC, self._apply_records)
                 self._catch_up_topic(event_log, CHECKPOINTS_TOPIC, self._apply_checkpoints)
             except sqlite3.Error as exc:
                 raise self._translate(exc, "catching up") from exc
+
+    def _check_origin(self, event_log: EventLog) -> None:
+        """Start afresh if this file indexes another log (another cluster or prefix, or a
+        log recreated since): its first record is not the one the file began with."""
+        conn = self._writer
+        first = event_log.read(AUDIT_TOPIC, 0, 0, 1)
+        origin = tail_digest((first[0].key or b"") + first[0].value) if first else None
+        found = conn.execute("SELECT value FROM meta WHERE name = 'origin'").fetchone()
+        if found is not None and found[0] == origin:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self._progress(conn, AUDIT_TOPIC) and (found is None or found[0] != origin):
+                log.warning("audit index %s belongs to another audit log; rebuilding it",
+                            self.path)
+                for table in ("records", "chains", "checkpoints", "progress", "tails"):
+                    conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            if origin is not None:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (origin,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _catch_up_topic(
         self,

@@ -2,7 +2,8 @@
 
 `records` holds one row per indexed record, keyed by its position in `_audit`;
 `chains` each chain's head; `tails` the shared ends of details; `checkpoints` the signed
-checkpoints; `progress` how far each topic has been read.
+checkpoints; `progress` how far each topic has been read; `meta` the digest of the first
+record of `_audit`, which tells whether the file indexes the log it is pointed at.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 CREATE TABLE IF NOT EXISTS progress (topic TEXT PRIMARY KEY, next_offset INTEGER NOT NULL)
     WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 COLUMNS = (
     "r.pos, c.name, r.seq, r.kind, r.at_ms, r.subject, r.recipient, r.source, r.agreement, "

@@ -62,7 +62,7 @@ from broker.audit.records import (
     encode_row,
 )
 from broker.audit.store import AuditFilter, ChainLink
-from broker.errors import AuditError, LogError
+from broker.errors import AuditError, LogError, TopicMismatchError
 from broker.log.port import EventLog, NewRecord, TopicSpec
 
 _WRITER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")
@@ -106,6 +106,8 @@ class KafkaAuditStore:
         try:
             for spec in AUDIT_TOPICS:
                 event_log.ensure_topic(spec)
+        except TopicMismatchError:
+            raise  # a set-up mistake the message explains; retrying cannot help
         except LogError as exc:
             raise _unavailable(exc, "creating its topics") from exc
         self.index = KafkaAuditIndex(index_path)

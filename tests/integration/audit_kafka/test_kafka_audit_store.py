@@ -140,3 +140,16 @@ def test_a_failed_append_is_reported_and_the_next_append_starts_a_new_chain(tmp_
         finally:
             store.close()
             log.close()
+
+
+def test_an_index_pointed_at_another_audit_log_starts_afresh(space, kafka_broker):
+    first = space.store(index="reused.db")
+    first.append([decision(n) for n in range(3)])
+    assert len(first.query(limit=10)) == 3
+    first.close()
+    # The same data directory, now pointed at another installation's topics.
+    other_prefix = f"other{space.prefix}"
+    writer = space.store(prefix=other_prefix)
+    writer.append([decision(100)])
+    reused = space.store(index="reused.db", prefix=other_prefix)
+    assert [r.event_id for r in reused.query(limit=10)] == ["ev-100"]
