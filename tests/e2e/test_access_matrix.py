@@ -167,6 +167,7 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
     broker, callers = matrix_broker
     expected_refusals: Counter[tuple[str, str, int, str | None]] = Counter()
     wrong: list[str] = []
+    calls = 0
     for method, template in operations(broker):
         rule = RULES.get((method, template))
         if rule is None:
@@ -175,6 +176,7 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
         for caller in callers:
             for own in ((True, False) if owned_param else (True,)):
                 response = call(broker, method, template, caller, own)
+                calls += 1
                 status = response.status_code
                 where = f"{caller.name} {method} {template} ({'own' if own else 'other'})"
                 if allowed(rule, caller, own):
@@ -199,6 +201,7 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
     audited = Counter((r.detail["method"], r.detail["route"], r.detail["status"], r.actor)
                       for r in records)
     assert audited == expected_refusals
+    print(f"\n{calls} calls, {sum(expected_refusals.values())} refused and audited")
     assert all(r.outcome == "refused" and r.subject is None for r in records)
 
 

@@ -57,3 +57,20 @@ def test_api_conforms_to_its_schema(case):
     # so such input is rightly refused with 422 (the negative check, that invalid input
     # is refused, stays on).
     case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+
+
+@pytest.mark.parametrize("cursor", ["bogus", "-1", "9" * 400, "0:1:2", "\u00e9\u00e9", "1e9"])
+def test_the_stream_refuses_hostile_cursors_with_a_problem(fuzz_app, cursor):
+    # Left out of the schema-driven run (an accepted stream never ends), so its one
+    # free-form input is tried here, as a query parameter and as Last-Event-ID.
+    from fastapi.testclient import TestClient
+
+    headers = {"Authorization": f"Bearer {KEYS['hv-nfp']}"}
+    with TestClient(fuzz_app) as client:
+        for params, extra in (({"after": cursor}, {}),
+                              ({}, {"Last-Event-ID": cursor.encode("utf-8")})):
+            response = client.get("/v1/subscriptions/hv-births/stream", params=params,
+                                  headers={**headers, **extra})
+            assert response.status_code == 400, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["type"] == "/problems/invalid-cursor"
