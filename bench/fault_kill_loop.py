@@ -136,63 +136,78 @@ class KillLoopReport:
 
 
 class SteadyPublisher:
-    """Offers births at a fixed rate and re-sends each until it is acknowledged."""
+    """Offers births at a fixed rate and re-sends each until it is acknowledged.
 
-    def __init__(self, url: str, key: str, rate: float) -> None:
-        self._http = httpx.Client(base_url=url, timeout=5,
-                                  headers={"Authorization": f"Bearer {key}"})
-        self._interval = 1.0 / rate
-        self._pending: list[dict[str, Any]] = []
+    `workers` threads share the rate, each with its own connection and its own queue of
+    unacknowledged events, so one slow request does not hold the rate down. While the
+    broker is unreachable the offering pauses rather than piling up a burst."""
+
+    def __init__(self, url: str, key: str, rate: float, workers: int = 4) -> None:
+        self._url, self._key = url, key
+        self._interval = workers / rate
+        self._lock = threading.Lock()
         self.acked: dict[str, int] = {}
         self.acked_as_duplicate = 0
         self.resent = 0
+        self.refused: list[str] = []
         self._offering = threading.Event()
         self._offering.set()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(n * self._interval / workers,),
+                                          name=f"publisher-{n}", daemon=True)
+                         for n in range(workers)]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def drain(self, timeout: float) -> bool:
         """Stop offering new events; wait until every offered event is acknowledged."""
         self._offering.clear()
-        self._done.wait(timeout)
-        return self._done.is_set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self.refused:
+            raise RuntimeError(f"publishes refused: {self.refused[:3]}")
+        return not any(thread.is_alive() for thread in self._threads)
 
-    def _run(self) -> None:
-        next_offer = time.monotonic()
+    def _run(self, offset: float) -> None:
+        http = httpx.Client(base_url=self._url, timeout=5,
+                            headers={"Authorization": f"Bearer {self._key}"})
+        pending: list[dict[str, Any]] = []
+        next_offer = time.monotonic() + offset
         make = story.STORY[2].build
         while True:
             now = time.monotonic()
             if self._offering.is_set() and now >= next_offer:
-                self._pending.append(make(datetime.now(UTC)))
+                pending.append(make(datetime.now(UTC)))
                 next_offer += self._interval
                 if now - next_offer > 1.0:
                     next_offer = now   # after an outage, carry on at the rate, not a burst
-            if not self._pending:
+            if not pending:
                 if not self._offering.is_set():
-                    self._done.set()
+                    http.close()
                     return
                 time.sleep(max(0.0, min(next_offer - time.monotonic(), 0.05)))
                 continue
-            event = self._pending[0]
+            event = pending[0]
             try:
-                response = self._http.post("/v1/events/birth", json=event)
+                response = http.post("/v1/events/birth", json=event)
             except httpx.TransportError:
-                self.resent += 1
-                time.sleep(0.05)   # the broker is down or restarting
-                continue
-            if response.status_code == 202:
-                self._pending.pop(0)
-                body = response.json()
-                self.acked[event["event_id"]] = int(time.time() * 1000)
-                self.acked_as_duplicate += bool(body.get("duplicate"))
-            elif response.status_code in (429, 503):
-                self.resent += 1
+                response = None   # the broker is down, restarting, or its log is frozen
+            if response is not None and response.status_code == 202:
+                pending.pop(0)
+                duplicate = bool(response.json().get("duplicate"))
+                with self._lock:
+                    self.acked[event["event_id"]] = int(time.time() * 1000)
+                    self.acked_as_duplicate += duplicate
+            elif response is None or response.status_code in (429, 500, 502, 503, 504):
+                with self._lock:
+                    self.resent += 1
                 time.sleep(0.05)
             else:
-                raise RuntimeError(f"publish refused: {response.status_code} {response.text}")
+                with self._lock:
+                    self.refused.append(f"{response.status_code} {response.text[:200]}")
+                pending.pop(0)
 
 
 def pull_everything(url: str, key: str, sub: str, expect_ids: set[str], timeout: float
