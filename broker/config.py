@@ -48,6 +48,9 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    poll_interval_ms: float = Field(default=20.0, gt=0, le=1000)
+    """How often a process asks the cluster whether partitions it waits on (deliveries to
+    stream, ingress to route) have new records from other processes."""
 
 
 class RateLimit(BaseModel):

@@ -15,7 +15,8 @@ from broker.errors import LogError, UnknownTopicError
 from broker.log.kafka_admin import KafkaAdmin
 from broker.log.kafka_connection import KafkaConnection, check_topic_name, translate_kafka_error
 from broker.log.kafka_consumer import KafkaGroupMember
-from broker.log.kafka_reader import PartitionReader
+from broker.log.kafka_end_watch import EndOffsetWatcher
+from broker.log.kafka_reader import ReaderPool
 from broker.log.partitioner import partition_for
 from broker.log.port import (
     AppendResult,
@@ -29,8 +30,10 @@ from broker.log.port import TopicPartition as PortTopicPartition
 if TYPE_CHECKING:
     from broker.config import KafkaSettings
 
-_EXTERNAL_POLL_S = 0.05
-"""How often `wait` asks the cluster for end offsets, to see appends by other processes."""
+_BATCH_BYTES = 512 * 1024
+_EXTERNAL_POLL_S = 0.02
+"""How often waiters' partitions are checked for appends by other processes, unless the
+caller says otherwise (`poll_interval_s`)."""
 
 
 class KafkaEventLog:
@@ -48,8 +51,9 @@ class KafkaEventLog:
     may still be stored (retrying is at least once).
 
     Waiting: an append through this object wakes `wait` at once; appends by other
-    processes are seen by asking the cluster for end offsets every 50 ms, so they are
-    noticed within about 50 ms plus one round trip.
+    processes are seen by asking the cluster for the end offsets of every partition
+    anyone waits on, in one request every `poll_interval_s` (20 ms unless given), so
+    they are noticed within that plus one round trip, however many wait.
 
     Topics: `ensure_topic` creates topics with `cleanup.policy` and `retention.ms`, and
     refuses an existing topic whose partition count or cleanup policy differs (the
@@ -76,6 +80,7 @@ class KafkaEventLog:
         request_timeout_s: float = 30.0,
         linger_ms: int = 2,
         max_poll_records: int = 500,
+        poll_interval_s: float = _EXTERNAL_POLL_S,
     ) -> None:
         if replication_factor < 1:
             raise LogError("kafka.replication_factor must be at least 1")
@@ -100,7 +105,7 @@ class KafkaEventLog:
             self._admin.close()
             raise
         try:
-            self._reader = PartitionReader(self._connection)
+            self._reader = ReaderPool(self._connection)
         except LogError:
             self._producer.close(timeout=0)
             self._admin.close()
@@ -109,11 +114,13 @@ class KafkaEventLog:
         self._unkeyed: dict[str, Iterator[int]] = {}
         self._members: list[KafkaGroupMember] = []
         self._members_lock = threading.Lock()
-        # Guards the two below; notified by every append through this object.
+        # Guards the two below; notified when a known end offset grows (an append through
+        # this object, or the watcher seeing one by another process).
         self._appended = threading.Condition()
-        self._append_generation = 0
         self._known_ends: dict[TopicPartition, int] = {}
         self._closed = False
+        self._watcher = EndOffsetWatcher(self._reader.end_offsets, self._note_ends,
+                                         poll_interval_s)
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings, client_id: str = "handoff") -> KafkaEventLog:
@@ -130,6 +137,7 @@ class KafkaEventLog:
                 settings.sasl_password.get_secret_value() if settings.sasl_password else None
             ),
             ssl_cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+            poll_interval_s=settings.poll_interval_ms / 1000,
         )
 
     def __repr__(self) -> str:
@@ -248,29 +256,21 @@ class KafkaEventLog:
         `timeout` seconds pass (False)."""
         wanted = {self._kafka_tp(topic, p): offset for (topic, p), offset in positions.items()}
         deadline = time.monotonic() + max(timeout, 0.0)
-        next_check = time.monotonic()
-        while True:
+        self._watcher.watch(wanted)
+        try:
             with self._appended:
-                generation = self._append_generation
-                if self._reached(wanted):
-                    return True
-            if wanted and time.monotonic() >= next_check:
-                self._note_ends(self._reader.end_offsets(wanted))
-                next_check = time.monotonic() + _EXTERNAL_POLL_S
-                with self._appended:
-                    if self._reached(wanted):
-                        return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            pause = remaining
-            if wanted:
-                pause = min(remaining, max(next_check - time.monotonic(), 0.001))
-            with self._appended:
-                # An append since `generation` was read has already notified: skip.
-                if self._append_generation == generation and not self._closed:
-                    self._appended.wait(pause)
-            self._check_open()
+                while not self._reached(wanted):
+                    if self._closed:
+                        raise LogError(f"event log on Kafka at "
+                                       f"{self._connection.bootstrap_servers} is closed")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    # Woken by appends through this object and by the watcher.
+                    self._appended.wait(remaining)
+                return True
+        finally:
+            self._watcher.unwatch(wanted)
 
     # -- consumer groups ------------------------------------------------------------------
 
@@ -306,6 +306,7 @@ class KafkaEventLog:
                 return
             self._closed = True
             self._appended.notify_all()  # waiters wake and find the log closed
+        self._watcher.close()
         with self._members_lock:
             members, self._members = self._members, []
         for member in members:
@@ -324,6 +325,10 @@ class KafkaEventLog:
                 enable_idempotence=True,
                 linger_ms=linger_ms,
                 max_in_flight_requests_per_connection=5,
+                # A router appends hundreds of audit records and deliveries at once:
+                # batches of up to 512 KiB send them in a few requests, not dozens of
+                # 16 KiB ones (Kafka's default message.max.bytes is 1 MiB).
+                batch_size=_BATCH_BYTES,
                 allow_auto_create_topics=False,
                 max_block_ms=request_timeout_ms,
                 delivery_timeout_ms=request_timeout_ms + linger_ms,
@@ -354,18 +359,21 @@ class KafkaEventLog:
             ends[tp] = max(ends.get(tp, 0), result.offset + 1)
         with self._appended:
             self._raise_known_ends(ends)
-            self._append_generation += 1
             self._appended.notify_all()
 
     def _note_ends(self, ends: Mapping[TopicPartition, int]) -> None:
         with self._appended:
-            self._raise_known_ends(ends)
+            if self._raise_known_ends(ends):
+                self._appended.notify_all()
 
-    def _raise_known_ends(self, ends: Mapping[TopicPartition, int]) -> None:
+    def _raise_known_ends(self, ends: Mapping[TopicPartition, int]) -> bool:
         # Called with the condition held. Ends only grow, so the largest seen stands.
+        raised = False
         for tp, end in ends.items():
             if end > self._known_ends.get(tp, 0):
                 self._known_ends[tp] = end
+                raised = True
+        return raised
 
     def _known_end(self, tp: TopicPartition) -> int:
         with self._appended:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -134,6 +135,47 @@ class PartitionReader:
         if end < hint:
             raise LogError(f"Kafka reported inconsistent end offsets for {tp.topic}/{tp.partition}")
         return end
+
+
+class ReaderPool:
+    """Several `PartitionReader`s, so that one process's reads do not queue behind each
+    other: a delivery process streaming several subscriptions, the idempotency index
+    catching up, and end-offset queries each waited for the one consumer before.
+
+    End offsets have a reader of their own. Reads go to one of `size` readers chosen by
+    partition, so consecutive reads of a partition continue on the same consumer and keep
+    the records it already fetched.
+    """
+
+    def __init__(self, connection: KafkaConnection, size: int = 3) -> None:
+        readers: list[PartitionReader] = []
+        try:
+            for _ in range(size + 1):
+                readers.append(PartitionReader(connection))
+        except LogError:
+            for reader in readers:
+                reader.close()
+            raise
+        self._ends, *self._readers = readers
+
+    def read(
+        self, topic: str, tp: TopicPartition, offset: int, max_records: int
+    ) -> list[LogRecord]:
+        """See `PartitionReader.read`."""
+        return self._reader_for(tp).read(topic, tp, offset, max_records)
+
+    def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """See `PartitionReader.end_offsets`."""
+        return self._ends.end_offsets(tps)
+
+    def close(self) -> None:
+        """Close every reader."""
+        for reader in (self._ends, *self._readers):
+            reader.close()
+
+    def _reader_for(self, tp: TopicPartition) -> PartitionReader:
+        return self._readers[zlib.crc32(f"{tp.topic}/{tp.partition}".encode())
+                             % len(self._readers)]
 
 
 def to_log_record(record: Any, topic: str) -> LogRecord:
