@@ -122,7 +122,9 @@ class PartitionReader:
         deadline = time.monotonic() + self._connection.request_timeout_s
         end = hint
         while time.monotonic() < deadline:
-            fetched = self._consumer.poll(timeout_ms=200, max_records=100_000)
+            # One record is enough: the fetch response carries the high watermark, and
+            # decoding a whole batch of a busy topic would cost more than the round trip.
+            fetched = self._consumer.poll(timeout_ms=200, max_records=1)
             records = fetched.get(tp, [])
             if records:
                 end = max(end, records[-1].offset + 1)
