@@ -7,8 +7,11 @@ import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from broker.log.kafka import KafkaEventLog
 from broker.log.port import TopicSpec
@@ -44,6 +47,32 @@ def test_a_topic_of_the_wrong_shape_stops_serve_with_one_line_and_exit_code_2(
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("handoff:")]
     assert f"'{backend.topic_prefix}events.birth' exists" in line
     assert "2 partition(s) but 4 are required" in line
+
+
+def test_serve_creates_every_topic_with_its_partitions_and_cleanup_policy(
+        on_kafka: Installation):
+    on_kafka.start("all")
+    backend = on_kafka.template.backend
+    admin = KafkaAdminClient(bootstrap_servers=backend.bootstrap_servers)
+    try:
+        def shape(name: str) -> tuple[int, str]:
+            topic = backend.topic_prefix + name
+            (described,) = admin.describe_topics([topic])
+            configs: Any = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all")
+            policy = configs["topic"][topic]["cleanup.policy"]["value"]
+            return len(described["partitions"]), policy
+
+        assert shape("events.birth") == (4, "delete")
+        assert shape("events.consent") == (4, "delete")
+        assert shape("deliver.hv-births") == (1, "delete")
+        assert shape("_schemas") == (1, "compact")
+        assert shape("_policy") == (1, "delete")
+        assert shape("_accepted") == (4, "compact")
+        assert shape("_audit") == (1, "delete")
+        assert shape("quarantine.events") == (1, "delete")
+    finally:
+        admin.close()
 
 
 def start_two_routers(on_kafka: Installation, keys: dict[str, str]
