@@ -14,6 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from broker.audit.checkpoints import CheckpointSigner
+from broker.audit.paths import pseudonym_key_path, signing_key_path
+from broker.audit.pseudonym import load_or_create_pseudonym_key
+from broker.bootstrap import load_or_create_secret
 from broker.demo import story
 from tests.e2e.harness import BrokerProcess, Client, LogBackend, demo_keys
 from tests.kafka_broker import kafka_broker  # noqa: F401  (the session's Kafka broker)
@@ -28,6 +32,12 @@ class Installation:
     def __init__(self, root: Path, backend: LogBackend) -> None:
         self.template = BrokerProcess(data_dir=root / "data", backend=backend)
         self.processes: list[BrokerProcess] = []
+        # As an operator does (deploy/make_keys.py): the keys every process shares are
+        # made once, before processes start side by side.
+        keys = self.template.data_dir / "keys"
+        load_or_create_secret(keys / "policy-pseudonym.key")
+        load_or_create_pseudonym_key(pseudonym_key_path(self.template.data_dir))
+        CheckpointSigner.load_or_create(signing_key_path(self.template.data_dir))
 
     def start(self, role: str, env: dict[str, str] | None = None) -> BrokerProcess:
         (process,) = self.start_together(role, env=env)
