@@ -17,7 +17,10 @@ resident memory (RSS, from /proc) and its router lag (`handoff_router_lag_record
 At the end it stops publishing, waits for both subscribers to catch up, and prints:
 memory after warm-up and at the end, router lag (max and 99th percentile of samples),
 events acknowledged, delivered per subscriber, dead letters, lost events (must be 0),
-and webhook failures answered. Timings on a shared 2-core machine are noisy.
+webhook failures answered, and the size of each database. RSS grows while SQLite's page
+caches fill as the databases grow (the audit store allows itself 64 MiB per connection),
+so judge "flat" over a run long enough for the caches to be full. Timings on a shared
+2-core machine are noisy.
 """
 
 from __future__ import annotations
@@ -172,6 +175,8 @@ class SoakReport:
     failures_answered: int = 0
     bad_signatures: int = 0
     caught_up_seconds: float = 0.0
+    disk_mib: dict[str, float] = field(default_factory=dict)
+    """Sizes of the data directory's databases at the end (with their WAL files)."""
 
     @property
     def sound(self) -> bool:
@@ -199,6 +204,8 @@ class SoakReport:
             f"webhook: {self.failures_answered} failures answered, {self.dead_letters} dead "
             f"letters, {self.bad_signatures} bad signatures",
             f"caught up {self.caught_up_seconds:.1f} s after publishing stopped",
+            "on disk: " + ", ".join(f"{name} {mib:.1f} MiB"
+                                    for name, mib in sorted(self.disk_mib.items())),
         ]
         for sub in sorted(self.delivered):
             out.append(f"{sub:<14} delivered {self.delivered[sub]} events, lost "
@@ -306,7 +313,19 @@ def run_soak(config: SoakConfig, workdir: Path, progress: bool = False) -> SoakR
         report.inconsistent[sub] = sum(1 for ids in seen.values() if len(ids) > 1)
     report.failures_answered = receiver.failures_answered
     report.bad_signatures = receiver.bad_signatures
+    report.disk_mib = database_sizes(workdir / "data")
     return report
+
+
+def database_sizes(data: Path) -> dict[str, float]:
+    """MiB per database of the data directory, its -wal file included. The broker's RSS
+    grows with these while SQLite page caches fill (the audit store allows 64 MiB per
+    connection), which is the first thing to rule out when memory is not flat."""
+    sizes: dict[str, float] = {}
+    for path in data.glob("*.db*"):
+        name = path.name.split(".db")[0] + ".db"
+        sizes[name] = sizes.get(name, 0.0) + path.stat().st_size / 2**20
+    return sizes
 
 
 def main() -> None:
