@@ -203,10 +203,14 @@ class EncryptedEventLog:
         return out
 
     def _open(self, record: LogRecord, count: bool) -> LogRecord | None:
-        raw_key_id = record.header(H_DATA_KEY)
-        if raw_key_id is None:
-            return record
-        headers = tuple(h for h in record.headers if h[0] != H_DATA_KEY)
+        stored = record.headers
+        if stored and stored[-1][0] == H_DATA_KEY:   # where `append` puts it
+            raw_key_id, headers = stored[-1][1], stored[:-1]
+        else:
+            found = record.header(H_DATA_KEY)
+            if found is None:
+                return record
+            raw_key_id, headers = found, tuple(h for h in stored if h[0] != H_DATA_KEY)
         key_id = raw_key_id.decode("ascii", errors="replace")
         try:
             cipher = self._keyring.decryption_key(key_id)
