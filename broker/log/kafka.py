@@ -119,7 +119,7 @@ class KafkaEventLog:
         self._appended = threading.Condition()
         self._known_ends: dict[TopicPartition, int] = {}
         self._closed = False
-        self._watcher = EndOffsetWatcher(self._reader.end_offsets, self._note_ends,
+        self._watcher = EndOffsetWatcher(self._reader.watch_end_offsets, self._note_ends,
                                          poll_interval_s)
 
     @classmethod

@@ -141,24 +141,27 @@ class PartitionReader:
 
 class ReaderPool:
     """Several `PartitionReader`s, so that one process's reads do not queue behind each
-    other: a delivery process streaming several subscriptions, the idempotency index
-    catching up, and end-offset queries each waited for the one consumer before.
+    other: before, a delivery process streaming several subscriptions, the idempotency
+    index catching up and every end-offset query all waited for one consumer.
 
-    End offsets have a reader of their own. Reads go to one of `size` readers chosen by
-    partition, so consecutive reads of a partition continue on the same consumer and keep
-    the records it already fetched.
+    Reads go to one of `size` readers chosen by topic, so the streams of different
+    subscriptions and the catch-up of different indexes proceed side by side, and
+    consecutive reads of a partition continue on the consumer that fetched it. End
+    offsets asked by callers have a reader of their own, and so does the watcher that
+    polls end offsets for waiters (`watch_end_offsets`), so neither waits behind the
+    other.
     """
 
-    def __init__(self, connection: KafkaConnection, size: int = 3) -> None:
+    def __init__(self, connection: KafkaConnection, size: int = 4) -> None:
         readers: list[PartitionReader] = []
         try:
-            for _ in range(size + 1):
+            for _ in range(size + 2):
                 readers.append(PartitionReader(connection))
         except LogError:
             for reader in readers:
                 reader.close()
             raise
-        self._ends, *self._readers = readers
+        self._ends, self._watch, *self._readers = readers
 
     def read(
         self, topic: str, tp: TopicPartition, offset: int, max_records: int
@@ -170,14 +173,17 @@ class ReaderPool:
         """See `PartitionReader.end_offsets`."""
         return self._ends.end_offsets(tps)
 
+    def watch_end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """`end_offsets` for the watcher thread, on a reader of its own."""
+        return self._watch.end_offsets(tps)
+
     def close(self) -> None:
         """Close every reader."""
-        for reader in (self._ends, *self._readers):
+        for reader in (self._ends, self._watch, *self._readers):
             reader.close()
 
     def _reader_for(self, tp: TopicPartition) -> PartitionReader:
-        return self._readers[zlib.crc32(f"{tp.topic}/{tp.partition}".encode())
-                             % len(self._readers)]
+        return self._readers[zlib.crc32(tp.topic.encode()) % len(self._readers)]
 
 
 def to_log_record(record: Any, topic: str) -> LogRecord:
