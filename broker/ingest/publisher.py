@@ -101,7 +101,11 @@ class Publisher:
         return Prepared(
             event_type,
             [str(r["event_id"]) for r in records],
-            [NewRecord(value=value, key=str(r["subject_id"]).encode(), headers=headers)
+            # Keyed by the subject's pseudonym: same partition, so per-subject order, without
+            # leaving the identifier readable in the log's keys (values may be encrypted,
+            # keys never are).
+            [NewRecord(value=value, key=self._auditor.subject(str(r["subject_id"])).encode(),
+                       headers=headers)
              for r, value in zip(records, encoded, strict=True)],
         )
 

@@ -99,6 +99,10 @@ def test_republishing_an_event_id_is_idempotent(api):
     assert again["duplicate"] is True and first["duplicate"] is False
     assert (again["partition"], again["offset"]) == (first["partition"], first["offset"])
     assert sum(runtime.log.end_offset("events.birth", p) for p in range(4)) == 1
+    (stored,) = runtime.log.read("events.birth", first["partition"], first["offset"], 1)
+    # Keyed by the subject's pseudonym (per-subject order), never the identifier itself.
+    assert stored.key is not None and stored.key.startswith(b"sp_")
+    assert event["subject_id"].encode() not in stored.key
 
 
 @pytest.mark.parametrize(
