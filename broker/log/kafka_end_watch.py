@@ -49,7 +49,9 @@ class EndOffsetWatcher:
         with self._state:
             if self._closed:
                 return
-            self._watched.update(tps)
+            # A list, not the mapping a caller may pass: Counter.update would add the
+            # mapping's values (offsets) instead of counting one watcher.
+            self._watched.update(list(tps))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="handoff-kafka-watch",
                                                 daemon=True)
@@ -58,7 +60,7 @@ class EndOffsetWatcher:
 
     def unwatch(self, tps: Iterable[TopicPartition]) -> None:
         with self._state:
-            self._watched.subtract(tps)
+            self._watched.subtract(list(tps))
             self._watched = +self._watched   # drop partitions nobody watches any more
 
     def close(self) -> None:
@@ -85,6 +87,11 @@ class EndOffsetWatcher:
                 # Waiters time out and read for themselves, where the error surfaces.
                 if not failing:
                     log.warning("cannot ask Kafka for end offsets; will keep trying: %s", exc)
+                failing = True
+                time.sleep(_ERROR_BACKOFF_S)
+                continue
+            except Exception:  # top-level loop: a dead watcher would strand every waiter
+                log.exception("asking Kafka for end offsets failed; will keep trying")
                 failing = True
                 time.sleep(_ERROR_BACKOFF_S)
                 continue

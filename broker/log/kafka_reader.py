@@ -84,9 +84,16 @@ class PartitionReader:
     def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The offset the next record of each partition will get."""
         wanted = list(tps)
+        by_topic: dict[str, list[TopicPartition]] = {}
+        for tp in wanted:
+            by_topic.setdefault(tp.topic, []).append(tp)
         try:
             with self._lock:
-                listed: dict[TopicPartition, int] = self._consumer.end_offsets(wanted)
+                # One request per topic: Tansu 0.6 answers a ListOffsets request only for
+                # its first topic, and kafka-python then fails on the missing answers.
+                listed: dict[TopicPartition, int] = {}
+                for group in by_topic.values():
+                    listed.update(self._consumer.end_offsets(group))
                 ends = {}
                 for tp in wanted:
                     hint = int(listed.get(tp) or 0)
@@ -101,6 +108,12 @@ class PartitionReader:
                 return ends
         except kafka_errors.KafkaError as exc:
             raise translate_kafka_error(exc, "read end offsets", self._connection) from exc
+        except KeyError as exc:
+            # kafka-python looks up an answer for every partition asked about.
+            raise LogUnavailableError(
+                f"Kafka at {self._connection.bootstrap_servers} left the end offset of "
+                f"{exc.args[0]} unanswered; try again"
+            ) from exc
 
     def close(self) -> None:
         """Close the consumer."""

@@ -188,6 +188,31 @@ def test_wait_sees_an_append_by_another_client(open_log):
     assert woke is True
 
 
+def test_waiters_on_several_topics_see_appends_by_another_client(open_log):
+    # A delivery process streams several subscriptions at once; one request for the end
+    # offsets of partitions of several topics is answered only in part by Tansu.
+    topics = [unique("deliver.hv-births"), unique("deliver.eval-births")]
+    writer, waiter = open_log(), open_log()
+    for topic in topics:
+        writer.ensure_topic(TopicSpec(topic))
+    woke: dict[str, bool] = {}
+
+    def wait_on(topic: str) -> None:
+        woke[topic] = waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S)
+
+    waiting = [threading.Thread(target=wait_on, args=(t,)) for t in topics]
+    for thread in waiting:
+        thread.start()
+    time.sleep(0.2)
+    for topic in topics:
+        writer.append(topic, [NewRecord(b"news")])
+    for thread in waiting:
+        thread.join()
+
+    assert woke == {topic: True for topic in topics}
+    assert waiter.end_offset(topics[1], 0) == 1
+
+
 # -- consumer groups ------------------------------------------------------------------------
 
 
