@@ -37,8 +37,9 @@ HEARTBEAT_INTERVAL_MS = 1000
 """A member that dies is noticed within the session timeout; heartbeats every second
 tell live members of a rebalance within a second."""
 
-_POLL_SLICE_MS = 100
-"""Longest the background thread holds the consumer, and so delays a commit."""
+_POLL_SLICE_MS = 20
+"""Longest the background thread holds the consumer, and so delays a commit (a commit
+waiting for the consumer also keeps the thread from taking it again first)."""
 _SETTLE_WAIT_S = 15.0
 """How long `commit` waits for a member that is joining or rebalancing to own partitions."""
 _ERROR_BACKOFF_S = 0.5
@@ -82,6 +83,9 @@ class KafkaGroupMember:
         self._failure: BrokerError | None = None
         self._closed = False
         self._last_caller_poll = time.monotonic()
+        self._commits_waiting = 0
+        self._committed_here: dict[PortTopicPartition, int] = {}
+        """What this member committed for partitions it owns: only the owner commits."""
         try:
             self._consumer = KafkaConsumer(
                 group_id=group,
@@ -139,6 +143,19 @@ class KafkaGroupMember:
             TopicPartition(self._kafka_name(topic), partition): OffsetAndMetadata(offset, "", -1)
             for (topic, partition), offset in offsets.items()
         }
+        with self._state:
+            self._commits_waiting += 1
+        try:
+            self._commit_holding_consumer(offsets, kafka_offsets)
+        finally:
+            with self._state:
+                self._commits_waiting -= 1
+                self._state.notify_all()
+
+    def _commit_holding_consumer(
+        self, offsets: Mapping[PortTopicPartition, int],
+        kafka_offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> None:
         with self._consumer_lock:
             # Holding the consumer lock, the background thread cannot complete a
             # rebalance between this check and the commit.
@@ -159,11 +176,17 @@ class KafkaGroupMember:
                 ) from exc
             except kafka_errors.KafkaError as exc:
                 raise translate_kafka_error(exc, "commit offsets", self._connection) from exc
+            with self._state:
+                self._committed_here.update(offsets)
 
     def committed(self, tp: PortTopicPartition) -> int | None:
         """The group's committed offset for `tp`, or None if it never committed."""
         with self._state:
             self._check_open()
+            # For a partition it owns, this member's own last commit is the group's
+            # (no one else commits it), so no request is needed.
+            if tp in self._owned and tp in self._committed_here:
+                return self._committed_here[tp]
         topic, partition = tp
         return self._committed_offset(
             self.group, TopicPartition(self._kafka_name(topic), partition)
@@ -200,6 +223,8 @@ class KafkaGroupMember:
     def _drive(self) -> None:
         while True:
             with self._state:
+                while self._commits_waiting and not self._closed:
+                    self._state.wait(_POLL_SLICE_MS / 1000)
                 if self._closed:
                     return
                 idle = time.monotonic() - self._last_caller_poll > self._max_poll_interval_s
@@ -247,6 +272,8 @@ class KafkaGroupMember:
         with self._state:
             self._settled = False
             self._owned -= lost
+            for tp in lost:
+                self._committed_here.pop(tp, None)
             self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in lost)
             self._state.notify_all()
 
