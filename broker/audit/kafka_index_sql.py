@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.audit.store import AuditFilter
+from broker.audit.store import AuditFilter, filter_clauses
 
 BUCKET_BITS = 12
 """The subject index is kept per bucket of 4,096 positions, as in the embedded store
@@ -91,25 +91,10 @@ SELECT_CHECKPOINTS = (
 
 def select(where: AuditFilter | None, after: int, suffix: str) -> tuple[str, list[Any]]:
     """SQL and parameters selecting matching records after position `after`."""
-    clauses: list[str] = []
-    params: list[Any] = []
+    clauses, params, subject = filter_clauses(where, table="r.")
     if after > 0:
-        clauses.append("r.pos > ?")
-        params.append(after)
-    subject = None
-    if where is not None:
-        for column, value in where.equalities().items():
-            if column == "subject":
-                subject = value
-                continue
-            clauses.append(f"r.{column} = ?")  # column names come from AuditFilter's fields
-            params.append(value)
-        if where.since_ms is not None:
-            clauses.append("r.at_ms >= ?")
-            params.append(where.since_ms)
-        if where.until_ms is not None:
-            clauses.append("r.at_ms < ?")
-            params.append(where.until_ms)
+        clauses.insert(0, "r.pos > ?")
+        params.insert(0, after)
     if subject is None:
         return SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + suffix, params
     return (

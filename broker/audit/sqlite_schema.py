@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker.audit.records import COLUMNS, StoredRow
-from broker.audit.store import AuditFilter
+from broker.audit.store import AuditFilter, filter_clauses
 
 SCHEMA_VERSION = 1
 WAL_AUTOCHECKPOINT_PAGES = 10_000
@@ -114,25 +114,10 @@ def select_rows(
     where: AuditFilter | None, from_seq: int, order_limit: str = " ORDER BY seq"
 ) -> tuple[str, list[Any]]:
     """SQL and parameters selecting stored rows that match, from `from_seq` on."""
-    clauses: list[str] = []
-    params: list[Any] = []
+    clauses, params, subject = filter_clauses(where)
     if from_seq > 1:
-        clauses.append("seq >= ?")
-        params.append(from_seq)
-    subject = None
-    if where is not None:
-        for column, value in where.equalities().items():
-            if column == "subject":
-                subject = value
-                continue
-            clauses.append(f"{column} = ?")  # column names come from AuditFilter's fields
-            params.append(value)
-        if where.since_ms is not None:
-            clauses.append("at_ms >= ?")
-            params.append(where.since_ms)
-        if where.until_ms is not None:
-            clauses.append("at_ms < ?")
-            params.append(where.until_ms)
+        clauses.insert(0, "seq >= ?")
+        params.insert(0, from_seq)
     if subject is None:
         where_sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return SELECT + where_sql + order_limit, params

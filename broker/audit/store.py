@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from broker.audit.disclosures import Disclosure
 from broker.audit.errors import AuditQueryError
@@ -58,6 +58,31 @@ class AuditFilter:
             if item.name not in ("since_ms", "until_ms")
             and (value := getattr(self, item.name)) is not None
         }
+
+
+def filter_clauses(
+    where: AuditFilter | None, table: str = ""
+) -> tuple[list[str], list[Any], str | None]:
+    """SQL conditions and parameters for a filter's attributes other than `subject`,
+    which is returned apart because each store looks subjects up through its own index.
+    `table` prefixes column names (`"r."`)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    subject = None
+    if where is not None:
+        for column, value in where.equalities().items():
+            if column == "subject":
+                subject = value
+                continue
+            clauses.append(f"{table}{column} = ?")  # names come from AuditFilter's fields
+            params.append(value)
+        if where.since_ms is not None:
+            clauses.append(f"{table}at_ms >= ?")
+            params.append(where.since_ms)
+        if where.until_ms is not None:
+            clauses.append(f"{table}at_ms < ?")
+            params.append(where.until_ms)
+    return clauses, params, subject
 
 
 @runtime_checkable
