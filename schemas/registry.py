@@ -27,9 +27,10 @@ from schemas.compatibility import (
     incompatibilities,
     parse_for_resolution,
 )
+from schemas.decoding_safety import decoding_hazards
 from schemas.errors import IncompatibleSchemaError, SchemaError, UnknownSchemaError
 from schemas.store import RegistryStore, StoredSchema
-from schemas.wire import MAX_SCHEMA_ID, decoding_hazards
+from schemas.wire import MAX_SCHEMA_ID
 
 LATEST: Literal["latest"] = "latest"
 MAX_SUBJECT_LENGTH = 255
