@@ -95,3 +95,6 @@ class EventTypes:
 
     def names(self) -> list[str]:
         return sorted(self._latest)
+
+    def known(self, event_type: str) -> bool:
+        return event_type in self._latest

@@ -26,7 +26,8 @@ from typing import Any
 
 from broker.audit import AuditEntry
 from broker.audit.records import CanonicalDetail
-from broker.auditing import Auditor, now_ms
+from broker.auditor import Auditor
+from broker.clock import now_ms
 from broker.consent_feed import ConsentFeed
 from broker.delivery.envelope import delivery_headers
 from broker.errors import LogError

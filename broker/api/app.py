@@ -22,13 +22,12 @@ from broker.api import (
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
+from broker.api.dependencies import ApiParts
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.auth import Principal
-from broker.reloads import audit_key_changes
 from broker.roles import Roles
-from broker.runtime import Runtime
 
 DESCRIPTION = """
 Handoff moves events between human-services agencies under their data sharing
@@ -57,7 +56,10 @@ def route_modules(roles: Roles) -> list[ModuleType]:
     return [*modules, routes_ops]
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(parts: ApiParts) -> FastAPI:
+    """The app for one process: the routes its roles serve, over the parts bootstrap
+    built (`broker.bootstrap.build_broker(...).api`)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Long polls and streams wait in threads of their own, so idle subscribers can
@@ -67,19 +69,19 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
-    app.state.runtime = runtime
+    app.state.parts = parts
+    auditor = parts.auditor
 
     def on_refusal(request: Request, principal: Principal | None, status: int, why: str
                    ) -> None:
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        runtime.auditor.access_refused(principal, request.method, route, status, why)
+        auditor.access_refused(principal, request.method, route, status, why)
 
     app.state.on_refusal = on_refusal
-    audit_key_changes(runtime)
     install_problem_handlers(app)
-    for module in route_modules(runtime.roles):
+    for module in route_modules(parts.roles):
         app.include_router(module.router)
-    app.add_middleware(RateLimitMiddleware, **limits(runtime.settings.api))
-    app.add_middleware(BearerKeyMiddleware, keyring=runtime.keyring)
-    app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
+    app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)
+    app.add_middleware(RequestMetricsMiddleware, metrics=parts.metrics)
     return app

@@ -16,7 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 
 from broker.audit.errors import AuditQueryError
+from broker.delivery.cursor import InvalidCursor
 from broker.errors import BrokerError, LogUnavailableError
+from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
 from schemas.errors import (
     DecodeError,
     HandoffError,
@@ -79,6 +81,9 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (SchemaError, 422, "invalid-schema", "Invalid schema"),
     (LogUnavailableError, 503, "log-unavailable", "The event log is unavailable"),
     (AuditQueryError, 422, "invalid-request", "Invalid request"),
+    (InvalidCursor, 400, "invalid-cursor", "Invalid cursor"),
+    (UnknownEventTypeError, 404, "not-found", "Not found"),
+    (NotPermittedToPublishError, 403, "forbidden", "Not allowed"),
 )
 
 

@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker.api.auth import refuse, require
-from broker.api.problems import AUTHENTICATED, NotFound, problem_responses
-from broker.auditing import now_ms
+from broker.api import dependencies as deps
+from broker.api.auth import require
+from broker.api.ownership import owned_subscription
+from broker.api.problems import AUTHENTICATED, problem_responses
 from broker.auth import Principal, Role
-from broker.runtime import Runtime
+from broker.clock import Clock
+from broker.event_types import EventTypes
+from broker.policy_holder import PolicyHolder
 from policy import ConsentView
 from schemas.errors import RecordValidationError
 from schemas.jsonform import record_from_json, record_to_json
@@ -39,32 +42,28 @@ def explain(
     body: ExplainRequest, request: Request,
     principal: Principal = Depends(
         require(Role.ADMIN, Role.AUDITOR, Role.SUBSCRIBE)),
+    policy: PolicyHolder = Depends(deps.policy),
+    event_types: EventTypes = Depends(deps.event_types),
+    clock: Clock = Depends(deps.clock),
 ) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    bundle = runtime.policy.bundle
-    sub = bundle.subscriptions.get(body.subscription)
-    if sub is None:
-        raise NotFound(f"no subscription '{body.subscription}'")
-    privileged = principal.has(Role.ADMIN) or principal.has(Role.AUDITOR)
-    if not privileged and sub.agency != principal.agency:
-        raise refuse(request, principal,
-                     f"subscription '{body.subscription}' belongs to another agency")
-    registered = runtime.event_types.latest(body.event_type)
+    owned_subscription(request, policy.bundle, principal, body.subscription,
+                       any_agency_for=(Role.ADMIN, Role.AUDITOR))
+    registered = event_types.latest(body.event_type)
     record = record_from_json(registered.schema.schema, body.event)
-    consent_schema = runtime.event_types.latest("consent").schema.schema
+    consent_schema = event_types.latest("consent").schema.schema
     view = ConsentView()
-    at = body.at if body.at is not None else now_ms()
+    at = body.at if body.at is not None else clock()
     for i, consent in enumerate(body.consents):
         try:
             view.apply(record_from_json(consent_schema, consent), at)
         except RecordValidationError as exc:
             raise RecordValidationError(
                 [(f"consents[{i}].{p}", m) for p, m in exc.problems]) from None
-    decision = runtime.policy.engine.decide(
+    decision = policy.engine.decide(
         body.event_type, registered.version, record, body.source, body.subscription, view, at)
     result: dict[str, Any] = {"decision": decision.to_dict()}
     if decision.view is not None:
-        schema = runtime.policy.engine.view_schema(body.subscription, body.event_type,
+        schema = policy.engine.view_schema(body.subscription, body.event_type,
                                                    registered.version)
         result["view"] = record_to_json(schema, decision.view)
     else:

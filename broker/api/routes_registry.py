@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
+from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, ApiError, problem_responses
 from broker.auth import Principal, Role
-from broker.event_types import event_type_of_subject
-from broker.runtime import Runtime
+from broker.event_types import EventTypes, event_type_of_subject
 from schemas.compatibility import CompatibilityLevel
+from schemas.registry import SchemaRegistry
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"],
                    responses=problem_responses(*AUTHENTICATED, 400, 404, 409))
@@ -39,11 +40,6 @@ class NotAnEventSubject(ApiError):
     status, slug, title = 422, "not-an-event-subject", "Not an event subject"
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def _parse(text: str) -> dict[str, Any]:
     try:
         parsed = json.loads(text)
@@ -62,62 +58,65 @@ def _version(version: str) -> int | Literal["latest"]:
     raise ApiError("version must be a positive integer or 'latest'")
 
 
+REGISTRY = Depends(deps.registry)
+
+
 @router.get("/subjects", summary="Registered subjects")
-def subjects(request: Request, _: Principal = Depends(ANY_KEY)) -> list[str]:
-    return sorted(_runtime(request).registry.subjects())
+def subjects(_: Principal = Depends(ANY_KEY),
+             registry: SchemaRegistry = REGISTRY) -> list[str]:
+    return sorted(registry.subjects())
 
 
 @router.get("/subjects/{subject}/versions", summary="Versions of a subject")
-def versions(subject: str, request: Request,
-             _: Principal = Depends(ANY_KEY)) -> list[int]:
-    return list(_runtime(request).registry.versions(subject))
+def versions(subject: str, _: Principal = Depends(ANY_KEY),
+             registry: SchemaRegistry = REGISTRY) -> list[int]:
+    return list(registry.versions(subject))
 
 
 @router.get("/subjects/{subject}/versions/{version}", summary="One version of a subject")
-def get_version(subject: str, version: VersionParam, request: Request,
-                _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
-    entry = _runtime(request).registry.get(subject, _version(version))
+def get_version(subject: str, version: VersionParam, _: Principal = Depends(ANY_KEY),
+                registry: SchemaRegistry = REGISTRY) -> dict[str, Any]:
+    entry = registry.get(subject, _version(version))
     return {"subject": entry.subject, "version": entry.version, "id": entry.schema_id,
             "schema": entry.schema}
 
 
 @router.get("/schemas/ids/{schema_id}", summary="A schema by its global id")
-def by_id(schema_id: int, request: Request,
-          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
-    entry = _runtime(request).registry.by_id(schema_id)
+def by_id(schema_id: int, _: Principal = Depends(ANY_KEY),
+          registry: SchemaRegistry = REGISTRY) -> dict[str, Any]:
+    entry = registry.by_id(schema_id)
     return {"schema": entry.schema}
 
 
 @router.post("/subjects/{subject}/versions",
              summary="Register a new version of an event type (admin)")
-def register(subject: str, body: SchemaBody, request: Request,
-             _: Principal = Depends(require(Role.ADMIN))) -> dict[str, int]:
-    runtime = _runtime(request)
+def register(subject: str, body: SchemaBody, _: Principal = Depends(require(Role.ADMIN)),
+             event_types: EventTypes = Depends(deps.event_types)) -> dict[str, int]:
     event_type = event_type_of_subject(subject)
     if event_type is None:
         raise NotAnEventSubject("register event schemas under 'events.<type>-value'; view "
                                 "subjects are derived from policy and cannot be written")
-    registered = runtime.event_types.add_version(event_type, _parse(body.schema_))
+    registered = event_types.add_version(event_type, _parse(body.schema_))
     return {"id": registered.schema_id}
 
 
 @router.post("/compatibility/subjects/{subject}/versions/{version}",
              summary="Would this schema be accepted as the next version?")
-def check(subject: str, version: VersionParam, body: SchemaBody, request: Request,
-          _: Principal = Depends(ANY_KEY)) -> dict[str, Any]:
-    problems = _runtime(request).registry.check(subject, _parse(body.schema_),
-                                                _version(version))
+def check(subject: str, version: VersionParam, body: SchemaBody,
+          _: Principal = Depends(ANY_KEY),
+          registry: SchemaRegistry = REGISTRY) -> dict[str, Any]:
+    problems = registry.check(subject, _parse(body.schema_), _version(version))
     return {"is_compatible": not problems, "messages": problems}
 
 
 @router.get("/config/{subject}", summary="A subject's compatibility level")
-def get_config(subject: str, request: Request,
-               _: Principal = Depends(ANY_KEY)) -> dict[str, str]:
-    return {"compatibilityLevel": str(_runtime(request).registry.compatibility(subject))}
+def get_config(subject: str, _: Principal = Depends(ANY_KEY),
+               registry: SchemaRegistry = REGISTRY) -> dict[str, str]:
+    return {"compatibilityLevel": str(registry.compatibility(subject))}
 
 
 @router.put("/config/{subject}", summary="Set a subject's compatibility level (admin)")
-def put_config(subject: str, body: ConfigBody, request: Request,
-               _: Principal = Depends(require(Role.ADMIN))) -> dict[str, str]:
-    _runtime(request).registry.set_compatibility(subject, body.compatibility)
+def put_config(subject: str, body: ConfigBody, _: Principal = Depends(require(Role.ADMIN)),
+               registry: SchemaRegistry = REGISTRY) -> dict[str, str]:
+    registry.set_compatibility(subject, body.compatibility)
     return {"compatibility": str(body.compatibility)}

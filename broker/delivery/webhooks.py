@@ -2,7 +2,7 @@
 
 Each dispatcher reads `deliver.<subscription>` from its durable cursor (in
 `_webhook.state`, see `webhook_state.py`) and POSTs each delivery, signed per the
-Standard Webhooks specification (`connectors.webhook_sink`), in delivery order.
+Standard Webhooks specification (`broker.delivery.webhook_sender`), in delivery order.
 
 Ordering. A subscription's events are sent one at a time, in the order the pull API
 returns them, and an event that fails blocks the ones behind it until it is delivered
@@ -37,12 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.auditing import Auditor
+from broker.auditor import Auditor
 from broker.delivery.cursor import Cursor
 from broker.delivery.dead_letters import DeadLetterQueue
 from broker.delivery.feed import Delivery, DeliveryFeed
 from broker.delivery.retry_schedule import RetrySchedule
 from broker.delivery.webhook_secrets import WebhookSecrets
+from broker.delivery.webhook_sender import AttemptResult, WebhookSender
 from broker.delivery.webhook_state import (
     CursorState,
     EndpointState,
@@ -53,7 +54,6 @@ from broker.log.port import EventLog
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
 from broker.topics import delivery_topic
-from connectors.webhook_sink import AttemptResult, WebhookSender
 
 log = logging.getLogger("handoff.webhooks")
 

@@ -170,8 +170,9 @@ class FhirKit(SourceKit):
             if s in bad:
                 bundle["entry"] = bundle["entry"][:1]
             try:
-                receive_bundle(self.harness.runtime, config, principal,  # type: ignore[arg-type]
-                               json.dumps(bundle).encode())
+                assert self.harness.broker.publisher is not None
+                receive_bundle(self.harness.broker.publisher.ingest_as(principal),
+                               config, json.dumps(bundle).encode())  # type: ignore[arg-type]
             except InvalidBundle:
                 assert s in bad
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from broker.testing import ConnectorHarness, demo_policy_dir
 from connectors.registry import BUILTINS, connector_class
-from connectors.testing import ConnectorHarness, demo_policy_dir
 from tests.contract.connector_kits import KITS, SinkKit, SourceKit, birth
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401
 

@@ -3,8 +3,10 @@ own and another agency's resources, against a running broker.
 
 Everything that should be refused is refused (401 or 403, as problem+json), everything
 else gets past authorisation, and each refusal is in the audit log as `access_refused`
-naming the route and the key. A new endpoint fails `test_every_operation_says_who_may_
-call_it` until it is added to `RULES`, so none slips in unchecked.
+naming the route and the key (an event type the agency may not publish as
+`publish_refused`, the record the publisher writes whatever the channel). A new endpoint
+fails `test_every_operation_says_who_may_call_it` until it is added to `RULES`, so none
+slips in unchecked.
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ def test_every_operation_says_who_may_call_it(matrix_broker):
 def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker):
     broker, callers = matrix_broker
     expected_refusals: Counter[tuple[str, str, int, str | None]] = Counter()
+    expected_publish_refusals: Counter[tuple[str | None, str]] = Counter()
     wrong: list[str] = []
     calls = 0
     for method, template in operations(broker):
@@ -189,6 +192,9 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
                     continue
                 if response.headers["content-type"] != "application/problem+json":
                     wrong.append(f"{where}: refusal is not problem+json")
+                if template.startswith("/v1/events/") and P in caller.roles:
+                    expected_publish_refusals[(caller.key_id, OTHERS["event_type"])] += 1
+                    continue
                 expected_refusals[(method, template, status,
                                    caller.key_id if caller.known else None)] += 1
     assert not wrong, "\n".join(wrong)
@@ -196,11 +202,15 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
     store = SqliteAuditStore(audit_db_path(broker.data_dir), create=False)
     try:
         records = store.query(kind="access_refused", limit=100_000)
+        publishes = store.query(kind="publish_refused", limit=100_000)
     finally:
         store.close()
     audited = Counter((r.detail["method"], r.detail["route"], r.detail["status"], r.actor)
                       for r in records)
     assert audited == expected_refusals
+    assert expected_publish_refusals
+    assert Counter((r.actor, r.detail["event_type"]) for r in publishes
+                   if r.detail["reason"] == "not_permitted") == expected_publish_refusals
     print(f"\n{calls} calls, {sum(expected_refusals.values())} refused and audited")
     assert all(r.outcome == "refused" and r.subject is None for r in records)
 

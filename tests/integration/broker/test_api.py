@@ -14,11 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
-from broker.runtime import Runtime
-from broker.services import Services
 from tests.e2e.harness import DEMO, demo_keys
 
 KEYS = demo_keys()
@@ -29,17 +27,16 @@ def auth(agency: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[tuple[TestClient, Runtime]]:
+def api(tmp_path) -> Iterator[tuple[TestClient, Broker]]:
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
                              keys_file=DEMO / "keys.yaml")
-    runtime = build_runtime(settings)
-    services = Services(runtime)
-    services.start()
+    runtime = build_broker(settings)
+    runtime.start()
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime.api)) as client:
             yield client, runtime
     finally:
-        services.stop()
+        runtime.stop()
 
 
 def a_birth() -> dict[str, Any]:
@@ -119,9 +116,17 @@ def test_publish_refusals_are_problems_and_audited(api, agency, path, status, sl
     response = client.post(path, json=a_birth(), headers=auth(agency) if agency else {})
     assert response.status_code == status
     assert response.json()["type"] == f"/problems/{slug}"
-    if status in (401, 403):
-        refused = runtime.audit_store.query(kind="access_refused")
+    if status == 401 or agency == "auditor":
+        refused = runtime.audit.query(kind="access_refused")
         assert refused and refused[-1].detail["status"] == status
+    elif status == 403:
+        # Whatever the channel, the publisher refuses an event type the agency may not
+        # publish, under one record type.
+        refused = runtime.audit.query(kind="publish_refused")
+        assert refused and dict(refused[-1].detail) == {
+            "event_type": "birth", "reason": "not_permitted", "fields": []}
+        assert refused[-1].source == "hv-nfp"
+        assert runtime.audit.query(kind="access_refused") == []
 
 
 def test_size_cap_applies_before_parsing(api):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.testing import ConnectorHarness
+from broker.testing import ConnectorHarness
 
 HEADER = ("mrn,recorded,child_mrn,child_first,child_last,dob,sex,weight,ga,nicu,exposure,"
           "mother_first,mother_last,mother_dob,medicaid,phone\n")

@@ -14,11 +14,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
-from broker.runtime import Runtime
-from broker.services import Services
 from tests.e2e.harness import DEMO, demo_keys
 
 KEYS = demo_keys()
@@ -29,17 +27,16 @@ def auth(agency: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_broker(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Runtime]]:
+def running_broker(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Broker]]:
     loaded = load_settings(policy_dir=DEMO / "policy", data_dir=data,
                            keys_file=DEMO / "keys.yaml", **settings)
-    runtime = build_runtime(loaded)
-    services = Services(runtime)
-    services.start()
+    runtime = build_broker(loaded)
+    runtime.start()
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime.api)) as client:
             yield client, runtime
     finally:
-        services.stop()
+        runtime.stop()
 
 
 def marked_birth(marker: str) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from broker.crypto import DataKeyring, LocalKek, LogKeyStore
+from broker.crypto.encrypted_log import EncryptedEventLog
 from broker.crypto.kek import write_new_kek
 from broker.log import EventLog, SqliteEventLog
-from broker.log.encrypted import EncryptedEventLog
 from broker.log.kafka import KafkaEventLog
 from tests.contract.conftest import EventLogFactory
 from tests.kafka_broker import TansuBroker, kafka_broker  # noqa: F401  (session fixture)

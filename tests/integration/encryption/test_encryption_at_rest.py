@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.cli.main import app as cli
 from broker.config import load_settings
 from broker.crypto import KekError
@@ -86,7 +86,7 @@ def test_a_broker_given_another_kek_refuses_to_start_naming_both(tmp_path, kek_f
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=data,
                              keys_file=DEMO / "keys.yaml", **encryption(tmp_path / "other-kek"))
     with pytest.raises(KekError) as caught:
-        build_runtime(settings)
+        build_broker(settings)
     assert right.kek_id in str(caught.value) and stranger.kek_id in str(caught.value)
 
 

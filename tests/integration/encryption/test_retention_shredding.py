@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from broker.cli.main import app as cli
 from broker.crypto import LocalKek
+from broker.crypto.encrypted_log import register_encryption_metrics
 from broker.log import NewRecord, SqliteEventLog, TopicSpec
-from broker.log.encrypted import register_encryption_metrics
 from tests.integration.encryption.broker_fixture import (
     marked_birth,
     new_marker,
@@ -106,7 +106,7 @@ def test_a_running_broker_deletes_shreds_and_audits_and_the_chain_verifies(tmp_p
         for event in events:
             publish(client, event)
         assert len(pull(client, expect=4)) == 4
-        store = runtime.audit_store
+        store = runtime.audit
         deadline = time.monotonic() + 20
         enforced: list = []
         while time.monotonic() < deadline:
@@ -130,7 +130,7 @@ def test_a_running_broker_deletes_shreds_and_audits_and_the_chain_verifies(tmp_p
     assert result.exit_code == 0, result.output
     # Decisions about the expired events are still in the audit log.
     with running_broker(data, **_retained(kek_file)) as (_, runtime):
-        decided = {r.event_id for r in runtime.audit_store.query(kind="decision", limit=1000)}
+        decided = {r.event_id for r in runtime.audit.query(kind="decision", limit=1000)}
     assert {e["event_id"] for e in events} <= decided
     assert marker.encode() not in stored_bytes(data)
 

@@ -12,9 +12,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.config import load_settings
-from broker.services import Services
 from tests.e2e.harness import DEMO, demo_keys
 from tests.integration.fhir.bundles import birth_bundle
 
@@ -35,14 +34,13 @@ def api(tmp_path) -> Iterator[TestClient]:
          "county_fips": "55025"}]}))
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
                              keys_file=DEMO / "keys.yaml", connectors_file=connectors)
-    runtime = build_runtime(settings)
-    services = Services(runtime)
-    services.start()
+    runtime = build_broker(settings)
+    runtime.start()
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime.api)) as client:
             yield client
     finally:
-        services.stop()
+        runtime.stop()
 
 
 def pull(client: TestClient, sub: str, agency: str) -> list[dict]:

@@ -12,7 +12,7 @@ from tests.integration.webhooks.receiver_server import WebhookReceiver
 
 
 def audit_kinds(broker, kind: str) -> list:
-    return [r for r in broker.runtime.audit_store.query(kind=kind)]
+    return [r for r in broker.runtime.audit.query(kind=kind)]
 
 
 def test_delivery_is_signed_and_carries_only_the_permitted_fields(make_broker, receiver):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from broker.audit import SubjectPseudonymizer
-from broker.auditing import Auditor
+from broker.auditor import Auditor
 from broker.consent_feed import ConsentFeed
 from broker.event_types import EventTypes
 from broker.log.port import NewRecord, TopicSpec

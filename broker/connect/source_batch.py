@@ -12,16 +12,18 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from broker.auth import Principal, Role
-from broker.ingest.publisher import Prepared
+from broker.ingest.publisher import (
+    NotPermittedToPublishError,
+    Prepared,
+    Publisher,
+    UnknownEventTypeError,
+)
 from connectors.base import FieldProblem, RecordOutcome, Rejected, SourceConfig, SourceRecord
-from connectors.offsets import DeadLetter, DeadLetterTopic
+from connectors.dead_letters import DeadLetter
+from connectors.ports import DeadLetterLog
 from schemas.errors import RecordValidationError
-
-if TYPE_CHECKING:
-    from broker.runtime import Runtime
 
 _EVENT_ID_NAMESPACE = uuid.UUID("6c1f7a52-3f0e-4b7e-9a8e-2f3d1c0b9a71")
 
@@ -44,9 +46,9 @@ def connector_principal(config: SourceConfig) -> Principal:
 class SourceBatchPublisher:
     """Publishes the batches of one source connector."""
 
-    def __init__(self, runtime: Runtime, config: SourceConfig,
-                 dead_letters: DeadLetterTopic) -> None:
-        self._runtime = runtime
+    def __init__(self, publisher: Publisher, config: SourceConfig,
+                 dead_letters: DeadLetterLog) -> None:
+        self._publisher = publisher
         self._config = config
         self._principal = connector_principal(config)
         self._dead_letters = dead_letters
@@ -65,15 +67,18 @@ class SourceBatchPublisher:
                 continue
             event_id = str(record.event.get("event_id") or
                            derive_event_id(self._config.name, record))
-            problems = self._refusal(record.event_type)
+            problems: tuple[FieldProblem, ...] = ()
             prepared = None
-            if not problems:
-                try:
-                    prepared = self._runtime.publisher.prepare_json(
-                        self._principal, record.event_type,
-                        [{**record.event, "event_id": event_id}], batch=False)
-                except RecordValidationError as exc:
-                    problems = tuple(exc.problems)
+            try:
+                prepared = self._publisher.prepare_json(
+                    self._principal, record.event_type,
+                    [{**record.event, "event_id": event_id}], batch=False)
+            except UnknownEventTypeError:
+                problems = (("<event_type>", "not a registered event type"),)
+            except NotPermittedToPublishError as exc:
+                problems = (("<event_type>", str(exc)),)
+            except RecordValidationError as exc:
+                problems = tuple(exc.problems)
             if prepared is None:
                 letters.append(self._letter(record, event_id, problems))
                 outcomes[index] = RecordOutcome(record, "dead_letter", event_id, problems)
@@ -88,25 +93,12 @@ class SourceBatchPublisher:
                 [i for _, p in items for i in p.event_ids],
                 [r for _, p in items for r in p.records],
             )
-            placed = self._runtime.publisher.submit(self._principal, merged).result()
+            placed = self._publisher.submit(self._principal, merged).result()
             for (index, _), where in zip(items, placed, strict=True):
                 outcomes[index] = RecordOutcome(
                     batch[index], "duplicate" if where.duplicate else "published",
                     where.event_id)
         return [o for o in outcomes if o is not None]
-
-    def _refusal(self, event_type: str) -> tuple[FieldProblem, ...]:
-        """Why the connector's agency may not publish `event_type`, if it may not."""
-        runtime = self._runtime
-        if event_type not in runtime.event_types.names():
-            return (("<event_type>", "not a registered event type"),)
-        agency = runtime.policy.bundle.agencies.get(self._config.agency)
-        if agency is None or event_type not in agency.publishes:
-            runtime.metrics.publish_refused.labels("not_permitted").inc()
-            runtime.auditor.publish_refused(self._principal, event_type, "not_permitted", [])
-            return (("<event_type>", f"agency '{self._config.agency}' may not publish "
-                                     f"'{event_type}' events"),)
-        return ()
 
     def _letter(self, record: SourceRecord | Rejected, event_id: str | None,
                 problems: Sequence[FieldProblem]) -> DeadLetter:

@@ -1,21 +1,18 @@
-"""Runs connectors inside a broker process: one thread per connector, restarts with
-backoff, positions in the event log, status for the API and metrics.
-
-`handoff connect run CONFIG` and `handoff serve` (with `connectors_file` set) both build a
-`ConnectorRuntime` over the broker's `Runtime`, so sources publish through the same
-validation, idempotency index, group commit and audit as the HTTP API, and sinks read
-the same delivery topics as pull and stream subscribers.
-"""
+"""One connector's thread: build, start, run batches, restart with backoff after a
+failure; and the drivers that see one batch through (`SourceDriver`, `SinkDriver`),
+which the test harness also calls directly."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from broker.connect.parts import ConnectParts
+from broker.connect.source_batch import SourceBatchPublisher
+from broker.connect.status import ConnectorStatus, describe_error
 from broker.delivery.cursor import Cursor
-from broker.topics import delivery_topic
 from connectors.base import (
     ConnectorConfig,
     ConnectorContext,
@@ -27,89 +24,25 @@ from connectors.base import (
     SourceConfig,
     SourceConnector,
 )
+from connectors.dead_letters import DeadLetter
 from connectors.errors import ConnectorConfigError, FatalConnectorError
-from connectors.offsets import DeadLetter, DeadLetterTopic, OffsetStore
 from connectors.registry import build_connector
-from connectors.source_batch import SourceBatchPublisher
-from connectors.status import ConnectorMetrics, ConnectorStatus, describe_error
-
-if TYPE_CHECKING:
-    from broker.runtime import Runtime
 
 log = logging.getLogger("handoff.connectors")
-
-
-class ConnectorRuntime:
-    """The connectors of one broker. `start()` launches them, `stop()` ends them."""
-
-    def __init__(self, runtime: Runtime, configs: Sequence[ConnectorConfig], *,
-                 backoff_initial: float = 1.0, backoff_max: float = 60.0) -> None:
-        names = [c.name for c in configs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ConnectorConfigError(f"connector names must be unique: "
-                                       f"{', '.join(duplicates)} appear more than once")
-        self.runtime = runtime
-        self.offsets = OffsetStore(runtime.log)
-        self.dead_letters = DeadLetterTopic(runtime.log)
-        self.metrics = ConnectorMetrics.on(runtime.metrics.registry)
-        self._stop = threading.Event()
-        self.workers = [ConnectorWorker(self, c, backoff_initial, backoff_max)
-                        for c in configs]
-
-    @classmethod
-    def for_broker(cls, runtime: Runtime) -> ConnectorRuntime | None:
-        """The connectors `handoff serve` runs: those of the `connectors_file` setting,
-        in a process that accepts events (the `api` role); None when there are none."""
-        path = runtime.settings.connectors_file
-        if path is None or not runtime.roles.api:
-            return None
-        from connectors.config_file import load_connectors_file
-
-        return cls(runtime, load_connectors_file(path))
-
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask every connector to stop and wait for their threads (up to `timeout` each)."""
-        self._stop.set()
-        for worker in self.workers:
-            worker.join(timeout)
-
-    @property
-    def stopping(self) -> threading.Event:
-        return self._stop
-
-    def statuses(self) -> list[dict[str, Any]]:
-        return [w.status.to_json() for w in self.workers]
-
-    def worker(self, name: str) -> ConnectorWorker | None:
-        return next((w for w in self.workers if w.config.name == name), None)
-
-    def settled(self) -> tuple[int, ...] | None:
-        """None while some connector is working; once every connector has failed for
-        good or found nothing new on its last poll, a token that changes if any of them
-        takes in more records (what `handoff connect run --until-idle` waits for)."""
-        if all(w.status.state == "failed" or not w.alive
-               or (w.status.state == "running" and w.status.idle and w.caught_up())
-               for w in self.workers):
-            return tuple(w.status.counts["in"] for w in self.workers)
-        return None
 
 
 class ConnectorWorker:
     """Runs one connector in its own thread, restarting it after failures."""
 
-    def __init__(self, owner: ConnectorRuntime, config: ConnectorConfig,
-                 backoff_initial: float, backoff_max: float) -> None:
-        self.owner = owner
+    def __init__(self, parts: ConnectParts, stopping: threading.Event,
+                 config: ConnectorConfig, backoff_initial: float, backoff_max: float) -> None:
+        self.parts = parts
+        self.stopping = stopping
         self.config = config
         self._backoff = (backoff_initial, backoff_max)
         kind = "source" if isinstance(config, SourceConfig) else "sink"
         self.status = ConnectorStatus(config.name, config.type, kind)
-        self.status.position = owner.offsets.get(config.name)
+        self.status.position = parts.offsets.get(config.name)
         self._log = log.getChild(config.name)
         self._progressed = False
         self._batch_failed = 0
@@ -136,8 +69,8 @@ class ConnectorWorker:
     # -- the restart loop ---------------------------------------------------------------
 
     def _run(self) -> None:
-        stop = self.owner.stopping
-        metrics = self.owner.metrics
+        stop = self.stopping
+        metrics = self.parts.metrics
         failures = 0
         while not stop.is_set():
             self.status.set_state("starting" if failures == 0 else "restarting")
@@ -176,11 +109,11 @@ class ConnectorWorker:
         `_progressed` tells afterwards whether it committed anything."""
         self._progressed = False
         connector = build_connector(self.config)
-        context = self._context()
+        context = self.context()
         connector.start(context)
         try:
             self.status.set_state("running")
-            self.owner.metrics.up.labels(self.config.name).set(1)
+            self.parts.metrics.up.labels(self.config.name).set(1)
             if isinstance(connector, SourceConnector):
                 self._source_loop(connector)
             else:
@@ -192,14 +125,17 @@ class ConnectorWorker:
                 self._log.warning("connector %s: stop raised %s", self.config.name,
                                   describe_error(exc))
 
-    def _context(self) -> ConnectorContext:
-        rt = self.owner.runtime
-        state_dir = rt.settings.data_dir / "connectors" / self.config.name
+    def context(self) -> ConnectorContext:
+        """What `start` is handed: the committed position, a state folder, the
+        dead-letter log and the schema lookup."""
+        parts = self.parts
+        state_dir = parts.state_root / self.config.name
         state_dir.mkdir(parents=True, exist_ok=True)
         common: dict[str, Any] = {
-            "name": self.config.name, "offset": self.owner.offsets.get(self.config.name),
-            "state_dir": state_dir, "stopping": self.owner.stopping, "log": self._log,
-            "runtime": rt, "dead_letter": self._dead_letter,
+            "name": self.config.name, "offset": parts.offsets.get(self.config.name),
+            "state_dir": state_dir, "stopping": self.stopping, "log": self._log,
+            "dead_letter": self._dead_letter, "dead_letters": parts.dead_letters,
+            "schemas": parts.feed,
         }
         if isinstance(self.config, SinkConfig):
             return SinkContext(**common, subscription=self.config.subscription)
@@ -207,7 +143,7 @@ class ConnectorWorker:
 
     def _dead_letter(self, event_id: str | None, reference: str | None,
                      problems: Sequence[FieldProblem]) -> None:
-        self.owner.dead_letters.append([DeadLetter(
+        self.parts.dead_letters.append([DeadLetter(
             self.config.name, tuple(problems), event_id=event_id, reference=reference)])
         self._count("failed", 1)
         self._batch_failed += 1
@@ -215,10 +151,10 @@ class ConnectorWorker:
     def _count(self, outcome: str, n: int) -> None:
         if n:
             self.status.count(outcome, n)  # type: ignore[arg-type]
-            self.owner.metrics.records.labels(self.config.name, outcome).inc(n)
+            self.parts.metrics.records.labels(self.config.name, outcome).inc(n)
 
     def _committed(self, position: Position) -> None:
-        self.owner.offsets.commit(self.config.name, position)
+        self.parts.offsets.commit(self.config.name, position)
         self.status.position = position
         self._progressed = True
 
@@ -227,7 +163,7 @@ class ConnectorWorker:
     def _source_loop(self, connector: SourceConnector[Any]) -> None:
         assert isinstance(self.config, SourceConfig)
         driver = SourceDriver(self, connector)
-        stop = self.owner.stopping
+        stop = self.stopping
         while not stop.is_set():
             self.status.idle = False
             worked = driver.step()
@@ -238,7 +174,7 @@ class ConnectorWorker:
     def _sink_loop(self, connector: SinkConnector[Any], context: ConnectorContext) -> None:
         assert isinstance(self.config, SinkConfig)
         driver = SinkDriver(self, connector, context)
-        stop = self.owner.stopping
+        stop = self.stopping
         self._sink_driver = driver
         while not stop.is_set():
             self.status.idle = False
@@ -251,15 +187,15 @@ class ConnectorWorker:
 class SourceDriver:
     """One source's poll → publish → persist position → commit cycle, one batch a step.
 
-    The worker thread calls `step` in a loop; `connectors.testing` calls it directly.
+    The worker thread calls `step` in a loop; `broker.testing` calls it directly.
     """
 
     def __init__(self, worker: ConnectorWorker, connector: SourceConnector[Any]) -> None:
         assert isinstance(worker.config, SourceConfig)
         self.worker = worker
         self.connector = connector
-        self.publisher = SourceBatchPublisher(worker.owner.runtime, worker.config,
-                                              worker.owner.dead_letters)
+        self.publisher = SourceBatchPublisher(worker.parts.publisher, worker.config,
+                                              worker.parts.dead_letters)
 
     def step(self) -> bool:
         """Poll once and see the batch through; False when the source had nothing."""
@@ -287,14 +223,13 @@ class SinkDriver:
         self.worker = worker
         self.connector = connector
         self.config = worker.config
-        rt = worker.owner.runtime
-        self.feed = rt.feed
+        self.feed = worker.parts.feed
         subscription = self.config.subscription
-        if subscription not in rt.policy.bundle.subscriptions:
+        if subscription not in worker.parts.policy.bundle.subscriptions:
             raise FatalConnectorError(
                 f"subscription '{subscription}' is not in the policy bundle; fix "
                 "'subscription' in the connector's config or add it to subscriptions.yaml")
-        partitions = rt.log.partitions(delivery_topic(subscription))
+        partitions = self.feed.partitions(subscription)
         saved = context.offset.get("cursor") if context.offset else None
         self.cursor = Cursor.parse(saved, partitions) if saved else Cursor.start(partitions)
 
@@ -320,7 +255,6 @@ class SinkDriver:
         self.feed.wait(self.config.subscription, self.cursor, timeout)
 
     def caught_up(self) -> bool:
-        log = self.worker.owner.runtime.log
-        topic = delivery_topic(self.config.subscription)
-        return all(log.end_offset(topic, p) <= offset
-                   for p, offset in enumerate(self.cursor.offsets))
+        ends = self.feed.end_offsets(self.config.subscription)
+        return all(end <= offset for end, offset in zip(ends, self.cursor.offsets,
+                                                        strict=False))

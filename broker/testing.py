@@ -1,11 +1,13 @@
 """A test harness for connectors: a real broker in a temporary folder, driven step by step.
 
+It builds the broker through `broker.bootstrap`, so it sits above it, beside the CLI.
+
 The harness builds the same broker `handoff serve` runs (embedded log, registry, policy,
 publish path, router, audit) in a data folder you give it, then runs your connector's
 batches in the calling thread, through the same code the connector runtime uses. Tests
 stay deterministic: no sleeps, no threads to wait for.
 
-    from connectors.testing import ConnectorHarness
+    from broker.testing import ConnectorHarness
 
     def test_births_are_published(tmp_path):
         with ConnectorHarness(tmp_path / "data") as harness:
@@ -36,13 +38,13 @@ from types import TracebackType
 from typing import Any
 
 from broker.auth import Principal, Role
-from broker.bootstrap import build_runtime
+from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
+from broker.connect.host import ConnectorHost
+from broker.connect.worker import ConnectorWorker, SinkDriver, SourceDriver
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery
 from broker.ingest.group_commit import Placed
-from broker.runtime import Runtime
-from broker.services import Services
 from broker.topics import ingress_topic
 from connectors.base import (
     ConnectorConfig,
@@ -51,9 +53,8 @@ from connectors.base import (
     SinkConnector,
     SourceConnector,
 )
-from connectors.offsets import DeadLetter
+from connectors.dead_letters import DeadLetter
 from connectors.registry import build_connector, parse_config
-from connectors.runtime import ConnectorRuntime, ConnectorWorker, SinkDriver, SourceDriver
 from schemas.jsonform import record_to_json
 
 
@@ -76,9 +77,11 @@ class ConnectorHarness:
                  **settings: Any) -> None:
         self.settings = load_settings(data_dir=data_dir,
                                       policy_dir=policy_dir or demo_policy_dir(), **settings)
-        self.runtime: Runtime = build_runtime(self.settings)
-        self.services = Services(self.runtime, run_router=False)
-        self.connectors = ConnectorRuntime(self.runtime, [])
+        # Every role, no connectors of its own and no router thread: the harness runs
+        # connector batches and routing itself, in the calling thread.
+        self.broker: Broker = build_broker(self.settings, connectors=(), router_thread=False)
+        assert self.broker.connectors is not None and self.broker.publisher is not None
+        self.connectors: ConnectorHost = self.broker.connectors
         self._closed = False
 
     def __enter__(self) -> ConnectorHarness:
@@ -92,7 +95,7 @@ class ConnectorHarness:
         if not self._closed:
             self._closed = True
             self.connectors.stop(timeout=1)
-            self.services.stop()
+            self.broker.stop()
 
     # -- connectors -----------------------------------------------------------------------
 
@@ -100,43 +103,44 @@ class ConnectorHarness:
         """A connector to drive; `config` is validated as a connectors file entry is."""
         if not isinstance(config, ConnectorConfig):
             config = parse_config(config)
-        worker = ConnectorWorker(self.connectors, config, 0.0, 0.0)
-        self.connectors.workers.append(worker)
-        return HarnessConnector(self, worker)
+        return HarnessConnector(self, self.connectors.add(config))
 
     # -- the broker around it -------------------------------------------------------------
 
     def publish(self, agency: str, event_type: str, *events: dict[str, Any]) -> list[Placed]:
         """Publish events as `agency` (as its API key would), blocking until durable."""
         principal = Principal(f"test:{agency}", agency, frozenset({Role.PUBLISH}))
-        return self.runtime.publisher.publish_json(principal, event_type, list(events))
+        assert self.broker.publisher is not None
+        return self.broker.publisher.publish_json(principal, event_type, list(events))
 
     def route(self) -> int:
         """Run the router until every published event is routed; returns how many."""
+        router = self.broker.router
+        assert router is not None
         total = 0
         while True:
-            routed = self.services.router.step()
+            routed = router.step()
             if routed == 0:
                 return total
             total += routed
 
     def events(self, event_type: str) -> list[dict[str, Any]]:
         """Every event on `events.<type>`, as JSON, in append-time order."""
-        log, topic = self.runtime.log, ingress_topic(event_type)
+        log, topic = self.broker.log, ingress_topic(event_type)
         records = []
         for partition in range(log.partitions(topic)):
             records.extend(log.read(topic, partition, 0, 1_000_000))
         records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
         out = []
         for record in records:
-            schema_id, value = self.runtime.codec.decode(record.value)
-            schema = json.loads(self.runtime.registry.by_id(schema_id).schema)
+            schema_id, value = self.broker.codec.decode(record.value)
+            schema = json.loads(self.broker.registry.by_id(schema_id).schema)
             out.append(record_to_json(schema, value))
         return out
 
     def deliveries(self, subscription: str) -> list[Delivery]:
         """Everything on `deliver.<subscription>` so far (run `route()` first)."""
-        feed = self.runtime.feed
+        feed = self.broker.feed
         deliveries, _ = feed.read(subscription, Cursor.start(feed.partitions(subscription)),
                                   1_000_000)
         return deliveries
@@ -163,7 +167,7 @@ class HarnessConnector:
     def start(self) -> None:
         """Build a fresh instance and start it from the committed position."""
         instance = build_connector(self.config)
-        context = self.worker._context()
+        context = self.worker.context()
         instance.start(context)
         self.instance, self.context = instance, context
         self.worker.status.set_state("running")

@@ -6,26 +6,34 @@ log, only field paths and reasons.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from broker.audit import AuditEntry, AuditStore, SubjectPseudonymizer
+from broker.audit import AuditEntry, SubjectPseudonymizer
 from broker.auth import Principal
+from broker.clock import Clock, now_ms
 from broker.metrics import Metrics
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+class AuditAppender(Protocol):
+    """The one thing the auditor needs of an audit store."""
+
+    def append(self, entries: Sequence[AuditEntry]) -> object: ...
 
 
 class Auditor:
     def __init__(
-        self, store: AuditStore, pseudonymizer: SubjectPseudonymizer, metrics: Metrics
+        self, store: AuditAppender, pseudonymizer: SubjectPseudonymizer, metrics: Metrics,
+        clock: Clock = now_ms,
     ) -> None:
         self.store = store
         self.pseudonymizer = pseudonymizer
         self._metrics = metrics
+        self._clock = clock
+
+    def now(self) -> int:
+        """The auditor's clock: milliseconds since the epoch."""
+        return self._clock()
 
     def subject(self, subject_id: str) -> str:
         return self.pseudonymizer.pseudonym(subject_id)
@@ -41,7 +49,7 @@ class Auditor:
         self, principal: Principal, event_type: str, reason: str, fields: list[str]
     ) -> None:
         self.write([AuditEntry(
-            kind="publish_refused", at_ms=now_ms(), source=principal.agency,
+            kind="publish_refused", at_ms=self._clock(), source=principal.agency,
             actor=principal.key_id, outcome="refused",
             detail={"event_type": event_type, "reason": reason, "fields": sorted(set(fields))},
         )])
@@ -50,7 +58,7 @@ class Auditor:
         self, principal: Principal | None, method: str, route: str, status: int, why: str
     ) -> None:
         self.write([AuditEntry(
-            kind="access_refused", at_ms=now_ms(),
+            kind="access_refused", at_ms=self._clock(),
             source=principal.agency if principal else None,
             actor=principal.key_id if principal else None, outcome="refused",
             detail={"method": method, "route": route, "status": status, "reason": why},
@@ -58,7 +66,7 @@ class Auditor:
 
     def policy_loaded(self, version: str, summary: dict[str, Any], actor: str) -> None:
         self.write([AuditEntry(
-            kind="policy_loaded", at_ms=now_ms(), actor=actor, outcome="loaded",
+            kind="policy_loaded", at_ms=self._clock(), actor=actor, outcome="loaded",
             detail={"bundle_version": version, **summary},
         )])
 
@@ -70,7 +78,7 @@ class Auditor:
     ) -> None:
         """A webhook delivery was given up on and moved to the dead-letter queue."""
         self.write([AuditEntry(
-            kind="delivery_dead_lettered", at_ms=now_ms(), subject=subject,
+            kind="delivery_dead_lettered", at_ms=self._clock(), subject=subject,
             recipient=recipient, source=source, subscription=subscription,
             outcome="dead_lettered",
             event_id=event_id, decision_id=decision_id, actor="webhook-dispatcher",
@@ -84,7 +92,7 @@ class Auditor:
     ) -> None:
         """Dead letters put back for delivery: one entry per (subject, source, event_id,
         decision_id, dead_letter_id), so each shows in its subject's history."""
-        at = now_ms()
+        at = self._clock()
         self.write([AuditEntry(
             kind="delivery_replayed", at_ms=at, subject=subject, recipient=recipient,
             source=source, subscription=subscription, outcome="replayed",
@@ -96,7 +104,7 @@ class Auditor:
                         url: str | None) -> None:
         """An operator or the subscriber turned a failing or disabled webhook back on."""
         self.write([AuditEntry(
-            kind="webhook_enabled", at_ms=now_ms(), source=principal.agency,
+            kind="webhook_enabled", at_ms=self._clock(), source=principal.agency,
             subscription=subscription, outcome="enabled", actor=principal.key_id,
             detail={"previous_status": previous, "url": url},
         )])

@@ -1,4 +1,4 @@
-"""Where each connector stands, kept in the event log itself.
+"""Where each connector stands, and what it gave up on, kept in the event log itself.
 
 Positions live in the compacted topic `_connect.offsets`, one record per commit, keyed by
 connector name, so they are as durable as the events they describe and work the same on
@@ -13,11 +13,10 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from broker.log.port import EventLog, NewRecord, TopicSpec
-from connectors.base import FieldProblem, Position
+from connectors.dead_letters import DeadLetter
+from connectors.ports import Position
 
 OFFSETS_TOPIC = "_connect.offsets"
 DEAD_LETTERS_TOPIC = "_connect.dead_letters"
@@ -25,8 +24,8 @@ DEAD_LETTERS_TOPIC = "_connect.dead_letters"
 _COMPACT_EVERY = 1000
 
 
-class OffsetStore:
-    """Committed positions of every connector of one broker.
+class TopicOffsetStore:
+    """Committed positions of every connector of one broker (the SDK's `OffsetStore`).
 
     Reads the topic once when opened and then keeps the latest position per connector in
     memory; `commit` appends first and updates memory only once the append is durable.
@@ -81,47 +80,8 @@ class OffsetStore:
             compact(OFFSETS_TOPIC)
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Why a connector gave up on one record, and where that record is in its source."""
-
-    connector: str
-    problems: tuple[FieldProblem, ...]
-    event_type: str | None = None
-    event_id: str | None = None
-    reference: str | None = None
-    position: Position | None = None
-    at_ms: int = 0
-    offset: int | None = None
-    """Where the dead letter sits in `_connect.dead_letters` (set when read back)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "connector": self.connector,
-            "event_type": self.event_type,
-            "event_id": self.event_id,
-            "reference": self.reference,
-            "position": self.position,
-            "problems": [{"path": p, "problem": m} for p, m in self.problems],
-            "at_ms": self.at_ms,
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any], offset: int | None = None) -> DeadLetter:
-        return cls(
-            connector=doc["connector"],
-            problems=tuple((p["path"], p["problem"]) for p in doc["problems"]),
-            event_type=doc.get("event_type"),
-            event_id=doc.get("event_id"),
-            reference=doc.get("reference"),
-            position=doc.get("position"),
-            at_ms=int(doc.get("at_ms", 0)),
-            offset=offset,
-        )
-
-
 class DeadLetterTopic:
-    """Appends and reads connectors' dead letters."""
+    """Appends and reads connectors' dead letters (the SDK's `DeadLetterLog`)."""
 
     def __init__(self, event_log: EventLog) -> None:
         self._log = event_log
@@ -150,3 +110,6 @@ class DeadLetterTopic:
                 if connector is None or record.key == connector.encode():
                     yield DeadLetter.from_json(json.loads(record.value), record.offset)
             offset = records[-1].offset + 1
+
+    def end(self) -> int:
+        return self._log.end_offset(DEAD_LETTERS_TOPIC, 0)
