@@ -59,7 +59,7 @@ from broker.retention import retention_enforcer
 from broker.roles import Roles, RouterLock
 from broker.router import Router
 from broker.topics import POLICY, QUARANTINE, delivery_topic, ingress_topic
-from broker.view_schemas import ViewSchemas
+from broker.view_schemas import ViewSchemaRegistrar
 from broker.workers import ThreadWorker, Worker, Workers
 from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
@@ -159,8 +159,9 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     event_log.ensure_topic(TopicSpec(POLICY))
 
     policy = PolicyHolder(settings.policy_dir, event_types.catalog,
-                          load_or_create_secret(data / "keys" / "policy-pseudonym.key"))
-    for sub_id in policy.bundle.subscriptions:
+                          load_or_create_secret(data / "keys" / "policy-pseudonym.key"),
+                          ViewSchemaRegistrar(registry))
+    for sub_id in policy.current.bundle.subscriptions:
         event_log.ensure_topic(TopicSpec(delivery_topic(sub_id),
                                          partitions=settings.log.delivery_partitions))
 
@@ -191,8 +192,7 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
             settings.audit.checkpoint_interval_seconds))
         consents = ConsentFeed(event_log, codec)
         consents.catch_up()
-        router = Router(event_log, event_types, codec, policy, consents,
-                        ViewSchemas(registry, policy), auditor, metrics,
+        router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
                         poll_timeout=settings.router.poll_timeout_seconds, clock=clock)
         if router_thread:

@@ -51,7 +51,7 @@ class PolicyReloader:
     def reload(self, actor: str) -> PolicyReload:
         with self._lock:
             policy = self._policy
-            before = policy.bundle.version
+            before = policy.current.version
             changed = policy.reload()
             if policy.last_error is not None:
                 problems = list(policy.last_problems)
@@ -62,7 +62,7 @@ class PolicyReloader:
                             "problems": problems[:MAX_PROBLEMS_AUDITED]},
                 )])
                 return PolicyReload(False, False, before, before, problems)
-            bundle = policy.bundle
+            bundle = policy.current.bundle
             if changed:
                 for sub_id in bundle.subscriptions:
                     self._log.ensure_topic(TopicSpec(delivery_topic(sub_id),
@@ -74,7 +74,7 @@ class PolicyReloader:
 def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: Auditor,
                            actor: str = "broker") -> None:
     """Append the bundle to `_policy` and audit it, when it differs from the last one."""
-    bundle = policy.bundle
+    bundle = policy.current.bundle
     version = bundle.version
     end = event_log.end_offset(POLICY, 0)
     if end:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy.consent import ConsentProbe
-from policy.decision import DecisionPlan, FieldDecision, Projector
+from policy.decision import DecisionPlan, FieldDecision, Projector, ReasonCode
 from policy.model import Agency, Agreement, Obligation, Rule, Subscription
 from policy.projection import COPY, Action, compile_projection
 from policy.strictest import ConsentNeed, FieldRuling
@@ -57,11 +57,11 @@ class RouteContext:
             legal_basis=legal_basis, project=project,
         )
 
-    def deny_all(self, reason: str, agreement_id: str | None = None,
-                 field_reason: str | None = None) -> DecisionPlan:
+    def deny_all(self, code: ReasonCode, reason: str, agreement_id: str | None = None
+                 ) -> DecisionPlan:
         """A deny plan whose every field is withheld for the same reason."""
-        fields = tuple(FieldDecision(f.path, "withheld", None, field_reason or reason, (),
-                                     agreement_id) for f in self.schema.fields)
+        fields = tuple(FieldDecision(f.path, "withheld", None, reason, code,
+                                     agreement_id=agreement_id) for f in self.schema.fields)
         return self.plan("deny", fields, deny_reason=reason, agreement_id=agreement_id)
 
 
@@ -112,7 +112,7 @@ class AgreementPlan:
         if a.consent_required and not self._met(RECORD_CONSENT, mask):
             reason = (f"agreement {a.id} requires consent: none in force naming "
                       f"{ctx.recipient.id} (or kind:{ctx.recipient.kind}) for {a.purpose}")
-            return ctx.deny_all(reason, a.id)
+            return ctx.deny_all(ReasonCode.CONSENT, reason, a.id)
         fields: list[FieldDecision] = []
         actions: dict[str, Action] = {}
         obligations: dict[str, Obligation] = {}
@@ -145,9 +145,10 @@ class AgreementPlan:
     def _field(self, ruling: FieldRuling, mask: int) -> FieldDecision:
         a = self.agreement
         if ruling.withheld is not None:
+            assert ruling.withheld_code is not None
             dropped = ruling.transform is not None and ruling.transform.kind == "drop"
             return FieldDecision(ruling.path, "withheld", "drop" if dropped else None,
-                                 ruling.withheld, ruling.rule_ids, a.id)
+                                 ruling.withheld, ruling.withheld_code, ruling.rule_ids, a.id)
         unmet = [(n, ids) for n, ids in ruling.needs.items() if not self._met(n, mask)]
         if unmet:
             need, ids = unmet[0]
@@ -157,7 +158,8 @@ class AgreementPlan:
             cats = ", ".join(sorted(need.categories)) or "any category"
             reason = (f"consent required by rule {', '.join(ids)}: none in force naming "
                       f"{who} for {a.purpose} covering {cats}")
-            return FieldDecision(ruling.path, "withheld", None, reason, ruling.rule_ids, a.id)
+            return FieldDecision(ruling.path, "withheld", None, reason, ReasonCode.CONSENT,
+                                 ruling.rule_ids, a.id)
         consented = ""
         if ruling.needs:
             needed_by = dict.fromkeys(i for ids_ in ruling.needs.values() for i in ids_)
@@ -166,10 +168,10 @@ class AgreementPlan:
             label = ruling.transform.label()
             return FieldDecision(ruling.path, "transformed", label,
                                  f"transformed ({label}) under agreement {a.id}{consented}",
-                                 ruling.rule_ids, a.id)
+                                 ReasonCode.TRANSFORMED, ruling.rule_ids, a.id)
         return FieldDecision(ruling.path, "released", None,
                              f"released under agreement {a.id}{consented}",
-                             ruling.rule_ids, a.id)
+                             ReasonCode.RELEASED, ruling.rule_ids, a.id)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.publisher import Publisher
 from broker.metrics import Metrics
-from broker.policy_holder import PolicyHolder
+from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.reloads import PolicyReloader
 from broker.roles import Roles
 from broker.workers import Workers
@@ -94,7 +94,13 @@ def audit_store(request: Request) -> AuditStore:
     return _parts(request).audit
 
 
-def policy(request: Request) -> PolicyHolder:
+def policy(request: Request) -> LoadedPolicy:
+    """The policy in force, read once for the whole request."""
+    return _parts(request).policy.current
+
+
+def policy_holder(request: Request) -> PolicyHolder:
+    """Where the policy in force is kept, with the last refused reload (for `/readyz`)."""
     return _parts(request).policy
 
 

@@ -30,7 +30,7 @@ from broker.clock import Clock
 from broker.delivery.dead_letters import DeadLetter, DeadLetterQueue
 from broker.delivery.feed import DeliveryFeed
 from broker.delivery.webhook_state import EndpointState, WebhookStateStore
-from broker.policy_holder import PolicyHolder
+from broker.policy_holder import LoadedPolicy
 from policy.model import Subscription
 
 router = APIRouter(tags=["webhooks"],
@@ -43,7 +43,7 @@ class ReplayRequest(BaseModel):
         description="dead letter ids to replay; omit to replay every pending one")
 
 
-def _webhook_subscription(request: Request, policy: PolicyHolder, principal: Principal,
+def _webhook_subscription(request: Request, policy: LoadedPolicy, principal: Principal,
                           sub_id: str) -> Subscription:
     sub = owned_subscription(request, policy.bundle, principal, sub_id,
                              any_agency_for=(Role.ADMIN,))
@@ -72,7 +72,7 @@ def list_dead_letters(
     limit: int = Query(default=100, ge=1, le=1000),
     pending: bool = Query(default=False, description="only those not replayed yet"),
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     state: WebhookStateStore = Depends(deps.webhook_state),
     queue: DeadLetterQueue = Depends(deps.dead_letter_queue),
     feed: DeliveryFeed = Depends(deps.feed),
@@ -94,7 +94,7 @@ def replay_dead_letters(
     subscription_id: str, request: Request,
     body: ReplayRequest | None = Body(default=None),
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     state: WebhookStateStore = Depends(deps.webhook_state),
     queue: DeadLetterQueue = Depends(deps.dead_letter_queue),
     auditor: Auditor = Depends(deps.auditor),
@@ -126,7 +126,7 @@ def replay_dead_letters(
 def webhook_status(
     subscription_id: str, request: Request,
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     state: WebhookStateStore = Depends(deps.webhook_state),
     queue: DeadLetterQueue = Depends(deps.dead_letter_queue),
     feed: DeliveryFeed = Depends(deps.feed),
@@ -151,7 +151,7 @@ def webhook_status(
 def enable_webhook(
     subscription_id: str, request: Request,
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     state: WebhookStateStore = Depends(deps.webhook_state),
     auditor: Auditor = Depends(deps.auditor),
     clock: Clock = Depends(deps.clock),

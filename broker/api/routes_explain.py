@@ -15,10 +15,11 @@ from broker.api.problems import AUTHENTICATED, problem_responses
 from broker.auth import Principal, Role
 from broker.clock import Clock
 from broker.event_types import EventTypes
-from broker.policy_holder import PolicyHolder
-from policy import ConsentView
+from broker.policy_holder import LoadedPolicy
+from policy.explain import InvalidConsentError
+from policy.explain import explain as explain_event
 from schemas.errors import RecordValidationError
-from schemas.jsonform import record_from_json, record_to_json
+from schemas.jsonform import record_from_json
 
 router = APIRouter(tags=["policy"], responses=problem_responses(*AUTHENTICATED, 400, 404))
 
@@ -34,7 +35,9 @@ class ExplainRequest(BaseModel):
         default_factory=list, max_length=1000,
         description="consent records to decide with (the live consent view is not used, "
         "so explain reveals nothing about real people's consents)")
-    at: int | None = Field(default=None, description="decision time, ms since the epoch")
+    at: int | None = Field(
+        default=None, description="decision time, ms since the epoch; defaults to the time "
+        "of the request. Each consent given counts from this time.")
 
 
 @router.post("/v1/explain", summary="Explain the decision for one event and subscription")
@@ -42,7 +45,7 @@ def explain(
     body: ExplainRequest, request: Request,
     principal: Principal = Depends(
         require(Role.ADMIN, Role.AUDITOR, Role.SUBSCRIBE)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     event_types: EventTypes = Depends(deps.event_types),
     clock: Clock = Depends(deps.clock),
 ) -> dict[str, Any]:
@@ -51,21 +54,19 @@ def explain(
     registered = event_types.latest(body.event_type)
     record = record_from_json(registered.schema.schema, body.event)
     consent_schema = event_types.latest("consent").schema.schema
-    view = ConsentView()
+    # The decision time: the request's `at`, else now; each consent counts from then.
     at = body.at if body.at is not None else clock()
+    consents = []
     for i, consent in enumerate(body.consents):
         try:
-            view.apply(record_from_json(consent_schema, consent), at)
+            consents.append((record_from_json(consent_schema, consent), at))
         except RecordValidationError as exc:
             raise RecordValidationError(
                 [(f"consents[{i}].{p}", m) for p, m in exc.problems]) from None
-    decision = policy.engine.decide(
-        body.event_type, registered.version, record, body.source, body.subscription, view, at)
-    result: dict[str, Any] = {"decision": decision.to_dict()}
-    if decision.view is not None:
-        schema = policy.engine.view_schema(body.subscription, body.event_type,
-                                                   registered.version)
-        result["view"] = record_to_json(schema, decision.view)
-    else:
-        result["view"] = None
-    return result
+    try:
+        explained = explain_event(policy.engine, body.event_type, registered.version, record,
+                                  body.source, body.subscription, at_ms=at,
+                                  consents=consents)
+    except InvalidConsentError as exc:
+        raise RecordValidationError([(f"consents[{exc.index}]", str(exc))]) from None
+    return {"decision": explained.decision.to_dict(), "view": explained.view}

@@ -21,9 +21,9 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Ready to accept and route events")
-def readyz(request: Request, policy: PolicyHolder = Depends(deps.policy),
+def readyz(request: Request, policy: PolicyHolder = Depends(deps.policy_holder),
            workers: Workers = Depends(deps.workers)) -> JSONResponse:
-    checks = {"policy": policy.bundle.version}
+    checks = {"policy": policy.current.version}
     health = workers.health()
     checks.update((name, "running" if ok else "failing") for name, ok in health.items())
     if policy.last_error:

@@ -21,7 +21,7 @@ from broker.auth import Principal, Role
 from broker.config import ApiSettings
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery, DeliveryFeed
-from broker.policy_holder import PolicyHolder
+from broker.policy_holder import LoadedPolicy
 
 AVRO = "application/vnd.handoff.avro"
 HEARTBEAT_SECONDS = 15.0
@@ -52,7 +52,7 @@ ENVELOPE_SCHEMA = fastavro.parse_schema({
 @router.get("/v1/subscriptions", summary="The caller's subscriptions")
 def list_subscriptions(
     principal: Principal = Depends(require(Role.SUBSCRIBE)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
 ) -> dict[str, Any]:
     subs = [s for s in policy.bundle.subscriptions.values()
             if s.agency == principal.agency]
@@ -72,7 +72,7 @@ async def pull(
     limit: int = Query(default=100, ge=1, le=1000),
     wait: float = Query(default=0, ge=0, le=300),
     principal: Principal = Depends(require(Role.SUBSCRIBE)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     feed: DeliveryFeed = Depends(deps.feed),
     settings: ApiSettings = Depends(deps.api_settings),
     limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
@@ -122,7 +122,7 @@ async def stream(
     subscription_id: str, request: Request,
     after: str | None = Query(default=None, max_length=2000),
     principal: Principal = Depends(require(Role.SUBSCRIBE)),
-    policy: PolicyHolder = Depends(deps.policy),
+    policy: LoadedPolicy = Depends(deps.policy),
     feed: DeliveryFeed = Depends(deps.feed),
     limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
 ) -> StreamingResponse:

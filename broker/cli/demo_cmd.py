@@ -172,8 +172,8 @@ def demo(
     try:
         _wait_ready(url)
         console.print(f"[bold]Handoff demo[/bold] — broker at {url}, data in {data_dir}, "
-                      f"policy {broker.policy.bundle.version}")
-        narrator = Narrator(url, read_keys(demo_dir), broker.policy.bundle.subscriptions)
+                      f"policy {broker.policy.current.version}")
+        narrator = Narrator(url, read_keys(demo_dir), broker.policy.current.bundle.subscriptions)
         for step in STORY:
             narrator.play(step, pace)
         console.print(

@@ -18,11 +18,12 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from policy import BundleError, ConsentView, Decision, PolicyBundle, PolicyEngine, load_bundle
-from policy.errors import PolicyError
+from policy import BundleError, Decision, PolicyBundle, PolicyEngine, load_bundle
+from policy.explain import InvalidConsentError
+from policy.explain import explain as explain_event
 from schemas.catalog import BUILTIN_DIR, SchemaCatalog
 from schemas.errors import RecordValidationError, SchemaError
-from schemas.jsonform import record_from_json, record_to_json
+from schemas.jsonform import record_from_json
 
 EXIT_PERMIT = 0
 EXIT_INVALID = 1
@@ -108,20 +109,14 @@ def _millis(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _consents(path: Path, catalog: SchemaCatalog) -> ConsentView:
-    """A consent view from a JSON list (or JSON lines) of consent records; each is
-    taken as ingested at its own `occurred_at`."""
+def _consents(path: Path, catalog: SchemaCatalog) -> list[tuple[dict[str, Any], int]]:
+    """Consent records from a JSON list (or JSON lines), each counted as ingested at its
+    own `occurred_at`."""
     data = _read_json(path)
     items = data if isinstance(data, list) else [data]
     schema = dict(catalog.get("consent").schema)
-    view = ConsentView()
-    for index, item in enumerate(items):
-        record = _record(path, schema, item, f"[{index}]")
-        try:
-            view.apply(record, _millis(record["occurred_at"]))
-        except PolicyError as exc:
-            _fail(f"{path}[{index}]: {exc}")
-    return view
+    records = [_record(path, schema, item, f"[{index}]") for index, item in enumerate(items)]
+    return [(record, _millis(record["occurred_at"])) for record in records]
 
 
 def _table(decision: Decision) -> str:
@@ -192,19 +187,23 @@ def explain(
         _fail(f"--subscription: no subscription '{subscription}' in {directory}")
     schema = catalog.get(event_type)
     record = _record(event, dict(schema.schema), _read_json(event))
-    view = _consents(consents, catalog) if consents is not None else ConsentView()
+    given = _consents(consents, catalog) if consents is not None else []
+    # The decision time: --at, else the event's own occurred_at.
     at_ms = _millis(at) if at is not None else _millis(record["occurred_at"])
     # Dry runs use a throw-away key: their pseudonyms never match production ones.
     engine = PolicyEngine(bundle, catalog, pseudonym_key=secrets.token_bytes(32))
-    decision = engine.decide(event_type, schema.version, record, source, subscription,
-                             view, at_ms)
+    try:
+        explained = explain_event(engine, event_type, schema.version, record, source,
+                            subscription, at_ms=at_ms, consents=given)
+    except InvalidConsentError as exc:
+        _fail(f"{consents}[{exc.index}]: {exc}")
+    decision = explained.decision
     if as_json:
         typer.echo(json.dumps(decision.to_dict(), indent=2))
     else:
         typer.echo(_render(decision))
-    if show_view and decision.view is not None:
-        view_schema = engine.view_schema(subscription, event_type, schema.version)
+    if show_view and explained.view is not None:
         typer.echo("")
-        typer.echo(json.dumps(record_to_json(view_schema, decision.view), indent=2))
+        typer.echo(json.dumps(explained.view, indent=2))
     sys.stdout.flush()
     raise typer.Exit(EXIT_PERMIT if decision.outcome == "permit" else EXIT_DENY)

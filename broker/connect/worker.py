@@ -225,7 +225,7 @@ class SinkDriver:
         self.config = worker.config
         self.feed = worker.parts.feed
         subscription = self.config.subscription
-        if subscription not in worker.parts.policy.bundle.subscriptions:
+        if subscription not in worker.parts.policy.current.bundle.subscriptions:
             raise FatalConnectorError(
                 f"subscription '{subscription}' is not in the policy bundle; fix "
                 "'subscription' in the connector's config or add it to subscriptions.yaml")

@@ -47,7 +47,7 @@ class WebhookDelivery:
                 log.exception("could not start webhook dispatchers; will retry")
 
     def _sync(self) -> None:
-        for sub in self.parts.policy.bundle.subscriptions.values():
+        for sub in self.parts.policy.current.bundle.subscriptions.values():
             if sub.delivery.mode != "webhook" or sub.id in self._threads:
                 continue
             self.parts.dead_letters.ensure(sub.id)

@@ -114,7 +114,7 @@ class WebhookDispatcher:
         """Send what is due now; return how long to wait before the next step."""
         p, sub_id = self._p, self.subscription_id
         p.state.catch_up()
-        sub = p.policy.bundle.subscriptions.get(sub_id)
+        sub = p.policy.current.bundle.subscriptions.get(sub_id)
         if sub is None or sub.delivery.mode != "webhook" or not sub.delivery.url:
             return 5.0    # no longer a webhook subscription in the bundle in force
         url = sub.delivery.url
@@ -206,7 +206,7 @@ class WebhookDispatcher:
         reason = result.error or "failed"
         dead_letter_id = p.dead_letters.append(sub_id, record, reason, attempts,
                                                result.status, self._now_ms())
-        sub = p.policy.bundle.subscriptions.get(sub_id)
+        sub = p.policy.current.bundle.subscriptions.get(sub_id)
         subject = record.key.decode() if record.key and record.key.startswith(b"sp_") \
             else None
         e = delivery.envelope

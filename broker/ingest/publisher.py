@@ -80,7 +80,7 @@ class Publisher:
         if not self._types.known(event_type):
             raise UnknownEventTypeError(
                 f"unknown event type '{event_type}'; see GET /v1/registry/subjects")
-        agency = self._policy.bundle.agencies.get(principal.agency)
+        agency = self._policy.current.bundle.agencies.get(principal.agency)
         if agency is None or event_type not in agency.publishes:
             self._refuse(principal, event_type, "not_permitted", [])
             raise NotPermittedToPublishError(
