@@ -8,11 +8,13 @@ can assert the order a component promises (audit before delivery, commit last).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.audit import AuditEntry
 from broker.errors import UnknownTopicError
+from broker.ingest.idempotency import Accepted
 from broker.log.partitioner import partition_for
 from broker.log.port import AppendResult, LogRecord, NewRecord, TopicPartition, TopicSpec
 
@@ -158,3 +160,34 @@ class MemoryAuditStore:
 
     def close(self) -> None:
         pass
+
+
+class MemoryIdempotencyIndex:
+    """The `IdempotencyIndex` port over a dict."""
+
+    def __init__(self) -> None:
+        self.accepted: dict[tuple[str, str], Accepted] = {}
+
+    def lookup(self, source: str, event_ids: Iterable[str]) -> dict[str, Accepted]:
+        return {e: self.accepted[(source, e)] for e in event_ids if (source, e) in self.accepted}
+
+    def remember(self, source: str, accepted: dict[str, Accepted]) -> None:
+        for event_id, where in accepted.items():
+            self.accepted.setdefault((source, event_id), where)
+
+    def close(self) -> None:
+        pass
+
+
+class GatedEventLog(MemoryEventLog):
+    """Appends wait until `gate` is set, so a test can queue work behind a slow append."""
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
+        self.waiting.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        return super().append(topic, records)
