@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from broker.connect.offsets import DeadLetterTopic, TopicOffsetStore
 from broker.connect.parts import ConnectParts
 from broker.connect.worker import ConnectorWorker
 from connectors.base import ConnectorConfig
@@ -38,11 +39,11 @@ class ConnectorHost:
                         for c in configs]
 
     @property
-    def offsets(self) -> Any:
+    def offsets(self) -> TopicOffsetStore:
         return self.parts.offsets
 
     @property
-    def dead_letters(self) -> Any:
+    def dead_letters(self) -> DeadLetterTopic:
         return self.parts.dead_letters
 
     def add(self, config: ConnectorConfig, backoff_initial: float = 0.0,
