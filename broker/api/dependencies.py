@@ -122,6 +122,8 @@ def connectors(request: Request) -> ConnectorHost | None:
 
 
 def webhook_state(request: Request) -> WebhookStateStore:
+    """The webhook state, caught up with `_webhook.state` for this request (the
+    dispatchers write it from their own threads)."""
     found = _parts(request).webhook_state
     if found is None:
         raise NotServedHere("this process (without the delivery role) keeps no webhook state")
