@@ -26,9 +26,11 @@ from policy.vocabulary import KIND_PREFIX
 from schemas.catalog import EventSchema
 
 _NEVER = 1 << 62
-RECORD_CONSENT = ConsentNeed(frozenset(), names_recipient=False)
-"""What `consent_required: true` asks: a consent naming the recipient (or its kind), the
-source (or its kind) as discloser and the purpose, whatever categories it covers."""
+RECORD_CONSENT = ConsentNeed(frozenset(), names_recipient=False, disclosers="any_holder")
+"""What `consent_required: true` asks: a consent naming the recipient (or its kind) and
+the purpose, whatever categories it covers and whichever holder it names as discloser
+(any holder included: rules that need a named discloser ask for it field by field); as
+every consent, recorded by an agency the source relies on."""
 
 TransformFactory = Callable[[Transform, str], Callable[[Any], Any]]
 
