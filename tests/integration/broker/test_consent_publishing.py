@@ -240,3 +240,22 @@ def test_an_avro_payload_with_a_bad_date_string_is_refused_too(api) -> None:
     assert ok.status_code == 202, ok.text
     assert refused.status_code == 422
     assert [e["field"] for e in refused.json()["errors"]] == ["visit_date"]
+
+
+@pytest.mark.parametrize(("recorded_by", "released"), [
+    (None, False),            # taken as recorded by the source: it names hv-nfp's data
+    ("hv-nfp", True),         # county-general relies on hv-nfp's authorizations
+    ("cw-hotline", False),    # but not on the hotline's
+])
+def test_explain_takes_consents_as_recorded_by_the_agency_named(
+        api, recorded_by: str | None, released: bool) -> None:
+    client, _ = api
+    authorization = consent(JOLENE, "AUTH-1", disclosers=("hv-nfp",) if recorded_by is None
+                            else ("county-general",))
+    body: dict[str, Any] = {
+        "event_type": "birth", "source": "county-general", "subscription": "hv-births",
+        "event": story.STORY[1].build(datetime.now(UTC)), "consents": [authorization]}
+    if recorded_by is not None:
+        body["consents_recorded_by"] = recorded_by
+    answer = client.post("/v1/explain", json=body, headers=auth("hv-nfp")).json()
+    assert ("child.birth_weight_grams" in answer["decision"]["released"]) is released
