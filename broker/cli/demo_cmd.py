@@ -130,11 +130,11 @@ class Narrator:
             console.print(f"{head}: [red]DENIED[/red] — {escape(str(detail.get('deny_reason')))}")
             if detail.get("agreement_id"):
                 # Why every field was withheld, one line per distinct reason.
-                reasons = dict.fromkeys(f["reason"] for f in detail.get("fields", [])
-                                        if f["status"] == "withheld"
-                                        and f["reason"] != detail.get("deny_reason")
-                                        and not f["reason"].startswith("not in agreement"))
-                for reason in list(reasons)[:2]:
+                why = dict.fromkeys(f["reason"] for f in detail.get("fields", [])
+                                    if f["status"] == "withheld"
+                                    and f["reason"] != detail.get("deny_reason")
+                                    and not f["reason"].startswith("not in agreement"))
+                for reason in list(why)[:2]:
                     console.print(f"     [dim]{escape(reason)}[/dim]")
             return
         delivered = self._received(sub_id, record["decision_id"])
