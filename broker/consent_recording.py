@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,7 @@ class ConsentRecording:
         self._policy = policy
         self._consents = consents
         self._auditor = auditor
+        self._pending_lock = threading.Lock()
         self._pending: dict[ConsentKey, None] = {}
         """Grants checked lately, perhaps not yet durable (a connector publishes a grant
         and its revocation in one batch, one event at a time). Only the recorder's own
@@ -85,7 +87,8 @@ class ConsentRecording:
             key = ConsentKey(principal.agency, str(record["subject_id"]),
                              str(record["consent_id"]))
             if record.get("action") == "REVOKE":
-                known = key in granted_here or key in self._pending
+                with self._pending_lock:
+                    known = key in granted_here or key in self._pending
                 if not known:
                     if not caught_up:
                         # A grant accepted before this request is durable, so reading the
@@ -104,10 +107,11 @@ class ConsentRecording:
                 {} if verdict.code == ConsentChangeCode.INVALID else _terms(record)))
         refused = [(i, c) for i, c in enumerate(changes) if not c.verdict.allowed]
         if not refused:
-            for key in granted_here:
-                self._pending[key] = None
-            while len(self._pending) > _PENDING_LIMIT:
-                del self._pending[next(iter(self._pending))]
+            with self._pending_lock:
+                for key in granted_here:
+                    self._pending[key] = None
+                while len(self._pending) > _PENDING_LIMIT:
+                    del self._pending[next(iter(self._pending))]
         if refused:
             self._write(principal, [c for _, c in refused])
             raise ConsentRefusedError([
