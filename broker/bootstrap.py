@@ -18,6 +18,7 @@ from broker.auditing import Auditor
 from broker.auth import FileKeyRing, KeyRing
 from broker.config import Settings
 from broker.consent_feed import ConsentFeed
+from broker.consent_recording import ConsentRecording
 from broker.delivery.feed import DeliveryFeed
 from broker.errors import ConfigError
 from broker.event_types import EventTypes
@@ -121,7 +122,8 @@ def build_runtime(settings: Settings, roles: Roles | None = None) -> Runtime:
         idempotency = open_idempotency_index(settings, event_log)
         committer = GroupCommitter(event_log, idempotency)
         ingest = IngestPath(idempotency, committer,
-                            Publisher(event_types, codec, committer, auditor, metrics))
+                            Publisher(event_types, codec, committer, auditor, metrics,
+                                      ConsentRecording(policy, consents, auditor)))
     return Runtime(
         settings=settings,
         log=event_log,

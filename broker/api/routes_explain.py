@@ -32,6 +32,9 @@ class ExplainRequest(BaseModel):
         description="consent records to decide with (the live consent view is not used, "
         "so explain reveals nothing about real people's consents)")
     at: int | None = Field(default=None, description="decision time, ms since the epoch")
+    consents_recorded_by: str | None = Field(
+        default=None, max_length=200,
+        description="the agency taken to have recorded the consents (default: source)")
 
 
 @router.post("/v1/explain", summary="Explain the decision for one event and subscription")
@@ -56,7 +59,8 @@ def explain(
     at = body.at if body.at is not None else now_ms()
     for i, consent in enumerate(body.consents):
         try:
-            view.apply(record_from_json(consent_schema, consent), at)
+            view.apply(record_from_json(consent_schema, consent), at,
+                       body.consents_recorded_by or body.source)
         except RecordValidationError as exc:
             raise RecordValidationError(
                 [(f"consents[{i}].{p}", m) for p, m in exc.problems]) from None

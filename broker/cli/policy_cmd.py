@@ -108,9 +108,9 @@ def _millis(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _consents(path: Path, catalog: SchemaCatalog) -> ConsentView:
+def _consents(path: Path, catalog: SchemaCatalog, recorded_by: str) -> ConsentView:
     """A consent view from a JSON list (or JSON lines) of consent records; each is
-    taken as ingested at its own `occurred_at`."""
+    taken as ingested at its own `occurred_at` and recorded by `recorded_by`."""
     data = _read_json(path)
     items = data if isinstance(data, list) else [data]
     schema = dict(catalog.get("consent").schema)
@@ -118,7 +118,7 @@ def _consents(path: Path, catalog: SchemaCatalog) -> ConsentView:
     for index, item in enumerate(items):
         record = _record(path, schema, item, f"[{index}]")
         try:
-            view.apply(record, _millis(record["occurred_at"]))
+            view.apply(record, _millis(record["occurred_at"]), recorded_by)
         except PolicyError as exc:
             _fail(f"{path}[{index}]: {exc}")
     return view
@@ -170,6 +170,9 @@ def explain(
         "--consents", exists=True, dir_okay=False,
         help="Consent records: a JSON list or JSON lines; each counts from its "
              "occurred_at.")] = None,
+    recorded_by: Annotated[str | None, typer.Option(
+        "--recorded-by", help="Agency taken to have recorded the consents (default: "
+                              "--source).")] = None,
     at: Annotated[datetime | None, typer.Option(
         "--at", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
         help="Decision time (ISO 8601); defaults to the event's occurred_at.")] = None,
@@ -192,7 +195,8 @@ def explain(
         _fail(f"--subscription: no subscription '{subscription}' in {directory}")
     schema = catalog.get(event_type)
     record = _record(event, dict(schema.schema), _read_json(event))
-    view = _consents(consents, catalog) if consents is not None else ConsentView()
+    view = (_consents(consents, catalog, recorded_by or source) if consents is not None
+            else ConsentView())
     at_ms = _millis(at) if at is not None else _millis(record["occurred_at"])
     # Dry runs use a throw-away key: their pseudonyms never match production ones.
     engine = PolicyEngine(bundle, catalog, pseudonym_key=secrets.token_bytes(32))

@@ -14,11 +14,13 @@ from typing import Any
 
 from broker.auditing import Auditor
 from broker.auth import Principal
+from broker.consent_recording import ConsentChangeRecord, ConsentRecording, ConsentRefusedError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter, Placed
 from broker.log.port import NewRecord
 from broker.metrics import Metrics
 from broker.topics import H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
+from schemas.datestrings import date_string_problems
 from schemas.errors import DecodeError, RecordValidationError
 from schemas.jsonform import record_from_json
 from schemas.tags import TAGS
@@ -32,6 +34,8 @@ class Prepared:
     event_type: str
     event_ids: list[str]
     records: list[NewRecord]
+    consent_changes: tuple[ConsentChangeRecord, ...] = ()
+    """Checked grants and revocations, audited once the request is durable."""
 
 
 class Publisher:
@@ -42,12 +46,14 @@ class Publisher:
         committer: GroupCommitter,
         auditor: Auditor,
         metrics: Metrics,
+        consents: ConsentRecording | None = None,
     ) -> None:
         self._types = event_types
         self._codec = codec
         self._committer = committer
         self._auditor = auditor
         self._metrics = metrics
+        self._consents = consents
 
     # -- validation -----------------------------------------------------------------------
 
@@ -73,8 +79,9 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
+        changes = self._check_consents(principal, event_type, records, batch)
         encoded = [self._codec.encode(registered.schema_id, r) for r in records]
-        return self._prepared(principal, event_type, records, encoded)
+        return self._prepared(principal, event_type, records, encoded, changes)
 
     def prepare_wire(self, principal: Principal, event_type: str, payload: bytes) -> Prepared:
         try:
@@ -89,13 +96,28 @@ class Publisher:
                 f"schema id {schema_id} is not a registered version of '{event_type}'"
             )
         problems = _semantic_problems(event_type, record)
+        problems += date_string_problems(registered.schema, record)
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
-        return self._prepared(principal, event_type, [record], [payload])
+        changes = self._check_consents(principal, event_type, [record], False)
+        return self._prepared(principal, event_type, [record], [payload], changes)
+
+    def _check_consents(self, principal: Principal, event_type: str,
+                        records: list[dict[str, Any]], batch: bool
+                        ) -> tuple[ConsentChangeRecord, ...]:
+        """Who may record or revoke these consents (see `broker.consent_recording`)."""
+        if event_type != "consent" or self._consents is None:
+            return ()
+        try:
+            return self._consents.check(principal, records, batch)
+        except ConsentRefusedError:
+            self._metrics.publish_refused.labels("consent_refused").inc()
+            raise
 
     def _prepared(self, principal: Principal, event_type: str,
-                  records: list[dict[str, Any]], encoded: list[bytes]) -> Prepared:
+                  records: list[dict[str, Any]], encoded: list[bytes],
+                  changes: tuple[ConsentChangeRecord, ...] = ()) -> Prepared:
         headers = ((H_INGEST_SOURCE, principal.agency.encode()),
                    (H_INGEST_KEY_ID, principal.key_id.encode()))
         return Prepared(
@@ -107,6 +129,7 @@ class Publisher:
             [NewRecord(value=value, key=self._auditor.subject(str(r["subject_id"])).encode(),
                        headers=headers)
              for r, value in zip(records, encoded, strict=True)],
+            changes,
         )
 
     # -- committing -----------------------------------------------------------------------
@@ -122,6 +145,14 @@ class Publisher:
                 counter.inc(sum(not p.duplicate for p in done.result()))
 
         future.add_done_callback(count)
+        consents, changes = self._consents, prepared.consent_changes
+        if consents is not None and changes:
+            # Runs before the caller hears of success: the audit record precedes the 202.
+            def audit(done: Future[list[Placed]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    consents.accepted(principal, changes, done.result())
+
+            future.add_done_callback(audit)
         return future
 
     def publish_json(self, principal: Principal, event_type: str, items: Sequence[Any],
