@@ -5,11 +5,13 @@ breaks every key at once:
 
 | kind | built from | survives |
 |---|---|---|
-| `n` | soundex of both names (either order) + birth year | typos in names, swapped names, day/month errors |
-| `d` | birth date (day and month unordered) + initial of the formal given name | a changed surname, day/month swap |
-| `f` | birth date (day and month unordered) + soundex of the family name | a changed or misspelt given name |
-| `z` | soundex of both names (either order) + ZIP | any error in the birth date |
+| `n` | soundex of both names (either order), birth year | name typos and swaps |
+| `d` | birth date (day, month unordered), given initial | a changed surname |
+| `f` | birth date (day, month unordered), family soundex | a changed given name |
+| `z` | soundex of both names (either order), ZIP | any birth date error |
 | `p` | phone number | everything else changing |
+
+Given names are taken in their formal form (Bill -> William) in every key.
 
 The same keys are the blocking rules Splink trains and predicts with (one column per kind),
 so the stream and the batch model see the same candidate pairs.

@@ -11,6 +11,7 @@ other event carries only keys, person ids, labels and weights.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ def event_kind(event: LinkageEvent) -> str:
 
 
 def _evidence_out(evidence: tuple[FieldEvidence, ...]) -> list[list[object]]:
-    return [[e.field, e.level, round(e.weight, 6)] for e in evidence]
+    return [[e.field, e.level, e.weight] for e in evidence]
 
 
 def _evidence_in(raw: object) -> tuple[FieldEvidence, ...]:
@@ -130,7 +131,8 @@ def _evidence_in(raw: object) -> tuple[FieldEvidence, ...]:
 def encode_event(event: LinkageEvent) -> str:
     """Stable JSON: sorted keys, no spaces, timestamps in UTC ISO 8601 with milliseconds."""
     body: dict[str, object] = {"v": EVENT_VERSION, "kind": event_kind(event)}
-    for name in event.__slots__:  # type: ignore[union-attr]
+    for spec in dataclasses.fields(event):
+        name = spec.name
         value = getattr(event, name)
         if isinstance(value, dt.datetime):
             value = value.astimezone(dt.UTC).isoformat(timespec="milliseconds")
@@ -157,7 +159,7 @@ def decode_event(text: str | bytes) -> LinkageEvent:
     cls = _BY_KIND.get(str(body.pop("kind", "")))
     if cls is None:
         raise EventDecodeError("linkage event has an unknown kind")
-    fields = set(cls.__slots__)
+    fields = {spec.name for spec in dataclasses.fields(cls)}
     if set(body) != fields:
         raise EventDecodeError(f"{_KINDS[cls]} event fields differ from "
                                f"{', '.join(sorted(fields))}")

@@ -165,4 +165,7 @@ class MemoryPersonIndex:
 
     def append_event(self, event: LinkageEvent) -> None:
         self._events.append(event)
-        self._undo.append(self._events.pop)
+
+        def undo() -> None:
+            self._events.pop()
+        self._undo.append(undo)

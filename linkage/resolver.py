@@ -31,7 +31,7 @@ from linkage.events import (
     Unlinked,
 )
 from linkage.identity import IdentityRecord, NormalisedIdentity, normalise
-from linkage.index import PersonIndex
+from linkage.index import IndexedRecord, PersonIndex
 from linkage.person_ids import new_person_id
 from linkage.rules import exact_name_and_dob
 from linkage.scoring import CompiledModel, FieldEvidence, PairScore
@@ -156,8 +156,9 @@ class PersonResolver:
             second = ranked[1] if len(ranked) > 1 else None
             if outcome == "link" and second is not None and (
                     self.thresholds.outcome(second.score.match_weight) == "link"):
-                review_reason = "more than one person scores above the link threshold"
-            elif outcome == "link":
+                # Linked to the best; whether the two persons are one is a clerk's call.
+                return self._link(events, key, top, "probabilistic", also_review=second)
+            if outcome == "link":
                 return self._link(events, key, top, "probabilistic")
             elif outcome == "review":
                 review_reason = "match weight between the review and link thresholds"
@@ -179,12 +180,22 @@ class PersonResolver:
                           review_id, self.index.last_seq(), tuple(events))
 
     def _link(self, events: list[LinkageEvent], key: str, cand: _Candidate,
-              method: Literal["exact_name_dob", "probabilistic"]) -> Resolution:
+              method: Literal["exact_name_dob", "probabilistic"],
+              also_review: _Candidate | None = None) -> Resolution:
         events.append(Linked(self._next_seq(events), self._clock(), key, cand.person_id,
                              method, cand.score.match_weight, cand.score.evidence))
+        review_id = None
+        if also_review is not None:
+            review_id = new_review_id()
+            events.append(ReviewOpened(
+                self._next_seq(events), self._clock(), review_id, key,
+                also_review.person_id, also_review.score.match_weight,
+                also_review.score.evidence,
+                "the record also scores above the link threshold with another person"))
         self.index.apply(events)
         return Resolution(key, cand.person_id, "link", method, cand.score.match_weight,
-                          cand.score.evidence, None, self.index.last_seq(), tuple(events))
+                          cand.score.evidence, review_id, self.index.last_seq(),
+                          tuple(events))
 
     # -- clerical operations ----------------------------------------------------------------
 
@@ -276,7 +287,7 @@ class PersonResolver:
         record = self.index.record(record_key)
         return record.person_id if record else None
 
-    def _require(self, record_key: str):  # type: ignore[no-untyped-def]
+    def _require(self, record_key: str) -> IndexedRecord:
         record = self.index.record(record_key)
         if record is None:
             raise UnknownRecordError("no record with that key is in the person index")

@@ -24,14 +24,15 @@ import pyarrow as pa
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
 from linkage.blocking import BLOCKING_KINDS, blocking_key_columns
 from linkage.comparisons import COMPARISONS, Level
 from linkage.errors import ModelError
 from linkage.identity import IDENTITY_FIELDS, NormalisedIdentity
 from linkage.scoring import (
-    CompiledModel,
     ComparisonParameters,
+    CompiledModel,
     LevelParameters,
 )
 
@@ -51,9 +52,10 @@ class TrainingOptions:
     seed: int = 1
 
 
-def _splink_level(level: Level) -> Any:
+def _splink_level(level: Level) -> ComparisonLevelCreator:
     kind = level.kind
     col = level.column
+    made: ComparisonLevelCreator
     if kind == "null":
         made = cll.NullLevel(col)
     elif kind == "exact":

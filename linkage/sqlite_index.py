@@ -124,9 +124,10 @@ class SqlitePersonIndex:
         if not blocking_keys:
             return ()
         marks = ",".join("?" * len(blocking_keys))
+        sql = ("SELECT record_key, identity, person_id FROM records WHERE record_key IN "  # noqa: S608
+               f"(SELECT record_key FROM blocks WHERE key IN ({marks}) LIMIT ?)")
         rows = self._read(
-            "SELECT record_key, identity, person_id FROM records WHERE record_key IN "
-            f"(SELECT record_key FROM blocks WHERE key IN ({marks}) LIMIT ?)",
+            sql,
             (*blocking_keys, limit)).fetchall()
         return tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
 
@@ -149,8 +150,8 @@ class SqlitePersonIndex:
         return self.get_review(review_id)
 
     def open_reviews(self, limit: int = 100) -> tuple[ReviewItem, ...]:
-        rows = self._read(f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE status = 'open' "
-                          "ORDER BY opened_seq LIMIT ?", (limit,)).fetchall()
+        rows = self._read(_SELECT_REVIEWS + " WHERE status = 'open' ORDER BY opened_seq "
+                          "LIMIT ?", (limit,)).fetchall()
         return tuple(_review_in(row) for row in rows)
 
     def iter_records(self) -> Iterator[IndexedRecord]:
@@ -206,15 +207,13 @@ class SqlitePersonIndex:
                              "VALUES (?, ?)", (person_id, into))
 
     def get_review(self, review_id: str) -> ReviewItem | None:
-        row = self._read(f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE review_id = ?",
-                         (review_id,)).fetchone()
+        row = self._read(_SELECT_REVIEWS + " WHERE review_id = ?", (review_id,)).fetchone()
         return _review_in(row) if row else None
 
     def put_review(self, item: ReviewItem) -> None:
         evidence = json.dumps([[e.field, e.level, e.weight] for e in item.evidence])
         self._db.execute(
-            f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_REVIEW,
             (item.review_id, item.record_key, item.candidate_person_id, item.match_weight,
              evidence, item.reason, item.opened_seq, item.status, item.resolved_by,
              item.resolved_seq))
@@ -226,6 +225,9 @@ class SqlitePersonIndex:
 
 _REVIEW_COLUMNS = ("review_id, record_key, candidate, weight, evidence, reason, opened_seq, "
                    "status, resolved_by, resolved_seq")
+_SELECT_REVIEWS = f"SELECT {_REVIEW_COLUMNS} FROM reviews"  # noqa: S608 - fixed names
+_INSERT_REVIEW = (f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) "  # noqa: S608 - fixed
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _review_in(row: tuple[object, ...]) -> ReviewItem:

@@ -133,7 +133,8 @@ class SyntheticPopulation:
         return street, rng.choice(self._zips)
 
     def _phone(self) -> str:
-        return f"{self.rng.choice(('608', '414', '920', '715', '262'))}-555-{self.rng.randrange(10000):04d}"
+        area = self.rng.choice(("608", "414", "920", "715", "262"))
+        return f"{area}-555-{self.rng.randrange(10000):04d}"
 
     def person(self, truth_id: int, sex: str | None = None,
                born_between: tuple[int, int] = (1965, 2008)) -> Person:
