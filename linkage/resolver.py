@@ -197,6 +197,22 @@ class PersonResolver:
                           cand.score.evidence, review_id, self.index.last_seq(),
                           tuple(events))
 
+    def use_model(self, model: CompiledModel) -> None:
+        """Score with `model` from the next record on (see `linkage.retrain`)."""
+        with self._lock:
+            self.model = model
+
+    def open_review(self, record_key: str, candidate_person_id: str, score: PairScore,
+                    reason: str) -> ReviewOpened:
+        """Queue a record and a person for a clerk's decision (e.g. after retraining)."""
+        with self._lock:
+            self._require(record_key)
+            event = ReviewOpened(self._next_seq([]), self._clock(), new_review_id(),
+                                 record_key, candidate_person_id, score.match_weight,
+                                 score.evidence, reason)
+            self.index.apply([event])
+            return event
+
     # -- clerical operations ----------------------------------------------------------------
 
     def resolve_review(self, review_id: str, decision: ReviewDecision,

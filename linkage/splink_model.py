@@ -130,13 +130,32 @@ def train(records: Iterable[tuple[str, NormalisedIdentity]],
         training.estimate_parameters_using_expectation_maximisation(
             block_on(*columns),
             record_sample_proportion=options.em_record_sample_proportion)
-    splink_json = linker.misc.save_model_to_json()
+    splink_json = _fill_unobserved(linker.misc.save_model_to_json())
     return compile_splink_model(splink_json), splink_json
+
+
+UNOBSERVED_PROBABILITY = 1e-6
+"""Splink's own value for a level never observed in training (its "level not observed")."""
+
+
+def _fill_unobserved(splink_json: dict[str, Any]) -> dict[str, Any]:
+    """Give levels training never saw Splink's unobserved probability, in the JSON itself,
+    so Splink's predict() and the compiled scorer use the same numbers."""
+    for comparison in splink_json["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            for which in ("m_probability", "u_probability"):
+                if not isinstance(level.get(which), float | int) or level[which] <= 0:
+                    _LOG.info("level %r: %s not observed in training; using %s",
+                              level.get("label_for_charts"), which, UNOBSERVED_PROBABILITY)
+                    level[which] = UNOBSERVED_PROBABILITY
+    return splink_json
 
 
 def _probability(value: object, label: str, which: str) -> float:
     if isinstance(value, str):  # Splink's "level not observed" marker
-        return 1e-6
+        return UNOBSERVED_PROBABILITY
     if value is None:
         raise ModelError(f"level {label!r} has no trained {which} probability")
     return float(value)  # type: ignore[arg-type]
