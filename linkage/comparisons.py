@@ -9,11 +9,12 @@ built from them carries no personal data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from linkage.identity import NormalisedIdentity
-from linkage.similarity import damerau_levenshtein, jaro_winkler_similarity
+from linkage.similarity import damerau_levenshtein, jaro_winkler_similarity, within_one_edit
 
 LevelKind = Literal[
     "null", "exact", "reversed", "jaro_winkler", "damerau_levenshtein",
@@ -88,36 +89,70 @@ COMPARISONS: tuple[Comparison, ...] = (
 """The model's comparisons. Changing them means retraining (see `retrain`)."""
 
 
-def _holds(level: Level, left: NormalisedIdentity, right: NormalisedIdentity) -> bool:
-    kind = level.kind
-    if kind == "else":
-        return True
-    lv: str | None = getattr(left, level.column)
-    rv: str | None = getattr(right, level.column)
-    if kind == "null":
-        return lv is None or rv is None
-    if kind == "reversed":
-        lo: str | None = getattr(left, level.other)
-        ro: str | None = getattr(right, level.other)
-        return lv is not None and lv == ro and rv is not None and rv == lo
-    if lv is None or rv is None:  # SQL: a comparison with NULL is never true
-        return False
-    if kind == "exact":
-        return lv == rv
-    if kind == "jaro_winkler":
-        return jaro_winkler_similarity(lv, rv) >= level.threshold
-    if kind == "damerau_levenshtein":
-        return damerau_levenshtein(lv, rv) <= level.threshold
-    if kind == "dob_day_month_swapped":
-        return lv[:4] == rv[:4] and lv[4:6] == rv[6:8] and lv[6:8] == rv[4:6]
-    if kind == "same_year":
-        return lv[:4] == rv[:4]
-    raise AssertionError(f"unknown level kind {kind}")
+Gamma = Callable[[NormalisedIdentity, NormalisedIdentity], int]
+
+
+def compile_gamma(comparison: Comparison) -> Gamma:
+    """A function giving the index of the first level a pair falls in, built once.
+
+    Null levels test the level's column; the rest follow SQL semantics, where a
+    comparison with NULL is never true. Jaro-Winkler is computed at most once per pair
+    even when several levels test it at different thresholds.
+    """
+    levels = comparison.levels
+    if levels[-1].kind != "else":
+        raise AssertionError(f"comparison {comparison.name} has no else level")
+    null_column = levels[0].column if levels[0].kind == "null" else None
+    body = levels[1:-1] if null_column else levels[:-1]
+    offset = 1 if null_column else 0
+    else_index = len(levels) - 1
+
+    def gamma_of(left: NormalisedIdentity, right: NormalisedIdentity) -> int:
+        if null_column is not None and (getattr(left, null_column) is None
+                                        or getattr(right, null_column) is None):
+            return 0
+        similarity = -1.0
+        for index, level in enumerate(body, offset):
+            kind = level.kind
+            lv = getattr(left, level.column)
+            rv = getattr(right, level.column)
+            if kind == "reversed":
+                lo = getattr(left, level.other)
+                ro = getattr(right, level.other)
+                if lv is not None and lv == ro and rv is not None and rv == lo:
+                    return index
+                continue
+            if lv is None or rv is None:
+                continue
+            if kind == "exact":
+                if lv == rv:
+                    return index
+            elif kind == "jaro_winkler":
+                if similarity < 0:
+                    similarity = jaro_winkler_similarity(lv, rv)
+                if similarity >= level.threshold:
+                    return index
+            elif kind == "damerau_levenshtein":
+                if (within_one_edit(lv, rv) if level.threshold == 1
+                        else damerau_levenshtein(lv, rv) <= level.threshold):
+                    return index
+            elif kind == "dob_day_month_swapped":
+                if lv[:4] == rv[:4] and lv[4:6] == rv[6:8] and lv[6:8] == rv[4:6]:
+                    return index
+            elif kind == "same_year":
+                if lv[:4] == rv[:4]:
+                    return index
+            else:
+                raise AssertionError(f"unknown level kind {kind}")
+        return else_index
+
+    if any(level.kind in ("null", "else") for level in body):
+        raise AssertionError(f"{comparison.name}: null and else levels go first and last")
+    if len({lv.column for lv in body if lv.kind == "jaro_winkler"}) > 1:
+        raise AssertionError(f"{comparison.name}: one Jaro-Winkler column per comparison")
+    return gamma_of
 
 
 def gamma(comparison: Comparison, left: NormalisedIdentity, right: NormalisedIdentity) -> int:
     """Index of the first level of `comparison` that the pair falls in."""
-    for index, level in enumerate(comparison.levels):
-        if _holds(level, left, right):
-            return index
-    raise AssertionError(f"comparison {comparison.name} has no else level")
+    return compile_gamma(comparison)(left, right)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from linkage.comparisons import COMPARISONS, Comparison, gamma
+from linkage.comparisons import COMPARISONS, Comparison, Gamma, compile_gamma
 from linkage.errors import ModelError
 from linkage.identity import NormalisedIdentity
 
@@ -72,9 +72,16 @@ class CompiledModel:
 
     probability_two_random_records_match: float
     comparisons: tuple[ComparisonParameters, ...]
+    _compiled: tuple[tuple[Gamma, str, tuple[tuple[str, float], ...]], ...] = field(
+        init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         check_fits(self, COMPARISONS)
+        compiled = tuple(
+            (compile_gamma(definition), params.name,
+             tuple((lv.label, lv.weight) for lv in params.levels))
+            for definition, params in zip(COMPARISONS, self.comparisons, strict=True))
+        object.__setattr__(self, "_compiled", compiled)
 
     @property
     def prior_weight(self) -> float:
@@ -84,10 +91,10 @@ class CompiledModel:
     def score(self, left: NormalisedIdentity, right: NormalisedIdentity) -> PairScore:
         total = self.prior_weight
         evidence = []
-        for definition, params in zip(COMPARISONS, self.comparisons, strict=True):
-            level = params.levels[gamma(definition, left, right)]
-            total += level.weight
-            evidence.append(FieldEvidence(params.name, level.label, level.weight))
+        for gamma_of, name, levels in self._compiled:
+            label, weight = levels[gamma_of(left, right)]
+            total += weight
+            evidence.append(FieldEvidence(name, label, weight))
         return PairScore(total, tuple(evidence))
 
     def to_json(self) -> str:

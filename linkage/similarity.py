@@ -47,6 +47,27 @@ def jaro_winkler_similarity(a: str, b: str) -> float:
     return sim + prefix * 0.1 * (1.0 - sim)
 
 
+def within_one_edit(a: str, b: str) -> bool:
+    """damerau_levenshtein(a, b) <= 1, without the matrix: equal, or one substitution,
+    insertion, deletion or adjacent transposition apart."""
+    if a == b:
+        return True
+    len_a, len_b = len(a), len(b)
+    if abs(len_a - len_b) > 1:
+        return False
+    if len_a == len_b:
+        diffs = [i for i in range(len_a) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]])
+    short, long_ = (a, b) if len_a < len_b else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+
+
 def damerau_levenshtein(a: str, b: str) -> int:
     """Unrestricted Damerau-Levenshtein distance (Lowrance-Wagner)."""
     if a == b:
