@@ -43,7 +43,7 @@ class ClkThresholds:
     """Dice similarity at and above which encodings link, or go to review."""
 
     link: float = 0.9
-    review: float = 0.8
+    review: float = 0.85
 
     def __post_init__(self) -> None:
         if not 0.0 < self.review <= self.link <= 1.0:
