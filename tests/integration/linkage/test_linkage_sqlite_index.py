@@ -38,6 +38,7 @@ def test_links_survive_closing_and_reopening(tmp_path):
     reopened.close()
 
 
+@pytest.mark.slow
 def test_replaying_the_stored_events_rebuilds_an_identical_index(tmp_path):
     index = SqlitePersonIndex(tmp_path / "persons.db")
     resolver = PersonResolver(index, default_model(), THRESHOLDS)
