@@ -61,7 +61,8 @@ class FhirSourceConfig(SourceConfig):
     hospital_id: str | None = Field(default=None, max_length=64)
     """NPI (or other id) for births whose Encounter names no serviceProvider identifier."""
     county_fips: str | None = Field(default=None, pattern=r"^\d{5}$")
-    """County for births whose mother's address has no 5-digit district."""
+    """County for births whose mother's address, in this county's state, names no county
+    (a mother from another state, or of no known state, gets none: null)."""
 
 
 class FhirSource(SourceConnector[FhirSourceConfig]):
