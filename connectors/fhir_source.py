@@ -37,13 +37,18 @@ from pydantic import Field, ValidationError
 
 from connectors.base import Rejected, SourceConfig, SourceConnector, SourceRecord
 from connectors.fhir_mapping import (
+    BundleTooLarge,
     FhirMappingError,
     MappedEvent,
     MappingDefaults,
     Problem,
+    check_entry_count,
     map_bundle,
 )
 from schemas.errors import HandoffError
+
+__all__ = ["FHIR_JSON", "BundleTooLarge", "FhirSource", "FhirSourceConfig", "InvalidBundle",
+           "NotAllowedToPublish", "receive_bundle", "validate_bundle"]
 
 if TYPE_CHECKING:
     from broker.auth import Principal
@@ -115,16 +120,23 @@ def _problem(doc: dict[str, Any], err: Any) -> Problem:
     return resource, element, _QUOTED.sub("'…'", str(err["msg"]))
 
 
+MAX_ENTRIES = 1000
+"""Default of `fhir.max_bundle_entries`."""
+
+
 def receive_bundle(runtime: Runtime, config: FhirSourceConfig, principal: Principal,
-                   body: bytes) -> list[tuple[MappedEvent, Placed]]:
+                   body: bytes, max_entries: int = MAX_ENTRIES
+                   ) -> list[tuple[MappedEvent, Placed]]:
     """Validate, map and publish one bundle as `principal` (of the connector's agency).
 
-    All or none: a mapping or schema problem anywhere refuses the whole bundle.
+    All or none: a mapping or schema problem anywhere refuses the whole bundle. A bundle
+    of more than `max_entries` entries raises `BundleTooLarge` before they are validated.
     """
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidBundle([("Bundle", "<body>", "not JSON")]) from exc
+    check_entry_count(doc, max_entries)
     bundle = validate_bundle(doc)
     defaults = MappingDefaults(config.name, config.hospital_id, config.county_fips)
     try:

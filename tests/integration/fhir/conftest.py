@@ -63,13 +63,15 @@ def pull_nothing(client: TestClient, sub: str, agency: str) -> bool:
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[TestClient]:
+def api(tmp_path, request) -> Iterator[TestClient]:
+    """The broker's API; settings overrides by indirect parametrisation."""
     connectors = tmp_path / "connectors.yaml"
     connectors.write_text(yaml.safe_dump({"connectors": [
         {"name": "cgh-fhir", "type": "fhir_r4", "agency": "county-general",
          "county_fips": "55025"}]}))
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
-                             keys_file=DEMO / "keys.yaml", connectors_file=connectors)
+                             keys_file=DEMO / "keys.yaml", connectors_file=connectors,
+                             **getattr(request, "param", {}))
     runtime = build_runtime(settings)
     services = Services(runtime)
     services.start()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from tests.integration.fhir.bundles import birth_bundle
 from tests.integration.fhir.conftest import URL, auth, pull, pull_all, pull_nothing
 
@@ -113,3 +115,31 @@ def test_a_bundle_whose_mother_is_identified_only_by_an_ssn_is_refused(api):
         assert "623417788" not in response.text
     assert pull_nothing(api, "hv-births", "hv-nfp")
 
+
+def test_a_bundle_of_too_many_entries_is_refused_before_its_entries_are_read(api):
+    bundle = birth_bundle()
+    bundle["entry"] += [{}] * 1000      # the default fhir.max_bundle_entries is 1,000
+    response = api.post(URL, json=bundle, headers=auth("county-general"))
+    assert response.status_code == 413
+    problem = response.json()
+    assert problem["limit"] == 1000 and "fhir.max_bundle_entries" in problem["detail"]
+    assert "1008 entries" in problem["detail"]
+    assert pull_nothing(api, "hv-births", "hv-nfp")
+
+
+@pytest.mark.parametrize("api", [{"fhir": {"max_bundle_entries": 8}}], indirect=True)
+def test_the_entry_cap_is_a_setting(api):
+    assert api.post(URL, json=birth_bundle(), headers=auth("county-general")).status_code \
+        == 202
+    bundle = birth_bundle(bundle_id="nine")
+    bundle["entry"].append({})
+    response = api.post(URL, json=bundle, headers=auth("county-general"))
+    assert response.status_code == 413 and response.json()["limit"] == 8
+
+
+def test_a_body_over_the_cap_is_refused_before_it_is_read_whole(api):
+    too_big = b'{"resourceType": "Bundle", "type": "collection", "entry": [' \
+        + b"{}," * 400_000 + b"{}]}"
+    response = api.post(URL, content=too_big, headers=auth("county-general"))
+    assert response.status_code == 413
+    assert "limit of 1048576 bytes" in response.json()["detail"]
