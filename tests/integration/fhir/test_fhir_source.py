@@ -143,3 +143,10 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read_whole(api):
     response = api.post(URL, content=too_big, headers=auth("county-general"))
     assert response.status_code == 413
     assert "limit of 1048576 bytes" in response.json()["detail"]
+
+
+def test_json_nested_too_deep_to_read_is_a_problem_not_a_crash(api):
+    response = api.post(URL, content=b"[" * 200_000, headers=auth("county-general"))
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"resource": "Bundle", "element": "<body>", "message": "not JSON"}]
