@@ -6,8 +6,9 @@ Configure it in the connectors file, as the agency whose events it publishes::
       - name: cgh-fhir
         type: fhir_r4
         agency: county-general
-        hospital_id: "1467533928"     # when Encounter.serviceProvider has no identifier
-        county_fips: "55025"          # when the mother's address has no district
+        hospital_id: "1467533928"     # when the bundle names no birthing facility
+        county_fips: "55025"          # for mothers in this county's state whose
+                                      # address names no county
 
 and the hospital sends `POST /v1/connectors/fhir/cgh-fhir/Bundle` with a key of that
 agency (publish role) and `Content-Type: application/fhir+json` (or application/json).
