@@ -132,7 +132,8 @@ def birth_event(index: BundleIndex, encounter: Resource, hospital_id: str | None
         return None
     mother, second = find_mother(index, encounter, child)
     if mother is None:
-        problems.append((label(child), "mother", "no mother for this newborn: send her as "
+        problems.append((label(child), "RelatedPerson or maternity Encounter",
+                         "no mother for this newborn: send her as "
                          "the subject Patient of the maternity Encounter this Encounter is "
                          "partOf (BFDR), or as a RelatedPerson with relationship MTH whose "
                          "patient is the newborn (US Core)"))

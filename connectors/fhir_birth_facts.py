@@ -68,7 +68,8 @@ class Facts:
             focus = [index.get(f) for f in obs.get("focus") or []]
             if subject is child:
                 about_child.append(obs)
-            elif any(subject is m for m in mothers) and (not focus or child in focus):
+            elif any(subject is m for m in mothers) and (
+                    not focus or any(f is child for f in focus)):
                 about_mother.append(obs)
         return cls(tuple(about_child), tuple(about_mother))
 
