@@ -6,8 +6,9 @@ Configure it in the connectors file, as the agency whose events it publishes::
       - name: cgh-fhir
         type: fhir_r4
         agency: county-general
-        hospital_id: "1467533928"     # when Encounter.serviceProvider has no identifier
-        county_fips: "55025"          # when the mother's address has no district
+        hospital_id: "1467533928"     # when the bundle names no birthing facility
+        county_fips: "55025"          # for mothers in this county's state whose
+                                      # address names no county
 
 and the hospital sends `POST /v1/connectors/fhir/cgh-fhir/Bundle` with a key of that
 agency (publish role) and `Content-Type: application/fhir+json` (or application/json).
@@ -37,13 +38,18 @@ from pydantic import Field, ValidationError
 
 from connectors.base import Rejected, SourceConfig, SourceConnector, SourceRecord
 from connectors.fhir_mapping import (
+    BundleTooLarge,
     FhirMappingError,
     MappedEvent,
     MappingDefaults,
     Problem,
+    check_entry_count,
     map_bundle,
 )
 from schemas.errors import HandoffError
+
+__all__ = ["FHIR_JSON", "BundleTooLarge", "FhirSource", "FhirSourceConfig", "InvalidBundle",
+           "NotAllowedToPublish", "receive_bundle", "validate_bundle"]
 
 if TYPE_CHECKING:
     from broker.auth import Principal
@@ -61,7 +67,8 @@ class FhirSourceConfig(SourceConfig):
     hospital_id: str | None = Field(default=None, max_length=64)
     """NPI (or other id) for births whose Encounter names no serviceProvider identifier."""
     county_fips: str | None = Field(default=None, pattern=r"^\d{5}$")
-    """County for births whose mother's address has no 5-digit district."""
+    """County for births whose mother's address, in this county's state, names no county
+    (a mother from another state, or of no known state, gets none: null)."""
 
 
 class FhirSource(SourceConnector[FhirSourceConfig]):
@@ -114,16 +121,23 @@ def _problem(doc: dict[str, Any], err: Any) -> Problem:
     return resource, element, _QUOTED.sub("'…'", str(err["msg"]))
 
 
+MAX_ENTRIES = 1000
+"""Default of `fhir.max_bundle_entries`."""
+
+
 def receive_bundle(runtime: Runtime, config: FhirSourceConfig, principal: Principal,
-                   body: bytes) -> list[tuple[MappedEvent, Placed]]:
+                   body: bytes, max_entries: int = MAX_ENTRIES
+                   ) -> list[tuple[MappedEvent, Placed]]:
     """Validate, map and publish one bundle as `principal` (of the connector's agency).
 
-    All or none: a mapping or schema problem anywhere refuses the whole bundle.
+    All or none: a mapping or schema problem anywhere refuses the whole bundle. A bundle
+    of more than `max_entries` entries raises `BundleTooLarge` before they are validated.
     """
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidBundle([("Bundle", "<body>", "not JSON")]) from exc
+    check_entry_count(doc, max_entries)
     bundle = validate_bundle(doc)
     defaults = MappingDefaults(config.name, config.hospital_id, config.county_fips)
     try:

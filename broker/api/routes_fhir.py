@@ -1,8 +1,10 @@
 """The FHIR R4 source's endpoint: `POST /v1/connectors/fhir/{connector}/Bundle`.
 
 The named connector must be a `fhir_r4` connector this process runs (connectors file),
-and the caller a key of that connector's agency with the publish role. Invalid bundles
-get a 422 problem whose `errors` name the resource (`Patient/p1`) and element
+and the caller a key of that connector's agency with the publish role. The body is capped
+at `api.max_body_bytes` as it is read, after authentication; a bundle of more than
+`fhir.max_bundle_entries` entries gets 413 before its entries are validated. Invalid
+bundles get a 422 problem whose `errors` name the resource (`Patient/p1`) and element
 (`birthDate`) of each problem, never the values.
 """
 
@@ -20,6 +22,7 @@ from broker.api.problems import (
     AUTHENTICATED,
     ApiError,
     NotFound,
+    PayloadTooLarge,
     UnsupportedMediaType,
     problem_responses,
 )
@@ -27,6 +30,7 @@ from broker.auth import Principal, Role
 from broker.runtime import Runtime
 from connectors.fhir_source import (
     FHIR_JSON,
+    BundleTooLarge,
     FhirSourceConfig,
     InvalidBundle,
     NotAllowedToPublish,
@@ -71,8 +75,12 @@ async def post_bundle(
     runtime: Runtime = request.app.state.runtime
     body = await read_capped(request, runtime.settings.api.max_body_bytes)
     try:
-        published = await anyio.to_thread.run_sync(receive_bundle, runtime, config,
-                                                   principal, body)
+        published = await anyio.to_thread.run_sync(
+            receive_bundle, runtime, config, principal, body,
+            runtime.settings.fhir.max_bundle_entries)
+    except BundleTooLarge as exc:
+        raise PayloadTooLarge(f"{exc} (setting fhir.max_bundle_entries)",
+                              extra={"limit": exc.limit}) from exc
     except InvalidBundle as exc:
         errors: list[dict[str, Any]] = [
             {"resource": r, "element": e, "message": m} for r, e, m in exc.problems]
