@@ -153,6 +153,12 @@ class ReferralEntry:
         return any(u.event_id == event_id for u in self.updates)
 
     @property
+    def match_receiver(self) -> str | None:
+        """The receiver an enrollment that names no referrer is matched by: only once the
+        referral itself has arrived, so the match does not depend on arrival order."""
+        return self.receiver if self.referral is not None else None
+
+    @property
     def closed(self) -> bool:
         return self.closed_at is not None
 

@@ -157,7 +157,7 @@ class _Batch:
         candidates = set(self.store.keys_for(enrollment.enrolled_by, enrollment.referral_id))
         candidates |= {k for k in self.working if k.referral_id == enrollment.referral_id}
         found = [k for k in candidates if (e := self._current(k)) is not None
-                 and e.receiver == enrollment.enrolled_by]
+                 and e.match_receiver == enrollment.enrolled_by]
         return found[0] if len(found) == 1 else None
 
     def take(self, event: LedgerEvent, key: ReferralKey | None = None) -> None:
@@ -175,21 +175,20 @@ class _Batch:
         if after is before:
             return
         self.working[key] = after
-        if after.receiver is not None and (before is None or before.receiver is None):
-            self._pull_pending(after)
+        receiver = after.match_receiver
+        if receiver is not None and (before is None or before.match_receiver != receiver):
+            self._pull_pending(after.key, receiver)
 
-    def _pull_pending(self, entry: ReferralEntry) -> None:
-        """Enrollments that waited for this referral's receiver to be known."""
-        assert entry.receiver is not None
-        waiting = [p for p in self.store.pending_for(entry.receiver, entry.key.referral_id)
+    def _pull_pending(self, key: ReferralKey, receiver: str) -> None:
+        """Enrollments that waited for this referral (and its receiver) to be known."""
+        waiting = [p for p in self.store.pending_for(receiver, key.referral_id)
                    if p.event_id not in self.resolved]
         waiting += [p for p in self.pending_added.values()
-                    if (p.enrolled_by, p.referral_id) == (entry.receiver,
-                                                          entry.key.referral_id)]
+                    if (p.enrolled_by, p.referral_id) == (receiver, key.referral_id)]
         for enrollment in waiting:
             self.pending_added.pop(enrollment.event_id, None)
             self.resolved.append(enrollment.event_id)
-            self.take(enrollment, entry.key)
+            self.take(enrollment, key)
 
     def finish(self, positions: tuple[Position, ...]) -> LedgerWrite:
         schedule: list[Timer] = []

@@ -82,7 +82,8 @@ class LedgerStore(TimerIndex, Protocol):
         ...
 
     def keys_for(self, receiver: str, referral_id: str) -> list[ReferralKey]:
-        """Keys of the entries with this referral id whose receiver is `receiver`."""
+        """Keys of the entries with this referral id whose `match_receiver` is
+        `receiver`."""
         ...
 
     def pending_for(self, receiver: str, referral_id: str) -> list[EnrollmentReported]:
@@ -139,13 +140,13 @@ class InMemoryLedgerStore:
         with self._lock:
             for entry in batch.entries:
                 old = self._entries.get(entry.key)
-                if old is not None and old.receiver is not None:
-                    self._by_receiver.get((old.receiver, old.key.referral_id),
+                if old is not None and old.match_receiver is not None:
+                    self._by_receiver.get((old.match_receiver, old.key.referral_id),
                                           set()).discard(entry.key)
                 self._entries[entry.key] = entry
-                if entry.receiver is not None:
-                    self._by_receiver.setdefault((entry.receiver, entry.key.referral_id),
-                                                 set()).add(entry.key)
+                if entry.match_receiver is not None:
+                    self._by_receiver.setdefault(
+                        (entry.match_receiver, entry.key.referral_id), set()).add(entry.key)
             for timer in batch.timers.unschedule:
                 self._timers.pop(timer.identity, None)
             for timer in batch.timers.schedule:
