@@ -88,7 +88,8 @@ def alert_for(entry: ReferralEntry, timer: Timer) -> OverdueAlert | None:
     settled = entry.settled_at(timer.step)
     raised = (timer.step, "RAISED") in entry.alerts
     cleared = (timer.step, "CLEARED") in entry.alerts
-    if timer.action == "RAISE" and (raised or settled is not None):
+    if timer.action == "RAISE" and (raised or (settled is not None
+                                               and settled < deadline.due_at)):
         return None
     if timer.action == "CLEAR" and (not raised or cleared or settled is None):
         return None

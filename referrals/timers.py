@@ -2,8 +2,9 @@
 
 A deadline owes one of two things at a time:
 
-- **RAISE**, due at the deadline, while the step has not happened and no alert was
-  raised: the tick publishes `handoff_overdue` (alert RAISED);
+- **RAISE**, due at the deadline, while no alert was raised and the step has not
+  happened by then (not yet, or only after the deadline): the tick publishes
+  `handoff_overdue` (alert RAISED);
 - **CLEAR**, due when the late step happened, once an alert was raised and the step has
   since happened (or the referral closed without it): the tick publishes the CLEARED
   alert.
@@ -63,7 +64,10 @@ def _owed(entry: ReferralEntry, deadline: Deadline) -> Timer | None:
     raised = (deadline.step, "RAISED") in entry.alerts
     cleared = (deadline.step, "CLEARED") in entry.alerts
     if not raised:
-        if settled is None:
+        # A missed deadline is raised even when the late step is already known (the tick
+        # did not run in between, say the broker was down): every missed deadline gives
+        # one RAISED and one CLEARED, however the ticks fell.
+        if settled is None or settled >= deadline.due_at:
             return Timer(deadline.due_at, entry.key, deadline.step, "RAISE")
         return None
     if settled is not None and not cleared:
