@@ -61,10 +61,9 @@ def suppress(values: Mapping[C, int], relations: Sequence[Relation[C]], threshol
         cell = min(exposed, key=rank.__getitem__)
         # First mend a relation in which the cell is the only hidden one (its total
         # minus the visible cells gives it away); else any relation that holds it.
-        alone = [r for r in touching.get(cell, ())
-                 if sum(c in hidden for c in r.cells) == 1]
-        candidates = {c for r in alone or touching.get(cell, ()) for c in r.cells
-                      if c not in hidden}
+        around = touching.get(cell, [])
+        alone = [r for r in around if sum(c in hidden for c in r.cells) == 1]
+        candidates = {c for r in alone or around for c in r.cells if c not in hidden}
         mends = {c: sum(c in r.cells for r in alone) for c in candidates}
         if not candidates:
             # Every neighbour is hidden, yet the cell is exposed through a chain of
