@@ -39,14 +39,15 @@ def apply(entry: ReferralEntry | None, event: LedgerEvent, policy: ReferralPolic
     if target is None:
         raise ValueError("an enrollment without its referrer needs the resolved key")
     before = entry if entry is not None else ReferralEntry.empty(target)
-    after = _applied(before, event, policy)
+    after = applied(before, event, policy)
     if after is before:
         return before, TimerChanges()
     return after, diff(entry, after)
 
 
-def _applied(entry: ReferralEntry, event: LedgerEvent,
-             policy: ReferralPolicy) -> ReferralEntry:
+def applied(entry: ReferralEntry, event: LedgerEvent,
+            policy: ReferralPolicy) -> ReferralEntry:
+    """The entry after `event` (the same object when the event changes nothing)."""
     if isinstance(event, ReferralMade):
         return _referral(entry, event, policy)
     if isinstance(event, AlertRecorded):

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 from referrals.alerts import OverdueAlert, alert_for
-from referrals.apply import apply, key_of
+from referrals.apply import applied, key_of
 from referrals.entry import ReferralEntry, Update
 from referrals.errors import IllegalTransition, NotAParty, OutOfOrderUpdate, ReferralError
 from referrals.events import EnrollmentReported, LedgerEvent, ReferralKey, StatusReported
@@ -140,6 +140,7 @@ class _Batch:
         self.working: dict[ReferralKey, ReferralEntry] = {}
         self.pending_added: dict[str, EnrollmentReported] = {}
         self.resolved: list[str] = []
+        self.stored_pending: bool | None = None
 
     def _current(self, key: ReferralKey) -> ReferralEntry | None:
         if key in self.working:
@@ -171,7 +172,9 @@ class _Batch:
                 key = key_of(event)
         assert key is not None
         before = self._current(key)
-        after, _ = apply(before, event, self.policy, key)
+        # Timer changes are worked out once per key in `finish`, not per event.
+        after = applied(before if before is not None else ReferralEntry.empty(key), event,
+                        self.policy)
         if after is before:
             return
         self.working[key] = after
@@ -181,8 +184,10 @@ class _Batch:
 
     def _pull_pending(self, key: ReferralKey, receiver: str) -> None:
         """Enrollments that waited for this referral (and its receiver) to be known."""
+        if self.stored_pending is None:
+            self.stored_pending = self.store.pending_count() > 0
         waiting = [p for p in self.store.pending_for(receiver, key.referral_id)
-                   if p.event_id not in self.resolved]
+                   if p.event_id not in self.resolved] if self.stored_pending else []
         waiting += [p for p in self.pending_added.values()
                     if (p.enrolled_by, p.referral_id) == (receiver, key.referral_id)]
         for enrollment in waiting:
