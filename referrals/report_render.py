@@ -3,7 +3,8 @@
 A suppressed count is `null` in JSON and `*` in CSV and the table, whether it was small
 itself or hidden so a small one cannot be worked out: the two are never told apart. A
 day statistic that is not shown (too few referrals, or a suppressed count) is `null`,
-empty in CSV and `-` in the table.
+empty in CSV and `-` in the table. A total row has `*` for the dimension it adds over in
+JSON and CSV, `(all)` in the table.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import datetime as dt
 import io
 from typing import Any
 
-from referrals.report import COUNTS, INTERVALS, FunnelReport, FunnelRow, interval_name
+from referrals.report import ALL, COUNTS, INTERVALS, FunnelReport, FunnelRow, interval_name
 
 SUPPRESSED = "*"
+ALL_LABEL = "(all)"
+"""A total row in the table; `*` in JSON and CSV."""
 DEFINITIONS = {
     "referred": "referrals made in the month (by when the referring agency made them)",
     "accepted": "of those, accepted by the receiving program (or enrolled)",
@@ -93,14 +96,15 @@ def to_table(report: FunnelReport) -> str:
                    else f"{count('overdue')}/{count('due')} ({row.share_overdue:.0%})")
         days = row.days[interval_name("referred", "enrolled")]
         to_enroll = "-" if days.median is None else f"{days.median} / {days.p90}"
-        lines.append([row.program, row.source, row.month, count("referred"),
+        program, source, month = (ALL_LABEL if v == ALL else v
+                                  for v in (row.program, row.source, row.month))
+        lines.append([program, source, month, count("referred"),
                       count("accepted"), count("first_contact"), count("enrolled"),
                       overdue, to_enroll])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
             for line in lines]
     text.append("")
-    text.append(f"{SUPPRESSED} suppressed: fewer than {report.threshold} referrals, or hidden "
-                "so that one cannot be worked out from the totals. '*' in program, source "
-                "or month: all of them.")
+    text.append(f"{SUPPRESSED} suppressed: under {report.threshold}, or hidden so that a "
+                "small count cannot be worked out from the totals.")
     return "\n".join(text)

@@ -20,7 +20,9 @@ from referrals.events import (
     ReferralMade,
     StatusReported,
 )
+from referrals.ledger import ReferralLedger
 from referrals.lifecycle import BusinessStatus, Reason, Status
+from referrals.store import InMemoryLedgerStore
 from referrals.terms import CompiledTerms, ReferralPolicy
 from schemas.catalog import SchemaCatalog
 
@@ -98,3 +100,29 @@ def local_ms(text: str) -> int:
 
 def local_text(at_ms: int) -> str:
     return dt.datetime.fromtimestamp(at_ms / 1000, MADISON).strftime("%Y-%m-%d %H:%M")
+
+
+def ledger_with(groups: list[tuple[str, str, int, int, int, int]]) -> ReferralLedger:
+    """A ledger under `SIMPLE_POLICY` holding the given funnel, for report tests.
+
+    groups: (program, referrer, referred, accepted, contacted, enrolled); each stage a
+    subset of the one before. Accepted after 20 hours, contacted after 2 days, enrolled
+    after 5: all in time for the simple terms, so only referrals that stop short of
+    enrolling are overdue (their outcome, 30 days)."""
+    ledger = ReferralLedger(InMemoryLedgerStore(), SIMPLE_POLICY)
+    events = []
+    for program, referrer, referred, accepted, contacted, enrolled in groups:
+        for n in range(referred):
+            rid = f"{program}-{referrer}-{n}"
+            at = T0 + n * HOUR
+            events.append(referral(rid, at=at, program=program, referrer=referrer,
+                                   receiver="hv-nfp"))
+            steps = [("ACCEPTED", None, 20 * HOUR)] if n < accepted else []
+            if n < contacted:
+                steps.append(("IN_PROGRESS", "CONTACTED", 2 * DAY))
+            if n < enrolled:
+                steps.append(("IN_PROGRESS", "ENROLLED", 5 * DAY))
+            events += [status(s, at + d, rid, business=b, referrer=referrer)
+                       for s, b, d in steps]
+    ledger.apply(events)
+    return ledger

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from referrals.report import ALL, COUNTS, _level, _relations, funnel
 from referrals.suppression import Relation, suppress
-from tests.referral_cases import DAY, SIMPLE_POLICY, T0
-from tests.unit.referrals.test_report import ledger_with
+from tests.referral_cases import DAY, SIMPLE_POLICY, T0, ledger_with
 
 P = 2_147_483_647
 
