@@ -258,7 +258,8 @@ def main() -> None:
                 "consent_id": f"C-{n}-{consent_id}", "action": "GRANT",
                 "subject_id": f"MPI-{n:07d}", "recipients": recipients,
                 "purposes": ["care_coordination"], "categories": ["health", "benefits"],
-                "effective_at": AT_MS - 86_400_000, "expires_at": None}, AT_MS - 86_400_000)
+                "effective_at": AT_MS - 86_400_000, "expires_at": None},
+                AT_MS - 86_400_000, "county-general")
     got = measure({"decide": consented.decide_only()}, args.events, args.repeat)
     print(f"{'birth hv-births, 2 consents/subject':<36}{'':>9}{'':>9}{'':>7}"
           f"{statistics.median(got['decide']):>11.2f}")

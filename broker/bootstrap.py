@@ -36,6 +36,7 @@ from broker.connect.offsets import DeadLetterTopic, TopicOffsetStore
 from broker.connect.parts import ConnectParts
 from broker.connect.status import ConnectorMetrics
 from broker.consent_feed import ConsentFeed
+from broker.consent_recording import ConsentRecording
 from broker.crypto.encrypted_log import encrypt_if_enabled, register_encryption_metrics
 from broker.delivery.dead_letters import DeadLetterQueue
 from broker.delivery.feed import DeliveryFeed
@@ -95,6 +96,9 @@ class Broker:
     auditor: Auditor
     metrics: Metrics
     publisher: Publisher | None
+    consents: ConsentFeed
+    """The consent topic as a view (the router decides with it, the publisher checks
+    revocations against it)."""
     closers: tuple[Callable[[], None], ...] = ()
     """Called in order after the workers stop: what bootstrap opened, it closes."""
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -176,12 +180,16 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     keyring = FileKeyRing(settings.resolved_keys_file) if roles.serves_clients else KeyRing()
     audit_key_changes(keyring, auditor)
 
+    # The consent topic as a view: the router decides with it; the publisher reads it to
+    # check that a revocation names a consent its agency recorded. One per process.
+    consents = ConsentFeed(event_log, codec)
     publisher = None
     if roles.api:
         idempotency = open_idempotency_index(settings, event_log)
         committer = GroupCommitter(event_log, idempotency)
         closers[:0] = [committer.close, idempotency.close]
-        publisher = Publisher(event_types, codec, committer, auditor, metrics, policy)
+        publisher = Publisher(event_types, codec, committer, auditor, metrics, policy,
+                              ConsentRecording(consents, auditor))
 
     workers: list[Worker] = []
     router = None
@@ -190,7 +198,6 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         workers.append(CheckpointWorker(
             CheckpointSigner.load_or_create(signing_key_path(data)), audit_store,
             settings.audit.checkpoint_interval_seconds))
-        consents = ConsentFeed(event_log, codec)
         consents.catch_up()
         router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
@@ -236,14 +243,14 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         reloader=PolicyReloader(policy, event_log, auditor,
                                 settings.log.delivery_partitions),
         event_types=event_types, registry=registry, feed=feed, workers=running,
-        clock=clock, publisher=publisher, connectors=host, webhook_state=webhook_state,
-        dead_letter_queue=dead_letter_queue,
+        clock=clock, fhir=settings.fhir, publisher=publisher, connectors=host,
+        webhook_state=webhook_state, dead_letter_queue=dead_letter_queue,
     )
     return Broker(
         settings=settings, roles=roles, api=api, workers=running, router=router,
         connectors=host, log=event_log, audit=audit_store, registry=registry, codec=codec,
         event_types=event_types, policy=policy, feed=feed, auditor=auditor,
-        metrics=metrics, publisher=publisher, closers=tuple(closers),
+        metrics=metrics, publisher=publisher, consents=consents, closers=tuple(closers),
     )
 
 

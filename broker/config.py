@@ -78,6 +78,15 @@ class ApiSettings(BaseModel):
     """With a CA bundle, clients must present a certificate it signed (mutual TLS)."""
 
 
+class FhirSettings(BaseModel):
+    """The FHIR R4 source's endpoint (`fhir_r4` connectors; docs/webhooks.md)."""
+
+    max_bundle_entries: int = Field(default=1000, ge=1, le=1_000_000)
+    """Most entries in one posted Bundle (those of nested Bundles included), checked
+    before any entry is validated. A BFDR live birth report holds about 64 entries, so
+    the default admits some 15 complete reports per bundle, or a thousand lean ones."""
+
+
 class RouterSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
     poll_timeout_seconds: float = Field(default=0.5, gt=0)
@@ -168,6 +177,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     kafka: KafkaSettings = KafkaSettings()
     api: ApiSettings = ApiSettings()
+    fhir: FhirSettings = FhirSettings()
     router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
     webhooks: WebhookSettings = WebhookSettings()

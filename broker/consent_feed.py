@@ -2,7 +2,13 @@
 
 Every router reads every partition of the consent topic (no consumer group), so each
 holds the whole view. The view is rebuilt from the topic at start; the topic is the
-durable record of every grant and revocation.
+durable record of every grant and revocation. Each consent is taken as recorded by the
+agency the broker authenticated when it was published (the ingest source header), never
+by anything the event itself says.
+
+Who may record or revoke which consent is decided once, when the consent is published
+(`broker.consent_recording`), and audited there; replaying the topic here re-applies
+only what was accepted, so it audits nothing.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ import logging
 import threading
 
 from broker.log.port import EventLog
-from broker.topics import ingress_topic
-from policy import ConsentView
+from broker.topics import H_INGEST_SOURCE, ingress_topic
+from policy import ConsentRecordError, ConsentView
 from schemas.errors import DecodeError
 from schemas.wire import WireCodec
 
@@ -40,13 +46,18 @@ class ConsentFeed:
                     if not records:
                         break
                     for record in records:
+                        source = record.header(H_INGEST_SOURCE)
                         try:
                             _, consent = self._codec.decode(record.value)
-                        except DecodeError:
-                            log.warning("skipped an undecodable consent record at partition "
-                                        "%d offset %d", partition, record.offset)
+                            if source is None:
+                                raise ConsentRecordError("no recording agency")
+                            self.view.apply(consent, record.timestamp_ms, source.decode())
+                        except (DecodeError, ConsentRecordError) as exc:
+                            # The router quarantines such a record; the view goes on.
+                            log.warning("skipped a consent record at partition %d offset "
+                                        "%d: %s", partition, record.offset,
+                                        type(exc).__name__)
                             continue
-                        self.view.apply(consent, record.timestamp_ms)
                         applied += 1
                     position = records[-1].offset + 1
                 self._positions[partition] = position

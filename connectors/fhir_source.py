@@ -6,8 +6,9 @@ Configure it in the connectors file, as the agency whose events it publishes::
       - name: cgh-fhir
         type: fhir_r4
         agency: county-general
-        hospital_id: "1467533928"     # when Encounter.serviceProvider has no identifier
-        county_fips: "55025"          # when the mother's address has no district
+        hospital_id: "1467533928"     # when the bundle names no birthing facility
+        county_fips: "55025"          # for mothers in this county's state whose
+                                      # address names no county
 
 and the hospital sends `POST /v1/connectors/fhir/cgh-fhir/Bundle` with a key of that
 agency (publish role) and `Content-Type: application/fhir+json` (or application/json).
@@ -38,14 +39,19 @@ from pydantic import Field, ValidationError
 
 from connectors.base import Rejected, SourceConfig, SourceConnector, SourceRecord
 from connectors.fhir_mapping import (
+    BundleTooLarge,
     FhirMappingError,
     MappedEvent,
     MappingDefaults,
     Problem,
+    check_entry_count,
     map_bundle,
 )
 from connectors.ports import Accepted, Ingest
 from schemas.errors import HandoffError
+
+__all__ = ["FHIR_JSON", "MAX_ENTRIES", "BundleTooLarge", "FhirSource", "FhirSourceConfig",
+           "InvalidBundle", "receive_bundle", "validate_bundle"]
 
 FHIR_JSON = "application/fhir+json"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -58,7 +64,8 @@ class FhirSourceConfig(SourceConfig):
     hospital_id: str | None = Field(default=None, max_length=64)
     """NPI (or other id) for births whose Encounter names no serviceProvider identifier."""
     county_fips: str | None = Field(default=None, pattern=r"^\d{5}$")
-    """County for births whose mother's address has no 5-digit district."""
+    """County for births whose mother's address, in this county's state, names no county
+    (a mother from another state, or of no known state, gets none: null)."""
 
 
 class FhirSource(SourceConnector[FhirSourceConfig]):
@@ -107,18 +114,24 @@ def _problem(doc: dict[str, Any], err: Any) -> Problem:
     return resource, element, _QUOTED.sub("'…'", str(err["msg"]))
 
 
-def receive_bundle(ingest: Ingest, config: FhirSourceConfig, body: bytes
-                   ) -> list[tuple[MappedEvent, Accepted]]:
+MAX_ENTRIES = 1000
+"""Default of `fhir.max_bundle_entries`."""
+
+
+def receive_bundle(ingest: Ingest, config: FhirSourceConfig, body: bytes,
+                   max_entries: int = MAX_ENTRIES) -> list[tuple[MappedEvent, Accepted]]:
     """Validate, map and publish one bundle through `ingest` (bound to a caller of the
     connector's agency).
 
     All or none: a mapping or schema problem anywhere refuses the whole bundle, and so
-    does an event type the agency may not publish (the error is the ingest's).
+    does an event type the agency may not publish (the error is the ingest's). A bundle
+    of more than `max_entries` entries raises `BundleTooLarge` before they are validated.
     """
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidBundle([("Bundle", "<body>", "not JSON")]) from exc
+    check_entry_count(doc, max_entries)
     bundle = validate_bundle(doc)
     defaults = MappingDefaults(config.name, config.hospital_id, config.county_fips)
     try:

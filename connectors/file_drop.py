@@ -16,12 +16,25 @@ restarts and crashes:
    number and reasons (field path and problem, never the value).
 
 Rows that fail are also in the `_connect.dead_letters` topic with the same reasons.
+
+Two kinds of file are refused whole, to `failed/` with a report saying why, before any
+row is read or published, and the connector goes on with the next file:
+
+- **A symbolic link** (or anything that is not a regular file at the moment it is
+  opened): links are never followed, so a link to a file outside the folder is never
+  read. Files are opened with `O_NOFOLLOW`, so a link swapped in after the check is not
+  followed either.
+- **A name too long to extend**: a file's report is `<name>.report.json`, written
+  through a temporary `.<name>.report.json.tmp`, and a file arriving twice becomes
+  `<name>-2`. A name longer than the file system's limit (255 bytes on most) less
+  24 bytes (`drop_files.NAME_RESERVE`) is refused, and moved under a shortened name
+  (`<start of the name>~<digest>.csv`) whose report names the original.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
+import errno
 import io
 import json
 import os
@@ -41,6 +54,17 @@ from connectors.base import (
     SourceConfig,
     SourceConnector,
     SourceRecord,
+)
+from connectors.drop_files import (
+    LINK_REFUSED,
+    REPORT,
+    free_name,
+    is_file_or_link,
+    name_limit,
+    open_text,
+    refusal,
+    sha256,
+    shortened,
 )
 from connectors.errors import FatalConnectorError, RetriableConnectorError
 from connectors.mapping import FieldMapping, load_mapping
@@ -113,9 +137,12 @@ class FileDropSource(SourceConnector[FileDropConfig]):
             raise FatalConnectorError(f"file drop folder {folder} does not exist; create it "
                                       "or fix 'folder'")
         for sub in (PROCESSING, DONE, FAILED):
+            if (folder / sub).is_symlink():
+                raise FatalConnectorError(f"{folder / sub} is a symbolic link; it must be a "
+                                          "folder of its own")
             (folder / sub).mkdir(exist_ok=True)
         claimed = sorted(p for p in (folder / PROCESSING).iterdir()
-                         if p.is_file() and not p.name.endswith(".report.json"))
+                         if is_file_or_link(p) and not p.name.endswith(REPORT))
         if claimed:
             self._resume(claimed[0], context.offset)
 
@@ -169,17 +196,17 @@ class FileDropSource(SourceConnector[FileDropConfig]):
         try:
             candidates = sorted(
                 p for p in folder.iterdir()
-                if p.is_file() and not p.name.startswith(".")
+                if is_file_or_link(p) and not p.name.startswith(".")
                 and any(p.match(pattern) for pattern in self.config.patterns)
             )
         except OSError as exc:
             raise RetriableConnectorError(f"cannot list {folder}: {exc.strerror}") from exc
         for path in candidates:
             try:
-                if now - path.stat().st_mtime < self.config.min_age_seconds:
+                if now - path.lstat().st_mtime < self.config.min_age_seconds:
                     continue
                 target = folder / PROCESSING / path.name
-                if target.exists():
+                if os.path.lexists(target):
                     continue
                 os.rename(path, target)
             except FileNotFoundError:
@@ -189,7 +216,10 @@ class FileDropSource(SourceConnector[FileDropConfig]):
         return False
 
     def _resume(self, path: Path, offset: Position | None) -> None:
-        digest = _sha256(path)
+        if self._refusal(path) is not None:
+            self._open(path, after_line=0, dead_letters_from=self._dead_letter_end())
+            return
+        digest = sha256(path)
         if offset and offset.get("file") == path.name and offset.get("sha256") == digest:
             if offset.get("done"):
                 # The last batch was committed but the file not yet moved: finish it.
@@ -203,22 +233,42 @@ class FileDropSource(SourceConnector[FileDropConfig]):
             self._open(path, after_line=0, dead_letters_from=self._dead_letter_end())
 
     def _open(self, path: Path, after_line: int, dead_letters_from: int) -> None:
-        self._file, self._digest = path, _sha256(path)
         self._dead_letters_from = dead_letters_from
+        refused = self._refusal(path)
+        if refused is not None:   # refused unread: no digest, nothing published
+            self._file, self._digest = path, ""
+            self._finish(path, error=refused)
+            return
+        try:
+            self._file, self._digest = path, sha256(path)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise RetriableConnectorError(f"cannot read {path.name}: {exc.strerror}"
+                                              ) from exc
+            self._file, self._digest = path, ""
+            self._finish(path, error=LINK_REFUSED)
+            return
         error = self._check_readable(path)
         if error is not None:
             self._finish(path, error=error)
             return
-        self._handle = path.open(encoding=self.config.encoding, newline="")
+        self._handle = open_text(path, self.config.encoding)
         rows = self._read_jsonl(self._handle) if self._is_jsonl(path) \
             else self._read_csv(self._handle)
         self._rows = _Rows((line, row) for line, row in rows if line > after_line)
+
+    def _refusal(self, path: Path) -> str | None:
+        try:
+            return refusal(path, self.config.folder)
+        except OSError as exc:
+            raise RetriableConnectorError(f"cannot look at {path.name}: {exc.strerror}"
+                                          ) from exc
 
     def _check_readable(self, path: Path) -> str | None:
         """Why the whole file cannot be read, or None. Checked before any row is
         published, so a file is either read or refused whole."""
         try:
-            with path.open(encoding=self.config.encoding, newline="") as handle:
+            with open_text(path, self.config.encoding) as handle:
                 while handle.read(1 << 20):
                     pass
                 if self._is_jsonl(path):
@@ -230,6 +280,8 @@ class FileDropSource(SourceConnector[FileDropConfig]):
         except csv.Error:
             return "the header row is not valid CSV"
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return LINK_REFUSED
             raise RetriableConnectorError(f"cannot read {path.name}: {exc.strerror}") from exc
         if not header or not any(h.strip() for h in header):
             return "the file has no header row"
@@ -284,16 +336,18 @@ class FileDropSource(SourceConnector[FileDropConfig]):
         rejected = self._rejected_rows(path.name, self._digest)
         failed = error is not None or bool(rejected)
         target_dir = self.config.folder / (FAILED if failed else DONE)
-        target = _free_name(target_dir, path.name)
+        limit = name_limit(self.config.folder)
+        target = free_name(target_dir, shortened(path.name, limit), limit)
         rows = self._rows_read(path, error)
         report = {
-            "file": path.name, "sha256": self._digest, "connector": self.config.name,
+            "file": path.name, "sha256": self._digest or None,
+            "connector": self.config.name,
             "outcome": "failed" if failed else "done", "error": error,
             "rows": rows, "published": max(0, rows - len(rejected)),
             "rejected": rejected,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        report_path = target_dir / f"{target.name}.report.json"
+        report_path = target_dir / f"{target.name}{REPORT}"
         temp = report_path.with_name(f".{report_path.name}.tmp")
         temp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         os.replace(temp, report_path)
@@ -306,7 +360,7 @@ class FileDropSource(SourceConnector[FileDropConfig]):
     def _rows_read(self, path: Path, error: str | None) -> int:
         if error is not None:
             return 0
-        with path.open(encoding=self.config.encoding, newline="") as handle:
+        with open_text(path, self.config.encoding) as handle:
             rows = self._read_jsonl(handle) if self._is_jsonl(path) else self._read_csv(handle)
             return sum(1 for _ in rows)
 
@@ -332,22 +386,3 @@ class FileDropSource(SourceConnector[FileDropConfig]):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    """`folder/name`, or `folder/name-2`, `-3`… when an earlier file had that name."""
-    target = folder / name
-    stem, suffix = os.path.splitext(name)
-    n = 2
-    while target.exists():
-        target = folder / f"{stem}-{n}{suffix}"
-        n += 1
-    return target

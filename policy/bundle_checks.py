@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from policy.errors import Problem
 from policy.model import ALL_EVENT_TYPES, Agency, Agreement, RulePack, Subscription
 from policy.transforms import applicable, applicable_to
+from policy.vocabulary import ANY_HOLDER, KIND_PREFIX
 from policy.yamlsource import Loc, YamlDocument
 from schemas.catalog import EventSchema, SchemaCatalog
 
@@ -135,6 +136,14 @@ class BundleChecker:
         for index, event_type in enumerate(agency.publishes):
             if event_type not in self.catalog:
                 self._unknown_type(item, ("publishes", index), event_type)
+        for key in ("records_for", "relies_on"):
+            for index, named in enumerate(getattr(agency.consents, key)):
+                if named != ANY_HOLDER and not named.startswith(KIND_PREFIX):
+                    self._agency_ref(item, ("consents", key, index), named)
+        if agency.consents.records_for and "consent" not in agency.publishes:
+            self.problems.append(item.problem(
+                ("consents", "records_for"), f"'{agency.id}' does not publish consent "
+                "events, so it records no consents", severity="warning"))
 
     def _agreement(self, item: Located[Agreement]) -> None:
         agreement = item.entry

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from policy.consent import ConsentProbe
+from policy.consent import ConsentProbe, purpose_tokens
+from policy.consent_recording import discloser_tokens
 from policy.decision import DecisionPlan, FieldDecision, Projector, ReasonCode
 from policy.model import Agency, Agreement, Obligation, Rule, Subscription
 from policy.projection import COPY, Action, compile_projection
@@ -25,9 +26,11 @@ from policy.vocabulary import KIND_PREFIX
 from schemas.catalog import EventSchema
 
 _NEVER = 1 << 62
-RECORD_CONSENT = ConsentNeed(frozenset(), names_recipient=False)
+RECORD_CONSENT = ConsentNeed(frozenset(), names_recipient=False, disclosers="any_holder")
 """What `consent_required: true` asks: a consent naming the recipient (or its kind) and
-the purpose, whatever categories it covers."""
+the purpose, whatever categories it covers and whichever holder it names as discloser
+(any holder included: rules that need a named discloser ask for it field by field); as
+every consent, recorded by an agency the source relies on."""
 
 TransformFactory = Callable[[Transform, str], Callable[[Any], Any]]
 
@@ -42,6 +45,19 @@ class RouteContext:
     recipient: Agency
     bundle_version: str
     rules_by_id: dict[str, Rule]
+    source_agency: Agency | None = None
+    """None when the source is not an agency of the bundle (every event is denied)."""
+    recorders: frozenset[str] | None = frozenset()
+    """Whose recorded consents the source relies on (None: any agency)."""
+
+    def disclosed_by(self, need: ConsentNeed) -> str:
+        """How an unmet need names the discloser, for reasons."""
+        if self.source_agency is None:
+            return self.source
+        tokens = sorted(discloser_tokens(self.source_agency, need.disclosers),
+                        key=lambda t: (t == "*", t.startswith("kind:")))
+        words = ["any holder" if t == "*" else t for t in tokens]
+        return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
     def plan(self, outcome: str, fields: tuple[FieldDecision, ...], *,
              deny_reason: str | None = None, agreement_id: str | None = None,
@@ -90,10 +106,14 @@ class AgreementPlan:
                 needs += [n for n in ruling.needs if n not in needs]
         self.needs = needs
         recipient = self.context.recipient
+        source = self.context.source_agency
+        assert source is not None  # routes from unknown sources have no candidates
+        purposes = purpose_tokens(a.purpose)
         self.probes = tuple(
             ConsentProbe(recipient.id,
                          None if n.names_recipient else f"{KIND_PREFIX}{recipient.kind}",
-                         a.purpose, n.categories)
+                         purposes, n.categories, discloser_tokens(source, n.disclosers),
+                         self.context.recorders)
             for n in needs)
 
     def plan_for(self, mask: int) -> DecisionPlan:
@@ -111,7 +131,8 @@ class AgreementPlan:
         a, ctx = self.agreement, self.context
         if a.consent_required and not self._met(RECORD_CONSENT, mask):
             reason = (f"agreement {a.id} requires consent: none in force naming "
-                      f"{ctx.recipient.id} (or kind:{ctx.recipient.kind}) for {a.purpose}")
+                      f"{ctx.recipient.id} (or kind:{ctx.recipient.kind}) for {a.purpose}, "
+                      f"with {ctx.disclosed_by(RECORD_CONSENT)} as discloser")
             return ctx.deny_all(ReasonCode.CONSENT, reason, a.id)
         fields: list[FieldDecision] = []
         actions: dict[str, Action] = {}
@@ -157,7 +178,8 @@ class AgreementPlan:
                 f"{recipient.id} or kind:{recipient.kind}"
             cats = ", ".join(sorted(need.categories)) or "any category"
             reason = (f"consent required by rule {', '.join(ids)}: none in force naming "
-                      f"{who} for {a.purpose} covering {cats}")
+                      f"{who} for {a.purpose} covering {cats}, with "
+                      f"{self.context.disclosed_by(need)} as discloser")
             return FieldDecision(ruling.path, "withheld", None, reason, ReasonCode.CONSENT,
                                  ruling.rule_ids, a.id)
         consented = ""

@@ -1,13 +1,19 @@
 """The consent view: every family consent and revocation, materialised for decisions.
 
-Consents are runtime data. The router feeds every `consent` event into `apply` with the
-time it was ingested; decisions ask which consents were in force at the decision time
-(the ingest time of the event being decided). A grant is in force for events ingested at
-or after both its `effective_at` and its own ingest time (a consent backdated on its
-form does not reach back to events the broker had before it knew of the consent); a
-revocation applies to every event ingested at or after the revocation. Both hold however
-late the event is processed, so re-processing an event, or deciding it in another router
-that has read further along the consent topic, reaches the same answer.
+Consents are runtime data. The broker feeds every `consent` event into `apply` with the
+time it was ingested and the agency that recorded it (the publishing agency the broker
+authenticated, never a field of the event); decisions ask which consents were in force
+at the decision time (the ingest time of the event being decided).
+
+A consent is identified by its recording agency, its subject and its `consent_id`
+(`ConsentKey`): a grant another agency records, or one for another person, never replaces
+it whatever id it carries, and a revocation only ever reaches the recording agency's own
+consents. A grant is in force for events ingested at or after both its `effective_at` and
+its own ingest time (a consent backdated on its form does not reach back to events the
+broker had before it knew of the consent); a revocation applies to every event ingested
+at or after the revocation. Both hold however late the event is processed, so
+re-processing an event, or deciding it in another router that has read further along the
+consent topic, reaches the same answer.
 """
 
 from __future__ import annotations
@@ -15,18 +21,31 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from policy.errors import PolicyError
-from policy.vocabulary import ANY_PERSONAL_TAG
+from policy.vocabulary import ANY_PERSONAL_TAG, TPO_PURPOSE, TPO_PURPOSES
 
 _NEVER = 1 << 62
 """Stands in for 'no expiry' and 'not revoked' so the hot path compares ints only."""
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 class ConsentRecordError(PolicyError):
     """A consent event lacks a field the view needs or has one of the wrong type."""
+
+
+class ConsentKey(NamedTuple):
+    """What identifies a consent: who recorded it, whose it is, and its id."""
+
+    recorded_by: str
+    subject_id: str
+    consent_id: str
+
+    def label(self) -> str:
+        """`<recording agency>/<consent id>`, as decisions list the consents relied on
+        (agency ids never contain `/`, so the label splits unambiguously)."""
+        return f"{self.recorded_by}/{self.consent_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +54,13 @@ class Consent:
 
     consent_id: str
     subject_id: str
+    recorded_by: str
+    """The agency that published the grant (the broker's ingest source)."""
     recipients: frozenset[str]
     """Agency ids, and `kind:<agency kind>` for every agency of a kind."""
+    disclosers: frozenset[str]
+    """Who may disclose: agency ids, `kind:<kind>`, `*` for any holder. A grant naming
+    none names the recording agency."""
     purposes: frozenset[str]
     categories: frozenset[str]
     """Data categories covered; `*` covers every category."""
@@ -46,6 +70,10 @@ class Consent:
     revoked_at: int | None = None
     """Ingest time of the revocation, if one was seen."""
     form_reference: str | None = None
+
+    @property
+    def key(self) -> ConsentKey:
+        return ConsentKey(self.recorded_by, self.subject_id, self.consent_id)
 
     def active_at(self, at_ms: int) -> bool:
         """In force at `at_ms`: effective and known, not expired, not revoked by then."""
@@ -61,39 +89,71 @@ class Consent:
     def to_dict(self) -> dict[str, Any]:
         return {
             "consent_id": self.consent_id, "subject_id": self.subject_id,
-            "recipients": sorted(self.recipients), "purposes": sorted(self.purposes),
+            "recorded_by": self.recorded_by, "recipients": sorted(self.recipients),
+            "disclosers": sorted(self.disclosers), "purposes": sorted(self.purposes),
             "categories": sorted(self.categories), "effective_at": self.effective_at,
             "expires_at": self.expires_at, "ingested_at": self.ingested_at,
             "form_reference": self.form_reference,
         }
 
 
-class ConsentProbe(NamedTuple):
-    """What one consent requirement asks of a consent, compiled for one recipient.
+ChangeKind = Literal["granted", "replaced", "revoked", "revoked_unknown"]
 
-    `kind_token` is `kind:<recipient kind>` when a consent naming the recipient's kind is
-    enough, None when the consent must name the recipient itself (42 CFR 2.31).
+
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """What applying one consent event did to the view."""
+
+    kind: ChangeKind
+    """`revoked_unknown`: a revocation of a consent the view does not hold (yet); it is
+    kept, so a grant arriving later is revoked from the revocation's time."""
+    key: ConsentKey
+    consent: Consent | None = None
+    """The grant, for `granted` and `replaced`."""
+
+
+class ConsentProbe(NamedTuple):
+    """What one consent requirement asks of a consent, compiled for one route.
+
+    `kind_token` is `kind:<recipient kind>` when a consent naming the recipient's kind
+    (a class of recipients) is enough, None when it must name the recipient itself.
+    `purposes`: the purpose tokens that satisfy (the agreement's purpose, and `tpo` for
+    treatment, payment and health care operations). `disclosers`: the discloser tokens
+    that satisfy (the source, its kind, `*`, as the requirement allows). `recorders`:
+    whose recorded consents the source relies on; None for any.
     """
 
     recipient: str
     kind_token: str | None
-    purpose: str
+    purposes: frozenset[str]
     categories: frozenset[str]
+    disclosers: frozenset[str]
+    recorders: frozenset[str] | None
 
 
-_Hot = tuple[str, frozenset[str], frozenset[str], frozenset[str], bool, int, int]
-"""A grant in the form the hot path unpacks: id, recipients, purposes, categories,
-covers-every-category, in force from (the later of effective_at and the ingest time),
-expires_at (or _NEVER)."""
+def purpose_tokens(purpose: str) -> frozenset[str]:
+    """The consent purposes that cover an agreement's purpose."""
+    return frozenset({purpose, TPO_PURPOSE}) if purpose in TPO_PURPOSES \
+        else frozenset({purpose})
+
+
+_Hot = tuple[ConsentKey, str, str, frozenset[str], frozenset[str], frozenset[str], bool,
+             frozenset[str], int, int]
+"""A grant in the form the hot path unpacks: key, label, recorded_by, recipients,
+purposes, categories, covers-every-category, disclosers, in force from (the later of
+effective_at and the ingest time), expires_at (or _NEVER)."""
 
 
 def _hot(consent: Consent, shared: dict[frozenset[str], frozenset[str]]) -> _Hot:
     # Most consents name the same few recipient, purpose and category sets; sharing one
     # object per distinct set keeps the hot path's working set small.
-    return (consent.consent_id, shared.setdefault(consent.recipients, consent.recipients),
+    key = consent.key
+    return (key, key.label(), consent.recorded_by,
+            shared.setdefault(consent.recipients, consent.recipients),
             shared.setdefault(consent.purposes, consent.purposes),
             shared.setdefault(consent.categories, consent.categories),
             ANY_PERSONAL_TAG in consent.categories,
+            shared.setdefault(consent.disclosers, consent.disclosers),
             max(consent.effective_at, consent.ingested_at),
             _NEVER if consent.expires_at is None else consent.expires_at)
 
@@ -106,43 +166,48 @@ class ConsentView:
 
     def __init__(self) -> None:
         self._by_subject: dict[str, list[_Hot]] = {}
-        self._consents: dict[str, Consent] = {}
-        self._revoked_at: dict[str, int] = {}
+        self._consents: dict[ConsentKey, Consent] = {}
+        self._revoked_at: dict[ConsentKey, int] = {}
         self._shared_sets: dict[frozenset[str], frozenset[str]] = {}
 
     def __len__(self) -> int:
         return len(self._consents)
 
-    def _add(self, consent: Consent) -> None:
+    def _add(self, consent: Consent) -> bool:
+        """Hold a grant; True when it replaced the recorder's earlier grant."""
+        key = consent.key
         grants = self._by_subject.setdefault(consent.subject_id, [])
-        grants[:] = [g for g in grants if g[0] != consent.consent_id]
+        before = len(grants)
+        grants[:] = [g for g in grants if g[0] != key]
         grants.append(_hot(consent, self._shared_sets))
-        previous = self._consents.get(consent.consent_id)
-        if previous is not None and previous.subject_id != consent.subject_id:
-            others = self._by_subject.get(previous.subject_id, [])
-            others[:] = [g for g in others if g[0] != consent.consent_id]
-        self._consents[consent.consent_id] = consent
+        self._consents[consent.key] = consent
+        return len(grants) == before
 
-    def apply(self, record: Mapping[str, Any], ingested_at_ms: int) -> None:
-        """Take in one `consent` event (fastavro form or JSON form) ingested at that time.
+    def apply(self, record: Mapping[str, Any], ingested_at_ms: int, recorded_by: str
+              ) -> ConsentChange:
+        """Take in one `consent` event (fastavro form or JSON form) that `recorded_by`
+        published, ingested at that time.
 
-        A GRANT with an id seen before replaces the earlier grant; a REVOKE ends the
-        consent for every event ingested at or after `ingested_at_ms`. Applying the same
-        event twice changes nothing.
+        A GRANT with an id the same agency used before for the same subject replaces the
+        earlier grant; a REVOKE ends the agency's own consent with that id for every
+        event ingested at or after `ingested_at_ms`. Applying the same event twice changes
+        nothing.
         """
+        if not recorded_by:
+            raise ConsentRecordError("a consent needs the agency that recorded it")
         action = _required(record, "action")
-        consent_id = str(_required(record, "consent_id"))
+        key = ConsentKey(recorded_by, str(_required(record, "subject_id")),
+                         str(_required(record, "consent_id")))
         if action == "REVOKE":
-            previous = self._revoked_at.get(consent_id)
-            if previous is None or ingested_at_ms < previous:
-                self._revoked_at[consent_id] = ingested_at_ms
-            return
+            return self.revoke(key, ingested_at_ms)
         if action != "GRANT":
             raise ConsentRecordError("consent action must be GRANT or REVOKE")
         consent = Consent(
-            consent_id=consent_id,
-            subject_id=str(_required(record, "subject_id")),
+            consent_id=key.consent_id,
+            subject_id=key.subject_id,
+            recorded_by=recorded_by,
             recipients=_strings(record, "recipients"),
+            disclosers=_strings(record, "disclosers") or frozenset({recorded_by}),
             purposes=_strings(record, "purposes"),
             categories=_strings(record, "categories"),
             effective_at=_millis(_required(record, "effective_at"), "effective_at"),
@@ -151,14 +216,29 @@ class ConsentView:
             ingested_at=ingested_at_ms,
             form_reference=record.get("form_reference"),
         )
-        self._add(consent)
+        replaced = self._add(consent)
+        return ConsentChange("replaced" if replaced else "granted", key, consent)
+
+    def revoke(self, key: ConsentKey, at_ms: int) -> ConsentChange:
+        """End one consent for every event ingested at or after `at_ms` (the earliest
+        revocation wins). The view operation behind a recorder's REVOKE and, later, an
+        administrator's revocation on the recorder's behalf (see `consent_recording`)."""
+        previous = self._revoked_at.get(key)
+        if previous is None or at_ms < previous:
+            self._revoked_at[key] = at_ms
+        return ConsentChange("revoked" if key in self._consents else "revoked_unknown", key)
+
+    def grant(self, key: ConsentKey) -> Consent | None:
+        """The grant held under a key, with its revocation time if revoked."""
+        consent = self._consents.get(key)
+        if consent is None:
+            return None
+        return replace(consent, revoked_at=self._revoked_at.get(key))
 
     def consents_for(self, subject_id: str) -> list[Consent]:
         """Every grant for a subject, with its revocation time if revoked."""
-        return [
-            replace(self._consents[g[0]], revoked_at=self._revoked_at.get(g[0]))
-            for g in self._by_subject.get(subject_id, ())
-        ]
+        return [replace(self._consents[g[0]], revoked_at=self._revoked_at.get(g[0]))
+                for g in self._by_subject.get(subject_id, ())]
 
     def active_for(self, subject_id: str, at_ms: int) -> list[Consent]:
         """The subject's consents in force at `at_ms`."""
@@ -168,30 +248,33 @@ class ConsentView:
         self, subject_id: str, at_ms: int, probes: Sequence[ConsentProbe]
     ) -> tuple[int, tuple[str, ...]]:
         """Which probes one in-force consent satisfies: a bitmask (bit i for probes[i])
-        and the ids of the consents relied on, in probe order without repeats."""
+        and the labels (`recorder/consent_id`) of the consents relied on, in probe order
+        without repeats."""
         grants = self._by_subject.get(subject_id)
         if not grants:
             return 0, ()
         revoked = self._revoked_at
         if revoked:
             live = [g for g in grants
-                    if g[5] <= at_ms < g[6] and revoked.get(g[0], _NEVER) > at_ms]
+                    if g[8] <= at_ms < g[9] and revoked.get(g[0], _NEVER) > at_ms]
         else:
-            live = [g for g in grants if g[5] <= at_ms < g[6]]
+            live = [g for g in grants if g[8] <= at_ms < g[9]]
         if not live:
             return 0, ()
         mask = 0
         bit = 1
         used: list[str] = []
-        for recipient, kind, purpose, wanted in probes:
-            for consent_id, recipients, purposes, categories, every, _, _ in live:
-                if (purpose in purposes
-                        and (recipient in recipients
-                             or (kind is not None and kind in recipients))
-                        and (every or wanted <= categories)):
+        for recipient, kind, wanted_purposes, wanted, disclosers_ok, recorders in probes:
+            for _, label, recorder, recipients, purposes, categories, every, disclosers, _, _ \
+                    in live:
+                if ((recipient in recipients or (kind is not None and kind in recipients))
+                        and not wanted_purposes.isdisjoint(purposes)
+                        and (every or wanted <= categories)
+                        and not disclosers_ok.isdisjoint(disclosers)
+                        and (recorders is None or recorder in recorders)):
                     mask |= bit
-                    if consent_id not in used:
-                        used.append(consent_id)
+                    if label not in used:
+                        used.append(label)
                     break
             bit <<= 1
         return mask, tuple(used)
@@ -202,9 +285,8 @@ class ConsentView:
         """A JSON-ready snapshot; `from_dict` restores an identical view."""
         return {
             "format": SNAPSHOT_FORMAT,
-            "grants": [self._consents[g[0]].to_dict() for grants in self._by_subject.values()
-                       for g in grants],
-            "revoked_at": dict(sorted(self._revoked_at.items())),
+            "grants": [c.to_dict() for c in self._consents.values()],
+            "revocations": [[*key, at] for key, at in sorted(self._revoked_at.items())],
         }
 
     @classmethod
@@ -215,18 +297,21 @@ class ConsentView:
         view = cls()
         try:
             for item in data.get("grants", []):
-                consent = Consent(
+                view._add(Consent(
                     consent_id=str(item["consent_id"]), subject_id=str(item["subject_id"]),
+                    recorded_by=str(item["recorded_by"]),
                     recipients=frozenset(item["recipients"]),
+                    disclosers=frozenset(item["disclosers"]),
                     purposes=frozenset(item["purposes"]),
                     categories=frozenset(item["categories"]),
                     effective_at=int(item["effective_at"]),
                     expires_at=None if item["expires_at"] is None else int(item["expires_at"]),
                     ingested_at=int(item["ingested_at"]),
                     form_reference=item.get("form_reference"),
-                )
-                view._add(consent)
-            view._revoked_at = {str(k): int(v) for k, v in data.get("revoked_at", {}).items()}
+                ))
+            for recorded_by, subject_id, consent_id, at in data.get("revocations", []):
+                key = ConsentKey(str(recorded_by), str(subject_id), str(consent_id))
+                view._revoked_at[key] = int(at)
         except (KeyError, TypeError, ValueError) as exc:
             raise ConsentRecordError(f"consent snapshot is malformed: {exc!r}") from exc
         return view

@@ -43,7 +43,9 @@ class ReasonCode(StrEnum):
     DROPPED = "drop"
     """A `drop` transform (the agreement's or a rule's) removes the field."""
     CONSENT = "consent"
-    """Consent is required and none in force covers it (field or whole record)."""
+    """Consent is required and none in force covers it (field or whole record): none
+    naming the recipient, purpose and categories and the discloser the rule asks for,
+    recorded by an agency the source relies on (`agencies.yaml` `consents.relies_on`)."""
     NO_AGREEMENT = "no_agreement"
     """No agreement is in force for this source, recipient, purpose and time."""
     NOT_SUBSCRIBED = "not_subscribed"

@@ -12,6 +12,7 @@ from typing import Any
 from policy.bundle import PolicyBundle
 from policy.compiler import AgreementPlan, Route, RouteContext
 from policy.consent import ConsentView
+from policy.consent_recording import relied_on_recorders
 from policy.decision import Decision, ReasonCode
 from policy.errors import PolicyError, UnknownSubscriptionError
 from policy.model import Agreement, Rule, Subscription
@@ -144,8 +145,12 @@ class PolicyEngine:
         subscription = self._subscription(subscription_id)
         schema = self.catalog.get(event_type, schema_version)
         recipient = self.bundle.agencies[subscription.agency]
-        context = RouteContext(subscription, schema, source, recipient, self.bundle.version,
-                               self._rules_by_id)
+        source_agency = self.bundle.agencies.get(source)
+        context = RouteContext(
+            subscription, schema, source, recipient, self.bundle.version, self._rules_by_id,
+            source_agency,
+            None if source_agency is None
+            else relied_on_recorders(source_agency, self.bundle.agencies))
         key = (subscription_id, event_type, schema_version, source)
         if event_type not in subscription.event_types:
             route = Route([], context.deny_all(

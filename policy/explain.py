@@ -43,18 +43,20 @@ class Explanation:
 
 def explain(engine: PolicyEngine, event_type: str, schema_version: int,
             event: Mapping[str, Any], source: str, subscription_id: str, *,
-            at_ms: int, consents: Iterable[tuple[Mapping[str, Any], int]] = ()
-            ) -> Explanation:
+            at_ms: int, consents: Iterable[tuple[Mapping[str, Any], int]] = (),
+            consents_recorded_by: str | None = None) -> Explanation:
     """Decide what `subscription_id` would receive of `event` (fastavro form), published
     by `source`, at the decision time `at_ms`.
 
     `consents` are (consent record, the time it counts as ingested) pairs, applied in
-    order; an unusable one raises `InvalidConsentError` naming its index.
+    order, each taken as recorded by `consents_recorded_by` (default: `source`); an
+    unusable one raises `InvalidConsentError` naming its index.
     """
+    recorded_by = consents_recorded_by or source
     view = ConsentView()
     for index, (consent, ingested_at_ms) in enumerate(consents):
         try:
-            view.apply(consent, ingested_at_ms)
+            view.apply(consent, ingested_at_ms, recorded_by)
         except PolicyError as exc:
             raise InvalidConsentError(index, str(exc)) from exc
     decision = engine.decide(event_type, schema_version, event, source, subscription_id,

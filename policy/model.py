@@ -7,6 +7,7 @@ loader then checks how entries refer to each other and to the event schemas.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,7 +20,7 @@ from pydantic import (
 )
 
 from policy.transforms import Transform
-from policy.vocabulary import AGENCY_KINDS, ANY_PERSONAL_TAG
+from policy.vocabulary import AGENCY_KINDS, ANY_HOLDER, ANY_PERSONAL_TAG, KIND_PREFIX
 from schemas.tags import TAGS
 
 IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -50,6 +51,38 @@ def _check_tags(tags: tuple[str, ...], allow_any: bool) -> tuple[str, ...]:
 # -- agencies ----------------------------------------------------------------------------
 
 
+def check_agency_token(token: str) -> str:
+    """An agency id, `kind:<known kind>`, or `*` (whoever holds the data)."""
+    if token == ANY_HOLDER:
+        return token
+    if token.startswith(KIND_PREFIX):
+        kind = token[len(KIND_PREFIX):]
+        if kind not in AGENCY_KINDS:
+            raise ValueError(f"unknown agency kind '{kind}'; known kinds: "
+                             f"{', '.join(sorted(AGENCY_KINDS))}")
+        return token
+    if not re.fullmatch(IDENTIFIER_PATTERN, token):
+        raise ValueError(f"'{token}' is not an agency id, kind:<agency kind> or '*'")
+    return token
+
+
+class ConsentAuthority(_Entry):
+    """Who may record consents that open an agency's data, as the agency's entry says."""
+
+    records_for: tuple[str, ...] = ()
+    """Disclosers, besides itself, this agency may name in a consent it records: agency
+    ids, `kind:<kind>`, or `*` for any holder (a recipient recording an authorization
+    that names the discloser, as 45 CFR 164.508(c)(1)(ii) allows)."""
+    relies_on: tuple[str, ...] = ()
+    """Agencies, besides itself, whose recorded consents open this agency's data: agency
+    ids, `kind:<kind>`, or `*` for any agency allowed to record for it."""
+
+    @field_validator("records_for", "relies_on")
+    @classmethod
+    def _tokens(cls, tokens: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_agency_token(t) for t in tokens)
+
+
 class Agency(_Entry):
     """An agency that publishes or receives events."""
 
@@ -60,6 +93,9 @@ class Agency(_Entry):
     """Rule packs (regimes) its data is covered by: hipaa, ferpa, cfr42_part2, capta..."""
     publishes: tuple[str, ...] = ()
     """Event types it publishes."""
+    consents: ConsentAuthority = ConsentAuthority()
+    """Whose consents it records, and whose recorded consents it relies on as discloser;
+    by default only its own, for its own data."""
     description: str | None = None
 
     @field_validator("kind")
@@ -200,10 +236,18 @@ class Requirement(_Entry):
 
     effect: Literal["permit", "deny", "require_consent", "permit_purposes", "transform"]
     naming: Literal["recipient", "recipient_or_kind"] = "recipient_or_kind"
-    """For require_consent: whether a `kind:<kind>` consent is enough."""
+    """For require_consent: whether a consent naming the recipient's kind (a class of
+    recipients, `kind:<kind>`) is enough."""
+    disclosers: Literal["source", "source_or_kind", "any_holder"] = "source_or_kind"
+    """For require_consent: whom the consent must name as discloser: the source agency
+    itself, the source or its kind (a class), or also `*` (any holder of the data)."""
     categories: tuple[str, ...] | None = None
     """For require_consent: categories the consent must cover; None: the field's
     categories this rule matched."""
+    identifiers_with: tuple[str, ...] | None = None
+    """For require_consent: a consent covering these categories also covers the field's
+    identifier categories (the record's identity travels with its facts); it must still
+    cover the field's other categories."""
     purposes: tuple[Purpose, ...] = ()
     """For permit_purposes: the only purposes allowed."""
     transform: Transform | None = None
@@ -228,7 +272,7 @@ class Requirement(_Entry):
             raise ValueError(f"unknown requirement '{key}'")
         return value
 
-    @field_validator("categories")
+    @field_validator("categories", "identifiers_with")
     @classmethod
     def _categories(cls, cats: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if cats is None else _check_tags(cats, allow_any=True)
@@ -243,7 +287,8 @@ class Requirement(_Entry):
 
 
 def _bad_arg(key: str) -> Any:
-    raise ValueError(f"{key} takes a mapping (naming, categories)")
+    raise ValueError(f"{key} takes a mapping (naming, disclosers, categories, "
+                     "identifiers_with)")
 
 
 class Obligation(_Entry):

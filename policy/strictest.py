@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from policy.decision import ReasonCode
 from policy.model import Agency, Agreement, FieldGrant, Obligation, Rule, RulePack
 from policy.transforms import Transform, applicable, strictest
-from policy.vocabulary import ANY_PERSONAL_TAG
+from policy.vocabulary import ANY_PERSONAL_TAG, IDENTIFIER_TAGS
 from schemas.catalog import EventSchema, FieldInfo
 
 RECORD_SCOPE_NOTE = "scope: record"
@@ -26,16 +26,29 @@ RECORD_SCOPE_NOTE = "scope: record"
 
 @dataclass(frozen=True, slots=True)
 class ConsentNeed:
-    """One consent requirement: categories a consent must cover, and whether it must
-    name the recipient itself (True) or may name the recipient's kind (False)."""
+    """One consent requirement: categories a consent must cover, whether it must name
+    the recipient itself (True) or may name the recipient's kind (False), and whom it
+    must name as discloser (`source`, `source_or_kind`, `any_holder`)."""
 
     categories: frozenset[str]
     names_recipient: bool
+    disclosers: str = "source_or_kind"
 
     def describe(self) -> str:
         cats = ", ".join(sorted(self.categories)) or "any category"
         who = "the recipient itself" if self.names_recipient else "the recipient or its kind"
         return f"{who}, covering {cats}"
+
+
+def consent_need(applied: AppliedRule) -> ConsentNeed:
+    """The consent requirement a matching `require_consent` rule imposes on a field."""
+    then = applied.rule.then
+    cats = frozenset(then.categories) if then.categories is not None else applied.matched
+    if then.identifiers_with is not None:
+        # The identity of the person a record is about travels with the facts the
+        # consent covers: identifier categories are met by the consent covering these.
+        cats = (cats - IDENTIFIER_TAGS) | frozenset(then.identifiers_with)
+    return ConsentNeed(cats, then.naming == "recipient", then.disclosers)
 
 
 @dataclass(frozen=True)
@@ -170,9 +183,7 @@ def rule_field(info: FieldInfo, grant: FieldGrant | None, agreement: Agreement,
             if then.transform.kind == "drop":
                 dropped_by.append(applied.rule.id)
         if then.effect == "require_consent":
-            cats = frozenset(then.categories) if then.categories is not None else applied.matched
-            need = ConsentNeed(cats, then.naming == "recipient")
-            ruling.needs.setdefault(need, []).append(applied.rule.id)
+            ruling.needs.setdefault(consent_need(applied), []).append(applied.rule.id)
         for obligation in applied.rule.obligations:
             ruling.obligations.setdefault(obligation.id, (obligation, applied.rule.id))
     ruling.transform = strictest(transforms)
@@ -204,10 +215,7 @@ def _lift(rulings: list[FieldRuling], purpose: str) -> None:
         for applied in ruling.applied:
             then = applied.rule.then
             if then.effect == "require_consent":
-                cats = frozenset(then.categories) if then.categories is not None \
-                    else applied.matched
-                need = ConsentNeed(cats, then.naming == "recipient")
-                ids = needs.setdefault(need, [])
+                ids = needs.setdefault(consent_need(applied), [])
                 if applied.rule.id not in ids:
                     ids.append(applied.rule.id)
             if then.effect == "permit_purposes" and purpose not in then.purposes:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from policy.errors import PolicyError
 from schemas.catalog import FieldInfo
+from schemas.jsonvalues import parse_iso_date
 
 TransformKind = Literal["drop", "pseudonymise", "generalise", "mask"]
 Granularity = Literal["month", "year", "zip3"]
@@ -124,7 +125,8 @@ def applicable(transform: Transform, field: FieldInfo) -> bool:
         return True
     if transform.kind == "generalise":
         if transform.granularity == "zip3":
-            return field.base_type == "string"
+            return field.base_type == "string" and field.logical_type != "date"
+        # An ISO date held as a string is a date too (`schemas.datestrings`).
         return field.logical_type in _DATE_LOGICAL
     if transform.kind == "mask":
         return field.base_type == "string" and field.logical_type is None
@@ -204,11 +206,19 @@ def pseudonymiser(key: bytes) -> ValueTransform:
     return pseudonymise
 
 
+def _as_date(value: Any) -> Any:
+    """A date-string field's value as a date. Publishing refuses one that is not an ISO
+    date; should one reach here all the same, it is withheld (None), never passed on."""
+    return parse_iso_date(value) if isinstance(value, str) else value
+
+
 def _month(value: Any) -> str | None:
+    value = _as_date(value)
     return None if value is None else value.isoformat()[:7]
 
 
 def _year(value: Any) -> str | None:
+    value = _as_date(value)
     return None if value is None else f"{value.year:04d}"
 
 

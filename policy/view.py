@@ -104,6 +104,10 @@ class ViewLayout:
                 else:
                     out = "string"
                     labels.append(ruling.transform.label())
+                    if ruling.transform.kind == "generalise" and info.base_type == "string" \
+                            and info.logical_type == "date":
+                        # A value that is not a date is withheld rather than passed on.
+                        may_withhold = True
                 if out not in variants:
                     variants.append(out)
             if variants:

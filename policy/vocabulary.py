@@ -27,3 +27,16 @@ ANY_PERSONAL_TAG = "*"
 
 KIND_PREFIX = "kind:"
 """A consent recipient `kind:<agency kind>` names every agency of that kind."""
+
+ANY_HOLDER = "*"
+"""In a consent's disclosers (and an agency's `consents.records_for` and `relies_on`):
+whoever holds the data. Only rules that allow it (`disclosers: any_holder`) accept it."""
+
+TPO_PURPOSE = "tpo"
+"""In a consent's purposes: treatment, payment and health care operations, for every
+future use (42 CFR 2.31(a)(4)(i) as amended in 2024)."""
+
+TPO_PURPOSES = frozenset({"treatment", "payment", "health_care_operations"})
+
+IDENTIFIER_TAGS = frozenset({"identifier.direct", "identifier.quasi"})
+"""The categories that say who a record is about."""

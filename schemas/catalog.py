@@ -17,6 +17,7 @@ from typing import Any, cast
 import fastavro
 from fastavro.schema import SchemaParseException
 
+from schemas.datestrings import DATE, field_is_date, is_date_string_type
 from schemas.errors import SchemaError, UnknownSchemaError
 from schemas.tags import TAGS
 
@@ -40,6 +41,8 @@ class FieldInfo:
     base_type: str
     """The non-null Avro type name: `string`, `int`, `enum`, `array`, ..."""
     logical_type: str | None
+    """The Avro logical type; `date` on a `string` field is an ISO date held as a string
+    (see `schemas.datestrings`)."""
     doc: str | None = None
 
     @property
@@ -179,6 +182,11 @@ def _flatten(
             )
             continue
         base, logical = _type_name(inner)
+        if field_is_date(spec) or is_date_string_type(inner):
+            if base != "string":
+                problems.append(f"{path}: a date format applies to string fields; use the "
+                                "Avro date logical type on an int")
+            logical = DATE
         yield FieldInfo(
             path=path,
             tags=frozenset(t for t in tags if t in TAGS),

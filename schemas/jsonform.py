@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from schemas.compatibility import describe, parse_for_resolution
+from schemas.datestrings import as_date_string, field_is_date
 from schemas.errors import RecordValidationError, SchemaError
 from schemas.jsonvalues import (
     INVALID,
@@ -102,7 +103,9 @@ class _Compiler:
                 if has_default
                 else None
             )
-            fields.append((field["name"], self.from_json(field["type"]), has_default, default))
+            field_type = as_date_string(field["type"]) if field_is_date(field) \
+                else field["type"]
+            fields.append((field["name"], self.from_json(field_type), has_default, default))
         names = frozenset(f[0] for f in fields)
 
         def convert(value: Any, path: str, problems: Problems) -> Any:

@@ -151,6 +151,26 @@ def _date(value: Any, path: str, problems: Problems) -> Any:
     return fail(problems, path, value, expected)
 
 
+def parse_iso_date(value: str) -> dt.date | None:
+    """The calendar date an ISO 8601 `YYYY-MM-DD` string names, or None."""
+    if not DATE_PATTERN.match(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _date_string(value: Any, path: str, problems: Problems) -> Any:
+    """A string field tagged as a date: kept as the string, once it is an ISO date."""
+    if type(value) is str and parse_iso_date(value) is not None:
+        return value
+    return fail(problems, path, value, DATE_STRING_EXPECTED)
+
+
+DATE_STRING_EXPECTED = "expected an ISO 8601 date (YYYY-MM-DD)"
+
+
 def _timestamp(unit_micros: int, local: bool) -> FromJson:
     unit = "milliseconds" if unit_micros == 1000 else "microseconds"
     zone = "without a time zone" if local else "with a time zone"
@@ -283,6 +303,8 @@ def _logical_key(schema: Any) -> str:
         return schema
     kind = str(schema.get("type"))
     logical = schema.get("logicalType")
+    if kind == "string" and (logical == "date" or schema.get("format") == "date"):
+        return "string-date"  # an ISO date held as a string (not an Avro logical type)
     if logical is None or (logical == "decimal" and "precision" not in schema):
         return kind  # fastavro ignores a decimal without precision, and so do we
     return f"{kind}-{logical}"
@@ -311,6 +333,7 @@ def leaf_from_json(schema: Any) -> FromJson:
         "int-time-millis": lambda: _time_of_day(1000),
         "long-time-micros": lambda: _time_of_day(1),
         "string-uuid": lambda: _uuid,
+        "string-date": lambda: _date_string,
         "bytes-decimal": lambda: _decimal(int(details["precision"]), int(details.get("scale", 0))),
         "fixed-decimal": lambda: _decimal(int(details["precision"]), int(details.get("scale", 0))),
     }

@@ -18,7 +18,7 @@ from broker.audit import AuditStore
 from broker.auditor import Auditor
 from broker.auth import KeyRing
 from broker.clock import Clock
-from broker.config import ApiSettings
+from broker.config import ApiSettings, FhirSettings
 from broker.connect.host import ConnectorHost
 from broker.delivery.dead_letters import DeadLetterQueue
 from broker.delivery.feed import DeliveryFeed
@@ -57,6 +57,7 @@ class ApiParts:
     feed: DeliveryFeed
     workers: Workers
     clock: Clock
+    fhir: FhirSettings
     publisher: Publisher | None = None
     """Only with the `api` role."""
     connectors: ConnectorHost | None = None
@@ -73,6 +74,10 @@ def _parts(request: Request) -> ApiParts:
 
 def api_settings(request: Request) -> ApiSettings:
     return _parts(request).settings
+
+
+def fhir_settings(request: Request) -> FhirSettings:
+    return _parts(request).fhir
 
 
 def publisher(request: Request) -> Publisher:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 
 from broker.audit.errors import AuditQueryError
+from broker.consent_recording import ConsentRefusedError
 from broker.delivery.cursor import InvalidCursor
 from broker.errors import BrokerError, LogUnavailableError
 from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
@@ -74,6 +75,7 @@ class Conflict(ApiError):
 
 # Order matters: the first class an error is an instance of decides its response.
 PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
+    (ConsentRefusedError, 403, "consent-refused", "The agency may not record this consent"),
     (RecordValidationError, 422, "invalid-event", "The event does not match its schema"),
     (DecodeError, 400, "undecodable-payload", "The payload could not be decoded"),
     (UnknownSchemaError, 404, "unknown-schema", "Unknown schema"),

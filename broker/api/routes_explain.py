@@ -38,6 +38,9 @@ class ExplainRequest(BaseModel):
     at: int | None = Field(
         default=None, description="decision time, ms since the epoch; defaults to the time "
         "of the request. Each consent given counts from this time.")
+    consents_recorded_by: str | None = Field(
+        default=None, max_length=200,
+        description="the agency taken to have recorded the consents (default: source)")
 
 
 @router.post("/v1/explain", summary="Explain the decision for one event and subscription")
@@ -66,7 +69,8 @@ def explain(
     try:
         explained = explain_event(policy.engine, body.event_type, registered.version, record,
                                   body.source, body.subscription, at_ms=at,
-                                  consents=consents)
+                                  consents=consents,
+                                  consents_recorded_by=body.consents_recorded_by)
     except InvalidConsentError as exc:
         raise RecordValidationError([(f"consents[{exc.index}]", str(exc))]) from None
     return {"decision": explained.decision.to_dict(), "view": explained.view}

@@ -1,8 +1,10 @@
 """The FHIR R4 source's endpoint: `POST /v1/connectors/fhir/{connector}/Bundle`.
 
 The named connector must be a `fhir_r4` connector this process runs (connectors file),
-and the caller a key of that connector's agency with the publish role. Invalid bundles
-get a 422 problem whose `errors` name the resource (`Patient/p1`) and element
+and the caller a key of that connector's agency with the publish role. The body is capped
+at `api.max_body_bytes` as it is read, after authentication; a bundle of more than
+`fhir.max_bundle_entries` entries gets 413 before its entries are validated. Invalid
+bundles get a 422 problem whose `errors` name the resource (`Patient/p1`) and element
 (`birthDate`) of each problem, never the values.
 """
 
@@ -21,14 +23,21 @@ from broker.api.problems import (
     AUTHENTICATED,
     ApiError,
     NotFound,
+    PayloadTooLarge,
     UnsupportedMediaType,
     problem_responses,
 )
 from broker.auth import Principal, Role
-from broker.config import ApiSettings
+from broker.config import ApiSettings, FhirSettings
 from broker.connect.host import ConnectorHost
 from broker.ingest.publisher import Publisher
-from connectors.fhir_source import FHIR_JSON, FhirSourceConfig, InvalidBundle, receive_bundle
+from connectors.fhir_source import (
+    FHIR_JSON,
+    BundleTooLarge,
+    FhirSourceConfig,
+    InvalidBundle,
+    receive_bundle,
+)
 
 router = APIRouter(tags=["connectors"], responses=problem_responses(
     *AUTHENTICATED, 400, 404, 413, 415, 503))
@@ -58,6 +67,7 @@ async def post_bundle(
     connectors: ConnectorHost | None = Depends(deps.connectors),
     publisher: Publisher = Depends(deps.publisher),
     settings: ApiSettings = Depends(deps.api_settings),
+    fhir: FhirSettings = Depends(deps.fhir_settings),
 ) -> JSONResponse:
     config = _config(connectors, connector)
     if principal.agency != config.agency:
@@ -69,7 +79,11 @@ async def post_bundle(
     body = await read_capped(request, settings.max_body_bytes)
     try:
         published = await anyio.to_thread.run_sync(
-            receive_bundle, publisher.ingest_as(principal), config, body)
+            receive_bundle, publisher.ingest_as(principal), config, body,
+            fhir.max_bundle_entries)
+    except BundleTooLarge as exc:
+        raise PayloadTooLarge(f"{exc} (setting fhir.max_bundle_entries)",
+                              extra={"limit": exc.limit}) from exc
     except InvalidBundle as exc:
         errors: list[dict[str, Any]] = [
             {"resource": r, "element": e, "message": m} for r, e, m in exc.problems]

@@ -74,8 +74,14 @@ class Narrator:
         response = self.http.post(f"/v1/events/{step.event_type}", json=event,
                                   headers=self._as(step.agency))
         if response.status_code != 202:
-            console.print(f"  [red]refused {response.status_code}: "
-                          f"{escape(response.json().get('detail', ''))}[/red]")
+            detail = escape(response.json().get("detail", ""))
+            if step.refused:
+                console.print(f"  [dim]{step.agency} tried to publish {step.event_type}[/dim]")
+                console.print(f"  [yellow]refused ({response.status_code}), as it must be:"
+                              f"[/yellow] {detail}")
+            else:
+                console.print(f"  [red]refused {response.status_code}: {detail}[/red]")
+            time.sleep(pace)
             return
         console.print(f"  [dim]{step.agency} published {step.event_type} "
                       f"{event['event_id'][:8]}…[/dim]")
@@ -121,6 +127,14 @@ class Narrator:
         head = f"  → [bold]{sub_id}[/bold] ({record['recipient']}, {detail.get('purpose')})"
         if record["outcome"] != "permit":
             console.print(f"{head}: [red]DENIED[/red] — {escape(str(detail.get('deny_reason')))}")
+            if detail.get("agreement_id"):
+                # Why every field was withheld, one line per distinct reason.
+                why = dict.fromkeys(f["reason"] for f in detail.get("fields", [])
+                                    if f["status"] == "withheld"
+                                    and f["reason"] != detail.get("deny_reason")
+                                    and not f["reason"].startswith("not in agreement"))
+                for reason in list(why)[:2]:
+                    console.print(f"     [dim]{escape(reason)}[/dim]")
             return
         delivered = self._received(sub_id, record["decision_id"])
         values = _flatten(delivered["data"]) if delivered else {}

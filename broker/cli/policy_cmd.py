@@ -165,6 +165,9 @@ def explain(
         "--consents", exists=True, dir_okay=False,
         help="Consent records: a JSON list or JSON lines; each counts from its "
              "occurred_at.")] = None,
+    recorded_by: Annotated[str | None, typer.Option(
+        "--recorded-by", help="Agency taken to have recorded the consents (default: "
+                              "--source).")] = None,
     at: Annotated[datetime | None, typer.Option(
         "--at", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
         help="Decision time (ISO 8601); defaults to the event's occurred_at.")] = None,
@@ -194,7 +197,8 @@ def explain(
     engine = PolicyEngine(bundle, catalog, pseudonym_key=secrets.token_bytes(32))
     try:
         explained = explain_event(engine, event_type, schema.version, record, source,
-                            subscription, at_ms=at_ms, consents=given)
+                                  subscription, at_ms=at_ms, consents=given,
+                                  consents_recorded_by=recorded_by)
     except InvalidConsentError as exc:
         _fail(f"{consents}[{exc.index}]: {exc}")
     decision = explained.decision

@@ -92,6 +92,7 @@ class SourceBatchPublisher:
                 event_type,
                 [i for _, p in items for i in p.event_ids],
                 [r for _, p in items for r in p.records],
+                tuple(c for _, p in items for c in p.consent_changes),
             )
             placed = self._publisher.submit(self._principal, merged).result()
             for (index, _), where in zip(items, placed, strict=True):

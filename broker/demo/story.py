@@ -21,6 +21,8 @@ class Step:
     event_type: str
     narration: str
     build: Callable[[datetime], Event]
+    refused: bool = False
+    """The broker must refuse this event (the demo shows an attempt that fails)."""
 
 
 def _iso(t: datetime) -> str:
@@ -59,7 +61,10 @@ def birth(subject: str, child_id: str, child_first: str, last: str, mother_first
 
 
 def consent(subject: str, consent_id: str, action: str, grantor: str, recipients: list[str],
-            purposes: list[str], categories: list[str]) -> Callable[[datetime], Event]:
+            purposes: list[str], categories: list[str], disclosers: list[str] | None = None,
+            ) -> Callable[[datetime], Event]:
+    """A consent event; the agency publishing it records it. No disclosers: the
+    recording agency's own data."""
     def build(t: datetime) -> Event:
         return {
             **_envelope(t, subject),
@@ -69,6 +74,7 @@ def consent(subject: str, consent_id: str, action: str, grantor: str, recipients
             "effective_at": _iso(t - timedelta(minutes=1)),
             "expires_at": _iso(t + timedelta(days=365)),
             "form_reference": f"DMS-{consent_id}",
+            "disclosers": disclosers or [],
         }
     return build
 
@@ -141,17 +147,25 @@ STORY: tuple[Step, ...] = (
          "refers them to home visiting instead.",
          referral(KEISHA, "HL-2026-118204", "Keisha", "Brown", "Jaylen")),
     Step("recovery-clinic", "enrollment",
-         "Ana Reyes enrolls in treatment at Harbor Recovery Center, a 42 CFR Part 2 "
-         "program. She has not consented to any disclosure.",
+         "Ana Reyes, a young mother, enrolls in treatment at Harbor Recovery Center, a "
+         "42 CFR Part 2 program. She has not consented to any disclosure.",
          enrollment(ANA, "HRC-4410", "harbor-recovery-mat", "SUD_TREATMENT", "Ana", "Reyes",
                     diagnosis_codes=["F11.20"])),
+    Step("hv-nfp", "consent",
+         "The Nurse-Family Partnership tries to record a consent for Ana itself, naming "
+         "Harbor Recovery as the discloser. Only Harbor Recovery records consents for its "
+         "own records: the broker refuses, and audits the attempt.",
+         consent(ANA, "CONSENT-HV-SELF", "GRANT", "Ana Reyes", ["hv-nfp"],
+                 ["care_coordination"], ["*"], disclosers=["recovery-clinic"]),
+         refused=True),
     Step("recovery-clinic", "consent",
-         "Ana signs a Part 2 consent naming the Nurse-Family Partnership, for care "
-         "coordination.",
+         "At Harbor Recovery, Ana signs a Part 2 consent naming the Nurse-Family "
+         "Partnership, for care coordination. The clinic records it.",
          consent(ANA, "CONSENT-P2-0042", "GRANT", "Ana Reyes", ["hv-nfp"],
                  ["care_coordination"], ["*"])),
     Step("recovery-clinic", "enrollment",
-         "Harbor Recovery records Ana's move to outpatient treatment.",
+         "Harbor Recovery records Ana's move to outpatient treatment. Her home visitor "
+         "now learns who the record is about.",
          enrollment(ANA, "HRC-4411", "harbor-recovery-iop", "SUD_TREATMENT", "Ana", "Reyes",
                     diagnosis_codes=["F11.20"])),
     Step("hv-nfp", "enrollment",
@@ -166,4 +180,12 @@ STORY: tuple[Step, ...] = (
          birth(JOLENE, "MPI-0091774", "Amara", "Lindqvist", "Jolene", "1995-05-16",
                "OPIOIDS", 2395, 36, True, True, True, "53703", "608-555-0142",
                "512-44-9031", "WI-MA-77120934")),
+    Step("recovery-clinic", "consent",
+         "Ana withdraws her Part 2 consent at Harbor Recovery.",
+         consent(ANA, "CONSENT-P2-0042", "REVOKE", "Ana Reyes", [], [], [])),
+    Step("recovery-clinic", "enrollment",
+         "Harbor Recovery records that Ana completed treatment. Her consent is no longer "
+         "in force: the home visitor receives nothing of it.",
+         enrollment(ANA, "HRC-4412", "harbor-recovery-iop", "SUD_TREATMENT", "Ana", "Reyes",
+                    diagnosis_codes=["F11.20"], action="EXITED", exit_reason="COMPLETED")),
 )

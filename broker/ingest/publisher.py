@@ -5,7 +5,10 @@ The publisher is the one owner of "may this agency publish this type", whatever 
 channel (the HTTP API, a connector's batch, the FHIR endpoint): `authorize` decides it,
 and a refusal is audited as `publish_refused` (reason `not_permitted`) and counted in
 `handoff_publish_refused_total`, the same record and metric as every other refused
-publish.
+publish. It also owns "may this agency record (or revoke) this consent": a `consent`
+event is checked by `broker.consent_recording` under the same policy that authorized
+the request, refused whole with 403 `consent-refused`, and its accepted grants and
+revocations are audited once durable, before the caller hears of success.
 
 Either every event of a request is appended or none is: the whole request is validated
 before anything is handed to the committer, so a refused request leaves nothing behind.
@@ -21,13 +24,15 @@ from typing import Any
 
 from broker.auditor import Auditor
 from broker.auth import Principal
+from broker.consent_recording import ConsentChangeRecord, ConsentRecording, ConsentRefusedError
 from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter, Placed
 from broker.log.port import NewRecord
 from broker.metrics import Metrics
-from broker.policy_holder import PolicyHolder
+from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.topics import H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
+from schemas.datestrings import date_string_problems
 from schemas.errors import DecodeError, RecordValidationError
 from schemas.jsonform import record_from_json
 from schemas.tags import TAGS
@@ -49,6 +54,8 @@ class Prepared:
     event_type: str
     event_ids: list[str]
     records: list[NewRecord]
+    consent_changes: tuple[ConsentChangeRecord, ...] = ()
+    """Checked grants and revocations, audited once the request is durable."""
 
 
 class Publisher:
@@ -60,6 +67,7 @@ class Publisher:
         auditor: Auditor,
         metrics: Metrics,
         policy: PolicyHolder,
+        consents: ConsentRecording | None = None,
     ) -> None:
         self._types = event_types
         self._policy = policy
@@ -67,20 +75,24 @@ class Publisher:
         self._committer = committer
         self._auditor = auditor
         self._metrics = metrics
+        self._consents = consents
 
     # -- who may publish what -------------------------------------------------------------
 
-    def authorize(self, principal: Principal, event_type: str) -> None:
+    def authorize(self, principal: Principal, event_type: str,
+                  policy: LoadedPolicy | None = None) -> None:
         """Refuse, audit and count, unless `principal`'s agency may publish `event_type`.
 
         Raises `UnknownEventTypeError` for a type that is not registered (not audited:
         nothing was refused to anyone), `NotPermittedToPublishError` when the policy
-        bundle in force does not list the type among the agency's `publishes`.
+        bundle in force (or `policy`, the one a request is decided with) does not list
+        the type among the agency's `publishes`.
         """
         if not self._types.known(event_type):
             raise UnknownEventTypeError(
                 f"unknown event type '{event_type}'; see GET /v1/registry/subjects")
-        agency = self._policy.current.bundle.agencies.get(principal.agency)
+        policy = policy or self._policy.current
+        agency = policy.bundle.agencies.get(principal.agency)
         if agency is None or event_type not in agency.publishes:
             self._refuse(principal, event_type, "not_permitted", [])
             raise NotPermittedToPublishError(
@@ -92,7 +104,11 @@ class Publisher:
         self, principal: Principal, event_type: str, items: Sequence[Any], batch: bool
     ) -> Prepared:
         """Validate and encode every event; refuse the whole request on any problem."""
-        self.authorize(principal, event_type)
+        return self._prepare_json(principal, event_type, items, batch, self._policy.current)
+
+    def _prepare_json(self, principal: Principal, event_type: str, items: Sequence[Any],
+                      batch: bool, policy: LoadedPolicy) -> Prepared:
+        self.authorize(principal, event_type, policy)
         registered = self._types.latest(event_type)
         records: list[dict[str, Any]] = []
         problems: list[tuple[str, str]] = []
@@ -111,11 +127,13 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
+        changes = self._check_consents(principal, event_type, records, batch, policy)
         encoded = [self._codec.encode(registered.schema_id, r) for r in records]
-        return self._prepared(principal, event_type, records, encoded)
+        return self._prepared(principal, event_type, records, encoded, changes)
 
     def prepare_wire(self, principal: Principal, event_type: str, payload: bytes) -> Prepared:
-        self.authorize(principal, event_type)
+        policy = self._policy.current
+        self.authorize(principal, event_type, policy)
         try:
             schema_id, record = self._codec.decode(payload)
         except DecodeError:
@@ -128,13 +146,29 @@ class Publisher:
                 f"schema id {schema_id} is not a registered version of '{event_type}'"
             )
         problems = _semantic_problems(event_type, record)
+        problems += date_string_problems(registered.schema, record)
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
-        return self._prepared(principal, event_type, [record], [payload])
+        changes = self._check_consents(principal, event_type, [record], False, policy)
+        return self._prepared(principal, event_type, [record], [payload], changes)
+
+    def _check_consents(self, principal: Principal, event_type: str,
+                        records: list[dict[str, Any]], batch: bool, policy: LoadedPolicy
+                        ) -> tuple[ConsentChangeRecord, ...]:
+        """Who may record or revoke these consents (see `broker.consent_recording`),
+        under the same policy that authorized the request."""
+        if event_type != "consent" or self._consents is None:
+            return ()
+        try:
+            return self._consents.check(principal, records, batch, policy.bundle.agencies)
+        except ConsentRefusedError:
+            self._metrics.publish_refused.labels("consent_refused").inc()
+            raise
 
     def _prepared(self, principal: Principal, event_type: str,
-                  records: list[dict[str, Any]], encoded: list[bytes]) -> Prepared:
+                  records: list[dict[str, Any]], encoded: list[bytes],
+                  changes: tuple[ConsentChangeRecord, ...] = ()) -> Prepared:
         headers = ((H_INGEST_SOURCE, principal.agency.encode()),
                    (H_INGEST_KEY_ID, principal.key_id.encode()))
         return Prepared(
@@ -146,6 +180,7 @@ class Publisher:
             [NewRecord(value=value, key=self._auditor.subject(str(r["subject_id"])).encode(),
                        headers=headers)
              for r, value in zip(records, encoded, strict=True)],
+            changes,
         )
 
     # -- committing -----------------------------------------------------------------------
@@ -161,6 +196,15 @@ class Publisher:
                 counter.inc(sum(not p.duplicate for p in done.result()))
 
         future.add_done_callback(count)
+        consents, changes = self._consents, prepared.consent_changes
+        if consents is not None and changes:
+            # Runs before the caller hears of success: the audit record precedes the 202.
+            def audit(done: Future[list[Placed]]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    consents.accepted(principal, changes,
+                                      {p.event_id for p in done.result() if not p.duplicate})
+
+            future.add_done_callback(audit)
         return future
 
     def publish_json(self, principal: Principal, event_type: str, items: Sequence[Any],
@@ -174,17 +218,19 @@ class Publisher:
                     ) -> list[list[Placed]]:
         """Publish several groups of (event type, events as JSON) all or none: every
         type is authorized and every event validated before any is committed."""
+        policy = self._policy.current
         refused = []
         for event_type in dict.fromkeys(t for t, _ in groups):
             try:
-                self.authorize(principal, event_type)
+                self.authorize(principal, event_type, policy)
             except NotPermittedToPublishError:
                 refused.append(event_type)
         if refused:
             raise NotPermittedToPublishError(
                 f"agency '{principal.agency}' may not publish {', '.join(sorted(refused))} events "
                 "(agencies.yaml)")
-        prepared = [self.prepare_json(principal, t, list(items), True) for t, items in groups]
+        prepared = [self._prepare_json(principal, t, list(items), True, policy)
+                    for t, items in groups]
         return [self.submit(principal, ready).result() for ready in prepared]
 
     def ingest_as(self, principal: Principal) -> CallerIngest:

@@ -42,15 +42,22 @@ def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProc
     maria_birth = publish(*build(2))
     # The hotline refers a screened-out family to home visiting.
     referral = publish(*build(3))
-    # A Part 2 program enrolls Ana before and after her consent naming home visiting.
+    # A Part 2 program enrolls Ana before and after her consent naming home visiting;
+    # home visiting cannot record that consent for itself.
     ana_first = publish(*build(4))
-    publish(*build(5))
-    ana_second = publish(*build(6))
-    publish(*build(7))                      # Jolene enrolls in home visiting
+    agency, event_type, self_granted = build(5)
+    refused = clients[agency].publish(event_type, self_granted)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"] == "/problems/consent-refused"
+    publish(*build(6))
+    ana_second = publish(*build(7))
+    publish(*build(8))                      # Jolene enrolls in home visiting
     hv = clients["hv-nfp"]
     births_before_revocation = hv.pull_all("hv-births", expect=2)
-    publish(*build(8))                      # Jolene revokes
-    jolene_after = publish(*build(9))       # corrected birth record after revocation
+    publish(*build(9))                      # Jolene revokes
+    jolene_after = publish(*build(10))      # corrected birth record after revocation
+    publish(*build(11))                     # Ana revokes her Part 2 consent
+    ana_exit = publish(*build(12))
 
     births = {e["event_id"]: e for e in hv.pull_all("hv-births", expect=3)}
     assert set(births) == {jolene_birth, maria_birth, jolene_after}
@@ -88,17 +95,24 @@ def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProc
     assert delivered_referral["data"].get("reporter") is None
     assert {"reporter.name", "allegation_summary"} <= set(delivered_referral["withheld"])
 
-    # Part 2: nothing before the consent naming hv-nfp; after it, the redisclosure notice.
+    # Part 2: who the facts are about only while the clinic's consent is in force, with
+    # the redisclosure notice.
     sud = hv.pull_all("hv-sud-enrollments", expect=1)
     assert [e["event_id"] for e in sud] == [ana_second]
-    assert any("42 CFR" in o.get("text", "") for o in sud[0]["obligations"])
+    assert sud[0]["data"]["participant"]["last_name"] == "Reyes"
+    assert any("42 CFR part 2" in o.get("text", "") for o in sud[0]["obligations"])
 
     # The compliance officer's view.
     auditor = clients["auditor"]
     denied = auditor.http.get("/v1/audit/decisions",
                               params={"outcome": "deny", "subscription": "hv-sud-enrollments"})
     assert denied.status_code == 200
-    assert [r["event_id"] for r in denied.json()["records"]] == [ana_first]
+    assert [r["event_id"] for r in denied.json()["records"]] == [ana_first, ana_exit]
+    (permitted,) = auditor.http.get(
+        "/v1/audit/decisions", params={"outcome": "permit",
+                                       "subscription": "hv-sud-enrollments"}
+    ).json()["records"]
+    assert permitted["detail"]["consent_ids"] == ["recovery-clinic/CONSENT-P2-0042"]
 
     accounting = auditor.http.get(f"/v1/audit/disclosures/{story.JOLENE}").json()
     assert accounting["subject"].startswith("sp_") and story.JOLENE not in str(accounting)

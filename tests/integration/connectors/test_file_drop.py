@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.testing import ConnectorHarness
+from connectors.errors import FatalConnectorError
 
 HEADER = ("mrn,recorded,child_mrn,child_first,child_last,dob,sex,weight,ga,nicu,exposure,"
           "mother_first,mother_last,mother_dob,medicaid,phone\n")
@@ -203,3 +204,82 @@ def test_files_still_being_written_are_left_alone(drop, harness):
     os.utime(path, (old, old))
     source.run_until_idle()
     assert [e["subject_id"] for e in harness.events("birth")] == ["MPI-1"]
+
+
+def test_a_name_too_long_for_its_report_is_refused_unpublished_and_later_files_go_on(
+        drop, harness):
+    long_name = "births-" + "x" * 238 + ".csv"     # 249 characters, as dropped
+    assert len(long_name) == 249
+    (drop / long_name).write_text(HEADER + row("MPI-LONG"))
+    (drop / "later.csv").write_text(HEADER + row("MPI-LATER"))
+    source = harness.connector(config(drop))
+    source.start()
+    source.run_until_idle()
+    assert [e["subject_id"] for e in harness.events("birth")] == ["MPI-LATER"]
+    assert (drop / "done" / "later.csv").exists()
+    (moved,) = [p for p in (drop / "failed").iterdir() if not p.name.endswith(".json")]
+    assert moved.name.startswith("births-xxx") and moved.name.endswith(".csv")
+    assert moved.read_text() == HEADER + row("MPI-LONG")   # kept whole, under a short name
+    result = report(drop / "failed", moved.name)
+    assert result["file"] == long_name and result["published"] == 0
+    assert "names longer than 231 bytes are refused" in result["error"]
+    assert list((drop / ".processing").iterdir()) == []
+
+
+def test_a_symbolic_link_is_refused_without_reading_its_target_and_later_files_go_on(
+        drop, harness, tmp_path):
+    outside = tmp_path / "secret-births.csv"
+    outside.write_text(HEADER + row("MPI-OUTSIDE"))
+    (drop / "linked.csv").symlink_to(outside)
+    (drop / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    (drop / "later.csv").write_text(HEADER + row("MPI-LATER"))
+    source = harness.connector(config(drop))
+    source.start()
+    source.run_until_idle()
+    assert [e["subject_id"] for e in harness.events("birth")] == ["MPI-LATER"]
+    for name in ("linked.csv", "dangling.csv"):
+        assert (drop / "failed" / name).is_symlink()          # the link moved, not followed
+        result = report(drop / "failed", name)
+        assert result["error"].startswith("a symbolic link: links are never followed")
+        assert result["sha256"] is None and result["rows"] == 0   # its target never read
+    assert outside.read_text() == HEADER + row("MPI-OUTSIDE")
+    assert (drop / "done" / "later.csv").exists()
+
+
+def test_a_link_among_claimed_files_is_not_followed_on_restart(drop, harness, tmp_path):
+    outside = tmp_path / "secret-births.csv"
+    outside.write_text(HEADER + row("MPI-OUTSIDE"))
+    source = harness.connector(config(drop))
+    source.start()
+    # A file claimed by an earlier run, replaced by a link before this one resumes it.
+    (drop / ".processing" / "claimed.csv").symlink_to(outside)
+    restarted = harness.connector(config(drop))
+    restarted.start()
+    restarted.run_until_idle()
+    assert harness.events("birth") == []
+    assert report(drop / "failed", "claimed.csv")["error"].startswith("a symbolic link")
+
+
+def test_a_folder_of_the_drop_replaced_by_a_link_stops_the_connector(drop, harness, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (drop / "done").symlink_to(elsewhere)
+    source = harness.connector(config(drop))
+    with pytest.raises(FatalConnectorError, match="done is a symbolic link"):
+        source.start()
+
+
+def test_dropped_files_are_opened_without_following_links(tmp_path):
+    import errno
+
+    from connectors.drop_files import open_text, sha256
+
+    target = tmp_path / "target.csv"
+    target.write_text("a,b\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    for opening in (lambda: sha256(link), lambda: open_text(link, "utf-8")):
+        with pytest.raises(OSError) as raised:
+            opening()
+        assert raised.value.errno == errno.ELOOP
+    assert sha256(target)

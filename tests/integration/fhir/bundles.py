@@ -1,4 +1,7 @@
-"""FHIR R4 bundles a hospital might send: a birth, and a referral to home visiting."""
+"""FHIR R4 bundles a hospital might send: a birth with the mother as a RelatedPerson.
+
+The bundles HL7 publishes (BFDR, US Core) are in `tests/fixtures/fhir/`.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,17 @@ def _obs(obs_id: str, system: str, code: str, **value: Any) -> dict[str, Any]:
 
 
 def birth_bundle(bundle_id: str = "cgh-birth-0001", mrn: str = "MRN-55501",
-                 mother_mpi: str = "MPI-0104411") -> dict[str, Any]:
+                 mother_mpi: str = "MPI-0104411",
+                 mother_ids: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A birth as a hospital writes it with the mother as a RelatedPerson of the newborn.
+
+    `mother_ids` replaces the mother's identifiers (an MPI, an SSN, a Medicaid number).
+    """
+    if mother_ids is None:
+        mother_ids = [
+            {"system": "https://state.example/mpi", "value": mother_mpi},
+            {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "623-41-7788"},
+            {"type": {"coding": [{"code": "MA"}]}, "value": "WI-MA-55012277"}]
     return {
         "resourceType": "Bundle", "id": bundle_id, "type": "collection",
         "identifier": {"system": "https://county-general.example/bundles", "value": bundle_id},
@@ -32,10 +45,7 @@ def birth_bundle(bundle_id: str = "cgh-birth-0001", mrn: str = "MRN-55501",
                 "relationship": [{"coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
                     "code": "MTH"}]}],
-                "identifier": [
-                    {"system": "https://state.example/mpi", "value": mother_mpi},
-                    {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "623-41-7788"},
-                    {"type": {"coding": [{"code": "MA"}]}, "value": "WI-MA-55012277"}],
+                "identifier": mother_ids,
                 "name": [{"family": "Okafor", "given": ["Grace"]}],
                 "birthDate": "1997-03-12",
                 "telecom": [{"system": "phone", "value": "608-555-0199"}],

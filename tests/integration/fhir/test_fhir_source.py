@@ -5,51 +5,11 @@ and element."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
-import yaml
-from fastapi.testclient import TestClient
 
-from broker.api.app import create_app
-from broker.bootstrap import build_broker
-from broker.config import load_settings
-from tests.e2e.harness import DEMO, demo_keys
 from tests.integration.fhir.bundles import birth_bundle
-
-KEYS = demo_keys()
-URL = "/v1/connectors/fhir/cgh-fhir/Bundle"
-FHIR = {"Content-Type": "application/fhir+json"}
-
-
-def auth(agency: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[agency]}", **FHIR}
-
-
-@pytest.fixture
-def api(tmp_path) -> Iterator[TestClient]:
-    connectors = tmp_path / "connectors.yaml"
-    connectors.write_text(yaml.safe_dump({"connectors": [
-        {"name": "cgh-fhir", "type": "fhir_r4", "agency": "county-general",
-         "county_fips": "55025"}]}))
-    settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
-                             keys_file=DEMO / "keys.yaml", connectors_file=connectors)
-    runtime = build_broker(settings)
-    runtime.start()
-    try:
-        with TestClient(create_app(runtime.api)) as client:
-            yield client
-    finally:
-        runtime.stop()
-
-
-def pull(client: TestClient, sub: str, agency: str) -> list[dict]:
-    for _ in range(50):
-        body = client.get(f"/v1/subscriptions/{sub}/events", params={"wait": 1},
-                          headers={"Authorization": f"Bearer {KEYS[agency]}"}).json()
-        if body["events"]:
-            return body["events"]
-    return []
+from tests.integration.fhir.conftest import URL, auth, pull, pull_all, pull_nothing
 
 
 def test_a_birth_bundle_becomes_a_birth_event_that_home_visiting_receives(api):
@@ -101,9 +61,13 @@ def test_fhir_that_lacks_what_a_birth_needs_is_refused_and_nothing_is_published(
                                if e["resource"].get("id") != "bw-1"]
     response = api.post(URL, json=missing_weight, headers=auth("county-general"))
     assert response.status_code == 422
-    assert "child.birth_weight_grams" in response.text
-    assert api.get("/v1/subscriptions/hv-births/events", params={"wait": 1}, headers={
-        "Authorization": f"Bearer {KEYS['hv-nfp']}"}).json()["events"] == []
+    # Named as the FHIR element to add, not as the event field it would fill.
+    assert response.json()["errors"] == [{
+        "resource": "Patient/newborn-1", "element": "Observation (code http://loinc.org|8339-4)",
+        "message": "required: the birth weight, an Observation with this code whose subject "
+                   "is the newborn (valueQuantity in g; a dataAbsentReason when it is unknown)"}]
+    assert "child.birth_weight_grams" not in response.text
+    assert pull_nothing(api, "hv-births", "hv-nfp")
 
 
 def test_only_the_connectors_agency_may_post_and_only_to_a_fhir_connector(api):
@@ -115,3 +79,74 @@ def test_only_the_connectors_agency_may_post_and_only_to_a_fhir_connector(api):
     not_fhir = api.post(URL, content=b"<Bundle/>", headers={
         **auth("county-general"), "Content-Type": "application/fhir+xml"})
     assert not_fhir.status_code == 415
+
+
+SSN_SPELLINGS = [
+    {"system": "urn:oid:2.16.840.1.113883.4.1", "value": "623417788"},
+    {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                          "code": "SS"}]}, "value": "623417788"},
+    {"system": "http://hl7.org/fhir/sid/us-ssn/", "value": "623417788"},
+    {"system": "HTTP://HL7.ORG/FHIR/SID/US-SSN", "value": "623417788"},
+]
+
+
+def test_an_ssn_in_any_spelling_never_becomes_the_subject_id_of_a_delivered_event(api):
+    for n, ssn in enumerate(SSN_SPELLINGS):
+        bundle = birth_bundle(bundle_id=f"ssn-{n}",
+                              mother_ids=[ssn, {"system": "https://state.example/mpi",
+                                                "value": f"MPI-{n}"}])
+        response = api.post(URL, json=bundle, headers=auth("county-general"))
+        assert response.status_code == 202, response.text
+    delivered = pull_all(api, "hv-births", "hv-nfp", len(SSN_SPELLINGS))
+    assert len(delivered) == len(SSN_SPELLINGS)
+    assert all("623417788" not in str(d) for d in delivered)
+    assert all("mother.ssn" in d["withheld"] for d in delivered)
+
+
+def test_a_bundle_whose_mother_is_identified_only_by_an_ssn_is_refused(api):
+    for n, ssn in enumerate(SSN_SPELLINGS):
+        response = api.post(URL, json=birth_bundle(bundle_id=f"only-ssn-{n}",
+                                                   mother_ids=[ssn]),
+                            headers=auth("county-general"))
+        assert response.status_code == 422
+        (error,) = response.json()["errors"]
+        assert (error["resource"], error["element"]) == ("RelatedPerson/mother-1", "identifier")
+        assert "Social Security number" in error["message"]
+        assert "623417788" not in response.text
+    assert pull_nothing(api, "hv-births", "hv-nfp")
+
+
+def test_a_bundle_of_too_many_entries_is_refused_before_its_entries_are_read(api):
+    bundle = birth_bundle()
+    bundle["entry"] += [{}] * 1000      # the default fhir.max_bundle_entries is 1,000
+    response = api.post(URL, json=bundle, headers=auth("county-general"))
+    assert response.status_code == 413
+    problem = response.json()
+    assert problem["limit"] == 1000 and "fhir.max_bundle_entries" in problem["detail"]
+    assert "1008 entries" in problem["detail"]
+    assert pull_nothing(api, "hv-births", "hv-nfp")
+
+
+@pytest.mark.parametrize("api", [{"fhir": {"max_bundle_entries": 8}}], indirect=True)
+def test_the_entry_cap_is_a_setting(api):
+    assert api.post(URL, json=birth_bundle(), headers=auth("county-general")).status_code \
+        == 202
+    bundle = birth_bundle(bundle_id="nine")
+    bundle["entry"].append({})
+    response = api.post(URL, json=bundle, headers=auth("county-general"))
+    assert response.status_code == 413 and response.json()["limit"] == 8
+
+
+def test_a_body_over_the_cap_is_refused_before_it_is_read_whole(api):
+    too_big = b'{"resourceType": "Bundle", "type": "collection", "entry": [' \
+        + b"{}," * 400_000 + b"{}]}"
+    response = api.post(URL, content=too_big, headers=auth("county-general"))
+    assert response.status_code == 413
+    assert "limit of 1048576 bytes" in response.json()["detail"]
+
+
+def test_json_nested_too_deep_to_read_is_a_problem_not_a_crash(api):
+    response = api.post(URL, content=b"[" * 200_000, headers=auth("county-general"))
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"resource": "Bundle", "element": "<body>", "message": "not JSON"}]

@@ -57,8 +57,9 @@ def grant(
     categories: Iterable[str] = ("*",),
     effective: str = "2026-01-01",
     expires: str | None = None,
+    disclosers: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """A GRANT consent record in fastavro form."""
+    """A GRANT consent record in fastavro form (no disclosers: the recording agency)."""
     return {
         "event_id": f"ev-{consent_id}", "occurred_at": dt.datetime.fromtimestamp(
             ms(effective) / 1000, dt.UTC),
@@ -69,7 +70,7 @@ def grant(
         "effective_at": dt.datetime.fromtimestamp(ms(effective) / 1000, dt.UTC),
         "expires_at": None if expires is None else dt.datetime.fromtimestamp(
             ms(expires) / 1000, dt.UTC),
-        "form_reference": None,
+        "form_reference": None, "disclosers": list(disclosers),
     }
 
 
@@ -79,10 +80,11 @@ def revoke(consent_id: str, subject: str = "MPI-0048213") -> dict[str, Any]:
     return record
 
 
-def consents(*records: dict[str, Any], ingested: str = "2026-01-01") -> ConsentView:
+def consents(*records: dict[str, Any], ingested: str = "2026-01-01",
+             recorded_by: str = "county-general") -> ConsentView:
     view = ConsentView()
     for record in records:
-        view.apply(record, ms(ingested))
+        view.apply(record, ms(ingested), recorded_by)
     return view
 
 

@@ -24,7 +24,7 @@ def run(*args: str) -> Any:
 def test_check_a_valid_bundle() -> None:
     result = run("check", DEMO_DIR)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("ok: 9 agencies, 8 agreements, 18 rules, "
+    assert result.stdout.startswith("ok: 9 agencies, 9 agreements, 19 rules, "
                                     "8 subscriptions version sha256:")
 
 
@@ -75,7 +75,20 @@ def test_explain_with_consents_releases_health_facts(consents_file: Path) -> Non
     row = next(line for line in result.stdout.splitlines()
                if line.startswith("child.birth_weight_grams"))
     assert "released" in row
-    assert "consents: CONSENT-HV-2026-0311" in result.stdout
+    assert "consents: county-general/CONSENT-HV-2026-0311" in result.stdout
+
+
+@pytest.mark.parametrize(("recorded_by", "status"), [
+    ("hv-nfp", "released"),       # county-general relies on hv-nfp's authorizations
+    ("cw-hotline", "withheld"),   # but not on the hotline's
+])
+def test_explain_takes_consents_as_recorded_by_the_agency_named(
+        consents_file: Path, recorded_by: str, status: str) -> None:
+    result = explain("--consents", consents_file, "--recorded-by", recorded_by)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines()
+               if line.startswith("child.birth_weight_grams"))
+    assert status in row
 
 
 def test_explain_json_is_the_decision_dict() -> None:
@@ -97,7 +110,7 @@ def test_explain_a_deny_exits_3_and_lists_obligations_when_permitted(tmp_path: P
     assert denied.stdout.startswith("decision: DENY")
     consent = json.loads((EXAMPLES / "consent.example.json").read_text(encoding="utf-8"))
     consent.update(occurred_at="2026-11-01T00:00:00Z", effective_at="2026-11-01T00:00:00Z",
-                   categories=["*"])
+                   categories=["*"], disclosers=[])
     path = tmp_path / "c.json"
     path.write_text(json.dumps([consent]), encoding="utf-8")
     permitted = explain("--consents", path, event=enrollment, event_type="enrollment",

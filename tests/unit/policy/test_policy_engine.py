@@ -29,11 +29,13 @@ ENGINE = engine_for(DEMO)
 
 
 def everything_consented() -> ConsentView:
-    """The most permissive consent imaginable: every recipient, purpose and category."""
+    """The most permissive consents imaginable: every recipient, purpose and category,
+    recorded by every agency for its own data."""
     purposes = {s.purpose for s in DEMO.subscriptions.values()}
     view = ConsentView()
-    view.apply(grant("C-ALL", recipients=list(DEMO.agencies), purposes=sorted(purposes)),
-               ms("2026-01-01"))
+    for agency in DEMO.agencies:
+        view.apply(grant("C-ALL", recipients=list(DEMO.agencies), purposes=sorted(purposes)),
+                   ms("2026-01-01"), agency)
     return view
 
 
@@ -123,18 +125,23 @@ def test_demo_story_without_consent(subscription: str, event_type: str, source: 
     assert {p: decision.field(p).status for p in expected} == expected
 
 
-def test_demo_part2_enrollment_reaches_home_visiting_only_with_named_consent() -> None:
+def test_demo_part2_enrollment_reaches_home_visiting_only_with_the_clinics_consent(
+) -> None:
     record = example("enrollment")
-    kind_only = ConsentView()
-    kind_only.apply(grant(recipients=["kind:home_visiting"]), ms("2026-01-01"))
-    named = ConsentView()
-    named.apply(grant(recipients=["hv-nfp"]), ms("2026-01-01"))
+    self_granted = ConsentView()
+    self_granted.apply(grant(recipients=["hv-nfp"], disclosers=["recovery-clinic"]),
+                       ms("2026-01-01"), "hv-nfp")
+    clinics = ConsentView()
+    clinics.apply(grant(recipients=["hv-nfp"]), ms("2026-01-01"),
+                  "recovery-clinic")
     denied = ENGINE.decide("enrollment", 1, record, "recovery-clinic", "hv-sud-enrollments",
-                           kind_only, AT)
+                           self_granted, AT)
     permitted = ENGINE.decide("enrollment", 1, record, "recovery-clinic",
-                              "hv-sud-enrollments", named, AT)
+                              "hv-sud-enrollments", clinics, AT)
     assert denied.outcome == "deny" and denied.view is None
     assert permitted.outcome == "permit"
+    assert permitted.consent_ids == ("recovery-clinic/C-1",)
+    assert permitted.field("participant.first_name").status == "released"
     assert [o.id for o in permitted.obligations] == ["cfr42.2-32-notice"]
     assert "42 CFR part 2" in permitted.obligations[0].text
 

@@ -114,6 +114,38 @@ def test_not_a_folder(tmp_path: Path) -> None:
         load_bundle(tmp_path / "nope", CATALOG)
 
 
+@pytest.mark.parametrize(("block", "expected"), [
+    ("    consents:\n      relies_on: [hv-nfp, nobody]\n",
+     "agencies.yaml:12: consents.relies_on[1]: unknown agency 'nobody'"),
+    ("    consents:\n      records_for: [kind:hospitl]\n",
+     "agencies.yaml:12: consents.records_for: unknown agency kind 'hospitl'"),
+    ("    consents:\n      records_for: ['County General']\n",
+     "agencies.yaml:12: consents.records_for: 'County General' is not an agency id"),
+    ("    consents:\n      relies_on: [hv-nfp]\n      rely_on: [medicaid]\n",
+     "agencies.yaml:13: consents.rely_on: unknown key 'rely_on'"),
+])
+def test_who_records_consents_is_checked_with_file_line_and_field(
+        demo_copy: Path, block: str, expected: str) -> None:
+    text = (demo_copy / "agencies.yaml").read_text(encoding="utf-8")
+    start = text.index("    consents:\n      # HIPAA")
+    end = text.index("    description: Birthing hospital")
+    write(demo_copy, "agencies.yaml", text[:start] + block + text[end:])
+    with pytest.raises(BundleError) as raised:
+        load_bundle(demo_copy, CATALOG)
+    assert any(str(p).startswith(expected) for p in raised.value.problems), \
+        [str(p) for p in raised.value.problems]
+
+
+def test_recording_consents_without_publishing_them_is_a_warning(demo_copy: Path) -> None:
+    text = (demo_copy / "agencies.yaml").read_text(encoding="utf-8")
+    write(demo_copy, "agencies.yaml", text.replace(
+        "    publishes: [enrollment, screening, consent, referral_status]\n    consents:",
+        "    publishes: [enrollment, screening, referral_status]\n    consents:"))
+    bundle = load_bundle(demo_copy, CATALOG)
+    assert [w.location for w in bundle.warnings] == ["consents.records_for"]
+    assert "does not publish consent events" in str(bundle.warnings[0])
+
+
 # -- the demo and the shipped packs -------------------------------------------------------
 
 

@@ -88,7 +88,7 @@ def released(deal: dict[str, Any], records: list[dict[str, Any]],
     engine = engine_for(bundle_with([deal], extra_rules=extra_rules or []))
     view = ConsentView()
     for record in records:
-        view.apply(record, ms("2026-01-01"))
+        view.apply(record, ms("2026-01-01"), deal["source"])
     decision = engine.decide("birth", 1, example("birth"), deal["source"], deal["id"], view,
                              AT)
     out = set(decision.released) | set(decision.transformed)

@@ -98,7 +98,7 @@ def test_a_field_two_agreements_treat_differently_takes_both_types() -> None:
 
 def test_a_view_schema_decodes_what_was_written_with_it() -> None:
     consents = ConsentView()
-    consents.apply(grant(categories=["*"]), ms("2026-01-01"))
+    consents.apply(grant(categories=["*"]), ms("2026-01-01"), "county-general")
     decision = ENGINE.decide("birth", 1, example("birth"), "county-general", "hv-births",
                              consents, AT)
     parsed = fastavro.parse_schema(ENGINE.view_schema("hv-births", "birth", 1))

@@ -42,7 +42,7 @@ def test_birth_fields_carry_their_code(subscription, path, status, code) -> None
 
 def test_a_consent_in_force_turns_a_consent_code_into_a_release() -> None:
     view = ConsentView()
-    view.apply(grant(), AT - 1000)
+    view.apply(grant(), AT - 1000, "county-general")
     entry = decide("birth", "county-general", "hv-births", view).field(
         "child.birth_weight_grams")
     assert (entry.status, entry.code) == ("released", ReasonCode.RELEASED)

@@ -33,8 +33,8 @@ class Case:
     event_type: str
     expect_outcome: str
     expect_fields: dict[str, str]
-    consents: tuple[tuple[dict[str, Any], str], ...] = ()
-    """(consent record, ingest time) pairs."""
+    consents: tuple[tuple[dict[str, Any], str, str | None], ...] = ()
+    """(consent record, ingest time, recording agency or None for the source)."""
     at: int = AT
     obligations: tuple[str, ...] = ()
     reason_contains: dict[str, str] = field(default_factory=dict)
@@ -50,9 +50,10 @@ def part2(**extra: Any) -> dict[str, Any]:
                      "enrollment", SUD_ENROLLMENT, **extra)
 
 
-def on_file(*records: dict[str, Any], ingested: str = "2026-01-01"
-            ) -> tuple[tuple[dict[str, Any], str], ...]:
-    return tuple((r, ingested) for r in records)
+def on_file(*records: dict[str, Any], ingested: str = "2026-01-01", by: str | None = None
+            ) -> tuple[tuple[dict[str, Any], str, str | None], ...]:
+    """Consents on file, recorded by `by` (default: the agreement's source)."""
+    return tuple((r, ingested, by) for r in records)
 
 
 HEALTH = grant(categories=["health", "benefits"])
@@ -88,24 +89,37 @@ CASES = [
          "birth", "permit", {"subject_id": "released", "child.birth_weight_grams": "withheld"},
          consents=on_file(grant(recipients=["cw-hotline"], purposes=["birth_match"])),
          reason_contains={"child.birth_weight_grams": "purpose birth_match not permitted"}),
-    # -- 42 CFR Part 2: consent must name the recipient; redisclosure notice -------------
+    # -- 42 CFR Part 2: consent names the recipient or its class; redisclosure notice -----
     Case("part2: no consent, personal fields withheld", part2(), "enrollment", "permit",
          {"subject_id": "withheld", "participant.first_name": "withheld",
-          "diagnosis_codes": "withheld", "program_type": "released"}),
-    Case("part2: a kind: consent is not enough", part2(), "enrollment", "permit",
-         {"subject_id": "withheld", "diagnosis_codes": "withheld"},
+          "diagnosis_codes": "withheld", "program_type": "released"},
+         reason_contains={"subject_id": "naming hv-nfp or kind:home_visiting for "
+                                        "care_coordination covering sud, with "
+                                        "recovery-clinic or kind:sud_treatment as discloser"}),
+    Case("part2 (2024): a consent naming the recipient's class (kind:) is enough", part2(),
+         "enrollment", "permit", {"subject_id": "released", "diagnosis_codes": "released"},
          consents=on_file(grant(recipients=["kind:home_visiting"])),
-         reason_contains={"subject_id": "naming hv-nfp for care_coordination"}),
+         obligations=(PART2_NOTICE,)),
     Case("part2: consent naming hv-nfp releases, with the redisclosure notice", part2(),
          "enrollment", "permit",
          {"subject_id": "released", "participant.first_name": "released",
           "diagnosis_codes": "released"},
          consents=on_file(grant()), obligations=(PART2_NOTICE,)),
+    Case("part2: a consent covering sud releases who it is about, not the diagnosis",
+         part2(), "enrollment", "permit",
+         {"subject_id": "released", "participant.first_name": "released",
+          "diagnosis_codes": "withheld"},
+         consents=on_file(grant(categories=["sud"])), obligations=(PART2_NOTICE,)),
+    Case("part2: a consent covering identifiers and health but not sud releases nothing "
+         "personal", part2(), "enrollment", "permit",
+         {"subject_id": "withheld", "participant.first_name": "withheld",
+          "diagnosis_codes": "withheld", "program_type": "released"},
+         consents=on_file(grant(categories=["identifier.direct", "health"]))),
     Case("part2 scope record: no consent, nothing at all", part2(scope="record"),
          "enrollment", "deny", {"program_type": "withheld", "event_id": "withheld"}),
-    Case("part2 scope record: a kind: consent is not enough", part2(scope="record"),
-         "enrollment", "deny", {"program_type": "withheld"},
-         consents=on_file(grant(recipients=["kind:home_visiting"]))),
+    Case("part2 scope record: a consent for another recipient's class is not enough",
+         part2(scope="record"), "enrollment", "deny", {"program_type": "withheld"},
+         consents=on_file(grant(recipients=["kind:school"]))),
     Case("part2 scope record: named consent releases everything allowed, with notice",
          part2(scope="record"), "enrollment", "permit",
          {"event_id": "released", "program_type": "released", "subject_id": "released"},
@@ -188,16 +202,16 @@ CASES = [
          consents=on_file(grant(expires="2026-11-07T14:20:00"))),
     Case("revocation ingested before the event", hipaa(), "birth", "permit",
          {"child.birth_weight_grams": "withheld"},
-         consents=(*on_file(HEALTH), (revoke("C-1"), "2026-11-07T14:19:59"))),
+         consents=(*on_file(HEALTH), (revoke("C-1"), "2026-11-07T14:19:59", None))),
     Case("revocation ingested at the event's ingest time", hipaa(), "birth", "permit",
          {"child.birth_weight_grams": "withheld"},
-         consents=(*on_file(HEALTH), (revoke("C-1"), "2026-11-07T14:20:00"))),
+         consents=(*on_file(HEALTH), (revoke("C-1"), "2026-11-07T14:20:00", None))),
     Case("revocation ingested after the event (processed later) does not apply", hipaa(),
          "birth", "permit", {"child.birth_weight_grams": "released"},
-         consents=(*on_file(HEALTH), (revoke("C-1"), "2026-11-07T14:20:01"))),
+         consents=(*on_file(HEALTH), (revoke("C-1"), "2026-11-07T14:20:01", None))),
     Case("revoking another consent changes nothing", hipaa(), "birth", "permit",
          {"child.birth_weight_grams": "released"},
-         consents=(*on_file(HEALTH), (revoke("C-other"), "2026-02-01"))),
+         consents=(*on_file(HEALTH), (revoke("C-other"), "2026-02-01", None))),
     # -- agreement timing -----------------------------------------------------------------
     Case("agreement not yet effective", hipaa(effective="2026-12-01"), "birth", "deny",
          {"subject_id": "withheld"}, reason_contains={"subject_id": "no agreement in force"}),
@@ -210,8 +224,8 @@ CASES = [
 
 def view_for(case: Case) -> ConsentView:
     view = ConsentView()
-    for record, ingested in case.consents:
-        view.apply(record, ms(ingested))
+    for record, ingested, by in case.consents:
+        view.apply(record, ms(ingested), by or case.agreement["source"])
     return view
 
 
@@ -241,10 +255,10 @@ def test_strictest_rule(case: Case) -> None:
 def test_consents_relied_on_are_named_in_the_decision() -> None:
     engine = engine_for(bundle_with([hipaa()]))
     view = ConsentView()
-    view.apply(grant("C-other", recipients=["medicaid"]), ms("2026-01-01"))
-    view.apply(HEALTH, ms("2026-01-01"))
+    view.apply(grant("C-other", recipients=["medicaid"]), ms("2026-01-01"), "county-general")
+    view.apply(HEALTH, ms("2026-01-01"), "county-general")
     decision = engine.decide("birth", 1, example("birth"), "county-general", "cgh-hv", view, AT)
-    assert decision.consent_ids == ("C-1",)
+    assert decision.consent_ids == ("county-general/C-1",)
 
 
 def test_renewed_agreement_takes_over_at_its_effective_date() -> None:

@@ -1,0 +1,90 @@
+"""Which fields of an event identify which person: the per-event-type linkage mapping.
+
+The policy bundle names, per event type, the people an event is about (`role`), where each
+one's agency id is (`id_field`, under the publishing agency and an `id_system`), and
+which event fields are identifying (`fields`: identity field -> dotted path in the event).
+`identity_from_event` applies one mapping to a decoded event, so the router can resolve
+each subject to a Handoff person id before policy runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from linkage.errors import IdentityError
+from linkage.identity import AgencyId, IdentityRecord
+
+IDENTITY_INPUTS = ("given_name", "family_name", "birth_date", "sex", "street_address", "zip",
+                   "phone")
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectMapping:
+    role: str
+    """Who in the event (`mother`, `child`, `caregiver`)."""
+    id_system: str
+    id_field: str
+    """Dotted path of the agency's id for this person (e.g. `subject_id`)."""
+    fields: tuple[tuple[str, str], ...]
+    """(identity input, dotted path) pairs; identity inputs from `IDENTITY_INPUTS`."""
+    sex: str | None = None
+    """A constant sex when the role implies it (a birth mother)."""
+    keys_event: bool = False
+    """Whether this person's id replaces the event's `subject_id` for policy and audit."""
+
+    def __post_init__(self) -> None:
+        unknown = [name for name, _ in self.fields if name not in IDENTITY_INPUTS]
+        if unknown:
+            raise IdentityError(f"linkage mapping for {self.role} names unknown identity "
+                                f"fields {', '.join(unknown)}; known: "
+                                f"{', '.join(IDENTITY_INPUTS)}")
+
+
+def _at(event: Mapping[str, object], path: str) -> object:
+    value: object = event
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _as_date(value: object, role: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int):  # Avro `date`: days since the epoch
+        return _EPOCH + dt.timedelta(days=value)
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise IdentityError(f"birth_date of {role} is not an ISO date") from exc
+    raise IdentityError(f"birth_date of {role} has an unusable type")
+
+
+def identity_from_event(event: Mapping[str, object], agency: str,
+                        mapping: SubjectMapping) -> IdentityRecord:
+    """The identity record of one subject of a decoded event published by `agency`."""
+    agency_value = _at(event, mapping.id_field)
+    if agency_value is None or agency_value == "":
+        raise IdentityError(f"the {mapping.role}'s agency id ({mapping.id_field}) is missing")
+    values: dict[str, object] = {name: _at(event, path) for name, path in mapping.fields}
+    text = {name: (str(v) if v is not None else None) for name, v in values.items()
+            if name != "birth_date"}
+    return IdentityRecord(
+        AgencyId(agency, mapping.id_system, str(agency_value)),
+        given_name=text.get("given_name"),
+        family_name=text.get("family_name"),
+        birth_date=_as_date(values.get("birth_date"), mapping.role),
+        sex=mapping.sex or text.get("sex"),
+        street_address=text.get("street_address"),
+        zip=text.get("zip"),
+        phone=text.get("phone"),
+    )
