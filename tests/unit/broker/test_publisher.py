@@ -16,6 +16,8 @@ from broker.audit import SubjectPseudonymizer
 from broker.auditor import Auditor
 from broker.auth import Principal, Role
 from broker.connect.source_batch import SourceBatchPublisher, connector_principal
+from broker.consent_feed import ConsentFeed
+from broker.consent_recording import ConsentRecording, ConsentRefusedError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.publisher import NotPermittedToPublishError, Publisher, UnknownEventTypeError
@@ -34,6 +36,7 @@ from tests.unit.broker.fakes import MemoryAuditStore, MemoryEventLog, MemoryIdem
 
 REPO = Path(__file__).resolve().parents[3]
 BIRTH = json.loads((REPO / "schemas" / "events" / "birth.example.json").read_text())
+CONSENT = json.loads((REPO / "schemas" / "events" / "consent.example.json").read_text())
 KEY = b"k" * 32
 HOSPITAL = Principal("cgh-ehr", "county-general", frozenset({Role.PUBLISH}))
 PROGRAM = Principal("nfp-app", "hv-nfp", frozenset({Role.PUBLISH}))
@@ -62,7 +65,9 @@ def p() -> Iterator[Publishing]:
     policy = PolicyHolder(REPO / "examples" / "demo" / "policy", event_types.catalog, KEY,
                           ViewSchemaRegistrar(registry))
     committer = GroupCommitter(log, MemoryIdempotencyIndex())
-    yield Publishing(Publisher(event_types, codec, committer, auditor, metrics, policy),
+    consents = ConsentRecording(ConsentFeed(log, codec), auditor)
+    yield Publishing(Publisher(event_types, codec, committer, auditor, metrics, policy,
+                               consents),
                      log, audit, metrics, codec)
     committer.close()
 
@@ -157,3 +162,57 @@ def test_publish_all_validates_every_group_before_committing_any(p) -> None:
     assert p.log.records("events.referral") == []
     placed = p.publisher.ingest_as(hotline).publish_all([("referral", [referral])])
     assert [[a.duplicate for a in group] for group in placed] == [[False]]
+
+
+# -- consents: who may record or revoke one, decided by the publisher ----------------------
+
+
+def consent(consent_id: str, action: str = "GRANT", **changes: Any) -> dict[str, Any]:
+    return {**CONSENT, "event_id": f"evt-{consent_id}-{action}", "consent_id": consent_id,
+            "action": action, **changes}
+
+
+def test_a_consent_naming_a_discloser_its_recorder_may_not_name_is_refused_whole(p) -> None:
+    # hv-nfp may record consents naming county-general (records_for), not medicaid.
+    with pytest.raises(ConsentRefusedError) as raised:
+        p.publisher.publish_json(PROGRAM, "consent", [
+            consent("C-OK", disclosers=["county-general"]),
+            consent("C-NO", disclosers=["medicaid"])])
+    assert [path for path, _ in raised.value.problems] == ["events[1].disclosers"]
+    assert p.log.records("events.consent") == []
+    (entry,) = p.audit.of_kind("consent_change")
+    assert (entry.outcome, entry.source, entry.event_id, entry.detail["code"]) == (
+        "refused", "hv-nfp", "evt-C-NO-GRANT", "discloser_not_permitted")
+    assert p.refused("consent_refused") == 1
+
+
+def test_a_consent_from_a_connector_batch_is_audited_once_durable(p) -> None:
+    """A connector's batch merges its events into one request: the consent changes
+    travel with it and are audited when it is durable."""
+    letters: list[DeadLetter] = []
+
+    class Letters:
+        def append(self, batch: list[DeadLetter]) -> None:
+            letters.extend(batch)
+
+    config = SourceConfig(name="nfp-consents", type="test", agency="hv-nfp")
+    outcomes = SourceBatchPublisher(p.publisher, config, Letters()).publish(  # type: ignore[arg-type]
+        [SourceRecord("consent", consent("C-1"), {"n": 1}),
+         SourceRecord("consent", consent("C-1", "REVOKE"), {"n": 2}),
+         SourceRecord("consent", consent("C-2", disclosers=["medicaid"]), {"n": 3})])
+    assert [o.outcome for o in outcomes] == ["published", "published", "dead_letter"]
+    assert letters[0].problems[0][0] == "disclosers"
+    assert len(p.log.records("events.consent")) == 2
+    assert [(e.outcome, e.actor, e.detail["recorded_by"])
+            for e in p.audit.of_kind("consent_change")] == [
+        ("refused", connector_principal(config).key_id, "hv-nfp"),
+        ("granted", connector_principal(config).key_id, "hv-nfp"),
+        ("revoked", connector_principal(config).key_id, "hv-nfp")]
+
+
+def test_a_revocation_of_another_agencys_consent_is_refused(p) -> None:
+    p.publisher.publish_json(HOSPITAL, "consent", [consent("C-1", disclosers=[])])
+    with pytest.raises(ConsentRefusedError):
+        p.publisher.publish_json(PROGRAM, "consent", [consent("C-1", "REVOKE")])
+    assert [e.outcome for e in p.audit.of_kind("consent_change")] == ["granted", "refused"]
+    assert len(p.log.records("events.consent")) == 1

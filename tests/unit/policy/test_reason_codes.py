@@ -48,6 +48,33 @@ def test_a_consent_in_force_turns_a_consent_code_into_a_release() -> None:
     assert (entry.status, entry.code) == ("released", ReasonCode.RELEASED)
 
 
+@pytest.mark.parametrize(("recorded_by", "disclosers"), [
+    # Recorded by an agency county-general does not rely on (agencies.yaml relies_on).
+    ("cw-hotline", ["county-general"]),
+    # Recorded by the source itself, but naming another holder as discloser.
+    ("county-general", ["hv-nfp"]),
+])
+def test_a_consent_from_the_wrong_recorder_or_for_the_wrong_discloser_is_a_consent_code(
+        recorded_by: str, disclosers: list[str]) -> None:
+    view = ConsentView()
+    view.apply(grant(disclosers=disclosers), AT - 1000, recorded_by)
+    entry = decide("birth", "county-general", "hv-births", view).field(
+        "child.birth_weight_grams")
+    assert (entry.status, entry.code) == ("withheld", ReasonCode.CONSENT)
+    assert entry.reason.endswith("with county-general or kind:hospital as discloser")
+
+
+def test_a_part2_record_consent_a_recipient_granted_itself_denies_for_consent() -> None:
+    view = ConsentView()
+    view.apply(grant(recipients=["hv-nfp"], disclosers=["recovery-clinic"]), AT - 1000,
+               "hv-nfp")
+    decision = decide("enrollment", "recovery-clinic", "hv-sud-enrollments", view)
+    assert decision.outcome == "deny"
+    entry = decision.field("participant.first_name")
+    assert (entry.status, entry.code) == ("withheld", ReasonCode.CONSENT)
+    assert entry.reason.endswith("with recovery-clinic or kind:sud_treatment as discloser")
+
+
 def test_an_agreement_that_requires_consent_withholds_every_field_for_consent() -> None:
     # The reason names the agreement ("agreement nfp-eval-enrollments requires consent"),
     # which is why metrics must not be derived from the text.
