@@ -69,7 +69,9 @@ def test_a_failing_connector_is_restarted_and_its_status_shows_why(tmp_path):
             def settled():
                 body = client.get("/v1/connectors", headers=ADMIN).json()
                 states = {c["name"]: c for c in body["connectors"]}
+                # The counts move before the position is committed: wait for both.
                 done = (states["flaky"]["records"]["out"] == 3
+                        and states["flaky"]["position"] == {"n": 3}
                         and states["doomed"]["state"] == "failed"
                         and states["unmapped"]["state"] == "failed")
                 return states if done else None
