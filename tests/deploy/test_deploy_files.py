@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,11 @@ from tests.deploy.deploy_files import (
     setting_path,
     setting_value,
 )
+from tests.system_tools import system_tool
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; .ci/run installs it (Debian package)")
-    return path
+    return system_tool(name, package={"promtool": "prometheus"}.get(name, name))
 
 
 def _interpolate(text: str) -> str:

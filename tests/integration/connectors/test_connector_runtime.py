@@ -118,6 +118,7 @@ def test_max_restarts_gives_up_and_marks_the_connector_failed(tmp_path):
         services.stop()
 
 
+@pytest.mark.slow
 def test_positions_survive_a_broker_restart(tmp_path):
     failures = tmp_path / "failures"
     failures.write_text("0")

@@ -36,7 +36,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.slow)])
 def two_periods(request, tmp_path):
     """A topic with records of an old period (offsets 0-4), then of a new one (5-7), on a
     log whose clock the test sets; nothing is deleted, only keys shredded."""
@@ -97,6 +97,7 @@ def _retained(kek_file: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_a_running_broker_deletes_shreds_and_audits_and_the_chain_verifies(tmp_path,
                                                                          kek_file):
     data = tmp_path / "data"

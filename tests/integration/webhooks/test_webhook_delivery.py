@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from connectors.webhook_receiver import verify
 from connectors.webhook_signing import WebhookSecret
 from tests.integration.webhooks.conftest import SUB, auth
@@ -66,6 +68,7 @@ def test_receiver_failing_for_a_while_gets_every_event_in_order_once_it_recovers
         in text
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured_over_a_shorter_schedule(make_broker, receiver):
     receiver.script, receiver.retry_after = [503], "2"
     broker = make_broker(receiver.url, schedule=(0, 0.05, 0.05))
@@ -131,6 +134,7 @@ def test_dead_letters_are_for_the_subscriber_and_admins_only(make_broker, receiv
     assert unknown.status_code == 404
 
 
+@pytest.mark.slow
 def test_410_gone_disables_the_endpoint_until_it_is_enabled_again(make_broker, receiver):
     receiver.script = [410]
     broker = make_broker(receiver.url)
@@ -149,6 +153,7 @@ def test_410_gone_disables_the_endpoint_until_it_is_enabled_again(make_broker, r
         == ["disabled"]
 
 
+@pytest.mark.slow
 def test_the_cursor_survives_a_restart(make_broker, receiver):
     broker = make_broker(receiver.url)
     broker.publish_birth()
@@ -163,6 +168,7 @@ def test_the_cursor_survives_a_restart(make_broker, receiver):
     assert len({d["decision_id"] for d in receiver.delivered()}) == 3
 
 
+@pytest.mark.slow
 def test_no_secret_means_nothing_is_sent_unsigned(make_broker, tmp_path):
     receiver = WebhookReceiver(secrets=[WebhookSecret.generate().encoded()]).start()
     try:
