@@ -36,7 +36,8 @@ class NeverHappened(AssertionError):
     """What `eventually` raises when the condition did not hold in time."""
 
 
-def eventually(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05,
+def eventually(condition: Callable[[], T | None], *, timeout: float = 10.0,
+               interval: float = 0.05,
                message: str | Callable[[], str] = "the condition never held",
                ignoring: tuple[type[BaseException], ...] = ()) -> T:
     """The first truthy value `condition()` returns within `timeout` seconds.

@@ -11,6 +11,7 @@ from connectors.webhook_receiver import verify
 from connectors.webhook_signing import WebhookSecret
 from tests.integration.webhooks.conftest import SUB, auth
 from tests.integration.webhooks.receiver_server import WebhookReceiver
+from tests.waiting import eventually
 
 
 def audit_kinds(broker, kind: str) -> list:
@@ -180,28 +181,24 @@ def test_no_secret_means_nothing_is_sent_unsigned(make_broker, tmp_path):
 
 
 def _wait_dead_letters(broker, count: int) -> list[dict]:
-    import time
-    deadline = time.monotonic() + 20
     listed: list[dict] = []
-    while time.monotonic() < deadline:
-        listed = broker.client.get(f"/v1/subscriptions/{SUB}/dead-letters",
-                                   headers=auth("hv-nfp")).json()["dead_letters"]
-        if len(listed) >= count:
-            break
-        time.sleep(0.1)
+
+    def enough() -> bool:
+        listed[:] = broker.client.get(f"/v1/subscriptions/{SUB}/dead-letters",
+                                      headers=auth("hv-nfp")).json()["dead_letters"]
+        return len(listed) >= count
+
+    eventually(enough, timeout=20, interval=0.1,
+               message=lambda: f"{len(listed)} of {count} dead letters: {listed}")
     assert len(listed) == count, listed
     return listed
 
 
 def _wait_status(broker, status: str) -> dict:
-    import time
-    deadline = time.monotonic() + 10
-    body: dict = {}
-    while time.monotonic() < deadline:
+    def in_status() -> dict | None:
         body = broker.client.get(f"/v1/subscriptions/{SUB}/webhook",
                                  headers=auth("hv-nfp")).json()
-        if body["status"] == status:
-            break
-        time.sleep(0.1)
-    assert body["status"] == status, body
-    return body
+        return body if body["status"] == status else None
+
+    return eventually(in_status, timeout=10, interval=0.1,
+                      message=f"the webhook never became {status}")
