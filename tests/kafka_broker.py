@@ -75,9 +75,10 @@ _PRCTL = _parent_death_signal()
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: the broker is killed if the test process dies
-    # without stopping it, so a killed test run leaves no broker behind.
+def die_with_parent() -> None:
+    """For `preexec_fn`: the child is killed if the test process dies without stopping
+    it, so a killed test run leaves no broker (or database server) behind. Call it after
+    any change of user: the kernel forgets it when the child's credentials change."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -122,7 +123,7 @@ class TansuBroker:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             if self._wait_until_ready():
                 return self
