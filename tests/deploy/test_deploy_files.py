@@ -62,6 +62,7 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
 # --- Compose -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_docker_compose_accepts_the_file() -> None:
     """docker-compose validates against its schema, resolves anchors, interpolation,
     volumes, secrets and depends_on, without an engine."""
@@ -226,6 +227,7 @@ def test_the_settings_load_with_the_values_the_files_give(
 # --- Prometheus --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_promtool_accepts_the_prometheus_config() -> None:
     result = subprocess.run([_tool("promtool"), "check", "config", str(PROMETHEUS)],
                             capture_output=True, text=True, timeout=60, check=False)
@@ -313,6 +315,7 @@ def test_every_dashboard_query_names_metrics_and_labels_handoff_exposes() -> Non
     assert problems == []
 
 
+@pytest.mark.slow
 def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
     rules = [{"record": f"handoff:dashboard:{i}", "expr": _concrete(expr)}
              for i, (_, expr, _) in enumerate(_queries())]
