@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from connectors.webhook_signing import WebhookSecret
 from tests.e2e.harness import DEMO, BrokerProcess, Client
 from tests.integration.fhir.bundles import birth_bundle
 from tests.integration.webhooks.receiver_server import WebhookReceiver
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -183,14 +183,15 @@ def test_a_receiver_that_keeps_failing_ends_in_the_dead_letter_queue_until_repla
 
 
 def _dead_letters(client: Client, count: int) -> list[dict]:
-    deadline = time.monotonic() + 45
     listed: list[dict] = []
-    while time.monotonic() < deadline:
-        listed = client.http.get(f"/v1/subscriptions/{SUB}/dead-letters").json()[
+
+    def enough() -> bool:
+        listed[:] = client.http.get(f"/v1/subscriptions/{SUB}/dead-letters").json()[
             "dead_letters"]
-        if len(listed) >= count:
-            break
-        time.sleep(0.2)
+        return len(listed) >= count
+
+    eventually(enough, timeout=45, interval=0.2,
+               message=lambda: f"{len(listed)} of {count} dead letters: {listed}")
     assert len(listed) == count, listed
     return listed
 

@@ -8,7 +8,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
 from broker.demo import story
 from tests.e2e.harness import DEMO, REPO, free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -136,17 +136,13 @@ def tls_broker(tmp_path_factory) -> Iterator[TlsBroker]:
     admin_key = "hk_demo_state_integration_team_df49e89b614626d742396bb3"
     broker = TlsBroker(f"https://127.0.0.1:{port}", ca.pem, data, clients, admin_key)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def ready() -> bool:
             assert proc.poll() is None, (folder / "broker.log").read_text()
-            try:
-                with broker.client("county-general") as c:
-                    if c.get("/readyz").status_code == 200:
-                        break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+            with broker.client("county-general") as c:
+                return c.get("/readyz").status_code == 200
+
+        eventually(ready, timeout=30, interval=0.2, ignoring=(httpx.TransportError,),
+                   message=lambda: (folder / "broker.log").read_text())
         yield broker
     finally:
         proc.terminate()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
 from tests.e2e.harness import DEMO, demo_keys
+from tests.waiting import eventually
 
 KEYS = demo_keys()
 
@@ -46,12 +46,17 @@ def a_birth() -> dict[str, Any]:
 def pull(client: TestClient, sub: str, agency: str, expect: int) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     cursor = ""
-    deadline = time.monotonic() + 10
-    while len(events) < expect and time.monotonic() < deadline:
+
+    def pulled_enough() -> bool:
+        nonlocal cursor
         body = client.get(f"/v1/subscriptions/{sub}/events",
                           params={"after": cursor, "wait": 1}, headers=auth(agency)).json()
-        events += body["events"]
+        events.extend(body["events"])
         cursor = body["next"]
+        return len(events) >= expect
+
+    eventually(pulled_enough, timeout=10, interval=0,
+               message=lambda: f"{sub}: pulled {len(events)} of {expect} events")
     return events
 
 
@@ -257,17 +262,17 @@ def test_registry_is_confluent_shaped_and_guards_compatibility(api):
 def test_health_readiness_and_metrics(api):
     client, _ = api
     assert client.get("/healthz").json() == {"status": "ok"}
-    deadline = time.monotonic() + 5
-    while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert client.get("/readyz").status_code == 200
+    eventually(lambda: client.get("/readyz").status_code == 200, timeout=5,
+               message="the broker never became ready")
     birth = a_birth()
     client.post("/v1/events/birth", json=birth, headers=auth("county-general"))
     pull(client, "eval-births", "state-evaluation", 1)
-    deadline = time.monotonic() + 5
-    while "handoff_delivery_latency_seconds_bucket" not in (text := client.get("/metrics").text):
-        assert time.monotonic() < deadline, "delivery latency never observed"
-        time.sleep(0.05)
+
+    def latency_observed() -> str | None:
+        text = client.get("/metrics").text
+        return text if "handoff_delivery_latency_seconds_bucket" in text else None
+
+    text = eventually(latency_observed, timeout=5, message="delivery latency never observed")
     assert 'handoff_events_ingested_total{event_type="birth",source="county-general"} 1.0' in text
     assert 'handoff_decisions_total{outcome="permit",subscription="eval-births"} 1.0' in text
     assert birth["subject_id"] not in text and birth["mother"]["last_name"] not in text

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from broker.config import load_settings
 from broker.testing import demo_policy_dir
 from connectors import registry
 from tests.integration.connectors.flaky_connectors import TYPES
+from tests.waiting import eventually
 
 DEMO = demo_policy_dir().parent
 ADMIN = {"Authorization": "Bearer hk_demo_state_integration_team_df49e89b614626d742396bb3"}
@@ -42,17 +42,6 @@ def serve(tmp_path: Path, connectors: list[dict]):
     return broker
 
 
-def wait_for(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
-
-
 def test_a_failing_connector_is_restarted_and_its_status_shows_why(tmp_path):
     failures = tmp_path / "failures"
     failures.write_text("2")
@@ -76,7 +65,8 @@ def test_a_failing_connector_is_restarted_and_its_status_shows_why(tmp_path):
                         and states["unmapped"]["state"] == "failed")
                 return states if done else None
 
-            states = wait_for(settled)
+            states = eventually(settled, timeout=20,
+                                message="the connectors did not settle")
             flaky, doomed = states["flaky"], states["doomed"]
             assert flaky["state"] == "running" and flaky["restarts"] == 2
             # Another library's message may hold a value: only its class is shown.
@@ -111,13 +101,15 @@ def test_max_restarts_gives_up_and_marks_the_connector_failed(tmp_path):
     broker.start()
     try:
         worker = broker.connectors.workers[0]
-        wait_for(lambda: worker.status.state == "failed")
+        eventually(lambda: worker.status.state == "failed", timeout=20,
+                   message="the connector was not marked failed")
         assert worker.status.restarts == 3
         assert int(failures.read_text()) == 96  # the first try and three restarts
     finally:
         broker.stop()
 
 
+@pytest.mark.slow
 def test_positions_survive_a_broker_restart(tmp_path):
     failures = tmp_path / "failures"
     failures.write_text("0")
@@ -126,15 +118,18 @@ def test_positions_survive_a_broker_restart(tmp_path):
     broker = serve(tmp_path, [config])
     broker.start()
     worker = broker.connectors.workers[0]
-    wait_for(lambda: worker.status.counts["out"] == 3)
+    eventually(lambda: worker.status.counts["out"] == 3, timeout=20,
+               message="the connector did not publish its three records")
     broker.stop()
 
     broker = serve(tmp_path, [{**config, "records": 5}])
     broker.start()
     try:
         worker = broker.connectors.workers[0]
-        wait_for(lambda: worker.status.counts["out"] == 2)
-        wait_for(lambda: worker.status.idle)
+        eventually(lambda: worker.status.counts["out"] == 2, timeout=20,
+                   message="the restarted connector did not publish the two new records")
+        eventually(lambda: worker.status.idle, timeout=20,
+                   message="the restarted connector did not go idle")
         assert worker.status.counts == {"in": 2, "out": 2, "duplicate": 0, "failed": 0}
     finally:
         broker.stop()
@@ -151,8 +146,9 @@ def test_dead_letters_are_listed_with_reasons_only(tmp_path):
     broker.start()
     try:
         with TestClient(create_app(broker.api)) as client:
-            body = wait_for(lambda: client.get("/v1/connectors/drop/dead-letters",
-                                               headers=ADMIN).json()["dead_letters"])
+            body = eventually(lambda: client.get("/v1/connectors/drop/dead-letters",
+                                                 headers=ADMIN).json()["dead_letters"],
+                              timeout=20, message="no dead letter was listed")
             [letter] = body
             assert letter["reference"] == "x.csv line 2"
             assert {"path": "hospital_id", "problem": "required field missing"} in (

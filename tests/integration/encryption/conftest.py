@@ -45,7 +45,7 @@ def _opener(backend: str, request: pytest.FixtureRequest, tmp_path: Path
             lambda: KafkaEventLog(broker.bootstrap_servers, topic_prefix=prefix))
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.slow)])
 def event_log_factory(request: pytest.FixtureRequest, tmp_path: Path
                       ) -> Iterator[EventLogFactory]:
     """The contract suite's factory, every handle an `EncryptedEventLog` over the backend,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from broker.log.sqlite import SqliteEventLog
 from broker.topics import ROUTER_GROUP
 from tests.e2e.harness import DEMO, demo_keys
 from tests.kafka_broker import kafka_broker  # noqa: F401  (the session's Kafka broker)
+from tests.waiting import eventually
 
 
 def _routed(log: SqliteEventLog, topics: list[str]) -> bool:
@@ -49,10 +49,8 @@ def demo_data(tmp_path_factory) -> Path:
             assert refused.status_code == 422
         runtime.log.append("events.birth", [NewRecord(value=b"not avro", key=b"MPI-X")])
         topics = [t for t in runtime.log.topics() if t.startswith("events.")]
-        deadline = time.monotonic() + 30
-        while not _routed(runtime.log, topics) and time.monotonic() < deadline:  # type: ignore[arg-type]
-            time.sleep(0.05)
-        assert _routed(runtime.log, topics)  # type: ignore[arg-type]
+        eventually(lambda: _routed(runtime.log, topics), timeout=30,  # type: ignore[arg-type]
+                   message="the router did not route the demo story")
     finally:
         runtime.stop()
     return data
