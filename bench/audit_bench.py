@@ -8,8 +8,8 @@ demo policy bundle, about 6.5 KB of JSON, handed over pre-encoded as the router 
 signing a checkpoint every 50,000 records, then verifies the whole chain with the public
 key. Phase 2 grows the store to `--decisions` decisions (the extra ones with a small
 detail, to fill quickly) and times the accounting of disclosures for one person whose
-decisions (about `--subject-decisions`) are spread through the filled part. Prints
-figures; asserts nothing.
+decisions (about `--subject-decisions`) are spread through the filled part, then pages
+and counts as the compliance console asks for them. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from pathlib import Path
 
 from broker.audit import (
     AuditEntry,
+    AuditFilter,
+    AuditPage,
     CanonicalDetail,
     CheckpointSigner,
     SqliteAuditStore,
@@ -179,12 +181,12 @@ def phase_disclosures(args: argparse.Namespace, store: SqliteAuditStore,
 
     with SqliteAuditStore(path, create=False) as reopened:
         started = time.perf_counter()
-        found = reopened.disclosures(person)
+        found = reopened.disclosures(AuditFilter(subject=person))
         cold = time.perf_counter() - started
         warm = []
         for _ in range(5):
             started = time.perf_counter()
-            reopened.disclosures(person)
+            reopened.disclosures(AuditFilter(subject=person))
             warm.append(time.perf_counter() - started)
         print(f"disclosures: {len(found):,} for one person among {reopened.head()[0]:,} "
               f"decisions: first {cold * 1000:.1f} ms, then median "
@@ -192,15 +194,37 @@ def phase_disclosures(args: argparse.Namespace, store: SqliteAuditStore,
         # A window of 1% of the log (records are 1 ms apart here), well into it.
         total = reopened.head()[0]
         since = START_MS + total // 2
-        started = time.perf_counter()
-        page = reopened.query(recipient="hv-nfp", since_ms=since, until_ms=since + total // 100,
-                              limit=100)
-        print(f"query: recipient within a window of {total // 100:,} records, first page of "
-              f"100: {(time.perf_counter() - started) * 1000:.1f} ms ({len(page)} records)")
-        started = time.perf_counter()
-        page = reopened.query(agreement="cg-hv-births", outcome="deny", limit=100)
-        print(f"query: agreement + outcome, first page of 100: "
-              f"{(time.perf_counter() - started) * 1000:.1f} ms ({len(page)} records)")
+        window = AuditFilter(recipient="hv-nfp", since_ms=since, until_ms=since + total // 100)
+        page = timed(f"page: recipient within a window of {total // 100:,} records, first "
+                     "page of 100", lambda: reopened.page(window, limit=100))
+        for _ in range(48):
+            page = reopened.page(window, cursor=page.cursor, limit=100)
+        timed("page: the same, page 50 (keyset cursor)",
+              lambda: reopened.page(window, cursor=page.cursor, limit=100))
+        timed("page: agreement + outcome, first page of 100",
+              lambda: reopened.page(AuditFilter(agreement="cg-hv-births", outcome="deny"),
+                                    limit=100))
+        timed("page: every decision, newest first, first page of 100",
+              lambda: reopened.page(AuditFilter(kind="decision"), limit=100, newest_first=True))
+        for share in (100, 10):
+            period = AuditFilter(kind="decision", since_ms=since,
+                                 until_ms=since + total // share)
+            timed(f"count: by agreement and outcome, decisions in a period of "
+                  f"{total // share:,} records",
+                  lambda period=period: reopened.count(period, by=("agreement", "outcome")))
+        timed(f"count: every record by kind ({total:,})",
+              lambda: reopened.count(AuditFilter(), by=("kind",)))
+
+
+def timed(label: str, read: Callable[[], object]) -> object:
+    """Run `read` once, print how long it took and how much it found."""
+    started = time.perf_counter()
+    found = read()
+    took = (time.perf_counter() - started) * 1000
+    size = len(found.records) if isinstance(found, AuditPage) else (
+        sum(item.count for item in found) if isinstance(found, tuple) else found)
+    print(f"{label}: {took:.1f} ms ({size:,} records)")
+    return found
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from broker.audit import AuditEntry, AuditStore, SubjectPseudonymizer
+from broker.audit import AuditAppender, AuditEntry, SubjectPseudonymizer
 from broker.auth import Principal
 from broker.metrics import Metrics
 
@@ -21,7 +21,7 @@ def now_ms() -> int:
 
 class Auditor:
     def __init__(
-        self, store: AuditStore, pseudonymizer: SubjectPseudonymizer, metrics: Metrics
+        self, store: AuditAppender, pseudonymizer: SubjectPseudonymizer, metrics: Metrics
     ) -> None:
         self.store = store
         self.pseudonymizer = pseudonymizer

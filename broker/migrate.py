@@ -196,8 +196,8 @@ class Migration:
         first = None
         if audit_db_path(self.data_dir).is_file():
             with SqliteAuditStore(audit_db_path(self.data_dir), create=False) as store:
-                found = store.query(limit=1)
-                first = found[0].hash if found else None
+                found = next(store.iter_records(), None)
+                first = found.hash if found else None
         return {"data_dir": str(self.data_dir.resolve()), "audit_record_1": first}
 
     def _state(self, identity: dict[str, Any]) -> dict[str, Any]:
@@ -359,9 +359,9 @@ class Migration:
                     raise MigrationRefused(
                         f"the embedded audit chain fails verification ({found.problem}); "
                         "it is not copied. Investigate with `handoff audit verify`")
-                first = store.query(limit=1)
-                if first:
-                    chain = f"embedded-{first[0].hash[:12]}"
+                first = next(store.iter_records(), None)
+                if first is not None:
+                    chain = f"embedded-{first.hash[:12]}"
                     imported = import_chain(self.target, chain, store.iter_records(),
                                             store.checkpoints())
                     self.report.audit_chain = chain

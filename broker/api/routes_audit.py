@@ -16,6 +16,7 @@ from pydantic import BeforeValidator
 
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, problem_responses
+from broker.audit.store import AuditFilter
 from broker.auth import Principal, Role
 from broker.runtime import Runtime
 
@@ -51,18 +52,19 @@ async def decisions(
     outcome: Literal["permit", "deny"] | None = None,
     since: IsoTime | None = Query(default=None, description="ISO 8601, inclusive"),
     until: IsoTime | None = Query(default=None, description="ISO 8601, exclusive"),
-    after: int = Query(default=0, ge=0, le=2**62, description="seq of the last record seen"),
+    after: int = Query(default=0, ge=0, le=2**62,
+                       description="`next` of the previous page (the seq of its last record)"),
     limit: int = Query(default=100, ge=1, le=1000),
     _: Principal = Depends(AUDITOR),
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
-    pseudonym = runtime.auditor.subject(subject) if subject else None
-    records = await anyio.to_thread.run_sync(lambda: runtime.audit_store.query(
-        subject=pseudonym, recipient=recipient, agreement=agreement, outcome=outcome,
-        subscription=subscription, kind="decision", since_ms=_ms(since), until_ms=_ms(until),
-        after_seq=after, limit=limit))
-    return {"records": [r.to_dict() for r in records],
-            "next": records[-1].seq if records else after}
+    where = AuditFilter(
+        subject=runtime.auditor.subject(subject) if subject else None, recipient=recipient,
+        agreement=agreement, outcome=outcome, subscription=subscription, kind="decision",
+        since_ms=_ms(since), until_ms=_ms(until))
+    page = await anyio.to_thread.run_sync(lambda: runtime.audit_store.page(
+        where, cursor=after or None, limit=limit))
+    return {"records": [r.to_dict() for r in page.records], "next": page.cursor or after}
 
 
 @router.get("/disclosures/{subject_id}",
@@ -74,8 +76,8 @@ async def disclosures(
 ) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     pseudonym = runtime.auditor.subject(subject_id)
-    found = await anyio.to_thread.run_sync(
-        runtime.audit_store.disclosures, pseudonym, _ms(since), _ms(until))
+    where = AuditFilter(subject=pseudonym, since_ms=_ms(since), until_ms=_ms(until))
+    found = await anyio.to_thread.run_sync(runtime.audit_store.disclosures, where)
     return {"subject": pseudonym, "disclosures": [d.to_dict() for d in found]}
 
 
@@ -83,8 +85,6 @@ async def disclosures(
 def head(request: Request, _: Principal = Depends(AUDITOR)) -> dict[str, Any]:
     runtime: Runtime = request.app.state.runtime
     seq, hash_hex = runtime.audit_store.head()
-    checkpoints = runtime.audit_store.checkpoints()
-    latest = checkpoints[-1] if checkpoints else None
+    latest = runtime.audit_store.latest_checkpoint()
     return {"seq": seq, "hash": hash_hex,
-            "checkpoint": latest.to_dict() if latest is not None and hasattr(latest, "to_dict")
-            else None}
+            "checkpoint": latest.to_dict() if latest is not None else None}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,12 @@ from broker.audit.kafka_records import (
     tail_reference,
 )
 from broker.audit.records import GENESIS_HASH, Checkpoint
+from broker.audit.store import ExportedCheckpoint, ProgressCallback
 from broker.errors import AuditError
 from broker.log.port import EventLog, LogRecord
 
 _PAGE = 5000
+_PROGRESS_EVERY = 5000
 _MOVED_RECORD_WINDOW = 64
 """How many following records are searched for a missing one, to say "out of order"
 rather than "missing". Only runs once a problem is found."""
@@ -148,8 +150,10 @@ class _Walk:
 
     def __init__(self, event_log: EventLog, tails: dict[str, bytes],
                  checkpoints: list[tuple[Checkpoint, str | None]],
-                 public_key: Ed25519PublicKey | None) -> None:
+                 public_key: Ed25519PublicKey | None,
+                 progress: ProgressCallback | None = None) -> None:
         self._log = event_log
+        self._progress = progress
         self._tails = tails
         self._public_key = public_key
         self._pinned = public_key_id(public_key) if public_key is not None else ""
@@ -191,7 +195,11 @@ class _Walk:
             self._check_record(record)
             self.records += 1
             self._check_heads_checkpoints()
+            if self._progress is not None and position % _PROGRESS_EVERY == 0:
+                self._progress(position, max(self._end, position))
         self._check_nothing_left()
+        if self._progress is not None:
+            self._progress(self.position, max(self._end, self.position))
 
     # -- records --------------------------------------------------------------------------
 
@@ -306,6 +314,7 @@ def verify_kafka(
     public_key: Ed25519PublicKey | None = None,
     *,
     exported_checkpoints: Iterable[tuple[Checkpoint, str | None]] = (),
+    progress: ProgressCallback | None = None,
 ) -> KafkaVerifyReport:
     """Re-walk every chain and checkpoint in Kafka; report the first problem found.
 
@@ -321,7 +330,7 @@ def verify_kafka(
         # Checkpoints first: records are append-only, so the walk sees what they cover.
         checkpoints = _load_checkpoints(event_log, exported_checkpoints)
         tails = _load_tails(event_log)
-        walk = _Walk(event_log, tails, checkpoints, public_key)
+        walk = _Walk(event_log, tails, checkpoints, public_key, progress)
         walk.run()
     except _Broken as failure:
         return KafkaVerifyReport(
@@ -337,3 +346,21 @@ def verify_kafka(
         head_position=walk.position,
         heads_hash=walk.digest() if walk.position else GENESIS_HASH.hex(),
     )
+
+
+class KafkaAuditVerifier:
+    """The `AuditVerifier` of the audit log on Kafka (see `verify_kafka`)."""
+
+    def __init__(self, event_log: EventLog) -> None:
+        self._log = event_log
+
+    def verify(
+        self,
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        exported_checkpoints: Sequence[ExportedCheckpoint] = (),
+        progress: ProgressCallback | None = None,
+    ) -> KafkaVerifyReport:
+        """Re-walk every chain and checkpoint in Kafka; report the first problem found."""
+        return verify_kafka(self._log, public_key, exported_checkpoints=exported_checkpoints,
+                            progress=progress)

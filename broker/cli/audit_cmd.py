@@ -386,15 +386,17 @@ def disclosures_command(
         if not is_subject_pseudonym(subject_pseudonym):
             _usage_error("--subject-pseudonym must look like sp_ followed by 32 hex digits")
         pseudonym = subject_pseudonym
-    since_ms, until_ms = _parse_time(since, "--since"), _parse_time(until, "--until")
-    if since_ms is not None and until_ms is not None and until_ms < since_ms:
-        _usage_error("the time range ends before it starts")
+    try:
+        where = AuditFilter(subject=pseudonym, since_ms=_parse_time(since, "--since"),
+                            until_ms=_parse_time(until, "--until"))
+    except AuditQueryError as exc:
+        _usage_error(str(exc))
     if kafka_settings is not None:
-        found = audit_kafka.disclosures(kafka_settings, index, pseudonym, since_ms, until_ms)
+        found = audit_kafka.disclosures(kafka_settings, index, where)
     else:
         store = _open_store(data)
         try:
-            found = store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+            found = store.disclosures(where)
         except AuditError as exc:
             _failure(str(exc))
         finally:

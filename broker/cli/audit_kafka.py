@@ -23,6 +23,7 @@ from broker.audit.kafka_records import AUDIT_TOPIC, CHECKPOINTS_TOPIC, read_chec
 from broker.audit.kafka_store import KafkaAuditStore
 from broker.audit.kafka_verify import verify_kafka
 from broker.audit.records import Checkpoint
+from broker.audit.store import AuditFilter
 from broker.config import KafkaSettings, load_settings
 from broker.errors import AuditError, ConfigError, LogError, UnknownTopicError
 from broker.log.port import EventLog
@@ -149,8 +150,7 @@ def export_checkpoints(settings: KafkaSettings) -> list[dict[str, Any]]:
 
 
 def disclosures(
-    settings: KafkaSettings, index: Path | None, pseudonym: str, since_ms: int | None,
-    until_ms: int | None,
+    settings: KafkaSettings, index: Path | None, where: AuditFilter
 ) -> list[Disclosure]:
     """The accounting of disclosures for one subject, from the audit log in Kafka, through
     `index` (kept) or a temporary index (built from the whole log, then removed)."""
@@ -162,7 +162,7 @@ def disclosures(
         with tempfile.TemporaryDirectory(prefix="handoff-audit-") as scratch:
             path = index if index is not None else Path(scratch) / "audit-index.db"
             with KafkaAuditStore(event_log, path, writer="audit-cli") as store:
-                return store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+                return store.disclosures(where)
     except (AuditError, LogError) as exc:
         _failure(f"cannot read the audit log in Kafka: {exc}")
     finally:

@@ -139,7 +139,7 @@ def test_swapped_records_are_named(data_dir, chained, tamper):
 def test_record_rewritten_with_a_fresh_hash_breaks_the_next_link(data_dir, chained, tamper):
     # A forger who recomputes the hash of the record they changed still breaks the link
     # from the record after it.
-    record = next(chained.iter_records(from_seq=30))
+    record = next(chained.iter_records(after=29))
     changed = type(record).from_dict({**record.to_dict(), "recipient": "cw-hotline"})
     tamper(
         f"UPDATE audit_records SET recipient = 'cw-hotline', "

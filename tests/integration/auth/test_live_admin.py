@@ -18,6 +18,7 @@ import pytest
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from broker.auth import Role
 from broker.auth.keyfile import KeyFile
 from broker.demo import story
@@ -42,7 +43,7 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
 def audit_records(data_dir: Path, kind: str) -> list[Any]:
     store = SqliteAuditStore(audit_db_path(data_dir), create=False)
     try:
-        return store.query(kind=kind, limit=1000)
+        return list(store.iter_records(AuditFilter(kind=kind)))
     finally:
         store.close()
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
+from broker.audit.store import AuditFilter
 from broker.bootstrap import build_runtime
 from broker.config import load_settings
 from broker.demo import story
@@ -120,7 +121,7 @@ def test_publish_refusals_are_problems_and_audited(api, agency, path, status, sl
     assert response.status_code == status
     assert response.json()["type"] == f"/problems/{slug}"
     if status in (401, 403):
-        refused = runtime.audit_store.query(kind="access_refused")
+        refused = list(runtime.audit_store.iter_records(AuditFilter(kind="access_refused")))
         assert refused and refused[-1].detail["status"] == status
 
 

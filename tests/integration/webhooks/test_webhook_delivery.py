@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from broker.audit.store import AuditFilter
 from connectors.webhook_receiver import verify
 from connectors.webhook_signing import WebhookSecret
 from tests.integration.webhooks.conftest import SUB, auth
@@ -12,7 +13,7 @@ from tests.integration.webhooks.receiver_server import WebhookReceiver
 
 
 def audit_kinds(broker, kind: str) -> list:
-    return [r for r in broker.runtime.audit_store.query(kind=kind)]
+    return [r for r in broker.runtime.audit_store.iter_records(AuditFilter(kind=kind))]
 
 
 def test_delivery_is_signed_and_carries_only_the_permitted_fields(make_broker, receiver):
