@@ -36,7 +36,7 @@ from broker.audit.kafka_records import (
     tail_digest,
     tail_reference,
 )
-from broker.audit.record_table import statements, subject_bucket
+from broker.audit.record_table import statements
 from broker.audit.records import GENESIS_HASH, CanonicalDetail, Checkpoint, chain_hash
 from broker.audit.table_reader import RecordTableReader
 from broker.errors import AuditError
@@ -261,6 +261,7 @@ class KafkaAuditIndex:
             raise _Rejected(f"record {parsed.seq} does not link to record {head_seq}")
         if chain_hash(parsed.prev_hash, parsed.body) != parsed.hash:
             raise _Rejected(f"record {parsed.seq} does not match its hash")
+        built = schema.row(record.offset + 1, parsed, reference, tail, 0)
         if head is None:
             chain_id = conn.execute(
                 "INSERT INTO chains (name, head_seq, head_hash) VALUES (?, 0, ?)",
@@ -268,17 +269,7 @@ class KafkaAuditIndex:
             ).lastrowid
             head = heads[chain] = [chain_id, 0, GENESIS_HASH]
         head[1], head[2] = parsed.seq, parsed.hash
-        try:
-            detail = parsed.detail.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _Rejected("its detail is not valid UTF-8") from exc
-        if tail is not None:
-            detail = detail[: len(detail) - len(tail.decode("utf-8"))]
-        row = parsed.row
-        position = record.offset + 1
-        return (position, *row[1:12], detail, row[13], row[14],
-                None if reference is None else reference[0],
-                subject_bucket(position, row[3]), head[0], parsed.seq)
+        return (*built[:schema.CHAIN], head[0], *built[schema.CHAIN + 1:])
 
     def _tail(self, conn: sqlite3.Connection, event_log: EventLog, digest: str) -> bytes | None:
         text = self._tails.get(digest)

@@ -14,7 +14,11 @@ rebuilt from Kafka.
 
 from __future__ import annotations
 
+from typing import Any
+
 from broker.audit import record_table
+from broker.audit.errors import AuditFormatError
+from broker.audit.kafka_records import ParsedLine
 
 INDEX_VERSION = 2
 """1: table `records` keyed by `pos`. 2: the shared records table."""
@@ -22,8 +26,12 @@ EXTRA_COLUMNS = ("chain INTEGER NOT NULL", "chain_seq INTEGER NOT NULL")
 EXTRA_NAMES = ("chain", "chain_seq")
 READ_COLUMNS = (*record_table.READ_COLUMNS, *EXTRA_NAMES)
 """A record as read: the shared columns, then its chain's id and its seq there."""
+CHAIN = READ_COLUMNS.index("chain")
 SQL = record_table.RecordSql(READ_COLUMNS)
-INSERT = record_table.insert_sql(EXTRA_NAMES)
+INSERT = (
+    f"INSERT INTO audit_records ({', '.join(READ_COLUMNS)}, subject_bucket) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(READ_COLUMNS) + 1))})"
+)
 TABLES = ("audit_records", "records", "chains", "tails", "checkpoints", "progress", "meta")
 """Every table this file holds or held in an earlier layout: what a rebuild drops."""
 SCHEMA = record_table.table_sql("TEXT", EXTRA_COLUMNS) + """
@@ -56,3 +64,25 @@ HEAD_AT = (
     "WHERE chain = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
 )
 """A chain's last record at or before a position."""
+SELECT_ROWS = (
+    f"SELECT {', '.join(READ_COLUMNS)}, subject_bucket FROM audit_records ORDER BY seq"  # noqa: S608
+)
+"""Every stored column of every record (as `row`), for the verifier's comparison."""
+
+
+def row(
+    position: int, parsed: ParsedLine, reference: tuple[str, int] | None, tail: bytes | None,
+    chain_id: int,
+) -> tuple[Any, ...]:
+    """The row the index keeps for a record that fits its chain, in `READ_COLUMNS`
+    order with `subject_bucket` last: what it inserts, and what verification expects."""
+    try:
+        detail = parsed.detail.decode("utf-8")
+        if tail is not None:
+            detail = detail[: len(detail) - len(tail.decode("utf-8"))]
+    except UnicodeDecodeError as exc:
+        raise AuditFormatError("its detail is not valid UTF-8") from exc
+    values = parsed.row
+    return (position, *values[1:12], detail, values[13], values[14],
+            None if reference is None else reference[0], chain_id, parsed.seq,
+            record_table.subject_bucket(position, values[3]))
