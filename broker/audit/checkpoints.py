@@ -84,6 +84,11 @@ class CheckpointSigner:
         self.key_id = public_key_id(self.public_key)
 
     @classmethod
+    def load(cls, path: Path) -> CheckpointSigner:
+        """Load the PEM private key at `path`; never create one or touch its `.pub`."""
+        return cls(_load_private_key(path))
+
+    @classmethod
     def load_or_create(cls, path: Path) -> CheckpointSigner:
         """Load the PEM private key at `path`, or create one (mode 0600) on first start.
 

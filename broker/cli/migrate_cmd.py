@@ -87,5 +87,6 @@ def migrate(
                f"and {report.audit_checkpoints} checkpoints to Kafka at "
                f"{settings.bootstrap_servers} (prefix {settings.topic_prefix!r})")
     typer.echo(f"check it with: handoff audit verify --kafka {settings.bootstrap_servers} "
-               f"--topic-prefix {settings.topic_prefix} --public-key "
-               f"{signing_public_key_path(data_dir)}")
+               f"--topic-prefix {settings.topic_prefix} --public-key PINNED.pub (the copy "
+               f"of {signing_public_key_path(data_dir)} pinned at install; `handoff audit "
+               f"public-key --data {data_dir}` prints it)")
