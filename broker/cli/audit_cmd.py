@@ -42,6 +42,7 @@ from broker.cli.audit_common import (
     open_store,
     usage_error,
 )
+from broker.cli.progress import for_label, progress_bars
 from broker.errors import AuditError
 
 app = typer.Typer(
@@ -159,8 +160,12 @@ def export_command(
         usage_error(str(exc))
     store = open_store(data)
     try:
-        with _output(out) as handle:
-            count = export_records(store, handle, fmt.value, where)
+        with _output(out) as handle, progress_bars(
+                enabled=not (handle is sys.stdout and sys.stdout.isatty())) as meter:
+            # Counting first costs an index scan: only for a bar someone watches.
+            total = store.count(where)[0].count if meter is not None else 0
+            count = export_records(store, handle, fmt.value, where,
+                                   for_label(meter, "exporting"), total)
     except AuditError as exc:
         failure(str(exc))
     finally:

@@ -43,6 +43,7 @@ from broker.cli.audit_common import (
     open_store,
     usage_error,
 )
+from broker.cli.progress import for_label, progress_bars
 from broker.config import KafkaSettings
 from broker.errors import AuditError, LogError
 
@@ -109,7 +110,9 @@ def _report(result: VerifyResult, key: VerificationKey, as_json: bool) -> None:
 
 def _run(verifier: AuditVerifier, key: VerificationKey,
          exported: list[ExportedCheckpoint]) -> VerifyResult:
-    return verifier.verify(key.key, exported_checkpoints=exported)
+    with progress_bars() as meter:
+        return verifier.verify(key.key, exported_checkpoints=exported,
+                               progress=for_label(meter, "verifying"))
 
 
 def verify_embedded(data: Path, key: VerificationKey, exported: list[ExportedCheckpoint],
