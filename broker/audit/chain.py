@@ -19,8 +19,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from broker.audit import record_counts
 from broker.audit.checkpoints import public_key_id, signature_valid
 from broker.audit.records import GENESIS_HASH, Checkpoint
+from broker.audit.sqlite_chain import ChainSnapshot
 from broker.audit.sqlite_store import SqliteAuditStore
 from broker.audit.store import ExportedCheckpoint, ProgressCallback
 from broker.errors import AuditError
@@ -141,7 +143,7 @@ def _diagnose_mismatch(seq: int, prev_hash: bytes, stored: bytes, body: bytes) -
 
 
 def _walk(
-    store: SqliteAuditStore, checkpoints: list[Checkpoint],
+    snapshot: ChainSnapshot, total: int, checkpoints: list[Checkpoint],
     public_key: Ed25519PublicKey | None, progress: ProgressCallback | None,
 ) -> tuple[int, bytes, int]:
     pinned = public_key_id(public_key) if public_key is not None else ""
@@ -152,8 +154,7 @@ def _walk(
     expected = 1
     prev = GENESIS_HASH
     sha256 = hashlib.sha256
-    total = store.head()[0] if progress is not None else 0
-    for seq, prev_hash, stored, body, altered in store.iter_chain():
+    for seq, prev_hash, stored, body, altered in snapshot.links():
         if seq != expected:
             if expected == 1:
                 raise _ChainBroken(1, f"record 1: missing (chain starts at record {seq})")
@@ -199,6 +200,9 @@ def _walk(
             f"{checkpoint.seq} (truncated)",
             last,
         )
+    problem = record_counts.first_difference(snapshot.counted, snapshot.stored_counts())
+    if problem is not None:
+        raise _ChainBroken(0, problem, last)
     return last, prev, checked_checkpoints
 
 
@@ -229,14 +233,17 @@ def verify(
     checkpoints: list[Checkpoint] = []
     try:
         checkpoints = _merge_checkpoints(stored_checkpoints, exported_checkpoints)
-        last, head, checked = _walk(store, checkpoints, public_key, progress)
+        total = store.head()[0] if progress is not None else 0
+        with store.chain_snapshot() as snapshot:
+            last, head, checked = _walk(snapshot, total, checkpoints, public_key, progress)
     except _ChainBroken as failure:
         return VerifyReport(
             ok=False,
             records_checked=failure.records_checked,
-            first_bad_seq=failure.seq,
+            first_bad_seq=failure.seq or None,
             problem=failure.problem,
-            checkpoints_checked=sum(1 for item in checkpoints if item.seq < failure.seq),
+            checkpoints_checked=sum(1 for item in checkpoints
+                                    if item.seq < (failure.seq or failure.records_checked + 1)),
             signatures_checked=signed,
         )
     return VerifyReport(

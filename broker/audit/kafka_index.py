@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit import kafka_index_sql as schema
+from broker.audit import record_counts
 from broker.audit.errors import AuditFormatError, AuditStoreUnavailableError
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
@@ -155,7 +156,8 @@ class KafkaAuditIndex:
             if self._progress(conn, AUDIT_TOPIC) and (found is None or found[0] != origin):
                 log.warning("audit index %s belongs to another audit log; rebuilding it",
                             self.path)
-                for table in ("audit_records", "chains", "checkpoints", "progress", "tails"):
+                for table in ("audit_records", "audit_counts", "chains", "checkpoints",
+                              "progress", "tails"):
                     conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
             if origin is not None:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (origin,))
@@ -233,6 +235,7 @@ class KafkaAuditIndex:
                     "and was left out (%s); run `handoff audit verify`",
                     record.offset + 1, chain[:80], exc)
         conn.executemany(schema.INSERT, rows)
+        record_counts.add(conn, map(record_counts.key_of_row, rows))
         conn.executemany(
             "UPDATE chains SET head_seq = ?, head_hash = ? WHERE id = ?",
             [(heads[name][1], heads[name][2], heads[name][0]) for name in moved],

@@ -15,13 +15,16 @@ go on indexing meanwhile; anything it indexed later is not compared.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from broker.audit import kafka_index_sql as schema
+from broker.audit import record_counts
 from broker.audit.errors import AuditStoreNotFoundError
 from broker.audit.kafka_records import AUDIT_TOPIC, CHECKPOINTS_TOPIC, ParsedLine, tail_digest
+from broker.audit.record_counts import CountKey
 from broker.audit.records import Checkpoint
 from broker.errors import AuditError
 from broker.log.port import LogRecord
@@ -70,6 +73,7 @@ class IndexCheck:
             self._conn.close()
             raise
         self._pending: tuple[Any, ...] | None = None
+        self._counted: Counter[CountKey] = Counter()
         self._tails_checked: set[str] = set()
         self._heads: Mapping[str, tuple[int, bytes]] = {}
 
@@ -117,6 +121,7 @@ class IndexCheck:
             if found is None or tail is None or found[0] != tail.decode("utf-8"):
                 raise self._broken(f"{where}: the shared end of its detail was altered", **at)
             self._tails_checked.add(digest)
+        self._counted[record_counts.key_of_row(parsed.row)] += 1
         if position == self.indexed:
             self._heads = dict(heads)
 
@@ -137,6 +142,10 @@ class IndexCheck:
             wrong = sorted(set(chains.items()) ^ set(self._heads.items()))[0][0]
             raise self._broken(f"the head it holds for chain {wrong} was altered", chain=wrong)
         self._check_checkpoints(checkpoints)
+        problem = record_counts.first_difference(self._counted,
+                                                 record_counts.stored(self._conn))
+        if problem is not None:
+            raise self._broken(problem)
 
     def _check_checkpoints(self, in_kafka: Mapping[int, tuple[Checkpoint, str | None]]) -> None:
         numbers = []

@@ -1,12 +1,12 @@
 """The SQLite layout of the Kafka audit index.
 
 `audit_records` is the records table of `broker.audit.record_table`, as the embedded
-store keeps it, with `seq` the record's position in `_audit` (offset + 1),
-`detail_tail` the digest of its shared tail (table `tails`), and two columns of its own:
-`chain` (a row of `chains`) and `chain_seq`, the seq its hash covers. `chains` holds each
-chain's head; `checkpoints` the signed checkpoints; `progress` how far each topic has
-been read; `meta` the digest of the first record of `_audit`, which tells whether the
-file indexes the log it is pointed at.
+store keeps it (with its daily counts, `audit_counts`), with `seq` the record's position
+in `_audit` (offset + 1), `detail_tail` the digest of its shared tail (table `tails`),
+and two columns of its own: `chain` (a row of `chains`) and `chain_seq`, the seq its hash
+covers. `chains` holds each chain's head; `checkpoints` the signed checkpoints;
+`progress` how far each topic has been read; `meta` the digest of the first record of
+`_audit`, which tells whether the file indexes the log it is pointed at.
 
 The file is a cache: when its layout (`INDEX_VERSION`) is not this one, it is emptied and
 rebuilt from Kafka.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.audit import record_table
+from broker.audit import record_counts, record_table
 from broker.audit.errors import AuditFormatError
 from broker.audit.kafka_records import ParsedLine
 
@@ -32,9 +32,10 @@ INSERT = (
     f"INSERT INTO audit_records ({', '.join(READ_COLUMNS)}, subject_bucket) "  # noqa: S608
     f"VALUES ({', '.join('?' * (len(READ_COLUMNS) + 1))})"
 )
-TABLES = ("audit_records", "records", "chains", "tails", "checkpoints", "progress", "meta")
+TABLES = ("audit_records", "audit_counts", "records", "chains", "tails", "checkpoints",
+          "progress", "meta")
 """Every table this file holds or held in an earlier layout: what a rebuild drops."""
-SCHEMA = record_table.table_sql("TEXT", EXTRA_COLUMNS) + """
+SCHEMA = record_table.table_sql("TEXT", EXTRA_COLUMNS) + record_counts.SCHEMA + """
 CREATE INDEX IF NOT EXISTS audit_by_chain ON audit_records (chain);
 CREATE TABLE IF NOT EXISTS chains (
     id INTEGER PRIMARY KEY,

@@ -2,9 +2,11 @@
 
 Tables: `audit_records` (defined in `broker.audit.record_table`, shared with the Kafka
 index; `detail_tail` is the id of a row of `audit_detail_tails`), `audit_detail_tails`
-(shared ends of details), `audit_checkpoints`. Triggers make all three append-only
-against accidental edits; deliberate tampering that drops them is what verification
-catches, including in the columns outside the hash (`detail_tail`, `subject_bucket`).
+(shared ends of details), `audit_checkpoints`, and `audit_counts` (daily counts,
+`broker.audit.record_counts`). Triggers make the first three append-only against
+accidental edits; deliberate tampering that drops them is what verification catches,
+including in what is derived from the records (`detail_tail`, `subject_bucket`, the
+daily counts).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from broker.audit import record_table
+from broker.audit import record_counts, record_table
 from broker.audit.errors import AuditStoreNotFoundError
 from broker.audit.records import StoredRow
 from broker.errors import AuditError
 
 SCHEMA_VERSION = 2
-"""1: indexes for pages in seq order. 2: indexes for pages in time order and counts
-(`MIGRATIONS[1]`); the records are unchanged."""
+"""1: indexes for pages in seq order. 2: indexes for pages in time order, and daily
+counts (`MIGRATIONS[1]`); the records are unchanged."""
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 """Fold the WAL back into the database every ~40 MB rather than SQLite's default 4 MB:
 each fold syncs, and index pages changed by many batches are then written once."""
@@ -32,7 +34,7 @@ SELECT_LINKS = (
     f"FROM {record_table.TABLE}"
 )
 """What verification reads of each record: everything, the derived columns included."""
-SCHEMA = record_table.table_sql("INTEGER") + """
+SCHEMA = record_table.table_sql("INTEGER") + record_counts.SCHEMA + """
 CREATE TABLE IF NOT EXISTS audit_detail_tails (
     id INTEGER PRIMARY KEY,
     text TEXT NOT NULL
@@ -66,7 +68,7 @@ DROP INDEX IF EXISTS audit_by_recipient_time;
 DROP INDEX IF EXISTS audit_by_agreement;
 DROP INDEX IF EXISTS audit_by_agreement_time;
 DROP INDEX IF EXISTS audit_by_time;
-""" + record_table.INDEXES_SQL,
+""" + record_table.INDEXES_SQL + record_counts.SCHEMA + ";" + record_counts.FILL,
 }
 """SQL that brings a store from version N to N + 1."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+from broker.audit import record_counts
 from broker.audit import sqlite_schema as schema
 from broker.audit.disclosures import Disclosure
 from broker.audit.errors import (
@@ -27,15 +29,11 @@ from broker.audit.records import (
     encode_row,
 )
 from broker.audit.shared_tails import SharedTails
+from broker.audit.sqlite_chain import ChainSnapshot
 from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
 from broker.audit.table_reader import RecordTableReader
 from broker.errors import AuditError
 
-ChainLink = tuple[int, bytes, bytes, bytes, str | None]
-"""(seq, prev_hash, hash, canonical bytes of the record without hash, problem): what
-verification checks of one stored record. `problem` names a column outside the hash
-that does not match the record (altered), or is None."""
-_BROKEN = (b"", b"", b"")
 _TRANSIENT_MARKERS = ("locked", "busy", "disk i/o", "full", "unable to open")
 
 
@@ -187,6 +185,7 @@ class SqliteAuditStore:
                 prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
                 rows.append((*row, prev, tail_id, subject_bucket(seq, entry.subject)))
             conn.executemany(schema.INSERT, rows)
+            record_counts.add(conn, map(record_counts.key_of_row, rows))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -304,46 +303,17 @@ class SqliteAuditStore:
             )
         return AuditRecord.from_row((*row[:12], row[12] + tail, row[13], row[14]))
 
-    def _link(self, conn: sqlite3.Connection, row: StoredRow) -> ChainLink:
-        """A stored row (with `subject_bucket` last) as a chain link: what its hash must
-        be computed over, and whether its columns outside the hash fit it.
-
-        A row altered into something that cannot be encoded (a number where text belongs,
-        a missing shared part) yields a link that cannot match its hash, so the verifier
-        reports the record as changed instead of failing.
-        """
-        seq = row[0]
-        try:
-            if not schema.well_formed(row):
-                return (seq, *_BROKEN, None)
-            tail_id = row[schema.TAIL]
-            if tail_id is None:
-                detail = row[12].encode("utf-8")
-            else:
-                tail = self._tail_text(conn, tail_id) if type(tail_id) is int else None
-                if tail is None:
-                    return (seq, *_BROKEN, None)
-                detail = (row[12] + tail).encode("utf-8")
-            body = encode_row(row, detail_bytes=detail)
-        except (TypeError, AttributeError, ValueError, sqlite3.InterfaceError):
-            return (seq, *_BROKEN, None)
-        problem = None
-        if row[-1] != subject_bucket(seq, row[3]):
-            problem = ("its subject index column (subject_bucket) was altered outside the "
-                       "chain: lookups by subject would miss it")
-        return seq, row[13], row[14], body, problem
-
     def _stream_connection(self) -> sqlite3.Connection:
         self._check_open()
         return self._connect()
 
-    def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
-        """Stream every record's chain link in seq order, for `SqliteAuditVerifier`."""
+    @contextlib.contextmanager
+    def chain_snapshot(self) -> Iterator[ChainSnapshot]:
+        """What `SqliteAuditVerifier` reads, in one read transaction of its own."""
         conn = self._stream_connection()
         try:
-            for row in conn.execute(f"{schema.SELECT_LINKS} WHERE seq >= ? ORDER BY seq",
-                                    (from_seq,)):
-                yield self._link(conn, row)
+            conn.execute("BEGIN")
+            yield ChainSnapshot(conn, self._tail_text)
         except sqlite3.Error as exc:
             raise _translate(exc, "reading the chain") from exc
         finally:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from broker.audit import record_counts
 from broker.audit.disclosures import PERMIT, Disclosure, disclosure_from_record
 from broker.audit.errors import AuditQueryError
 from broker.audit.record_table import RecordSql
@@ -29,6 +31,11 @@ from broker.errors import AuditError
 Row = tuple[Any, ...]
 ToRecord = Callable[[sqlite3.Connection, Row], AuditRecord]
 Translate = Callable[[sqlite3.Error, str], AuditError]
+
+
+def _nulls_first(group: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    """Sort key putting groups in SQL's order: NULL first, then text by code point."""
+    return tuple((value is not None, value or "") for value in group)
 
 
 def disclosure_filter(where: AuditFilter) -> AuditFilter:
@@ -99,14 +106,33 @@ class RecordTableReader:
             conn.close()
 
     def count(self, where: AuditFilter, by: Sequence[str]) -> tuple[AuditCount, ...]:
-        """See `AuditReader.count`."""
+        """See `AuditReader.count`. Whole days come from the daily counts, the partial
+        days at the ends of the period (or a subject's records) from the records; all in
+        one snapshot."""
         columns: tuple[CountColumn, ...] = check_count_columns(by)
-        query = self._sql.count(where, columns)
+        totals: Counter[tuple[Any, ...]] = Counter()
         try:
-            rows = self._connection().execute(query.sql, query.params).fetchall()
+            conn = self._connection()
+            conn.execute("BEGIN")
+            try:
+                parts = [where]
+                if record_counts.can_answer(where, columns):
+                    first_day, end_day, parts = record_counts.split(where)
+                    if end_day > first_day:
+                        totals += record_counts.sum_days(conn, where, columns, first_day,
+                                                         end_day)
+                for part in parts:
+                    query = self._sql.count(part, columns)
+                    for row in conn.execute(query.sql, query.params):
+                        totals[tuple(row[:-1])] += int(row[-1])
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._translate(exc, "counting") from exc
-        return tuple(AuditCount(tuple(row[:-1]), int(row[-1])) for row in rows)
+        if not columns:
+            return (AuditCount((), totals[()]),)
+        return tuple(AuditCount(group, totals[group]) for group in sorted(
+            (group for group in totals if totals[group]), key=_nulls_first))
 
     def disclosures(self, where: AuditFilter) -> list[Disclosure]:
         """See `AuditReader.disclosures`."""

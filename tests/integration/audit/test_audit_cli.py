@@ -17,6 +17,7 @@ from broker.audit.paths import (
     signing_public_key_path,
 )
 from broker.cli.main import app
+from tests.integration.audit.conftest import RECOUNT
 
 runner = CliRunner()
 
@@ -75,7 +76,8 @@ def test_verify_with_a_pinned_key_that_did_not_sign_fails(broker_data, tmp_path)
 def test_verify_checks_exported_checkpoints_kept_elsewhere(broker_data, tmp_path, tamper):
     kept = tmp_path / "kept-checkpoints.jsonl"
     assert handoff("checkpoints", "--data", broker_data, "--out", kept).exit_code == 0
-    tamper("DELETE FROM audit_records WHERE seq > 20", "DELETE FROM audit_checkpoints")
+    tamper("DELETE FROM audit_records WHERE seq > 20", "DELETE FROM audit_checkpoints",
+           *RECOUNT)
     assert handoff("verify", "--data", broker_data).exit_code == 0
     result = handoff("verify", "--data", broker_data, "--checkpoints", kept)
     assert result.exit_code == 1

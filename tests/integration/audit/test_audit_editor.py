@@ -127,3 +127,17 @@ def test_an_editor_changing_a_shared_detail_tail_is_named(installation, tamper):
     assert result.exit_code == 1
     assert result.stdout.startswith("FAILED: record "), result.stdout
 
+
+
+def test_an_editor_changing_a_daily_count_is_named(installation, pseudonymizer, tamper):
+    data_dir, pinned, exported = installation
+    before = what_readers_see(data_dir, pseudonymizer.pseudonym(PERSON))
+    tamper("UPDATE audit_counts SET records = records - 1")
+    assert what_readers_see(data_dir, pseudonymizer.pseudonym(PERSON)) != before
+    result = runner.invoke(app, ["audit", "verify", "--data", str(data_dir),
+                                 "--public-key", str(pinned), "--checkpoints", str(exported)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("FAILED: the daily count of day 19875 (kind decision, "
+                                    "outcome permit, agreement cg-hv-births, recipient "
+                                    "hv-nfp, source county-general, subscription hv-births) "
+                                    "says 59 records where there are 60"), result.stdout

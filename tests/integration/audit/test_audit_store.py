@@ -147,6 +147,7 @@ def test_a_repeated_decision_explanation_is_stored_once(data_dir, store, decisio
 
 
 _VERSION_1_INDEXES = """
+DROP TABLE audit_counts;
 DROP INDEX audit_by_recipient; DROP INDEX audit_by_agreement; DROP INDEX audit_by_time;
 DROP INDEX audit_by_subscription; DROP INDEX audit_by_kind;
 CREATE INDEX audit_by_recipient ON audit_records (recipient) WHERE recipient IS NOT NULL;

@@ -125,6 +125,8 @@ OTHER_EDITS = {
                              "WHERE topic = '_audit'", "claims to have read 17 records"),
     "the origin": ("UPDATE meta SET value = 'x' WHERE name = 'origin'",
                    "built from another audit log"),
+    "a daily count": ("UPDATE audit_counts SET records = records + 1 WHERE rowid = 1",
+                      "the daily count of day 19875"),
 }
 
 
