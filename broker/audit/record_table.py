@@ -12,8 +12,9 @@ Pages run in time order (`at_ms`, then `seq`), which is what a person reading th
 expects and what the indexes below serve without sorting: each equality filter has an
 index `(column, at_ms)`, whose entries are ordered by `(column, at_ms, seq)`. A page is
 a keyset seek from the previous page's last record, so page 1,000 costs what page 1
-does. Counting a period reads only `audit_by_time`, which holds the attributes counts
-group by, and never the records themselves.
+does. Counting reads the daily counts (`broker.audit.record_counts`) for whole days, and
+for the partial days at the ends of a period `audit_by_time`, which holds the attributes
+counts mostly group by, so it rarely reads the records themselves.
 """
 
 from __future__ import annotations
