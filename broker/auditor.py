@@ -7,18 +7,12 @@ log, only field paths and reasons.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from broker.audit import AuditEntry, SubjectPseudonymizer
+from broker.audit import AuditAppender, AuditEntry, SubjectPseudonymizer
 from broker.auth import Principal
 from broker.clock import Clock, now_ms
 from broker.metrics import Metrics
-
-
-class AuditAppender(Protocol):
-    """The one thing the auditor needs of an audit store."""
-
-    def append(self, entries: Sequence[AuditEntry]) -> object: ...
 
 
 class Auditor:

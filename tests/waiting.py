@@ -2,7 +2,7 @@
 
     from tests.waiting import eventually
 
-    rows = eventually(lambda: store.query(kind="decision"), timeout=20,
+    rows = eventually(lambda: list(store.iter_records(AuditFilter(kind="decision"))), timeout=20,
                       message="no decision was audited")
 
 `eventually` asks `condition` until it returns something truthy, and returns that; after

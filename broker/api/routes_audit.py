@@ -18,6 +18,7 @@ from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, problem_responses
 from broker.audit import AuditStore
+from broker.audit.store import AuditFilter
 from broker.auditor import Auditor
 from broker.auth import Principal, Role
 
@@ -52,19 +53,20 @@ async def decisions(
     outcome: Literal["permit", "deny"] | None = None,
     since: IsoTime | None = Query(default=None, description="ISO 8601, inclusive"),
     until: IsoTime | None = Query(default=None, description="ISO 8601, exclusive"),
-    after: int = Query(default=0, ge=0, le=2**62, description="seq of the last record seen"),
+    after: int = Query(default=0, ge=0, le=2**62,
+                       description="`next` of the previous page (the seq of its last record)"),
     limit: int = Query(default=100, ge=1, le=1000),
     _: Principal = Depends(AUDITOR),
     auditor: Auditor = Depends(deps.auditor),
     store: AuditStore = Depends(deps.audit_store),
 ) -> dict[str, Any]:
-    pseudonym = auditor.subject(subject) if subject else None
-    records = await anyio.to_thread.run_sync(lambda: store.query(
-        subject=pseudonym, recipient=recipient, agreement=agreement, outcome=outcome,
-        subscription=subscription, kind="decision", since_ms=_ms(since), until_ms=_ms(until),
-        after_seq=after, limit=limit))
-    return {"records": [r.to_dict() for r in records],
-            "next": records[-1].seq if records else after}
+    where = AuditFilter(
+        subject=auditor.subject(subject) if subject else None, recipient=recipient,
+        agreement=agreement, outcome=outcome, subscription=subscription, kind="decision",
+        since_ms=_ms(since), until_ms=_ms(until))
+    page = await anyio.to_thread.run_sync(lambda: store.page(
+        where, cursor=after or None, limit=limit))
+    return {"records": [r.to_dict() for r in page.records], "next": page.cursor or after}
 
 
 @router.get("/disclosures/{subject_id}",
@@ -77,8 +79,8 @@ async def disclosures(
     store: AuditStore = Depends(deps.audit_store),
 ) -> dict[str, Any]:
     pseudonym = auditor.subject(subject_id)
-    found = await anyio.to_thread.run_sync(store.disclosures, pseudonym, _ms(since),
-                                           _ms(until))
+    where = AuditFilter(subject=pseudonym, since_ms=_ms(since), until_ms=_ms(until))
+    found = await anyio.to_thread.run_sync(store.disclosures, where)
     return {"subject": pseudonym, "disclosures": [d.to_dict() for d in found]}
 
 
@@ -86,8 +88,6 @@ async def disclosures(
 def head(_: Principal = Depends(AUDITOR),
          store: AuditStore = Depends(deps.audit_store)) -> dict[str, Any]:
     seq, hash_hex = store.head()
-    checkpoints = store.checkpoints()
-    latest = checkpoints[-1] if checkpoints else None
+    latest = store.latest_checkpoint()
     return {"seq": seq, "hash": hash_hex,
-            "checkpoint": latest.to_dict() if latest is not None and hasattr(latest, "to_dict")
-            else None}
+            "checkpoint": latest.to_dict() if latest is not None else None}

@@ -22,6 +22,7 @@ import pytest
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from broker.auth import Role
 from broker.auth.keyfile import KeyFile
 from broker.demo import story
@@ -201,8 +202,8 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
 
     store = SqliteAuditStore(audit_db_path(broker.data_dir), create=False)
     try:
-        records = store.query(kind="access_refused", limit=100_000)
-        publishes = store.query(kind="publish_refused", limit=100_000)
+        records = list(store.iter_records(AuditFilter(kind="access_refused")))
+        publishes = list(store.iter_records(AuditFilter(kind="publish_refused")))
     finally:
         store.close()
     audited = Counter((r.detail["method"], r.detail["route"], r.detail["status"], r.actor)
@@ -224,7 +225,7 @@ def test_refusals_name_the_key_but_never_the_secret(matrix_broker):
             assert caller.secret not in broker.logs()
     store = SqliteAuditStore(audit_db_path(broker.data_dir), create=False)
     try:
-        text = repr([r.to_dict() for r in store.query(limit=100_000)])
+        text = repr([r.to_dict() for r in store.iter_records()])
     finally:
         store.close()
     assert not [c.name for c in callers if c.secret and c.secret in text]

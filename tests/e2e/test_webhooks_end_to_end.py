@@ -20,6 +20,7 @@ import yaml
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from connectors.webhook_signing import WebhookSecret
 from tests.e2e.harness import DEMO, BrokerProcess, Client
 from tests.integration.fhir.bundles import birth_bundle
@@ -173,8 +174,10 @@ def test_a_receiver_that_keeps_failing_ends_in_the_dead_letter_queue_until_repla
     broker.stop()
     store = SqliteAuditStore(audit_db_path(tmp_path / "data"))
     try:
-        dead = store.query(kind="delivery_dead_lettered", subscription=SUB)
-        replayed = store.query(kind="delivery_replayed", subscription=SUB)
+        dead = list(store.iter_records(
+            AuditFilter(kind="delivery_dead_lettered", subscription=SUB)))
+        replayed = list(store.iter_records(
+            AuditFilter(kind="delivery_replayed", subscription=SUB)))
     finally:
         store.close()
     assert sorted(r.decision_id for r in dead) == sorted(d["decision_id"] for d in letters)

@@ -23,6 +23,7 @@ import pytest
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from broker.auth import Role
 from broker.auth.keyfile import KeyFile
 from broker.demo import story
@@ -39,7 +40,7 @@ def a_birth() -> dict[str, Any]:
 def audit_records(data_dir: Path, kind: str) -> list[Any]:
     store = SqliteAuditStore(audit_db_path(data_dir), create=False)
     try:
-        return store.query(kind=kind, limit=1000)
+        return list(store.iter_records(AuditFilter(kind=kind)))
     finally:
         store.close()
 

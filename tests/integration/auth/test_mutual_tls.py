@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from broker.demo import story
 from tests.e2e.harness import DEMO, REPO, free_port
 from tests.waiting import eventually
@@ -173,7 +174,7 @@ def test_an_unmapped_certificate_is_unauthenticated_and_audited(tls_broker):
     assert response.headers["content-type"] == "application/problem+json"
     store = SqliteAuditStore(audit_db_path(tls_broker.data_dir), create=False)
     try:
-        refusals = store.query(kind="access_refused", limit=1000)
+        refusals = list(store.iter_records(AuditFilter(kind="access_refused")))
     finally:
         store.close()
     assert any(r.detail["reason"] == "client certificate not mapped to an agency"

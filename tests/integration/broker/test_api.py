@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
+from broker.audit.store import AuditFilter
 from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
@@ -122,16 +123,16 @@ def test_publish_refusals_are_problems_and_audited(api, agency, path, status, sl
     assert response.status_code == status
     assert response.json()["type"] == f"/problems/{slug}"
     if status == 401 or agency == "auditor":
-        refused = runtime.audit.query(kind="access_refused")
+        refused = list(runtime.audit.iter_records(AuditFilter(kind="access_refused")))
         assert refused and refused[-1].detail["status"] == status
     elif status == 403:
         # Whatever the channel, the publisher refuses an event type the agency may not
         # publish, under one record type.
-        refused = runtime.audit.query(kind="publish_refused")
+        refused = list(runtime.audit.iter_records(AuditFilter(kind="publish_refused")))
         assert refused and dict(refused[-1].detail) == {
             "event_type": "birth", "reason": "not_permitted", "fields": []}
         assert refused[-1].source == "hv-nfp"
-        assert runtime.audit.query(kind="access_refused") == []
+        assert list(runtime.audit.iter_records(AuditFilter(kind="access_refused"))) == []
 
 
 def test_size_cap_applies_before_parsing(api):

@@ -19,6 +19,7 @@ import fastavro
 import pytest
 from fastapi.testclient import TestClient
 
+from broker.audit.store import AuditFilter
 from broker.api.app import create_app
 from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
@@ -58,7 +59,7 @@ def consent(subject: str, consent_id: str, action: str = "GRANT", *,
 
 
 def consent_changes(runtime: Broker) -> list[Any]:
-    return runtime.audit.query(kind="consent_change", limit=1000)
+    return list(runtime.audit.iter_records(AuditFilter(kind="consent_change")))
 
 
 def consents_on_the_log(runtime: Broker) -> int:

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
+from broker.audit.store import AuditFilter
 from broker.cli.main import app as cli
 from broker.crypto import LocalKek
 from broker.crypto.encrypted_log import register_encryption_metrics
@@ -113,7 +114,7 @@ def test_a_running_broker_deletes_shreds_and_audits_and_the_chain_verifies(tmp_p
         store = runtime.audit
 
         def shredded_both() -> list | None:
-            enforced = store.query(kind="retention_enforced", limit=1000)
+            enforced = list(store.iter_records(AuditFilter(kind="retention_enforced")))
             shredded = {t for r in enforced for t in r.detail["keys_shredded"]}
             return enforced if {"events.birth", "deliver.eval-births"} <= shredded else None
 
@@ -133,7 +134,8 @@ def test_a_running_broker_deletes_shreds_and_audits_and_the_chain_verifies(tmp_p
     assert result.exit_code == 0, result.output
     # Decisions about the expired events are still in the audit log.
     with running_broker(data, **_retained(kek_file)) as (_, runtime):
-        decided = {r.event_id for r in runtime.audit.query(kind="decision", limit=1000)}
+        decided = {r.event_id for r in
+                   runtime.audit.iter_records(AuditFilter(kind="decision"))}
     assert {e["event_id"] for e in events} <= decided
     assert marker.encode() not in stored_bytes(data)
 

@@ -15,6 +15,7 @@ from broker.audit import CheckpointSigner, SqliteAuditStore
 from broker.audit.kafka_store import KafkaAuditStore
 from broker.audit.kafka_verify import verify_kafka
 from broker.audit.paths import audit_db_path, signing_key_path, signing_public_key_path
+from broker.audit.store import AuditFilter
 from broker.cli.main import app
 from broker.demo import story
 from broker.errors import LogUnavailableError
@@ -113,6 +114,14 @@ def test_a_migrated_directory_keeps_its_records_place_ids_and_audit_log(
             after.close()
     finally:
         source.close()
+    index = KafkaIdempotencyIndex(target, tmp_path / "accepted.db")
+    try:
+        with SqliteAuditStore(audit_db_path(demo_data), create=False) as embedded:
+            placed = {r.event_id: r for r in embedded.iter_records(AuditFilter(kind="decision"))}
+            found = index.lookup("county-general", list(placed))
+        assert found and all(a.topic.startswith("events.") for a in found.values())
+    finally:
+        index.close()
 
     verified = runner.invoke(app, [
         "audit", "verify", "--kafka", target._connection.bootstrap_servers, "--topic-prefix",
@@ -122,14 +131,14 @@ def test_a_migrated_directory_keeps_its_records_place_ids_and_audit_log(
 
     # The accounting of disclosures reads the same from Kafka as from the directory.
     with SqliteAuditStore(audit_db_path(demo_data), create=False) as embedded:
-        subjects = {r.subject for r in embedded.query(kind="decision", outcome="permit",
-                                                      limit=1000)}
+        subjects = {r.subject for r in embedded.iter_records(
+            AuditFilter(kind="decision", outcome="permit"))}
         expected = {s: [(d.event_id, d.decision_id, d.recipient) for d in
-                        embedded.disclosures(s)] for s in subjects}
+                        embedded.disclosures(AuditFilter(subject=s))] for s in subjects}
     kafka_store = KafkaAuditStore(target, tmp_path / "index.db", writer="router")
     try:
         assert {s: [(d.event_id, d.decision_id, d.recipient) for d in
-                    kafka_store.disclosures(s)] for s in subjects} == expected
+                    kafka_store.disclosures(AuditFilter(subject=s))] for s in subjects} == expected
         # … and the broker carries on writing on Kafka, still verifiable.
         kafka_store.append([next(iter(embedded_entries(demo_data)))])
         signer = CheckpointSigner.load_or_create(signing_key_path(demo_data))

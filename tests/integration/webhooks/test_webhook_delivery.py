@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from broker.audit.store import AuditFilter
 from connectors.webhook_receiver import verify
 from connectors.webhook_signing import WebhookSecret
 from tests.integration.webhooks.conftest import SUB, auth
@@ -15,7 +16,7 @@ from tests.waiting import eventually
 
 
 def audit_kinds(broker, kind: str) -> list:
-    return [r for r in broker.runtime.audit.query(kind=kind)]
+    return [r for r in broker.runtime.audit.iter_records(AuditFilter(kind=kind))]
 
 
 def test_delivery_is_signed_and_carries_only_the_permitted_fields(make_broker, receiver):
