@@ -57,7 +57,7 @@ def accounting_pdf(disclosures: Sequence[Disclosure], subject: str, period: str,
         pdf.cell(0, 5.5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("DejaVu", "", 8)
-    with pdf.table(col_widths=(30, 30, 120, 32, 65), text_align="LEFT",
+    with pdf.table(col_widths=(38, 30, 115, 32, 62), text_align="LEFT",
                    line_height=4.2, headings_style=HEADINGS) as table:
         table.row(COLUMNS)
         for d in disclosures:
