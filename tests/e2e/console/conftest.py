@@ -1,8 +1,9 @@
 """A broker loaded with the demo's morning, a headless Chromium, and a signed-in page.
 
-The browser is Debian's Chromium driven by Playwright for Python; without
-/usr/bin/chromium the browser tests skip, naming the Debian package (`.ci/run` installs
-it). Screenshots go to test-artifacts/console/ at the repository root.
+The browser is Debian's Chromium (/usr/bin/chromium) driven by Playwright for Python;
+without it the browser tests skip, naming the Debian package `chromium` (`.ci/run`
+installs it, and makes a missing one a failure). Screenshots go to
+test-artifacts/console/ at the repository root.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.harness import DEMO, REPO, BrokerProcess, demo_keys
 from tests.e2e.console.morning import play_morning
+from tests.e2e.harness import DEMO, REPO, BrokerProcess, demo_keys
+from tests.system_tools import system_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -75,12 +77,11 @@ def http(morning: BrokerProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Chromium at /usr/bin/chromium: apt-get install chromium")
+    executable = str(CHROMIUM) if CHROMIUM.exists() else system_tool("chromium", "chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
+        chromium = playwright.chromium.launch(executable_path=executable,
                                               args=CHROMIUM_ARGS)
         try:
             yield chromium
