@@ -20,7 +20,6 @@ from starlette.datastructures import FormData
 from starlette.types import Message
 
 from broker.api import dependencies as deps
-from broker.api.auth import principal_of
 from broker.auth import KeyCheck, Principal, Role
 from broker.auth.mtls import client_names
 from broker.console.errors import ConsoleRefused, SignInRequired, TooLarge
@@ -149,17 +148,6 @@ async def parse_form(request: Request, limit: int, max_files: int = 0) -> FormDa
     return await capped.form(max_files=max_files, max_fields=50)
 
 
-def check_origin_and_token(request: Request, expected: str, given: object) -> None:
-    if not same_site(request):
-        deps.auditor(request).access_refused(
-            principal_of(request), request.method, _page(request), 403,
-            "cross-site console form")
-        raise ConsoleRefused(403, "this form was not sent from the console's own pages")
-    if not isinstance(given, str) or not hmac.compare_digest(given, expected):
-        raise ConsoleRefused(403, "the form token is missing or stale; reload the page "
-                             "and try again")
-
-
 async def checked_form(request: Request, user: ConsoleUser, limit: int = FORM_BYTES,
                        max_files: int = 0) -> FormData:
     """A POST's form from the signed-in user's own console page, token checked."""
@@ -176,15 +164,6 @@ async def checked_form(request: Request, user: ConsoleUser, limit: int = FORM_BY
         raise ConsoleRefused(403, "the form token is missing or stale; reload the page "
                              "and try again")
     return form
-
-
-def check_htmx_token(request: Request, user: ConsoleUser) -> None:
-    """For POSTs without a body of interest (htmx buttons): origin and header token."""
-    given = request.headers.get("x-csrf-token", "")
-    if not same_site(request) or not hmac.compare_digest(given, user.csrf):
-        deps.auditor(request).access_refused(
-            user.principal, request.method, _page(request), 403, "console request refused")
-        raise ConsoleRefused(403, "this request was not sent from the console's own pages")
 
 
 def audit(request: Request, user: ConsoleUser, action: str, *, subject: str | None = None,
