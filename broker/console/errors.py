@@ -14,9 +14,14 @@ class ConsoleError(BrokerError):
 
 
 class SignInRequired(ConsoleError):
-    """No live session: the browser is sent to the sign-in page."""
+    """No live session: the browser is sent to the sign-in page, which says why by
+    `code` (`required`, `ended` or `key`)."""
 
     status = 401
+
+    def __init__(self, message: str, code: str = "required") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ConsoleRefused(ConsoleError):

@@ -37,8 +37,8 @@ PAGES = (pages_login, pages_map, pages_decisions, pages_person, pages_accounting
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:
-    message = exc.message if isinstance(exc, ConsoleError) else "sign in"
-    target = f"/console/login?message={quote_plus(message)}"
+    code = exc.code if isinstance(exc, SignInRequired) else "required"
+    target = f"/console/login?message={quote_plus(code)}"
     if request.headers.get("hx-request"):
         return Response(status_code=401, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

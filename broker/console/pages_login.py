@@ -51,11 +51,21 @@ def home() -> RedirectResponse:
     return RedirectResponse(HOME, status_code=303)
 
 
+MESSAGES = {
+    "required": "Sign in to use the console.",
+    "ended": "Your session has ended; sign in again.",
+    "key": "Your key may no longer use the console; sign in again.",
+    "signed-out": "Signed out.",
+}
+"""What the sign-in page may say, by code: it never shows text taken from its address."""
+
+
 @router.get("/console/login")
 def login_form(request: Request, message: str = "") -> Response:
     token = secrets.token_urlsafe(24)
     response = page(request, None, "login.html", login_token=token,
-                    message=message[:200], certificate=_certificate_principal(request))
+                    message=MESSAGES.get(message, ""),
+                    certificate=_certificate_principal(request))
     response.set_cookie(LOGIN_COOKIE, token, max_age=600, path="/console/login",
                         httponly=True, samesite="strict", secure=_secure(request))
     return response
@@ -122,6 +132,6 @@ async def logout(request: Request, user: ConsoleUser = Depends(console_user)) ->
     await checked_form(request, user)
     sessions(request).end(user.token)
     audit(request, user, "sign out")
-    response = RedirectResponse("/console/login?message=Signed+out.", status_code=303)
+    response = RedirectResponse("/console/login?message=signed-out", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/console")
     return response

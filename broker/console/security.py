@@ -78,7 +78,7 @@ def console_user(request: Request) -> ConsoleUser:
         # A forged cookie, or one replayed after sign-out or expiry.
         deps.auditor(request).access_refused(
             None, request.method, _page(request), 401, "console session unknown or ended")
-        raise SignInRequired("your session has ended; sign in again")
+        raise SignInRequired("your session has ended; sign in again", "ended")
     check = _still_valid(request, session)
     principal = check.principal
     if principal is None or not may_use_console(principal) or (
@@ -87,7 +87,7 @@ def console_user(request: Request) -> ConsoleUser:
         deps.auditor(request).access_refused(
             session.principal, request.method, _page(request), 401,
             f"console session ended: {check.reason or 'the key lost the auditor and admin roles'}")
-        raise SignInRequired("your key may no longer use the console; sign in again")
+        raise SignInRequired("your key may no longer use the console; sign in again", "key")
     return ConsoleUser(principal, session, token)
 
 

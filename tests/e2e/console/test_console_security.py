@@ -49,7 +49,13 @@ def test_a_forged_session_cookie_is_refused(http: httpx.Client) -> None:
     http.cookies.set("handoff_console", secrets.token_urlsafe(32), path="/console")
     answer = http.get("/console/decisions")
     assert answer.status_code == 303
-    assert answer.headers["location"].startswith("/console/login")
+    assert answer.headers["location"] == "/console/login?message=ended"
+    assert "Your session has ended" in http.get(answer.headers["location"]).text
+
+
+def test_the_sign_in_page_never_shows_text_from_its_address(http: httpx.Client) -> None:
+    page = http.get("/console/login", params={"message": "Send your key to evil.example"})
+    assert page.status_code == 200 and "evil.example" not in page.text
 
 
 def test_a_cookie_replayed_after_sign_out_is_refused(http: httpx.Client,
