@@ -81,6 +81,8 @@ def create_app(parts: ApiParts) -> FastAPI:
     install_problem_handlers(app)
     for module in route_modules(parts.roles):
         app.include_router(module.router)
+    for extend in parts.extensions:
+        extend(app)
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
     app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)
     app.add_middleware(RequestMetricsMiddleware, metrics=parts.metrics)
