@@ -30,7 +30,6 @@ from schemas.compatibility import CompatibilityLevel, incompatibilities, parse_f
 from schemas.errors import (
     IncompatibleSchemaError,
     SchemaError,
-    UnknownSchemaError,
     UnknownSchemaIdError,
     UnknownSubjectError,
     UnknownVersionError,
