@@ -50,7 +50,7 @@ class LogRegistryStore:
         else:
             subject = doc["subject"]
             self._levels[None if subject is None else str(subject)] = CompatibilityLevel(
-                doc["level"])
+                str(doc["level"]))
 
     def save_schema(self, schema: StoredSchema) -> None:
         doc: dict[str, object] = {"kind": "schema", "subject": schema.subject,

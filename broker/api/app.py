@@ -19,6 +19,7 @@ from broker.api import (
     routes_fhir,
     routes_ops,
     routes_registry,
+    routes_registry_config,
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
@@ -38,8 +39,8 @@ details (`application/problem+json`).
 """
 
 
-API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
-              routes_connectors, routes_fhir)
+API_ROUTES = (routes_events, routes_explain, routes_registry, routes_registry_config,
+              routes_audit, routes_admin, routes_connectors, routes_fhir)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""

@@ -1,7 +1,8 @@
 """Who may call what: every operation in the OpenAPI schema by every kind of caller by its
 own and another agency's resources, against a running broker.
 
-Everything that should be refused is refused (401 or 403, as problem+json), everything
+Everything that should be refused is refused (401 or 403, as problem+json; the registry
+in Confluent's error shape), everything
 else gets past authorisation, and each refusal is in the audit log as `access_refused`
 naming the route and the key (an event type the agency may not publish as
 `publish_refused`, the record the publisher writes whatever the channel). A new endpoint
@@ -55,9 +56,19 @@ RULES: dict[tuple[str, str], dict[Role, str]] = {
     ("GET", "/v1/registry/subjects"): EVERY_ROLE,
     ("GET", "/v1/registry/subjects/{subject}/versions"): EVERY_ROLE,
     ("GET", "/v1/registry/subjects/{subject}/versions/{version}"): EVERY_ROLE,
+    ("GET", "/v1/registry/subjects/{subject}/versions/{version}/schema"): EVERY_ROLE,
+    ("POST", "/v1/registry/subjects/{subject}"): EVERY_ROLE,
     ("GET", "/v1/registry/schemas/ids/{schema_id}"): EVERY_ROLE,
+    ("GET", "/v1/registry/schemas/ids/{schema_id}/versions"): EVERY_ROLE,
+    ("GET", "/v1/registry/schemas/ids/{schema_id}/subjects"): EVERY_ROLE,
+    ("GET", "/v1/registry/schemas/types"): EVERY_ROLE,
     ("POST", "/v1/registry/subjects/{subject}/versions"): {AD: ANY},
+    ("DELETE", "/v1/registry/subjects/{subject}"): {AD: ANY},
+    ("DELETE", "/v1/registry/subjects/{subject}/versions/{version}"): {AD: ANY},
     ("POST", "/v1/registry/compatibility/subjects/{subject}/versions/{version}"): EVERY_ROLE,
+    ("POST", "/v1/registry/compatibility/subjects/{subject}/versions"): EVERY_ROLE,
+    ("GET", "/v1/registry/config"): EVERY_ROLE,
+    ("PUT", "/v1/registry/config"): {AD: ANY},
     ("GET", "/v1/registry/config/{subject}"): EVERY_ROLE,
     ("PUT", "/v1/registry/config/{subject}"): {AD: ANY},
     ("GET", "/v1/audit/decisions"): {AU: ANY},
@@ -141,7 +152,7 @@ def body_for(path: str, own: bool) -> Any:
         return {"event_type": "birth", "source": "county-general", "event": birth,
                 "subscription": OWNED["subscription_id"] if own
                 else OTHERS["subscription_id"]}
-    if path == "/v1/registry/config/{subject}":
+    if path.startswith("/v1/registry/config"):
         return {"compatibility": "BACKWARD"}
     return {}
 
@@ -149,6 +160,10 @@ def body_for(path: str, own: bool) -> Any:
 def call(broker: BrokerProcess, method: str, template: str, caller: Caller, own: bool
          ) -> httpx.Response:
     values = {**FIXED, **(OWNED if own else OTHERS)}
+    if method == "DELETE":
+        # Deletes that get past authorisation must not retire the event type the rest
+        # of the matrix publishes.
+        values["subject"] = "events.no_such_type-value"
     path = template.format(**{k: v for k, v in values.items() if "{" + k + "}" in template})
     headers = {"Authorization": f"Bearer {caller.secret}"} if caller.secret else {}
     body = body_for(template, own) if method in ("POST", "PUT") else None
@@ -191,8 +206,12 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
                 if status != want:
                     wrong.append(f"{where}: answered {status}, should be {want}")
                     continue
-                if response.headers["content-type"] != "application/problem+json":
-                    wrong.append(f"{where}: refusal is not problem+json")
+                # The registry answers in Confluent's error shape, for Confluent clients.
+                expected_type = ("application/vnd.schemaregistry.v1+json"
+                                 if template.startswith("/v1/registry")
+                                 else "application/problem+json")
+                if response.headers["content-type"] != expected_type:
+                    wrong.append(f"{where}: refusal is not {expected_type}")
                 if template.startswith("/v1/events/") and P in caller.roles:
                     expected_publish_refusals[(caller.key_id, OTHERS["event_type"])] += 1
                     continue

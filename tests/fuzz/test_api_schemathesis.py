@@ -42,7 +42,7 @@ def key_for(path: str, method: str) -> str:
     if path.startswith("/v1/admin") or path == "/v1/explain" or (
             path.startswith("/v1/connectors") and not path.endswith("/Bundle")):
         return KEYS["admin"]
-    if path.startswith("/v1/registry") and method in ("POST", "PUT") \
+    if path.startswith("/v1/registry") and method in ("POST", "PUT", "DELETE") \
             and "compatibility" not in path:
         return KEYS["admin"]
     if path.startswith("/v1/subscriptions"):
