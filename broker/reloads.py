@@ -62,6 +62,8 @@ class PolicyReloader:
         if self._event_types is None or self._schema_files is None:
             return []
         try:
+            # Types other processes registered through the API count too.
+            self._event_types.refresh()
             added = self._event_types.register_files(self._schema_files())
         except SchemaError as exc:
             return [f"schemas: {exc}"]

@@ -57,6 +57,8 @@ log = logging.getLogger("handoff.router")
 LAG_REFRESH_SECONDS = 0.5
 TYPES_REFRESH_SECONDS = 2.0
 """How often the router reads the registry for event types other processes registered."""
+REJOIN_GRACE_SECONDS = 30.0
+"""How long a member without partitions waits before rejoining for new event types."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class Router:
         self._consumer: Consumer | None = None
         self._subscribed: list[str] = []
         self._types_due = 0.0
+        self._joined_at = 0.0
         self._facts: dict[int, _OutcomeFacts] = {}
         self._lag_due = 0.0
         self.healthy = threading.Event()
@@ -142,13 +145,17 @@ class Router:
             self._types_due = now + TYPES_REFRESH_SECONDS
             self._types.refresh()
         topics = self.topics()
-        if self._consumer is not None and topics != self._subscribed:
+        if self._consumer is not None and topics != self._subscribed and (
+                self._consumer.assignment() or now > self._joined_at + REJOIN_GRACE_SECONDS):
+            # A member that leaves a Kafka group before its join completed can hold the
+            # group's next rebalance up for minutes: rejoin only once it has partitions.
             log.info("router now routes %s", ", ".join(sorted(
                 set(topics) - set(self._subscribed))) or "fewer event types")
             self._drop_consumer()
         if self._consumer is None:
             self._consumer = self._log.consumer(ROUTER_GROUP, topics)
             self._subscribed = topics
+            self._joined_at = now
         return self._consumer
 
     def _drop_consumer(self) -> None:
