@@ -25,6 +25,7 @@ from broker.api import (
 from broker.api.auth import BearerKeyMiddleware
 from broker.api.dependencies import ApiParts
 from broker.api.metrics_middleware import RequestMetricsMiddleware
+from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.auth import Principal
@@ -34,8 +35,9 @@ DESCRIPTION = """
 Handoff moves events between human-services agencies under their data sharing
 agreements, families' consent and the privacy laws that cover the data.
 
-Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem
-details (`application/problem+json`).
+Authenticate with `Authorization: Bearer <API key>`, or HTTP basic auth with the key as
+the user name. Errors are RFC 9457 problem details (`application/problem+json`); the
+schema registry (`/v1/registry`) answers errors as Confluent Schema Registry does.
 """
 
 
@@ -82,6 +84,7 @@ def create_app(parts: ApiParts) -> FastAPI:
     install_problem_handlers(app)
     for module in route_modules(parts.roles):
         app.include_router(module.router)
+    install_openapi(app, parts.event_types)
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
     app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)
     app.add_middleware(RequestMetricsMiddleware, metrics=parts.metrics)
