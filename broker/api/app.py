@@ -24,6 +24,7 @@ from broker.api import (
 )
 from broker.api.auth import BearerKeyMiddleware
 from broker.api.dependencies import ApiParts
+from broker.api.docs_ui import install_docs
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
@@ -71,7 +72,7 @@ def create_app(parts: ApiParts) -> FastAPI:
         yield
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.parts = parts
     auditor = parts.auditor
 
@@ -85,6 +86,7 @@ def create_app(parts: ApiParts) -> FastAPI:
     for module in route_modules(parts.roles):
         app.include_router(module.router)
     install_openapi(app, parts.event_types)
+    install_docs(app)
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
     app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)
     app.add_middleware(RequestMetricsMiddleware, metrics=parts.metrics)
