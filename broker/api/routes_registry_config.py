@@ -45,12 +45,12 @@ class ConfigBody(BaseModel):
         description="accepted in place of `compatibility`, as Confluent's set_config sends")
 
     def level(self) -> CompatibilityLevel:
-        given = self.compatibility or self.compatibilityLevel
-        try:
-            return CompatibilityLevel(str(given).upper())
-        except ValueError:
-            raise RegistryError(422, 42203, "Invalid compatibility level; use one of "
-                                + ", ".join(LEVELS)) from None
+        given = [v for v in (self.compatibility, self.compatibilityLevel) if v is not None]
+        if not given or any(v.upper() not in LEVELS for v in given) or len(
+                {v.upper() for v in given}) > 1:
+            raise RegistryError(422, 42203, "Invalid compatibility level; give one of "
+                                + ", ".join(LEVELS))
+        return CompatibilityLevel(given[0].upper())
 
 
 class SubjectVersion(BaseModel):
