@@ -81,7 +81,8 @@ from broker.view_schemas import ViewSchemaRegistrar
 from broker.workers import ThreadWorker, Worker, Workers
 from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
-from schemas.catalog import SchemaCatalog
+from schemas.catalog import BUILTIN_DIR, SchemaCatalog
+from schemas.errors import SchemaError
 from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec
 
@@ -172,10 +173,18 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     register_encryption_metrics(event_log, metrics.registry)
     registry = SchemaRegistry(LogRegistryStore(event_log))
     codec = WireCodec(registry, max_bytes=settings.api.max_body_bytes)
-    event_types = EventTypes(registry, SchemaCatalog.load())
-    for event_type in event_types.names():
+
+    def ensure_ingress(event_type: str) -> None:
+        # Called for every type before it is known: at start, and for a type registered
+        # or loaded from the schema folder while running (no restart needed).
         event_log.ensure_topic(TopicSpec(ingress_topic(event_type),
                                          partitions=settings.log.ingress_partitions))
+
+    try:
+        schema_files = event_schema_files(settings)
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
+    event_types = EventTypes(registry, schema_files, on_new_type=ensure_ingress)
     event_log.ensure_topic(TopicSpec(QUARANTINE))
     event_log.ensure_topic(TopicSpec(POLICY))
 
@@ -258,7 +267,8 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         history = MetricsHistory(metrics.registry)
         workers.append(history)
     running = Workers(workers)
-    reloader = PolicyReloader(policy, event_log, auditor, settings.log.delivery_partitions)
+    reloader = PolicyReloader(policy, event_log, auditor, settings.log.delivery_partitions,
+                              event_types, lambda: event_schema_files(settings))
     pinned = settings.audit.public_key_file
     api = ApiParts(
         settings=settings.api, roles=roles, keyring=keyring, metrics=metrics,
@@ -296,6 +306,13 @@ def _connector_configs(settings: Settings, roles: Roles,
     if settings.connectors_file is None or not roles.api:
         return None
     return load_connectors_file(settings.connectors_file)
+
+
+def event_schema_files(settings: Settings) -> SchemaCatalog:
+    """The shipped event schemas and those of the `schema_dir` setting, read now.
+    Raises `SchemaError` naming each file with a problem."""
+    return SchemaCatalog.load_all(BUILTIN_DIR, *(
+        [settings.schema_dir] if settings.schema_dir is not None else []))
 
 
 def open_event_log(settings: Settings) -> EventLog:

@@ -187,6 +187,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".handoff")
     policy_dir: Path = Path("policy")
+    schema_dir: Path | None = None
+    """A folder of the state's own event schemas (`<type>.avsc`, optionally with
+    `<type>.example.json`), registered in addition to the shipped ones at start and at
+    every policy reload (docs/policy.md, "Add your own event type")."""
     keys_file: Path | None = None
     """YAML file of API keys (hashed). Defaults to `<data_dir>/keys.yaml`."""
     connectors_file: Path | None = None
