@@ -75,7 +75,7 @@ def http(morning: BrokerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     executable = str(CHROMIUM) if CHROMIUM.exists() else system_tool("chromium", "chromium")
     from playwright.sync_api import sync_playwright
