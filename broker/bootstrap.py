@@ -51,6 +51,13 @@ from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import IdempotencyIndex, SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
+from broker.linking.audit_entries import LinkageAuditor
+from broker.linking.births import WatchListFeed
+from broker.linking.journal import JournalReader, LinkageJournal, catch_up
+from broker.linking.linker import Linker
+from broker.linking.service import LinkageService
+from broker.linking.stage import LinkageStage
+from broker.linking.terms import thresholds_of
 from broker.log.port import EventLog, TopicSpec
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
@@ -64,12 +71,21 @@ from broker.view_schemas import ViewSchemaRegistrar
 from broker.workers import ThreadWorker, Worker, Workers
 from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
+from linkage.default_model import default_model
+from linkage.resolver import PersonResolver
+from linkage.scoring import CompiledModel
+from linkage.sqlite_index import SqlitePersonIndex
+from linkage.thresholds import Thresholds
+from policy import PolicyBundle
 from schemas.catalog import SchemaCatalog
 from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec
 
 log = logging.getLogger("handoff")
 WEBHOOK_SECRETS_FILE = "webhook-secrets.yaml"
+PERSON_INDEX_FILE = Path("linkage") / "persons.db"
+PERSON_REPLICA_FILE = Path("linkage") / "replica.db"
+LINKAGE_MODEL_FILE = Path("linkage") / "model.json"
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,16 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
 
     workers: list[Worker] = []
     router = None
+    linkage_stage = None
+    linkage = None
+    if roles.router:
+        linker, watch_list = open_linker(settings, event_log, codec, auditor, metrics,
+                                         policy.current.bundle)
+        closers.insert(0, linker.index.close)
+        linkage_stage = LinkageStage(linker, watch_list, metrics)
+        linkage = LinkageService(linker.index, auditor, audit_store, linker=linker)
+    elif roles.api:
+        linkage = open_linkage_replica(settings, event_log, auditor, audit_store, closers)
     if roles.router:
         # Listed first, so it stops last and signs the router's final decisions.
         workers.append(CheckpointWorker(
@@ -201,7 +227,8 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         consents.catch_up()
         router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
-                        poll_timeout=settings.router.poll_timeout_seconds, clock=clock)
+                        poll_timeout=settings.router.poll_timeout_seconds, clock=clock,
+                        linkage=linkage_stage)
         if router_thread:
             workers.append(ThreadWorker("router", router.run, healthy=router.healthy.is_set))
         retention = retention_enforcer(event_log, settings.retention, auditor,
@@ -244,7 +271,7 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
                                 settings.log.delivery_partitions),
         event_types=event_types, registry=registry, feed=feed, workers=running,
         clock=clock, fhir=settings.fhir, publisher=publisher, connectors=host,
-        webhook_state=webhook_state, dead_letter_queue=dead_letter_queue,
+        webhook_state=webhook_state, dead_letter_queue=dead_letter_queue, linkage=linkage,
     )
     return Broker(
         settings=settings, roles=roles, api=api, workers=running, router=router,
@@ -329,3 +356,63 @@ def open_idempotency_index(settings: Settings, event_log: EventLog) -> Idempoten
 
         return KafkaIdempotencyIndex(event_log, settings.data_dir / "accepted-cache.db")
     return SqliteIdempotencyIndex(settings.data_dir / "ingress.db")
+
+
+def load_linkage_model(data_dir: Path) -> CompiledModel:
+    """The model `handoff linkage retrain --apply` trained for this installation, or the
+    one shipped with Handoff."""
+    path = data_dir / LINKAGE_MODEL_FILE
+    if path.exists():
+        return CompiledModel.from_json(path.read_text(encoding="utf-8"))
+    return default_model()
+
+
+def open_person_index(settings: Settings, event_log: EventLog
+                      ) -> tuple[SqlitePersonIndex, LinkageJournal | None]:
+    """The person index this process writes: `linkage/persons.db` in the data directory;
+    with the Kafka log, restored from (and mirrored to) the `_linkage` topic."""
+    path = settings.data_dir / PERSON_INDEX_FILE
+    index = SqlitePersonIndex(path)
+    if settings.log.backend != "kafka":
+        return index, None
+    journal = LinkageJournal(event_log)
+    try:
+        index = journal.restore(index, lambda: SqlitePersonIndex(path))
+    except BaseException:
+        index.close()
+        raise
+    return index, journal
+
+
+def open_linker(settings: Settings, event_log: EventLog, codec: WireCodec, auditor: Auditor,
+                metrics: Metrics, bundle: PolicyBundle) -> tuple[Linker, WatchListFeed]:
+    """The linker (the one writer of the person index) and the birth match list."""
+    index, journal = open_person_index(settings, event_log)
+    model = load_linkage_model(settings.data_dir)
+    terms = bundle.linkage
+    resolver = PersonResolver(index, model, thresholds_of(terms) if terms is not None
+                              else Thresholds.from_probabilities(0.99, 0.5))
+    linker = Linker(index, resolver, LinkageAuditor(auditor), metrics, journal)
+    linker.use_terms(terms)
+    return linker, WatchListFeed(event_log, codec, model)
+
+
+def open_linkage_replica(settings: Settings, event_log: EventLog, auditor: Auditor,
+                         audit_store: AuditStore, closers: list[Callable[[], None]]
+                         ) -> LinkageService:
+    """What an API process without the router role reads the person index through: the
+    router's file on the embedded log, a replica of the `_linkage` topic on Kafka."""
+    if settings.log.backend != "kafka":
+        index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE)
+        closers.insert(0, index.close)
+        return LinkageService(index, auditor, audit_store)
+    replica = SqlitePersonIndex(settings.data_dir / PERSON_REPLICA_FILE)
+    closers.insert(0, replica.close)
+    reader = JournalReader(event_log)
+    lock = threading.Lock()
+
+    def refresh() -> None:
+        with lock:
+            catch_up(reader, replica)
+
+    return LinkageService(replica, auditor, audit_store, refresh=refresh)

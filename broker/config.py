@@ -69,7 +69,8 @@ class ApiSettings(BaseModel):
     rate_limit_per_second: float = Field(default=1000.0, ge=0)
     """Requests per second per API key (per client address before authentication); 0: off."""
     rate_limit_burst: int = Field(default=2000, ge=1)
-    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor"],
+    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor",
+                                      "steward"],
                               RateLimit] = Field(default_factory=dict)
     """Overrides by role; a key holding several roles gets the most generous."""
     tls_cert: Path | None = None

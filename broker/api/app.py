@@ -17,6 +17,7 @@ from broker.api import (
     routes_events,
     routes_explain,
     routes_fhir,
+    routes_linkage,
     routes_ops,
     routes_registry,
     routes_subscriptions,
@@ -39,7 +40,7 @@ details (`application/problem+json`).
 
 
 API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
-              routes_connectors, routes_fhir)
+              routes_connectors, routes_fhir, routes_linkage)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""

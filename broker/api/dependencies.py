@@ -26,6 +26,7 @@ from broker.delivery.webhook_state import WebhookStateStore
 from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.publisher import Publisher
+from broker.linking.service import LinkageService
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.reloads import PolicyReloader
@@ -65,6 +66,9 @@ class ApiParts:
     webhook_state: WebhookStateStore | None = None
     dead_letter_queue: DeadLetterQueue | None = None
     """Webhook delivery state and dead letters: only with the `delivery` role."""
+    linkage: LinkageService | None = None
+    """Record linkage: read-write with the `router` role (the linker), read-only from a
+    replica with the `api` role alone."""
 
 
 def _parts(request: Request) -> ApiParts:
@@ -140,6 +144,13 @@ def dead_letter_queue(request: Request) -> DeadLetterQueue:
     found = _parts(request).dead_letter_queue
     if found is None:
         raise NotServedHere("this process (without the delivery role) has no dead letters")
+    return found
+
+
+def linkage(request: Request) -> LinkageService:
+    found = _parts(request).linkage
+    if found is None:
+        raise NotServedHere("this process keeps no person index")
     return found
 
 
