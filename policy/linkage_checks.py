@@ -20,8 +20,8 @@ from policy.bundle_checks import Located
 from policy.errors import Problem
 from policy.linkage_terms import (
     BIRTH_EVENT_TYPE,
-    BROKER_MADE_EVENT_TYPES,
     BIRTH_MATCH_EVENT_TYPE,
+    BROKER_MADE_EVENT_TYPES,
     WATCH_LIST_EVENT_TYPE,
     LinkageTerms,
 )
@@ -41,6 +41,7 @@ class LinkageChecker:
         agreements: Iterable[Located[Agreement]],
         subscriptions: Iterable[Located[Subscription]],
         terms: Located[LinkageTerms] | None,
+        terms_unreadable: bool = False,
     ) -> None:
         self.catalog = catalog
         self._agency_items = {a.entry.id: a for a in agencies}
@@ -48,6 +49,8 @@ class LinkageChecker:
         self.agreements = list(agreements)
         self.subscriptions = list(subscriptions)
         self.terms = terms
+        self._unreadable = terms_unreadable
+        """linkage.yaml exists but failed its own checks (already reported)."""
         self.problems: list[Problem] = []
 
     def run(self) -> list[Problem]:
@@ -85,6 +88,8 @@ class LinkageChecker:
             if BIRTH_MATCH_EVENT_TYPE not in item.entry.event_types:
                 continue
             if match is None:
+                if self._unreadable:
+                    continue
                 self.problems.append(item.problem(
                     ("event_types",), f"{BIRTH_MATCH_EVENT_TYPE} events are only made "
                     "with birth match configured in linkage.yaml"))

@@ -101,10 +101,12 @@ class LinkageSubject(_Entry):
 
 
 class LinkedEventType(_Entry):
-    subjects: tuple[LinkageSubject, ...] = Field(min_length=1)
+    subjects: tuple[LinkageSubject, ...]
 
     @model_validator(mode="after")
     def _one_key(self) -> LinkedEventType:
+        if not self.subjects:
+            raise ValueError("list at least one subject")
         keyed = [s.role for s in self.subjects if s.keys_event]
         if len(keyed) > 1:
             raise ValueError(f"only one subject may key the event; {', '.join(keyed)} do")

@@ -73,7 +73,9 @@ def load_bundle(directory: Path | str, catalog: SchemaCatalog) -> PolicyBundle:
     checker = BundleChecker(catalog, agencies, agreements, packs, subscriptions)
     problems += checker.run()
     problems += ReferralChecker(catalog, agencies, agreements, calendars, referrals).run()
-    problems += LinkageChecker(catalog, agencies, agreements, subscriptions, linkage).run()
+    problems += LinkageChecker(catalog, agencies, agreements, subscriptions, linkage,
+                               terms_unreadable=linkage is None
+                               and (root / "linkage.yaml").exists()).run()
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise BundleError(sorted(errors, key=_order))

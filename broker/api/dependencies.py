@@ -147,6 +147,11 @@ def dead_letter_queue(request: Request) -> DeadLetterQueue:
     return found
 
 
+def linkage_if_kept(request: Request) -> LinkageService | None:
+    """The person index, or None in a process that keeps none."""
+    return _parts(request).linkage
+
+
 def linkage(request: Request) -> LinkageService:
     found = _parts(request).linkage
     if found is None:

@@ -22,7 +22,6 @@ from broker.errors import BrokerError, LogUnavailableError
 from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
 from broker.linking.service import LinkageReadOnlyError
 from linkage.clk import ClkError
-from linkage.sqlite_index import IndexUnavailableError
 from linkage.errors import (
     IdentityError,
     LinkageError,
@@ -31,6 +30,7 @@ from linkage.errors import (
     UnknownRecordError,
     UnknownReviewError,
 )
+from linkage.sqlite_index import IndexUnavailableError
 from schemas.errors import (
     DecodeError,
     HandoffError,

@@ -29,6 +29,7 @@ from pathlib import Path
 from broker.errors import BrokerError
 from broker.log.port import EventLog, LogRecord, NewRecord, TopicSpec
 from linkage.events import LinkageEvent, decode_event, encode_event
+from linkage.index import PersonIndex
 from linkage.sqlite_index import SqlitePersonIndex
 
 log = logging.getLogger("handoff.linkage")
@@ -173,7 +174,7 @@ class LinkageJournal:
         self._reader.writer = self.writer
         self._reader.position = max(self._reader.position, result[-1].offset + 1)
 
-    def flush(self, index: SqlitePersonIndex) -> int:
+    def flush(self, index: PersonIndex) -> int:
         """Append the decisions applied since the last flush; returns how many."""
         with self._lock:
             if index.last_seq() <= self._journaled:

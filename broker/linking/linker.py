@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,8 @@ from broker.metrics import Metrics
 from linkage.errors import IdentityError
 from linkage.events import LinkageEvent
 from linkage.identity import AgencyId, IdentityRecord
+from linkage.index import PersonIndex
 from linkage.resolver import PersonResolver
-from linkage.sqlite_index import SqlitePersonIndex
 from linkage.subjects import identity_from_event
 from policy import ConsentView
 from policy.linkage_terms import LinkageSubject, LinkageTerms
@@ -64,10 +64,21 @@ def _at(event: Mapping[str, Any], path: str) -> object:
     return value
 
 
+def review_person_of(index: PersonIndex) -> Callable[[str], tuple[str, str] | None]:
+    """Review id -> (its record key, the record's person now), for audit subjects."""
+    def find(review_id: str) -> tuple[str, str] | None:
+        item = index.review(review_id)
+        if item is None:
+            return None
+        record = index.record(item.record_key)
+        return (item.record_key, record.person_id) if record and record.person_id else None
+    return find
+
+
 class Linker:
     """Resolves events' subjects; the one writer of its person index."""
 
-    def __init__(self, index: SqlitePersonIndex, resolver: PersonResolver,
+    def __init__(self, index: PersonIndex, resolver: PersonResolver,
                  auditor: LinkageAuditor, metrics: Metrics,
                  journal: LinkageJournal | None = None) -> None:
         self.index = index
@@ -90,11 +101,7 @@ class Linker:
         return PersonConsents(view, self.index, consent_id_system(self._terms))
 
     def review_person(self, review_id: str) -> tuple[str, str] | None:
-        item = self.index.review(review_id)
-        if item is None:
-            return None
-        record = self.index.record(item.record_key)
-        return (item.record_key, record.person_id) if record and record.person_id else None
+        return review_person_of(self.index)(review_id)
 
     # -- the stream -----------------------------------------------------------------------
 

@@ -12,12 +12,12 @@ the person's records as they are now.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from broker.audit.disclosures import Disclosure
-from broker.audit.store import AuditReader
+from broker.audit.store import AuditFilter, AuditReader
 from broker.auditor import Auditor
 from broker.errors import BrokerError
 from broker.linking.accounting import person_disclosures
@@ -178,6 +178,28 @@ class LinkageService:
             raise UnknownPersonError("no person with that id has records")
         return person_disclosures(self._audit, self._index, self._auditor.subject, current,
                                   since_ms=since_ms, until_ms=until_ms, recipient=recipient)
+
+    def accounting_for_id(self, subject_id: str, agencies: Iterable[str],
+                          id_system: str = DEFAULT_ID_SYSTEM, *,
+                          since_ms: int | None = None, until_ms: int | None = None
+                          ) -> tuple[tuple[str, ...], list[Disclosure]]:
+        """The accounting for whoever the agencies know by `subject_id`: every person one
+        of their records with that id is linked to, plus decisions filed under the raw
+        id (event types that are not linked, and records from before linkage)."""
+        persons: list[str] = []
+        for agency in agencies:
+            person_id = self.person_of(agency, subject_id, id_system)
+            if person_id is not None and person_id not in persons:
+                persons.append(person_id)
+        found: dict[int, Disclosure] = {}
+        for person_id in persons:
+            for item in self.disclosures(person_id, since_ms=since_ms, until_ms=until_ms):
+                found[item.seq] = item
+        raw = AuditFilter(subject=self._auditor.subject(subject_id), since_ms=since_ms,
+                          until_ms=until_ms)
+        for item in self._audit.disclosures(raw):
+            found.setdefault(item.seq, item)
+        return tuple(persons), [found[seq] for seq in sorted(found)]
 
     def pseudonym(self, person_id: str) -> str:
         """The audit subject pseudonym of a person (what its decisions are filed under)."""

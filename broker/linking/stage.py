@@ -34,7 +34,8 @@ class LinkageStage:
     def begin(self, terms: LinkageTerms | None) -> None:
         self._terms = terms
         self.linker.use_terms(terms)
-        if terms is not None and terms.birth_match is not None and self.watch_list:
+        if terms is not None and terms.birth_match is not None \
+                and self.watch_list is not None:
             self.watch_list.catch_up(terms.birth_match)
 
     def link(self, event_type: str, source: str, event: Mapping[str, Any]
