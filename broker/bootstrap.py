@@ -14,6 +14,7 @@ them only `ApiParts`, through FastAPI dependencies (`broker.api.dependencies`).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from broker.api.dependencies import ApiParts
 from broker.audit import AuditStore, CheckpointSigner, SqliteAuditStore, SubjectPseudonymizer
@@ -212,9 +214,9 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     linkage_stage = None
     linkage = None
     if roles.router:
-        linker, watch_list = open_linker(settings, event_log, codec, auditor, metrics,
-                                         policy.current.bundle)
-        closers.insert(0, linker.index.close)
+        linker, watch_list, close_index = open_linker(settings, event_log, codec, auditor,
+                                                      metrics, policy.current.bundle)
+        closers.insert(0, close_index)
         linkage_stage = LinkageStage(linker, watch_list, metrics)
         linkage = LinkageService(linker.index, auditor, audit_store, linker=linker)
     elif roles.api:
@@ -367,34 +369,73 @@ def load_linkage_model(data_dir: Path) -> CompiledModel:
     return default_model()
 
 
-def open_person_index(settings: Settings, event_log: EventLog
-                      ) -> tuple[SqlitePersonIndex, LinkageJournal | None]:
-    """The person index this process writes: `linkage/persons.db` in the data directory;
-    with the Kafka log, restored from (and mirrored to) the `_linkage` topic."""
-    path = settings.data_dir / PERSON_INDEX_FILE
-    index = SqlitePersonIndex(path)
+@dataclass(frozen=True)
+class OpenedIndex:
+    """A person index this process writes, its linkage topic (Kafka), and how to close
+    both (the index file, and its lock)."""
+
+    index: SqlitePersonIndex
+    journal: LinkageJournal | None
+    close: Callable[[], None]
+
+
+def _locked_slot(directory: Path, stem: str) -> tuple[Path, Callable[[], None]]:
+    """The first `<stem>.db`, `<stem>.1.db`, … no other process holds: processes of one
+    installation may share a data directory (on Kafka several routers, several API
+    processes), and each needs a local index file of its own. The operating system
+    releases the lock when its holder exits, `kill -9` included."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(256):
+        name = stem if n == 0 else f"{stem}.{n}"
+        fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return directory / f"{name}.db", lambda fd=fd: os.close(fd)
+    raise ConfigError(f"{directory}: 256 processes already hold a {stem} index here")
+
+
+def open_person_index(settings: Settings, event_log: EventLog) -> OpenedIndex:
+    """The person index this process writes: `linkage/persons.db` in the data directory
+    (one router per data directory on the embedded log); with the Kafka log, restored
+    from (and mirrored to) the `_linkage` topic, in a file of this process's own."""
+    # As durable as the embedded log: `normal` survives a process crash, `full` also a
+    # power loss (an fsync per resolution).
+    sync: Literal["FULL", "NORMAL"] = "FULL" if settings.log.sync == "full" else "NORMAL"
     if settings.log.backend != "kafka":
-        return index, None
+        index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE, synchronous=sync)
+        return OpenedIndex(index, None, index.close)
+    path, release = _locked_slot(settings.data_dir / PERSON_INDEX_FILE.parent, "persons")
     journal = LinkageJournal(event_log)
     try:
-        index = journal.restore(index, lambda: SqlitePersonIndex(path))
+        index = journal.restore(SqlitePersonIndex(path, synchronous=sync),
+                                lambda: SqlitePersonIndex(path, synchronous=sync))
     except BaseException:
-        index.close()
+        release()
         raise
-    return index, journal
+
+    def close() -> None:
+        index.close()
+        release()
+
+    return OpenedIndex(index, journal, close)
 
 
 def open_linker(settings: Settings, event_log: EventLog, codec: WireCodec, auditor: Auditor,
-                metrics: Metrics, bundle: PolicyBundle) -> tuple[Linker, WatchListFeed]:
-    """The linker (the one writer of the person index) and the birth match list."""
-    index, journal = open_person_index(settings, event_log)
+                metrics: Metrics, bundle: PolicyBundle
+                ) -> tuple[Linker, WatchListFeed, Callable[[], None]]:
+    """The linker (the one writer of the person index), the birth match list, and what
+    closes the index."""
+    opened = open_person_index(settings, event_log)
     model = load_linkage_model(settings.data_dir)
     terms = bundle.linkage
-    resolver = PersonResolver(index, model, thresholds_of(terms) if terms is not None
+    resolver = PersonResolver(opened.index, model, thresholds_of(terms) if terms is not None
                               else Thresholds.from_probabilities(0.99, 0.5))
-    linker = Linker(index, resolver, LinkageAuditor(auditor), metrics, journal)
+    linker = Linker(opened.index, resolver, LinkageAuditor(auditor), metrics, opened.journal)
     linker.use_terms(terms)
-    return linker, WatchListFeed(event_log, codec, model)
+    return linker, WatchListFeed(event_log, codec, model), opened.close
 
 
 def open_linkage_replica(settings: Settings, event_log: EventLog, auditor: Auditor,
@@ -406,7 +447,9 @@ def open_linkage_replica(settings: Settings, event_log: EventLog, auditor: Audit
         index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE)
         closers.insert(0, index.close)
         return LinkageService(index, auditor, audit_store)
-    replica = SqlitePersonIndex(settings.data_dir / PERSON_REPLICA_FILE)
+    path, release = _locked_slot(settings.data_dir / PERSON_REPLICA_FILE.parent, "replica")
+    closers.insert(0, release)
+    replica = SqlitePersonIndex(path)
     closers.insert(0, replica.close)
     reader = JournalReader(event_log)
     lock = threading.Lock()

@@ -144,7 +144,8 @@ class EncryptionSettings(BaseModel):
     """While rotating: the KEK being retired; keys still under it are re-wrapped."""
     previous_kek_env: str | None = None
     topics: list[str] = Field(default_factory=lambda: ["events.*", "deliver.*",
-                                                       "quarantine.*", "deadletter.*"])
+                                                       "quarantine.*", "deadletter.*",
+                                                       "_linkage"])
     """Topics whose values are encrypted (shell-style patterns)."""
     key_period: Duration = 86_400
     """Each topic gets a new data key per period; retention shreds whole periods."""

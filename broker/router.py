@@ -36,6 +36,7 @@ from broker.consent_feed import ConsentFeed
 from broker.delivery.envelope import delivery_headers
 from broker.errors import LogError
 from broker.event_types import EventTypes
+from broker.linking.journal import LinkerFencedError
 from broker.linking.linker import LinkedEvent
 from broker.linking.stage import LinkageStage
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
@@ -157,6 +158,12 @@ class Router:
                 self.step()
                 self.healthy.set()
                 backoff = 0.1
+            except LinkerFencedError as exc:
+                # Another router links persons now: leave the group, so its members
+                # take these partitions (the batch replays there), and stay not ready.
+                self.healthy.clear()
+                log.error("router stepped down: %s", exc)
+                break
             except Exception:  # top-level loop: log, count, rewind and carry on
                 self.healthy.clear()
                 self._metrics.router_errors.inc()

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from broker.audit.errors import AuditKeyError
 from broker.audit.paths import pseudonym_key_path
 from broker.audit.pseudonym import SubjectPseudonymizer, load_pseudonym_key
 from broker.auditor import Auditor
@@ -34,16 +35,18 @@ from broker.cli.errors import exit_on_config_error
 from broker.config import load_settings
 from broker.linking.audit_entries import LinkageAuditor
 from broker.linking.linker import review_person_of
-from broker.linking.terms import thresholds_of
+from broker.linking.terms import RecordRef, thresholds_of
 from broker.metrics import Metrics
 from broker.roles import Roles, RouterAlreadyRunningError, RouterLock
 from linkage.errors import LinkageError
 from linkage.resolver import PersonResolver
-from linkage.retrain import RetrainProposal, apply, propose
+from linkage.retrain import PairChange, RetrainProposal, apply, propose
 from linkage.splink_model import TrainingOptions
 from linkage.thresholds import Thresholds
 from policy import load_bundle
 from schemas.catalog import SchemaCatalog
+
+MIN_TRAINING_RECORDS = 1000
 
 app = typer.Typer(no_args_is_help=True,
                   help="Record linkage: retrain the matching model on the person index.")
@@ -63,7 +66,16 @@ def _thresholds(policy: Path) -> Thresholds:
     return Thresholds.from_probabilities(0.99, 0.5)
 
 
-def _report(proposal: RetrainProposal, thresholds: Thresholds) -> None:
+def _pairs(title: str, changes: list[PairChange]) -> None:
+    typer.echo(title)
+    for change in changes:
+        left, right = RecordRef.of(change.record_key), RecordRef.of(change.other_record_key)
+        typer.echo(f"  {left.agency}/{left.id_system}/{left.id}  {right.agency}/"
+                   f"{right.id_system}/{right.id}  {change.before} -> {change.after} "
+                   f"(weight {change.new_score.match_weight:.2f})")
+
+
+def _report(proposal: RetrainProposal, thresholds: Thresholds, listed: bool) -> None:
     typer.echo(f"trained on the index; {proposal.pairs_scored} blocked pairs re-scored "
                f"(link at p >= {thresholds.link_probability:.4g}, review at p >= "
                f"{thresholds.review_probability:.4g})")
@@ -76,7 +88,10 @@ def _report(proposal: RetrainProposal, thresholds: Thresholds) -> None:
                "(--apply opens a review item for each)")
     apart = [c for c in proposal.no_longer_linked if c.same_person_now]
     typer.echo(f"pairs of one person it would no longer link: {len(apart)} "
-               "(listed for a steward; nothing is unlinked automatically)")
+               "(a steward decides; nothing is unlinked automatically)")
+    if listed:
+        _pairs("would link (agency records):", newly)
+        _pairs("would no longer link (agency records):", apart)
 
 
 @app.command("retrain")
@@ -86,6 +101,9 @@ def retrain(
     do_apply: Annotated[bool, typer.Option(
         "--apply", help="Use the new model from the router's next start and queue "
                         "newly linking pairs for review (stop the router first).")] = False,
+    listed: Annotated[bool, typer.Option(
+        "--list", help="Also list the pairs by agency record (agency ids: for a data "
+                       "steward's eyes).")] = False,
     u_pairs: Annotated[float, typer.Option(
         "--u-pairs", help="Record pairs sampled to estimate u.")] = 2e6,
     config: ConfigOption = None,
@@ -108,26 +126,33 @@ def retrain(
                         "may write")
     event_log = open_event_log(settings)
     try:
-        index, journal = open_person_index(settings, event_log)
+        handle = open_person_index(settings, event_log)
+        index, journal = handle.index, handle.journal
         try:
             model = load_linkage_model(data)
+            records, persons = index.counts()
+            typer.echo(f"person index: {records} agency records of {persons} persons")
+            if records < MIN_TRAINING_RECORDS:
+                typer.echo(f"warning: under {MIN_TRAINING_RECORDS} records, a trained model "
+                           "is unreliable; keep the shipped one until the index grows")
             try:
                 proposal = propose(index, model, thresholds,
                                    TrainingOptions(u_max_pairs=u_pairs))
             except LinkageError as exc:
                 failure(f"training failed: {exc}")
-            _report(proposal, thresholds)
+            _report(proposal, thresholds, listed)
             if not do_apply:
                 typer.echo("nothing changed; run again with --apply to use the new model")
                 return
-            resolver = PersonResolver(index, model, thresholds)
-            opened = apply(resolver, proposal)
+            try:
+                key = load_pseudonym_key(pseudonym_key_path(data))
+            except AuditKeyError as exc:
+                usage_error(f"{exc}; is {data} the data directory of the broker's router?")
             audit = open_audit_store(settings, event_log, Roles.parse("router"))
             try:
-                auditor = Auditor(audit, SubjectPseudonymizer(load_pseudonym_key(
-                    pseudonym_key_path(data))), Metrics())
-                linkage_auditor = LinkageAuditor(auditor)
-                entries = linkage_auditor.entries(
+                auditor = Auditor(audit, SubjectPseudonymizer(key), Metrics())
+                opened = apply(PersonResolver(index, model, thresholds), proposal)
+                entries = LinkageAuditor(auditor).entries(
                     opened, review_person=review_person_of(index), actor="linkage-retrain")
                 if journal is not None:
                     journal.flush(index)
@@ -141,7 +166,7 @@ def retrain(
             typer.echo(f"applied: {len(opened)} review item(s) opened; the router uses the "
                        f"new model ({path}) from its next start")
         finally:
-            index.close()
+            handle.close()
     finally:
         if lock is not None:
             lock.release()

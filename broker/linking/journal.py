@@ -8,10 +8,13 @@ crash between the two), and rebuilds the file from the topic when the two disagr
 Processes that do not link (an API process) read the same topic into a replica.
 
 One partition, compacted, keyed `<writer>:<seq>`: every decision keeps its own key, so
-compaction drops only a decision re-sent after a crash. A writer starting appends a
-marker (key `writer`); a writer that finds a newer writer's marker when it next appends
-is fenced (`LinkerFencedError`) and stops, and readers ignore decisions a fenced writer
-appended after the newer writer's marker.
+compaction drops only a decision re-sent after a crash. A process claims the topic when
+it first has decisions to append: it appends a marker (key `writer`), unless someone
+else wrote since its index was brought up to date. A writer that finds another's marker
+(or, before claiming, another's decisions) when it next appends is fenced
+(`LinkerFencedError`): the router steps down, and readers ignore decisions a fenced
+writer appended after a newer writer's marker. A process that never links (no
+`linkage.yaml`) never claims, so routers without linkage are not affected.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -130,12 +132,14 @@ class LinkageJournal:
         self._reader = JournalReader(event_log)
         self._journaled = 0
         self._lock = threading.Lock()
-        self._checked = 0.0
+        self._claimed = False
+        self._fenced = False
 
     def restore(self, index: SqlitePersonIndex,
                 reopen: Callable[[], SqlitePersonIndex]) -> SqlitePersonIndex:
-        """Bring the local index and the topic to the same decisions, then claim the
-        topic for this writer. Returns the index to use (a new one after a rebuild)."""
+        """Bring the local index and the topic to the same decisions. Returns the index
+        to use (a new one after a rebuild). Claims the topic only if the local index has
+        decisions the topic lacks (this writer's, from before a crash)."""
         topic_events = list(self._reader.events())
         topic_seq = topic_events[-1].seq if topic_events else 0
         local_seq = index.last_seq()
@@ -150,7 +154,6 @@ class LinkageJournal:
             for start in range(local_seq, topic_seq, _APPLY_BATCH):
                 index.apply(topic_events[start:start + _APPLY_BATCH])
         self._journaled = topic_seq
-        self._append_marker(index.last_seq())
         if index.last_seq() > topic_seq:
             log.info("re-appending %d linkage decisions the topic missed",
                      index.last_seq() - topic_seq)
@@ -165,23 +168,30 @@ class LinkageJournal:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return reopen()
 
-    def _append_marker(self, seq: int) -> None:
-        body = json.dumps({"writer": self.writer, "seq": seq}).encode()
+    @property
+    def claimed(self) -> bool:
+        return self._claimed
+
+    def _claim(self) -> None:
+        """Become the writer: append a marker after checking no one else wrote since this
+        index was last brought up to date (else its decisions would clash by seq)."""
+        self._check_fence(unclaimed=True)
+        body = json.dumps({"writer": self.writer, "seq": self._journaled}).encode()
         result = self._log.append(LINKAGE_TOPIC, [NewRecord(value=body, key=WRITER_KEY)])
-        # Our own marker: read past it, so only someone else's is news to us.
-        for _ in self._reader.events():
-            pass
         self._reader.writer = self.writer
         self._reader.position = max(self._reader.position, result[-1].offset + 1)
+        self._claimed = True
 
     def flush(self, index: PersonIndex) -> int:
-        """Append the decisions applied since the last flush; returns how many."""
+        """Append the decisions applied since the last flush; returns how many. The first
+        flush that has decisions claims the topic for this writer."""
         with self._lock:
             if index.last_seq() <= self._journaled:
-                if time.monotonic() - self._checked > 1.0:
-                    self._check_fence()
                 return 0
-            self._check_fence()
+            if self._claimed:
+                self._check_fence()
+            else:
+                self._claim()
             events = list(index.events(after_seq=self._journaled))
             header = ((H_WRITER, self.writer.encode()),)
             result = self._log.append(LINKAGE_TOPIC, [
@@ -192,13 +202,18 @@ class LinkageJournal:
             self._reader.last_seq = self._journaled
             return len(events)
 
-    def _check_fence(self) -> None:
-        self._checked = time.monotonic()
+    def _check_fence(self, unclaimed: bool = False) -> None:
         for record in self._reader.records():
             if record.key == WRITER_KEY:
                 writer = json.loads(record.value)["writer"]
-                if writer != self.writer:
-                    raise LinkerFencedError(
-                        f"another process ({writer}) now links persons on "
-                        f"{LINKAGE_TOPIC}; this router stops. With record linkage on "
-                        "Kafka, run one router process (docs/linkage.md)")
+                if writer == self.writer:
+                    continue
+            elif not unclaimed:
+                continue
+            # Another writer's marker, or (before claiming) decisions someone else made
+            # since this index was restored: this index is behind the topic.
+            self._fenced = True
+            raise LinkerFencedError(
+                f"another router process links persons on {LINKAGE_TOPIC}; this one "
+                "steps down from routing. With record linkage on Kafka, run one router "
+                "process (docs/linkage.md)")
