@@ -81,7 +81,8 @@ class ApiSettings(BaseModel):
     rate_limit_per_second: float = Field(default=1000.0, ge=0)
     """Requests per second per API key (per client address before authentication); 0: off."""
     rate_limit_burst: int = Field(default=2000, ge=1)
-    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor"],
+    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor",
+                                      "steward"],
                               RateLimit] = Field(default_factory=dict)
     """Overrides by role; a key holding several roles gets the most generous."""
     tls_cert: Path | None = None
@@ -160,7 +161,8 @@ class EncryptionSettings(BaseModel):
     """While rotating: the KEK being retired; keys still under it are re-wrapped."""
     previous_kek_env: str | None = None
     topics: list[str] = Field(default_factory=lambda: ["events.*", "deliver.*",
-                                                       "quarantine.*", "deadletter.*"])
+                                                       "quarantine.*", "deadletter.*",
+                                                       "_linkage"])
     """Topics whose values are encrypted (shell-style patterns)."""
     key_period: Duration = 86_400
     """Each topic gets a new data key per period; retention shreds whole periods."""

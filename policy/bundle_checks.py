@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from policy.errors import Problem
+from policy.linkage_terms import BROKER_MADE_EVENT_TYPES
 from policy.model import ALL_EVENT_TYPES, Agency, Agreement, RulePack, Subscription
 from policy.transforms import applicable, applicable_to
 from policy.vocabulary import ANY_HOLDER, KIND_PREFIX
@@ -155,7 +156,10 @@ class BundleChecker:
                 self._unknown_type(item, ("event_types", index), event_type)
                 continue
             known_types.append(event_type)
-            if source is not None and event_type not in source.publishes:
+            # Broker-made types (a birth match) are released on behalf of the agency
+            # whose event made them; policy.linkage_checks checks who that may be.
+            if source is not None and event_type not in source.publishes \
+                    and event_type not in BROKER_MADE_EVENT_TYPES:
                 self.problems.append(item.problem(
                     ("event_types", index),
                     f"source '{source.id}' does not publish '{event_type}'"))

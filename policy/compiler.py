@@ -49,6 +49,9 @@ class RouteContext:
     """None when the source is not an agency of the bundle (every event is denied)."""
     recorders: frozenset[str] | None = frozenset()
     """Whose recorded consents the source relies on (None: any agency)."""
+    linked_paths: frozenset[str] = frozenset()
+    """Agency id fields that record linkage resolves to person ids (`linkage.yaml`):
+    pseudonymised, they are pseudonyms of the person."""
 
     def disclosed_by(self, need: ConsentNeed) -> str:
         """How an unmet need names the discloser, for reasons."""
@@ -160,7 +163,9 @@ class AgreementPlan:
         return ctx.plan(
             "permit", tuple(fields), agreement_id=a.id,
             obligations=tuple(obligations.values()), legal_basis=(basis, *cited),
-            project=compile_projection(self.layout, actions),
+            project=compile_projection(self.layout, actions, frozenset(
+                r.path for r in self.rulings if r.path in ctx.linked_paths
+                and r.transform is not None and r.transform.kind == "pseudonymise")),
         )
 
     def _field(self, ruling: FieldRuling, mask: int) -> FieldDecision:

@@ -17,6 +17,7 @@ from broker.api import (
     routes_events,
     routes_explain,
     routes_fhir,
+    routes_linkage,
     routes_ops,
     routes_registry,
     routes_registry_config,
@@ -43,7 +44,7 @@ schema registry (`/v1/registry`) answers errors as Confluent Schema Registry doe
 
 
 API_ROUTES = (routes_events, routes_explain, routes_registry, routes_registry_config,
-              routes_audit, routes_admin, routes_connectors, routes_fhir)
+              routes_audit, routes_admin, routes_connectors, routes_fhir, routes_linkage)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""

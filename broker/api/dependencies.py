@@ -28,6 +28,7 @@ from broker.delivery.webhook_state import WebhookStateStore
 from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.publisher import Publisher
+from broker.linking.service import LinkageService
 from broker.metrics import Metrics
 from broker.metrics_history import MetricsHistory
 from broker.policy_holder import LoadedPolicy, PolicyHolder
@@ -84,6 +85,9 @@ class ApiParts:
     extensions: tuple[Callable[[FastAPI], None], ...] = ()
     """Called by `create_app` with the app: the console mounts itself this way, so the
     API layer never imports it."""
+    linkage: LinkageService | None = None
+    """Record linkage: read-write with the `router` role (the linker), read-only from a
+    replica with the `api` role alone."""
 
 
 def _parts(request: Request) -> ApiParts:
@@ -202,6 +206,18 @@ def dead_letter_queue(request: Request) -> DeadLetterQueue:
     found = _parts(request).dead_letter_queue
     if found is None:
         raise NotServedHere("this process (without the delivery role) has no dead letters")
+    return found
+
+
+def linkage_if_kept(request: Request) -> LinkageService | None:
+    """The person index, or None in a process that keeps none."""
+    return _parts(request).linkage
+
+
+def linkage(request: Request) -> LinkageService:
+    found = _parts(request).linkage
+    if found is None:
+        raise NotServedHere("this process keeps no person index")
     return found
 
 

@@ -20,6 +20,17 @@ from broker.consent_recording import ConsentRefusedError
 from broker.delivery.cursor import InvalidCursor
 from broker.errors import BrokerError, LogUnavailableError
 from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
+from broker.linking.service import LinkageReadOnlyError
+from linkage.clk import ClkError
+from linkage.errors import (
+    IdentityError,
+    LinkageError,
+    ReviewStateError,
+    UnknownPersonError,
+    UnknownRecordError,
+    UnknownReviewError,
+)
+from linkage.sqlite_index import IndexUnavailableError
 from schemas.errors import (
     DecodeError,
     HandoffError,
@@ -86,6 +97,16 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (InvalidCursor, 400, "invalid-cursor", "Invalid cursor"),
     (UnknownEventTypeError, 404, "not-found", "Not found"),
     (NotPermittedToPublishError, 403, "forbidden", "Not allowed"),
+    (UnknownRecordError, 404, "unknown-record", "Unknown agency record"),
+    (UnknownPersonError, 404, "unknown-person", "Unknown person"),
+    (UnknownReviewError, 404, "unknown-review", "Unknown review item"),
+    (ReviewStateError, 409, "review-closed", "The review item is not open"),
+    (IdentityError, 422, "unusable-identity", "The identity cannot be matched"),
+    (ClkError, 422, "invalid-clk", "The encoding is not a CLK of the agreed length"),
+    (LinkageReadOnlyError, 503, "linkage-read-only",
+     "Clerical changes are made by the linking process"),
+    (IndexUnavailableError, 503, "linkage-unavailable", "The person index is unavailable"),
+    (LinkageError, 409, "linkage-conflict", "The change does not fit the links as they are"),
 )
 
 

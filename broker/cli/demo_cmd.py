@@ -21,7 +21,7 @@ from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.cli.serve_cmd import configure_logging
 from broker.config import load_settings
-from broker.demo.story import STORY, Step
+from broker.demo.story import JOLENE, STORY, Step
 
 app = typer.Typer()
 console = Console(highlight=False)
@@ -57,10 +57,13 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 class Narrator:
     """Publishes the story and shows, per subscription, what arrived and why."""
 
-    def __init__(self, url: str, keys: dict[str, str], subscriptions: dict[str, Any]) -> None:
+    def __init__(self, url: str, keys: dict[str, str], subscriptions: dict[str, Any],
+                 birth_match_from: tuple[str, ...] = ()) -> None:
         self.url = url
         self.keys = keys
         self.subscriptions = subscriptions
+        self.birth_match_from = birth_match_from
+        """Agencies whose births are checked against child welfare's birth match list."""
         self.cursors: dict[str, str | None] = dict.fromkeys(subscriptions)
         self.audit_seq = 0
         self.http = httpx.Client(base_url=url, timeout=30)
@@ -86,27 +89,63 @@ class Narrator:
         console.print(f"  [dim]{step.agency} published {step.event_type} "
                       f"{event['event_id'][:8]}…[/dim]")
         expected = [s for s, sub in self.subscriptions.items()
-                    if step.event_type in sub.event_types]
-        decisions = self._decisions_for(event["event_id"], len(expected))
+                    if step.event_type in sub.event_types
+                    and (sub.sources is None or step.agency in sub.sources)]
+        checked = step.event_type == "birth" and step.agency in self.birth_match_from
+        decisions = self._decisions_for(event["event_id"], len(expected),
+                                        settle=1.5 if checked else 0.0)
         for record in decisions:
+            if record["detail"].get("event_type") == "birth_match":
+                console.print("  [magenta]birth match:[/magenta] the mother is on child "
+                              "welfare's list; the broker makes a birth_match event")
             self._show(record)
-        if expected and not decisions:
+        if step.event_type == "watch_list_entry":
+            console.print("  [dim]restricted: kept for birth match, sent to no one[/dim]")
+        elif checked and not any(r["detail"].get("event_type") == "birth_match"
+                                 for r in decisions):
+            console.print("  [magenta]birth match:[/magenta] no parent on child welfare's "
+                          "list; child welfare receives nothing")
+        elif expected and not decisions:
             console.print("  [dim]no subscription matched[/dim]")
         time.sleep(pace)
 
-    def _decisions_for(self, event_id: str, expected: int) -> list[dict[str, Any]]:
+    def _decisions_for(self, event_id: str, expected: int, settle: float = 0.0
+                       ) -> list[dict[str, Any]]:
+        """The decisions about this event, and any birth match it made (which have their
+        own event ids): waits for `expected` of them, or `settle` seconds."""
         found: list[dict[str, Any]] = []
         deadline = time.monotonic() + 5
-        while len(found) < expected and time.monotonic() < deadline:
+        settled = time.monotonic() + settle
+        while time.monotonic() < deadline and (len(found) < expected
+                                               or time.monotonic() < settled):
             page = self.http.get("/v1/audit/decisions", params={"after": self.audit_seq},
                                  headers=self._as("auditor")).json()
             for record in page["records"]:
                 self.audit_seq = max(self.audit_seq, record["seq"])
-                if record["event_id"] == event_id:
+                if (record["event_id"] == event_id
+                        or record["detail"].get("event_type") == "birth_match"):
                     found.append(record)
-            if len(found) < expected:
-                time.sleep(0.05)
+            time.sleep(0.05)
         return found
+
+    def linkage_summary(self) -> None:
+        """Who the morning's agency records turned out to be (record linkage)."""
+        if "steward" not in self.keys:
+            return
+        reviews = self.http.get("/v1/linkage/reviews", headers=self._as("steward"))
+        if reviews.status_code != 200:
+            return
+        jolene = self.http.get(f"/v1/linkage/records/county-general/{JOLENE}",
+                               headers=self._as("steward"))
+        console.print("\n[bold]Record linkage[/bold]: every event's subjects were "
+                      "resolved to Handoff person ids before policy ran.")
+        if jolene.status_code == 200:
+            agencies = sorted({r["agency"] for r in jolene.json()["records"]})
+            console.print(f"  Jolene is one person across {len(agencies)} agencies' "
+                          f"records ({', '.join(agencies)}); her consents and her "
+                          "accounting of disclosures follow the person.")
+        console.print(f"  {len(reviews.json()['reviews'])} uncertain match(es) wait for a "
+                      "data steward (GET /v1/linkage/reviews).")
 
     def _received(self, sub_id: str, decision_id: str) -> dict[str, Any] | None:
         sub = self.subscriptions[sub_id]
@@ -187,9 +226,13 @@ def demo(
         _wait_ready(url)
         console.print(f"[bold]Handoff demo[/bold] — broker at {url}, data in {data_dir}, "
                       f"policy {broker.policy.current.version}")
-        narrator = Narrator(url, read_keys(demo_dir), broker.policy.current.bundle.subscriptions)
+        bundle = broker.policy.current.bundle
+        matched = bundle.linkage.birth_match if bundle.linkage is not None else None
+        narrator = Narrator(url, read_keys(demo_dir), bundle.subscriptions,
+                            matched.births_from if matched is not None else ())
         for step in STORY:
             narrator.play(step, pace)
+        narrator.linkage_summary()
         console.print(
             f"\n[bold]The story is over; the broker keeps running.[/bold]\n"
             f"  OpenAPI docs:      {url}/docs\n"

@@ -10,6 +10,7 @@ from broker.cli import (
     demo_cmd,
     encryption_cmd,
     keys_cmd,
+    linkage_cmd,
     migrate_cmd,
     policy_cmd,
     serve_cmd,
@@ -26,6 +27,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(encryption_cmd.app, name="encryption")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(connect_cmd.app, name="connect")
+app.add_typer(linkage_cmd.app, name="linkage")
 for sub_app in (serve_cmd.app, demo_cmd.app, migrate_cmd.app):
     app.registered_commands.extend(sub_app.registered_commands)
 

@@ -40,16 +40,17 @@ def _envelope(t: datetime, subject: str) -> Event:
 def birth(subject: str, child_id: str, child_first: str, last: str, mother_first: str,
           mother_dob: str, exposure: str, weight: int, weeks: int, nicu: bool,
           safe_care: bool | None, mat: bool | None, zip_code: str, phone: str,
-          ssn: str, medicaid_id: str | None) -> Callable[[datetime], Event]:
+          ssn: str, medicaid_id: str | None, street: str = "418 Larkspur Ct",
+          child_sex: str = "FEMALE") -> Callable[[datetime], Event]:
     def build(t: datetime) -> Event:
         return {
             **_envelope(t, subject),
             "child": {"child_id": child_id, "first_name": child_first, "last_name": last,
-                      "birth_date": _day(t, 1), "sex": "FEMALE", "birth_weight_grams": weight,
+                      "birth_date": _day(t, 1), "sex": child_sex, "birth_weight_grams": weight,
                       "gestational_age_weeks": weeks, "nicu_admission": nicu,
                       "substance_exposure": exposure, "plan_of_safe_care": safe_care},
             "mother": {"first_name": mother_first, "last_name": last, "ssn": ssn,
-                       "birth_date": mother_dob, "street_address": "418 Larkspur Ct",
+                       "birth_date": mother_dob, "street_address": street,
                        "zip": zip_code, "phone": phone, "race_ethnicity": None,
                        "medicaid_id": medicaid_id,
                        "medicaid_covered_birth": medicaid_id is not None,
@@ -119,10 +120,29 @@ def enrollment(subject: str, enrollment_id: str, program_id: str, program_type: 
     return build
 
 
+def watch_list_entry(subject: str, entry_id: str, reason: str, first: str, last: str,
+                     dob: str, street: str, zip_code: str, phone: str
+                     ) -> Callable[[datetime], Event]:
+    """An entry of child welfare's restricted birth match list (goes nowhere else)."""
+    def build(t: datetime) -> Event:
+        return {
+            **_envelope(t, subject),
+            "entry_id": entry_id, "action": "ADD", "reason": reason,
+            "parent": {"first_name": first, "last_name": last, "birth_date": dob,
+                       "sex": "FEMALE", "street_address": street, "zip": zip_code,
+                       "phone": phone},
+            "clk": None,
+        }
+    return build
+
+
 JOLENE = "MPI-0048213"
 MARIA = "MPI-0051190"
 KEISHA = "MPI-0050377"
 ANA = "MPI-0049902"
+KEISHA_VR = "VR-2026-MO-4417"
+MARIA_VR = "VR-2026-MO-4418"
+"""Vital records numbers mothers by its own registration file, not the state MPI."""
 
 STORY: tuple[Step, ...] = (
     Step("county-general", "consent",
@@ -188,4 +208,22 @@ STORY: tuple[Step, ...] = (
          "in force: the home visitor receives nothing of it.",
          enrollment(ANA, "HRC-4412", "harbor-recovery-iop", "SUD_TREATMENT", "Ana", "Reyes",
                     diagnosis_codes=["F11.20"], action="EXITED", exit_reason="COMPLETED")),
+    Step("cw-hotline", "watch_list_entry",
+         "Child welfare keeps a restricted list of parents with a prior termination of "
+         "parental rights or an open case, for birth match. Keisha Brown has an open case; "
+         "her entry goes to the broker's birth match and to no one else.",
+         watch_list_entry(KEISHA, "CPS-CASE-2025-3318", "OPEN_CASE", "Keisha", "Brown",
+                          "1998-09-12", "77 Willow Bend", "53713", "608-555-0117")),
+    Step("vital-records", "birth",
+         "Vital records registers the birth of Keisha Brown's son. Birth match finds her on "
+         "child welfare's list, so a worker can offer the family support early.",
+         birth(KEISHA_VR, "VR-2026-CH-7731", "Malik", "Brown", "Keisha", "1998-09-12",
+               "UNKNOWN", 3180, 39, False, None, None, "53713", "608-555-0117",
+               "471-22-0934", None, street="77 Willow Bend", child_sex="MALE")),
+    Step("vital-records", "birth",
+         "Vital records registers the birth of Maria Delgado's daughter. Maria is on no "
+         "list: child welfare must learn nothing of it.",
+         birth(MARIA_VR, "VR-2026-CH-7732", "Lucia", "Delgado", "Maria", "1999-02-03",
+               "UNKNOWN", 3350, 39, False, None, None, "53704", "608-555-0163",
+               "398-20-4417", None)),
 )

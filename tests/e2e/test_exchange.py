@@ -155,25 +155,27 @@ def test_audit_verify_detects_one_changed_byte(broker: BrokerProcess, keys):
     if broker.backend.name == "kafka":
         seq = forge_a_kafka_audit_record(broker)
     else:
-        seq = 2
-        change_a_byte_of_an_embedded_audit_record(broker, seq)
+        seq = change_a_byte_of_an_embedded_audit_record(broker)
 
     tampered = verify()
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
     assert f"record {seq}" in tampered.stdout + tampered.stderr
 
 
-def change_a_byte_of_an_embedded_audit_record(broker: BrokerProcess, seq: int) -> None:
+def change_a_byte_of_an_embedded_audit_record(broker: BrokerProcess) -> int:
+    """Flips one byte of the last record's hash in the file; returns its seq. (The last
+    record's hash is stored once: no later record holds it as its prev_hash.)"""
     audit_db = broker.data_dir / "audit.db"
     with sqlite3.connect(audit_db) as db:   # fold the WAL into the file we are editing
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        (stored,) = db.execute("SELECT hash FROM audit_records WHERE seq = ?",
-                               (seq,)).fetchone()
+        seq, stored = db.execute("SELECT seq, hash FROM audit_records "
+                                 "ORDER BY seq DESC LIMIT 1").fetchone()
     raw = bytearray(audit_db.read_bytes())
     at = raw.find(bytes(stored))
     assert at > 0
     raw[at + 5] ^= 0x01
     audit_db.write_bytes(bytes(raw))
+    return int(seq)
 
 
 def forge_a_kafka_audit_record(broker: BrokerProcess) -> int:

@@ -80,7 +80,7 @@ def test_explain_with_consents_releases_health_facts(consents_file: Path) -> Non
 
 @pytest.mark.parametrize(("recorded_by", "status"), [
     ("hv-nfp", "released"),       # county-general relies on hv-nfp's authorizations
-    ("cw-hotline", "withheld"),   # but not on the hotline's
+    ("recovery-clinic", "withheld"),  # but not on a treatment program's
 ])
 def test_explain_takes_consents_as_recorded_by_the_agency_named(
         consents_file: Path, recorded_by: str, status: str) -> None:

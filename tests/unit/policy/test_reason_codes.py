@@ -50,7 +50,7 @@ def test_a_consent_in_force_turns_a_consent_code_into_a_release() -> None:
 
 @pytest.mark.parametrize(("recorded_by", "disclosers"), [
     # Recorded by an agency county-general does not rely on (agencies.yaml relies_on).
-    ("cw-hotline", ["county-general"]),
+    ("recovery-clinic", ["county-general"]),
     # Recorded by the source itself, but naming another holder as discloser.
     ("county-general", ["hv-nfp"]),
 ])
