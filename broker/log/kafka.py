@@ -111,6 +111,7 @@ class KafkaEventLog:
             self._admin.close()
             raise
         self._partition_counts: dict[str, int] = {}
+        self._tracked: set[str] = set()
         self._unkeyed: dict[str, Iterator[int]] = {}
         self._members: list[KafkaGroupMember] = []
         self._members_lock = threading.Lock()
@@ -188,6 +189,7 @@ class KafkaEventLog:
         if not records:
             return []
         kafka_topic = self._kafka_topic(topic)
+        self._track(kafka_topic)
         futures = []
         failure: Exception | None = None
         try:
@@ -336,6 +338,24 @@ class KafkaEventLog:
             )
         except kafka_errors.KafkaError as exc:
             raise translate_kafka_error(exc, "connect", self._connection) from exc
+
+    def _track(self, kafka_topic: str) -> None:
+        """Have the producer keep `kafka_topic`'s metadata, as the Java producer does for
+        every topic it sends to.
+
+        kafka-python (3.0) refreshes metadata only for topics it was told to track, and
+        tracks a topic only when a send finds it missing from the metadata it has. A
+        topic it learnt from its first, all-topics answer is never tracked, so once any
+        later topic is, a refresh drops the others' leaders; the producer then finds
+        partitions it once wrote to without a leader and asks for metadata in a busy
+        loop (an idle API process used a sixth of a core, a router a third, and the
+        starved I/O thread logged "blocking the event loop" warnings).
+        """
+        if kafka_topic in self._tracked:
+            return
+        self._tracked.add(kafka_topic)
+        # The thread-safe path kafka-python itself takes from a sending thread.
+        self._producer._sender.add_topic(kafka_topic)  # noqa: SLF001  (see above)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -7,6 +7,7 @@ are unique per test because the broker is shared.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -211,6 +212,37 @@ def test_waiters_on_several_topics_see_appends_by_another_client(open_log):
 
     assert woke == {topic: True for topic in topics}
     assert waiter.end_offset(topics[1], 0) == 1
+
+
+# -- idle cost ------------------------------------------------------------------------------
+
+
+def cpu_share_over(seconds: float) -> float:
+    """Share of one core this test process used over the next `seconds`."""
+    before, started = os.times(), time.monotonic()
+    time.sleep(seconds)
+    after = os.times()
+    used = (after.user + after.system) - (before.user + before.system)
+    return used / (time.monotonic() - started)
+
+
+@pytest.mark.slow
+def test_an_idle_log_that_appended_to_topics_made_at_different_times_stays_idle(open_log):
+    # A process writes to topics that existed when it connected and to topics made
+    # later (its first publish of a type, the idempotency index). kafka-python's
+    # producer then forgot the older topics' leaders and asked for metadata in a busy
+    # loop: an idle API process used a sixth of a core, a router a third.
+    early = unique("events.birth")
+    creator = open_log()
+    creator.ensure_topic(TopicSpec(early, partitions=2))
+    log = open_log()
+    log.append(early, [NewRecord(b"v", key=b"subject-1")])
+    later = unique("_accepted")
+    log.ensure_topic(TopicSpec(later, partitions=2, compacted=True))
+    log.append(later, [NewRecord(b"v", key=b"subject-2")])
+    time.sleep(0.5)
+
+    assert cpu_share_over(3.0) < 0.05
 
 
 # -- consumer groups ------------------------------------------------------------------------
