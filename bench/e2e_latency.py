@@ -256,7 +256,11 @@ def start_profiles(processes: list[BrokerProcess], out: Path, seconds: float,
         suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[form]
         target = out / f"{process.role.replace(',', '-')}-{process.port}.{suffix}"
         profilers.append(subprocess.Popen(
-            ["py-spy", "record", "--pid", str(process.proc.pid), "--duration",
+            # Non-blocking: a profiler that stops the process 200 times a second would
+            # be the latency it measures. Idle threads too, so a thread's samples show
+            # where its wall time goes (waiting on Kafka included).
+            ["py-spy", "record", "--nonblocking", "--idle", "--pid", str(process.proc.pid),
+             "--duration",
              str(int(seconds) + 1), "--rate", "200", "--format", form, "--output",
              str(target)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -134,7 +134,8 @@ def main(args: argparse.Namespace) -> None:
             for rate in args.rate:
                 latencies = run(servers, rate, args.seconds, fetch_wait_ms)
                 missing = int(rate * args.seconds) - len(latencies)
-                print(f"  {rate:6.0f}/s for {args.seconds:.0f} s, fetch wait {fetch_wait_ms:4d} ms: "
+                print(f"  {rate:6.0f}/s for {args.seconds:.0f} s, "
+                      f"fetch wait {fetch_wait_ms:4d} ms: "
                       f"p50 {percentile(latencies, .5):6.1f} ms  p99 "
                       f"{percentile(latencies, .99):6.1f} ms  max {max(latencies):7.1f} ms  "
                       f"missing {missing}")

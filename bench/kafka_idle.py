@@ -121,8 +121,10 @@ def main(args: argparse.Namespace) -> None:
                       f"{len(new_lines)}")
                 for line in new_lines[: args.show_warnings]:
                     print(f"      {line[:200]}")
-            all_warnings = sum(len(warnings_in(p.logs())) for p in processes)
-            print(f"  warnings logged since start, all processes: {all_warnings}")
+            since_start = [line for p in processes for line in warnings_in(p.logs())]
+            print(f"  warnings logged since start, all processes: {len(since_start)}")
+            for line in since_start[: args.show_warnings]:
+                print(f"      {line[:200]}")
         finally:
             stop.set()
             for process in reversed(processes):

@@ -15,8 +15,9 @@ from broker.errors import LogError, UnknownTopicError
 from broker.log.kafka_admin import KafkaAdmin
 from broker.log.kafka_connection import KafkaConnection, check_topic_name, translate_kafka_error
 from broker.log.kafka_consumer import KafkaGroupMember
-from broker.log.kafka_end_watch import EndOffsetWatcher
+from broker.log.kafka_fetch_wait import FetchWait
 from broker.log.kafka_reader import ReaderPool
+from broker.log.kafka_tail import PartitionTail
 from broker.log.partitioner import partition_for
 from broker.log.port import (
     AppendResult,
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     from broker.config import KafkaSettings
 
 _BATCH_BYTES = 512 * 1024
-_EXTERNAL_POLL_S = 0.02
-"""How often waiters' partitions are checked for appends by other processes, unless the
-caller says otherwise (`poll_interval_s`)."""
 
 
 class KafkaEventLog:
@@ -46,14 +44,19 @@ class KafkaEventLog:
 
     Appends: records go to the partition the embedded log would choose (Kafka's murmur2
     of the key; round robin without a key), through an idempotent producer with
-    `acks=all`, lingering `linger_ms` to batch concurrent appends. `append` returns when
+    `acks=all` and no linger (`linger_ms`): every caller already hands over a batch (the
+    group commit of publishes, a router's batch), and each append is waited for, so a
+    linger would add its full length to every hop. `append` returns when
     the cluster has acknowledged every record; if some fail, it raises and the others
     may still be stored (retrying is at least once).
 
     Waiting: an append through this object wakes `wait` at once; appends by other
-    processes are seen by asking the cluster for the end offsets of every partition
-    anyone waits on, in one request every `poll_interval_s` (20 ms unless given), so
-    they are noticed within that plus one round trip, however many wait.
+    processes are seen by one thread that follows every partition anyone waits on with
+    long-poll fetches (`PartitionTail`): each fetch waits at the broker up to
+    `fetch_wait_ms` while records flow, growing to `idle_fetch_wait_ms` when none come.
+    Apache Kafka answers a waiting fetch as soon as a record arrives; Tansu 0.6 only when
+    the wait is over. The records a fetch brings are kept, so the `read` that follows a
+    `wait` needs no round trip of its own.
 
     Topics: `ensure_topic` creates topics with `cleanup.policy` and `retention.ms`, and
     refuses an existing topic whose partition count or cleanup policy differs (the
@@ -78,9 +81,10 @@ class KafkaEventLog:
         ssl_cafile: str | None = None,
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
-        linger_ms: int = 2,
+        linger_ms: int = 0,
         max_poll_records: int = 500,
-        poll_interval_s: float = _EXTERNAL_POLL_S,
+        fetch_wait_ms: int = 10,
+        idle_fetch_wait_ms: int = 250,
     ) -> None:
         if replication_factor < 1:
             raise LogError("kafka.replication_factor must be at least 1")
@@ -97,6 +101,7 @@ class KafkaEventLog:
         )
         self._prefix = topic_prefix
         self._max_poll_records = max_poll_records
+        self._fetch_waits = (fetch_wait_ms, idle_fetch_wait_ms)
         self._delivery_timeout_s = request_timeout_s + linger_ms / 1000
         self._admin = KafkaAdmin(self._connection, replication_factor)
         try:
@@ -120,8 +125,8 @@ class KafkaEventLog:
         self._appended = threading.Condition()
         self._known_ends: dict[TopicPartition, int] = {}
         self._closed = False
-        self._watcher = EndOffsetWatcher(self._reader.watch_end_offsets, self._note_ends,
-                                         poll_interval_s)
+        self._tail = PartitionTail(self._connection, self._note_ends, self._bare_topic,
+                                   FetchWait(*self._fetch_waits))
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings, client_id: str = "handoff") -> KafkaEventLog:
@@ -138,7 +143,8 @@ class KafkaEventLog:
                 settings.sasl_password.get_secret_value() if settings.sasl_password else None
             ),
             ssl_cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
-            poll_interval_s=settings.poll_interval_ms / 1000,
+            fetch_wait_ms=settings.fetch_wait_ms,
+            idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
         )
 
     def __repr__(self) -> str:
@@ -239,6 +245,9 @@ class KafkaEventLog:
         tp = self._kafka_tp(topic, partition)
         if offset < 0 or max_records < 1:
             raise LogError("read needs an offset of at least 0 and max_records of at least 1")
+        followed = self._tail.recent(tp, offset, max_records)
+        if followed:
+            return followed
         if offset >= self._known_end(tp):
             ends = self._reader.end_offsets([tp])
             self._note_ends(ends)
@@ -258,7 +267,10 @@ class KafkaEventLog:
         `timeout` seconds pass (False)."""
         wanted = {self._kafka_tp(topic, p): offset for (topic, p), offset in positions.items()}
         deadline = time.monotonic() + max(timeout, 0.0)
-        self._watcher.watch(wanted)
+        with self._appended:
+            if self._reached(wanted):
+                return True
+        self._tail.watch(wanted)
         try:
             with self._appended:
                 while not self._reached(wanted):
@@ -272,7 +284,7 @@ class KafkaEventLog:
                     self._appended.wait(remaining)
                 return True
         finally:
-            self._watcher.unwatch(wanted)
+            self._tail.unwatch(wanted)
 
     # -- consumer groups ------------------------------------------------------------------
 
@@ -292,6 +304,7 @@ class KafkaEventLog:
             bare_names,
             self._admin.committed_offset,
             max_poll_records=self._max_poll_records,
+            fetch_wait=FetchWait(*self._fetch_waits),
         )
         with self._members_lock:
             self._members = [m for m in self._members if not m.closed]
@@ -308,7 +321,7 @@ class KafkaEventLog:
                 return
             self._closed = True
             self._appended.notify_all()  # waiters wake and find the log closed
-        self._watcher.close()
+        self._tail.close()
         with self._members_lock:
             members, self._members = self._members, []
         for member in members:
@@ -355,7 +368,7 @@ class KafkaEventLog:
             return
         self._tracked.add(kafka_topic)
         # The thread-safe path kafka-python itself takes from a sending thread.
-        self._producer._sender.add_topic(kafka_topic)  # noqa: SLF001  (see above)
+        self._producer._sender.add_topic(kafka_topic)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -363,6 +376,9 @@ class KafkaEventLog:
 
     def _kafka_topic(self, topic: str) -> str:
         return check_topic_name(self._prefix + topic)
+
+    def _bare_topic(self, kafka_topic: str) -> str:
+        return kafka_topic[len(self._prefix):]
 
     def _kafka_tp(self, topic: str, partition: int) -> TopicPartition:
         partitions = self.partitions(topic)
@@ -373,10 +389,14 @@ class KafkaEventLog:
         return TopicPartition(self._kafka_topic(topic), partition)
 
     def _note_appended(self, kafka_topic: str, results: list[AppendResult]) -> None:
-        ends: dict[TopicPartition, int] = {}
+        spans: dict[TopicPartition, tuple[int, int]] = {}
         for result in results:
             tp = TopicPartition(kafka_topic, result.partition)
-            ends[tp] = max(ends.get(tp, 0), result.offset + 1)
+            first, end = spans.get(tp, (result.offset, result.offset + 1))
+            spans[tp] = (min(first, result.offset), max(end, result.offset + 1))
+        ends = {tp: end for tp, (_, end) in spans.items()}
+        self._reader.note_appended(spans)
+        self._tail.skip(ends)
         with self._appended:
             self._raise_known_ends(ends)
             self._appended.notify_all()
