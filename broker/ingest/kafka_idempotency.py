@@ -8,14 +8,20 @@ event, key `["<agency>","<event_id>"]` (JSON), value `{"topic", "partition", "of
 process of the installation, so a publisher that re-sends an event after a timeout gets
 the original answer from whichever process it reaches.
 
-Lookups are served from a local SQLite cache of the topic (`cache_path`, which may be
-deleted: it is rebuilt). Before answering, a lookup reads what other processes appended
-since the last lookup, to the partitions holding the keys asked about, so an event
-accepted by another process before the lookup started is found.
+Lookups are answered from a local SQLite cache of the topic (`cache_path`, which may be
+deleted: it is rebuilt), with no request to Kafka: publishing asks before every group
+commit. A background thread follows the topic (long-poll fetches, see
+`KafkaEventLog.wait`) and copies into the cache what other API processes append, within
+about one fetch wait of their append (10 ms while publishes flow, up to 250 ms after a
+quiet spell, by default); what this process appends goes into the cache as it is
+written and is not read back. While the follower has not confirmed the cache current
+for `_FRESH_S` (at start, or while Kafka fails), a lookup reads the partitions it needs
+up to their ends itself.
 
 What is not promised, as on the embedded backend: the index is written after the
 ingress append, so a crash between the two, or two API processes accepting the same
-event at the same moment, can let one event be appended twice. Both copies carry the
+event within about a fetch wait of each other (a re-send after a timeout comes much
+later), can let one event be appended twice. Both copies carry the
 same `event_id`, which is how subscribers recognise duplicates. When two entries exist
 for one key, the first one read wins in every cache; compaction may later keep only the
 other, so after a cache rebuild the answer may name the other copy.
@@ -24,21 +30,30 @@ other, so after a cache rebuild the answer may name the other copy.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from broker.errors import LogError
+from broker.errors import HandoffError, LogError
 from broker.ingest.idempotency import Accepted
 from broker.log.partitioner import partition_for
 from broker.log.port import EventLog, LogRecord, NewRecord, TopicSpec
+
+log = logging.getLogger("handoff.ingest")
 
 ACCEPTED_TOPIC = "_accepted"
 ACCEPTED_PARTITIONS = 4
 _READ_BATCH = 5000
 _LOOKUP_CHUNK = 500
+_FOLLOW_WAIT_S = 0.5
+"""How long the follower waits at a time: also how long closing the index may take."""
+_FRESH_S = 2.0
+"""Lookups trust the cache while the follower confirmed it current this recently."""
+_ERROR_BACKOFF_S = 1.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted (
     source TEXT NOT NULL, event_id TEXT NOT NULL, topic TEXT NOT NULL,
@@ -75,7 +90,7 @@ def read_accepted(record: LogRecord) -> tuple[str, str, Accepted] | None:
 class KafkaIdempotencyIndex:
     """The `IdempotencyIndex` port on a compacted topic (see the module docstring)."""
 
-    def __init__(self, event_log: EventLog, cache_path: Path) -> None:
+    def __init__(self, event_log: EventLog, cache_path: Path, follow: bool = True) -> None:
         self._log = event_log
         self._lock = threading.Lock()
         event_log.ensure_topic(
@@ -93,6 +108,18 @@ class KafkaIdempotencyIndex:
                 f"cannot open the idempotency cache at {cache_path}: {exc}; it is a copy of "
                 f"the {ACCEPTED_TOPIC} topic and may be deleted"
             ) from exc
+        # Guarded by _lock: the next offset to copy per partition (everything before it
+        # is in the cache), as stored in the cache's `progress` table.
+        self._progress = {int(partition): int(offset) for partition, offset in
+                          self._execute("SELECT partition, next_offset FROM progress")}
+        self._current_at = float("-inf")
+        """When the follower last saw nothing in the topic past the cache (monotonic)."""
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        if follow:
+            self._follower = threading.Thread(target=self._follow, daemon=True,
+                                              name="handoff-accepted-follower")
+            self._follower.start()
 
     def lookup(self, source: str, event_ids: Iterable[str]) -> dict[str, Accepted]:
         """Where each of `event_ids` from `source` went, for those accepted before."""
@@ -102,7 +129,8 @@ class KafkaIdempotencyIndex:
         partitions = {partition_for(accepted_key(source, eid), self._partitions) for eid in ids}
         found: dict[str, Accepted] = {}
         with self._lock:
-            self._catch_up(partitions)
+            if time.monotonic() - self._current_at > _FRESH_S:
+                self._catch_up(partitions)
             for start in range(0, len(ids), _LOOKUP_CHUNK):
                 chunk = ids[start:start + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -117,26 +145,65 @@ class KafkaIdempotencyIndex:
         """Record where newly accepted events went: in Kafka first, then in the cache."""
         if not accepted:
             return
-        self._log.append(ACCEPTED_TOPIC, [
+        written = self._log.append(ACCEPTED_TOPIC, [
             NewRecord(value=accepted_value(where), key=accepted_key(source, event_id))
             for event_id, where in accepted.items()
         ])
         with self._lock:
+            # Our own records need not be read back: the cache is complete up to them
+            # when nothing else was appended before them since the last copy.
+            progress: dict[int, int] = {}
+            for result in sorted(written, key=lambda r: (r.partition, r.offset)):
+                at = progress.get(result.partition, self._progress.get(result.partition, 0))
+                if result.offset == at:
+                    progress[result.partition] = at + 1
             self._store([(source, eid, a.topic, a.partition, a.offset)
-                         for eid, a in accepted.items()], {})
+                         for eid, a in accepted.items()], progress)
 
     def catch_up(self) -> None:
         """Read every partition of `_accepted` up to its end (lookups do this for the
-        partitions they need)."""
+        partitions they need, when the follower has not yet)."""
         with self._lock:
             self._catch_up(set(range(self._partitions)))
 
     def close(self) -> None:
-        """Close the cache; the event log belongs to the caller."""
+        """Stop following and close the cache; the event log belongs to the caller."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=_FOLLOW_WAIT_S + 5)
         with self._lock:
             self._db.close()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        """Copy what other processes append, as they append it."""
+        failing = False
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                if self._log.wait(self._positions(), _FOLLOW_WAIT_S):
+                    # Often woken by this process's own appends, which `remember` has
+                    # put in the cache meanwhile: read only partitions still ahead.
+                    with self._lock:
+                        behind = {p for (_, p), offset in self._positions().items()
+                                  if self._log.wait({(ACCEPTED_TOPIC, p): offset}, 0)}
+                        self._catch_up(behind)
+                with self._lock:
+                    self._current_at = max(self._current_at, started)
+                failing = False
+            except HandoffError as exc:
+                if self._stop.is_set():
+                    return
+                # Lookups catch up for themselves, where the error surfaces.
+                if not failing:
+                    log.warning("cannot follow %s; lookups will read it themselves: %s",
+                                ACCEPTED_TOPIC, exc)
+                failing = True
+                self._stop.wait(_ERROR_BACKOFF_S)
+
+    def _positions(self) -> dict[tuple[str, int], int]:
+        return {(ACCEPTED_TOPIC, p): self._progress.get(p, 0) for p in range(self._partitions)}
 
     def _execute(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -146,10 +213,8 @@ class KafkaIdempotencyIndex:
 
     def _catch_up(self, partitions: set[int]) -> None:
         # Called with the lock held.
-        progress = {int(partition): int(offset) for partition, offset in
-                    self._execute("SELECT partition, next_offset FROM progress")}
         for partition in sorted(partitions):
-            start = progress.get(partition, 0)
+            start = self._progress.get(partition, 0)
             end = self._log.end_offset(ACCEPTED_TOPIC, partition)
             while start < end:
                 records = self._log.read(ACCEPTED_TOPIC, partition, start, _READ_BATCH)
@@ -178,3 +243,5 @@ class KafkaIdempotencyIndex:
                 raise
         except sqlite3.Error as exc:
             raise LogError(f"the idempotency cache failed: {exc}") from exc
+        for partition, offset in progress.items():
+            self._progress[partition] = max(self._progress.get(partition, 0), offset)

@@ -3,6 +3,7 @@ restarts and across API processes, so a re-sent event gets its original answer."
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -45,6 +46,16 @@ def test_an_accepted_event_is_found_after_a_restart_without_the_cache(open_log, 
         elsewhere.close()
 
 
+def found_within(index: KafkaIdempotencyIndex, source: str, event_id: str,
+                 seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if index.lookup(source, [event_id]):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_an_event_accepted_by_one_api_process_is_a_duplicate_at_another(open_log, tmp_path):
     logs = [open_log(), open_log()]
     for log in logs:
@@ -55,6 +66,9 @@ def test_an_event_accepted_by_one_api_process_is_a_duplicate_at_another(open_log
         record = NewRecord(value=b"birth", key=b"MPI-1")
         first = committers[0].submit("county-general", "events.birth", ["ev-9"],
                                      [record]).result(30)
+        # The other process learns of it from the topic, in the background (a re-send
+        # after a timeout comes seconds later).
+        assert found_within(indexes[1], "county-general", "ev-9")
         again = committers[1].submit("county-general", "events.birth", ["ev-9"],
                                      [record]).result(30)
         assert first[0].duplicate is False
