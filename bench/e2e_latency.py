@@ -157,8 +157,13 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
         lat = [(got[e] - scheduled[e]) * 1000 for e in ids if e in got]
         everything += lat
         missing = len(ids) - len(lat)
+        if not lat:
+            print(f"  {sub:18s} nothing arrived within 10 s of the end of sending")
+            continue
         print(f"  {sub:18s} p50 {percentile(lat, .5):7.1f} ms  p99 {percentile(lat, .99):7.1f}"
               f" ms  max {max(lat):7.1f} ms  missing {missing}")
+    if not everything:
+        return
     print(f"  {'all subscribers':18s} p50 {percentile(everything, .5):7.1f} ms  p99 "
           f"{percentile(everything, .99):7.1f} ms  (target: p99 < {target_ms:.0f} ms)")
 
@@ -289,8 +294,9 @@ async def main(args: argparse.Namespace) -> None:
             warm_up(url, keys, subscribe_url)
             profilers = (start_profiles(processes, args.profile, args.seconds + 1,
                                         args.profile_format) if args.profile else [])
-            await latency_run(url, keys, args.rate, args.seconds, target_ms=target,
-                              subscribe_url=subscribe_url)
+            if not args.batched_only:
+                await latency_run(url, keys, args.rate, args.seconds, target_ms=target,
+                                  subscribe_url=subscribe_url)
             for profiler in profilers:
                 profiler.wait(60)
             if args.per_request > 1:
@@ -319,6 +325,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--per-request", type=int, default=10,
                         help="also measure with this many events per batch request")
+    parser.add_argument("--batched-only", action="store_true",
+                        help="measure latency with --per-request events per request only")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--sweep-rates", type=float, nargs="+",
                         default=[1000, 2000, 3000, 4000, 5000, 6000, 8000])

@@ -10,17 +10,17 @@ the original answer from whichever process it reaches.
 
 Lookups are answered from a local SQLite cache of the topic (`cache_path`, which may be
 deleted: it is rebuilt), with no request to Kafka: publishing asks before every group
-commit. A background thread follows the topic (long-poll fetches, see
-`KafkaEventLog.wait`) and copies into the cache what other API processes append, within
-about one fetch wait of their append (10 ms while publishes flow, up to 250 ms after a
-quiet spell, by default); what this process appends goes into the cache as it is
-written and is not read back. While the follower has not confirmed the cache current
-for `_FRESH_S` (at start, or while Kafka fails), a lookup reads the partitions it needs
-up to their ends itself.
+commit. What this process appends goes into the cache as it is written and is never
+read back. A background thread asks for the topic's end offsets every `_FOLLOW_S` (one
+request) and copies in what other API processes appended. It does not follow the topic
+with fetches: in the usual deployment nothing but this process writes it, and a
+follower would spend its CPU decoding this process's own records. While the thread has
+not confirmed the cache current for `_FRESH_S` (at start, or while Kafka fails), a
+lookup reads the partitions it needs up to their ends itself.
 
 What is not promised, as on the embedded backend: the index is written after the
 ingress append, so a crash between the two, or two API processes accepting the same
-event within about a fetch wait of each other (a re-send after a timeout comes much
+event within about `_FOLLOW_S` of each other (a re-send after a timeout comes much
 later), can let one event be appended twice. Both copies carry the
 same `event_id`, which is how subscribers recognise duplicates. When two entries exist
 for one key, the first one read wins in every cache; compaction may later keep only the
@@ -49,8 +49,8 @@ ACCEPTED_TOPIC = "_accepted"
 ACCEPTED_PARTITIONS = 4
 _READ_BATCH = 5000
 _LOOKUP_CHUNK = 500
-_FOLLOW_WAIT_S = 0.5
-"""How long the follower waits at a time: also how long closing the index may take."""
+_FOLLOW_S = 0.25
+"""How often the follower asks for the topic's end offsets."""
 _FRESH_S = 2.0
 """Lookups trust the cache while the follower confirmed it current this recently."""
 _ERROR_BACKOFF_S = 1.0
@@ -114,6 +114,10 @@ class KafkaIdempotencyIndex:
                           self._execute("SELECT partition, next_offset FROM progress")}
         self._current_at = float("-inf")
         """When the follower last saw nothing in the topic past the cache (monotonic)."""
+        self._remembering = 0
+        """Appends by `remember` not yet in the cache: the follower, woken by them, waits
+        for them rather than read them back."""
+        self._remembered = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         if follow:
@@ -130,7 +134,7 @@ class KafkaIdempotencyIndex:
         found: dict[str, Accepted] = {}
         with self._lock:
             if time.monotonic() - self._current_at > _FRESH_S:
-                self._catch_up(partitions)
+                self._catch_up(self._ends(partitions))
             for start in range(0, len(ids), _LOOKUP_CHUNK):
                 chunk = ids[start:start + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -145,11 +149,21 @@ class KafkaIdempotencyIndex:
         """Record where newly accepted events went: in Kafka first, then in the cache."""
         if not accepted:
             return
-        written = self._log.append(ACCEPTED_TOPIC, [
-            NewRecord(value=accepted_value(where), key=accepted_key(source, event_id))
-            for event_id, where in accepted.items()
-        ])
         with self._lock:
+            self._remembering += 1
+        try:
+            written = self._log.append(ACCEPTED_TOPIC, [
+                NewRecord(value=accepted_value(where), key=accepted_key(source, event_id))
+                for event_id, where in accepted.items()
+            ])
+        except BaseException:
+            with self._lock:
+                self._remembering -= 1
+                self._remembered.notify_all()
+            raise
+        with self._lock:
+            self._remembering -= 1
+            self._remembered.notify_all()
             # Our own records need not be read back: the cache is complete up to them
             # when nothing else was appended before them since the last copy.
             progress: dict[int, int] = {}
@@ -164,32 +178,30 @@ class KafkaIdempotencyIndex:
         """Read every partition of `_accepted` up to its end (lookups do this for the
         partitions they need, when the follower has not yet)."""
         with self._lock:
-            self._catch_up(set(range(self._partitions)))
+            self._catch_up(self._ends(set(range(self._partitions))))
 
     def close(self) -> None:
         """Stop following and close the cache; the event log belongs to the caller."""
         self._stop.set()
         if self._follower is not None:
-            self._follower.join(timeout=_FOLLOW_WAIT_S + 5)
+            self._follower.join(timeout=10)
         with self._lock:
             self._db.close()
 
     # -- internals ------------------------------------------------------------------------
 
     def _follow(self) -> None:
-        """Copy what other processes append, as they append it."""
+        """Copy what other processes append, a `_FOLLOW_S` after they append it."""
         failing = False
-        while not self._stop.is_set():
+        while not self._stop.wait(_FOLLOW_S):
             started = time.monotonic()
             try:
-                if self._log.wait(self._positions(), _FOLLOW_WAIT_S):
-                    # Often woken by this process's own appends, which `remember` has
-                    # put in the cache meanwhile: read only partitions still ahead.
-                    with self._lock:
-                        behind = {p for (_, p), offset in self._positions().items()
-                                  if self._log.wait({(ACCEPTED_TOPIC, p): offset}, 0)}
-                        self._catch_up(behind)
+                ends = self._log.end_offsets(ACCEPTED_TOPIC)
                 with self._lock:
+                    # Ends may include this process's own appends that `remember` has
+                    # not put in the cache yet: wait for those rather than read them.
+                    self._remembered.wait_for(lambda: not self._remembering, _FOLLOW_S)
+                    self._catch_up(dict(enumerate(ends)))
                     self._current_at = max(self._current_at, started)
                 failing = False
             except HandoffError as exc:
@@ -200,10 +212,6 @@ class KafkaIdempotencyIndex:
                     log.warning("cannot follow %s; lookups will read it themselves: %s",
                                 ACCEPTED_TOPIC, exc)
                 failing = True
-                self._stop.wait(_ERROR_BACKOFF_S)
-
-    def _positions(self) -> dict[tuple[str, int], int]:
-        return {(ACCEPTED_TOPIC, p): self._progress.get(p, 0) for p in range(self._partitions)}
 
     def _execute(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -211,11 +219,10 @@ class KafkaIdempotencyIndex:
         except sqlite3.Error as exc:
             raise LogError(f"the idempotency cache failed: {exc}") from exc
 
-    def _catch_up(self, partitions: set[int]) -> None:
-        # Called with the lock held.
-        for partition in sorted(partitions):
+    def _catch_up(self, ends: dict[int, int]) -> None:
+        """Copy partitions up to the given ends. Called with the lock held."""
+        for partition, end in sorted(ends.items()):
             start = self._progress.get(partition, 0)
-            end = self._log.end_offset(ACCEPTED_TOPIC, partition)
             while start < end:
                 records = self._log.read(ACCEPTED_TOPIC, partition, start, _READ_BATCH)
                 if not records:
@@ -224,6 +231,10 @@ class KafkaIdempotencyIndex:
                         filter(None, map(read_accepted, records))]
                 start = records[-1].offset + 1
                 self._store(rows, {partition: start})
+
+    def _ends(self, partitions: set[int]) -> dict[int, int]:
+        ends = self._log.end_offsets(ACCEPTED_TOPIC)
+        return {partition: ends[partition] for partition in partitions}
 
     def _store(self, rows: list[tuple[str, str, str, int, int]],
                progress: dict[int, int]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from contextlib import suppress
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -44,9 +45,11 @@ class KafkaEventLog:
 
     Appends: records go to the partition the embedded log would choose (Kafka's murmur2
     of the key; round robin without a key), through an idempotent producer with
-    `acks=all` and no linger (`linger_ms`): every caller already hands over a batch (the
-    group commit of publishes, a router's batch), and each append is waited for, so a
-    linger would add its full length to every hop. `append` returns when
+    `acks=all`. Every caller hands over a whole batch (the group commit of publishes, a
+    router's batch) and waits for it, so `append` sends its records at once when they
+    are all handed to the producer (a flush) rather than after a linger; `linger_ms`
+    only lets a long append go out in a few large requests rather than many small
+    ones. `append` returns when
     the cluster has acknowledged every record; if some fail, it raises and the others
     may still be stored (retrying is at least once).
 
@@ -56,7 +59,10 @@ class KafkaEventLog:
     `fetch_wait_ms` while records flow, growing to `idle_fetch_wait_ms` when none come.
     Apache Kafka answers a waiting fetch as soon as a record arrives; Tansu 0.6 only when
     the wait is over. The records a fetch brings are kept, so the `read` that follows a
-    `wait` needs no round trip of its own.
+    `wait` needs no round trip of its own; and a `read` at the end of a partition that
+    is being followed answers from what the tail knows (at most a fetch wait old) rather
+    than asking the cluster for the end, since the wait that follows it wakes when the
+    tail sees more.
 
     Topics: `ensure_topic` creates topics with `cleanup.policy` and `retention.ms`, and
     refuses an existing topic whose partition count or cleanup policy differs (the
@@ -81,7 +87,7 @@ class KafkaEventLog:
         ssl_cafile: str | None = None,
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
-        linger_ms: int = 0,
+        linger_ms: int = 5,
         max_poll_records: int = 500,
         fetch_wait_ms: int = 10,
         idle_fetch_wait_ms: int = 250,
@@ -220,6 +226,11 @@ class KafkaEventLog:
                 )
         except kafka_errors.KafkaError as exc:
             failure = exc  # records sent before this one are still awaited below
+        if futures:
+            # Send what is left now rather than at the end of the linger; failures show
+            # on the futures below.
+            with suppress(kafka_errors.KafkaError):
+                self._producer.flush(timeout=self._delivery_timeout_s + 5)
         results = []
         for future in futures:
             try:
@@ -249,6 +260,10 @@ class KafkaEventLog:
         if followed:
             return followed
         if offset >= self._known_end(tp):
+            if self._tail.follows(tp):
+                # A waiter's partition: the tail learns of new records within a fetch
+                # wait and wakes the waits; no need to ask the cluster for its end.
+                return []
             ends = self._reader.end_offsets([tp])
             self._note_ends(ends)
             if offset >= ends[tp]:
@@ -261,6 +276,14 @@ class KafkaEventLog:
         ends = self._reader.end_offsets([tp])
         self._note_ends(ends)
         return self._known_end(tp)
+
+    def end_offsets(self, topic: str) -> list[int]:
+        """`end_offset` of every partition of `topic`, in one request."""
+        tps = [self._kafka_tp(topic, p) for p in range(self.partitions(topic))]
+        ends = self._reader.end_offsets(tps)
+        self._note_ends(ends)
+        with self._appended:
+            return [max(ends[tp], self._known_ends.get(tp, 0)) for tp in tps]
 
     def wait(self, positions: Mapping[PortTopicPartition, int], timeout: float) -> bool:
         """Block until some partition has a record at or past its position (True) or

@@ -8,9 +8,11 @@ answers only when the wait is over, so there the wait is the latency of every ho
 fetch also costs the client about a millisecond and a half of CPU (kafka-python 3.0), so
 a short wait held forever keeps an idle process busy: 14% of a core at 10 ms.
 
-`FetchWait` therefore starts short, doubles after every fetch that brings nothing, up to
-the idle wait, and drops back to the short wait as soon as records come: a stream of
-records is followed with the short wait, an idle process asks a few times a second.
+`FetchWait` therefore stays short while records come at least every `grace_s`, then
+doubles after every fetch that brings nothing, up to the idle wait, and drops back to
+the short wait as soon as records come: a stream of records, even one that comes in
+bursts (a router appends a batch every few tens of milliseconds), is followed with the
+short wait, and an idle process asks a few times a second.
 """
 
 from __future__ import annotations
@@ -27,19 +29,22 @@ class FetchWait:
     only once per wait's worth of time without records.
     """
 
-    def __init__(self, busy_ms: int, idle_ms: int,
+    def __init__(self, busy_ms: int, idle_ms: int, grace_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.busy_ms = max(1, busy_ms)
         self.idle_ms = max(self.busy_ms, idle_ms)
         self.current_ms = self.busy_ms
+        self._grace_s = grace_s
         self._clock = clock
-        self._since = clock()
+        self._last_records = self._since = clock()
 
     def note(self, brought_records: bool) -> int:
         """Note whether the last poll brought records; return the wait to use next."""
         now = self._clock()
         if brought_records:
             self.current_ms = self.busy_ms
+            self._last_records = self._since = now
+        elif now - self._last_records < self._grace_s:
             self._since = now
         elif (now - self._since) * 1000 >= self.current_ms:
             self.current_ms = min(self.idle_ms, self.current_ms * 2)

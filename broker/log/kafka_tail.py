@@ -39,6 +39,8 @@ _SLICE_MS = 50
 """Longest the thread stays in one `poll` before looking for newly watched partitions
 (the fetch in flight carries on across slices)."""
 _ERROR_BACKOFF_S = 0.5
+_HEALTHY_S = 2.0
+"""A tail whose last fetch slice ended longer ago than this is not trusted to be current."""
 
 OnEnds = Callable[[Mapping[TopicPartition, int]], None]
 
@@ -78,6 +80,8 @@ class PartitionTail:
         self._skips: dict[TopicPartition, int] = {}
         """Ends of appends through this process: the tail need not fetch what it wrote."""
         self._closed = False
+        self._fetched_at = float("-inf")
+        """When the thread last completed a fetch slice without error (monotonic)."""
         self._thread: threading.Thread | None = None
         # Used by the thread alone:
         self._consumer: KafkaConsumer | None = None
@@ -134,6 +138,13 @@ class PartitionTail:
                         break
             return out
 
+    def follows(self, tp: TopicPartition) -> bool:
+        """Whether the tail follows `tp` and is working: what it knows of `tp`'s end is
+        then at most one fetch wait old."""
+        with self._state:
+            return (tp in self._last_watched
+                    and time.monotonic() - self._fetched_at < _HEALTHY_S)
+
     def close(self) -> None:
         """Stop following. Idempotent."""
         with self._state:
@@ -176,6 +187,8 @@ class PartitionTail:
                 time.sleep(_ERROR_BACKOFF_S)
                 continue
             failing = False
+            with self._state:
+                self._fetched_at = time.monotonic()
             if fetched:
                 self._on_ends(fetched)
 
