@@ -5,11 +5,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from contextlib import suppress
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka import errors as kafka_errors
 
 from broker.errors import LogError, UnknownTopicError
@@ -17,6 +16,7 @@ from broker.log.kafka_admin import KafkaAdmin
 from broker.log.kafka_connection import KafkaConnection, check_topic_name, translate_kafka_error
 from broker.log.kafka_consumer import KafkaGroupMember
 from broker.log.kafka_fetch_wait import FetchWait
+from broker.log.kafka_producer import Placement, RecordWriter
 from broker.log.kafka_reader import ReaderPool
 from broker.log.kafka_tail import PartitionTail
 from broker.log.partitioner import partition_for
@@ -32,7 +32,6 @@ from broker.log.port import TopicPartition as PortTopicPartition
 if TYPE_CHECKING:
     from broker.config import KafkaSettings
 
-_BATCH_BYTES = 512 * 1024
 
 
 class KafkaEventLog:
@@ -108,21 +107,19 @@ class KafkaEventLog:
         self._prefix = topic_prefix
         self._max_poll_records = max_poll_records
         self._fetch_waits = (fetch_wait_ms, idle_fetch_wait_ms)
-        self._delivery_timeout_s = request_timeout_s + linger_ms / 1000
         self._admin = KafkaAdmin(self._connection, replication_factor)
         try:
-            self._producer = self._connect_producer(linger_ms)
+            self._writer = RecordWriter(self._connection, linger_ms)
         except LogError:
             self._admin.close()
             raise
         try:
             self._reader = ReaderPool(self._connection)
         except LogError:
-            self._producer.close(timeout=0)
+            self._writer.close(timeout_s=0)
             self._admin.close()
             raise
         self._partition_counts: dict[str, int] = {}
-        self._tracked: set[str] = set()
         self._unkeyed: dict[str, Iterator[int]] = {}
         self._members: list[KafkaGroupMember] = []
         self._members_lock = threading.Lock()
@@ -201,44 +198,18 @@ class KafkaEventLog:
         if not records:
             return []
         kafka_topic = self._kafka_topic(topic)
-        self._track(kafka_topic)
-        futures = []
-        failure: Exception | None = None
-        try:
-            for record in records:
-                key, value = record.key, record.value
-                if not isinstance(value, bytes) or not (key is None or isinstance(key, bytes)):
-                    raise LogError(f"records appended to {topic!r} need bytes for key and value")
-                if key is None:
-                    unkeyed = self._unkeyed.setdefault(topic, itertools.count())
-                    partition = partition_for(None, partitions, next(unkeyed))
-                else:
-                    partition = partition_for(key, partitions)
-                futures.append(
-                    self._producer.send(
-                        kafka_topic,
-                        value=value,
-                        key=key,
-                        headers=list(record.headers),
-                        partition=partition,
-                        timestamp_ms=record.timestamp_ms,
-                    )
-                )
-        except kafka_errors.KafkaError as exc:
-            failure = exc  # records sent before this one are still awaited below
-        if futures:
-            # Send what is left now rather than at the end of the linger; failures show
-            # on the futures below.
-            with suppress(kafka_errors.KafkaError):
-                self._producer.flush(timeout=self._delivery_timeout_s + 5)
-        results = []
-        for future in futures:
-            try:
-                metadata = future.get(timeout=self._delivery_timeout_s + 5)
-            except kafka_errors.KafkaError as exc:
-                failure = failure or exc
-                continue
-            results.append(AppendResult(metadata.partition, metadata.offset))
+        placed = []
+        for record in records:
+            key = record.key
+            if not isinstance(record.value, bytes) or not (key is None or isinstance(key, bytes)):
+                raise LogError(f"records appended to {topic!r} need bytes for key and value")
+            if key is None:
+                unkeyed = self._unkeyed.setdefault(topic, itertools.count())
+                partition = partition_for(None, partitions, next(unkeyed))
+            else:
+                partition = partition_for(key, partitions)
+            placed.append(Placement(record, partition))
+        results, failure = self._writer.send(kafka_topic, placed)
         if failure is not None:
             if isinstance(failure, kafka_errors.UnknownTopicOrPartitionError):
                 self._partition_counts.pop(topic, None)
@@ -349,49 +320,11 @@ class KafkaEventLog:
             members, self._members = self._members, []
         for member in members:
             member.close()
-        self._producer.close(timeout=self._delivery_timeout_s)
+        self._writer.close()
         self._reader.close()
         self._admin.close()
 
     # -- internals ------------------------------------------------------------------------
-
-    def _connect_producer(self, linger_ms: int) -> KafkaProducer:
-        request_timeout_ms = int(self._connection.request_timeout_s * 1000)
-        try:
-            return KafkaProducer(
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=linger_ms,
-                max_in_flight_requests_per_connection=5,
-                # A router appends hundreds of audit records and deliveries at once:
-                # batches of up to 512 KiB send them in a few requests, not dozens of
-                # 16 KiB ones (Kafka's default message.max.bytes is 1 MiB).
-                batch_size=_BATCH_BYTES,
-                allow_auto_create_topics=False,
-                max_block_ms=request_timeout_ms,
-                delivery_timeout_ms=request_timeout_ms + linger_ms,
-                **self._connection.client_options(),
-            )
-        except kafka_errors.KafkaError as exc:
-            raise translate_kafka_error(exc, "connect", self._connection) from exc
-
-    def _track(self, kafka_topic: str) -> None:
-        """Have the producer keep `kafka_topic`'s metadata, as the Java producer does for
-        every topic it sends to.
-
-        kafka-python (3.0) refreshes metadata only for topics it was told to track, and
-        tracks a topic only when a send finds it missing from the metadata it has. A
-        topic it learnt from its first, all-topics answer is never tracked, so once any
-        later topic is, a refresh drops the others' leaders; the producer then finds
-        partitions it once wrote to without a leader and asks for metadata in a busy
-        loop (an idle API process used a sixth of a core, a router a third, and the
-        starved I/O thread logged "blocking the event loop" warnings).
-        """
-        if kafka_topic in self._tracked:
-            return
-        self._tracked.add(kafka_topic)
-        # The thread-safe path kafka-python itself takes from a sending thread.
-        self._producer._sender.add_topic(kafka_topic)
 
     def _check_open(self) -> None:
         if self._closed:
