@@ -214,6 +214,64 @@ def test_waiters_on_several_topics_see_appends_by_another_client(open_log):
     assert waiter.end_offset(topics[1], 0) == 1
 
 
+def test_a_waiter_reads_the_records_that_woke_it(open_log):
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    appender = threading.Timer(
+        0.2, lambda: writer.append(topic, [NewRecord(str(n).encode()) for n in range(5)]))
+
+    appender.start()
+    try:
+        assert waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S) is True
+    finally:
+        appender.join()
+
+    assert [r.value for r in waiter.read(topic, 0, 0, max_records=2)] == [b"0", b"1"]
+    assert [r.offset for r in waiter.read(topic, 0, 3)] == [3, 4]
+    assert waiter.read(topic, 0, 5) == []
+    writer.append(topic, [NewRecord(b"5")])
+    assert waiter.wait({(topic, 0): 5}, timeout=GENEROUS_S) is True
+    assert [r.value for r in waiter.read(topic, 0, 5)] == [b"5"]
+
+
+def test_a_waiter_with_an_old_cursor_wakes_at_once_and_reads_from_it(open_log):
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    for start in range(0, 3000, 500):
+        writer.append(topic, [NewRecord(str(n).encode()) for n in range(start, start + 500)])
+
+    assert waiter.wait({(topic, 0): 10}, timeout=GENEROUS_S) is True
+    assert [r.value for r in waiter.read(topic, 0, 10, max_records=3)] == [b"10", b"11", b"12"]
+    # Then it follows what comes next, not the backlog.
+    appender = threading.Timer(0.2, lambda: writer.append(topic, [NewRecord(b"news")]))
+    appender.start()
+    try:
+        assert waiter.wait({(topic, 0): 3000}, timeout=GENEROUS_S) is True
+    finally:
+        appender.join()
+    assert [r.value for r in waiter.read(topic, 0, 3000)] == [b"news"]
+
+
+def test_a_waiter_past_the_end_waits_for_its_offset(open_log):
+    # A cursor from elsewhere may point past the end: the wait is for a record there,
+    # not for the next one, and following it does not start over from the beginning.
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    writer.append(topic, [NewRecord(b"a"), NewRecord(b"b")])
+    appender = threading.Timer(0.2, lambda: writer.append(topic, [NewRecord(b"c")]))
+
+    appender.start()
+    try:
+        assert waiter.wait({(topic, 0): 10}, timeout=1.5) is False
+    finally:
+        appender.join()
+    assert waiter.end_offset(topic, 0) == 3
+    assert [r.value for r in waiter.read(topic, 0, 1)] == [b"b", b"c"]
+
+
 # -- idle cost ------------------------------------------------------------------------------
 
 
@@ -243,6 +301,32 @@ def test_an_idle_log_that_appended_to_topics_made_at_different_times_stays_idle(
     time.sleep(0.5)
 
     assert cpu_share_over(3.0) < 0.05
+
+
+@pytest.mark.slow
+def test_a_process_waiting_on_partitions_nobody_writes_stays_idle(open_log):
+    # A delivery process with streams open and nothing to deliver: its waits follow
+    # the partitions with fetches the broker holds up to the idle fetch wait.
+    topics = [unique("deliver.hv-births"), unique("deliver.eval-births")]
+    writer, waiter = open_log(), open_log()
+    for topic in topics:
+        writer.ensure_topic(TopicSpec(topic))
+    stop = threading.Event()
+
+    def stream(topic: str) -> None:
+        while not stop.is_set():
+            waiter.wait({(topic, 0): 0}, timeout=0.5)
+
+    streams = [threading.Thread(target=stream, args=(t,)) for t in topics * 2]
+    for thread in streams:
+        thread.start()
+    try:
+        time.sleep(2.0)    # the fetch wait grows after a second without records
+        assert cpu_share_over(3.0) < 0.05
+    finally:
+        stop.set()
+        for thread in streams:
+            thread.join()
 
 
 # -- consumer groups ------------------------------------------------------------------------
