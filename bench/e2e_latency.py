@@ -316,6 +316,11 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             for process in reversed(processes):
                 process.stop()
+            for process in processes:
+                warned = [line for line in process.logs().splitlines() if " WARNING " in line]
+                blocking = sum("blocking the event loop" in line for line in warned)
+                print(f"  {process.role}: {len(warned)} warnings logged, {blocking} of them "
+                      "kafka-python's 'blocking the event loop'")
 
 
 if __name__ == "__main__":

@@ -10,16 +10,19 @@ the original answer from whichever process it reaches.
 
 Lookups are answered from a local SQLite cache of the topic (`cache_path`, which may be
 deleted: it is rebuilt), with no request to Kafka: publishing asks before every group
-commit. What this process appends goes into the cache as it is written and is never
-read back. A background thread asks for the topic's end offsets every `_FOLLOW_S` (one
-request) and copies in what other API processes appended. It does not follow the topic
+commit. `remember` puts what this process accepted into the cache at once and hands
+the `_accepted` records to a writer thread, so a group commit does not wait for a
+second append; this process's own records are never read back. A background thread
+asks for the topic's end offsets every `_FOLLOW_S` (one request) and copies in what
+other API processes appended. It does not follow the topic
 with fetches: in the usual deployment nothing but this process writes it, and a
 follower would spend its CPU decoding this process's own records. While the thread has
 not confirmed the cache current for `_FRESH_S` (at start, or while Kafka fails), a
 lookup reads the partitions it needs up to their ends itself.
 
 What is not promised, as on the embedded backend: the index is written after the
-ingress append, so a crash between the two, or two API processes accepting the same
+ingress append, so a crash before the writer thread got the `_accepted` records into
+Kafka (this process's own cache keeps them), or two API processes accepting the same
 event within about `_FOLLOW_S` of each other (a re-send after a timeout comes much
 later), can let one event be appended twice. Both copies carry the
 same `event_id`, which is how subscribers recognise duplicates. When two entries exist
@@ -31,17 +34,20 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from broker.errors import HandoffError, LogError
 from broker.ingest.idempotency import Accepted
 from broker.log.partitioner import partition_for
-from broker.log.port import EventLog, LogRecord, NewRecord, TopicSpec
+from broker.log.port import AppendResult, EventLog, LogRecord, NewRecord, TopicSpec
 
 log = logging.getLogger("handoff.ingest")
 
@@ -53,6 +59,7 @@ _FOLLOW_S = 0.25
 """How often the follower asks for the topic's end offsets."""
 _FRESH_S = 2.0
 """Lookups trust the cache while the follower confirmed it current this recently."""
+_WRITE_ATTEMPTS = 3
 _ERROR_BACKOFF_S = 1.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accepted (
@@ -61,6 +68,15 @@ CREATE TABLE IF NOT EXISTS accepted (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS progress (partition INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One `remember` call, for the writer thread."""
+
+    seq: int
+    source: str
+    accepted: dict[str, Accepted]
 
 
 def accepted_key(source: str, event_id: str) -> bytes:
@@ -114,10 +130,14 @@ class KafkaIdempotencyIndex:
                           self._execute("SELECT partition, next_offset FROM progress")}
         self._current_at = float("-inf")
         """When the follower last saw nothing in the topic past the cache (monotonic)."""
-        self._remembering = 0
-        """Appends by `remember` not yet in the cache: the follower, woken by them, waits
-        for them rather than read them back."""
+        self._submitted = 0
+        """`remember` calls so far; the writer has finished the first `_settled`."""
+        self._settled = 0
         self._remembered = threading.Condition(self._lock)
+        self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, daemon=True,
+                                        name="handoff-accepted-writer")
+        self._writer.start()
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         if follow:
@@ -146,33 +166,15 @@ class KafkaIdempotencyIndex:
         return found
 
     def remember(self, source: str, accepted: dict[str, Accepted]) -> None:
-        """Record where newly accepted events went: in Kafka first, then in the cache."""
+        """Record where newly accepted events went: in the cache at once, in Kafka by the
+        writer thread."""
         if not accepted:
             return
         with self._lock:
-            self._remembering += 1
-        try:
-            written = self._log.append(ACCEPTED_TOPIC, [
-                NewRecord(value=accepted_value(where), key=accepted_key(source, event_id))
-                for event_id, where in accepted.items()
-            ])
-        except BaseException:
-            with self._lock:
-                self._remembering -= 1
-                self._remembered.notify_all()
-            raise
-        with self._lock:
-            self._remembering -= 1
-            self._remembered.notify_all()
-            # Our own records need not be read back: the cache is complete up to them
-            # when nothing else was appended before them since the last copy.
-            progress: dict[int, int] = {}
-            for result in sorted(written, key=lambda r: (r.partition, r.offset)):
-                at = progress.get(result.partition, self._progress.get(result.partition, 0))
-                if result.offset == at:
-                    progress[result.partition] = at + 1
             self._store([(source, eid, a.topic, a.partition, a.offset)
-                         for eid, a in accepted.items()], progress)
+                         for eid, a in accepted.items()], {})
+            self._submitted += 1
+            self._writes.put(_Write(self._submitted, source, dict(accepted)))
 
     def catch_up(self) -> None:
         """Read every partition of `_accepted` up to its end (lookups do this for the
@@ -181,7 +183,10 @@ class KafkaIdempotencyIndex:
             self._catch_up(self._ends(set(range(self._partitions))))
 
     def close(self) -> None:
-        """Stop following and close the cache; the event log belongs to the caller."""
+        """Write what `remember` was given to Kafka, stop following and close the cache;
+        the event log belongs to the caller."""
+        self._writes.put(None)
+        self._writer.join(timeout=30)
         self._stop.set()
         if self._follower is not None:
             self._follower.join(timeout=10)
@@ -190,17 +195,72 @@ class KafkaIdempotencyIndex:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _write(self) -> None:
+        """Append what `remember` was given to `_accepted`, several calls at a time."""
+        while True:
+            first = self._writes.get()
+            if first is None:
+                return
+            batch, stopping = [first], False
+            while True:
+                try:
+                    more = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            written = self._append([NewRecord(value=accepted_value(where),
+                                              key=accepted_key(write.source, event_id))
+                                    for write in batch
+                                    for event_id, where in write.accepted.items()])
+            with self._lock:
+                # Our own records need not be read back: the cache is complete up to
+                # them when nothing else was appended before them since the last copy.
+                progress: dict[int, int] = {}
+                for result in sorted(written, key=lambda r: (r.partition, r.offset)):
+                    at = progress.get(result.partition, self._progress.get(result.partition, 0))
+                    if result.offset == at:
+                        progress[result.partition] = at + 1
+                if progress:
+                    self._store([], progress)
+                self._settled = batch[-1].seq
+                self._remembered.notify_all()
+            if stopping:
+                return
+
+    def _written(self, seq: int) -> bool:
+        # Called with the lock held.
+        return self._settled >= seq
+
+    def _append(self, records: list[NewRecord]) -> list[AppendResult]:
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return self._log.append(ACCEPTED_TOPIC, records)
+            except HandoffError as exc:
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    # Only this process's cache knows them now: its own lookups still
+                    # find them; other API processes will not recognise their re-sends.
+                    log.warning("could not record %d accepted events in %s: %s",
+                                len(records), ACCEPTED_TOPIC, exc)
+                else:
+                    time.sleep(_ERROR_BACKOFF_S * 2 ** attempt)
+        return []
+
     def _follow(self) -> None:
         """Copy what other processes append, a `_FOLLOW_S` after they append it."""
         failing = False
         while not self._stop.wait(_FOLLOW_S):
             started = time.monotonic()
             try:
+                with self._lock:
+                    submitted = self._submitted
                 ends = self._log.end_offsets(ACCEPTED_TOPIC)
                 with self._lock:
-                    # Ends may include this process's own appends that `remember` has
-                    # not put in the cache yet: wait for those rather than read them.
-                    self._remembered.wait_for(lambda: not self._remembering, _FOLLOW_S)
+                    # The ends may include this process's own appends that the writer
+                    # has not noted yet: wait for those rather than read them back.
+                    self._remembered.wait_for(partial(self._written, submitted), _FOLLOW_S)
                     self._catch_up(dict(enumerate(ends)))
                     self._current_at = max(self._current_at, started)
                 failing = False

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from broker.errors import LogUnavailableError
 from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import Accepted
 from broker.ingest.kafka_idempotency import ACCEPTED_TOPIC, KafkaIdempotencyIndex
@@ -97,3 +98,42 @@ def test_a_reopened_cache_keeps_its_entries_and_skips_foreign_records(open_log, 
         assert found == {f"ev-{n}": Accepted("events.birth", 0, n) for n in range(50)}
     finally:
         reopened.close()
+
+
+class AcceptedTopicDown:
+    """An event log whose `_accepted` topic refuses appends, as a cluster that lost it."""
+
+    def __init__(self, inner: KafkaEventLog) -> None:
+        self._inner = inner
+
+    def append(self, topic: str, records):
+        if topic == ACCEPTED_TOPIC:
+            raise LogUnavailableError("Kafka went away (test)")
+        return self._inner.append(topic, records)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.slow
+def test_publishing_goes_on_when_the_index_cannot_be_written_to_kafka(open_log, tmp_path,
+                                                                       caplog):
+    log = AcceptedTopicDown(open_log())
+    log.ensure_topic(TopicSpec("events.birth", partitions=2))
+    index = KafkaIdempotencyIndex(log, tmp_path / "cache.db")  # type: ignore[arg-type]
+    committer = GroupCommitter(log, index)  # type: ignore[arg-type]
+    try:
+        record = NewRecord(value=b"birth", key=b"MPI-1")
+        first = committer.submit("county-general", "events.birth", ["ev-1"],
+                                 [record]).result(30)
+        again = committer.submit("county-general", "events.birth", ["ev-1"],
+                                 [record]).result(30)
+    finally:
+        committer.close()
+        index.close()     # waits for the writer, which gives up after its retries
+
+    assert first[0].duplicate is False
+    # This process still recognises the re-send; the failure is logged without ids.
+    assert again[0].duplicate is True
+    assert "could not record 1 accepted events in _accepted" in caplog.text
+    assert "ev-1" not in caplog.text
