@@ -5,6 +5,8 @@
     python bench/e2e_latency.py --split --no-sweep   # api+delivery process, router process
     python bench/e2e_latency.py --split "api delivery router" --no-sweep   # three processes
     python bench/e2e_latency.py --backend kafka --split --no-sweep   # on Tansu (loopback)
+    python bench/e2e_latency.py --backend kafka --split "api delivery router" --no-sweep \
+        --rate 1000 --kafka-floor                    # with the bare kafka-python floor
     python bench/e2e_latency.py --profile /tmp/prof  # py-spy flame graphs of each process
 
 Deployments: one `handoff serve` (default), or `--split`: one process with the api and
@@ -12,7 +14,9 @@ delivery roles and one with the router role; `--split "api delivery router"` nam
 process's roles. Publishers talk to the first process with the api role, subscribers to
 the first with the delivery role.
 `--backend kafka` runs on Kafka: a Tansu broker started on loopback for the run, or the
-cluster at `--bootstrap-servers`.
+cluster at `--bootstrap-servers`. `--kafka-floor` first measures, on the same broker and
+at the same rate, a bare kafka-python two-hop pipeline (bench/kafka_floor.py), so the
+figures can be compared within one run on a shared machine.
 
 Latency: births are published over HTTP at a fixed offered rate, one request per event;
 three subscribers hold server-sent-event streams. Each event's latency is the time it
@@ -43,6 +47,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.calibration import calibration_ms  # noqa: E402
+from bench.kafka_floor import percentile as floor_percentile  # noqa: E402
+from bench.kafka_floor import run as kafka_floor_run  # noqa: E402
 from bench.loadgen import ConnectionPool, encode_post  # noqa: E402
 from broker.demo import story  # noqa: E402
 from tests.e2e.harness import DEMO, BrokerProcess, LogBackend, demo_keys  # noqa: E402
@@ -289,7 +296,17 @@ async def main(args: argparse.Namespace) -> None:
         target = TARGET_P99_MS[args.backend]
         shape = (f"split: {', '.join(p.role for p in processes)} processes" if args.split
                  else "one process")
-        print(f"{args.backend} log, {shape}")
+        print(f"{args.backend} log, {shape}; calibration loop {calibration_ms():.0f} ms")
+        if args.kafka_floor and args.backend == "kafka":
+            assert backend.bootstrap_servers is not None
+            floor = kafka_floor_run(backend.bootstrap_servers, args.rate, args.seconds,
+                                    args.floor_fetch_wait_ms)
+            print(f"\nfloor: bare kafka-python two-hop pipeline, {args.rate:.0f} records/s for "
+                  f"{args.seconds:.0f} s, fetch wait {args.floor_fetch_wait_ms} ms, same "
+                  f"broker: p50 {floor_percentile(floor, .5):.1f} ms  p99 "
+                  f"{floor_percentile(floor, .99):.1f} ms  "
+                  f"(target for Handoff: p99 < 150 ms or <= "
+                  f"{1.5 * floor_percentile(floor, .99):.0f} ms, 1.5x this)")
         try:
             warm_up(url, keys, subscribe_url)
             profilers = (start_profiles(processes, args.profile, args.seconds + 1,
@@ -339,6 +356,10 @@ if __name__ == "__main__":
     parser.add_argument("--backend", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument("--bootstrap-servers", default=None,
                         help="Kafka to run on (default: a Tansu broker started for the run)")
+    parser.add_argument("--kafka-floor", action="store_true",
+                        help="with --backend kafka: first measure a bare kafka-python "
+                             "two-hop pipeline at --rate on the same broker")
+    parser.add_argument("--floor-fetch-wait-ms", type=int, default=10)
     parser.add_argument("--split", nargs="?", const="api,delivery router", default=None,
                         help="run several processes: each word is one process's roles "
                              "(default 'api,delivery router')")

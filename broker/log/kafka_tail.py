@@ -17,6 +17,7 @@ waits again right after each read) and then dropped.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -128,15 +129,16 @@ class PartitionTail:
         records right from `offset`; otherwise an empty list (read them elsewhere)."""
         with self._state:
             recent = self._recent.get(tp)
-            if recent is None or not recent.start <= offset < recent.end:
+            if recent is None or not recent.records or not recent.start <= offset < recent.end:
                 return []
-            out: list[LogRecord] = []
-            for record in recent.records:
-                if record.offset >= offset:
-                    out.append(record)
-                    if len(out) >= max_records:
-                        break
-            return out
+            records = recent.records
+            # Offsets are consecutive but where compaction left gaps: try the direct
+            # index first.
+            first = offset - records[0].offset
+            if not (0 <= first < len(records) and records[first].offset == offset):
+                first = next((i for i, r in enumerate(records) if r.offset >= offset),
+                             len(records))
+            return list(itertools.islice(records, first, first + max_records))
 
     def follows(self, tp: TopicPartition) -> bool:
         """Whether the tail follows `tp` and is working: what it knows of `tp`'s end is
