@@ -7,6 +7,7 @@ are unique per test because the broker is shared.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import subprocess
@@ -327,6 +328,26 @@ def test_a_process_waiting_on_partitions_nobody_writes_stays_idle(open_log):
         stop.set()
         for thread in streams:
             thread.join()
+
+
+@pytest.mark.slow
+def test_io_that_waits_for_the_interpreter_lock_is_not_logged_as_blocking(open_log, caplog):
+    # A router encoding a batch holds the interpreter lock while its Kafka I/O thread
+    # waits its turn; kafka-python timed that wait as a step "blocking the event loop"
+    # and logged a warning for it. (sum over a range runs in C, holding the lock.)
+    log = open_log()
+    topic = unique("deliver.hv-births")
+    log.ensure_topic(TopicSpec(topic))
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):
+        busy = threading.Thread(target=lambda: sum(range(30_000_000)))
+        busy.start()
+        log.append(topic, [NewRecord(b"v")])
+        log.end_offset(topic, 0)
+        busy.join()
+
+    assert log.end_offset(topic, 0) == 5
+    assert "blocking the event loop" not in caplog.text
 
 
 # -- consumer groups ------------------------------------------------------------------------
