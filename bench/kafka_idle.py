@@ -12,8 +12,9 @@ of idleness, and counts the WARNING lines each process logged meanwhile.
     python bench/kafka_idle.py --profile /tmp/idle       # py-spy of each process, idle
 
 Prints one line per process: percent of one core, and warnings logged while idle.
-The machine may be shared: beside each figure is a calibration (CPU of this script's
-own idle process over the same window, which should be ~0).
+The machine may be shared: a calibration loop's time is printed before and after
+(bench/calibration.py); a process's own CPU time does not grow with others' load, but
+more of it goes to contention when the machine is busy.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.calibration import calibration_ms  # noqa: E402
 from bench.e2e_latency import OWNERS, SUBSCRIPTIONS, bench_policy, warm_up  # noqa: E402
 from tests.e2e.harness import BrokerProcess, LogBackend, demo_keys  # noqa: E402
 from tests.kafka_broker import TansuBroker  # noqa: E402
@@ -103,17 +105,17 @@ def main(args: argparse.Namespace) -> None:
                          str(args.profile / f"idle-{p.role.replace(',', '-')}.txt")],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             pids = {p.port: p.proc.pid for p in processes if p.proc is not None}
+            calibrated = calibration_ms()
             before = {port: cpu_seconds(pid) for port, pid in pids.items()}
-            own_before, wall = os.times(), time.monotonic()
+            wall = time.monotonic()
             time.sleep(args.seconds)
             elapsed = time.monotonic() - wall
             after = {port: cpu_seconds(pid) for port, pid in pids.items()}
-            own_after = os.times()
             for profiler in profilers:
                 profiler.wait(60)
-            own = (own_after.user + own_after.system - own_before.user - own_before.system)
             print(f"idle on Kafka for {elapsed:.0f} s, {args.streams} SSE streams open "
-                  f"(calibration: this script used {100 * own / elapsed:.1f}% of a core)")
+                  f"(calibration loop {calibrated:.0f} ms before, {calibration_ms():.0f} ms "
+                  "after)")
             for p in processes:
                 used = 100 * (after[p.port] - before[p.port]) / elapsed
                 new_lines = warnings_in(p.logs()[logged[p.port]:])

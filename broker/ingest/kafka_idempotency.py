@@ -139,6 +139,7 @@ class KafkaIdempotencyIndex:
                                         name="handoff-accepted-writer")
         self._writer.start()
         self._stop = threading.Event()
+        self._closed = False
         self._follower: threading.Thread | None = None
         if follow:
             self._follower = threading.Thread(target=self._follow, daemon=True,
@@ -191,6 +192,7 @@ class KafkaIdempotencyIndex:
         if self._follower is not None:
             self._follower.join(timeout=10)
         with self._lock:
+            self._closed = True
             self._db.close()
 
     # -- internals ------------------------------------------------------------------------
@@ -216,6 +218,8 @@ class KafkaIdempotencyIndex:
                                     for write in batch
                                     for event_id, where in write.accepted.items()])
             with self._lock:
+                if self._closed:     # closing gave up waiting for Kafka
+                    return
                 # Our own records need not be read back: the cache is complete up to
                 # them when nothing else was appended before them since the last copy.
                 progress: dict[int, int] = {}
