@@ -3,6 +3,7 @@ restarts and across API processes, so a re-sent event gets its original answer."
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -137,3 +138,62 @@ def test_publishing_goes_on_when_the_index_cannot_be_written_to_kafka(open_log, 
     assert again[0].duplicate is True
     assert "could not record 1 accepted events in _accepted" in caplog.text
     assert "ev-1" not in caplog.text
+
+
+class CallsFromThisThread:
+    """An event log that counts the requests made from the thread that built it."""
+
+    def __init__(self, inner: KafkaEventLog) -> None:
+        self._inner = inner
+        self._thread = threading.get_ident()
+        self.requests = 0
+        self.names: list[str] = []
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._inner, name)
+        if name not in {"read", "end_offset", "end_offsets", "append"}:
+            return attribute
+
+        def counted(*args, **kwargs):
+            if threading.get_ident() == self._thread:
+                self.requests += 1
+                self.names.append(name)
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+@pytest.mark.slow
+def test_publishing_asks_kafka_nothing_while_the_index_is_followed(open_log, tmp_path):
+    # Every group commit used to ask Kafka for `_accepted`'s ends and read back what was
+    # appended since, its own records included: most of the committer's time on Kafka.
+    other = KafkaIdempotencyIndex(open_log(), tmp_path / "other.db")
+    other.remember("county-general", {"ev-0": Accepted("events.birth", 0, 0)})
+    log = CallsFromThisThread(open_log())
+    index = KafkaIdempotencyIndex(log, tmp_path / "cache.db")  # type: ignore[arg-type]
+    try:
+        assert found_within(index, "county-general", "ev-0")
+        # Until the follower has confirmed the cache current, lookups read for themselves.
+        deadline = time.monotonic() + 10
+        while True:
+            log.requests = 0
+            index.lookup("county-general", ["ev-0"])
+            if log.requests == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        log.requests = 0
+        for n in range(1, 50):
+            assert index.lookup("county-general", [f"ev-{n}"]) == {}
+            index.remember("county-general", {f"ev-{n}": Accepted("events.birth", 0, n)})
+            assert index.lookup("county-general", [f"ev-{n}"]) == {
+                f"ev-{n}": Accepted("events.birth", 0, n)}
+        assert log.requests == 0, log.names
+    finally:
+        index.close()
+        other.close()
+    # The writer thread still got them into Kafka, for other processes and restarts.
+    rebuilt = KafkaIdempotencyIndex(open_log(), tmp_path / "rebuilt.db")
+    try:
+        assert len(rebuilt.lookup("county-general", [f"ev-{n}" for n in range(50)])) == 50
+    finally:
+        rebuilt.close()

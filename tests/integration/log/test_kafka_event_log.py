@@ -381,6 +381,27 @@ def test_a_member_does_not_commit_partitions_it_lost(open_log):
     assert first.committed(lost) == 5
 
 
+def test_a_member_fetches_with_the_configured_wait_not_kafka_pythons_half_second(open_log):
+    # kafka-python's consumers hold each fetch up to 500 ms; Tansu answers only when the
+    # wait is over, so a router member kept that long a wait added it to every event.
+    log = open_log(fetch_wait_ms=30, idle_fetch_wait_ms=120)
+    topic, group = unique("events.birth"), unique("router")
+    log.ensure_topic(TopicSpec(topic, partitions=2))
+    member = log.consumer(group, [topic])
+    poll_until([member], lambda: len(member.assignment()) == 2)
+
+    def fetch_wait() -> int:
+        return member._consumer._fetcher.config["fetch_max_wait_ms"]  # type: ignore[attr-defined,no-any-return]
+
+    time.sleep(2.0)                      # idle for over a second: the wait grows
+    assert fetch_wait() == 120
+    log.append(topic, [NewRecord(b"v", key=b"k")])
+    received: list[object] = []
+    poll_until([member], lambda: bool(received), lambda _m, records: received.extend(records))
+    member.poll(0.3)                     # done with them: the member fetches again
+    assert fetch_wait() == 30            # records came: short again
+
+
 def test_members_in_two_processes_split_partitions(kafka_broker, open_log):
     log = open_log()
     topic, group = unique("events.enrollment"), unique("router")
