@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from audit_bench import START_MS, SUBJECT_POOL, decisions, demo_decision  # noqa: E402
 
-from broker.audit import CheckpointSigner, SubjectPseudonymizer  # noqa: E402
+from broker.audit import AuditFilter, CheckpointSigner, SubjectPseudonymizer  # noqa: E402
 from broker.audit.kafka_records import AUDIT_TOPIC, TAILS_TOPIC  # noqa: E402
 from broker.audit.kafka_store import KafkaAuditStore  # noqa: E402
 from broker.audit.kafka_verify import verify_kafka  # noqa: E402
@@ -145,7 +145,7 @@ def main() -> None:
         times = []
         for _ in range(6):
             started = time.perf_counter()
-            found = fresh.disclosures(person)
+            found = fresh.disclosures(AuditFilter(subject=person))
             times.append(time.perf_counter() - started)
         print(f"disclosures: {len(found):,} for one person among {position:,} decisions: "
               f"first {times[0] * 1000:.1f} ms, then median "
@@ -153,10 +153,10 @@ def main() -> None:
               "check with Kafka)")
         since = START_MS + position // 2
         started = time.perf_counter()
-        page = fresh.query(recipient="hv-nfp", since_ms=since, until_ms=since + 10_000,
-                           limit=100)
+        page = fresh.page(AuditFilter(recipient="hv-nfp", since_ms=since,
+                                      until_ms=since + 10_000), limit=100)
         print(f"query: recipient within a time window, first page of 100: "
-              f"{(time.perf_counter() - started) * 1000:.1f} ms ({len(page)} records)")
+              f"{(time.perf_counter() - started) * 1000:.1f} ms ({len(page.records)} records)")
         for store in [*stores, fresh]:
             store.close()
         for log in logs:

@@ -5,7 +5,7 @@ idempotency index, group commit, position commit), on the embedded log.
     python bench/connectors_bench.py                 # 20,000 rows each
     python bench/connectors_bench.py --rows 5000 --no-postgres
 
-Each source runs in the benchmark's thread through `connectors.testing.ConnectorHarness`
+Each source runs in the benchmark's thread through `broker.testing.ConnectorHarness`
 (the runtime's own batch code, without its thread), with its default batch size. Also
 times a replay: the same rows read again from position zero, all recognised as
 duplicates. Prints figures; asserts nothing. The machine is shared, so figures vary by
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from connectors.testing import ConnectorHarness
+from broker.testing import ConnectorHarness
 
 HEADER = ("mrn,recorded,child_mrn,child_first,child_last,dob,sex,weight,ga,nicu,exposure,"
           "mother_first,mother_last,mother_dob,medicaid,phone\n")

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from broker.crypto import DataKeyring, LocalKek, LogKeyStore  # noqa: E402
+from broker.crypto.encrypted_log import EncryptedEventLog  # noqa: E402
 from broker.crypto.records import associated_data, open_sealed, seal  # noqa: E402
 from broker.log import EventLog, NewRecord, SqliteEventLog, TopicSpec  # noqa: E402
-from broker.log.encrypted import EncryptedEventLog  # noqa: E402
 
 HEADERS = tuple((f"handoff.h{n}", b"x" * 24) for n in range(8))
 """About the headers a delivery carries."""

@@ -17,17 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from broker.audit import AuditEntry
-from broker.auditing import Auditor, now_ms
+from broker.auditor import Auditor
 from broker.auth import Principal
 from broker.consent_feed import ConsentFeed
 from broker.errors import HandoffError
-from broker.ingest.group_commit import Placed
-from broker.policy_holder import PolicyHolder
 from policy.consent import ConsentKey
 from policy.consent_recording import (
     ConsentChangeCode,
@@ -35,6 +33,7 @@ from policy.consent_recording import (
     check_grant,
     check_revoke,
 )
+from policy.model import Agency
 from schemas.errors import RecordValidationError
 
 log = logging.getLogger("handoff.consent")
@@ -63,9 +62,7 @@ class ConsentChangeRecord:
 class ConsentRecording:
     """Checks who records and revokes consents, at publish time, and audits it."""
 
-    def __init__(self, policy: PolicyHolder, consents: ConsentFeed, auditor: Auditor
-                 ) -> None:
-        self._policy = policy
+    def __init__(self, consents: ConsentFeed, auditor: Auditor) -> None:
         self._consents = consents
         self._auditor = auditor
         self._pending_lock = threading.Lock()
@@ -75,10 +72,11 @@ class ConsentRecording:
         keys: a revocation found here can only end its own grant."""
 
     def check(self, principal: Principal, records: Sequence[Mapping[str, Any]],
-              batch: bool) -> tuple[ConsentChangeRecord, ...]:
-        """Verdicts for every consent event of one request; raises `ConsentRefusedError`
+              batch: bool, agencies: Mapping[str, Agency]
+              ) -> tuple[ConsentChangeRecord, ...]:
+        """Verdicts for every consent event of one request, under `agencies` (those of
+        the policy the publisher decides the request with); raises `ConsentRefusedError`
         (after auditing each refusal) unless every one may be recorded."""
-        agencies = self._policy.bundle.agencies
         recorder = agencies.get(principal.agency)
         granted_here: set[ConsentKey] = set()
         caught_up = False
@@ -120,10 +118,9 @@ class ConsentRecording:
         return tuple(changes)
 
     def accepted(self, principal: Principal, changes: Sequence[ConsentChangeRecord],
-                 placed: Sequence[Placed]) -> None:
-        """Audit the grants and revocations of a request now durable (not the events the
-        log already held: resubmitting one records nothing new)."""
-        new_ids = {p.event_id for p in placed if not p.duplicate}
+                 new_ids: Collection[str]) -> None:
+        """Audit the grants and revocations of a request now durable. `new_ids`: the
+        event ids the log did not already hold (resubmitting one records nothing new)."""
         try:
             self._write(principal, [c for c in changes if c.event_id in new_ids])
         except HandoffError:
@@ -131,7 +128,7 @@ class ConsentRecording:
             log.exception("could not audit %d accepted consent change(s)", len(changes))
 
     def _write(self, principal: Principal, changes: Sequence[ConsentChangeRecord]) -> None:
-        at = now_ms()
+        at = self._auditor.now()
         self._auditor.write([AuditEntry(
             kind="consent_change", at_ms=at, subject=self._auditor.subject(c.subject_id),
             source=principal.agency, outcome=_outcome(c), event_id=c.event_id,

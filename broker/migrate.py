@@ -138,11 +138,16 @@ class Migration:
     """One migration of `data_dir` into `target` (see the module docstring)."""
 
     def __init__(self, data_dir: Path, target: EventLog, *, force: bool = False,
-                 progress: Callable[[str], None] = lambda line: None) -> None:
+                 progress: Callable[[str], None] = lambda line: None,
+                 meter: Callable[[str, int, int], None] | None = None) -> None:
+        """`progress` hears a line per step done; `meter`, if given, (label, done,
+        total) as long steps go (for progress bars)."""
         self.data_dir = data_dir
         self.target = target
         self.force = force
         self._say = progress
+        self._meter = meter
+        self._moved = self._to_move = 0
         self._log_path = data_dir / "log.db"
         if not self._log_path.is_file():
             raise MigrationRefused(f"no embedded event log at {self._log_path}")
@@ -196,8 +201,8 @@ class Migration:
         first = None
         if audit_db_path(self.data_dir).is_file():
             with SqliteAuditStore(audit_db_path(self.data_dir), create=False) as store:
-                found = store.query(limit=1)
-                first = found[0].hash if found else None
+                found = next(store.iter_records(), None)
+                first = found.hash if found else None
         return {"data_dir": str(self.data_dir.resolve()), "audit_record_1": first}
 
     def _state(self, identity: dict[str, Any]) -> dict[str, Any]:
@@ -256,8 +261,16 @@ class Migration:
 
     # -- 1. topics --------------------------------------------------------------------------
 
+    def _metered(self, label: str) -> Callable[[int, int], None] | None:
+        meter = self._meter
+        return None if meter is None else lambda done, total: meter(label, done, total)
+
     def _copy_topics(self, source: SqliteEventLog, bases: dict[str, list[int]]) -> None:
-        for name, partitions, compacted, retention_ms in self._topic_shapes():
+        shapes = self._topic_shapes()
+        self._to_move = sum(source.end_offset(name, partition)
+                            for name, partitions, _compacted, _retention in shapes
+                            for partition in range(partitions))
+        for name, partitions, compacted, retention_ms in shapes:
             spec = TopicSpec(name, partitions=partitions, compacted=bool(compacted),
                              retention_ms=retention_ms)
             try:
@@ -291,6 +304,9 @@ class Migration:
                 self._append_in_place(topic, partition, pending)
                 added += len(pending)
                 pending = []
+            self._moved += len(records)
+            if self._meter is not None:
+                self._meter("copying topics", self._moved, self._to_move)
         if present > offsets.count:
             raise MigrationError(
                 f"{topic}/{partition} in the target holds {present} records from this "
@@ -354,16 +370,19 @@ class Migration:
         public_key = load_public_key(key_path) if key_path.is_file() else None
         if path.is_file():
             with SqliteAuditStore(path, create=False) as store:
-                found = verify(store, public_key)
+                found = verify(store, public_key,
+                               progress=self._metered("verifying the embedded audit chain"))
                 if not found.ok:
                     raise MigrationRefused(
                         f"the embedded audit chain fails verification ({found.problem}); "
                         "it is not copied. Investigate with `handoff audit verify`")
-                first = store.query(limit=1)
-                if first:
-                    chain = f"embedded-{first[0].hash[:12]}"
-                    imported = import_chain(self.target, chain, store.iter_records(),
-                                            store.checkpoints())
+                first = next(store.iter_records(), None)
+                if first is not None:
+                    chain = f"embedded-{first.hash[:12]}"
+                    imported = import_chain(
+                        self.target, chain, store.iter_records(), store.checkpoints(),
+                        progress=self._metered("copying the audit chain"),
+                        total=store.head()[0])
                     self.report.audit_chain = chain
                     self.report.audit_records = imported.records_added
                     self.report.audit_checkpoints = imported.checkpoints_added
@@ -374,7 +393,8 @@ class Migration:
         self._verify_and_sign(public_key)
 
     def _verify_and_sign(self, public_key: Any) -> None:
-        report = verify_kafka(self.target, public_key)
+        report = verify_kafka(self.target, public_key,
+                              progress=self._metered("verifying the audit log in Kafka"))
         if not report.ok:
             raise MigrationError(f"the audit log in Kafka fails verification after the copy "
                                  f"({report.problem})")

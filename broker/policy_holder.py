@@ -1,6 +1,10 @@
-"""The policy bundle in force and its compiled engine, swapped atomically on reload.
+"""The policy bundle in force, handed out as one immutable `LoadedPolicy`.
 
-A reload that fails leaves the last good bundle in force and says why.
+A reader takes `holder.current` once (per router batch, per request) and uses that one
+value throughout: bundle, compiled engine, version and view schemas always belong
+together, so a reload in the middle never mixes two versions. A reload swaps the
+current value atomically; one that fails leaves the last good bundle in force and says
+why.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.view_schemas import ViewSchemaRegistrar, ViewSchemas
 from policy import BundleError, PolicyBundle, PolicyEngine, load_bundle
 from schemas.catalog import SchemaCatalog
 
@@ -18,15 +23,24 @@ log = logging.getLogger("handoff.policy")
 
 @dataclass(frozen=True)
 class LoadedPolicy:
+    """One version of the policy: the bundle, its engine and its view schemas."""
+
     bundle: PolicyBundle
     engine: PolicyEngine
+    views: ViewSchemas
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
 
 
 class PolicyHolder:
-    def __init__(self, directory: Path, catalog: SchemaCatalog, pseudonym_key: bytes) -> None:
+    def __init__(self, directory: Path, catalog: SchemaCatalog, pseudonym_key: bytes,
+                 views: ViewSchemaRegistrar) -> None:
         self.directory = directory
         self._catalog = catalog
         self._key = pseudonym_key
+        self._views = views
         self._lock = threading.Lock()
         self._current = self._load()
         self.last_error: str | None = None
@@ -35,30 +49,28 @@ class PolicyHolder:
 
     def _load(self) -> LoadedPolicy:
         bundle = load_bundle(self.directory, self._catalog)
-        return LoadedPolicy(bundle, PolicyEngine(bundle, self._catalog,
-                                                 pseudonym_key=self._key))
+        engine = PolicyEngine(bundle, self._catalog, pseudonym_key=self._key)
+        return LoadedPolicy(bundle, engine, ViewSchemas(engine, self._views))
 
     @property
-    def bundle(self) -> PolicyBundle:
-        return self._current.bundle
-
-    @property
-    def engine(self) -> PolicyEngine:
-        return self._current.engine
+    def current(self) -> LoadedPolicy:
+        """The policy in force. Read it once and keep the value for the whole unit of
+        work (a batch, a request)."""
+        return self._current
 
     def reload(self) -> bool:
         """Load the folder again. True if a new version is now in force."""
         with self._lock:
+            before = self._current
             try:
                 loaded = self._load()
             except BundleError as exc:
                 self.last_problems = [str(p) for p in exc.problems]
                 self.last_error = f"{len(exc.problems)} problem(s); first: {exc.problems[0]}"
                 log.error("policy reload refused, keeping version %s in force: %s",
-                          self.bundle.version, self.last_error)
+                          before.version, self.last_error)
                 return False
             self.last_error = None
             self.last_problems = []
-            changed = loaded.bundle.version != self.bundle.version
             self._current = loaded
-            return changed
+            return loaded.version != before.version

@@ -8,18 +8,22 @@ that loads is appended to `_policy` and audited like the one loaded at start.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.audit import AuditEntry
-from broker.auditing import now_ms
-from broker.auth import FileKeyRing
-from broker.bootstrap import record_policy_in_force
-from broker.log.port import TopicSpec
-from broker.runtime import Runtime
-from broker.topics import delivery_topic
+from broker.auditor import Auditor
+from broker.auth import FileKeyRing, KeyRing
+from broker.event_types import EventTypes
+from broker.log.port import EventLog, NewRecord, TopicSpec
+from broker.policy_holder import PolicyHolder
+from broker.topics import POLICY, delivery_topic
+from schemas.catalog import SchemaCatalog
+from schemas.errors import SchemaError
 
 log = logging.getLogger("handoff")
 MAX_PROBLEMS_AUDITED = 100
@@ -36,66 +40,116 @@ class PolicyReload:
     problems: list[str] = field(default_factory=list)
 
 
-_lock = threading.Lock()
+class PolicyReloader:
+    """Reads the schema folder and the policy folder again, keeps the last good bundle if
+    either is refused, and makes what a new bundle needs (the ingress topics of new event
+    types, the delivery topics of new subscriptions) before it routes anything."""
+
+    def __init__(self, policy: PolicyHolder, event_log: EventLog, auditor: Auditor,
+                 delivery_partitions: int, event_types: EventTypes | None = None,
+                 schema_files: Callable[[], SchemaCatalog] | None = None) -> None:
+        self._policy = policy
+        self._log = event_log
+        self._auditor = auditor
+        self._partitions = delivery_partitions
+        self._event_types = event_types
+        self._schema_files = schema_files
+        self._lock = threading.Lock()
+
+    def _register_schema_files(self) -> list[str]:
+        """New event types of the schema folder, registered (each with its topics) before
+        the bundle that names them is loaded. Returns the problems found, if any."""
+        if self._event_types is None or self._schema_files is None:
+            return []
+        try:
+            # Types other processes registered through the API count too.
+            self._event_types.refresh()
+            added = self._event_types.register_files(self._schema_files())
+        except SchemaError as exc:
+            return [f"schemas: {exc}"]
+        if added:
+            log.info("new event types from the schema folder: %s", ", ".join(added))
+        return []
+
+    def reload(self, actor: str) -> PolicyReload:
+        with self._lock:
+            policy = self._policy
+            before = policy.current.version
+            schema_problems = self._register_schema_files()
+            changed = policy.reload() if not schema_problems else False
+            if schema_problems or policy.last_error is not None:
+                problems = schema_problems or list(policy.last_problems)
+                self._auditor.write([AuditEntry(
+                    kind="policy_reload_refused", at_ms=self._auditor.now(), actor=actor,
+                    outcome="refused",
+                    detail={"bundle_version": before, "problem_count": len(problems),
+                            "problems": problems[:MAX_PROBLEMS_AUDITED]},
+                )])
+                return PolicyReload(False, False, before, before, problems)
+            bundle = policy.current.bundle
+            if changed:
+                for sub_id in bundle.subscriptions:
+                    self._log.ensure_topic(TopicSpec(delivery_topic(sub_id),
+                                                     partitions=self._partitions))
+                record_policy_in_force(self._log, policy, self._auditor, actor=actor)
+            return PolicyReload(True, changed, bundle.version, before)
 
 
-def reload_policy(runtime: Runtime, actor: str) -> PolicyReload:
-    """Load the policy folder again; keep the last good bundle if it is refused."""
-    with _lock:
-        before = runtime.policy.bundle.version
-        changed = runtime.policy.reload()
-        if runtime.policy.last_error is not None:
-            problems = list(runtime.policy.last_problems)
-            runtime.auditor.write([AuditEntry(
-                kind="policy_reload_refused", at_ms=now_ms(), actor=actor,
-                outcome="refused",
-                detail={"bundle_version": before, "problem_count": len(problems),
-                        "problems": problems[:MAX_PROBLEMS_AUDITED]},
-            )])
-            return PolicyReload(False, False, before, before, problems)
-        bundle = runtime.policy.bundle
-        if changed:
-            for sub_id in bundle.subscriptions:
-                runtime.log.ensure_topic(TopicSpec(
-                    delivery_topic(sub_id),
-                    partitions=runtime.settings.log.delivery_partitions))
-            record_policy_in_force(runtime.log, runtime.policy, runtime.auditor, actor=actor)
-        return PolicyReload(True, changed, bundle.version, before)
+def record_policy_in_force(event_log: EventLog, policy: PolicyHolder, auditor: Auditor,
+                           actor: str = "broker") -> None:
+    """Append the bundle to `_policy` and audit it, when it differs from the last one."""
+    bundle = policy.current.bundle
+    version = bundle.version
+    end = event_log.end_offset(POLICY, 0)
+    if end:
+        last = event_log.read(POLICY, 0, end - 1, 1)
+        if last and json.loads(last[0].value).get("version") == version:
+            return
+    files = {
+        str(p.relative_to(policy.directory)): p.read_text(encoding="utf-8")
+        for p in sorted(policy.directory.rglob("*.yaml"))
+    }
+    doc = {"version": version, "files": files}
+    event_log.append(POLICY, [NewRecord(value=json.dumps(doc).encode(),
+                                        key=version.encode())])
+    auditor.policy_loaded(version, {
+        "agencies": len(bundle.agencies), "subscriptions": len(bundle.subscriptions),
+        "files": sorted(files),
+    }, actor=actor)
+    log.info("policy version %s in force", version)
 
 
-def audit_key_changes(runtime: Runtime) -> None:
+def audit_key_changes(keyring: KeyRing, auditor: Auditor) -> None:
     """Record in the audit log which key ids a re-read keys file added, removed or
     changed (expiry, revocation, roles), as the broker saw them."""
-    keyring = runtime.keyring
     if not isinstance(keyring, FileKeyRing):
         return
 
     def record(change: dict[str, list[str]]) -> None:
-        runtime.auditor.write([AuditEntry(kind="keys_changed", at_ms=now_ms(),
-                                          actor="keys_file", outcome="loaded",
-                                          detail=change)])
+        auditor.write([AuditEntry(kind="keys_changed", at_ms=auditor.now(),
+                                  actor="keys_file", outcome="loaded", detail=change)])
 
     keyring.on_change = record
 
 
-def install_sighup(runtime: Runtime) -> None:
+def install_sighup(reloader: PolicyReloader, keyring: KeyRing) -> None:
     """On SIGHUP, read the keys file and the policy folder again (main thread only)."""
 
     def on_hup(signum: int, frame: object) -> None:
         # Signal handlers run between bytecodes of the main thread: hand the work to a
         # thread so a reload never runs inside whatever the main thread was doing.
-        threading.Thread(target=_reload_all, args=(runtime,), name="handoff-sighup",
-                         daemon=True).start()
+        threading.Thread(target=_reload_all, args=(reloader, keyring),
+                         name="handoff-sighup", daemon=True).start()
 
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def _reload_all(runtime: Runtime) -> None:
-    reload_keys = getattr(runtime.keyring, "reload", None)
+def _reload_all(reloader: PolicyReloader, keyring: KeyRing) -> None:
+    reload_keys = getattr(keyring, "reload", None)
     if reload_keys is not None:
         reload_keys()
-    outcome = reload_policy(runtime, actor="sighup")
+    outcome = reloader.reload(actor="sighup")
     if outcome.applied:
         log.info("SIGHUP: policy version %s in force%s", outcome.version,
                  "" if outcome.changed else " (unchanged)")

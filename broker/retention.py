@@ -26,10 +26,11 @@ from typing import Protocol, runtime_checkable
 from prometheus_client import CollectorRegistry, Counter
 
 from broker.audit import AuditEntry
-from broker.auditing import Auditor, now_ms
+from broker.auditor import Auditor
+from broker.clock import now_ms
 from broker.config import RetentionSettings
+from broker.crypto.encrypted_log import EncryptedEventLog
 from broker.errors import LogError, UnknownTopicError
-from broker.log.encrypted import EncryptedEventLog
 from broker.log.port import EventLog, TopicSpec
 from broker.topics import delivery_topic, ingress_topic
 

@@ -3,7 +3,8 @@
 For each batch it reads, the router
 1. catches the consent view up with `events.consent` (so a consent or revocation that was
    accepted before an event is in force when that event is decided),
-2. asks the policy engine for a decision per matching subscription,
+2. takes the policy in force once (a `LoadedPolicy`: bundle, engine and view schemas of
+   one version) and asks its engine for a decision per matching subscription,
 3. appends one audit record per decision, then the permitted views to
    `deliver.<subscription>`,
 4. and only then commits its ingress offsets.
@@ -20,20 +21,24 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from prometheus_client import Histogram
 
 from broker.audit import AuditEntry
 from broker.audit.records import CanonicalDetail
-from broker.auditing import Auditor, now_ms
+from broker.auditor import Auditor
+from broker.clock import now_ms
 from broker.consent_feed import ConsentFeed
 from broker.delivery.envelope import delivery_headers
 from broker.errors import LogError
 from broker.event_types import EventTypes
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
-from broker.policy_holder import PolicyHolder
+from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.topics import (
     H_INGEST_KEY_ID,
     H_INGEST_SOURCE,
@@ -44,12 +49,16 @@ from broker.topics import (
     event_type_of,
     ingress_topic,
 )
-from broker.view_schemas import ViewSchemas
+from policy import Decision, FieldDecision, ReasonCode
 from schemas.errors import DecodeError, HandoffError
 from schemas.wire import WireCodec
 
 log = logging.getLogger("handoff.router")
 LAG_REFRESH_SECONDS = 0.5
+TYPES_REFRESH_SECONDS = 2.0
+"""How often the router reads the registry for event types other processes registered."""
+REJOIN_GRACE_SECONDS = 30.0
+"""How long a member without partitions waits before rejoining for new event types."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +66,24 @@ class _OutcomeFacts:
     """What every decision sharing one compiled policy outcome has in common, computed
     once: metric labels for withheld fields and the encoded envelope lists."""
 
-    fields: tuple[Any, ...]
+    fields: tuple[FieldDecision, ...]
     """Held so the identity the cache is keyed by stays valid."""
-    withheld_reasons: tuple[tuple[str, int], ...]
+    withheld_reasons: tuple[tuple[ReasonCode, int], ...]
     withheld_json: bytes
     obligations_json: bytes
 
     @classmethod
-    def of(cls, decision: Any) -> _OutcomeFacts:
-        counts: dict[str, int] = defaultdict(int)
+    def of(cls, decision: Decision) -> _OutcomeFacts:
+        counts: dict[ReasonCode, int] = defaultdict(int)
         for f in decision.fields:
             if f.status == "withheld":
-                counts[_reason_label(f.reason)] += 1
+                counts[f.code] += 1
         return cls(
             fields=decision.fields,
             withheld_reasons=tuple(counts.items()),
             withheld_json=json.dumps(list(decision.withheld)).encode(),
             obligations_json=json.dumps(
-                [_obligation_dict(o) for o in decision.obligations]).encode(),
+                [o.to_dict() for o in decision.obligations]).encode(),
         )
 
 
@@ -82,7 +91,7 @@ class _OutcomeFacts:
 class _Batch:
     audit: list[AuditEntry] = field(default_factory=list)
     decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    withheld: Counter[tuple[str, str]] = field(default_factory=Counter)
+    withheld: Counter[tuple[str, ReasonCode]] = field(default_factory=Counter)
     deliveries: dict[str, list[NewRecord]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[NewRecord] = field(default_factory=list)
     latencies: list[tuple[str, int]] = field(default_factory=list)
@@ -97,7 +106,6 @@ class Router:
         codec: WireCodec,
         policy: PolicyHolder,
         consents: ConsentFeed,
-        views: ViewSchemas,
         auditor: Auditor,
         metrics: Metrics,
         batch_size: int = 500,
@@ -109,13 +117,15 @@ class Router:
         self._codec = codec
         self._policy = policy
         self._consents = consents
-        self._views = views
         self._auditor = auditor
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
         self._clock = clock
         self._consumer: Consumer | None = None
+        self._subscribed: list[str] = []
+        self._types_due = 0.0
+        self._joined_at = 0.0
         self._facts: dict[int, _OutcomeFacts] = {}
         self._lag_due = 0.0
         self.healthy = threading.Event()
@@ -126,8 +136,26 @@ class Router:
         return [ingress_topic(t) for t in self._types.names()]
 
     def _ensure_consumer(self) -> Consumer:
+        """The group member, subscribed to the ingress topic of every known event type.
+        A type registered while running (here or, found by a periodic registry read, in
+        another process) makes the router rejoin with the longer list; rejoining resumes
+        at the committed offsets, which a finished batch has just committed."""
+        now = time.monotonic()
+        if now >= self._types_due:
+            self._types_due = now + TYPES_REFRESH_SECONDS
+            self._types.refresh()
+        topics = self.topics()
+        if self._consumer is not None and topics != self._subscribed and (
+                self._consumer.assignment() or now > self._joined_at + REJOIN_GRACE_SECONDS):
+            # A member that leaves a Kafka group before its join completed can hold the
+            # group's next rebalance up for minutes: rejoin only once it has partitions.
+            log.info("router now routes %s", ", ".join(sorted(
+                set(topics) - set(self._subscribed))) or "fewer event types")
+            self._drop_consumer()
         if self._consumer is None:
-            self._consumer = self._log.consumer(ROUTER_GROUP, self.topics())
+            self._consumer = self._log.consumer(ROUTER_GROUP, topics)
+            self._subscribed = topics
+            self._joined_at = now
         return self._consumer
 
     def _drop_consumer(self) -> None:
@@ -169,15 +197,16 @@ class Router:
             return 0
         started = time.perf_counter()
         batch = _Batch()
-        engine = self._policy.engine
+        # One version of the policy for the whole batch: a reload takes effect at the next.
+        policy = self._policy.current
         for record in records:
             batch.offsets[(record.topic, record.partition)] = record.offset + 1
-            self._route_one(record, engine, batch)
+            self._route_one(record, policy, batch)
         self._auditor.write(batch.audit)
         for sub_id, deliveries in batch.deliveries.items():
             self._log.append(delivery_topic(sub_id), deliveries)
         available = self._clock()
-        histograms: dict[str, Any] = {}
+        histograms: dict[str, Histogram] = {}
         for sub_id, ingested_at in batch.latencies:
             histogram = histograms.get(sub_id)
             if histogram is None:
@@ -195,7 +224,7 @@ class Router:
         self._update_lag(consumer)
         return len(records)
 
-    def _route_one(self, record: LogRecord, engine: Any, batch: _Batch) -> None:
+    def _route_one(self, record: LogRecord, policy: LoadedPolicy, batch: _Batch) -> None:
         event_type = event_type_of(record.topic)
         try:
             schema_id, event = self._codec.decode(record.value)
@@ -209,6 +238,7 @@ class Router:
             return
         source = source_raw.decode()
         subject = self._auditor.subject(str(event["subject_id"]))
+        engine = policy.engine
         try:
             subscriptions = engine.subscriptions_for(event_type, source, event)
             decisions = [
@@ -221,11 +251,11 @@ class Router:
             return
         for decision in decisions:
             self._record_decision(record, event, event_type, registered.version, source,
-                                  subject, decision, batch)
+                                  subject, decision, policy, batch)
 
     def _record_decision(
-        self, record: LogRecord, event: dict[str, Any], event_type: str, version: int,
-        source: str, subject: str, decision: Any, batch: _Batch,
+        self, record: LogRecord, event: Mapping[str, Any], event_type: str, version: int,
+        source: str, subject: str, decision: Decision, policy: LoadedPolicy, batch: _Batch,
     ) -> None:
         sub_id = decision.subscription_id
         # The publishing key is the actor, so every decision traces back to a credential.
@@ -244,7 +274,7 @@ class Router:
             batch.withheld[(sub_id, reason)] += count
         if decision.outcome != "permit" or decision.view is None:
             return
-        view_id = self._views.schema_id(sub_id, event_type, version)
+        view_id = policy.views.schema_id(sub_id, event_type, version)
         batch.deliveries[sub_id].append(NewRecord(
             value=self._codec.encode(view_id, decision.view),
             key=subject.encode(),
@@ -255,7 +285,7 @@ class Router:
         ))
         batch.latencies.append((sub_id, record.timestamp_ms))
 
-    def _outcome_facts(self, decision: Any) -> _OutcomeFacts:
+    def _outcome_facts(self, decision: Decision) -> _OutcomeFacts:
         facts = self._facts.get(id(decision.fields))
         if facts is None or facts.fields is not decision.fields:
             if len(self._facts) > 10_000:   # plans of replaced bundles: let them go
@@ -297,28 +327,10 @@ class Router:
             log.debug("could not compute router lag", exc_info=True)
 
 
-def _reason_label(reason: str) -> str:
-    """A short, bounded label for metrics (never field values)."""
-    text = (reason or "other").lower()
-    for label in ("agreement", "consent", "purpose", "denied", "drop", "never"):
-        if label in text:
-            return label
-    return "other"
-
-
-def _obligation_dict(obligation: Any) -> dict[str, Any]:
-    if isinstance(obligation, dict):
-        return obligation
-    to_dict = getattr(obligation, "to_dict", None)
-    if callable(to_dict):
-        return dict(to_dict())
-    return {"id": getattr(obligation, "id", str(obligation)),
-            "text": getattr(obligation, "text", "")}
-
-
-def _millis(value: Any) -> int:
+def _millis(value: object) -> int:
+    """An event's `occurred_at` (timestamp-millis: an int, or a datetime from fastavro)."""
     if isinstance(value, int):
         return value
-    if value is None:
-        return 0
-    return int(value.timestamp() * 1000)
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return 0

@@ -74,7 +74,7 @@ Writing one: subclass `SourceConnector` or `SinkConnector`, give it a config cla
 derived from `SourceConfig` or `SinkConfig` with `type: Literal["my_type"]`, set the
 class attribute `config_model`, and register the class under the entry-point group
 `handoff.connectors` (`handoff connect new NAME` writes all of this for you).
-`connectors.testing.ConnectorHarness` runs it against an in-process broker in a unit test.
+`broker.testing.ConnectorHarness` runs it against an in-process broker in a test.
 """
 
 from __future__ import annotations
@@ -82,24 +82,16 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from broker.delivery.feed import Delivery
-    from broker.runtime import Runtime
-
-Position = dict[str, Any]
-"""Where a source (or sink) is: a JSON-ready mapping the connector defines and the
-runtime persists verbatim, such as `{"id": 1041}` or `{"file": "b.csv", "line": 12}`."""
-
-FieldProblem = tuple[str, str]
-"""(field path, problem), for example `("child.birth_date", "expected a date")`. The
-problem names what is wrong, never the value."""
+from connectors.dead_letters import FieldProblem
+from connectors.errors import FatalConnectorError
+from connectors.ports import DeadLetterLog, Delivery, Position, SchemaLookup
 
 CONNECTOR_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 
@@ -222,14 +214,24 @@ class ConnectorContext:
     should use `stopping.wait(seconds)` instead of `time.sleep`."""
     log: logging.Logger
     """Log here. Never log record values."""
-    runtime: Runtime | None = None
-    """The in-process broker, for built-in connectors that need more than this contract
-    (the auditor, the event log). Third-party connectors should not rely on it."""
     dead_letter: Callable[[str | None, str | None, Sequence[FieldProblem]], None] = field(
         default=lambda event_id, reference, problems: None)
     """`dead_letter(event_id, reference, problems)` records, durably, that the connector
     gave up on one item. Sources return `Rejected` instead; sinks call this for a
     delivery the destination refuses for good, before returning from `put`."""
+    dead_letters: DeadLetterLog | None = None
+    """The dead-letter log itself, to read back what was refused (a file-drop source
+    reports its rejected rows from it). None where nothing keeps dead letters."""
+    schemas: SchemaLookup | None = None
+    """Where `schema(id)` looks schema ids up."""
+
+    def schema(self, schema_id: int) -> Mapping[str, Any]:
+        """The Avro schema (JSON form) of a schema id, such as the view schema a
+        delivery names in `Delivery.schema_id`."""
+        if self.schemas is None:
+            raise FatalConnectorError("this connector needs the broker's schema registry; "
+                                      "run it inside handoff serve or connect run")
+        return self.schemas.schema(schema_id)
 
 
 @dataclass

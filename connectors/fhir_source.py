@@ -14,8 +14,9 @@ and the hospital sends `POST /v1/connectors/fhir/cgh-fhir/Bundle` with a key of 
 agency (publish role) and `Content-Type: application/fhir+json` (or application/json).
 The answer is synchronous: 202 with the events published, or a problem+json naming the
 resource and element that is wrong (invalid FHIR, or FHIR that lacks what an event needs);
-nothing of a refused bundle is published. `connectors.fhir_mapping` lists which element
-feeds which field.
+nothing of a refused bundle is published. The broker's publisher decides whether the
+agency may publish the event types a bundle maps to, as for every other channel.
+`connectors.fhir_mapping` lists which element feeds which field.
 
 Validation uses the `fhir.resources` package's R4B models (`fhir.resources.R4B`, FHIR
 4.3.0). R4B is R4 (4.0.1) plus a few changes to medication and evidence resources; the
@@ -32,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -46,15 +47,11 @@ from connectors.fhir_mapping import (
     check_entry_count,
     map_bundle,
 )
+from connectors.ports import Accepted, Ingest
 from schemas.errors import HandoffError
 
-__all__ = ["FHIR_JSON", "BundleTooLarge", "FhirSource", "FhirSourceConfig", "InvalidBundle",
-           "NotAllowedToPublish", "receive_bundle", "validate_bundle"]
-
-if TYPE_CHECKING:
-    from broker.auth import Principal
-    from broker.ingest.group_commit import Placed
-    from broker.runtime import Runtime
+__all__ = ["FHIR_JSON", "MAX_ENTRIES", "BundleTooLarge", "FhirSource", "FhirSourceConfig",
+           "InvalidBundle", "receive_bundle", "validate_bundle"]
 
 FHIR_JSON = "application/fhir+json"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -78,10 +75,6 @@ class FhirSource(SourceConnector[FhirSourceConfig]):
 
     def poll(self) -> Sequence[SourceRecord | Rejected]:
         return ()
-
-
-class NotAllowedToPublish(HandoffError, PermissionError):
-    """The bundle maps to an event type the connector's agency may not publish."""
 
 
 class InvalidBundle(HandoffError, ValueError):
@@ -125,12 +118,13 @@ MAX_ENTRIES = 1000
 """Default of `fhir.max_bundle_entries`."""
 
 
-def receive_bundle(runtime: Runtime, config: FhirSourceConfig, principal: Principal,
-                   body: bytes, max_entries: int = MAX_ENTRIES
-                   ) -> list[tuple[MappedEvent, Placed]]:
-    """Validate, map and publish one bundle as `principal` (of the connector's agency).
+def receive_bundle(ingest: Ingest, config: FhirSourceConfig, body: bytes,
+                   max_entries: int = MAX_ENTRIES) -> list[tuple[MappedEvent, Accepted]]:
+    """Validate, map and publish one bundle through `ingest` (bound to a caller of the
+    connector's agency).
 
-    All or none: a mapping or schema problem anywhere refuses the whole bundle. A bundle
+    All or none: a mapping or schema problem anywhere refuses the whole bundle, and so
+    does an event type the agency may not publish (the error is the ingest's). A bundle
     of more than `max_entries` entries raises `BundleTooLarge` before they are validated.
     """
     try:
@@ -144,22 +138,12 @@ def receive_bundle(runtime: Runtime, config: FhirSourceConfig, principal: Princi
         mapped = map_bundle(bundle, defaults)
     except FhirMappingError as exc:
         raise InvalidBundle(exc.problems) from exc
-    agency = runtime.policy.bundle.agencies.get(principal.agency)
-    refused = sorted({m.event_type for m in mapped}
-                     - set(agency.publishes if agency is not None else ()))
-    if refused:
-        raise NotAllowedToPublish(f"agency '{principal.agency}' may not publish "
-                                  f"{', '.join(refused)} events (agencies.yaml)")
-    publisher = runtime.publisher
     by_type: dict[str, list[MappedEvent]] = {}
     for item in mapped:
         by_type.setdefault(item.event_type, []).append(item)
-    # Validate every event before publishing any, so a bundle is all or none.
-    prepared = [(items, publisher.prepare_json(principal, event_type,
-                                               [i.event for i in items], True))
-                for event_type, items in by_type.items()]
-    out: list[tuple[MappedEvent, Placed]] = []
-    for items, ready in prepared:
-        placed = publisher.submit(principal, ready).result()
-        out.extend(zip(items, placed, strict=True))
+    groups = list(by_type.items())
+    placed = ingest.publish_all([(t, [i.event for i in items]) for t, items in groups])
+    out: list[tuple[MappedEvent, Accepted]] = []
+    for (_, items), where in zip(groups, placed, strict=True):
+        out.extend(zip(items, where, strict=True))
     return out

@@ -68,7 +68,6 @@ from connectors.drop_files import (
 )
 from connectors.errors import FatalConnectorError, RetriableConnectorError
 from connectors.mapping import FieldMapping, load_mapping
-from connectors.offsets import DeadLetterTopic
 
 PROCESSING = ".processing"
 DONE = "done"
@@ -368,7 +367,7 @@ class FileDropSource(SourceConnector[FileDropConfig]):
     def _rejected_rows(self, name: str, digest: str) -> list[dict[str, Any]]:
         """The file's rejected rows, from the dead-letter topic (which survives crashes,
         unlike anything this instance could hold in memory)."""
-        topic = self._dead_letter_topic()
+        topic = self._context.dead_letters if self._context else None
         if topic is None:
             return []
         by_line: dict[int, list[FieldProblem]] = {}
@@ -379,17 +378,9 @@ class FileDropSource(SourceConnector[FileDropConfig]):
         return [{"line": line, "problems": [{"path": p, "problem": m} for p, m in problems]}
                 for line, problems in sorted(by_line.items())]
 
-    def _dead_letter_topic(self) -> DeadLetterTopic | None:
-        runtime = self._context.runtime if self._context else None
-        return DeadLetterTopic(runtime.log) if runtime is not None else None
-
     def _dead_letter_end(self) -> int:
-        runtime = self._context.runtime if self._context else None
-        if runtime is None:
-            return 0
-        from connectors.offsets import DEAD_LETTERS_TOPIC
-
-        return runtime.log.end_offset(DEAD_LETTERS_TOPIC, 0)
+        topic = self._context.dead_letters if self._context else None
+        return topic.end() if topic is not None else 0
 
     def _close_file(self) -> None:
         if self._handle is not None:

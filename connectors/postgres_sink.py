@@ -33,7 +33,6 @@ column's name and the SQLSTATE, and the rest of the batch is written.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,7 +45,7 @@ from connectors.errors import FatalConnectorError, RetriableConnectorError
 if TYPE_CHECKING:
     import psycopg
 
-    from broker.delivery.feed import Delivery
+    from connectors.ports import Delivery
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 ENVELOPE_COLUMNS = ("event_id", "decision_id", "event_type", "source", "received_at",
@@ -91,7 +90,7 @@ class PostgresSink(SinkConnector[PostgresSinkConfig]):
     def start(self, context: ConnectorContext) -> None:
         import psycopg
 
-        if context.runtime is None:
+        if context.schemas is None:
             raise FatalConnectorError("the PostgreSQL sink needs the broker's schema "
                                       "registry; run it inside handoff serve or connect run")
         self._context = context
@@ -224,8 +223,8 @@ class PostgresSink(SinkConnector[PostgresSinkConfig]):
     def _columns(self, schema_id: int) -> tuple[Column, ...]:
         found = self._columns_by_schema.get(schema_id)
         if found is None:
-            assert self._context is not None and self._context.runtime is not None
-            schema = json.loads(self._context.runtime.registry.by_id(schema_id).schema)
+            assert self._context is not None
+            schema = self._context.schema(schema_id)
             found = self._columns_by_schema[schema_id] = tuple(view_columns(schema))
         return found
 

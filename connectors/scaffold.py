@@ -4,7 +4,7 @@ its own test, written from the templates in `connectors/templates/`.
 The package gets a pyproject with the `handoff.connectors` entry point, a module with a
 config and a source connector class (reading a JSON-lines export, to be replaced by the
 integrator's system), a README, and a test that runs the connector through
-`connectors.testing.ConnectorHarness`.
+`broker.testing.ConnectorHarness`.
 """
 
 from __future__ import annotations

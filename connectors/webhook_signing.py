@@ -9,8 +9,8 @@ and sends it as `webhook-signature: v1,<signature>`. A secret is written
 the sender signs with every current secret and sends the signatures space-separated, so a
 receiver holding either the old or the new secret accepts the message.
 
-This module is pure (no I/O) and is shared by the sender (`connectors.webhook_sink`) and
-the receiver helper (`connectors.webhook_receiver`).
+This module is pure (no I/O) and is shared by the sender (`broker.delivery.webhook_sender`)
+and the receiver helper (`connectors.webhook_receiver`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from policy.bundle import PolicyBundle
 from policy.consent import Consent, ConsentRecordError, ConsentView
-from policy.decision import Decision, FieldDecision
+from policy.decision import Decision, FieldDecision, ReasonCode
 from policy.engine import PolicyEngine
 from policy.errors import BundleError, PolicyError, Problem, UnknownSubscriptionError
 from policy.loader import load_bundle
@@ -31,6 +31,7 @@ __all__ = [
     "PolicyEngine",
     "PolicyError",
     "Problem",
+    "ReasonCode",
     "Rule",
     "RulePack",
     "Subscription",

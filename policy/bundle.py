@@ -14,6 +14,7 @@ from typing import Any
 
 from policy.errors import Problem
 from policy.model import Agency, Agreement, Rule, RulePack, Subscription
+from policy.referral_terms import BusinessCalendar, ReferralTerms
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class PolicyBundle:
     """Effective packs by regime: shipped defaults, replaced or extended by the bundle."""
     subscriptions: dict[str, Subscription]
     warnings: tuple[Problem, ...] = ()
+    calendars: dict[str, BusinessCalendar] = field(default_factory=dict)
+    """Business calendars (calendars.yaml) that referral service levels count in."""
+    referrals: dict[str, ReferralTerms] = field(default_factory=dict)
+    """Referral terms (referrals.yaml): service levels and feedback per referral agreement."""
     version: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -33,7 +38,7 @@ class PolicyBundle:
 
     def canonical_content(self) -> dict[str, Any]:
         """The parsed content that the version hashes (JSON-ready, order-independent)."""
-        return {
+        content = {
             "agencies": {k: v.model_dump(mode="json") for k, v in sorted(self.agencies.items())},
             "agreements": {k: v.model_dump(mode="json")
                            for k, v in sorted(self.agreements.items())},
@@ -42,6 +47,14 @@ class PolicyBundle:
             "subscriptions": {k: v.model_dump(mode="json")
                               for k, v in sorted(self.subscriptions.items())},
         }
+        # Only when present, so bundles without referral terms keep their versions.
+        if self.calendars:
+            content["calendars"] = {k: v.model_dump(mode="json")
+                                    for k, v in sorted(self.calendars.items())}
+        if self.referrals:
+            content["referrals"] = {k: v.model_dump(mode="json")
+                                    for k, v in sorted(self.referrals.items())}
+        return content
 
     @property
     def rules(self) -> list[tuple[RulePack, Rule]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from policy.consent import ConsentProbe, purpose_tokens
 from policy.consent_recording import discloser_tokens
-from policy.decision import DecisionPlan, FieldDecision, Projector
+from policy.decision import DecisionPlan, FieldDecision, Projector, ReasonCode
 from policy.model import Agency, Agreement, Obligation, Rule, Subscription
 from policy.projection import COPY, Action, compile_projection
 from policy.strictest import ConsentNeed, FieldRuling
@@ -73,11 +73,11 @@ class RouteContext:
             legal_basis=legal_basis, project=project,
         )
 
-    def deny_all(self, reason: str, agreement_id: str | None = None,
-                 field_reason: str | None = None) -> DecisionPlan:
+    def deny_all(self, code: ReasonCode, reason: str, agreement_id: str | None = None
+                 ) -> DecisionPlan:
         """A deny plan whose every field is withheld for the same reason."""
-        fields = tuple(FieldDecision(f.path, "withheld", None, field_reason or reason, (),
-                                     agreement_id) for f in self.schema.fields)
+        fields = tuple(FieldDecision(f.path, "withheld", None, reason, code,
+                                     agreement_id=agreement_id) for f in self.schema.fields)
         return self.plan("deny", fields, deny_reason=reason, agreement_id=agreement_id)
 
 
@@ -133,7 +133,7 @@ class AgreementPlan:
             reason = (f"agreement {a.id} requires consent: none in force naming "
                       f"{ctx.recipient.id} (or kind:{ctx.recipient.kind}) for {a.purpose}, "
                       f"with {ctx.disclosed_by(RECORD_CONSENT)} as discloser")
-            return ctx.deny_all(reason, a.id)
+            return ctx.deny_all(ReasonCode.CONSENT, reason, a.id)
         fields: list[FieldDecision] = []
         actions: dict[str, Action] = {}
         obligations: dict[str, Obligation] = {}
@@ -166,9 +166,10 @@ class AgreementPlan:
     def _field(self, ruling: FieldRuling, mask: int) -> FieldDecision:
         a = self.agreement
         if ruling.withheld is not None:
+            assert ruling.withheld_code is not None
             dropped = ruling.transform is not None and ruling.transform.kind == "drop"
             return FieldDecision(ruling.path, "withheld", "drop" if dropped else None,
-                                 ruling.withheld, ruling.rule_ids, a.id)
+                                 ruling.withheld, ruling.withheld_code, ruling.rule_ids, a.id)
         unmet = [(n, ids) for n, ids in ruling.needs.items() if not self._met(n, mask)]
         if unmet:
             need, ids = unmet[0]
@@ -179,7 +180,8 @@ class AgreementPlan:
             reason = (f"consent required by rule {', '.join(ids)}: none in force naming "
                       f"{who} for {a.purpose} covering {cats}, with "
                       f"{self.context.disclosed_by(need)} as discloser")
-            return FieldDecision(ruling.path, "withheld", None, reason, ruling.rule_ids, a.id)
+            return FieldDecision(ruling.path, "withheld", None, reason, ReasonCode.CONSENT,
+                                 ruling.rule_ids, a.id)
         consented = ""
         if ruling.needs:
             needed_by = dict.fromkeys(i for ids_ in ruling.needs.values() for i in ids_)
@@ -188,10 +190,10 @@ class AgreementPlan:
             label = ruling.transform.label()
             return FieldDecision(ruling.path, "transformed", label,
                                  f"transformed ({label}) under agreement {a.id}{consented}",
-                                 ruling.rule_ids, a.id)
+                                 ReasonCode.TRANSFORMED, ruling.rule_ids, a.id)
         return FieldDecision(ruling.path, "released", None,
                              f"released under agreement {a.id}{consented}",
-                             ruling.rule_ids, a.id)
+                             ReasonCode.RELEASED, ruling.rule_ids, a.id)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
@@ -20,6 +21,37 @@ from policy.model import Obligation
 Outcome = Literal["permit", "deny"]
 FieldStatus = Literal["released", "transformed", "withheld"]
 Projector = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+class ReasonCode(StrEnum):
+    """Why a field has its status, as one of a closed set of codes.
+
+    `reason` explains a field to a person; the code is for machines: it is the `reason`
+    label of `handoff_fields_withheld_total`, and tools can group by it.
+    """
+
+    RELEASED = "released"
+    """Released as it is, under the agreement (with consent, where some was required)."""
+    TRANSFORMED = "transformed"
+    """Released transformed (generalised, masked, pseudonymised)."""
+    NOT_IN_AGREEMENT = "agreement"
+    """The agreement does not list the field."""
+    DENIED = "denied"
+    """A rule denies the field."""
+    PURPOSE = "purpose"
+    """A rule allows the field only for other purposes."""
+    DROPPED = "drop"
+    """A `drop` transform (the agreement's or a rule's) removes the field."""
+    CONSENT = "consent"
+    """Consent is required and none in force covers it (field or whole record): none
+    naming the recipient, purpose and categories and the discloser the rule asks for,
+    recorded by an agency the source relies on (`agencies.yaml` `consents.relies_on`)."""
+    NO_AGREEMENT = "no_agreement"
+    """No agreement is in force for this source, recipient, purpose and time."""
+    NOT_SUBSCRIBED = "not_subscribed"
+    """The subscription does not receive this event type, or not from this source."""
+    UNKNOWN_SOURCE = "unknown_source"
+    """The source agency is not in the bundle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +63,9 @@ class FieldDecision:
     transform: str | None
     """Label of the transform applied (`generalise:month`), when transformed."""
     reason: str
+    """Why, for a person: the agreement, rules and consent involved."""
+    code: ReasonCode
+    """Why, as a code (see `ReasonCode`)."""
     rule_ids: tuple[str, ...] = ()
     agreement_id: str | None = None
 

@@ -13,7 +13,7 @@ from policy.bundle import PolicyBundle
 from policy.compiler import AgreementPlan, Route, RouteContext
 from policy.consent import ConsentView
 from policy.consent_recording import relied_on_recorders
-from policy.decision import Decision
+from policy.decision import Decision, ReasonCode
 from policy.errors import PolicyError, UnknownSubscriptionError
 from policy.model import Agreement, Rule, Subscription
 from policy.strictest import FieldRuling, RuleContext, rule_record
@@ -154,12 +154,15 @@ class PolicyEngine:
         key = (subscription_id, event_type, schema_version, source)
         if event_type not in subscription.event_types:
             route = Route([], context.deny_all(
+                ReasonCode.NOT_SUBSCRIBED,
                 f"subscription {subscription_id} does not receive {event_type} events"))
         elif subscription.sources is not None and source not in subscription.sources:
             route = Route([], context.deny_all(
+                ReasonCode.NOT_SUBSCRIBED,
                 f"subscription {subscription_id} does not receive events from {source}"))
         elif source not in self.bundle.agencies:
-            route = Route([], context.deny_all(f"unknown source agency '{source}'"))
+            route = Route([], context.deny_all(ReasonCode.UNKNOWN_SOURCE,
+                                               f"unknown source agency '{source}'"))
         else:
             layout = self._layout(subscription, schema)
             candidates = [
@@ -168,6 +171,7 @@ class PolicyEngine:
                 for a in self._serving(subscription, event_type, source)
             ]
             route = Route(candidates, context.deny_all(
+                ReasonCode.NO_AGREEMENT,
                 f"no agreement in force for {source} to {recipient.id}, purpose "
                 f"{subscription.purpose}, {event_type} at the decision time"))
         self._routes[key] = route

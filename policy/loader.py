@@ -7,6 +7,9 @@ Layout of a bundle folder:
     rulepacks/*.yaml         optional: replaces the shipped pack of the same regime, or
                              adds a state pack
     subscriptions.yaml       subscriptions: [...]
+    referrals.yaml           optional: referrals: [...]   referral terms (service levels,
+                             feedback) of referral agreements; see policy.referral_terms
+    calendars.yaml           optional: calendars: [...]   business calendars they count in
 
 The shipped packs (hipaa, ferpa, cfr42_part2, capta) live in `policy/rulepacks/`.
 """
@@ -23,6 +26,8 @@ from policy.bundle import PolicyBundle
 from policy.bundle_checks import BundleChecker, Located
 from policy.errors import BundleError, Problem
 from policy.model import Agency, Agreement, RulePack, Subscription
+from policy.referral_checks import ReferralChecker
+from policy.referral_terms import BusinessCalendar, ReferralTerms
 from policy.yamlsource import read_yaml, validation_problems
 from schemas.catalog import SchemaCatalog
 
@@ -53,9 +58,14 @@ def load_bundle(directory: Path | str, catalog: SchemaCatalog) -> PolicyBundle:
     subscriptions = _entries(root / "subscriptions.yaml", "subscriptions.yaml",
                              "subscriptions", Subscription, problems, required=False)
     packs = _rulepacks(root, problems)
+    calendars = _entries(root / "calendars.yaml", "calendars.yaml", "calendars",
+                         BusinessCalendar, problems, required=False)
+    referrals = _entries(root / "referrals.yaml", "referrals.yaml", "referrals",
+                         ReferralTerms, problems, required=False)
 
     checker = BundleChecker(catalog, agencies, agreements, packs, subscriptions)
     problems += checker.run()
+    problems += ReferralChecker(catalog, agencies, agreements, calendars, referrals).run()
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise BundleError(sorted(errors, key=_order))
@@ -65,6 +75,8 @@ def load_bundle(directory: Path | str, catalog: SchemaCatalog) -> PolicyBundle:
         rulepacks={regime: p.entry for regime, p in sorted(packs.items())},
         subscriptions={s.entry.id: s.entry for s in subscriptions},
         warnings=tuple(sorted((p for p in problems if p.severity == "warning"), key=_order)),
+        calendars={c.entry.id: c.entry for c in calendars},
+        referrals={r.entry.id: r.entry for r in referrals},
     )
 
 

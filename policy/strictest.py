@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from policy.decision import ReasonCode
 from policy.model import Agency, Agreement, FieldGrant, Obligation, Rule, RulePack
 from policy.transforms import Transform, applicable, strictest
 from policy.vocabulary import ANY_PERSONAL_TAG, IDENTIFIER_TAGS
@@ -72,6 +73,8 @@ class FieldRuling:
     grant: FieldGrant | None
     applied: list[AppliedRule] = field(default_factory=list)
     withheld: str | None = None
+    withheld_code: ReasonCode | None = None
+    """Set with `withheld` (see `withhold`)."""
     transform: Transform | None = None
     needs: dict[ConsentNeed, list[str]] = field(default_factory=dict)
     """Each consent need and the ids of the rules (or agreement) that impose it."""
@@ -93,6 +96,9 @@ class FieldRuling:
         ids = [a.rule.id for a in self.applied]
         ids += [r for r in self.lifted_from if r not in ids]
         return tuple(ids)
+
+    def withhold(self, code: ReasonCode, reason: str) -> None:
+        self.withheld_code, self.withheld = code, reason
 
     def citations(self) -> list[str]:
         return [a.rule.citation for a in self.applied if a.rule.then.effect != "deny"]
@@ -148,18 +154,18 @@ def rule_field(info: FieldInfo, grant: FieldGrant | None, agreement: Agreement,
     ruling = FieldRuling(info, grant, context.matching(info))
     denies = [a.rule.id for a in ruling.applied if a.rule.then.effect == "deny"]
     if grant is None:
-        ruling.withheld = f"not in agreement {agreement.id}"
-        if denies:
-            ruling.withheld += f" (and denied by rule {', '.join(denies)} in any case)"
+        also = f" (and denied by rule {', '.join(denies)} in any case)" if denies else ""
+        ruling.withhold(ReasonCode.NOT_IN_AGREEMENT, f"not in agreement {agreement.id}{also}")
         return ruling
     if denies:
-        ruling.withheld = f"denied by rule {', '.join(denies)}"
+        ruling.withhold(ReasonCode.DENIED, f"denied by rule {', '.join(denies)}")
         return ruling
     for applied in ruling.applied:
         then = applied.rule.then
         if then.effect == "permit_purposes" and context.purpose not in then.purposes:
-            ruling.withheld = (f"purpose {context.purpose} not permitted by rule "
-                               f"{applied.rule.id} (allows {', '.join(then.purposes)})")
+            ruling.withhold(ReasonCode.PURPOSE,
+                            f"purpose {context.purpose} not permitted by rule "
+                            f"{applied.rule.id} (allows {', '.join(then.purposes)})")
             return ruling
     transforms: list[Transform] = [grant.transform] if grant.transform is not None else []
     dropped_by: list[str] = ["agreement"] if grant.transform and grant.transform.kind == "drop" \
@@ -182,7 +188,7 @@ def rule_field(info: FieldInfo, grant: FieldGrant | None, agreement: Agreement,
             ruling.obligations.setdefault(obligation.id, (obligation, applied.rule.id))
     ruling.transform = strictest(transforms)
     if ruling.transform is not None and ruling.transform.kind == "drop":
-        ruling.withheld = f"dropped by {', '.join(dropped_by) or 'agreement'}"
+        ruling.withhold(ReasonCode.DROPPED, f"dropped by {', '.join(dropped_by) or 'agreement'}")
     return ruling
 
 
@@ -225,8 +231,9 @@ def _lift(rulings: list[FieldRuling], purpose: str) -> None:
         ruling.lifted_from = [r for r in dict.fromkeys(lifted_ids) if r not in own]
         if blocked:
             rule_id, path = blocked[0]
-            ruling.withheld = (f"{RECORD_SCOPE_NOTE}: purpose {purpose} not permitted by rule "
-                               f"{rule_id} (on {path})")
+            ruling.withhold(ReasonCode.PURPOSE,
+                            f"{RECORD_SCOPE_NOTE}: purpose {purpose} not permitted by rule "
+                            f"{rule_id} (on {path})")
             continue
         for need, ids in needs.items():
             ruling.needs.setdefault(need, [])

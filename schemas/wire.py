@@ -10,7 +10,8 @@ read; and memory stays bounded. fastavro reads declared lengths through `BytesIO
 which never allocates more than the bytes present, and every array item of a schema we
 accept takes at least one byte, so item counts are bounded by the payload's length.
 Schemas that could break that (recursive types, which fastavro's C reader follows until
-the stack overflows, and arrays of zero-byte items) are refused by `decoding_hazards`.
+the stack overflows, and arrays of zero-byte items) are refused by
+`schemas.decoding_safety.decoding_hazards`.
 """
 
 from __future__ import annotations
@@ -18,16 +19,13 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from schemas.compatibility import PRIMITIVES, parse_for_resolution
+from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
 from schemas.jsonform import json_form
-
-if TYPE_CHECKING:
-    from schemas.registry import SchemaRegistry
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">BI")
@@ -44,65 +42,6 @@ _FAILURES: tuple[tuple[type[BaseException], str], ...] = (
     (OverflowError, "a number, date or time is out of range"),
     (MemoryError, "payload declares more data than can be held"),
 )
-
-
-def decoding_hazards(schema: Any) -> list[str]:
-    """List why decoding untrusted bytes with `schema` would be unsafe (empty: it is safe).
-
-    Refused: types that refer to themselves (nesting bounded only by the stack) and arrays
-    whose items can be encoded in zero bytes (a few bytes could declare billions of them).
-    Map entries always carry a key, so maps are safe whatever their values.
-    """
-    named: dict[str, Any] = {}
-    root = parse_for_resolution(schema, named)
-    hazards: list[str] = []
-    finished: set[str] = set()
-
-    def visit(node: Any, path: str, open_names: tuple[str, ...]) -> None:
-        if isinstance(node, str) and node not in PRIMITIVES:
-            if node in open_names:
-                hazards.append(f"{path or '<root>'}: type {node} refers to itself")
-            elif node not in finished and node in named:
-                visit(named[node], path, open_names)
-        elif isinstance(node, list):
-            for branch in node:
-                visit(branch, path, open_names)
-        elif isinstance(node, Mapping):
-            kind = node.get("type")
-            if kind in ("record", "error"):
-                name = str(node.get("name"))
-                for field in node.get("fields", []):
-                    field_path = f"{path}.{field['name']}" if path else field["name"]
-                    visit(field["type"], field_path, (*open_names, name))
-                finished.add(name)
-            elif kind == "array":
-                if _can_be_empty(node["items"], named, set()):
-                    hazards.append(f"{path}[]: array items can be encoded in zero bytes")
-                visit(node["items"], f"{path}[]", open_names)
-            elif kind == "map":
-                visit(node["values"], f"{path}{{}}", open_names)
-
-    visit(root, "", ())
-    return list(dict.fromkeys(hazards))
-
-
-def _can_be_empty(node: Any, named: dict[str, Any], seen: set[str]) -> bool:
-    """True when some value of this type encodes as zero bytes."""
-    if isinstance(node, str):
-        if node in PRIMITIVES:
-            return node == "null"
-        if node in seen or node not in named:
-            return False  # recursion is reported on its own
-        return _can_be_empty(named[node], named, seen | {node})
-    if isinstance(node, Mapping):
-        kind = node.get("type")
-        if kind in ("record", "error"):
-            inner = seen | {str(node.get("name"))}
-            return all(_can_be_empty(f["type"], named, inner) for f in node.get("fields", []))
-        if kind == "fixed":
-            return node.get("size") == 0
-        return kind == "null"
-    return False  # a union always writes its branch index
 
 
 def encode_wire(parsed_schema: Any, schema_id: int, record: Mapping[str, Any]) -> bytes:
@@ -169,13 +108,21 @@ def decode_wire_body(data: bytes, writer_schema: Any, reader_schema: Any = None)
     return record
 
 
+class ParsedSchemas(Protocol):
+    """Where the codec finds a schema by its id (the `SchemaRegistry` is one)."""
+
+    def parsed(self, schema_id: int) -> Any:
+        """The schema with this id, parsed by fastavro; `UnknownSchemaError` if none."""
+        ...
+
+
 class WireCodec:
     """Encode and decode wire-format events with schemas from a `SchemaRegistry`.
 
     Parsed schemas are cached per id, so a call costs a dict lookup plus fastavro's work.
     """
 
-    def __init__(self, registry: SchemaRegistry, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, registry: ParsedSchemas, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._registry = registry
         self.max_bytes = max_bytes
         self._schemas: dict[int, Any] = {}

@@ -23,13 +23,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
 from kafka import errors as kafka_errors
+
+from tests.waiting import NeverHappened, eventually
 
 _READY_TIMEOUT_S = 20.0
 
@@ -74,9 +75,10 @@ _PRCTL = _parent_death_signal()
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    # Runs in the child before exec: the broker is killed if the test process dies
-    # without stopping it, so a killed test run leaves no broker behind.
+def die_with_parent() -> None:
+    """For `preexec_fn`: the child is killed if the test process dies without stopping
+    it, so a killed test run leaves no broker (or database server) behind. Call it after
+    any change of user: the kernel forgets it when the child's credentials change."""
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -121,7 +123,7 @@ class TansuBroker:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             if self._wait_until_ready():
                 return self
@@ -148,28 +150,32 @@ class TansuBroker:
         self.stop()
 
     def _wait_until_ready(self) -> bool:
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not self.running:
-                return False
-            try:
-                admin = KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers,
-                    client_id="tests-readiness",
-                    bootstrap_timeout_ms=1000,
-                    request_timeout_ms=2000,
-                )
-            except kafka_errors.KafkaError:
-                time.sleep(0.05)
-                continue
-            try:
-                admin.list_topics()
-                return True
-            except kafka_errors.KafkaError:
-                time.sleep(0.05)
-            finally:
-                admin.close()
-        return False
+        """True once the broker answers, False if it exits or stays silent."""
+        try:
+            eventually(lambda: not self.running or self._answers(), timeout=_READY_TIMEOUT_S,
+                       message=lambda: f"Tansu did not answer; see {self.log_path}")
+        except NeverHappened:
+            return False
+        return self.running
+
+    def _answers(self) -> bool:
+        """Whether the broker answers a Kafka request."""
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id="tests-readiness",
+                bootstrap_timeout_ms=1000,
+                request_timeout_ms=2000,
+            )
+        except kafka_errors.KafkaError:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except kafka_errors.KafkaError:
+            return False
+        finally:
+            admin.close()
 
 
 _shared: TansuBroker | None = None

@@ -19,28 +19,31 @@ from broker.api import (
     routes_fhir,
     routes_ops,
     routes_registry,
+    routes_registry_config,
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
+from broker.api.dependencies import ApiParts
+from broker.api.docs_ui import install_docs
 from broker.api.metrics_middleware import RequestMetricsMiddleware
+from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.auth import Principal
-from broker.reloads import audit_key_changes
 from broker.roles import Roles
-from broker.runtime import Runtime
 
 DESCRIPTION = """
 Handoff moves events between human-services agencies under their data sharing
 agreements, families' consent and the privacy laws that cover the data.
 
-Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem
-details (`application/problem+json`).
+Authenticate with `Authorization: Bearer <API key>`, or HTTP basic auth with the key as
+the user name. Errors are RFC 9457 problem details (`application/problem+json`); the
+schema registry (`/v1/registry`) answers errors as Confluent Schema Registry does.
 """
 
 
-API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
-              routes_connectors, routes_fhir)
+API_ROUTES = (routes_events, routes_explain, routes_registry, routes_registry_config,
+              routes_audit, routes_admin, routes_connectors, routes_fhir)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""
@@ -57,7 +60,10 @@ def route_modules(roles: Roles) -> list[ModuleType]:
     return [*modules, routes_ops]
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(parts: ApiParts) -> FastAPI:
+    """The app for one process: the routes its roles serve, over the parts bootstrap
+    built (`broker.bootstrap.build_broker(...).api`)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Long polls and streams wait in threads of their own, so idle subscribers can
@@ -66,20 +72,24 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
-    app.state.runtime = runtime
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.parts = parts
+    auditor = parts.auditor
 
     def on_refusal(request: Request, principal: Principal | None, status: int, why: str
                    ) -> None:
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        runtime.auditor.access_refused(principal, request.method, route, status, why)
+        auditor.access_refused(principal, request.method, route, status, why)
 
     app.state.on_refusal = on_refusal
-    audit_key_changes(runtime)
     install_problem_handlers(app)
-    for module in route_modules(runtime.roles):
+    for module in route_modules(parts.roles):
         app.include_router(module.router)
-    app.add_middleware(RateLimitMiddleware, **limits(runtime.settings.api))
-    app.add_middleware(BearerKeyMiddleware, keyring=runtime.keyring)
-    app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics)
+    install_openapi(app, parts.event_types)
+    install_docs(app)
+    for extend in parts.extensions:
+        extend(app)
+    app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
+    app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)
+    app.add_middleware(RequestMetricsMiddleware, metrics=parts.metrics)
     return app

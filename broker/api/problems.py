@@ -17,7 +17,9 @@ from starlette.routing import Match
 
 from broker.audit.errors import AuditQueryError
 from broker.consent_recording import ConsentRefusedError
+from broker.delivery.cursor import InvalidCursor
 from broker.errors import BrokerError, LogUnavailableError
+from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
 from schemas.errors import (
     DecodeError,
     HandoffError,
@@ -81,6 +83,9 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (SchemaError, 422, "invalid-schema", "Invalid schema"),
     (LogUnavailableError, 503, "log-unavailable", "The event log is unavailable"),
     (AuditQueryError, 422, "invalid-request", "Invalid request"),
+    (InvalidCursor, 400, "invalid-cursor", "Invalid cursor"),
+    (UnknownEventTypeError, 404, "not-found", "Not found"),
+    (NotPermittedToPublishError, 403, "forbidden", "Not allowed"),
 )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
+from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, ApiError, problem_responses
 from broker.auth import Principal, Role
-from broker.reloads import reload_policy
-from broker.runtime import Runtime
+from broker.reloads import PolicyReloader
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"],
                    responses=problem_responses(*AUTHENTICATED))
@@ -27,10 +27,9 @@ class PolicyRefused(ApiError):
     responses={422: {"description": "The bundle was refused; the last good one stays in "
                      "force. `problems` names each mistake (file, line, field)."}},
 )
-async def reload(request: Request,
-                 principal: Principal = Depends(require(Role.ADMIN))) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    outcome = await anyio.to_thread.run_sync(reload_policy, runtime, principal.key_id)
+async def reload(principal: Principal = Depends(require(Role.ADMIN)),
+                 reloader: PolicyReloader = Depends(deps.reloader)) -> dict[str, Any]:
+    outcome = await anyio.to_thread.run_sync(reloader.reload, principal.key_id)
     if not outcome.applied:
         raise PolicyRefused(
             f"{len(outcome.problems)} problem(s) in the policy bundle; version "

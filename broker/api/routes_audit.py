@@ -11,13 +11,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BeforeValidator
 
+from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, problem_responses
+from broker.audit import AuditStore
+from broker.audit.store import AuditFilter
+from broker.auditor import Auditor
 from broker.auth import Principal, Role
-from broker.runtime import Runtime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"],
                    responses=problem_responses(*AUTHENTICATED))
@@ -42,7 +45,6 @@ def _ms(value: datetime | None) -> int | None:
 
 @router.get("/decisions", summary="Policy decisions, filtered, a page at a time")
 async def decisions(
-    request: Request,
     subject: str | None = Query(default=None, max_length=200,
                                 description="subject id (pseudonymised before lookup)"),
     recipient: str | None = Query(default=None, max_length=200),
@@ -51,40 +53,41 @@ async def decisions(
     outcome: Literal["permit", "deny"] | None = None,
     since: IsoTime | None = Query(default=None, description="ISO 8601, inclusive"),
     until: IsoTime | None = Query(default=None, description="ISO 8601, exclusive"),
-    after: int = Query(default=0, ge=0, le=2**62, description="seq of the last record seen"),
+    after: int = Query(default=0, ge=0, le=2**62,
+                       description="`next` of the previous page (the seq of its last record)"),
     limit: int = Query(default=100, ge=1, le=1000),
     _: Principal = Depends(AUDITOR),
+    auditor: Auditor = Depends(deps.auditor),
+    store: AuditStore = Depends(deps.audit_store),
 ) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    pseudonym = runtime.auditor.subject(subject) if subject else None
-    records = await anyio.to_thread.run_sync(lambda: runtime.audit_store.query(
-        subject=pseudonym, recipient=recipient, agreement=agreement, outcome=outcome,
-        subscription=subscription, kind="decision", since_ms=_ms(since), until_ms=_ms(until),
-        after_seq=after, limit=limit))
-    return {"records": [r.to_dict() for r in records],
-            "next": records[-1].seq if records else after}
+    where = AuditFilter(
+        subject=auditor.subject(subject) if subject else None, recipient=recipient,
+        agreement=agreement, outcome=outcome, subscription=subscription, kind="decision",
+        since_ms=_ms(since), until_ms=_ms(until))
+    page = await anyio.to_thread.run_sync(lambda: store.page(
+        where, cursor=after or None, limit=limit))
+    return {"records": [r.to_dict() for r in page.records], "next": page.cursor or after}
 
 
 @router.get("/disclosures/{subject_id}",
             summary="Accounting of disclosures for one person")
 async def disclosures(
-    subject_id: str, request: Request,
+    subject_id: str,
     since: IsoTime | None = None, until: IsoTime | None = None,
     _: Principal = Depends(AUDITOR),
+    auditor: Auditor = Depends(deps.auditor),
+    store: AuditStore = Depends(deps.audit_store),
 ) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    pseudonym = runtime.auditor.subject(subject_id)
-    found = await anyio.to_thread.run_sync(
-        runtime.audit_store.disclosures, pseudonym, _ms(since), _ms(until))
+    pseudonym = auditor.subject(subject_id)
+    where = AuditFilter(subject=pseudonym, since_ms=_ms(since), until_ms=_ms(until))
+    found = await anyio.to_thread.run_sync(store.disclosures, where)
     return {"subject": pseudonym, "disclosures": [d.to_dict() for d in found]}
 
 
 @router.get("/head", summary="The chain head and the latest checkpoint")
-def head(request: Request, _: Principal = Depends(AUDITOR)) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    seq, hash_hex = runtime.audit_store.head()
-    checkpoints = runtime.audit_store.checkpoints()
-    latest = checkpoints[-1] if checkpoints else None
+def head(_: Principal = Depends(AUDITOR),
+         store: AuditStore = Depends(deps.audit_store)) -> dict[str, Any]:
+    seq, hash_hex = store.head()
+    latest = store.latest_checkpoint()
     return {"seq": seq, "hash": hash_hex,
-            "checkpoint": latest.to_dict() if latest is not None and hasattr(latest, "to_dict")
-            else None}
+            "checkpoint": latest.to_dict() if latest is not None else None}

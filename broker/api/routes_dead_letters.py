@@ -14,25 +14,27 @@ subscriber sees the delivered data in a dead letter; an admin sees ids and reaso
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from broker.api.auth import refuse, require
+from broker.api import dependencies as deps
+from broker.api.auth import require
+from broker.api.ownership import owned_subscription
 from broker.api.problems import AUTHENTICATED, ApiError, Conflict, NotFound, problem_responses
-from broker.auditing import now_ms
+from broker.auditor import Auditor
 from broker.auth import Principal, Role
+from broker.clock import Clock
 from broker.delivery.dead_letters import DeadLetter, DeadLetterQueue
+from broker.delivery.feed import DeliveryFeed
 from broker.delivery.webhook_state import EndpointState, WebhookStateStore
-from broker.runtime import Runtime
+from broker.policy_holder import LoadedPolicy
 from policy.model import Subscription
 
 router = APIRouter(tags=["webhooks"],
                    responses=problem_responses(*AUTHENTICATED, 400, 404, 409))
-_lock = threading.Lock()
 
 
 class ReplayRequest(BaseModel):
@@ -41,40 +43,23 @@ class ReplayRequest(BaseModel):
         description="dead letter ids to replay; omit to replay every pending one")
 
 
-def _stores(request: Request) -> tuple[WebhookStateStore, DeadLetterQueue]:
-    state = request.app.state
-    with _lock:
-        if not hasattr(state, "webhook_state"):
-            runtime: Runtime = state.runtime
-            state.webhook_state = WebhookStateStore(runtime.log)
-            state.dead_letter_queue = DeadLetterQueue(runtime.log)
-    store: WebhookStateStore = state.webhook_state
-    store.catch_up()
-    return store, state.dead_letter_queue
-
-
-def _webhook_subscription(request: Request, principal: Principal, sub_id: str
-                          ) -> Subscription:
-    runtime: Runtime = request.app.state.runtime
-    sub = runtime.policy.bundle.subscriptions.get(sub_id)
-    if sub is None:
-        raise NotFound(f"no subscription '{sub_id}'")
-    if sub.agency != principal.agency and not principal.has(Role.ADMIN):
-        raise refuse(request, principal, f"subscription '{sub_id}' belongs to another agency")
+def _webhook_subscription(request: Request, policy: LoadedPolicy, principal: Principal,
+                          sub_id: str) -> Subscription:
+    sub = owned_subscription(request, policy.bundle, principal, sub_id,
+                             any_agency_for=(Role.ADMIN,))
     if sub.delivery.mode != "webhook":
         raise NotFound(f"subscription '{sub_id}' is delivered by {sub.delivery.mode}, not "
                        "by webhook; it has no dead letters")
     return sub
 
 
-def _letter_json(request: Request, letter: DeadLetter, replayed: dict[int, Any],
+def _letter_json(feed: DeliveryFeed, letter: DeadLetter, replayed: dict[int, Any],
                  with_data: bool) -> dict[str, Any]:
     doc = letter.summary()
     mark = replayed.get(letter.id)
     doc["replayed_at_ms"] = mark.at_ms if mark else None
     if with_data:
-        runtime: Runtime = request.app.state.runtime
-        doc["delivery"] = runtime.feed.decode(letter.record).to_json()
+        doc["delivery"] = feed.decode(letter.record).to_json()
         doc["delivery"].pop("cursor", None)
     return doc
 
@@ -87,15 +72,18 @@ def list_dead_letters(
     limit: int = Query(default=100, ge=1, le=1000),
     pending: bool = Query(default=False, description="only those not replayed yet"),
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
+    policy: LoadedPolicy = Depends(deps.policy),
+    state: WebhookStateStore = Depends(deps.webhook_state),
+    queue: DeadLetterQueue = Depends(deps.dead_letter_queue),
+    feed: DeliveryFeed = Depends(deps.feed),
 ) -> dict[str, Any]:
-    sub = _webhook_subscription(request, principal, subscription_id)
-    state, queue = _stores(request)
+    sub = _webhook_subscription(request, policy, principal, subscription_id)
     letters = queue.read(subscription_id, after, limit)
     replayed = state.replayed(subscription_id)
     with_data = principal.agency == sub.agency
     shown = [d for d in letters if not (pending and d.id in replayed)]
     return {
-        "dead_letters": [_letter_json(request, d, replayed, with_data) for d in shown],
+        "dead_letters": [_letter_json(feed, d, replayed, with_data) for d in shown],
         "next": str(letters[-1].id if letters else after),
     }
 
@@ -106,10 +94,13 @@ def replay_dead_letters(
     subscription_id: str, request: Request,
     body: ReplayRequest | None = Body(default=None),
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
+    policy: LoadedPolicy = Depends(deps.policy),
+    state: WebhookStateStore = Depends(deps.webhook_state),
+    queue: DeadLetterQueue = Depends(deps.dead_letter_queue),
+    auditor: Auditor = Depends(deps.auditor),
+    clock: Clock = Depends(deps.clock),
 ) -> JSONResponse:
-    sub = _webhook_subscription(request, principal, subscription_id)
-    runtime: Runtime = request.app.state.runtime
-    state, queue = _stores(request)
+    sub = _webhook_subscription(request, policy, principal, subscription_id)
     replayed = state.replayed(subscription_id)
     if body is None or body.ids is None:
         letters = [d for d in _all(queue, subscription_id) if d.id not in replayed]
@@ -122,11 +113,11 @@ def replay_dead_letters(
                            f"subscription '{subscription_id}'; nothing was replayed")
     # Audit first: a replay without its audit record must never happen, while an
     # audited replay that then fails to append is visible and harmless.
-    runtime.auditor.deliveries_replayed(principal, subscription_id, sub.agency, [
+    auditor.deliveries_replayed(principal, subscription_id, sub.agency, [
         (_subject(d), d.envelope.source, d.envelope.event_id, d.envelope.decision_id, d.id)
         for d in letters])
     queue.replay(subscription_id, letters)
-    state.mark_replayed(subscription_id, [d.id for d in letters], now_ms(), principal.key_id)
+    state.mark_replayed(subscription_id, [d.id for d in letters], clock(), principal.key_id)
     return JSONResponse({"replayed": [str(d.id) for d in letters]}, status_code=202)
 
 
@@ -135,12 +126,14 @@ def replay_dead_letters(
 def webhook_status(
     subscription_id: str, request: Request,
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
+    policy: LoadedPolicy = Depends(deps.policy),
+    state: WebhookStateStore = Depends(deps.webhook_state),
+    queue: DeadLetterQueue = Depends(deps.dead_letter_queue),
+    feed: DeliveryFeed = Depends(deps.feed),
 ) -> dict[str, Any]:
-    sub = _webhook_subscription(request, principal, subscription_id)
-    runtime: Runtime = request.app.state.runtime
-    state, queue = _stores(request)
+    sub = _webhook_subscription(request, policy, principal, subscription_id)
     endpoint = state.endpoint(subscription_id)
-    cursor = state.cursor(subscription_id, runtime.feed.partitions(subscription_id))
+    cursor = state.cursor(subscription_id, feed.partitions(subscription_id))
     replayed = state.replayed(subscription_id)
     pending = sum(1 for d in _all(queue, subscription_id) if d.id not in replayed)
     return {
@@ -158,17 +151,18 @@ def webhook_status(
 def enable_webhook(
     subscription_id: str, request: Request,
     principal: Principal = Depends(require(Role.SUBSCRIBE, Role.ADMIN)),
+    policy: LoadedPolicy = Depends(deps.policy),
+    state: WebhookStateStore = Depends(deps.webhook_state),
+    auditor: Auditor = Depends(deps.auditor),
+    clock: Clock = Depends(deps.clock),
 ) -> dict[str, Any]:
-    sub = _webhook_subscription(request, principal, subscription_id)
-    runtime: Runtime = request.app.state.runtime
-    state, _ = _stores(request)
+    sub = _webhook_subscription(request, policy, principal, subscription_id)
     previous = state.endpoint(subscription_id)
     if previous.status == "healthy":
         raise Conflict(f"the webhook of '{subscription_id}' is already enabled and healthy")
-    runtime.auditor.webhook_enabled(principal, subscription_id, previous.status,
-                                    sub.delivery.url)
+    auditor.webhook_enabled(principal, subscription_id, previous.status, sub.delivery.url)
     state.put_endpoint(subscription_id, EndpointState("healthy", sub.delivery.url,
-                                                      now_ms(), "enabled by operator"))
+                                                      clock(), "enabled by operator"))
     return {"subscription": subscription_id, "status": "healthy",
             "previous_status": previous.status}
 

@@ -16,6 +16,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from broker.api import dependencies as deps
 from broker.api.auth import refuse, require
 from broker.api.body import read_capped
 from broker.api.problems import (
@@ -27,13 +28,14 @@ from broker.api.problems import (
     problem_responses,
 )
 from broker.auth import Principal, Role
-from broker.runtime import Runtime
+from broker.config import ApiSettings, FhirSettings
+from broker.connect.host import ConnectorHost
+from broker.ingest.publisher import Publisher
 from connectors.fhir_source import (
     FHIR_JSON,
     BundleTooLarge,
     FhirSourceConfig,
     InvalidBundle,
-    NotAllowedToPublish,
     receive_bundle,
 )
 
@@ -50,9 +52,7 @@ class InvalidFhirBundle(ApiError):
     status, slug, title = 422, "invalid-fhir-bundle", "The FHIR bundle cannot be used"
 
 
-def _config(request: Request, name: str) -> FhirSourceConfig:
-    runtime: Runtime = request.app.state.runtime
-    connectors = getattr(runtime.services, "connectors", None)
+def _config(connectors: ConnectorHost | None, name: str) -> FhirSourceConfig:
     worker = connectors.worker(name) if connectors is not None else None
     if worker is None or not isinstance(worker.config, FhirSourceConfig):
         raise NotFound(f"no FHIR connector named '{name}' runs in this process")
@@ -64,20 +64,23 @@ def _config(request: Request, name: str) -> FhirSourceConfig:
 async def post_bundle(
     connector: str, request: Request,
     principal: Principal = Depends(require(Role.PUBLISH)),
+    connectors: ConnectorHost | None = Depends(deps.connectors),
+    publisher: Publisher = Depends(deps.publisher),
+    settings: ApiSettings = Depends(deps.api_settings),
+    fhir: FhirSettings = Depends(deps.fhir_settings),
 ) -> JSONResponse:
-    config = _config(request, connector)
+    config = _config(connectors, connector)
     if principal.agency != config.agency:
         raise refuse(request, principal,
                      f"connector '{connector}' publishes as agency '{config.agency}'")
     content_type = request.headers.get("content-type", FHIR_JSON).split(";")[0].strip()
     if content_type not in (FHIR_JSON, "application/json"):
         raise UnsupportedMediaType(f"send a Bundle as {FHIR_JSON}")
-    runtime: Runtime = request.app.state.runtime
-    body = await read_capped(request, runtime.settings.api.max_body_bytes)
+    body = await read_capped(request, settings.max_body_bytes)
     try:
         published = await anyio.to_thread.run_sync(
-            receive_bundle, runtime, config, principal, body,
-            runtime.settings.fhir.max_bundle_entries)
+            receive_bundle, publisher.ingest_as(principal), config, body,
+            fhir.max_bundle_entries)
     except BundleTooLarge as exc:
         raise PayloadTooLarge(f"{exc} (setting fhir.max_bundle_entries)",
                               extra={"limit": exc.limit}) from exc
@@ -85,8 +88,6 @@ async def post_bundle(
         errors: list[dict[str, Any]] = [
             {"resource": r, "element": e, "message": m} for r, e, m in exc.problems]
         raise InvalidFhirBundle(str(exc), extra={"errors": errors}) from exc
-    except NotAllowedToPublish as exc:
-        raise refuse(request, principal, str(exc)) from exc
     return JSONResponse({"events": [
         {"resource": m.resource, "event_type": m.event_type, **placed.to_dict()}
         for m, placed in published]}, status_code=202)

@@ -13,12 +13,15 @@ import fastavro
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from broker.api.auth import refuse, require
-from broker.api.problems import AUTHENTICATED, NotAcceptable, NotFound, problem_responses
+from broker.api import dependencies as deps
+from broker.api.auth import require
+from broker.api.ownership import owned_subscription
+from broker.api.problems import AUTHENTICATED, NotAcceptable, problem_responses
 from broker.auth import Principal, Role
+from broker.config import ApiSettings
 from broker.delivery.cursor import Cursor
-from broker.delivery.feed import Delivery
-from broker.runtime import Runtime
+from broker.delivery.feed import Delivery, DeliveryFeed
+from broker.policy_holder import LoadedPolicy
 
 AVRO = "application/vnd.handoff.avro"
 HEARTBEAT_SECONDS = 15.0
@@ -46,23 +49,12 @@ ENVELOPE_SCHEMA = fastavro.parse_schema({
 })
 
 
-def _owned_subscription(request: Request, principal: Principal, sub_id: str) -> Any:
-    runtime: Runtime = request.app.state.runtime
-    sub = runtime.policy.bundle.subscriptions.get(sub_id)
-    if sub is None:
-        raise NotFound(f"no subscription '{sub_id}'")
-    if sub.agency != principal.agency:
-        raise refuse(request, principal,
-                     f"subscription '{sub_id}' belongs to another agency")
-    return sub
-
-
 @router.get("/v1/subscriptions", summary="The caller's subscriptions")
 def list_subscriptions(
-    request: Request, principal: Principal = Depends(require(Role.SUBSCRIBE)),
+    principal: Principal = Depends(require(Role.SUBSCRIBE)),
+    policy: LoadedPolicy = Depends(deps.policy),
 ) -> dict[str, Any]:
-    runtime: Runtime = request.app.state.runtime
-    subs = [s for s in runtime.policy.bundle.subscriptions.values()
+    subs = [s for s in policy.bundle.subscriptions.values()
             if s.agency == principal.agency]
     return {"subscriptions": [
         {"id": s.id, "event_types": list(s.event_types), "purpose": s.purpose,
@@ -80,19 +72,21 @@ async def pull(
     limit: int = Query(default=100, ge=1, le=1000),
     wait: float = Query(default=0, ge=0, le=300),
     principal: Principal = Depends(require(Role.SUBSCRIBE)),
+    policy: LoadedPolicy = Depends(deps.policy),
+    feed: DeliveryFeed = Depends(deps.feed),
+    settings: ApiSettings = Depends(deps.api_settings),
+    limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
 ) -> Response:
-    _owned_subscription(request, principal, subscription_id)
-    runtime: Runtime = request.app.state.runtime
+    owned_subscription(request, policy.bundle, principal, subscription_id)
     avro = AVRO in request.headers.get("accept", "")
     if not avro and "accept" in request.headers and not _accepts_json(request):
         raise NotAcceptable(f"this endpoint serves application/json or {AVRO}")
-    feed = runtime.feed
     cursor = Cursor.parse(after, feed.partitions(subscription_id))
-    wait = min(wait, runtime.settings.api.max_wait_seconds)
+    wait = min(wait, settings.max_wait_seconds)
     deliveries, nxt = await anyio.to_thread.run_sync(feed.read, subscription_id, cursor, limit)
     if not deliveries and wait > 0:
         woke = await anyio.to_thread.run_sync(feed.wait, subscription_id, cursor, wait,
-                                              limiter=request.app.state.wait_limiter)
+                                              limiter=limiter)
         if woke:
             deliveries, nxt = await anyio.to_thread.run_sync(
                 feed.read, subscription_id, cursor, limit)
@@ -128,10 +122,11 @@ async def stream(
     subscription_id: str, request: Request,
     after: str | None = Query(default=None, max_length=2000),
     principal: Principal = Depends(require(Role.SUBSCRIBE)),
+    policy: LoadedPolicy = Depends(deps.policy),
+    feed: DeliveryFeed = Depends(deps.feed),
+    limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
 ) -> StreamingResponse:
-    _owned_subscription(request, principal, subscription_id)
-    runtime: Runtime = request.app.state.runtime
-    feed = runtime.feed
+    owned_subscription(request, policy.bundle, principal, subscription_id)
     resume = request.headers.get("last-event-id") or after
     cursor = Cursor.parse(resume, feed.partitions(subscription_id))
 
@@ -150,7 +145,7 @@ async def stream(
                 # publishers of worker threads.
                 woke = await anyio.to_thread.run_sync(
                     feed.wait, subscription_id, position, HEARTBEAT_SECONDS,
-                    limiter=request.app.state.wait_limiter)
+                    limiter=limiter)
                 if not woke:
                     yield ": keep-alive\n\n"
 

@@ -2,10 +2,12 @@
 queries, the accounting of disclosures, and exports.
 
 The broker writes an `AuditEntry` for every policy decision, refused publish, and policy
-or consent change, naming the person only by a `SubjectPseudonymizer` pseudonym.
+or consent change, naming the person only by a `SubjectPseudonymizer` pseudonym. The
+ports (`broker.audit.store`): `AuditAppender`, `CheckpointLog`, `AuditReader`,
+`AuditVerifier`, and `AuditStore` for all but the last.
 """
 
-from broker.audit.chain import VerifyReport, verify
+from broker.audit.chain import SqliteAuditVerifier, VerifyReport, verify
 from broker.audit.checkpoints import (
     CheckpointSigner,
     export_checkpoints,
@@ -41,25 +43,41 @@ from broker.audit.records import (
     Checkpoint,
 )
 from broker.audit.sqlite_store import SqliteAuditStore
-from broker.audit.store import AuditFilter, AuditStore
+from broker.audit.store import (
+    AuditAppender,
+    AuditCount,
+    AuditFilter,
+    AuditPage,
+    AuditReader,
+    AuditStore,
+    AuditVerifier,
+    CheckpointLog,
+)
 
 __all__ = [
+    "AuditAppender",
+    "AuditCount",
     "AuditEntry",
     "AuditEntryError",
     "AuditFilter",
     "AuditFormatError",
     "AuditKeyError",
     "AuditKind",
+    "AuditPage",
     "AuditQueryError",
+    "AuditReader",
     "AuditRecord",
     "AuditStore",
     "AuditStoreNotFoundError",
     "AuditStoreUnavailableError",
+    "AuditVerifier",
     "CanonicalDetail",
     "Checkpoint",
+    "CheckpointLog",
     "CheckpointSigner",
     "Disclosure",
     "SqliteAuditStore",
+    "SqliteAuditVerifier",
     "SubjectPseudonymizer",
     "VerifyReport",
     "audit_db_path",

@@ -1,30 +1,36 @@
-"""Verification of the audit chain and its signed checkpoints.
+"""Verification of the embedded audit store: its chain and its signed checkpoints.
 
-`verify` re-walks every record in seq order, recomputes each hash from the record's
-content, checks that seqs run 1, 2, 3 … without gaps and that every record links to the
-one before, and checks every checkpoint against the chain (and its signature, given the
-pinned public key). It stops at the first problem and names it.
+`verify` (and `SqliteAuditVerifier`, the `AuditVerifier` of the embedded store)
+re-walks every record in seq order, recomputes each hash from the record's content,
+checks that seqs run 1, 2, 3 … without gaps and that every record links to the one
+before, that the columns kept beside the hashed content for lookups still fit it, and
+checks every checkpoint against the chain (and its signature, given the pinned public
+key). It stops at the first problem and names it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from broker.audit import record_counts
 from broker.audit.checkpoints import public_key_id, signature_valid
 from broker.audit.records import GENESIS_HASH, Checkpoint
+from broker.audit.sqlite_chain import ChainSnapshot
 from broker.audit.sqlite_store import SqliteAuditStore
-from broker.audit.store import AuditStore
+from broker.audit.store import ExportedCheckpoint, ProgressCallback
 from broker.errors import AuditError
 
 # How far from its slot a moved record is looked for, to say "out of order" rather than
 # "content changed". Only runs once a mismatch is found.
 _MOVED_RECORD_WINDOW = 16
+_PROGRESS_EVERY = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,16 @@ class VerifyReport:
             f"ok: {self.records_checked} records, {self.checkpoints_checked} checkpoints"
             f"{unsigned}, head sha256:{self.head_hash}"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "ok": self.ok, "records_checked": self.records_checked,
+            "first_bad_seq": self.first_bad_seq, "problem": self.problem,
+            "checkpoints_checked": self.checkpoints_checked,
+            "signatures_checked": self.signatures_checked,
+            "head_seq": self.head_seq, "head_hash": self.head_hash,
+        }
 
 
 class _ChainBroken(AuditError):
@@ -127,7 +143,8 @@ def _diagnose_mismatch(seq: int, prev_hash: bytes, stored: bytes, body: bytes) -
 
 
 def _walk(
-    store: AuditStore, checkpoints: list[Checkpoint], public_key: Ed25519PublicKey | None
+    snapshot: ChainSnapshot, total: int, checkpoints: list[Checkpoint],
+    public_key: Ed25519PublicKey | None, progress: ProgressCallback | None,
 ) -> tuple[int, bytes, int]:
     pinned = public_key_id(public_key) if public_key is not None else ""
     pending = iter(checkpoints)
@@ -137,7 +154,7 @@ def _walk(
     expected = 1
     prev = GENESIS_HASH
     sha256 = hashlib.sha256
-    for seq, prev_hash, stored, body in store.iter_chain():
+    for seq, prev_hash, stored, body, altered in snapshot.links():
         if seq != expected:
             if expected == 1:
                 raise _ChainBroken(1, f"record 1: missing (chain starts at record {seq})")
@@ -153,6 +170,8 @@ def _walk(
                 f"record {seq}: broken link (prev_hash is not the hash of record {seq - 1}; "
                 "records removed, inserted or reordered)",
             )
+        if altered is not None:
+            raise _ChainBroken(seq, f"record {seq}: {altered}")
         while seq == next_checkpoint_seq:
             assert checkpoint is not None
             if checkpoint.hash != stored.hex():
@@ -169,7 +188,11 @@ def _walk(
             next_checkpoint_seq = checkpoint.seq if checkpoint is not None else -1
         prev = stored
         expected += 1
+        if progress is not None and seq % _PROGRESS_EVERY == 0:
+            progress(seq, max(total, seq))
     last = expected - 1
+    if progress is not None:
+        progress(last, max(total, last))
     if checkpoint is not None:
         raise _ChainBroken(
             last + 1,
@@ -177,14 +200,18 @@ def _walk(
             f"{checkpoint.seq} (truncated)",
             last,
         )
+    problem = record_counts.first_difference(snapshot.counted, snapshot.stored_counts())
+    if problem is not None:
+        raise _ChainBroken(0, problem, last)
     return last, prev, checked_checkpoints
 
 
 def verify(
-    store_or_path: AuditStore | Path | str,
+    store_or_path: SqliteAuditStore | Path | str,
     public_key: Ed25519PublicKey | None = None,
     *,
     exported_checkpoints: Iterable[Checkpoint] = (),
+    progress: ProgressCallback | None = None,
 ) -> VerifyReport:
     """Re-walk the chain and its checkpoints; report the first problem found.
 
@@ -196,7 +223,8 @@ def verify(
     """
     if isinstance(store_or_path, (str, Path)):
         with SqliteAuditStore(store_or_path, create=False) as sqlite_store:
-            return verify(sqlite_store, public_key, exported_checkpoints=exported_checkpoints)
+            return verify(sqlite_store, public_key, exported_checkpoints=exported_checkpoints,
+                          progress=progress)
     store = store_or_path
     signed = public_key is not None
     # Checkpoints are read before the records: records are append-only, so every
@@ -205,14 +233,17 @@ def verify(
     checkpoints: list[Checkpoint] = []
     try:
         checkpoints = _merge_checkpoints(stored_checkpoints, exported_checkpoints)
-        last, head, checked = _walk(store, checkpoints, public_key)
+        total = store.head()[0] if progress is not None else 0
+        with store.chain_snapshot() as snapshot:
+            last, head, checked = _walk(snapshot, total, checkpoints, public_key, progress)
     except _ChainBroken as failure:
         return VerifyReport(
             ok=False,
             records_checked=failure.records_checked,
-            first_bad_seq=failure.seq,
+            first_bad_seq=failure.seq or None,
             problem=failure.problem,
-            checkpoints_checked=sum(1 for item in checkpoints if item.seq < failure.seq),
+            checkpoints_checked=sum(1 for item in checkpoints
+                                    if item.seq < (failure.seq or failure.records_checked + 1)),
             signatures_checked=signed,
         )
     return VerifyReport(
@@ -225,3 +256,23 @@ def verify(
         head_hash=head.hex(),
         signatures_checked=signed,
     )
+
+
+class SqliteAuditVerifier:
+    """The `AuditVerifier` of the embedded store (see `verify`)."""
+
+    def __init__(self, store: SqliteAuditStore) -> None:
+        self._store = store
+
+    def verify(
+        self,
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        exported_checkpoints: Sequence[ExportedCheckpoint] = (),
+        progress: ProgressCallback | None = None,
+    ) -> VerifyReport:
+        """Re-walk the chain and checkpoints; report the first problem found. A chain
+        named by an exported checkpoint is ignored: the embedded store has one."""
+        return verify(self._store, public_key,
+                      exported_checkpoints=[checkpoint for checkpoint, _ in exported_checkpoints],
+                      progress=progress)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from broker.audit.errors import AuditKeyError
 from broker.audit.paths import public_key_path
 from broker.audit.records import Checkpoint, checkpoint_message
-from broker.audit.store import AuditStore
+from broker.audit.store import AuditReader, CheckpointLog
 
 
 def public_key_id(public_key: Ed25519PublicKey) -> str:
@@ -84,6 +84,11 @@ class CheckpointSigner:
         self.key_id = public_key_id(self.public_key)
 
     @classmethod
+    def load(cls, path: Path) -> CheckpointSigner:
+        """Load the PEM private key at `path`; never create one or touch its `.pub`."""
+        return cls(_load_private_key(path))
+
+    @classmethod
     def load_or_create(cls, path: Path) -> CheckpointSigner:
         """Load the PEM private key at `path`, or create one (mode 0600) on first start.
 
@@ -116,7 +121,7 @@ class CheckpointSigner:
         """The signature over (seq, hash, at_ms)."""
         return self._private_key.sign(checkpoint_message(seq, hash_hex, at_ms))
 
-    def checkpoint(self, store: AuditStore, at_ms: int | None = None) -> Checkpoint | None:
+    def checkpoint(self, store: CheckpointLog, at_ms: int | None = None) -> Checkpoint | None:
         """Sign the store's current head and store the checkpoint.
 
         Returns None while the log is empty, and the latest checkpoint unchanged when it
@@ -146,6 +151,6 @@ def _load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def export_checkpoints(store: AuditStore) -> list[dict[str, Any]]:
+def export_checkpoints(store: AuditReader) -> list[dict[str, Any]]:
     """Every checkpoint as a JSON-ready dict (one JSON line each when written out)."""
     return [checkpoint.to_dict() for checkpoint in store.checkpoints()]

@@ -11,11 +11,12 @@ Both stream: records are written as they are read, whatever the size of the log.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Literal, TextIO
 
-from broker.audit.records import canonical_detail
-from broker.audit.store import AuditFilter, AuditStore
+from broker.audit.records import AuditRecord, canonical_detail
+from broker.audit.store import AuditFilter, AuditReader, ProgressCallback
 
 ExportFormat = Literal["jsonl", "csv"]
 
@@ -25,6 +26,7 @@ CSV_COLUMNS = (
     "hash",
 )
 """CSV header. `at` is `at_ms` as ISO 8601 UTC with milliseconds, for people."""
+_PROGRESS_EVERY = 1000
 
 
 def iso_utc(at_ms: int) -> str:
@@ -33,22 +35,42 @@ def iso_utc(at_ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
 
 
-def export_jsonl(store: AuditStore, out: TextIO, where: AuditFilter | None = None) -> int:
-    """Write matching records as canonical JSON lines; return how many were written."""
+def _reported(
+    records: Iterable[AuditRecord], progress: ProgressCallback | None, total: int
+) -> Iterator[AuditRecord]:
+    """`records`, calling `progress(done, total)` every thousand and at the end."""
+    done = 0
+    for done, record in enumerate(records, start=1):
+        yield record
+        if progress is not None and done % _PROGRESS_EVERY == 0:
+            progress(done, max(total, done))
+    if progress is not None:
+        progress(done, max(total, done))
+
+
+def export_jsonl(
+    store: AuditReader, out: TextIO, where: AuditFilter | None = None,
+    progress: ProgressCallback | None = None, total: int = 0,
+) -> int:
+    """Write matching records as canonical JSON lines; return how many were written.
+    `progress` hears (written, `total`) as it goes."""
     count = 0
-    for record in store.iter_records(where=where):
+    for record in _reported(store.iter_records(where), progress, total):
         out.write(record.to_json_line())
         out.write("\n")
         count += 1
     return count
 
 
-def export_csv(store: AuditStore, out: TextIO, where: AuditFilter | None = None) -> int:
+def export_csv(
+    store: AuditReader, out: TextIO, where: AuditFilter | None = None,
+    progress: ProgressCallback | None = None, total: int = 0,
+) -> int:
     """Write matching records as CSV with a header row; return how many were written."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
-    for record in store.iter_records(where=where):
+    for record in _reported(store.iter_records(where), progress, total):
         writer.writerow((
             record.seq, iso_utc(record.at_ms), record.at_ms, record.kind, record.subject,
             record.recipient, record.source, record.agreement, record.subscription,
@@ -60,9 +82,10 @@ def export_csv(store: AuditStore, out: TextIO, where: AuditFilter | None = None)
 
 
 def export_records(
-    store: AuditStore, out: TextIO, fmt: ExportFormat, where: AuditFilter | None = None
+    store: AuditReader, out: TextIO, fmt: ExportFormat, where: AuditFilter | None = None,
+    progress: ProgressCallback | None = None, total: int = 0,
 ) -> int:
     """Write matching records in `fmt`; return how many were written."""
     if fmt == "csv":
-        return export_csv(store, out, where)
-    return export_jsonl(store, out, where)
+        return export_csv(store, out, where, progress, total)
+    return export_jsonl(store, out, where, progress, total)

@@ -23,6 +23,7 @@ from broker.audit.kafka_records import (
 from broker.audit.kafka_store import AUDIT_TOPICS
 from broker.audit.kafka_tails import TailCutter
 from broker.audit.records import GENESIS_HASH, AuditRecord, Checkpoint, StoredRow
+from broker.audit.store import ProgressCallback
 from broker.errors import AuditError
 from broker.log.port import EventLog, NewRecord
 
@@ -91,9 +92,12 @@ def import_chain(
     checkpoints: Sequence[Checkpoint],
     *,
     batch: int = 1000,
+    progress: ProgressCallback | None = None,
+    total: int = 0,
 ) -> ImportedChain:
     """Append `records` (a whole chain from seq 1, in order) and its `checkpoints` to the
     Kafka audit log as chain `chain`, skipping what a previous run already appended.
+    `progress` hears (records done, `total`) after each batch.
 
     Raises `AuditError` when Kafka holds a different chain under that id.
     """
@@ -110,6 +114,8 @@ def import_chain(
         event_log.append(AUDIT_TOPIC, [NewRecord(value=value, key=key, headers=headers)
                                        for value, headers in values])
         pending.clear()
+        if progress is not None:
+            progress(present + added, max(total, present + added))
 
     for record in records:
         if record.seq <= present:

@@ -8,7 +8,7 @@ appended since. It is a cache: delete it and it is rebuilt from Kafka.
 Records are checked as they are indexed (hash, `seq` and `prev_hash` against their
 chain's head); one that does not fit is left out and logged, and `handoff audit verify`
 names it. Positions are Kafka offsets + 1, so they are the same in every process's
-index, and a page cursor (`after_seq`) taken from one API process works on another.
+index, and a page cursor taken from one API process works on another.
 Several processes may share one index file: each catch-up re-reads its progress inside
 its write transaction.
 """
@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from broker.audit import kafka_index_sql as schema
-from broker.audit.disclosures import PERMIT, Disclosure, disclosure_from_record
+from broker.audit import record_counts
 from broker.audit.errors import AuditFormatError, AuditStoreUnavailableError
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
@@ -37,21 +37,17 @@ from broker.audit.kafka_records import (
     tail_digest,
     tail_reference,
 )
-from broker.audit.records import (
-    GENESIS_HASH,
-    AuditKind,
-    CanonicalDetail,
-    Checkpoint,
-    chain_hash,
-)
-from broker.audit.store import AuditFilter
+from broker.audit.record_table import statements
+from broker.audit.records import GENESIS_HASH, CanonicalDetail, Checkpoint, chain_hash
+from broker.audit.table_reader import RecordTableReader
 from broker.errors import AuditError
 from broker.log.port import EventLog, LogRecord
 
 log = logging.getLogger(__name__)
 
-_Item = TypeVar("_Item")
 _READ_BATCH = 2000
+
+
 class _Rejected(AuditError):
     """A record that does not fit its chain; internal to the catch-up."""
 
@@ -65,6 +61,7 @@ class KafkaAuditIndex:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._tails: dict[str, str] = {}
+        self._chain_names: dict[int, str] = {}
         self._closed = False
         self._origin_checked = False
         try:
@@ -75,11 +72,33 @@ class KafkaAuditIndex:
             ) from exc
         self._writer = self._connect()
         try:
-            self._writer.execute("PRAGMA journal_mode=WAL")
-            self._writer.executescript(schema.SCHEMA)
+            self._prepare()
         except sqlite3.Error as exc:
             self._writer.close()
             raise self._translate(exc, "preparing") from exc
+        self.reader = RecordTableReader(
+            schema.SQL, self._reader, self._stream_connection, self._record, self._translate)
+        """The `AuditReader` reads (pages, streams, counts, disclosures) of this index."""
+
+    def _prepare(self) -> None:
+        """Create the tables, emptying a file of another layout first (a cache)."""
+        conn = self._writer
+        conn.execute("PRAGMA journal_mode=WAL")
+        if conn.execute("PRAGMA user_version").fetchone()[0] == schema.INDEX_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the transaction: another process may have rebuilt it.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != schema.INDEX_VERSION:
+                for table in schema.TABLES:
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in statements(schema.SCHEMA):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={schema.INDEX_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -137,7 +156,8 @@ class KafkaAuditIndex:
             if self._progress(conn, AUDIT_TOPIC) and (found is None or found[0] != origin):
                 log.warning("audit index %s belongs to another audit log; rebuilding it",
                             self.path)
-                for table in ("records", "chains", "checkpoints", "progress", "tails"):
+                for table in ("audit_records", "audit_counts", "chains", "checkpoints",
+                              "progress", "tails"):
                     conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
             if origin is not None:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (origin,))
@@ -215,6 +235,7 @@ class KafkaAuditIndex:
                     "and was left out (%s); run `handoff audit verify`",
                     record.offset + 1, chain[:80], exc)
         conn.executemany(schema.INSERT, rows)
+        record_counts.add(conn, map(record_counts.key_of_row, rows))
         conn.executemany(
             "UPDATE chains SET head_seq = ?, head_hash = ? WHERE id = ?",
             [(heads[name][1], heads[name][2], heads[name][0]) for name in moved],
@@ -243,6 +264,7 @@ class KafkaAuditIndex:
             raise _Rejected(f"record {parsed.seq} does not link to record {head_seq}")
         if chain_hash(parsed.prev_hash, parsed.body) != parsed.hash:
             raise _Rejected(f"record {parsed.seq} does not match its hash")
+        built = schema.row(record.offset + 1, parsed, reference, tail, 0)
         if head is None:
             chain_id = conn.execute(
                 "INSERT INTO chains (name, head_seq, head_hash) VALUES (?, 0, ?)",
@@ -250,17 +272,7 @@ class KafkaAuditIndex:
             ).lastrowid
             head = heads[chain] = [chain_id, 0, GENESIS_HASH]
         head[1], head[2] = parsed.seq, parsed.hash
-        try:
-            detail = parsed.detail.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _Rejected("its detail is not valid UTF-8") from exc
-        if tail is not None:
-            detail = detail[: len(detail) - len(tail.decode("utf-8"))]
-        row = parsed.row
-        position = record.offset + 1
-        bucket = None if row[3] is None else position >> schema.BUCKET_BITS
-        return (position, head[0], *row[:12], detail, row[13], row[14],
-                None if reference is None else reference[0], bucket)
+        return (*built[:schema.CHAIN], head[0], *built[schema.CHAIN + 1:])
 
     def _tail(self, conn: sqlite3.Connection, event_log: EventLog, digest: str) -> bytes | None:
         text = self._tails.get(digest)
@@ -320,9 +332,7 @@ class KafkaAuditIndex:
         conn = self._reader()
         heads = []
         for chain_id, name in conn.execute("SELECT id, name FROM chains").fetchall():
-            found = conn.execute(
-                "SELECT seq, hash FROM records WHERE chain = ? AND pos <= ? "
-                "ORDER BY pos DESC LIMIT 1", (chain_id, position)).fetchone()
+            found = conn.execute(schema.HEAD_AT, (chain_id, position)).fetchone()
             if found is not None:
                 heads.append((name, found[0], found[1]))
         return heads
@@ -340,10 +350,19 @@ class KafkaAuditIndex:
             for number, seq, digest, at_ms, key_id, signature in self._reader().execute(sql)
         ]
 
+    def _chain_name(self, conn: sqlite3.Connection, chain_id: int) -> str:
+        name = self._chain_names.get(chain_id)
+        if name is None:
+            found = conn.execute("SELECT name FROM chains WHERE id = ?", (chain_id,)).fetchone()
+            if found is None:
+                raise AuditError(f"audit index: chain {chain_id} is missing; delete the index")
+            name = self._chain_names[chain_id] = found[0]
+        return name
+
     def _record(self, conn: sqlite3.Connection, row: Sequence[Any]) -> ChainedAuditRecord:
-        (position, chain, seq, kind, at_ms, subject, recipient, source, agreement,
-         subscription, outcome, event_id, decision_id, actor, detail, prev_hash, hash_,
-         tail) = row
+        (position, kind, at_ms, subject, recipient, source, agreement, subscription,
+         outcome, event_id, decision_id, actor, detail, prev_hash, hash_, tail, chain,
+         chain_seq) = row
         if tail is not None:
             text = self._tails.get(tail)
             if text is None:
@@ -357,44 +376,13 @@ class KafkaAuditIndex:
         return ChainedAuditRecord(
             position, kind, at_ms, subject, recipient, source, agreement, subscription,
             outcome, event_id, decision_id, actor, CanonicalDetail(detail), prev_hash.hex(),
-            hash_.hex(), chain=chain, chain_seq=seq,
+            hash_.hex(), chain=self._chain_name(conn, chain), chain_seq=chain_seq,
         )
 
-    def query(self, where: AuditFilter, after: int, limit: int) -> list[ChainedAuditRecord]:
-        """Up to `limit` matching records after position `after`, by position."""
-        sql, params = schema.select(where, after, " ORDER BY r.pos LIMIT ?")
-        try:
-            conn = self._reader()
-            return [self._record(conn, row) for row in conn.execute(sql, [*params, limit])]
-        except sqlite3.Error as exc:
-            raise self._translate(exc, "querying") from exc
-
-    def iter_records(self, after: int, where: AuditFilter | None) -> Iterator[ChainedAuditRecord]:
-        """Stream matching records after position `after`, by position, on a connection
-        of their own (a long export holds no lock)."""
-        sql, params = schema.select(where, after, " ORDER BY r.pos")
-        conn = self._connect()
-        try:
-            for row in conn.execute(sql, params):
-                yield self._record(conn, row)
-        except sqlite3.Error as exc:
-            raise self._translate(exc, "reading records") from exc
-        finally:
-            conn.close()
-
-    def disclosures(
-        self, subject: str, since_ms: int | None, until_ms: int | None
-    ) -> list[Disclosure]:
-        """Permitted decisions about `subject`, oldest first."""
-        where = AuditFilter(subject=subject, kind=AuditKind.DECISION, outcome=PERMIT,
-                            since_ms=since_ms, until_ms=until_ms)
-        sql, params = schema.select(where, 0, " ORDER BY r.at_ms, r.pos")
-        try:
-            conn = self._reader()
-            return [disclosure_from_record(self._record(conn, row))
-                    for row in conn.execute(sql, params)]
-        except sqlite3.Error as exc:
-            raise self._translate(exc, "reading disclosures") from exc
+    def _stream_connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise AuditError("the audit index is closed")
+        return self._connect()
 
     def close(self) -> None:
         """Close every connection. Idempotent."""

@@ -1,57 +1,48 @@
-"""The SQLite layout of the Kafka audit index, and the SQL that queries it.
+"""The SQLite layout of the Kafka audit index.
 
-`records` holds one row per indexed record, keyed by its position in `_audit`;
-`chains` each chain's head; `tails` the shared ends of details; `checkpoints` the signed
-checkpoints; `progress` how far each topic has been read; `meta` the digest of the first
-record of `_audit`, which tells whether the file indexes the log it is pointed at.
+`audit_records` is the records table of `broker.audit.record_table`, as the embedded
+store keeps it (with its daily counts, `audit_counts`), with `seq` the record's position
+in `_audit` (offset + 1), `detail_tail` the digest of its shared tail (table `tails`),
+and two columns of its own: `chain` (a row of `chains`) and `chain_seq`, the seq its hash
+covers. `chains` holds each chain's head; `checkpoints` the signed checkpoints;
+`progress` how far each topic has been read; `meta` the digest of the first record of
+`_audit`, which tells whether the file indexes the log it is pointed at.
+
+The file is a cache: when its layout (`INDEX_VERSION`) is not this one, it is emptied and
+rebuilt from Kafka.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from broker.audit.store import AuditFilter, filter_clauses
+from broker.audit import record_counts, record_table
+from broker.audit.errors import AuditFormatError
+from broker.audit.kafka_records import ParsedLine
 
-BUCKET_BITS = 12
-"""The subject index is kept per bucket of 4,096 positions, as in the embedded store
-(`sqlite_schema.BUCKET_BITS` explains why)."""
-
-SCHEMA = """
+INDEX_VERSION = 2
+"""1: table `records` keyed by `pos`. 2: the shared records table."""
+EXTRA_COLUMNS = ("chain INTEGER NOT NULL", "chain_seq INTEGER NOT NULL")
+EXTRA_NAMES = ("chain", "chain_seq")
+READ_COLUMNS = (*record_table.READ_COLUMNS, *EXTRA_NAMES)
+"""A record as read: the shared columns, then its chain's id and its seq there."""
+CHAIN = READ_COLUMNS.index("chain")
+SQL = record_table.RecordSql(READ_COLUMNS)
+INSERT = (
+    f"INSERT INTO audit_records ({', '.join(READ_COLUMNS)}, subject_bucket) "  # noqa: S608
+    f"VALUES ({', '.join('?' * (len(READ_COLUMNS) + 1))})"
+)
+TABLES = ("audit_records", "audit_counts", "records", "chains", "tails", "checkpoints",
+          "progress", "meta")
+"""Every table this file holds or held in an earlier layout: what a rebuild drops."""
+SCHEMA = record_table.table_sql("TEXT", EXTRA_COLUMNS) + record_counts.SCHEMA + """
+CREATE INDEX IF NOT EXISTS audit_by_chain ON audit_records (chain);
 CREATE TABLE IF NOT EXISTS chains (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     head_seq INTEGER NOT NULL,
     head_hash BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS records (
-    pos INTEGER PRIMARY KEY,  -- offset + 1 in the _audit topic
-    chain INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    subject TEXT,
-    recipient TEXT,
-    source TEXT,
-    agreement TEXT,
-    subscription TEXT,
-    outcome TEXT,
-    event_id TEXT,
-    decision_id TEXT,
-    actor TEXT,
-    detail TEXT NOT NULL,  -- the detail, or its head when detail_tail is set
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    detail_tail TEXT,  -- digest of the shared tail (table tails)
-    subject_bucket INTEGER
-);
-CREATE INDEX IF NOT EXISTS records_by_chain ON records (chain, pos);
-CREATE INDEX IF NOT EXISTS records_by_subject ON records (subject_bucket, subject)
-    WHERE subject IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_by_recipient ON records (recipient, at_ms)
-    WHERE recipient IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_by_agreement ON records (agreement, at_ms)
-    WHERE agreement IS NOT NULL;
-CREATE INDEX IF NOT EXISTS records_by_time ON records (at_ms);
 CREATE TABLE IF NOT EXISTS tails (digest TEXT PRIMARY KEY, text TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     number INTEGER PRIMARY KEY,
@@ -66,38 +57,33 @@ CREATE TABLE IF NOT EXISTS progress (topic TEXT PRIMARY KEY, next_offset INTEGER
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
-COLUMNS = (
-    "r.pos, c.name, r.seq, r.kind, r.at_ms, r.subject, r.recipient, r.source, r.agreement, "
-    "r.subscription, r.outcome, r.event_id, r.decision_id, r.actor, r.detail, r.prev_hash, "
-    "r.hash, r.detail_tail"
-)
-SELECT = f"SELECT {COLUMNS} FROM records r JOIN chains c ON c.id = r.chain"  # noqa: S608
-BY_SUBJECT = (
-    "WITH RECURSIVE buckets(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM buckets "  # noqa: S608
-    f"WHERE bucket < (SELECT max(pos) FROM records) >> {BUCKET_BITS}) "
-    f"SELECT {COLUMNS} FROM buckets JOIN records r INDEXED BY records_by_subject "
-    "ON r.subject_bucket = buckets.bucket AND r.subject = ? JOIN chains c ON c.id = r.chain"
-)
-INSERT = (
-    "INSERT INTO records (pos, chain, seq, kind, at_ms, subject, recipient, source, "
-    "agreement, subscription, outcome, event_id, decision_id, actor, detail, prev_hash, "
-    "hash, detail_tail, subject_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "?, ?, ?, ?, ?)"
-)
 SELECT_CHECKPOINTS = (
     "SELECT number, seq, hash, at_ms, key_id, signature FROM checkpoints ORDER BY number"
 )
+HEAD_AT = (
+    "SELECT chain_seq, hash FROM audit_records INDEXED BY audit_by_chain "
+    "WHERE chain = ? AND seq <= ? ORDER BY seq DESC LIMIT 1"
+)
+"""A chain's last record at or before a position."""
+SELECT_ROWS = (
+    f"SELECT {', '.join(READ_COLUMNS)}, subject_bucket FROM audit_records ORDER BY seq"  # noqa: S608
+)
+"""Every stored column of every record (as `row`), for the verifier's comparison."""
 
 
-def select(where: AuditFilter | None, after: int, suffix: str) -> tuple[str, list[Any]]:
-    """SQL and parameters selecting matching records after position `after`."""
-    clauses, params, subject = filter_clauses(where, table="r.")
-    if after > 0:
-        clauses.insert(0, "r.pos > ?")
-        params.insert(0, after)
-    if subject is None:
-        return SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "") + suffix, params
-    return (
-        BY_SUBJECT + "".join(" AND " + clause for clause in clauses) + suffix,
-        [(after + 1) >> BUCKET_BITS, subject, *params],
-    )
+def row(
+    position: int, parsed: ParsedLine, reference: tuple[str, int] | None, tail: bytes | None,
+    chain_id: int,
+) -> tuple[Any, ...]:
+    """The row the index keeps for a record that fits its chain, in `READ_COLUMNS`
+    order with `subject_bucket` last: what it inserts, and what verification expects."""
+    try:
+        detail = parsed.detail.decode("utf-8")
+        if tail is not None:
+            detail = detail[: len(detail) - len(tail.decode("utf-8"))]
+    except UnicodeDecodeError as exc:
+        raise AuditFormatError("its detail is not valid UTF-8") from exc
+    values = parsed.row
+    return (position, *values[1:12], detail, values[13], values[14],
+            None if reference is None else reference[0], chain_id, parsed.seq,
+            record_table.subject_bucket(position, values[3]))

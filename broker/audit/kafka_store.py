@@ -24,8 +24,11 @@ All chains share the `_audit` topic's one partition, whose offsets order every r
 (`position` = offset + 1); a checkpoint signs the digest of every chain's head at a
 position (`broker.audit.kafka_records`). `head()` returns (position, heads digest), so
 `CheckpointSigner.checkpoint(store)` works unchanged. Records come back as
-`ChainedAuditRecord`, whose `seq` is the position, so paging with `after_seq` works as
-on the embedded store; `chain` and `chain_seq` give the record's place in its chain.
+`ChainedAuditRecord`, whose `seq` is the position, so cursors work as on the embedded
+store; `chain` and `chain_seq` give the record's place in its chain. Positions are not
+gapless for readers: a record that does not fit its chain is left out of the index
+(verification names it). There is no single chain to walk: `KafkaAuditVerifier` checks
+every chain from the topics.
 
 Reads catch the index up with Kafka first, so they see every record appended by any
 process before the call.
@@ -40,7 +43,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from broker.audit.disclosures import Disclosure
-from broker.audit.errors import AuditEntryError, AuditQueryError, AuditStoreUnavailableError
+from broker.audit.errors import AuditEntryError, AuditStoreUnavailableError
 from broker.audit.kafka_index import KafkaAuditIndex
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
@@ -61,7 +64,7 @@ from broker.audit.records import (
     chain_hash,
     encode_row,
 )
-from broker.audit.store import AuditFilter, ChainLink
+from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
 from broker.errors import AuditError, LogError, TopicMismatchError
 from broker.log.port import EventLog, NewRecord, TopicSpec
 
@@ -216,56 +219,36 @@ class KafkaAuditStore:
         found = self.index.checkpoints(latest_only=True)
         return found[0] if found else None
 
-    def iter_records(
-        self, from_seq: int = 1, where: AuditFilter | None = None
-    ) -> Iterator[AuditRecord]:
-        """Stream records at position >= from_seq (matching `where`) by position."""
-        self._catch_up()
-        return self.index.iter_records(max(from_seq, 1) - 1, where)
-
-    def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
-        """Not available: the log holds several chains. Use `verify_kafka`."""
-        raise AuditError(
-            "the audit log on Kafka holds one chain per writer; verify it with "
-            "`handoff audit verify --kafka …` (broker.audit.kafka_verify.verify_kafka)"
-        )
-
-    def query(
+    def page(
         self,
+        where: AuditFilter,
         *,
-        subject: str | None = None,
-        recipient: str | None = None,
-        agreement: str | None = None,
-        outcome: str | None = None,
-        kind: str | None = None,
-        source: str | None = None,
-        subscription: str | None = None,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-        after_seq: int = 0,
+        cursor: int | None = None,
         limit: int = 100,
-    ) -> list[AuditRecord]:
-        """Up to `limit` matching records after position `after_seq`, by position."""
-        if limit < 1:
-            raise AuditQueryError("limit must be at least 1")
-        where = AuditFilter(
-            subject=subject, recipient=recipient, agreement=agreement, outcome=outcome,
-            kind=kind, source=source, subscription=subscription, since_ms=since_ms,
-            until_ms=until_ms,
-        )
+        newest_first: bool = False,
+    ) -> AuditPage:
+        """See `AuditReader.page`; `seq` is the position."""
         self._catch_up()
-        return list(self.index.query(where, after_seq, limit))
+        return self.index.reader.page(where, cursor, limit, newest_first)
 
-    def disclosures(
-        self,
-        subject_pseudonym: str,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-    ) -> list[Disclosure]:
-        """The accounting of disclosures for one subject: permitted decisions, oldest first."""
-        AuditFilter(since_ms=since_ms, until_ms=until_ms)  # checks the range
+    def iter_records(
+        self, where: AuditFilter | None = None, *, after: int = 0
+    ) -> Iterator[AuditRecord]:
+        """Stream matching records at positions after `after`, by position."""
         self._catch_up()
-        return self.index.disclosures(subject_pseudonym, since_ms, until_ms)
+        return self.index.reader.iter_records(where, after)
+
+    def count(
+        self, where: AuditFilter, by: Sequence[CountColumn] = ()
+    ) -> tuple[AuditCount, ...]:
+        """See `AuditReader.count`."""
+        self._catch_up()
+        return self.index.reader.count(where, by)
+
+    def disclosures(self, where: AuditFilter) -> list[Disclosure]:
+        """The accounting of disclosures for `where.subject`, oldest first."""
+        self._catch_up()
+        return self.index.reader.disclosures(where)
 
     def close(self) -> None:
         """Close the index. The event log stays open: it belongs to the caller."""

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from broker.audit.chain import _diagnose_mismatch
 from broker.audit.checkpoints import public_key_id, signature_valid
 from broker.audit.errors import AuditFormatError, AuditStoreNotFoundError
+from broker.audit.kafka_index_check import IndexCheck, IndexMismatch
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
     CHECKPOINTS_TOPIC,
@@ -42,10 +44,12 @@ from broker.audit.kafka_records import (
     tail_reference,
 )
 from broker.audit.records import GENESIS_HASH, Checkpoint
+from broker.audit.store import ExportedCheckpoint, ProgressCallback
 from broker.errors import AuditError
 from broker.log.port import EventLog, LogRecord
 
 _PAGE = 5000
+_PROGRESS_EVERY = 5000
 _MOVED_RECORD_WINDOW = 64
 """How many following records are searched for a missing one, to say "out of order"
 rather than "missing". Only runs once a problem is found."""
@@ -67,6 +71,8 @@ class KafkaVerifyReport:
     first_bad_position: int | None = None
     head_position: int = 0
     heads_hash: str = GENESIS_HASH.hex()
+    index: str | None = None
+    """The local index file found to match the log, when one was checked."""
 
     def summary(self) -> str:
         """One line for people: `ok: 12034 records in 3 chains, 12 checkpoints, …`."""
@@ -76,10 +82,11 @@ class KafkaVerifyReport:
             " (signatures not checked: no public key)"
         )
         chains = "chain" if self.chains == 1 else "chains"
+        index = "" if self.index is None else f"; index {self.index} matches"
         return (
             f"ok: {self.records_checked} records in {self.chains} {chains}, "
             f"{self.checkpoints_checked} checkpoints{unsigned}, "
-            f"heads sha256:{self.heads_hash} at position {self.head_position}"
+            f"heads sha256:{self.heads_hash} at position {self.head_position}{index}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,8 +155,12 @@ class _Walk:
 
     def __init__(self, event_log: EventLog, tails: dict[str, bytes],
                  checkpoints: list[tuple[Checkpoint, str | None]],
-                 public_key: Ed25519PublicKey | None) -> None:
+                 public_key: Ed25519PublicKey | None,
+                 progress: ProgressCallback | None = None,
+                 index: IndexCheck | None = None) -> None:
         self._log = event_log
+        self._progress = progress
+        self._index = index
         self._tails = tails
         self._public_key = public_key
         self._pinned = public_key_id(public_key) if public_key is not None else ""
@@ -191,11 +202,18 @@ class _Walk:
             self._check_record(record)
             self.records += 1
             self._check_heads_checkpoints()
+            if self._progress is not None and position % _PROGRESS_EVERY == 0:
+                self._progress(position, max(self._end, position))
         self._check_nothing_left()
+        if self._progress is not None:
+            self._progress(self.position, max(self._end, self.position))
 
     # -- records --------------------------------------------------------------------------
 
-    def _parse(self, record: LogRecord, chain: str) -> ParsedLine:
+    def _parse(
+        self, record: LogRecord, chain: str
+    ) -> tuple[ParsedLine, tuple[str, int] | None, bytes | None]:
+        """The record's line taken apart, and the shared tail it names (if any)."""
         where = f"record at position {record.offset + 1} (chain {chain})"
         try:
             reference = tail_reference(record.headers)
@@ -203,7 +221,7 @@ class _Walk:
             if reference is not None and tail is None:
                 raise _Broken(f"{where}: its detail refers to a missing shared part (removed)",
                               chain=chain, position=record.offset + 1)
-            return parse_line(reassemble(record.value, reference, tail))
+            return parse_line(reassemble(record.value, reference, tail)), reference, tail
         except AuditFormatError as exc:
             raise _Broken(f"{where}: not a well-formed audit record ({exc})",
                           chain=chain, position=record.offset + 1) from exc
@@ -214,7 +232,7 @@ class _Walk:
         if not chain:
             raise _Broken(f"record at position {position}: names no chain (no key)",
                           position=position)
-        parsed = self._parse(record, chain)
+        parsed, reference, tail = self._parse(record, chain)
         seq = parsed.seq
         last_seq, last_hash = self.heads.get(chain, (0, GENESIS_HASH))
         expected = last_seq + 1
@@ -239,6 +257,8 @@ class _Walk:
             raise broken(f"record {seq}: broken link (prev_hash is not the hash of record "
                          f"{seq - 1}; records removed, inserted or reordered)")
         self.heads[chain] = (seq, parsed.hash)
+        if self._index is not None:
+            self._index.record(record, chain, parsed, reference, tail, self.heads)
         for checkpoint in self._by_record.pop((chain, seq), ()):
             if checkpoint.hash != parsed.hash.hex():
                 raise broken(f"checkpoint {checkpoint.number} at record {seq}: signed hash "
@@ -251,7 +271,7 @@ class _Walk:
             if (candidate.key or b"").decode("utf-8", "replace") != chain:
                 continue
             try:
-                if self._parse(candidate, chain).seq == seq:
+                if self._parse(candidate, chain)[0].seq == seq:
                     return True
             except _Broken:
                 continue
@@ -306,24 +326,34 @@ def verify_kafka(
     public_key: Ed25519PublicKey | None = None,
     *,
     exported_checkpoints: Iterable[tuple[Checkpoint, str | None]] = (),
+    progress: ProgressCallback | None = None,
+    index: Path | None = None,
 ) -> KafkaVerifyReport:
     """Re-walk every chain and checkpoint in Kafka; report the first problem found.
 
     `exported_checkpoints` are (checkpoint, chain or None) kept outside the broker, as
-    `handoff audit checkpoints --kafka` writes them. Raises `AuditStoreNotFoundError`
-    when the log has no audit topics, and `LogError` when Kafka cannot be read.
+    `handoff audit checkpoints --kafka` writes them. `index` is a process's local index
+    file, checked against the log as it is walked (`broker.audit.kafka_index_check`).
+    Raises `AuditStoreNotFoundError` when the log has no audit topics or `index` names no
+    file, and `LogError` when Kafka cannot be read.
     """
     if AUDIT_TOPIC not in event_log.topics():
         raise AuditStoreNotFoundError(f"no audit log in {event_log!r} (no {AUDIT_TOPIC} topic)")
     signed = public_key is not None
     walk: _Walk | None = None
+    check: IndexCheck | None = None
     try:
-        # Checkpoints first: records are append-only, so the walk sees what they cover.
+        # The index first: what it read, Kafka holds by the time Kafka is read below.
+        check = IndexCheck(index) if index is not None else None
+        # Checkpoints before records: records are append-only, so the walk sees what
+        # they cover.
         checkpoints = _load_checkpoints(event_log, exported_checkpoints)
         tails = _load_tails(event_log)
-        walk = _Walk(event_log, tails, checkpoints, public_key)
+        walk = _Walk(event_log, tails, checkpoints, public_key, progress, check)
         walk.run()
-    except _Broken as failure:
+        if check is not None:
+            check.finish(walk.position, {cp.number: (cp, chain) for cp, chain in checkpoints})
+    except (_Broken, IndexMismatch) as failure:
         return KafkaVerifyReport(
             ok=False, records_checked=walk.records if walk else 0,
             chains=len(walk.heads) if walk else 0,
@@ -331,9 +361,33 @@ def verify_kafka(
             problem=failure.problem, first_bad_chain=failure.chain, first_bad_seq=failure.seq,
             first_bad_position=failure.position,
         )
+    finally:
+        if check is not None:
+            check.close()
     return KafkaVerifyReport(
         ok=True, records_checked=walk.records, chains=len(walk.heads),
         checkpoints_checked=walk.checkpoints, signatures_checked=signed,
         head_position=walk.position,
         heads_hash=walk.digest() if walk.position else GENESIS_HASH.hex(),
+        index=None if index is None else str(index),
     )
+
+
+class KafkaAuditVerifier:
+    """The `AuditVerifier` of the audit log on Kafka (see `verify_kafka`): the chains and
+    checkpoints in Kafka and, given `index`, a process's local index of them."""
+
+    def __init__(self, event_log: EventLog, index: Path | None = None) -> None:
+        self._log = event_log
+        self._index = index
+
+    def verify(
+        self,
+        public_key: Ed25519PublicKey | None = None,
+        *,
+        exported_checkpoints: Sequence[ExportedCheckpoint] = (),
+        progress: ProgressCallback | None = None,
+    ) -> KafkaVerifyReport:
+        """Re-walk every chain and checkpoint in Kafka; report the first problem found."""
+        return verify_kafka(self._log, public_key, exported_checkpoints=exported_checkpoints,
+                            progress=progress, index=self._index)

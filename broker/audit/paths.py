@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 AUDIT_DB_NAME = "audit.db"
+KAFKA_INDEX_NAME = "audit-index.db"
+"""On the Kafka backend: each process's local index of the audit log, a cache."""
 KEYS_DIR_NAME = "keys"
 SIGNING_KEY_NAME = "audit-signing.pem"
 PSEUDONYM_KEY_NAME = "subject-pseudonym.key"

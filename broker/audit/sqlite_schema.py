@@ -1,82 +1,44 @@
-"""The SQLite layout of the audit store, and the SQL that reads it.
+"""The SQLite layout of the embedded audit store.
 
-Tables: `audit_records` (one row per record; `detail_tail` and `subject_bucket` are
-storage aids outside the hashed content), `audit_detail_tails` (shared ends of details),
-`audit_checkpoints`. Triggers make all three append-only against accidental edits.
+Tables: `audit_records` (defined in `broker.audit.record_table`, shared with the Kafka
+index; `detail_tail` is the id of a row of `audit_detail_tails`), `audit_detail_tails`
+(shared ends of details), `audit_checkpoints`, and `audit_counts` (daily counts,
+`broker.audit.record_counts`). Triggers make the first three append-only against
+accidental edits; deliberate tampering that drops them is what verification catches,
+including in what is derived from the records (`detail_tail`, `subject_bucket`, the
+daily counts).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sqlite3
+from pathlib import Path
 
-from broker.audit.records import COLUMNS, StoredRow
-from broker.audit.store import AuditFilter, filter_clauses
+from broker.audit import record_counts, record_table
+from broker.audit.errors import AuditStoreNotFoundError
+from broker.audit.records import StoredRow
+from broker.errors import AuditError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: indexes for pages in seq order. 2: indexes for pages in time order, and daily
+counts (`MIGRATIONS[1]`); the records are unchanged."""
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 """Fold the WAL back into the database every ~40 MB rather than SQLite's default 4 MB:
 each fold syncs, and index pages changed by many batches are then written once."""
 CACHE_KIB = 65_536
-STORED_COLUMNS = (*COLUMNS, "detail_tail")
-TAIL = 15
-"""Index of `detail_tail` in a selected row; the 15 before it are `COLUMNS`."""
-SELECT = f"SELECT {', '.join(STORED_COLUMNS)} FROM audit_records"  # noqa: S608 - fixed
-INSERT = (
-    f"INSERT INTO audit_records ({', '.join(STORED_COLUMNS)}, subject_bucket) "  # noqa: S608
-    f"VALUES ({', '.join('?' * (len(STORED_COLUMNS) + 1))})"
-)
-BUCKET_BITS = 12
-"""The subject index is kept per bucket of 4,096 consecutive records: (bucket, subject).
-A plain index on subject takes one random page write per record, as pseudonyms are
-random, which cut appends by two thirds; per bucket, a batch only touches the few pages
-of the current bucket. A lookup seeks once per bucket: about 2,500 seeks (~15 ms) for
-10 million records."""
-BY_SUBJECT = (
-    "WITH RECURSIVE buckets(bucket) AS (SELECT ? UNION ALL SELECT bucket + 1 FROM buckets "  # noqa: S608
-    f"WHERE bucket < (SELECT max(seq) FROM audit_records) >> {BUCKET_BITS}) "
-    f"SELECT {', '.join(STORED_COLUMNS)} FROM buckets "
-    "JOIN audit_records INDEXED BY audit_by_subject "
-    "ON subject_bucket = buckets.bucket AND subject = ?"
-)
+TAIL = record_table.TAIL
+INSERT = record_table.insert_sql()
 SELECT_CHECKPOINTS = "SELECT number, seq, hash, at_ms, key_id, signature FROM audit_checkpoints"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_records (
-    seq INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    subject TEXT,
-    recipient TEXT,
-    source TEXT,
-    agreement TEXT,
-    subscription TEXT,
-    outcome TEXT,
-    event_id TEXT,
-    decision_id TEXT,
-    actor TEXT,
-    detail TEXT NOT NULL,  -- canonical JSON of the detail, or its head: see detail_tail
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    detail_tail INTEGER,  -- when set, the detail is `detail || audit_detail_tails.text`
-    subject_bucket INTEGER  -- seq >> 12 when subject is set: see BUCKET_BITS
-);
+SELECT_LINKS = (
+    f"SELECT {', '.join(record_table.READ_COLUMNS)}, subject_bucket "  # noqa: S608 - fixed
+    f"FROM {record_table.TABLE}"
+)
+"""What verification reads of each record: everything, the derived columns included."""
+SCHEMA = record_table.table_sql("INTEGER") + record_counts.SCHEMA + """
 CREATE TABLE IF NOT EXISTS audit_detail_tails (
     id INTEGER PRIMARY KEY,
     text TEXT NOT NULL
 );
--- seq is the rowid, so each index already orders its matches by seq.
-CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_records (subject_bucket, subject)
-    WHERE subject IS NOT NULL;
--- Pages of "all about recipient X" come from the first index, "X between two dates"
--- from the second. Both grow at their ends (at_ms rises with seq), so they are cheap.
-CREATE INDEX IF NOT EXISTS audit_by_recipient ON audit_records (recipient)
-    WHERE recipient IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_recipient_time ON audit_records (recipient, at_ms)
-    WHERE recipient IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_agreement ON audit_records (agreement)
-    WHERE agreement IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_agreement_time ON audit_records (agreement, at_ms)
-    WHERE agreement IS NOT NULL;
-CREATE INDEX IF NOT EXISTS audit_by_time ON audit_records (at_ms);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     number INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -99,30 +61,56 @@ CREATE TRIGGER IF NOT EXISTS audit_detail_tails_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER IF NOT EXISTS audit_detail_tails_no_delete BEFORE DELETE ON audit_detail_tails
     BEGIN SELECT RAISE(ABORT, 'audit detail tails are append-only'); END;
 """
+MIGRATIONS = {
+    1: """
+DROP INDEX IF EXISTS audit_by_recipient;
+DROP INDEX IF EXISTS audit_by_recipient_time;
+DROP INDEX IF EXISTS audit_by_agreement;
+DROP INDEX IF EXISTS audit_by_agreement_time;
+DROP INDEX IF EXISTS audit_by_time;
+""" + record_table.INDEXES_SQL + record_counts.SCHEMA + ";" + record_counts.FILL,
+}
+"""SQL that brings a store from version N to N + 1."""
 
 
 def well_formed(row: StoredRow) -> bool:
     """Whether a stored row has the types the schema promises (tampering can break them)."""
     return (
-        type(row[2]) is int and type(row[1]) is str and type(row[12]) is str
-        and type(row[13]) is bytes and type(row[14]) is bytes
+        type(row[0]) is int and type(row[2]) is int and type(row[1]) is str
+        and type(row[12]) is str and type(row[13]) is bytes and type(row[14]) is bytes
         and all(value is None or type(value) is str for value in row[3:12])
     )
 
 
-def select_rows(
-    where: AuditFilter | None, from_seq: int, order_limit: str = " ORDER BY seq"
-) -> tuple[str, list[Any]]:
-    """SQL and parameters selecting stored rows that match, from `from_seq` on."""
-    clauses, params, subject = filter_clauses(where)
-    if from_seq > 1:
-        clauses.insert(0, "seq >= ?")
-        params.insert(0, from_seq)
-    if subject is None:
-        where_sql = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        return SELECT + where_sql + order_limit, params
-    where_sql = "".join(" AND " + clause for clause in clauses)
-    return (
-        BY_SUBJECT + where_sql + order_limit,
-        [max(from_seq, 1) >> BUCKET_BITS, subject, *params],
-    )
+def prepare(conn: sqlite3.Connection, path: Path, create: bool) -> None:
+    """Create the schema in a new file (if `create`), or bring an older store up to
+    date, one version at a time, each in a transaction. Migrations only rebuild indexes
+    (what is recorded never changes), which takes a while, once, for a large store."""
+    # Per connection, so set on every open; harmless for readers.
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise AuditError(
+            f"{path} was written by a newer Handoff (audit schema {version}); "
+            "upgrade before opening it"
+        )
+    if version == 0:
+        if not create:
+            raise AuditStoreNotFoundError(f"{path} is not a Handoff audit store")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated meanwhile.
+            if conn.execute("PRAGMA user_version").fetchone()[0] == version:
+                for statement in record_table.statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version += 1

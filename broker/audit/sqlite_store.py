@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
+from broker.audit import record_counts
 from broker.audit import sqlite_schema as schema
-from broker.audit.disclosures import PERMIT, Disclosure, disclosure_from_record
+from broker.audit.disclosures import Disclosure
 from broker.audit.errors import (
     AuditEntryError,
-    AuditQueryError,
     AuditStoreNotFoundError,
     AuditStoreUnavailableError,
 )
+from broker.audit.record_table import RecordSql, subject_bucket
 from broker.audit.records import (
     GENESIS_HASH,
     AuditEntry,
-    AuditKind,
     AuditRecord,
     Checkpoint,
     StoredRow,
@@ -28,10 +29,11 @@ from broker.audit.records import (
     encode_row,
 )
 from broker.audit.shared_tails import SharedTails
-from broker.audit.store import AuditFilter, ChainLink
+from broker.audit.sqlite_chain import ChainSnapshot
+from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
+from broker.audit.table_reader import RecordTableReader
 from broker.errors import AuditError
 
-_Item = TypeVar("_Item")
 _TRANSIENT_MARKERS = ("locked", "busy", "disk i/o", "full", "unable to open")
 
 
@@ -59,7 +61,9 @@ def _prepare_detail(entry: AuditEntry) -> tuple[str, bytes]:
 
 
 class SqliteAuditStore:
-    """The embedded audit store: one SQLite file in WAL mode, safe across `kill -9`.
+    """The embedded audit store (`AuditStore`): one SQLite file in WAL mode, safe across
+    `kill -9`. Its records form one chain, so `seq` runs 1, 2, 3 … without gaps and an
+    append is all-or-nothing.
 
     `sync="normal"` (default) makes every committed `append` survive a crash of the
     process; `sync="full"` also survives power loss or an OS crash, at the cost of an
@@ -94,6 +98,8 @@ class SqliteAuditStore:
         except BaseException:
             self._writer.close()
             raise
+        self._read = RecordTableReader(
+            RecordSql(), self._reader, self._stream_connection, self._record, _translate)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -108,21 +114,7 @@ class SqliteAuditStore:
 
     def _prepare(self, create: bool) -> None:
         try:
-            # Per connection, so set on every open; harmless for readers.
-            self._writer.execute(f"PRAGMA wal_autocheckpoint={schema.WAL_AUTOCHECKPOINT_PAGES}")
-            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
-            if version > schema.SCHEMA_VERSION:
-                raise AuditError(
-                    f"{self.path} was written by a newer Handoff (audit schema {version}); "
-                    "upgrade before opening it"
-                )
-            if version == schema.SCHEMA_VERSION:
-                return
-            if not create:
-                raise AuditStoreNotFoundError(f"{self.path} is not a Handoff audit store")
-            self._writer.execute("PRAGMA journal_mode=WAL")
-            self._writer.executescript(schema.SCHEMA)
-            self._writer.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
+            schema.prepare(self._writer, self.path, create)
         except sqlite3.Error as exc:
             raise _translate(exc, "preparing the schema") from exc
 
@@ -191,9 +183,9 @@ class SqliteAuditStore:
                     entry.event_id, entry.decision_id, entry.actor, head, prev,
                 )
                 prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
-                bucket = None if entry.subject is None else seq >> schema.BUCKET_BITS
-                rows.append((*row, prev, tail_id, bucket))
+                rows.append((*row, prev, tail_id, subject_bucket(seq, entry.subject)))
             conn.executemany(schema.INSERT, rows)
+            record_counts.add(conn, map(record_counts.key_of_row, rows))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -311,109 +303,48 @@ class SqliteAuditStore:
             )
         return AuditRecord.from_row((*row[:12], row[12] + tail, row[13], row[14]))
 
-    def _link(self, conn: sqlite3.Connection, row: StoredRow) -> ChainLink:
-        """A stored row as a chain link: what its hash must be computed over.
-
-        A row altered into something that cannot be encoded (a number where text belongs,
-        a missing shared part) yields a link that cannot match its hash, so the verifier
-        reports the record as changed instead of failing.
-        """
-        try:
-            tail_id = row[schema.TAIL]
-            if tail_id is None:
-                detail = row[12].encode("utf-8")
-            else:
-                tail = self._tail_text(conn, tail_id)
-                if tail is None:
-                    return row[0], b"", b"", b""
-                detail = (row[12] + tail).encode("utf-8")
-            prev_hash, hash_ = row[13], row[14]
-            if type(prev_hash) is not bytes or type(hash_) is not bytes:
-                return row[0], b"", b"", b""
-            return row[0], prev_hash, hash_, encode_row(row, detail_bytes=detail)
-        except (TypeError, AttributeError, ValueError, sqlite3.InterfaceError):
-            return row[0], b"", b"", b""
-
-    def _stream(
-        self,
-        sql: str,
-        params: Sequence[Any],
-        doing: str,
-        convert: Callable[[sqlite3.Connection, StoredRow], _Item],
-    ) -> Iterator[_Item]:
-        """Rows of one query on a connection of its own, so a long export neither holds
-        the writer's lock nor shares a cursor with other callers on this thread. The
-        query's snapshot covers every row it yields, and the tails those rows name."""
+    def _stream_connection(self) -> sqlite3.Connection:
         self._check_open()
-        conn = self._connect()
+        return self._connect()
+
+    @contextlib.contextmanager
+    def chain_snapshot(self) -> Iterator[ChainSnapshot]:
+        """What `SqliteAuditVerifier` reads, in one read transaction of its own."""
+        conn = self._stream_connection()
         try:
-            for row in conn.execute(sql, params):
-                yield convert(conn, row)
+            conn.execute("BEGIN")
+            yield ChainSnapshot(conn, self._tail_text)
         except sqlite3.Error as exc:
-            raise _translate(exc, doing) from exc
+            raise _translate(exc, "reading the chain") from exc
         finally:
             conn.close()
 
-    def iter_records(
-        self, from_seq: int = 1, where: AuditFilter | None = None
-    ) -> Iterator[AuditRecord]:
-        """Stream records with seq >= from_seq (matching `where`) in seq order."""
-        sql, params = schema.select_rows(where, from_seq)
-        return self._stream(sql, params, "reading records", self._record)
-
-    def iter_chain(self, from_seq: int = 1) -> Iterator[ChainLink]:
-        """Stream every record's (seq, prev_hash, hash, canonical bytes) in seq order."""
-        sql, params = schema.select_rows(None, from_seq)
-        return self._stream(sql, params, "reading the chain", self._link)
-
-    def query(
+    def page(
         self,
+        where: AuditFilter,
         *,
-        subject: str | None = None,
-        recipient: str | None = None,
-        agreement: str | None = None,
-        outcome: str | None = None,
-        kind: str | None = None,
-        source: str | None = None,
-        subscription: str | None = None,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-        after_seq: int = 0,
+        cursor: int | None = None,
         limit: int = 100,
-    ) -> list[AuditRecord]:
-        """Up to `limit` matching records with seq > after_seq, in seq order (a page)."""
-        if limit < 1:
-            raise AuditQueryError("limit must be at least 1")
-        where = AuditFilter(
-            subject=subject, recipient=recipient, agreement=agreement, outcome=outcome,
-            kind=kind, source=source, subscription=subscription, since_ms=since_ms,
-            until_ms=until_ms,
-        )
-        sql, params = schema.select_rows(where, after_seq + 1, " ORDER BY seq LIMIT ?")
-        try:
-            conn = self._reader()
-            return [self._record(conn, row) for row in conn.execute(sql, [*params, limit])]
-        except sqlite3.Error as exc:
-            raise _translate(exc, "querying") from exc
+        newest_first: bool = False,
+    ) -> AuditPage:
+        """See `AuditReader.page`."""
+        return self._read.page(where, cursor, limit, newest_first)
 
-    def disclosures(
-        self,
-        subject_pseudonym: str,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-    ) -> list[Disclosure]:
-        """The accounting of disclosures for one subject: permitted decisions, oldest first."""
-        where = AuditFilter(
-            subject=subject_pseudonym, kind=AuditKind.DECISION, outcome=PERMIT,
-            since_ms=since_ms, until_ms=until_ms,
-        )
-        sql, params = schema.select_rows(where, 1)
-        try:
-            conn = self._reader()
-            rows = conn.execute(sql, params).fetchall()
-            return [disclosure_from_record(self._record(conn, row)) for row in rows]
-        except sqlite3.Error as exc:
-            raise _translate(exc, "reading disclosures") from exc
+    def iter_records(
+        self, where: AuditFilter | None = None, *, after: int = 0
+    ) -> Iterator[AuditRecord]:
+        """Stream every matching record with seq > `after`, in seq order."""
+        return self._read.iter_records(where, after)
+
+    def count(
+        self, where: AuditFilter, by: Sequence[CountColumn] = ()
+    ) -> tuple[AuditCount, ...]:
+        """See `AuditReader.count`."""
+        return self._read.count(where, by)
+
+    def disclosures(self, where: AuditFilter) -> list[Disclosure]:
+        """The accounting of disclosures for `where.subject`, oldest first."""
+        return self._read.disclosures(where)
 
     def close(self) -> None:
         """Close every connection this store opened. Idempotent."""

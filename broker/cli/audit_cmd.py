@@ -13,30 +13,36 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
-from broker.audit.chain import verify
-from broker.audit.checkpoints import export_checkpoints, load_public_key
+from broker.audit.checkpoints import export_checkpoints
 from broker.audit.disclosures import Disclosure
 from broker.audit.errors import (
-    AuditFormatError,
     AuditKeyError,
     AuditQueryError,
-    AuditStoreNotFoundError,
 )
 from broker.audit.export import export_records
-from broker.audit.paths import audit_db_path, pseudonym_key_path, signing_public_key_path
+from broker.audit.paths import (
+    pseudonym_key_path,
+)
 from broker.audit.pseudonym import (
     SubjectPseudonymizer,
     is_subject_pseudonym,
     load_pseudonym_key,
 )
-from broker.audit.records import Checkpoint
-from broker.audit.sqlite_store import SqliteAuditStore
 from broker.audit.store import AuditFilter
-from broker.cli import audit_kafka
+from broker.cli import audit_kafka, audit_verify
+from broker.cli.audit_common import (
+    ConfigOption,
+    KafkaOption,
+    TopicPrefixOption,
+    failure,
+    open_store,
+    usage_error,
+)
+from broker.cli.progress import for_label, progress_bars
 from broker.errors import AuditError
 
 app = typer.Typer(
@@ -44,10 +50,8 @@ app = typer.Typer(
     help="Verify, query and export the tamper-evident audit log. Exit codes: 0 ok, "
     "1 verification failed, 2 usage error (missing directory, store or key).",
 )
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
+app.command("verify")(audit_verify.verify_command)
+app.command("public-key")(audit_verify.public_key_command)
 
 class ExportFormatChoice(StrEnum):
     """Export formats offered on the command line."""
@@ -77,44 +81,6 @@ SinceOption = Annotated[
 UntilOption = Annotated[
     str | None, typer.Option("--until", help="Before this time, exclusive; same forms.")
 ]
-KafkaOption = Annotated[
-    str | None,
-    typer.Option("--kafka", help="Kafka bootstrap servers (host:port,…): use the audit log "
-                 "kept in Kafka instead of a data directory."),
-]
-TopicPrefixOption = Annotated[
-    str | None,
-    typer.Option("--topic-prefix", help="The installation's Kafka topic prefix "
-                 "(default: kafka.topic_prefix from the settings, 'handoff.')."),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="YAML settings file; with log.backend: kafka its kafka "
-                 "section says where the audit log is."),
-]
-
-
-def _usage_error(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def _failure(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_FAILED)
-
-
-def _open_store(data: Path) -> SqliteAuditStore:
-    if not data.is_dir():
-        _usage_error(f"no data directory at {data}")
-    try:
-        return SqliteAuditStore(audit_db_path(data), create=False)
-    except AuditStoreNotFoundError as exc:
-        _usage_error(str(exc))
-    except AuditError as exc:
-        _failure(str(exc))
-
-
 def _parse_time(value: str | None, option: str) -> int | None:
     """Epoch milliseconds from an ISO date or date-time (UTC unless it has an offset)."""
     if value is None:
@@ -128,7 +94,7 @@ def _parse_time(value: str | None, option: str) -> int | None:
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        _usage_error(f"{option} must be an ISO date or date-time, or epoch milliseconds")
+        usage_error(f"{option} must be an ISO date or date-time, or epoch milliseconds")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
@@ -139,7 +105,7 @@ def _pseudonymizer(data: Path, key_file: Path | None) -> SubjectPseudonymizer:
     try:
         return SubjectPseudonymizer(load_pseudonym_key(path))
     except AuditKeyError as exc:
-        _usage_error(str(exc))
+        usage_error(str(exc))
 
 
 @contextlib.contextmanager
@@ -150,96 +116,9 @@ def _output(out: Path | None) -> Iterator[TextIO]:
     try:
         handle = out.open("w", encoding="utf-8", newline="")
     except OSError as exc:
-        _usage_error(f"cannot write {out}: {exc.strerror or exc}")
+        usage_error(f"cannot write {out}: {exc.strerror or exc}")
     with handle:
         yield handle
-
-
-def _read_exported_checkpoints(path: Path) -> list[Checkpoint]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        _usage_error(f"cannot read {path}: {exc.strerror or exc}")
-    checkpoints = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            checkpoints.append(Checkpoint.from_dict(json.loads(line)))
-        except (ValueError, AuditFormatError) as exc:
-            _usage_error(f"{path}:{number}: not an exported checkpoint ({exc})")
-    return checkpoints
-
-
-@app.command("verify")
-def verify_command(
-    data: Annotated[
-        Path | None,
-        typer.Option("--data", help="The broker's data directory (holds audit.db, and the "
-                     "keys). Not needed with --kafka."),
-    ] = None,
-    kafka: KafkaOption = None,
-    topic_prefix: TopicPrefixOption = None,
-    config: ConfigOption = None,
-    public_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--public-key",
-            help="Pinned Ed25519 public key (PEM) that signs checkpoints (default: "
-            "DATA/keys/audit-signing.pem.pub if present, DATA from --data or the settings).",
-        ),
-    ] = None,
-    checkpoints: Annotated[
-        Path | None,
-        typer.Option("--checkpoints", help="Checkpoints exported earlier (JSON lines), "
-                     "kept outside the broker; checked as well."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:
-    """Re-walk the hash chain and checkpoints; name the first bad record.
-
-    Verifies the embedded store in --data, or the chains in Kafka with --kafka (or when
-    the settings, from --config or HANDOFF_*, select the Kafka backend).
-    """
-    kafka_settings = None
-    if kafka is not None or data is None:
-        kafka_settings = audit_kafka.kafka_settings(kafka, topic_prefix, config)
-        if kafka_settings is None:
-            data = audit_kafka.settings_data_dir(config)
-    key_path = public_key
-    keys_in = data if data is not None else audit_kafka.settings_data_dir(config)
-    if key_path is None and signing_public_key_path(keys_in).is_file():
-        key_path = signing_public_key_path(keys_in)
-    try:
-        key = load_public_key(key_path) if key_path is not None else None
-    except AuditKeyError as exc:
-        _usage_error(str(exc))
-    if kafka_settings is not None:
-        exported_kafka = (audit_kafka.read_exported_checkpoints(checkpoints)
-                          if checkpoints is not None else [])
-        audit_kafka.verify(kafka_settings, key, exported_kafka, as_json)
-        return
-    assert data is not None
-    exported = _read_exported_checkpoints(checkpoints) if checkpoints is not None else []
-    store = _open_store(data)
-    try:
-        report = verify(store, key, exported_checkpoints=exported)
-    except AuditError as exc:
-        _failure(f"cannot read the audit store: {exc}")
-    finally:
-        store.close()
-    if as_json:
-        typer.echo(json.dumps({
-            "ok": report.ok, "records_checked": report.records_checked,
-            "first_bad_seq": report.first_bad_seq, "problem": report.problem,
-            "checkpoints_checked": report.checkpoints_checked,
-            "signatures_checked": report.signatures_checked,
-            "head_seq": report.head_seq, "head_hash": report.head_hash,
-        }))
-    else:
-        typer.echo(report.summary())
-    if not report.ok:
-        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("export")
@@ -268,7 +147,7 @@ def export_command(
 ) -> None:
     """Export records as JSON lines or CSV, optionally filtered."""
     if subject is not None and subject_pseudonym is not None:
-        _usage_error("give --subject or --subject-pseudonym, not both")
+        usage_error("give --subject or --subject-pseudonym, not both")
     if subject is not None:
         subject_pseudonym = _pseudonymizer(data, pseudonym_key_file).pseudonym(subject)
     try:
@@ -278,13 +157,17 @@ def export_command(
             since_ms=_parse_time(since, "--since"), until_ms=_parse_time(until, "--until"),
         )
     except AuditQueryError as exc:
-        _usage_error(str(exc))
-    store = _open_store(data)
+        usage_error(str(exc))
+    store = open_store(data)
     try:
-        with _output(out) as handle:
-            count = export_records(store, handle, fmt.value, where)
+        with _output(out) as handle, progress_bars(
+                enabled=not (handle is sys.stdout and sys.stdout.isatty())) as meter:
+            # Counting first costs an index scan: only for a bar someone watches.
+            total = store.count(where)[0].count if meter is not None else 0
+            count = export_records(store, handle, fmt.value, where,
+                                   for_label(meter, "exporting"), total)
     except AuditError as exc:
-        _failure(str(exc))
+        failure(str(exc))
     finally:
         store.close()
     typer.echo(f"exported {count} records", err=True)
@@ -310,11 +193,11 @@ def checkpoints_command(
         else:
             data = audit_kafka.settings_data_dir(config)
     if data is not None:
-        store = _open_store(data)
+        store = open_store(data)
         try:
             exported = export_checkpoints(store)
         except AuditError as exc:
-            _failure(str(exc))
+            failure(str(exc))
         finally:
             store.close()
     with _output(out) as handle:
@@ -373,7 +256,7 @@ def disclosures_command(
     """Accounting of disclosures for one person (HIPAA 164.528 / FERPA 99.32 style),
     from the embedded store or, with --kafka (or Kafka settings), from Kafka."""
     if (subject is None) == (subject_pseudonym is None):
-        _usage_error("give --subject or --subject-pseudonym (one of them)")
+        usage_error("give --subject or --subject-pseudonym (one of them)")
     kafka_settings = None
     if kafka is not None or data is None:
         kafka_settings = audit_kafka.kafka_settings(kafka, topic_prefix, config)
@@ -384,19 +267,21 @@ def disclosures_command(
     else:
         assert subject_pseudonym is not None
         if not is_subject_pseudonym(subject_pseudonym):
-            _usage_error("--subject-pseudonym must look like sp_ followed by 32 hex digits")
+            usage_error("--subject-pseudonym must look like sp_ followed by 32 hex digits")
         pseudonym = subject_pseudonym
-    since_ms, until_ms = _parse_time(since, "--since"), _parse_time(until, "--until")
-    if since_ms is not None and until_ms is not None and until_ms < since_ms:
-        _usage_error("the time range ends before it starts")
+    try:
+        where = AuditFilter(subject=pseudonym, since_ms=_parse_time(since, "--since"),
+                            until_ms=_parse_time(until, "--until"))
+    except AuditQueryError as exc:
+        usage_error(str(exc))
     if kafka_settings is not None:
-        found = audit_kafka.disclosures(kafka_settings, index, pseudonym, since_ms, until_ms)
+        found = audit_kafka.disclosures(kafka_settings, index, where)
     else:
-        store = _open_store(data)
+        store = open_store(data)
         try:
-            found = store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+            found = store.disclosures(where)
         except AuditError as exc:
-            _failure(str(exc))
+            failure(str(exc))
         finally:
             store.close()
     if as_json:

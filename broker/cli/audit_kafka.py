@@ -1,4 +1,4 @@
-"""The Kafka side of `handoff audit`: finding the audit log in Kafka and verifying it.
+"""The Kafka side of `handoff audit`: finding the audit log in Kafka, and reading it.
 
 Where the log is comes from `--kafka` and `--topic-prefix`, over the settings (`--config`
 or `HANDOFF_*`), whose `kafka` section also supplies security options; without
@@ -12,40 +12,25 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
-
-import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import Any
 
 from broker.audit.disclosures import Disclosure
-from broker.audit.errors import AuditFormatError, AuditStoreNotFoundError
+from broker.audit.errors import AuditFormatError
 from broker.audit.kafka_records import AUDIT_TOPIC, CHECKPOINTS_TOPIC, read_checkpoint
 from broker.audit.kafka_store import KafkaAuditStore
-from broker.audit.kafka_verify import verify_kafka
 from broker.audit.records import Checkpoint
+from broker.audit.store import AuditFilter
+from broker.cli.audit_common import failure, usage_error
 from broker.config import KafkaSettings, load_settings
 from broker.errors import AuditError, ConfigError, LogError, UnknownTopicError
 from broker.log.port import EventLog
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _usage_error(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def _failure(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_FAILED)
 
 
 def _settings(config: Path | None) -> Any:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        _usage_error(str(exc))
+        usage_error(str(exc))
 
 
 def kafka_settings(
@@ -70,37 +55,15 @@ def settings_data_dir(config: Path | None) -> Path:
     return data
 
 
-def _open_log(settings: KafkaSettings) -> EventLog:
+def open_log(settings: KafkaSettings) -> EventLog:
     from broker.log.kafka import KafkaEventLog
 
     try:
         return KafkaEventLog.from_settings(settings, client_id="handoff-audit")
     except ConfigError as exc:
-        _usage_error(str(exc))
+        usage_error(str(exc))
     except LogError as exc:
-        _failure(f"cannot reach Kafka: {exc}")
-
-
-def verify(
-    settings: KafkaSettings,
-    public_key: Ed25519PublicKey | None,
-    exported: list[tuple[Checkpoint, str | None]],
-    as_json: bool,
-) -> None:
-    """Verify the audit log in Kafka, print the report, exit 1 if it failed."""
-    event_log = _open_log(settings)
-    try:
-        report = verify_kafka(event_log, public_key, exported_checkpoints=exported)
-    except AuditStoreNotFoundError:
-        _usage_error(f"no audit log in Kafka at {settings.bootstrap_servers} under the topic "
-                     f"prefix {settings.topic_prefix!r}")
-    except (AuditError, LogError) as exc:
-        _failure(f"cannot read the audit log in Kafka: {exc}")
-    finally:
-        event_log.close()
-    typer.echo(json.dumps(report.to_dict()) if as_json else report.summary())
-    if not report.ok:
-        raise typer.Exit(EXIT_FAILED)
+        failure(f"cannot reach Kafka: {exc}")
 
 
 def read_exported_checkpoints(path: Path) -> list[tuple[Checkpoint, str | None]]:
@@ -108,7 +71,7 @@ def read_exported_checkpoints(path: Path) -> list[tuple[Checkpoint, str | None]]
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        _usage_error(f"cannot read {path}: {exc.strerror or exc}")
+        usage_error(f"cannot read {path}: {exc.strerror or exc}")
     found = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -119,13 +82,13 @@ def read_exported_checkpoints(path: Path) -> list[tuple[Checkpoint, str | None]]
             found.append((Checkpoint.from_dict(document),
                           chain if isinstance(chain, str) else None))
         except (ValueError, AttributeError, AuditFormatError) as exc:
-            _usage_error(f"{path}:{number}: not an exported checkpoint ({exc})")
+            usage_error(f"{path}:{number}: not an exported checkpoint ({exc})")
     return found
 
 
 def export_checkpoints(settings: KafkaSettings) -> list[dict[str, Any]]:
     """Every checkpoint in Kafka as a JSON-ready dict (with `chain` for imported ones)."""
-    event_log = _open_log(settings)
+    event_log = open_log(settings)
     exported = []
     try:
         offset, end = 0, event_log.end_offset(CHECKPOINTS_TOPIC, 0)
@@ -139,31 +102,30 @@ def export_checkpoints(settings: KafkaSettings) -> list[dict[str, Any]]:
                                  **({"chain": chain} if chain is not None else {})})
             offset = records[-1].offset + 1
     except UnknownTopicError:
-        _usage_error(f"no audit log in Kafka at {settings.bootstrap_servers} under the topic "
+        usage_error(f"no audit log in Kafka at {settings.bootstrap_servers} under the topic "
                      f"prefix {settings.topic_prefix!r}")
     except (AuditError, LogError) as exc:
-        _failure(f"cannot read the checkpoints in Kafka: {exc}")
+        failure(f"cannot read the checkpoints in Kafka: {exc}")
     finally:
         event_log.close()
     return exported
 
 
 def disclosures(
-    settings: KafkaSettings, index: Path | None, pseudonym: str, since_ms: int | None,
-    until_ms: int | None,
+    settings: KafkaSettings, index: Path | None, where: AuditFilter
 ) -> list[Disclosure]:
     """The accounting of disclosures for one subject, from the audit log in Kafka, through
     `index` (kept) or a temporary index (built from the whole log, then removed)."""
-    event_log = _open_log(settings)
+    event_log = open_log(settings)
     try:
         if AUDIT_TOPIC not in event_log.topics():
-            _usage_error(f"no audit log in Kafka at {settings.bootstrap_servers} under the "
+            usage_error(f"no audit log in Kafka at {settings.bootstrap_servers} under the "
                          f"topic prefix {settings.topic_prefix!r}")
         with tempfile.TemporaryDirectory(prefix="handoff-audit-") as scratch:
             path = index if index is not None else Path(scratch) / "audit-index.db"
             with KafkaAuditStore(event_log, path, writer="audit-cli") as store:
-                return store.disclosures(pseudonym, since_ms=since_ms, until_ms=until_ms)
+                return store.disclosures(where)
     except (AuditError, LogError) as exc:
-        _failure(f"cannot read the audit log in Kafka: {exc}")
+        failure(f"cannot read the audit log in Kafka: {exc}")
     finally:
         event_log.close()

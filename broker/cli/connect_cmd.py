@@ -14,15 +14,13 @@ from typing import Annotated
 
 import typer
 
-from broker.bootstrap import build_runtime
+from broker.bootstrap import Broker, build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.config import Settings, load_settings
 from broker.roles import Roles, RouterAlreadyRunningError
-from broker.runtime import Runtime
-from broker.services import Services
+from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
 from connectors.registry import available_types, connector_class
-from connectors.runtime import ConnectorRuntime
 from connectors.scaffold import scaffold
 
 app = typer.Typer(
@@ -56,19 +54,14 @@ def run(
         # The connectors named on the command line, not those of the settings' file.
         settings = load_settings(config, policy_dir=policy, data_dir=data).model_copy(
             update={"connectors_file": None})
-        runtime = _runtime(settings, route)
         # With --until-idle this thread routes, so it knows when routing is done.
-        services = Services(runtime, run_router=not until_idle)
-        try:
-            connectors = ConnectorRuntime(runtime, configs)
-        except BaseException:
-            services.stop()
-            raise
+        broker = _broker(settings, route, configs, router_thread=not until_idle)
+    connectors = broker.connectors
+    assert connectors is not None
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    services.start()
-    connectors.start()
+    broker.start()
     log.info("running %d connector(s): %s", len(configs), ", ".join(c.name for c in configs))
     failed = False
     try:
@@ -77,12 +70,11 @@ def run(
                 stop.wait(0.5)
                 continue
             before = connectors.settled()
-            routed = services.router.step() if runtime.roles.router else stop.wait(0.2)
+            routed = broker.router.step() if broker.router is not None else stop.wait(0.2)
             if before is not None and not routed and connectors.settled() == before:
                 break
     finally:
-        connectors.stop()
-        services.stop()
+        broker.stop()
         for status in connectors.statuses():
             failed = failed or status["state"] == "failed"
             records = status["records"]
@@ -95,16 +87,21 @@ def run(
         raise typer.Exit(1)
 
 
-def _runtime(settings: Settings, route: bool | None) -> Runtime:
+def _broker(settings: Settings, route: bool | None, configs: list[ConnectorConfig], *,
+            router_thread: bool) -> Broker:
+    def build(roles: str) -> Broker:
+        return build_broker(settings, Roles.parse(roles), connectors=configs,
+                            router_thread=router_thread)
+
     if route is False:
-        return build_runtime(settings, Roles.parse("api"))
+        return build("api")
     try:
-        return build_runtime(settings, Roles.parse("api,router"))
+        return build("api,router")
     except RouterAlreadyRunningError:
         if route:
             raise
         log.info("another process routes this data directory; publishing only")
-        return build_runtime(settings, Roles.parse("api"))
+        return build("api")
 
 
 @app.command("check")

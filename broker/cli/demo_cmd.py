@@ -17,12 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.cli.serve_cmd import configure_logging
 from broker.config import load_settings
 from broker.demo.story import STORY, Step
-from broker.services import Services
 
 app = typer.Typer()
 console = Console(highlight=False)
@@ -177,10 +176,9 @@ def demo(
                                  keys_file=demo_dir / "keys.yaml")
         settings = settings.model_copy(update={"api": settings.api.model_copy(
             update={"port": port})})
-        runtime = build_runtime(settings)
-    services = Services(runtime)
-    services.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime), host=settings.api.host,
+        broker = build_broker(settings)
+    broker.start()
+    server = uvicorn.Server(uvicorn.Config(create_app(broker.api), host=settings.api.host,
                                            port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="handoff-api", daemon=True)
     thread.start()
@@ -188,13 +186,14 @@ def demo(
     try:
         _wait_ready(url)
         console.print(f"[bold]Handoff demo[/bold] — broker at {url}, data in {data_dir}, "
-                      f"policy {runtime.policy.bundle.version}")
-        narrator = Narrator(url, read_keys(demo_dir), runtime.policy.bundle.subscriptions)
+                      f"policy {broker.policy.current.version}")
+        narrator = Narrator(url, read_keys(demo_dir), broker.policy.current.bundle.subscriptions)
         for step in STORY:
             narrator.play(step, pace)
         console.print(
             f"\n[bold]The story is over; the broker keeps running.[/bold]\n"
             f"  OpenAPI docs:      {url}/docs\n"
+            f"  Console:           {url}/console (sign in with HANDOFF_DEMO_KEY_AUDITOR)\n"
             f"  API keys:          {demo_dir / 'keys.env'} (demo only)\n"
             f"  Verify the audit:  handoff audit verify --data {data_dir}\n"
             f"  Metrics:           {url}/metrics")
@@ -207,7 +206,7 @@ def demo(
     finally:
         server.should_exit = True
         thread.join(10)
-        services.stop()
+        broker.stop()
 
 
 def _wait_ready(url: str, timeout: float = 30) -> None:

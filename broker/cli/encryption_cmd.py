@@ -23,8 +23,8 @@ from broker.crypto import (
     load_kek,
     write_new_kek,
 )
+from broker.crypto.encrypted_log import kek_from_settings
 from broker.crypto.errors import KekError
-from broker.log.encrypted import kek_from_settings
 from broker.log.port import EventLog
 
 app = typer.Typer(

@@ -14,6 +14,7 @@ import typer
 
 from broker.audit.paths import signing_public_key_path
 from broker.cli.audit_kafka import kafka_settings, settings_data_dir
+from broker.cli.progress import progress_bars
 from broker.errors import ConfigError, HandoffError, LogError
 from broker.migrate import Migration, MigrationError, MigrationRefused
 
@@ -70,7 +71,9 @@ def migrate(
     except LogError as exc:
         raise _fail(f"cannot reach Kafka: {exc}", 1) from exc
     try:
-        report = Migration(data_dir, target, force=force, progress=typer.echo).run()
+        with progress_bars() as meter:
+            report = Migration(data_dir, target, force=force, progress=typer.echo,
+                               meter=meter).run()
     except MigrationRefused as exc:
         raise _fail(str(exc), 2) from exc
     except (MigrationError, HandoffError) as exc:
@@ -87,5 +90,6 @@ def migrate(
                f"and {report.audit_checkpoints} checkpoints to Kafka at "
                f"{settings.bootstrap_servers} (prefix {settings.topic_prefix!r})")
     typer.echo(f"check it with: handoff audit verify --kafka {settings.bootstrap_servers} "
-               f"--topic-prefix {settings.topic_prefix} --public-key "
-               f"{signing_public_key_path(data_dir)}")
+               f"--topic-prefix {settings.topic_prefix} --public-key PINNED.pub (the copy "
+               f"of {signing_public_key_path(data_dir)} pinned at install; `handoff audit "
+               f"public-key --data {data_dir}` prints it)")

@@ -18,11 +18,12 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from policy import BundleError, ConsentView, Decision, PolicyBundle, PolicyEngine, load_bundle
-from policy.errors import PolicyError
+from policy import BundleError, Decision, PolicyBundle, PolicyEngine, load_bundle
+from policy.explain import InvalidConsentError
+from policy.explain import explain as explain_event
 from schemas.catalog import BUILTIN_DIR, SchemaCatalog
 from schemas.errors import RecordValidationError, SchemaError
-from schemas.jsonform import record_from_json, record_to_json
+from schemas.jsonform import record_from_json
 
 EXIT_PERMIT = 0
 EXIT_INVALID = 1
@@ -39,7 +40,8 @@ BundleDir = Annotated[Path, typer.Argument(
     exists=True, file_okay=False, dir_okay=True, help="The policy bundle folder.")]
 SchemasOption = Annotated[Path, typer.Option(
     "--schemas", exists=True, file_okay=False,
-    help="Folder of event schemas (.avsc); defaults to the built-in schemas.")]
+    help="Folder of the state's own event schemas (.avsc), in addition to the shipped "
+         "ones (as `handoff serve --schemas`).")]
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -50,7 +52,7 @@ def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
 def _load(directory: Path, schemas: Path) -> tuple[SchemaCatalog, PolicyBundle]:
     """Load the catalog and bundle; print every problem and exit 1 if the bundle is bad."""
     try:
-        catalog = SchemaCatalog.load(schemas)
+        catalog = SchemaCatalog.load_all(BUILTIN_DIR, schemas)
     except SchemaError as exc:
         _fail(f"{schemas}: {exc}")
     try:
@@ -108,20 +110,14 @@ def _millis(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _consents(path: Path, catalog: SchemaCatalog, recorded_by: str) -> ConsentView:
-    """A consent view from a JSON list (or JSON lines) of consent records; each is
-    taken as ingested at its own `occurred_at` and recorded by `recorded_by`."""
+def _consents(path: Path, catalog: SchemaCatalog) -> list[tuple[dict[str, Any], int]]:
+    """Consent records from a JSON list (or JSON lines), each counted as ingested at its
+    own `occurred_at`."""
     data = _read_json(path)
     items = data if isinstance(data, list) else [data]
     schema = dict(catalog.get("consent").schema)
-    view = ConsentView()
-    for index, item in enumerate(items):
-        record = _record(path, schema, item, f"[{index}]")
-        try:
-            view.apply(record, _millis(record["occurred_at"]), recorded_by)
-        except PolicyError as exc:
-            _fail(f"{path}[{index}]: {exc}")
-    return view
+    records = [_record(path, schema, item, f"[{index}]") for index, item in enumerate(items)]
+    return [(record, _millis(record["occurred_at"])) for record in records]
 
 
 def _table(decision: Decision) -> str:
@@ -195,20 +191,24 @@ def explain(
         _fail(f"--subscription: no subscription '{subscription}' in {directory}")
     schema = catalog.get(event_type)
     record = _record(event, dict(schema.schema), _read_json(event))
-    view = (_consents(consents, catalog, recorded_by or source) if consents is not None
-            else ConsentView())
+    given = _consents(consents, catalog) if consents is not None else []
+    # The decision time: --at, else the event's own occurred_at.
     at_ms = _millis(at) if at is not None else _millis(record["occurred_at"])
     # Dry runs use a throw-away key: their pseudonyms never match production ones.
     engine = PolicyEngine(bundle, catalog, pseudonym_key=secrets.token_bytes(32))
-    decision = engine.decide(event_type, schema.version, record, source, subscription,
-                             view, at_ms)
+    try:
+        explained = explain_event(engine, event_type, schema.version, record, source,
+                                  subscription, at_ms=at_ms, consents=given,
+                                  consents_recorded_by=recorded_by)
+    except InvalidConsentError as exc:
+        _fail(f"{consents}[{exc.index}]: {exc}")
+    decision = explained.decision
     if as_json:
         typer.echo(json.dumps(decision.to_dict(), indent=2))
     else:
         typer.echo(_render(decision))
-    if show_view and decision.view is not None:
-        view_schema = engine.view_schema(subscription, event_type, schema.version)
+    if show_view and explained.view is not None:
         typer.echo("")
-        typer.echo(json.dumps(record_to_json(view_schema, decision.view), indent=2))
+        typer.echo(json.dumps(explained.view, indent=2))
     sys.stdout.flush()
     raise typer.Exit(EXIT_PERMIT if decision.outcome == "permit" else EXIT_DENY)

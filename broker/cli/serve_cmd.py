@@ -11,12 +11,11 @@ import uvicorn
 
 from broker.api.app import create_app
 from broker.auth.mtls import uvicorn_tls_options
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.config import Settings, load_settings
 from broker.reloads import install_sighup
 from broker.roles import Roles
-from broker.services import Services
 from schemas.errors import HandoffError
 
 app = typer.Typer()
@@ -34,29 +33,31 @@ def serve_settings(settings: Settings, ready_message: bool = True,
     interrupted (Ctrl-C or SIGTERM)."""
     api = settings.api
     tls = uvicorn_tls_options(api.tls_cert, api.tls_key, api.tls_client_ca)
-    runtime = build_runtime(settings, roles)
-    services = Services(runtime)
-    services.start()
+    broker = build_broker(settings, roles)
+    broker.start()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(runtime), host=api.host, port=api.port,
+        create_app(broker.api), host=api.host, port=api.port,
         log_level="warning", access_log=False, lifespan="on",
         **tls,
     ))
-    install_sighup(runtime)
+    install_sighup(broker.api.reloader, broker.api.keyring)
     if ready_message:
         logging.getLogger("handoff").info(
             "serving role %s on %s://%s:%d (OpenAPI docs at /docs), %s log, data in %s",
-            runtime.roles, "https" if tls else "http", api.host, api.port,
+            broker.roles, "https" if tls else "http", api.host, api.port,
             settings.log.backend, settings.data_dir)
     try:
         server.run()
     finally:
-        services.stop()
+        broker.stop()
 
 
 @app.command("serve")
 def serve(
     policy: Path | None = typer.Option(None, help="policy bundle folder"),
+    schemas: Path | None = typer.Option(
+        None, help="folder of the state's own event schemas (<type>.avsc), in addition to "
+                   "the shipped ones; read again at every policy reload"),
     data: Path | None = typer.Option(None, help="data directory"),
     host: str | None = typer.Option(None, help="interface to listen on"),
     port: int | None = typer.Option(None, help="TCP port"),
@@ -79,7 +80,8 @@ def serve(
     configure_logging()
     with exit_on_config_error():
         roles = Roles.parse(role)
-        settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys)
+        settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys,
+                                 schema_dir=schemas)
         given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})

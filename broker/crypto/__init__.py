@@ -1,6 +1,6 @@
 """Encryption at rest: key-encryption keys, data keys and sealed record values.
 
-`broker.log.encrypted.EncryptedEventLog` applies them to the event log.
+`broker.crypto.encrypted_log.EncryptedEventLog` applies them to the event log.
 """
 
 from broker.crypto.errors import CryptoError, DataKeyUnavailableError, KekError

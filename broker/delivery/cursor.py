@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.api.problems import ApiError
+from broker.errors import BrokerError
 
 
-class InvalidCursor(ApiError):
-    status, slug, title = 400, "invalid-cursor", "Invalid cursor"
+class InvalidCursor(BrokerError, ValueError):
+    """A cursor that no response of this subscription handed out (400 over HTTP)."""
 
 
 @dataclass(frozen=True, slots=True)

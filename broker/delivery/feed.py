@@ -63,6 +63,19 @@ class DeliveryFeed:
     def partitions(self, subscription_id: str) -> int:
         return self._log.partitions(delivery_topic(subscription_id))
 
+    def end_offsets(self, subscription_id: str) -> list[int]:
+        """Per partition, the offset the next delivery will get."""
+        topic = delivery_topic(subscription_id)
+        return [self._log.end_offset(topic, p) for p in range(self._log.partitions(topic))]
+
+    def schema(self, schema_id: int) -> dict[str, Any]:
+        """The view schema (JSON form) registered under `schema_id`."""
+        schema = self._schemas.get(schema_id)
+        if schema is None:
+            schema = json.loads(self._registry.by_id(schema_id).schema)
+            self._schemas[schema_id] = schema
+        return schema
+
     def read(self, subscription_id: str, cursor: Cursor, limit: int
              ) -> tuple[list[Delivery], Cursor]:
         topic = delivery_topic(subscription_id)
@@ -90,9 +103,5 @@ class DeliveryFeed:
 
     def _delivery(self, record: LogRecord, cursor: str) -> Delivery:
         schema_id, view = self._codec.decode(record.value)
-        schema = self._schemas.get(schema_id)
-        if schema is None:
-            schema = json.loads(self._registry.by_id(schema_id).schema)
-            self._schemas[schema_id] = schema
         return Delivery(DeliveryEnvelope.from_record(record), schema_id,
-                        record_to_json(schema, view), record.value, cursor)
+                        record_to_json(self.schema(schema_id), view), record.value, cursor)

@@ -1,5 +1,5 @@
-"""The webhook delivery component of a running broker: one dispatcher thread per webhook
-subscription, started and stopped with the broker (`broker.services`).
+"""The webhook delivery worker of a running broker: one dispatcher thread per webhook
+subscription, started and stopped with the broker (a `broker.workers.Worker`).
 
 Run it in one process per broker (the process that runs delivery): two processes
 dispatching the same subscription would both send every event.
@@ -10,44 +10,22 @@ from __future__ import annotations
 import logging
 import threading
 
-from broker.delivery.dead_letters import DeadLetterQueue
-from broker.delivery.retry_schedule import RetrySchedule
-from broker.delivery.webhook_secrets import WebhookSecrets
-from broker.delivery.webhook_state import WebhookStateStore
 from broker.delivery.webhooks import DispatcherParts, WebhookDispatcher
-from broker.runtime import Runtime
-from connectors.webhook_sink import WebhookSender
 
 log = logging.getLogger("handoff.webhooks")
-SECRETS_FILE = "webhook-secrets.yaml"
 SYNC_SECONDS = 2.0
 """How often the set of webhook subscriptions is compared with the bundle in force."""
-
-
-def webhook_secrets(runtime: Runtime) -> WebhookSecrets:
-    """The secrets store the settings describe."""
-    s = runtime.settings
-    path = s.webhooks.secrets_file or s.data_dir / SECRETS_FILE
-    configured = {sub: [v.get_secret_value() for v in values]
-                  for sub, values in s.webhooks.secrets.items()}
-    return WebhookSecrets(path, configured)
 
 
 class WebhookDelivery:
     """Starts a `WebhookDispatcher` for every subscription whose delivery mode is
     `webhook`, including ones a reloaded policy bundle adds."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        w = runtime.settings.webhooks
-        self.enabled = w.enabled
-        self.parts = DispatcherParts(
-            event_log=runtime.log, feed=runtime.feed, policy=runtime.policy,
-            state=WebhookStateStore(runtime.log), dead_letters=DeadLetterQueue(runtime.log),
-            secrets=webhook_secrets(runtime),
-            schedule=RetrySchedule.of(w.schedule_seconds, w.jitter, w.max_retry_after_seconds),
-            auditor=runtime.auditor, metrics=runtime.metrics,
-            sender_factory=lambda: WebhookSender(timeout=w.timeout_seconds),
-        )
+    name = "webhooks"
+
+    def __init__(self, parts: DispatcherParts, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.parts = parts
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._supervisor: threading.Thread | None = None
@@ -69,7 +47,7 @@ class WebhookDelivery:
                 log.exception("could not start webhook dispatchers; will retry")
 
     def _sync(self) -> None:
-        for sub in self.parts.policy.bundle.subscriptions.values():
+        for sub in self.parts.policy.current.bundle.subscriptions.values():
             if sub.delivery.mode != "webhook" or sub.id in self._threads:
                 continue
             self.parts.dead_letters.ensure(sub.id)
@@ -85,3 +63,7 @@ class WebhookDelivery:
         for thread in (self._supervisor, *self._threads.values()):
             if thread is not None:
                 thread.join(timeout=20)
+
+    def healthy(self) -> bool:
+        """Endpoints fail on their own (`GET .../webhook` says so); delivery goes on."""
+        return True

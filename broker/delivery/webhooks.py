@@ -2,7 +2,7 @@
 
 Each dispatcher reads `deliver.<subscription>` from its durable cursor (in
 `_webhook.state`, see `webhook_state.py`) and POSTs each delivery, signed per the
-Standard Webhooks specification (`connectors.webhook_sink`), in delivery order.
+Standard Webhooks specification (`broker.delivery.webhook_sender`), in delivery order.
 
 Ordering. A subscription's events are sent one at a time, in the order the pull API
 returns them, and an event that fails blocks the ones behind it until it is delivered
@@ -37,12 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.auditing import Auditor
+from broker.auditor import Auditor
 from broker.delivery.cursor import Cursor
 from broker.delivery.dead_letters import DeadLetterQueue
 from broker.delivery.feed import Delivery, DeliveryFeed
 from broker.delivery.retry_schedule import RetrySchedule
 from broker.delivery.webhook_secrets import WebhookSecrets
+from broker.delivery.webhook_sender import AttemptResult, WebhookSender
 from broker.delivery.webhook_state import (
     CursorState,
     EndpointState,
@@ -53,7 +54,6 @@ from broker.log.port import EventLog
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
 from broker.topics import delivery_topic
-from connectors.webhook_sink import AttemptResult, WebhookSender
 
 log = logging.getLogger("handoff.webhooks")
 
@@ -114,7 +114,7 @@ class WebhookDispatcher:
         """Send what is due now; return how long to wait before the next step."""
         p, sub_id = self._p, self.subscription_id
         p.state.catch_up()
-        sub = p.policy.bundle.subscriptions.get(sub_id)
+        sub = p.policy.current.bundle.subscriptions.get(sub_id)
         if sub is None or sub.delivery.mode != "webhook" or not sub.delivery.url:
             return 5.0    # no longer a webhook subscription in the bundle in force
         url = sub.delivery.url
@@ -206,7 +206,7 @@ class WebhookDispatcher:
         reason = result.error or "failed"
         dead_letter_id = p.dead_letters.append(sub_id, record, reason, attempts,
                                                result.status, self._now_ms())
-        sub = p.policy.bundle.subscriptions.get(sub_id)
+        sub = p.policy.current.bundle.subscriptions.get(sub_id)
         subject = record.key.decode() if record.key and record.key.startswith(b"sp_") \
             else None
         e = delivery.envelope

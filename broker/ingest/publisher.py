@@ -1,4 +1,14 @@
-"""The publish path: validate, assign ids, then group-commit to `events.<type>`.
+"""The publish path: may this agency publish this type, validate, assign ids, then
+group-commit to `events.<type>`.
+
+The publisher is the one owner of "may this agency publish this type", whatever the
+channel (the HTTP API, a connector's batch, the FHIR endpoint): `authorize` decides it,
+and a refusal is audited as `publish_refused` (reason `not_permitted`) and counted in
+`handoff_publish_refused_total`, the same record and metric as every other refused
+publish. It also owns "may this agency record (or revoke) this consent": a `consent`
+event is checked by `broker.consent_recording` under the same policy that authorized
+the request, refused whole with 403 `consent-refused`, and its accepted grants and
+revocations are audited once durable, before the caller hears of success.
 
 Either every event of a request is appended or none is: the whole request is validated
 before anything is handed to the committer, so a refused request leaves nothing behind.
@@ -7,24 +17,34 @@ before anything is handed to the committer, so a refused request leaves nothing 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from broker.auditing import Auditor
+from broker.auditor import Auditor
 from broker.auth import Principal
 from broker.consent_recording import ConsentChangeRecord, ConsentRecording, ConsentRefusedError
+from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter, Placed
 from broker.log.port import NewRecord
 from broker.metrics import Metrics
+from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.topics import H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
 from schemas.datestrings import date_string_problems
 from schemas.errors import DecodeError, RecordValidationError
 from schemas.jsonform import record_from_json
 from schemas.tags import TAGS
 from schemas.wire import WireCodec
+
+
+class UnknownEventTypeError(BrokerError, LookupError):
+    """No event type of that name is registered."""
+
+
+class NotPermittedToPublishError(BrokerError, PermissionError):
+    """The caller's agency may not publish that event type (`agencies.yaml`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +66,37 @@ class Publisher:
         committer: GroupCommitter,
         auditor: Auditor,
         metrics: Metrics,
+        policy: PolicyHolder,
         consents: ConsentRecording | None = None,
     ) -> None:
         self._types = event_types
+        self._policy = policy
         self._codec = codec
         self._committer = committer
         self._auditor = auditor
         self._metrics = metrics
         self._consents = consents
+
+    # -- who may publish what -------------------------------------------------------------
+
+    def authorize(self, principal: Principal, event_type: str,
+                  policy: LoadedPolicy | None = None) -> None:
+        """Refuse, audit and count, unless `principal`'s agency may publish `event_type`.
+
+        Raises `UnknownEventTypeError` for a type that is not registered (not audited:
+        nothing was refused to anyone), `NotPermittedToPublishError` when the policy
+        bundle in force (or `policy`, the one a request is decided with) does not list
+        the type among the agency's `publishes`.
+        """
+        if not self._types.known(event_type):
+            raise UnknownEventTypeError(
+                f"unknown event type '{event_type}'; see GET /v1/registry/subjects")
+        policy = policy or self._policy.current
+        agency = policy.bundle.agencies.get(principal.agency)
+        if agency is None or event_type not in agency.publishes:
+            self._refuse(principal, event_type, "not_permitted", [])
+            raise NotPermittedToPublishError(
+                f"agency '{principal.agency}' may not publish '{event_type}' events")
 
     # -- validation -----------------------------------------------------------------------
 
@@ -61,6 +104,11 @@ class Publisher:
         self, principal: Principal, event_type: str, items: Sequence[Any], batch: bool
     ) -> Prepared:
         """Validate and encode every event; refuse the whole request on any problem."""
+        return self._prepare_json(principal, event_type, items, batch, self._policy.current)
+
+    def _prepare_json(self, principal: Principal, event_type: str, items: Sequence[Any],
+                      batch: bool, policy: LoadedPolicy) -> Prepared:
+        self.authorize(principal, event_type, policy)
         registered = self._types.latest(event_type)
         records: list[dict[str, Any]] = []
         problems: list[tuple[str, str]] = []
@@ -79,11 +127,13 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
-        changes = self._check_consents(principal, event_type, records, batch)
+        changes = self._check_consents(principal, event_type, records, batch, policy)
         encoded = [self._codec.encode(registered.schema_id, r) for r in records]
         return self._prepared(principal, event_type, records, encoded, changes)
 
     def prepare_wire(self, principal: Principal, event_type: str, payload: bytes) -> Prepared:
+        policy = self._policy.current
+        self.authorize(principal, event_type, policy)
         try:
             schema_id, record = self._codec.decode(payload)
         except DecodeError:
@@ -100,17 +150,18 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
-        changes = self._check_consents(principal, event_type, [record], False)
+        changes = self._check_consents(principal, event_type, [record], False, policy)
         return self._prepared(principal, event_type, [record], [payload], changes)
 
     def _check_consents(self, principal: Principal, event_type: str,
-                        records: list[dict[str, Any]], batch: bool
+                        records: list[dict[str, Any]], batch: bool, policy: LoadedPolicy
                         ) -> tuple[ConsentChangeRecord, ...]:
-        """Who may record or revoke these consents (see `broker.consent_recording`)."""
+        """Who may record or revoke these consents (see `broker.consent_recording`),
+        under the same policy that authorized the request."""
         if event_type != "consent" or self._consents is None:
             return ()
         try:
-            return self._consents.check(principal, records, batch)
+            return self._consents.check(principal, records, batch, policy.bundle.agencies)
         except ConsentRefusedError:
             self._metrics.publish_refused.labels("consent_refused").inc()
             raise
@@ -150,7 +201,8 @@ class Publisher:
             # Runs before the caller hears of success: the audit record precedes the 202.
             def audit(done: Future[list[Placed]]) -> None:
                 if not done.cancelled() and done.exception() is None:
-                    consents.accepted(principal, changes, done.result())
+                    consents.accepted(principal, changes,
+                                      {p.event_id for p in done.result() if not p.duplicate})
 
             future.add_done_callback(audit)
         return future
@@ -160,6 +212,30 @@ class Publisher:
         """Validate and commit, blocking until durable (for callers outside the API)."""
         return self.submit(principal, self.prepare_json(principal, event_type, items,
                                                         batch)).result()
+
+    def publish_all(self, principal: Principal,
+                    groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+                    ) -> list[list[Placed]]:
+        """Publish several groups of (event type, events as JSON) all or none: every
+        type is authorized and every event validated before any is committed."""
+        policy = self._policy.current
+        refused = []
+        for event_type in dict.fromkeys(t for t, _ in groups):
+            try:
+                self.authorize(principal, event_type, policy)
+            except NotPermittedToPublishError:
+                refused.append(event_type)
+        if refused:
+            raise NotPermittedToPublishError(
+                f"agency '{principal.agency}' may not publish {', '.join(sorted(refused))} events "
+                "(agencies.yaml)")
+        prepared = [self._prepare_json(principal, t, list(items), True, policy)
+                    for t, items in groups]
+        return [self.submit(principal, ready).result() for ready in prepared]
+
+    def ingest_as(self, principal: Principal) -> CallerIngest:
+        """This publisher bound to one caller: the connector SDK's `Ingest`."""
+        return CallerIngest(self, principal)
 
     def _refuse(self, principal: Principal, event_type: str, reason: str,
                 fields: list[str]) -> None:
@@ -181,3 +257,15 @@ def _semantic_problems(event_type: str, record: dict[str, Any]) -> list[tuple[st
         if record.get("action") == "GRANT" and not record.get("recipients"):
             problems.append(("recipients", "a grant must name at least one recipient"))
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class CallerIngest:
+    """Publishing as one caller; satisfies `connectors.ports.Ingest`."""
+
+    publisher: Publisher
+    principal: Principal
+
+    def publish_all(self, groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+                    ) -> list[list[Placed]]:
+        return self.publisher.publish_all(self.principal, groups)

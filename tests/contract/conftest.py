@@ -78,7 +78,7 @@ _BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], EventLogFactory]] =
 }
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.slow)])
 def event_log_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLogFactory]:
     factory = _BACKENDS[request.param](request, tmp_path)
     yield factory

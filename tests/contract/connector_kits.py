@@ -32,6 +32,9 @@ class SourceKit:
     type: ClassVar[str]
     batch_size: ClassVar[int] = 3
     push: ClassVar[bool] = False
+    slow: ClassVar[bool] = False
+    """Whether the kit's system is a server the tests start (PostgreSQL): marks its
+    tests `slow`, out of the fast lane."""
     """Records arrive by HTTP rather than through `poll` (there is nothing to replay
     from a position; the sender retries instead)."""
     harness: Any = None
@@ -74,6 +77,7 @@ class FileDropKit(SourceKit):
 
 class PostgresOutboxKit(SourceKit):
     type = "postgres_outbox"
+    slow = True
 
     def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         import psycopg
@@ -109,6 +113,8 @@ class SinkKit:
     batch_size: ClassVar[int] = 3
     idempotent: ClassVar[bool] = True
     """Whether the sink promises one write per event id, however often it is put."""
+    slow: ClassVar[bool] = False
+    """As `SourceKit.slow`."""
 
     def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         self.request = request
@@ -124,6 +130,7 @@ class SinkKit:
 
 class PostgresSinkKit(SinkKit):
     type = "postgres_sink"
+    slow = True
 
     def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         super().__init__(request, tmp_path)
@@ -170,8 +177,9 @@ class FhirKit(SourceKit):
             if s in bad:
                 bundle["entry"] = bundle["entry"][:1]
             try:
-                receive_bundle(self.harness.runtime, config, principal,  # type: ignore[arg-type]
-                               json.dumps(bundle).encode())
+                assert self.harness.broker.publisher is not None
+                receive_bundle(self.harness.broker.publisher.ingest_as(principal),
+                               config, json.dumps(bundle).encode())  # type: ignore[arg-type]
             except InvalidBundle:
                 assert s in bad
 
@@ -179,3 +187,9 @@ class FhirKit(SourceKit):
 KITS: dict[str, type[SourceKit] | type[SinkKit]] = {
     kit.type: kit for kit in (FileDropKit, PostgresOutboxKit, PostgresSinkKit, FhirKit)
 }
+
+
+def kit_params(connector_types: list[str]) -> list[Any]:
+    """Connector types as test parameters, those whose kit starts a server marked slow."""
+    return [pytest.param(t, marks=pytest.mark.slow) if getattr(KITS.get(t), "slow", False)
+            else t for t in connector_types]

@@ -12,17 +12,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
+from broker.testing import ConnectorHarness, demo_policy_dir
 from connectors.registry import BUILTINS, connector_class
-from connectors.testing import ConnectorHarness, demo_policy_dir
-from tests.contract.connector_kits import KITS, SinkKit, SourceKit, birth
+from tests.contract.connector_kits import KITS, SinkKit, SourceKit, birth, kit_params
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted(t for t in BUILTINS if connector_class(t).kind == "source")
@@ -54,22 +54,22 @@ def _source_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> Sour
     return kit
 
 
-@pytest.fixture(params=SOURCES)
+@pytest.fixture(params=kit_params(SOURCES))
 def source_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
     return _source_kit(request, tmp_path, harness)
 
 
-@pytest.fixture(params=POLL_SOURCES)
+@pytest.fixture(params=kit_params(POLL_SOURCES))
 def poll_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
     return _source_kit(request, tmp_path, harness)
 
 
-@pytest.fixture(params=PUSH_SOURCES)
+@pytest.fixture(params=kit_params(PUSH_SOURCES))
 def push_kit(request: pytest.FixtureRequest, tmp_path: Path, harness) -> SourceKit:
     return _source_kit(request, tmp_path, harness)
 
 
-@pytest.fixture(params=SINKS)
+@pytest.fixture(params=kit_params(SINKS))
 def sink_kit(request: pytest.FixtureRequest, tmp_path: Path) -> SinkKit:
     kit = _kit(request.param, request, tmp_path)
     assert isinstance(kit, SinkKit)
@@ -239,21 +239,13 @@ def _published(data: Path) -> int:
         log.close()
 
 
-def _wait_for(check, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _finish(tmp_path: Path, config: dict) -> None:
     proc = _connect_run(tmp_path, config, "--until-idle")
     assert proc.wait(timeout=120) == 0, (tmp_path / "connect.log").read_text()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("connector_type", POLL_SOURCES)
+@pytest.mark.parametrize("connector_type", kit_params(POLL_SOURCES))
 def test_killing_the_process_mid_stream_loses_and_duplicates_nothing(
         connector_type, request, tmp_path):
     kit = _kit(connector_type, request, tmp_path)
@@ -262,7 +254,8 @@ def test_killing_the_process_mid_stream_loses_and_duplicates_nothing(
     total = ids("MPI-K", 600)
     kit.add(total)
     proc = _connect_run(tmp_path, config)
-    _wait_for(lambda: _published(tmp_path / "data") >= 100, "the first batches")
+    eventually(lambda: _published(tmp_path / "data") >= 100, timeout=60,
+               message="the first batches were not published")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert _published(tmp_path / "data") < len(total), "killed too late to test anything"
@@ -272,7 +265,7 @@ def test_killing_the_process_mid_stream_loses_and_duplicates_nothing(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("connector_type", SINKS)
+@pytest.mark.parametrize("connector_type", kit_params(SINKS))
 def test_killing_a_sink_process_mid_stream_loses_nothing(connector_type, request, tmp_path):
     kit = _kit(connector_type, request, tmp_path)
     assert isinstance(kit, SinkKit)
@@ -280,7 +273,8 @@ def test_killing_a_sink_process_mid_stream_loses_nothing(connector_type, request
     with ConnectorHarness(tmp_path / "data") as harness:
         delivered = publish_births(harness, ids("MPI-W", 300))
     proc = _connect_run(tmp_path, config)
-    _wait_for(lambda: len(kit.written()) >= 30, "the first writes")
+    eventually(lambda: len(kit.written()) >= 30, timeout=60,
+               message="the first writes did not arrive")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(set(kit.written())) < len(delivered), "killed too late to test anything"

@@ -23,6 +23,7 @@ import pytest
 
 from broker.errors import LogError, TopicMismatchError, UnknownTopicError
 from broker.log import Consumer, EventLog, LogRecord, NewRecord, TopicSpec, partition_for
+from tests.waiting import Background, eventually
 
 if TYPE_CHECKING:
     from tests.contract.conftest import EventLogFactory
@@ -43,11 +44,15 @@ def poll_until(
     done: Callable[[], bool],
     on_records: Callable[[Consumer, list[LogRecord]], None],
 ) -> None:
-    deadline = time.monotonic() + GENEROUS_S
-    while not done():
-        assert time.monotonic() < deadline, "consumers did not get there in time"
+    def polled_until_done() -> bool:
+        if done():
+            return True
         for consumer in consumers:
             on_records(consumer, consumer.poll(0.05))
+        return done()
+
+    eventually(polled_until_done, timeout=GENEROUS_S, interval=0,
+               message="consumers did not get there in time")
 
 
 # -- topics ----------------------------------------------------------------------------
@@ -221,15 +226,13 @@ def test_concurrent_appends_get_distinct_consecutive_offsets(event_log_factory, 
 
 def test_wait_wakes_when_another_thread_appends(event_log_factory, event_log):
     topic = make_topic(event_log_factory, event_log)
-    appender = threading.Timer(0.05, lambda: event_log.append(topic, [NewRecord(b"news")]))
+    waiter = Background(lambda: event_log.wait({(topic, 0): 0}, timeout=GENEROUS_S))
+    eventually(lambda: waiter.blocked_in(type(event_log).wait),
+               message="wait() did not block on an empty partition")
 
-    appender.start()
-    try:
-        woke = event_log.wait({(topic, 0): 0}, timeout=GENEROUS_S)
-    finally:
-        appender.join()
+    event_log.append(topic, [NewRecord(b"news")])
 
-    assert woke is True
+    assert waiter.result(timeout=GENEROUS_S) is True
     assert [r.value for r in event_log.read(topic, 0, 0)] == [b"news"]
 
 

@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,11 @@ from tests.deploy.deploy_files import (
     setting_path,
     setting_value,
 )
+from tests.system_tools import system_tool
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; .ci/run installs it (Debian package)")
-    return path
+    return system_tool(name, package={"promtool": "prometheus"}.get(name, name))
 
 
 def _interpolate(text: str) -> str:
@@ -65,6 +62,7 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
 # --- Compose -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_docker_compose_accepts_the_file() -> None:
     """docker-compose validates against its schema, resolves anchors, interpolation,
     volumes, secrets and depends_on, without an engine."""
@@ -229,6 +227,7 @@ def test_the_settings_load_with_the_values_the_files_give(
 # --- Prometheus --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_promtool_accepts_the_prometheus_config() -> None:
     result = subprocess.run([_tool("promtool"), "check", "config", str(PROMETHEUS)],
                             capture_output=True, text=True, timeout=60, check=False)
@@ -316,6 +315,7 @@ def test_every_dashboard_query_names_metrics_and_labels_handoff_exposes() -> Non
     assert problems == []
 
 
+@pytest.mark.slow
 def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
     rules = [{"record": f"handoff:dashboard:{i}", "expr": _concrete(expr)}
              for i, (_, expr, _) in enumerate(_queries())]

@@ -217,6 +217,7 @@ def test_render_policy_refuses_a_broken_bundle(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_kustomize_renders_each_role_with_the_policy_laid_out(tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ from tests.deploy.deploy_files import (
     load_yaml,
 )
 from tests.e2e.harness import demo_keys, free_port
+from tests.system_tools import system_tool
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -55,18 +56,15 @@ class RoleProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60,
+                path: str = "/readyz") -> None:
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"{url} exited early:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready in {timeout}s:\n{log.read_text(errors='replace')}")
+        return httpx.get(f"{url}{path}", timeout=1).status_code == 200
+
+    eventually(ready, timeout=timeout, interval=0.2, ignoring=(httpx.TransportError,),
+               message=lambda: f"{url} not ready:\n{log.read_text(errors='replace')}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -165,18 +163,18 @@ def test_the_roles_sign_with_the_keys_make_keys_made(stack: Stack) -> None:
     """The broker uses the made keys as they are (never replaces them), and its audit
     checkpoints verify against the public key pinned before it started."""
     _publish_traffic(stack)
-    report: dict[str, Any] = {}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def verified() -> dict[str, Any] | None:
         result = subprocess.run(
             [sys.executable, "-m", "broker.cli.main", "audit", "verify", "--data",
              str(stack.data), "--public-key", str(stack.pinned_public_key), "--json"],
             capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
         assert result.returncode == 0, result.stderr + result.stdout
-        report = json.loads(result.stdout)
-        if report["signatures_checked"] > 0:
-            break
-        time.sleep(0.5)
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report if report["signatures_checked"] > 0 else None
+
+    report = eventually(verified, timeout=30, interval=0.5,
+                        message="no signed checkpoint was verified")
     assert report["ok"] is True
     assert report["signatures_checked"] > 0
     for name, content in stack.made_keys.items():
@@ -207,9 +205,7 @@ def _scrape_config(stack: Stack, tmp: Path) -> Path:
 
 @pytest.fixture
 def prometheus(stack: Stack, tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is not installed; .ci/run installs it (Debian package)")
+    binary = system_tool("prometheus", package="prometheus")
     port = free_port()
     log = tmp_path / "prometheus.log"
     with log.open("ab") as out:
@@ -220,17 +216,7 @@ def prometheus(stack: Stack, tmp_path: Path) -> Iterator[str]:
             stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"prometheus not ready:\n{log.read_text(errors='replace')}")
+        _wait_ready(url, proc, log, path="/-/ready")
         yield url
     finally:
         _stop(proc)
@@ -255,13 +241,13 @@ MUST_SHOW = {"Events in", "Delivery latency p99", "Router lag", "Routers up",
 def test_prometheus_scrapes_every_role_and_the_dashboard_shows_the_traffic(
         stack: Stack, prometheus: str) -> None:
     _publish_traffic(stack)
-    deadline = time.monotonic() + 60
     targets: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        targets = httpx.get(f"{prometheus}/api/v1/targets").json()["data"]["activeTargets"]
-        if len(targets) == len(stack.roles) and all(t["health"] == "up" for t in targets):
-            break
-        time.sleep(0.5)
+
+    def all_up() -> bool:
+        targets[:] = httpx.get(f"{prometheus}/api/v1/targets").json()["data"]["activeTargets"]
+        return len(targets) == len(stack.roles) and all(t["health"] == "up" for t in targets)
+
+    eventually(all_up, timeout=60, interval=0.5, message=lambda: f"targets not up: {targets}")
     assert sorted(t["labels"]["role"] for t in targets) == ["api", "delivery", "router"]
     assert all(t["health"] == "up" for t in targets), targets
 
@@ -271,14 +257,14 @@ def test_prometheus_scrapes_every_role_and_the_dashboard_shows_the_traffic(
                for p in panels for t in p.get("targets", [])]
     assert {title for title, _ in queries} >= MUST_SHOW
     empty: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        empty = [f"{title}: {expr}" for title, expr in queries
-                 if title in MUST_SHOW and not _query(prometheus, expr)]
-        if not empty:
-            break
-        time.sleep(1)
-    assert empty == [], "dashboard panels without data"
+
+    def every_panel_shows_data() -> bool:
+        empty[:] = [f"{title}: {expr}" for title, expr in queries
+                    if title in MUST_SHOW and not _query(prometheus, expr)]
+        return not empty
+
+    eventually(every_panel_shows_data, timeout=60, interval=1,
+               message=lambda: f"dashboard panels without data: {empty}")
     for _, expr in queries:
         _query(prometheus, expr)  # every query is accepted by Prometheus itself
     accepted = _query(prometheus, "sum(handoff_events_ingested_total)")

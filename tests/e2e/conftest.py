@@ -10,7 +10,7 @@ from tests.e2e.harness import BrokerProcess, LogBackend, demo_keys
 from tests.kafka_broker import kafka_broker  # noqa: F401  (the session's Kafka broker)
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.slow)])
 def log_backend(request: pytest.FixtureRequest) -> LogBackend:
     if request.param == "embedded":
         return LogBackend.embedded()

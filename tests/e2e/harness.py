@@ -12,13 +12,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
@@ -123,18 +124,17 @@ class BrokerProcess:
     def wait_ready(self, timeout: float = 60.0) -> BrokerProcess:
         """Wait until `/readyz` answers 200; raise with the process's log if it exits or
         the timeout passes."""
-        assert self.proc is not None, "launch() first"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+        assert proc is not None, "launch() first"
+
+        def ready() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"broker exited early:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"broker not ready in {timeout}s:\n{self.logs()}")
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+        eventually(ready, timeout=timeout, interval=0.1, ignoring=(httpx.TransportError,),
+                   message=lambda: f"broker not ready:\n{self.logs()}")
+        return self
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
@@ -172,11 +172,13 @@ class Client:
 
     def pull_all(self, subscription: str, expect: int, timeout: float = 15.0
                  ) -> list[dict[str, Any]]:
-        """Pull until at least `expect` events arrived (or the timeout passes)."""
+        """Pull until at least `expect` events arrived and the feed has no more; fails
+        the test if fewer arrived within `timeout` seconds."""
         events: list[dict[str, Any]] = []
         cursor = None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def pulled_to_the_end() -> bool:
+            nonlocal cursor
             params: dict[str, Any] = {"limit": 500, "wait": 1}
             if cursor:
                 params["after"] = cursor
@@ -185,8 +187,10 @@ class Client:
             body = response.json()
             events.extend(body["events"])
             cursor = body["next"]
-            if len(events) >= expect and not body["events"]:
-                break
+            return len(events) >= expect and not body["events"]
+
+        eventually(pulled_to_the_end, timeout=timeout, interval=0,
+                   message=lambda: f"{subscription}: pulled {len(events)} of {expect} events")
         return events
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from broker.demo import story
 from tests.e2e.harness import BrokerProcess, Client, LogBackend
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +40,8 @@ def test_kill_9_loses_no_accepted_event_and_delivers_none_unaudited(
 
     publisher = threading.Thread(target=publish_until_refused)
     publisher.start()
-    while len(acked) < EVENTS // 4 and publisher.is_alive():
-        threading.Event().wait(0.01)
+    eventually(lambda: len(acked) >= EVENTS // 4 or not publisher.is_alive(), timeout=120,
+               interval=0.01, message="a quarter of the events were not accepted")
     broker.kill()
     publisher.join(30)
     assert EVENTS // 4 <= len(acked) < EVENTS, "the kill should land mid-stream"

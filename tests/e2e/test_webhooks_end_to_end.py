@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +20,12 @@ import yaml
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from connectors.webhook_signing import WebhookSecret
 from tests.e2e.harness import DEMO, BrokerProcess, Client
 from tests.integration.fhir.bundles import birth_bundle
 from tests.integration.webhooks.receiver_server import WebhookReceiver
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -173,8 +174,10 @@ def test_a_receiver_that_keeps_failing_ends_in_the_dead_letter_queue_until_repla
     broker.stop()
     store = SqliteAuditStore(audit_db_path(tmp_path / "data"))
     try:
-        dead = store.query(kind="delivery_dead_lettered", subscription=SUB)
-        replayed = store.query(kind="delivery_replayed", subscription=SUB)
+        dead = list(store.iter_records(
+            AuditFilter(kind="delivery_dead_lettered", subscription=SUB)))
+        replayed = list(store.iter_records(
+            AuditFilter(kind="delivery_replayed", subscription=SUB)))
     finally:
         store.close()
     assert sorted(r.decision_id for r in dead) == sorted(d["decision_id"] for d in letters)
@@ -183,14 +186,15 @@ def test_a_receiver_that_keeps_failing_ends_in_the_dead_letter_queue_until_repla
 
 
 def _dead_letters(client: Client, count: int) -> list[dict]:
-    deadline = time.monotonic() + 45
     listed: list[dict] = []
-    while time.monotonic() < deadline:
-        listed = client.http.get(f"/v1/subscriptions/{SUB}/dead-letters").json()[
+
+    def enough() -> bool:
+        listed[:] = client.http.get(f"/v1/subscriptions/{SUB}/dead-letters").json()[
             "dead_letters"]
-        if len(listed) >= count:
-            break
-        time.sleep(0.2)
+        return len(listed) >= count
+
+    eventually(enough, timeout=45, interval=0.2,
+               message=lambda: f"{len(listed)} of {count} dead letters: {listed}")
     assert len(listed) == count, listed
     return listed
 

@@ -3,12 +3,15 @@ conforms to what the OpenAPI schema documents (status, content type, body, heade
 
 Each operation is called with a key that may call it, so the fuzzer reaches the
 handlers rather than stopping at 401/403 (the access matrix covers refusals). The SSE
-stream is left out: a held-open stream never completes a call.
+stream is left out: a held-open stream never completes a call. The exclusion is made on
+the lazy schema: schemathesis (4.x) re-filters a fixture's schema with the lazy schema's
+filters and drops any the fixture applied itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import schemathesis
@@ -22,13 +25,14 @@ pytestmark = pytest.mark.slow
 KEYS = demo_keys()
 EXAMPLES = int(os.environ.get("HANDOFF_FUZZ_EXAMPLES", "100"))
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+STREAMS = r".*/stream$"
+
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex=STREAMS)
 
 
 @pytest.fixture(scope="module")
 def api_schema(fuzz_app):
-    loaded = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
-    return loaded.exclude(path_regex=r".*/stream$")
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
 
 
 def key_for(path: str, method: str) -> str:
@@ -38,7 +42,7 @@ def key_for(path: str, method: str) -> str:
     if path.startswith("/v1/admin") or path == "/v1/explain" or (
             path.startswith("/v1/connectors") and not path.endswith("/Bundle")):
         return KEYS["admin"]
-    if path.startswith("/v1/registry") and method in ("POST", "PUT") \
+    if path.startswith("/v1/registry") and method in ("POST", "PUT", "DELETE") \
             and "compatibility" not in path:
         return KEYS["admin"]
     if path.startswith("/v1/subscriptions"):
@@ -46,11 +50,15 @@ def key_for(path: str, method: str) -> str:
     return KEYS["county-general"]
 
 
+# Every operation runs in this one test: one publish path per event type and the
+# registry's Confluent routes make it longer than the default limit of a test.
+@pytest.mark.timeout(1800)
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 def test_api_conforms_to_its_schema(case):
+    assert not re.match(STREAMS, case.operation.path), "the SSE stream must be left out"
     headers = {"Authorization": f"Bearer {key_for(case.operation.path, case.method)}"}
     # Every check but "schema-valid input is accepted": JSON Schema cannot say that a
     # string holds a valid Avro schema or that an object matches an event's Avro schema,

@@ -10,6 +10,10 @@ import pytest
 
 from broker.audit import AuditEntry, SqliteAuditStore, SubjectPseudonymizer
 from broker.audit.paths import audit_db_path
+from broker.audit.record_counts import FILL
+
+RECOUNT = ("DELETE FROM audit_counts", FILL)
+"""What a careful editor runs after removing records: daily counts that fit again."""
 
 PSEUDONYM_KEY = bytes(range(32))
 

@@ -9,6 +9,7 @@ import pytest
 from broker.audit import CheckpointSigner, verify
 from broker.audit.paths import audit_db_path, signing_key_path
 from broker.errors import AuditError
+from tests.integration.audit.conftest import RECOUNT
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_swapped_records_are_named(data_dir, chained, tamper):
 def test_record_rewritten_with_a_fresh_hash_breaks_the_next_link(data_dir, chained, tamper):
     # A forger who recomputes the hash of the record they changed still breaks the link
     # from the record after it.
-    record = next(chained.iter_records(from_seq=30))
+    record = next(chained.iter_records(after=29))
     changed = type(record).from_dict({**record.to_dict(), "recipient": "cw-hotline"})
     tamper(
         f"UPDATE audit_records SET recipient = 'cw-hotline', "
@@ -179,7 +180,7 @@ def test_truncation_with_checkpoints_deleted_is_caught_by_exported_checkpoints(
 ):
     exported = chained.checkpoints()
     tamper("DELETE FROM audit_records WHERE seq > 90",
-           "DELETE FROM audit_checkpoints WHERE number = 2")
+           "DELETE FROM audit_checkpoints WHERE number = 2", *RECOUNT)
     assert reverify(data_dir).ok  # the store alone can no longer tell
     report = reverify(data_dir, exported_checkpoints=exported)
     assert report.problem == (

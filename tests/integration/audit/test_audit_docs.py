@@ -13,6 +13,8 @@ import pytest
 from broker.audit import CheckpointSigner, export_checkpoints, export_jsonl
 from broker.audit.paths import signing_key_path, signing_public_key_path
 
+pytestmark = pytest.mark.slow
+
 DOC = Path(__file__).resolve().parents[3] / "docs" / "audit.md"
 
 

@@ -1,4 +1,5 @@
-"""SqliteAuditStore: chaining, persistence, queries, disclosures, and no raw identifiers."""
+"""SqliteAuditStore: chaining, persistence, storage, upgrades, and no raw identifiers.
+What it answers to readers is the contract of tests/contract/test_audit_reader.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from broker.audit import (
     AuditEntry,
     AuditEntryError,
     AuditFilter,
-    AuditQueryError,
     AuditStore,
     AuditStoreNotFoundError,
     SqliteAuditStore,
@@ -113,7 +113,8 @@ def test_raw_subject_id_never_reaches_the_database_files(data_dir, store, decisi
     for path in files:
         assert raw not in path.read_bytes(), path.name
     with SqliteAuditStore(audit_db_path(data_dir), create=False) as reopened:
-        found = reopened.query(subject=pseudonymizer.pseudonym("MPI-0048213"), limit=100)
+        found = list(reopened.iter_records(
+            AuditFilter(subject=pseudonymizer.pseudonym("MPI-0048213"))))
         exported = io.StringIO()
         export_jsonl(reopened, exported)
     assert len(found) == 20
@@ -125,111 +126,6 @@ def test_raw_subject_id_is_refused_before_it_is_stored(store):
     with pytest.raises(AuditEntryError):
         store.append([AuditEntry(kind="decision", at_ms=1, subject="MPI-0048213")])
     assert store.head()[0] == 0
-
-
-FILTER_CASES = [
-    ({}, 40),
-    ({"recipient": "hv-nfp"}, 30),
-    ({"recipient": "cw-hotline"}, 10),
-    ({"agreement": "cg-cw-match"}, 10),
-    ({"subscription": "cw-birth-match"}, 10),
-    ({"source": "vital-records"}, 20),
-    ({"outcome": "deny"}, 8),
-    ({"kind": "decision"}, 40),
-    ({"kind": "consent_change"}, 0),
-    ({"since_ms": 1_717_243_210_000}, 30),
-    ({"until_ms": 1_717_243_210_000}, 10),
-    ({"since_ms": 1_717_243_205_000, "until_ms": 1_717_243_215_000}, 10),
-    ({"recipient": "hv-nfp", "outcome": "deny"}, 6),
-]
-
-
-@pytest.fixture
-def varied(store, decision):
-    entries = []
-    for n in range(40):
-        to_hotline = n % 4 == 3
-        entries.append(decision(
-            f"MPI-{n % 5}", n,
-            recipient="cw-hotline" if to_hotline else "hv-nfp",
-            agreement="cg-cw-match" if to_hotline else "cg-hv-births",
-            subscription="cw-birth-match" if to_hotline else "hv-births",
-            source="vital-records" if n % 2 else "county-general",
-            outcome="deny" if n % 5 == 0 else "permit",
-        ))
-    store.append(entries)
-    return store
-
-
-@pytest.mark.parametrize(("filters", "count"), FILTER_CASES)
-def test_query_filters(varied, filters, count):
-    found = varied.query(**filters, limit=1000)
-    assert len(found) == count
-    assert [record.seq for record in found] == sorted(record.seq for record in found)
-    for name, value in filters.items():
-        for record in found:
-            if name == "since_ms":
-                assert record.at_ms >= value
-            elif name == "until_ms":
-                assert record.at_ms < value
-            else:
-                assert getattr(record, name) == value
-    assert len(list(varied.iter_records(where=AuditFilter(**filters)))) == count
-
-
-def test_query_by_subject_finds_only_that_person(varied, pseudonymizer):
-    pseudonym = pseudonymizer.pseudonym("MPI-2")
-    found = varied.query(subject=pseudonym, limit=1000)
-    assert [record.seq for record in found] == [n + 1 for n in range(40) if n % 5 == 2]
-    assert {record.subject for record in found} == {pseudonym}
-
-
-def test_query_pages_with_after_seq_and_limit(varied):
-    first = varied.query(recipient="hv-nfp", limit=7)
-    second = varied.query(recipient="hv-nfp", after_seq=first[-1].seq, limit=7)
-    everything = varied.query(recipient="hv-nfp", limit=1000)
-    assert [r.seq for r in first + second] == [r.seq for r in everything[:14]]
-
-
-@pytest.mark.parametrize(
-    "arguments", [{"limit": 0}, {"since_ms": 10, "until_ms": 5}]
-)
-def test_query_refuses_invalid_arguments(store, arguments):
-    with pytest.raises(AuditQueryError):
-        store.query(**arguments)
-
-
-def test_disclosures_list_only_permitted_decisions_about_that_subject(
-    store, decision, pseudonymizer
-):
-    store.append([
-        decision("MPI-0048213", 0),
-        decision("MPI-0048213", 1, outcome="deny"),
-        decision("MPI-9999999", 2),
-        AuditEntry(kind="consent_change", at_ms=5, outcome="permit",
-                   subject=pseudonymizer.pseudonym("MPI-0048213"),
-                   detail={"consent_id": "consent-17"}),
-        decision("MPI-0048213", 3, recipient="cw-hotline", subscription="cw-birth-match",
-                 agreement="cg-cw-match"),
-    ])
-    found = store.disclosures(pseudonymizer.pseudonym("MPI-0048213"))
-    assert [(d.seq, d.recipient) for d in found] == [(1, "hv-nfp"), (5, "cw-hotline")]
-    first = found[0]
-    assert first.data_disclosed == ("mother.given_name", "mother.phone", "mother.address.zip")
-    assert first.purpose == "care_coordination"
-    assert first.legal_basis == ("cg-hv-births", "45 CFR 164.506(c)(4)")
-    assert first.consent_ids == ("consent-17",)
-    assert first.event_type == "birth"
-    assert first.decision_id == f"{0:032x}"
-
-
-def test_disclosures_can_be_limited_to_a_period(store, decision, pseudonymizer):
-    store.append([decision("MPI-1", n) for n in range(10)])
-    found = store.disclosures(
-        pseudonymizer.pseudonym("MPI-1"),
-        since_ms=1_717_243_203_000, until_ms=1_717_243_206_000,
-    )
-    assert [d.seq for d in found] == [4, 5, 6]
 
 
 def test_a_repeated_decision_explanation_is_stored_once(data_dir, store, decision):
@@ -248,3 +144,45 @@ def test_a_repeated_decision_explanation_is_stored_once(data_dir, store, decisio
     assert [record.detail for record in store.iter_records()] == [
         decision(n=n).detail for n in range(200)
     ]
+
+
+_VERSION_1_INDEXES = """
+DROP TABLE audit_counts;
+DROP INDEX audit_by_recipient; DROP INDEX audit_by_agreement; DROP INDEX audit_by_time;
+DROP INDEX audit_by_subscription; DROP INDEX audit_by_kind;
+CREATE INDEX audit_by_recipient ON audit_records (recipient) WHERE recipient IS NOT NULL;
+CREATE INDEX audit_by_recipient_time ON audit_records (recipient, at_ms)
+    WHERE recipient IS NOT NULL;
+CREATE INDEX audit_by_agreement ON audit_records (agreement) WHERE agreement IS NOT NULL;
+CREATE INDEX audit_by_agreement_time ON audit_records (agreement, at_ms)
+    WHERE agreement IS NOT NULL;
+CREATE INDEX audit_by_time ON audit_records (at_ms);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_store_written_by_the_previous_version_is_upgraded_on_opening(
+    data_dir, store, decision
+):
+    store.append([decision(f"MPI-{n % 3}", n, outcome="deny" if n % 4 else "permit")
+                  for n in range(30)])
+    store.close()
+    conn = sqlite3.connect(audit_db_path(data_dir), isolation_level=None)
+    conn.executescript(_VERSION_1_INDEXES)
+    conn.close()
+
+    with SqliteAuditStore(audit_db_path(data_dir), create=False) as upgraded:
+        assert verify(upgraded).ok
+        counted = upgraded.count(AuditFilter(recipient="hv-nfp"), by=("outcome",))
+        assert [(c.group, c.count) for c in counted] == [(("deny",), 22), (("permit",), 8)]
+        assert len(upgraded.page(AuditFilter(kind="decision"), limit=100).records) == 30
+    conn = sqlite3.connect(audit_db_path(data_dir))
+    try:
+        indexes = {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'audit_by_%'")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    assert version == 2
+    assert indexes == {"audit_by_subject", "audit_by_recipient", "audit_by_agreement",
+                       "audit_by_subscription", "audit_by_kind", "audit_by_time"}

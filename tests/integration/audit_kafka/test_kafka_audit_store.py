@@ -4,9 +4,11 @@ index, checkpoints, restarts."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from broker.audit import AuditEntry, AuditStore
+from broker.audit import AuditEntry, AuditFilter, AuditStore
 from broker.audit.errors import AuditEntryError, AuditStoreUnavailableError
 from broker.audit.kafka_records import AUDIT_TOPIC
 from broker.audit.kafka_store import KafkaAuditStore
@@ -25,12 +27,12 @@ def test_records_appended_by_one_process_are_found_through_another(space):
     assert stored[1].prev_hash == stored[0].hash
     assert stored[0].computed_hash() == stored[0].hash
 
-    found = api.query(subject=PSEUDONYMS.pseudonym("MPI-1"), limit=100)
+    found = api.page(AuditFilter(subject=PSEUDONYMS.pseudonym("MPI-1")), limit=100).records
     assert [r.event_id for r in found] == [f"ev-{n}" for n in range(1, 30, 3)]
     assert found[0].to_dict() == {**stored[1].to_dict(), "detail": dict(stored[1].detail)}
     assert all(r.computed_hash() == r.hash for r in found)
     assert found[0].to_dict()["chain"] == router.chain
-    disclosures = api.disclosures(PSEUDONYMS.pseudonym("MPI-1"))
+    disclosures = api.disclosures(AuditFilter(subject=PSEUDONYMS.pseudonym("MPI-1")))
     assert [d.event_id for d in disclosures] == [f"ev-{n}" for n in range(1, 30, 3)]
     assert disclosures[0].recipient == "hv-nfp"
     assert disclosures[0].purpose == "care_coordination"
@@ -41,10 +43,10 @@ def test_paging_by_seq_returns_every_record_of_every_chain_once(space):
     for n in range(12):
         (first if n % 2 else second).append([decision(n * 10 + k) for k in range(5)])
     seen: list[str] = []
-    after = 0
-    while page := reader.query(after_seq=after, limit=7):
-        seen.extend(r.event_id for r in page)
-        after = page[-1].seq
+    cursor = None
+    while (page := reader.page(AuditFilter(), cursor=cursor, limit=7)).records:
+        seen.extend(r.event_id for r in page.records)
+        cursor = page.cursor
     assert sorted(seen) == sorted(f"ev-{n * 10 + k}" for n in range(12) for k in range(5))
     chains = reader.chains()
     assert set(chains) == {first.chain, second.chain}
@@ -94,14 +96,15 @@ def test_a_checkpoint_that_does_not_match_the_heads_is_refused(space, signer):
 def test_the_index_is_a_cache_rebuilt_from_kafka(space, tmp_path):
     writer = space.store(index="shared.db")
     writer.append([decision(n, f"MPI-{n % 2}") for n in range(20)])
-    expected = writer.query(subject=PSEUDONYMS.pseudonym("MPI-0"), limit=50)
+    person = AuditFilter(subject=PSEUDONYMS.pseudonym("MPI-0"))
+    expected = list(writer.iter_records(person))
     writer.close()
     (tmp_path / "shared.db").unlink()
     rebuilt = space.store(index="shared.db")
-    assert rebuilt.query(subject=PSEUDONYMS.pseudonym("MPI-0"), limit=50) == expected
+    assert list(rebuilt.iter_records(person)) == expected
     # A reopened index reads only what is new.
     rebuilt.append([decision(100, "MPI-0")])
-    assert len(rebuilt.query(subject=PSEUDONYMS.pseudonym("MPI-0"), limit=50)) == 11
+    assert rebuilt.count(person)[0].count == 11
 
 
 def test_a_raw_identifier_is_refused_before_anything_reaches_kafka(space):
@@ -145,11 +148,22 @@ def test_a_failed_append_is_reported_and_the_next_append_starts_a_new_chain(tmp_
 def test_an_index_pointed_at_another_audit_log_starts_afresh(space, kafka_broker):
     first = space.store(index="reused.db")
     first.append([decision(n) for n in range(3)])
-    assert len(first.query(limit=10)) == 3
+    assert len(list(first.iter_records())) == 3
     first.close()
     # The same data directory, now pointed at another installation's topics.
     other_prefix = f"other{space.prefix}"
     writer = space.store(prefix=other_prefix)
     writer.append([decision(100)])
     reused = space.store(index="reused.db", prefix=other_prefix)
-    assert [r.event_id for r in reused.query(limit=10)] == ["ev-100"]
+    assert [r.event_id for r in reused.iter_records()] == ["ev-100"]
+
+
+def test_an_index_of_an_older_layout_is_rebuilt(space, tmp_path):
+    space.store("router").append([decision(n, f"MPI-{n % 2}") for n in range(6)])
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.executescript("CREATE TABLE records (pos INTEGER PRIMARY KEY, chain INTEGER);"
+                      "CREATE TABLE progress (topic TEXT PRIMARY KEY, next_offset INTEGER);"
+                      "INSERT INTO progress VALUES ('_audit', 6);")
+    old.close()
+    reopened = space.store(index="old.db")
+    assert [r.event_id for r in reopened.iter_records()] == [f"ev-{n}" for n in range(6)]

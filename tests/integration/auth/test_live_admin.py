@@ -1,5 +1,10 @@
 """A running broker takes key changes and policy reloads without a restart, and keeps
-the last good policy when a reload is refused, saying so."""
+the last good policy when a reload is refused, saying so.
+
+One broker process serves the module. Before each test its policy folder is put back to
+the demo policy and reloaded, and each test reads only the audit records and log lines
+written after it began.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +23,12 @@ import pytest
 
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from broker.auth import Role
 from broker.auth.keyfile import KeyFile
 from broker.demo import story
 from tests.e2e.harness import DEMO, REPO, BrokerProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -30,19 +37,10 @@ def a_birth() -> dict[str, Any]:
     return story.STORY[2].build(datetime.now(UTC))
 
 
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def audit_records(data_dir: Path, kind: str) -> list[Any]:
     store = SqliteAuditStore(audit_db_path(data_dir), create=False)
     try:
-        return store.query(kind=kind, limit=1000)
+        return list(store.iter_records(AuditFilter(kind=kind)))
     finally:
         store.close()
 
@@ -52,17 +50,44 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.fixture
-def live(tmp_path) -> Iterator[tuple[BrokerProcess, dict[str, str]]]:
-    policy = tmp_path / "policy"
+def audit_head(data_dir: Path) -> int:
+    store = SqliteAuditStore(audit_db_path(data_dir), create=False)
+    try:
+        return store.head()[0]
+    finally:
+        store.close()
+
+
+@dataclass
+class Live:
+    """The module's broker as one test sees it."""
+
+    broker: BrokerProcess
+    secrets: dict[str, str]
+    audit_mark: int
+    log_mark: int
+
+    def records(self, kind: str) -> list[Any]:
+        """Audit records of `kind` written since the test began."""
+        return [r for r in audit_records(self.broker.data_dir, kind) if r.seq > self.audit_mark]
+
+    def logs(self) -> str:
+        """The broker's log since the test began."""
+        return self.broker.logs()[self.log_mark:]
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory) -> Iterator[tuple[BrokerProcess, dict[str, str]]]:
+    root = tmp_path_factory.mktemp("live")
+    policy = root / "policy"
     shutil.copytree(DEMO / "policy", policy)
-    keys_file = tmp_path / "keys.yaml"
+    keys_file = root / "keys.yaml"
     keyfile = KeyFile(keys_file)
     secrets = {
         "admin": keyfile.issue("state-integration-team", [Role.ADMIN], key_id="ops").secret,
         "nfp": keyfile.issue("hv-nfp", [Role.SUBSCRIBE], key_id="nfp").secret,
     }
-    broker = BrokerProcess(data_dir=tmp_path / "data", policy_dir=policy,
+    broker = BrokerProcess(data_dir=root / "data", policy_dir=policy,
                            keys_file=keys_file).start()
     try:
         yield broker, secrets
@@ -70,43 +95,59 @@ def live(tmp_path) -> Iterator[tuple[BrokerProcess, dict[str, str]]]:
         broker.stop()
 
 
+@pytest.fixture
+def live(running) -> Live:
+    """The module's broker with the demo policy in force again, its files as shipped."""
+    broker, secrets = running
+    for shipped in (DEMO / "policy").rglob("*"):
+        if shipped.is_file():
+            shutil.copy(shipped, broker.policy_dir / shipped.relative_to(DEMO / "policy"))
+    reloaded = httpx.post(f"{broker.url}/v1/admin/policy:reload",
+                          headers=bearer(secrets["admin"]), timeout=30)
+    assert reloaded.status_code == 200, reloaded.text
+    assert "policy_reload" not in httpx.get(f"{broker.url}/readyz").json()["checks"]
+    return Live(broker, secrets, audit_head(broker.data_dir), len(broker.logs()))
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
 def test_keys_issued_and_revoked_from_the_cli_take_effect_without_restart(live):
-    broker, _ = live
+    broker = live.broker
     keys = str(broker.keys_file)
     issued = cli("keys", "issue", "--agency", "county-general", "--role", "publish",
                  "--id", "cgh-ehr", "--keys", keys)
     assert issued.returncode == 0, issued.stderr
     secret = issued.stdout.strip()
-    assert eventually(lambda: httpx.post(f"{broker.url}/v1/events/birth", json=a_birth(),
-                                         headers=bearer(secret)).status_code == 202)
+    eventually(lambda: httpx.post(f"{broker.url}/v1/events/birth", json=a_birth(),
+                                  headers=bearer(secret)).status_code == 202,
+               interval=0.1, message="the issued key was not accepted")
 
     assert cli("keys", "revoke", "cgh-ehr", "--keys", keys).returncode == 0
-    assert eventually(lambda: httpx.post(f"{broker.url}/v1/events/birth", json=a_birth(),
-                                         headers=bearer(secret)).status_code == 401)
+    eventually(lambda: httpx.post(f"{broker.url}/v1/events/birth", json=a_birth(),
+                                  headers=bearer(secret)).status_code == 401,
+               interval=0.1, message="the revoked key was still accepted")
     refused = httpx.post(f"{broker.url}/v1/events/birth", json=a_birth(),
                          headers=bearer(secret))
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"] == "/problems/unauthenticated"
     assert "revoked" in refused.json()["detail"]
-    refusals = audit_records(broker.data_dir, "access_refused")
+    refusals = live.records("access_refused")
     assert any(r.actor == "cgh-ehr" and r.detail["reason"] == "key revoked"
                and r.detail["status"] == 401 for r in refusals)
     # The decision for the event it published while valid names the key.
-    assert eventually(lambda: any(r.actor == "cgh-ehr"
-                                  for r in audit_records(broker.data_dir, "decision")))
+    eventually(lambda: any(r.actor == "cgh-ehr" for r in live.records("decision")),
+               message="no decision names the key")
     # The broker recorded both edits of the keys file as it saw them.
-    changes = [dict(r.detail) for r in audit_records(broker.data_dir, "keys_changed")]
+    changes = [dict(r.detail) for r in live.records("keys_changed")]
     assert {"added": ["cgh-ehr"], "removed": [], "changed": []} in changes
     assert {"added": [], "removed": [], "changed": ["cgh-ehr"]} in changes
-    assert secret not in broker.logs()
+    assert secret not in broker.logs()   # the whole log, not only this test's part
 
 
 def test_a_refused_reload_keeps_the_last_good_bundle_and_says_so(live):
-    broker, secrets = live
+    broker, secrets = live.broker, live.secrets
     admin = httpx.Client(base_url=broker.url, headers=bearer(secrets["admin"]), timeout=30)
     version = httpx.get(f"{broker.url}/readyz").json()["checks"]["policy"]
     subscriptions = broker.policy_dir / "subscriptions.yaml"
@@ -127,7 +168,7 @@ def test_a_refused_reload_keeps_the_last_good_bundle_and_says_so(live):
     assert ready.status_code == 200
     assert ready.json()["checks"]["policy"] == version
     assert ready.json()["checks"]["policy_reload"].startswith("refused: 2 problem(s)")
-    (record,) = audit_records(broker.data_dir, "policy_reload_refused")
+    (record,) = live.records("policy_reload_refused")
     assert record.actor == "ops" and record.detail["problem_count"] == 2
     # The last good bundle still serves its subscribers.
     listed = httpx.get(f"{broker.url}/v1/subscriptions", headers=bearer(secrets["nfp"]))
@@ -144,7 +185,7 @@ def test_a_refused_reload_keeps_the_last_good_bundle_and_says_so(live):
     ready = httpx.get(f"{broker.url}/readyz").json()
     assert ready["checks"]["policy"] == applied.json()["version"]
     assert "policy_reload" not in ready["checks"]
-    loaded = audit_records(broker.data_dir, "policy_loaded")
+    loaded = live.records("policy_loaded")
     assert loaded[-1].actor == "ops"
     assert loaded[-1].detail["bundle_version"] == applied.json()["version"]
     listed = httpx.get(f"{broker.url}/v1/subscriptions", headers=bearer(secrets["nfp"]))
@@ -152,7 +193,7 @@ def test_a_refused_reload_keeps_the_last_good_bundle_and_says_so(live):
 
 
 def test_sighup_reloads_the_policy_and_a_refusal_shows_in_readyz(live):
-    broker, _ = live
+    broker = live.broker
     assert broker.proc is not None
     agencies = broker.policy_dir / "agencies.yaml"
     agencies.write_text(agencies.read_text().replace("regimes: [hipaa]", "regimes: hipaa", 1))
@@ -162,15 +203,15 @@ def test_sighup_reloads_the_policy_and_a_refusal_shows_in_readyz(live):
         checks = httpx.get(f"{broker.url}/readyz").json()["checks"]
         return str(checks.get("policy_reload", "")).startswith("refused")
 
-    assert eventually(refused)
-    (record,) = audit_records(broker.data_dir, "policy_reload_refused")
+    eventually(refused, message="readyz never reported the refused reload")
+    (record,) = live.records("policy_reload_refused")
     assert record.actor == "sighup"
     assert any("agencies.yaml" in p for p in record.detail["problems"])
-    assert "policy reload refused" in broker.logs()
+    assert "policy reload refused" in live.logs()
 
 
 def test_only_an_admin_may_reload(live):
-    broker, secrets = live
+    broker, secrets = live.broker, live.secrets
     response = httpx.post(f"{broker.url}/v1/admin/policy:reload",
                           headers=bearer(secrets["nfp"]))
     assert response.status_code == 403

@@ -1,5 +1,5 @@
 """Who records and revokes consents, checked where consents are published, over the HTTP
-API of a real runtime (embedded log, audit store, router thread); and ISO date strings
+API of a real broker (embedded log, audit store, router thread); and ISO date strings
 refused at publish.
 
 Attacks, one row each: another agency's consent with a colliding id, a recipient
@@ -20,11 +20,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.audit.store import AuditFilter
+from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
-from broker.runtime import Runtime
-from broker.services import Services
 from schemas.jsonform import record_from_json
 from schemas.wire import encode_wire
 from tests.e2e.harness import DEMO, demo_keys
@@ -38,17 +37,16 @@ def auth(agency: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(tmp_path) -> Iterator[tuple[TestClient, Runtime]]:
+def api(tmp_path) -> Iterator[tuple[TestClient, Broker]]:
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
                              keys_file=DEMO / "keys.yaml")
-    runtime = build_runtime(settings)
-    services = Services(runtime)
-    services.start()
+    broker = build_broker(settings)
+    broker.start()
     try:
-        with TestClient(create_app(runtime)) as client:
-            yield client, runtime
+        with TestClient(create_app(broker.api)) as client:
+            yield client, broker
     finally:
-        services.stop()
+        broker.stop()
 
 
 def consent(subject: str, consent_id: str, action: str = "GRANT", *,
@@ -60,11 +58,11 @@ def consent(subject: str, consent_id: str, action: str = "GRANT", *,
     return event
 
 
-def consent_changes(runtime: Runtime) -> list[Any]:
-    return runtime.audit_store.query(kind="consent_change", limit=1000)
+def consent_changes(runtime: Broker) -> list[Any]:
+    return list(runtime.audit.iter_records(AuditFilter(kind="consent_change")))
 
 
-def consents_on_the_log(runtime: Runtime) -> int:
+def consents_on_the_log(runtime: Broker) -> int:
     topic = "events.consent"
     return sum(runtime.log.end_offset(topic, p) for p in range(runtime.log.partitions(topic)))
 

@@ -3,19 +3,20 @@ embedded log and on Kafka (a Tansu broker)."""
 
 from __future__ import annotations
 
-from connectors.offsets import DeadLetter, DeadLetterTopic, OffsetStore
+from broker.connect.offsets import DeadLetterTopic, TopicOffsetStore
+from connectors.dead_letters import DeadLetter
 
 
 def test_the_latest_position_of_each_connector_survives_reopening(event_log_factory):
     log = event_log_factory()
-    offsets = OffsetStore(log)
+    offsets = TopicOffsetStore(log)
     assert offsets.get("cms") is None
     for n in range(1, 6):
         offsets.commit("cms", {"id": n})
     offsets.commit("drop", {"file": "a.csv", "line": 12, "done": False})
     log.close()
 
-    reopened = OffsetStore(event_log_factory())
+    reopened = TopicOffsetStore(event_log_factory())
     assert reopened.get("cms") == {"id": 5}
     assert reopened.get("drop") == {"file": "a.csv", "line": 12, "done": False}
     assert reopened.get("other") is None

@@ -54,6 +54,7 @@ def test_a_bad_connectors_file_is_refused_naming_the_problem(tmp_path, text, mes
         load_connectors_file(write(tmp_path, text))
 
 
+@pytest.mark.slow
 def test_connect_check_validates_and_exits_2_on_a_problem(tmp_path):
     good = write(tmp_path, "connectors:\n  - {name: a, type: postgres_outbox, agency: x, "
                            "dsn: d}\n")

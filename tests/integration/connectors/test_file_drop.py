@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from broker.testing import ConnectorHarness
 from connectors.errors import FatalConnectorError
-from connectors.testing import ConnectorHarness
 
 HEADER = ("mrn,recorded,child_mrn,child_first,child_last,dob,sex,weight,ga,nicu,exposure,"
           "mother_first,mother_last,mother_dob,medicaid,phone\n")

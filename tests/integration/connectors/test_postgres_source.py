@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from broker.testing import ConnectorHarness
 from connectors.errors import FatalConnectorError, RetriableConnectorError
-from connectors.testing import ConnectorHarness
 from tests.contract.connector_kits import birth
 
 OUTBOX = ("CREATE TABLE handoff_outbox (id bigserial PRIMARY KEY, event_type text NOT NULL, "

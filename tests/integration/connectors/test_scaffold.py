@@ -44,6 +44,7 @@ def test_a_scaffolded_connector_passes_its_own_test(tmp_path):
                for line in listed.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_a_name_that_cannot_become_a_package_is_refused(tmp_path):
     made = run(sys.executable, "-m", "broker.cli.main", "connect", "new", "Acme CMS!",
                "--dir", str(tmp_path))

@@ -3,7 +3,6 @@ encryption and retention tests."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,12 +13,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
-from broker.runtime import Runtime
-from broker.services import Services
 from tests.e2e.harness import DEMO, demo_keys
+from tests.waiting import eventually
 
 KEYS = demo_keys()
 
@@ -29,17 +27,16 @@ def auth(agency: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_broker(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Runtime]]:
+def running_broker(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Broker]]:
     loaded = load_settings(policy_dir=DEMO / "policy", data_dir=data,
                            keys_file=DEMO / "keys.yaml", **settings)
-    runtime = build_runtime(loaded)
-    services = Services(runtime)
-    services.start()
+    runtime = build_broker(loaded)
+    runtime.start()
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime.api)) as client:
             yield client, runtime
     finally:
-        services.stop()
+        runtime.stop()
 
 
 def marked_birth(marker: str) -> dict[str, Any]:
@@ -64,15 +61,18 @@ def pull(client: TestClient, expect: int, sub: str = "eval-births",
     """Every delivery of `sub` from the start, waiting until `expect` arrived."""
     events: list[dict[str, Any]] = []
     cursor = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def pulled_to_the_end() -> bool:
+        nonlocal cursor
         body = client.get(f"/v1/subscriptions/{sub}/events",
                           params={"after": cursor, "wait": 0.5, "limit": 500},
                           headers=auth(agency)).json()
-        events += body["events"]
+        events.extend(body["events"])
         cursor = body["next"]
-        if len(events) >= expect and not body["events"]:
-            break
+        return len(events) >= expect and not body["events"]
+
+    eventually(pulled_to_the_end, timeout=timeout, interval=0,
+               message=lambda: f"{sub}: pulled {len(events)} of {expect} events")
     return events
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from broker.crypto import DataKeyring, LocalKek, LogKeyStore
+from broker.crypto.encrypted_log import EncryptedEventLog
 from broker.crypto.kek import write_new_kek
 from broker.log import EventLog, SqliteEventLog
-from broker.log.encrypted import EncryptedEventLog
 from broker.log.kafka import KafkaEventLog
 from tests.contract.conftest import EventLogFactory
 from tests.kafka_broker import TansuBroker, kafka_broker  # noqa: F401  (session fixture)
@@ -45,7 +45,7 @@ def _opener(backend: str, request: pytest.FixtureRequest, tmp_path: Path
             lambda: KafkaEventLog(broker.bootstrap_servers, topic_prefix=prefix))
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", pytest.param("kafka", marks=pytest.mark.slow)])
 def event_log_factory(request: pytest.FixtureRequest, tmp_path: Path
                       ) -> Iterator[EventLogFactory]:
     """The contract suite's factory, every handle an `EncryptedEventLog` over the backend,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.cli.main import app as cli
 from broker.config import load_settings
 from broker.crypto import KekError
@@ -64,6 +64,7 @@ def test_deliveries_and_ingress_are_sealed_with_their_data_key_named(tmp_path, k
         assert b"handoff.data_key" in headers
 
 
+@pytest.mark.slow
 def test_a_restart_with_the_same_kek_reads_what_was_written_before(tmp_path, kek_file):
     data = tmp_path / "data"
     with running_broker(data, **encryption(kek_file)) as (client, _):
@@ -86,10 +87,11 @@ def test_a_broker_given_another_kek_refuses_to_start_naming_both(tmp_path, kek_f
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=data,
                              keys_file=DEMO / "keys.yaml", **encryption(tmp_path / "other-kek"))
     with pytest.raises(KekError) as caught:
-        build_runtime(settings)
+        build_broker(settings)
     assert right.kek_id in str(caught.value) and stranger.kek_id in str(caught.value)
 
 
+@pytest.mark.slow
 def test_rotate_kek_rewraps_keys_and_the_old_kek_is_no_longer_needed(tmp_path, kek_file):
     data = tmp_path / "data"
     with running_broker(data, **encryption(kek_file)) as (client, _):
@@ -122,6 +124,7 @@ def test_rotate_kek_rewraps_keys_and_the_old_kek_is_no_longer_needed(tmp_path, k
     assert keys and all(old.kek_id.encode() not in v for (v,) in keys)
 
 
+@pytest.mark.slow
 def test_online_rotation_rewraps_at_start_with_the_previous_kek(tmp_path, kek_file):
     data = tmp_path / "data"
     with running_broker(data, **encryption(kek_file)) as (client, _):

@@ -13,9 +13,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.config import load_settings
-from broker.services import Services
 from tests.e2e.harness import DEMO, demo_keys
 
 KEYS = demo_keys()
@@ -72,11 +71,10 @@ def api(tmp_path, request) -> Iterator[TestClient]:
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
                              keys_file=DEMO / "keys.yaml", connectors_file=connectors,
                              **getattr(request, "param", {}))
-    runtime = build_runtime(settings)
-    services = Services(runtime)
-    services.start()
+    broker = build_broker(settings)
+    broker.start()
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(broker.api)) as client:
             yield client
     finally:
-        services.stop()
+        broker.stop()

@@ -13,7 +13,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,9 @@ from broker.errors import LogError, LogUnavailableError, TopicMismatchError
 from broker.log import NewRecord, TopicSpec, partition_for
 from broker.log.kafka import KafkaEventLog
 from tests.kafka_broker import TansuBroker, free_port
+from tests.waiting import Background, eventually
+
+pytestmark = pytest.mark.slow
 
 GROUP_MEMBER = Path(__file__).with_name("kafka_group_member.py")
 GENEROUS_S = 20.0
@@ -179,15 +181,13 @@ def test_wait_sees_an_append_by_another_client(open_log):
     topic = unique("deliver.hv-births")
     writer, waiter = open_log(), open_log()
     writer.ensure_topic(TopicSpec(topic))
-    appender = threading.Timer(0.2, lambda: writer.append(topic, [NewRecord(b"news")]))
+    waiting = Background(lambda: waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block on an empty partition")
 
-    appender.start()
-    try:
-        woke = waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S)
-    finally:
-        appender.join()
+    writer.append(topic, [NewRecord(b"news")])
 
-    assert woke is True
+    assert waiting.result(timeout=GENEROUS_S) is True
 
 
 def test_waiters_on_several_topics_see_appends_by_another_client(open_log):
@@ -197,21 +197,18 @@ def test_waiters_on_several_topics_see_appends_by_another_client(open_log):
     writer, waiter = open_log(), open_log()
     for topic in topics:
         writer.ensure_topic(TopicSpec(topic))
-    woke: dict[str, bool] = {}
 
-    def wait_on(topic: str) -> None:
-        woke[topic] = waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S)
+    def wait_on(topic: str) -> Background[bool]:
+        return Background(lambda: waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S))
 
-    waiting = [threading.Thread(target=wait_on, args=(t,)) for t in topics]
-    for thread in waiting:
-        thread.start()
-    time.sleep(0.2)
+    waiting = {topic: wait_on(topic) for topic in topics}
+    eventually(lambda: all(w.blocked_in(KafkaEventLog.wait) for w in waiting.values()),
+               message="the waiters did not block on their empty partitions")
     for topic in topics:
         writer.append(topic, [NewRecord(b"news")])
-    for thread in waiting:
-        thread.join()
 
-    assert woke == {topic: True for topic in topics}
+    assert {t: w.result(timeout=GENEROUS_S) for t, w in waiting.items()} == \
+        {topic: True for topic in topics}
     assert waiter.end_offset(topics[1], 0) == 1
 
 
@@ -354,11 +351,15 @@ def test_io_that_waits_for_the_interpreter_lock_is_not_logged_as_blocking(open_l
 
 
 def poll_until(members, done, on_records=lambda _m, _r: None) -> None:
-    deadline = time.monotonic() + GENEROUS_S
-    while not done():
-        assert time.monotonic() < deadline, "the group did not settle in time"
+    def polled_until_done() -> bool:
+        if done():
+            return True
         for member in members:
             on_records(member, member.poll(0.05))
+        return done()
+
+    eventually(polled_until_done, timeout=GENEROUS_S, interval=0,
+               message="the group did not settle in time")
 
 
 def test_a_member_does_not_commit_partitions_it_lost(open_log):
@@ -458,19 +459,22 @@ def _relay(index: int, stream: IO[str], events: queue.Queue[tuple[int, str, str]
 
 
 def _collect(events, done, assignments, received) -> None:
-    deadline = time.monotonic() + GENEROUS_S
-    while not done():
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"members did not get there in time: {assignments}"
+    def collected_until_done() -> bool:
+        if done():
+            return True
         try:
-            index, kind, rest = events.get(timeout=remaining)
+            index, kind, rest = events.get(timeout=0.1)
         except queue.Empty:
-            continue
+            return False
         if kind == "assignment":
             assignments[index] = {(t, p) for t, p in json.loads(rest)}
         elif kind == "record":
             partition, offset = map(int, rest.split())
             received.setdefault(index, []).append((partition, offset))
+        return done()
+
+    eventually(collected_until_done, timeout=GENEROUS_S, interval=0,
+               message=lambda: f"members did not get there in time: {assignments}")
 
 
 # -- an unreachable cluster -----------------------------------------------------------------

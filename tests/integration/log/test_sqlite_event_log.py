@@ -4,7 +4,6 @@ sharing a file with another process, and how it reports trouble with its databas
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 import broker.log.sqlite as sqlite_module
 from broker.errors import ConfigError, LogError, LogUnavailableError
 from broker.log import NewRecord, SqliteEventLog, TopicSpec
+from tests.waiting import Background, eventually
 
 
 @pytest.fixture
@@ -88,12 +88,13 @@ def test_appends_by_another_process_wake_a_waiter(log, log_path):
     # process would; only the fallback poll can notice its commits.
     log.ensure_topic(TopicSpec("events.birth"))
     other = SqliteEventLog(log_path)
-    appender = threading.Timer(0.05, lambda: other.append("events.birth", [NewRecord(b"x")]))
-    appender.start()
     try:
-        assert log.wait({("events.birth", 0): 0}, timeout=10) is True
+        waiter = Background(lambda: log.wait({("events.birth", 0): 0}, timeout=10))
+        eventually(lambda: waiter.blocked_in(SqliteEventLog.wait),
+                   message="wait() did not block on an empty partition")
+        other.append("events.birth", [NewRecord(b"x")])
+        assert waiter.result(timeout=10) is True
     finally:
-        appender.join()
         other.close()
     assert [r.value for r in log.read("events.birth", 0, 0)] == [b"x"]
 
@@ -147,10 +148,11 @@ def test_a_database_from_a_newer_version_is_refused(log_path):
 
 def test_closing_wakes_a_waiter_with_an_error(log):
     log.ensure_topic(TopicSpec("events.birth"))
-    closer = threading.Timer(0.05, log.close)
-    closer.start()
-    try:
-        with pytest.raises(LogError):
-            log.wait({("events.birth", 0): 0}, timeout=10)
-    finally:
-        closer.join()
+    waiter = Background(lambda: log.wait({("events.birth", 0): 0}, timeout=10))
+    eventually(lambda: waiter.blocked_in(SqliteEventLog.wait),
+               message="wait() did not block on an empty partition")
+
+    log.close()
+
+    with pytest.raises(LogError):
+        waiter.result(timeout=10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,15 +9,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import build_broker
 from broker.config import load_settings
 from broker.demo import story
 from broker.log.port import NewRecord
 from broker.log.sqlite import SqliteEventLog
-from broker.services import Services
 from broker.topics import ROUTER_GROUP
 from tests.e2e.harness import DEMO, demo_keys
 from tests.kafka_broker import kafka_broker  # noqa: F401  (the session's Kafka broker)
+from tests.waiting import eventually
 
 
 def _routed(log: SqliteEventLog, topics: list[str]) -> bool:
@@ -36,11 +35,10 @@ def demo_data(tmp_path_factory) -> Path:
     keys = demo_keys()
     settings = load_settings(policy_dir=DEMO / "policy", data_dir=data,
                              keys_file=DEMO / "keys.yaml")
-    runtime = build_runtime(settings)
-    services = Services(runtime)
-    services.start()
+    runtime = build_broker(settings)
+    runtime.start()
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(runtime.api)) as client:
             now = datetime.now(UTC)
             for step in story.STORY:
                 response = client.post(f"/v1/events/{step.event_type}", json=step.build(now),
@@ -51,10 +49,8 @@ def demo_data(tmp_path_factory) -> Path:
             assert refused.status_code == 422
         runtime.log.append("events.birth", [NewRecord(value=b"not avro", key=b"MPI-X")])
         topics = [t for t in runtime.log.topics() if t.startswith("events.")]
-        deadline = time.monotonic() + 30
-        while not _routed(runtime.log, topics) and time.monotonic() < deadline:  # type: ignore[arg-type]
-            time.sleep(0.05)
-        assert _routed(runtime.log, topics)  # type: ignore[arg-type]
+        eventually(lambda: _routed(runtime.log, topics), timeout=30,  # type: ignore[arg-type]
+                   message="the router did not route the demo story")
     finally:
-        services.stop()
+        runtime.stop()
     return data

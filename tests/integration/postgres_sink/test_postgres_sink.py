@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from broker.demo import story
+from broker.testing import ConnectorHarness
 from connectors.postgres_sink import view_columns
-from connectors.testing import ConnectorHarness
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401
 
 SUB = "hv-births"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from broker.bootstrap import load_or_create_secret
 from broker.demo import story
 from tests.e2e.harness import BrokerProcess, Client, LogBackend, demo_keys
 from tests.kafka_broker import kafka_broker  # noqa: F401  (the session's Kafka broker)
+from tests.waiting import eventually
 
 MOTHER_PHONE = "608-555-0142"
 
@@ -127,12 +127,13 @@ def audited_decision_ids(client: Client, subscription: str) -> set[str]:
 def pull_until(client: Client, subscription: str, wanted: set[str], timeout: float = 120
                ) -> list[dict[str, Any]]:
     """Every delivery of `subscription`, in feed order, pulled until each event id in
-    `wanted` has arrived (or the timeout passes)."""
+    `wanted` has arrived; fails the test if some have not after `timeout` seconds."""
     events: list[dict[str, Any]] = []
     seen: set[str] = set()
     cursor = None
-    deadline = time.monotonic() + timeout
-    while not wanted <= seen and time.monotonic() < deadline:
+
+    def every_wanted_arrived() -> bool:
+        nonlocal cursor
         params: dict[str, Any] = {"limit": 1000, "wait": 1}
         if cursor:
             params["after"] = cursor
@@ -142,4 +143,10 @@ def pull_until(client: Client, subscription: str, wanted: set[str], timeout: flo
         events.extend(body["events"])
         seen.update(e["event_id"] for e in body["events"])
         cursor = body["next"]
+        return wanted <= seen
+
+    if wanted:
+        eventually(every_wanted_arrived, timeout=timeout, interval=0,
+                   message=lambda: f"{subscription}: {len(wanted - seen)} wanted events "
+                                   "never arrived")
     return events

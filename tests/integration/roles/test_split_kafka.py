@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.integration.roles.conftest import (
     mother,
     pull_until,
 )
+from tests.waiting import eventually
 
 HEALTH_FIELDS = ("birth_weight_grams", "gestational_age_weeks", "nicu_admission",
                  "substance_exposure")
@@ -81,14 +81,18 @@ def start_two_routers(on_kafka: Installation, keys: dict[str, str]
     so the consumer group has split the ingress partitions between them."""
     front, *routers = on_kafka.start_together("api,delivery", "router", "router")
     hospital = Client(front.url, keys["county-general"])
-    deadline = time.monotonic() + 60
-    wave = 0
-    while not all(decisions_made(r) > 0 for r in routers):
-        assert time.monotonic() < deadline, "the two routers never both routed events"
+    waves = iter(range(10**6))
+
+    def both_routed() -> bool:
+        if all(decisions_made(r) > 0 for r in routers):
+            return True
+        wave = next(waves)
         for n in range(16):
             hospital.publish_ok("birth", birth_of(mother(900_000 + wave * 16 + n)))
-        wave += 1
-        time.sleep(1)
+        return False
+
+    eventually(both_routed, timeout=60, interval=1,
+               message="the two routers never both routed events")
     return front, *routers
 
 
@@ -114,8 +118,8 @@ def test_kill_9_of_one_of_two_routers_loses_nothing_and_keeps_order_per_subject(
 
     publisher = threading.Thread(target=publish)
     publisher.start()
-    while len(accepted) < len(events) // 3 and publisher.is_alive():
-        time.sleep(0.01)
+    eventually(lambda: len(accepted) >= len(events) // 3 or not publisher.is_alive(),
+               timeout=120, interval=0.01, message="a third of the events were not accepted")
     routed_before_kill = decisions_made(doomed)
     doomed.kill()
     publisher.join(120)

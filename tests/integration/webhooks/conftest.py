@@ -16,11 +16,9 @@ import yaml
 from fastapi.testclient import TestClient
 
 from broker.api.app import create_app
-from broker.bootstrap import build_runtime
+from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
-from broker.runtime import Runtime
-from broker.services import Services
 from connectors.webhook_signing import WebhookSecret
 from tests.e2e.harness import DEMO, demo_keys
 from tests.integration.webhooks.receiver_server import WebhookReceiver
@@ -55,8 +53,7 @@ def a_birth(**changes: Any) -> dict[str, Any]:
 @dataclass
 class WebhookBroker:
     client: TestClient
-    runtime: Runtime
-    services: Services
+    runtime: Broker
     secret: str
     stopped: bool = False
 
@@ -65,7 +62,7 @@ class WebhookBroker:
         if not self.stopped:
             self.stopped = True
             self.client.__exit__(None, None, None)
-            self.services.stop()
+            self.runtime.stop()
 
     def publish_birth(self) -> dict[str, Any]:
         event = a_birth()
@@ -98,12 +95,11 @@ def make_broker(tmp_path: Path, receiver_secret: str) -> Iterator[BrokerFactory]
                       "secrets": {SUB: secrets} if secrets else {}},
             audit={"checkpoint_interval_seconds": 3600},
         )
-        runtime = build_runtime(settings)
-        services = Services(runtime)
-        services.start()
-        client = TestClient(create_app(runtime))
+        runtime = build_broker(settings)
+        runtime.start()
+        client = TestClient(create_app(runtime.api))
         client.__enter__()
-        broker = WebhookBroker(client, runtime, services, secrets[0] if secrets else "")
+        broker = WebhookBroker(client, runtime, secrets[0] if secrets else "")
         started.append(broker)
         return broker
 

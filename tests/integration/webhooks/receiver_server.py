@@ -8,13 +8,13 @@ every request it saw so a test can check what arrived.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from connectors.webhook_receiver import WebhookVerificationError, verify
+from tests.waiting import NeverHappened, eventually
 
 
 @dataclass
@@ -83,12 +83,13 @@ class WebhookReceiver:
 
     def wait_for(self, condition: Callable[[WebhookReceiver], bool], timeout: float = 20.0
                  ) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition(self):
-                return True
-            time.sleep(0.05)
-        return condition(self)
+        """Whether `condition` holds within `timeout` seconds; `assert not
+        receiver.wait_for(...)` watches that long for something that must not arrive."""
+        try:
+            eventually(lambda: condition(self), timeout=timeout)
+        except NeverHappened:
+            return False
+        return True
 
     def stop(self) -> None:
         if self._server is not None:

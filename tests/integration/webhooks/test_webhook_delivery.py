@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from broker.audit.store import AuditFilter
 from connectors.webhook_receiver import verify
 from connectors.webhook_signing import WebhookSecret
 from tests.integration.webhooks.conftest import SUB, auth
 from tests.integration.webhooks.receiver_server import WebhookReceiver
+from tests.waiting import eventually
 
 
 def audit_kinds(broker, kind: str) -> list:
-    return [r for r in broker.runtime.audit_store.query(kind=kind)]
+    return [r for r in broker.runtime.audit.iter_records(AuditFilter(kind=kind))]
 
 
 def test_delivery_is_signed_and_carries_only_the_permitted_fields(make_broker, receiver):
@@ -66,6 +70,7 @@ def test_receiver_failing_for_a_while_gets_every_event_in_order_once_it_recovers
         in text
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured_over_a_shorter_schedule(make_broker, receiver):
     receiver.script, receiver.retry_after = [503], "2"
     broker = make_broker(receiver.url, schedule=(0, 0.05, 0.05))
@@ -131,6 +136,7 @@ def test_dead_letters_are_for_the_subscriber_and_admins_only(make_broker, receiv
     assert unknown.status_code == 404
 
 
+@pytest.mark.slow
 def test_410_gone_disables_the_endpoint_until_it_is_enabled_again(make_broker, receiver):
     receiver.script = [410]
     broker = make_broker(receiver.url)
@@ -149,6 +155,7 @@ def test_410_gone_disables_the_endpoint_until_it_is_enabled_again(make_broker, r
         == ["disabled"]
 
 
+@pytest.mark.slow
 def test_the_cursor_survives_a_restart(make_broker, receiver):
     broker = make_broker(receiver.url)
     broker.publish_birth()
@@ -163,6 +170,7 @@ def test_the_cursor_survives_a_restart(make_broker, receiver):
     assert len({d["decision_id"] for d in receiver.delivered()}) == 3
 
 
+@pytest.mark.slow
 def test_no_secret_means_nothing_is_sent_unsigned(make_broker, tmp_path):
     receiver = WebhookReceiver(secrets=[WebhookSecret.generate().encoded()]).start()
     try:
@@ -174,28 +182,24 @@ def test_no_secret_means_nothing_is_sent_unsigned(make_broker, tmp_path):
 
 
 def _wait_dead_letters(broker, count: int) -> list[dict]:
-    import time
-    deadline = time.monotonic() + 20
     listed: list[dict] = []
-    while time.monotonic() < deadline:
-        listed = broker.client.get(f"/v1/subscriptions/{SUB}/dead-letters",
-                                   headers=auth("hv-nfp")).json()["dead_letters"]
-        if len(listed) >= count:
-            break
-        time.sleep(0.1)
+
+    def enough() -> bool:
+        listed[:] = broker.client.get(f"/v1/subscriptions/{SUB}/dead-letters",
+                                      headers=auth("hv-nfp")).json()["dead_letters"]
+        return len(listed) >= count
+
+    eventually(enough, timeout=20, interval=0.1,
+               message=lambda: f"{len(listed)} of {count} dead letters: {listed}")
     assert len(listed) == count, listed
     return listed
 
 
 def _wait_status(broker, status: str) -> dict:
-    import time
-    deadline = time.monotonic() + 10
-    body: dict = {}
-    while time.monotonic() < deadline:
+    def in_status() -> dict | None:
         body = broker.client.get(f"/v1/subscriptions/{SUB}/webhook",
                                  headers=auth("hv-nfp")).json()
-        if body["status"] == status:
-            break
-        time.sleep(0.1)
-    assert body["status"] == status, body
-    return body
+        return body if body["status"] == status else None
+
+    return eventually(in_status, timeout=10, interval=0.1,
+                      message=f"the webhook never became {status}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from broker.delivery.retry_schedule import RetrySchedule
+from broker.delivery.webhook_sender import parse_retry_after
 from connectors.webhook_receiver import WebhookVerificationError, verify
 from connectors.webhook_signing import WebhookSecret, WebhookSecretError, signature_header
-from connectors.webhook_sink import parse_retry_after
 
 # The example in the Standard Webhooks specification's reference libraries.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -24,7 +24,7 @@ def run(*args: str) -> Any:
 def test_check_a_valid_bundle() -> None:
     result = run("check", DEMO_DIR)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("ok: 9 agencies, 8 agreements, 19 rules, "
+    assert result.stdout.startswith("ok: 9 agencies, 9 agreements, 19 rules, "
                                     "8 subscriptions version sha256:")
 
 

@@ -139,8 +139,8 @@ def test_who_records_consents_is_checked_with_file_line_and_field(
 def test_recording_consents_without_publishing_them_is_a_warning(demo_copy: Path) -> None:
     text = (demo_copy / "agencies.yaml").read_text(encoding="utf-8")
     write(demo_copy, "agencies.yaml", text.replace(
-        "    publishes: [enrollment, screening, consent]\n    consents:",
-        "    publishes: [enrollment, screening]\n    consents:"))
+        "    publishes: [enrollment, screening, consent, referral_status]\n    consents:",
+        "    publishes: [enrollment, screening, referral_status]\n    consents:"))
     bundle = load_bundle(demo_copy, CATALOG)
     assert [w.location for w in bundle.warnings] == ["consents.records_for"]
     assert "does not publish consent events" in str(bundle.warnings[0])

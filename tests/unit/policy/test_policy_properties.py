@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from policy_cases import AT, CATALOG, agreement, bundle_with, engine_for, example, grant, ms
 
 from policy import ConsentView, Transform
 from policy.transforms import applicable
+
+pytestmark = pytest.mark.slow
 
 BIRTH = CATALOG.get("birth")
 PATHS = list(BIRTH.paths)

@@ -41,7 +41,8 @@ PERSON = {
 
 def test_builtin_schemas_load_with_tagged_leaf_fields() -> None:
     catalog = SchemaCatalog.load()
-    assert catalog.event_types() == ["birth", "consent", "enrollment", "referral", "screening"]
+    assert catalog.event_types() == ["birth", "consent", "enrollment", "handoff_overdue",
+                                     "referral", "referral_status", "screening"]
     birth = catalog.get("birth")
     assert birth.field("mother.ssn").tags == frozenset({"identifier.direct"})
     assert birth.field("mother.ssn").nullable

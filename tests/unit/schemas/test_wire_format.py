@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from schemas.catalog import SchemaCatalog
+from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
 from schemas.jsonform import record_from_json
 from schemas.registry import SchemaRegistry
 from schemas.store import InMemoryRegistryStore, RegistrySnapshot, StoredSchema
-from schemas.wire import WireCodec, decode_wire_body, decoding_hazards, encode_wire
+from schemas.wire import WireCodec, decode_wire_body, encode_wire
 
 CATALOG = SchemaCatalog.load()
 SECRET = "SECRET-512-44-9031"

@@ -49,6 +49,7 @@ def hostile_payloads(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_payloads())
 def test_mutated_payloads_decode_or_raise_decode_error(payload: bytes) -> None:

@@ -1,0 +1,223 @@
+"""What the routes may depend on, one FastAPI dependency each.
+
+A route states the narrow things it needs (`publisher: Publisher = Depends(publisher)`),
+never the whole broker. `broker.bootstrap` builds one `ApiParts` per process and
+`create_app` installs it; only this module reads it. Parts a process's roles do not
+build (no publisher without the `api` role) answer 503 if a route asks for them, which
+cannot happen for the routes a role mounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI, Request
+
+from broker.audit import AuditReader, AuditStore, AuditVerifier
+from broker.auditor import Auditor
+from broker.auth import KeyRing
+from broker.clock import Clock
+from broker.config import ApiSettings, FhirSettings
+from broker.connect.host import ConnectorHost
+from broker.delivery.dead_letters import DeadLetterQueue
+from broker.delivery.feed import DeliveryFeed
+from broker.delivery.webhook_state import WebhookStateStore
+from broker.errors import BrokerError
+from broker.event_types import EventTypes
+from broker.ingest.publisher import Publisher
+from broker.metrics import Metrics
+from broker.metrics_history import MetricsHistory
+from broker.policy_holder import LoadedPolicy, PolicyHolder
+from broker.policy_install import PolicyInstaller
+from broker.policy_trial import PolicyTrial
+from broker.reloads import PolicyReloader
+from broker.roles import Roles
+from broker.workers import Workers
+from schemas.registry import SchemaRegistry
+
+
+class NotServedHere(BrokerError):
+    """A part this process's roles do not run."""
+
+    retriable = True
+
+
+@dataclass(frozen=True)
+class ApiParts:
+    """Everything the HTTP API of one process uses, built by `broker.bootstrap`."""
+
+    settings: ApiSettings
+    roles: Roles
+    keyring: KeyRing
+    metrics: Metrics
+    auditor: Auditor
+    audit: AuditStore
+    policy: PolicyHolder
+    reloader: PolicyReloader
+    event_types: EventTypes
+    registry: SchemaRegistry
+    feed: DeliveryFeed
+    workers: Workers
+    clock: Clock
+    fhir: FhirSettings
+    publisher: Publisher | None = None
+    """Only with the `api` role."""
+    connectors: ConnectorHost | None = None
+    """Only with the `api` role and connectors configured."""
+    webhook_state: WebhookStateStore | None = None
+    dead_letter_queue: DeadLetterQueue | None = None
+    """Webhook delivery state and dead letters: only with the `delivery` role."""
+    verifier: AuditVerifier | None = None
+    """Re-walks the audit log's chains (the console's integrity page)."""
+    audit_public_key: Path | None = None
+    """The public key checkpoint signatures are checked against: the pinned one
+    (`audit.public_key_file`) or, unpinned, the one beside the data."""
+    audit_key_pinned: bool = False
+    policy_trial: PolicyTrial | None = None
+    policy_installer: PolicyInstaller | None = None
+    """The console's policy dry-run, and applying a tried bundle (`api` role)."""
+    metrics_history: MetricsHistory | None = None
+    """The process's own metrics over the last hour (`api` role)."""
+    extensions: tuple[Callable[[FastAPI], None], ...] = ()
+    """Called by `create_app` with the app: the console mounts itself this way, so the
+    API layer never imports it."""
+
+
+def _parts(request: Request) -> ApiParts:
+    parts: ApiParts = request.app.state.parts
+    return parts
+
+
+def api_settings(request: Request) -> ApiSettings:
+    return _parts(request).settings
+
+
+def fhir_settings(request: Request) -> FhirSettings:
+    return _parts(request).fhir
+
+
+def publisher(request: Request) -> Publisher:
+    found = _parts(request).publisher
+    if found is None:
+        raise NotServedHere("this process (without the api role) does not accept events")
+    return found
+
+
+def feed(request: Request) -> DeliveryFeed:
+    return _parts(request).feed
+
+
+def auditor(request: Request) -> Auditor:
+    return _parts(request).auditor
+
+
+def audit_store(request: Request) -> AuditStore:
+    return _parts(request).audit
+
+
+def audit_reader(request: Request) -> AuditReader:
+    """Reading the audit log: pages, streams, counts, disclosures, checkpoints."""
+    return _parts(request).audit
+
+
+def audit_verifier(request: Request) -> AuditVerifier:
+    found = _parts(request).verifier
+    if found is None:
+        raise NotServedHere("this process cannot verify its audit log")
+    return found
+
+
+def audit_public_key(request: Request) -> tuple[Path | None, bool]:
+    """(the public key file signatures are checked against, whether it is pinned)."""
+    parts = _parts(request)
+    return parts.audit_public_key, parts.audit_key_pinned
+
+
+def keyring(request: Request) -> KeyRing:
+    return _parts(request).keyring
+
+
+def policy_trial(request: Request) -> PolicyTrial:
+    found = _parts(request).policy_trial
+    if found is None:
+        raise NotServedHere("this process (without the api role) runs no policy dry-run")
+    return found
+
+
+def policy_installer(request: Request) -> PolicyInstaller:
+    found = _parts(request).policy_installer
+    if found is None:
+        raise NotServedHere("this process (without the api role) cannot apply a bundle")
+    return found
+
+
+def metrics_history(request: Request) -> MetricsHistory:
+    found = _parts(request).metrics_history
+    if found is None:
+        raise NotServedHere("this process keeps no metrics history")
+    return found
+
+
+def policy(request: Request) -> LoadedPolicy:
+    """The policy in force, read once for the whole request."""
+    return _parts(request).policy.current
+
+
+def policy_holder(request: Request) -> PolicyHolder:
+    """Where the policy in force is kept, with the last refused reload (for `/readyz`)."""
+    return _parts(request).policy
+
+
+def reloader(request: Request) -> PolicyReloader:
+    return _parts(request).reloader
+
+
+def event_types(request: Request) -> EventTypes:
+    return _parts(request).event_types
+
+
+def registry(request: Request) -> SchemaRegistry:
+    return _parts(request).registry
+
+
+def connectors(request: Request) -> ConnectorHost | None:
+    """None when this process runs no connectors."""
+    return _parts(request).connectors
+
+
+def webhook_state(request: Request) -> WebhookStateStore:
+    """The webhook state, caught up with `_webhook.state` for this request (the
+    dispatchers write it from their own threads)."""
+    found = _parts(request).webhook_state
+    if found is None:
+        raise NotServedHere("this process (without the delivery role) keeps no webhook state")
+    found.catch_up()
+    return found
+
+
+def dead_letter_queue(request: Request) -> DeadLetterQueue:
+    found = _parts(request).dead_letter_queue
+    if found is None:
+        raise NotServedHere("this process (without the delivery role) has no dead letters")
+    return found
+
+
+def workers(request: Request) -> Workers:
+    return _parts(request).workers
+
+
+def metrics(request: Request) -> Metrics:
+    return _parts(request).metrics
+
+
+def clock(request: Request) -> Clock:
+    return _parts(request).clock
+
+
+def wait_limiter(request: Request) -> anyio.CapacityLimiter:
+    """Threads for long polls and streams, apart from the request threads."""
+    limiter: anyio.CapacityLimiter = request.app.state.wait_limiter
+    return limiter

@@ -1,0 +1,59 @@
+"""Signing the audit chain head on a timer, and once more when the process stops.
+
+Only a process with the `router` role runs it, so only it needs the signing key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from broker.audit import AuditStore, CheckpointSigner
+from broker.errors import BrokerError
+
+log = logging.getLogger("handoff")
+
+
+class CheckpointWorker:
+    """A `broker.workers.Worker`: signs a checkpoint every `interval` seconds unless the
+    latest one already covers the head, and a last one on `stop`."""
+
+    name = "checkpoints"
+
+    def __init__(self, signer: CheckpointSigner, store: AuditStore, interval: float) -> None:
+        self._signer = signer
+        self._store = store
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="handoff-checkpoints",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.checkpoint()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.checkpoint()
+
+    def healthy(self) -> bool:
+        return True
+
+    def checkpoint(self) -> None:
+        """Sign the audit chain head, unless the latest checkpoint already covers it."""
+        store = self._store
+        seq, _ = store.head()
+        latest = store.checkpoints()
+        if seq == 0 or (latest and latest[-1].seq == seq):
+            return
+        try:
+            self._signer.checkpoint(store)
+        except BrokerError:
+            log.exception("could not sign an audit checkpoint; will retry")

@@ -1,0 +1,22 @@
+"""Suite-wide test configuration.
+
+The fast lane, `python3 -m pytest -m "not slow"`, leaves out every test marked `slow`:
+tests that start processes (a broker, a connector, Prometheus), a Kafka broker or a
+PostgreSQL server, or take more than a couple of seconds. A test that uses the
+`kafka_broker`, `postgres_server` or `postgres_database` fixture is marked `slow` here,
+so nobody has to remember to; fixtures that reach those services through
+`request.getfixturevalue` mark their Kafka or PostgreSQL parameters themselves
+(`pytest.param("kafka", marks=pytest.mark.slow)`). CI runs everything.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SERVICE_FIXTURES = frozenset({"kafka_broker", "postgres_server", "postgres_database"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
