@@ -4,7 +4,6 @@ restarts and across API processes, so a re-sent event gets its original answer."
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import pytest
@@ -15,6 +14,7 @@ from broker.ingest.idempotency import Accepted
 from broker.ingest.kafka_idempotency import ACCEPTED_TOPIC, KafkaIdempotencyIndex
 from broker.log.kafka import KafkaEventLog
 from broker.log.port import NewRecord, TopicSpec
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -50,12 +50,8 @@ def test_an_accepted_event_is_found_after_a_restart_without_the_cache(open_log, 
 
 def found_within(index: KafkaIdempotencyIndex, source: str, event_id: str,
                  seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if index.lookup(source, [event_id]):
-            return True
-        time.sleep(0.01)
-    return False
+    return bool(eventually(lambda: index.lookup(source, [event_id]), timeout=seconds,
+                           interval=0.01, message=f"{event_id} was never found"))
 
 
 def test_an_event_accepted_by_one_api_process_is_a_duplicate_at_another(open_log, tmp_path):
@@ -173,14 +169,15 @@ def test_publishing_asks_kafka_nothing_while_the_index_is_followed(open_log, tmp
     index = KafkaIdempotencyIndex(log, tmp_path / "cache.db")  # type: ignore[arg-type]
     try:
         assert found_within(index, "county-general", "ev-0")
-        # Until the follower has confirmed the cache current, lookups read for themselves.
-        deadline = time.monotonic() + 10
-        while True:
+
+        def answered_from_the_cache() -> bool:
+            # Until the follower has confirmed the cache current, lookups read for
+            # themselves.
             log.requests = 0
             index.lookup("county-general", ["ev-0"])
-            if log.requests == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return log.requests == 0
+
+        eventually(answered_from_the_cache, message="the follower never caught up")
         log.requests = 0
         for n in range(1, 50):
             assert index.lookup("county-general", [f"ev-{n}"]) == {}

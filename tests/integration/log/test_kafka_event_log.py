@@ -13,6 +13,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,14 +217,13 @@ def test_a_waiter_reads_the_records_that_woke_it(open_log):
     topic = unique("deliver.hv-births")
     writer, waiter = open_log(), open_log()
     writer.ensure_topic(TopicSpec(topic))
-    appender = threading.Timer(
-        0.2, lambda: writer.append(topic, [NewRecord(str(n).encode()) for n in range(5)]))
+    waiting = Background(lambda: waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block on an empty partition")
 
-    appender.start()
-    try:
-        assert waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S) is True
-    finally:
-        appender.join()
+    writer.append(topic, [NewRecord(str(n).encode()) for n in range(5)])
+
+    assert waiting.result(timeout=GENEROUS_S) is True
 
     assert [r.value for r in waiter.read(topic, 0, 0, max_records=2)] == [b"0", b"1"]
     assert [r.offset for r in waiter.read(topic, 0, 3)] == [3, 4]
@@ -243,12 +243,11 @@ def test_a_waiter_with_an_old_cursor_wakes_at_once_and_reads_from_it(open_log):
     assert waiter.wait({(topic, 0): 10}, timeout=GENEROUS_S) is True
     assert [r.value for r in waiter.read(topic, 0, 10, max_records=3)] == [b"10", b"11", b"12"]
     # Then it follows what comes next, not the backlog.
-    appender = threading.Timer(0.2, lambda: writer.append(topic, [NewRecord(b"news")]))
-    appender.start()
-    try:
-        assert waiter.wait({(topic, 0): 3000}, timeout=GENEROUS_S) is True
-    finally:
-        appender.join()
+    waiting = Background(lambda: waiter.wait({(topic, 0): 3000}, timeout=GENEROUS_S))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block at the end of the partition")
+    writer.append(topic, [NewRecord(b"news")])
+    assert waiting.result(timeout=GENEROUS_S) is True
     assert [r.value for r in waiter.read(topic, 0, 3000)] == [b"news"]
 
 
@@ -259,13 +258,12 @@ def test_a_waiter_past_the_end_waits_for_its_offset(open_log):
     writer, waiter = open_log(), open_log()
     writer.ensure_topic(TopicSpec(topic))
     writer.append(topic, [NewRecord(b"a"), NewRecord(b"b")])
-    appender = threading.Timer(0.2, lambda: writer.append(topic, [NewRecord(b"c")]))
+    waiting = Background(lambda: waiter.wait({(topic, 0): 10}, timeout=1.5))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block on a cursor past the end")
+    writer.append(topic, [NewRecord(b"c")])
 
-    appender.start()
-    try:
-        assert waiter.wait({(topic, 0): 10}, timeout=1.5) is False
-    finally:
-        appender.join()
+    assert waiting.result(timeout=GENEROUS_S) is False
     assert waiter.end_offset(topic, 0) == 3
     assert [r.value for r in waiter.read(topic, 0, 1)] == [b"b", b"c"]
 
