@@ -145,6 +145,9 @@ class EncryptedEventLog:
     def end_offset(self, topic: str, partition: int) -> int:
         return self._inner.end_offset(topic, partition)
 
+    def end_offsets(self, topic: str) -> list[int]:
+        return self._inner.end_offsets(topic)
+
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         """As the port's `wait`, but a partition whose records past its position are all
         unreadable does not count as having records."""
