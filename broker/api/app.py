@@ -19,6 +19,7 @@ from broker.api import (
     routes_fhir,
     routes_ops,
     routes_registry,
+    routes_reports,
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
@@ -39,7 +40,7 @@ details (`application/problem+json`).
 
 
 API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
-              routes_connectors, routes_fhir)
+              routes_connectors, routes_fhir, routes_reports)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""

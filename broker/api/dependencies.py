@@ -28,6 +28,7 @@ from broker.event_types import EventTypes
 from broker.ingest.publisher import Publisher
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
+from broker.referral_service import ReferralService
 from broker.reloads import PolicyReloader
 from broker.roles import Roles
 from broker.workers import Workers
@@ -65,6 +66,8 @@ class ApiParts:
     webhook_state: WebhookStateStore | None = None
     dead_letter_queue: DeadLetterQueue | None = None
     """Webhook delivery state and dead letters: only with the `delivery` role."""
+    referrals: ReferralService | None = None
+    """The referral ledger's reports: with the `api` or `router` role."""
 
 
 def _parts(request: Request) -> ApiParts:
@@ -140,6 +143,14 @@ def dead_letter_queue(request: Request) -> DeadLetterQueue:
     found = _parts(request).dead_letter_queue
     if found is None:
         raise NotServedHere("this process (without the delivery role) has no dead letters")
+    return found
+
+
+def referrals(request: Request) -> ReferralService:
+    found = _parts(request).referrals
+    if found is None:
+        raise NotServedHere("this process (without the api or router role) keeps no "
+                            "referral ledger")
     return found
 
 

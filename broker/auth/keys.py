@@ -43,6 +43,8 @@ class Role(StrEnum):
     SUBSCRIBE = "subscribe"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    EVALUATOR = "evaluator"
+    """Reads aggregate reports only (the referral funnel), never person-level data."""
 
 
 class ApiKey(BaseModel):
