@@ -115,6 +115,11 @@ class Publisher:
             raise NotPermittedToPublishError(
                 f"agency '{principal.agency}' may not publish '{event_type}' events")
 
+    def reads_state(self, event_type: str) -> bool:
+        """Whether checking events of this type reads the log or a view of it (the
+        referral ledger), so callers on an event loop should prepare them in a thread."""
+        return event_type == "referral_status" and self._referrals is not None
+
     # -- validation -----------------------------------------------------------------------
 
     def prepare_json(
