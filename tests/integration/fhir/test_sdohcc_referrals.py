@@ -123,6 +123,7 @@ def api(tmp_path: Path, receiver: WebhookReceiver, secret: str) -> Iterator[Test
         broker.stop()
 
 
+@pytest.mark.slow
 def test_a_referral_made_and_worked_in_fhir_reaches_the_referrer_as_fhir_tasks(
         api: TestClient, receiver: WebhookReceiver) -> None:
     made = api.post("/v1/connectors/fhir/hotline-fhir/Bundle",

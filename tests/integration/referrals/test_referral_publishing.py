@@ -170,6 +170,7 @@ def alerts(client: TestClient, sub: str, agency: str) -> list[tuple[str, str, st
             for e in body["events"]]
 
 
+@pytest.mark.slow
 def test_the_worker_publishes_each_overdue_alert_once_and_audits_it(api, clock) -> None:
     client, runtime = api
     a_referral(client, "HL-LATE")
