@@ -80,6 +80,11 @@ from broker.metrics_history import MetricsHistory
 from broker.policy_holder import PolicyHolder
 from broker.policy_install import PolicyInstaller
 from broker.policy_trial import PolicyTrial
+from broker.referral_feed import LEDGER_FILE, LOCK_FILE, ReferralFeed
+from broker.referral_recording import ReferralRecording
+from broker.referral_service import ReferralService
+from broker.referral_store import SqliteLedgerStore
+from broker.referral_timers import ReferralTimers
 from broker.registry_store import LogRegistryStore
 from broker.reloads import PolicyReloader, audit_key_changes, record_policy_in_force
 from broker.retention import retention_enforcer
@@ -95,7 +100,7 @@ from linkage.resolver import PersonResolver
 from linkage.scoring import CompiledModel
 from linkage.sqlite_index import SqlitePersonIndex
 from linkage.thresholds import Thresholds
-from policy import PolicyBundle
+from policy import PolicyBundle, load_bundle
 from schemas.catalog import BUILTIN_DIR, SchemaCatalog
 from schemas.errors import SchemaError
 from schemas.registry import SchemaRegistry
@@ -135,6 +140,8 @@ class Broker:
     consents: ConsentFeed
     """The consent topic as a view (the router decides with it, the publisher checks
     revocations against it)."""
+    referrals: ReferralFeed | None = None
+    """The referral ledger, with the `api` or `router` role."""
     closers: tuple[Callable[[], None], ...] = ()
     """Called in order after the workers stop: what bootstrap opened, it closes."""
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -156,17 +163,18 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
                  log: EventLog | None = None, audit: AuditStore | None = None,
                  clock: Clock = now_ms,
                  connectors: Sequence[ConnectorConfig] | None = None,
-                 router_thread: bool = True) -> Broker:
+                 router_thread: bool = True, timer_clock: Clock | None = None) -> Broker:
     """Build what a process with `roles` (default: every role) needs.
 
     `connectors`: the connectors to run (they need the `api` role); None runs those of
-    the `connectors_file` setting, if any.
+    the `connectors_file` setting, if any. `timer_clock`: the clock the referral
+    service-level timers run on (default `clock`; the demo runs it fast).
     """
     roles = roles or Roles.all()
     closers: list[Callable[[], None]] = []
     try:
         return _build(settings, roles, log, audit, clock, connectors, router_thread,
-                      closers)
+                      closers, timer_clock or clock)
     except BaseException:
         for close in closers:  # what was opened before the failure, newest first
             close()
@@ -176,7 +184,7 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
 def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
            given_audit: AuditStore | None, clock: Clock,
            connector_configs: Sequence[ConnectorConfig] | None, router_thread: bool,
-           closers: list[Callable[[], None]]) -> Broker:
+           closers: list[Callable[[], None]], timer_clock: Clock) -> Broker:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     if not settings.policy_dir.is_dir():
@@ -227,13 +235,22 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     # The consent topic as a view: the router decides with it; the publisher reads it to
     # check that a revocation names a consent its agency recorded. One per process.
     consents = ConsentFeed(event_log, codec)
+    # The referral ledger: the publisher checks status updates against it, the router
+    # process keeps it and fires its timers. Processes on one data directory share it.
+    referrals = None
+    if roles.api or roles.router:
+        ledger_store = SqliteLedgerStore(data / LEDGER_FILE)
+        closers.insert(0, ledger_store.close)
+        referrals = ReferralFeed(event_log, codec, ledger_store,
+                                 lambda: policy.current.bundle, data / LOCK_FILE)
     publisher = None
-    if roles.api:
+    if roles.api or roles.router:  # the router process publishes overdue alerts
         idempotency = open_idempotency_index(settings, event_log)
         committer = GroupCommitter(event_log, idempotency)
         closers[:0] = [committer.close, idempotency.close]
         publisher = Publisher(event_types, codec, committer, auditor, metrics, policy,
-                              ConsentRecording(consents, auditor))
+                              ConsentRecording(consents, auditor),
+                              ReferralRecording(referrals) if referrals else None)
 
     workers: list[Worker] = []
     router = None
@@ -263,6 +280,10 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
                                        metrics.registry)
         if retention is not None:
             workers.append(ThreadWorker("retention", retention.run))
+        assert referrals is not None and publisher is not None
+        workers.append(ReferralTimers(
+            referrals, publisher, auditor, tick_seconds=settings.referrals.tick_seconds,
+            batch=settings.referrals.alerts_per_tick, clock=timer_clock))
 
     webhook_state = dead_letter_queue = None
     if roles.delivery:
@@ -303,7 +324,8 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         settings=settings.api, roles=roles, keyring=keyring, metrics=metrics,
         auditor=auditor, audit=audit_store, policy=policy, reloader=reloader,
         event_types=event_types, registry=registry, feed=feed, workers=running,
-        clock=clock, fhir=settings.fhir, publisher=publisher, connectors=host,
+        clock=clock, fhir=settings.fhir, publisher=publisher if roles.api else None,
+        connectors=host,
         webhook_state=webhook_state, dead_letter_queue=dead_letter_queue, linkage=linkage,
         verifier=audit_verifier(settings, event_log, audit_store),
         audit_public_key=pinned or signing_public_key_path(data),
@@ -313,12 +335,15 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         policy_installer=PolicyInstaller(policy, reloader) if roles.api else None,
         metrics_history=history,
         extensions=(mount_console,) if roles.api and settings.api.console.enabled else (),
+        referrals=(ReferralService(referrals, settings.referrals, timer_clock)
+                   if referrals else None),
     )
     return Broker(
         settings=settings, roles=roles, api=api, workers=running, router=router,
         connectors=host, log=event_log, audit=audit_store, registry=registry, codec=codec,
         event_types=event_types, policy=policy, feed=feed, auditor=auditor,
-        metrics=metrics, publisher=publisher, consents=consents, closers=tuple(closers),
+        metrics=metrics, publisher=publisher, consents=consents, referrals=referrals,
+        closers=tuple(closers),
     )
 
 
@@ -406,6 +431,34 @@ def audit_verifier(settings: Settings, event_log: EventLog, store: AuditStore
     if isinstance(store, SqliteAuditStore):
         return SqliteAuditVerifier(store)
     return None
+
+
+def open_referral_reports(settings: Settings) -> tuple[ReferralService, Callable[[], None]]:
+    """The referral ledger's reports over an installation's data directory and log,
+    without running a broker (`handoff report`): the ledger file is caught up with the
+    log, as a running broker would, before each report. Returns the service and what
+    closes it."""
+    if not settings.data_dir.is_dir():
+        raise ConfigError(f"{settings.data_dir}: data directory not found; pass --data DIR")
+    if not settings.policy_dir.is_dir():
+        raise ConfigError(f"{settings.policy_dir}: policy folder not found; pass --policy DIR")
+    bundle = load_bundle(settings.policy_dir, SchemaCatalog.load())
+    event_log = open_event_log(settings)
+    try:
+        codec = WireCodec(SchemaRegistry(LogRegistryStore(event_log)),
+                          max_bytes=settings.api.max_body_bytes)
+        store = SqliteLedgerStore(settings.data_dir / LEDGER_FILE)
+    except BaseException:
+        event_log.close()
+        raise
+    feed = ReferralFeed(event_log, codec, store, lambda: bundle,
+                        settings.data_dir / LOCK_FILE)
+
+    def close() -> None:
+        store.close()
+        event_log.close()
+
+    return ReferralService(feed, settings.referrals), close
 
 
 def open_idempotency_index(settings: Settings, event_log: EventLog) -> IdempotencyIndex:

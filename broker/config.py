@@ -87,7 +87,7 @@ class ApiSettings(BaseModel):
     """Requests per second per API key (per client address before authentication); 0: off."""
     rate_limit_burst: int = Field(default=2000, ge=1)
     rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor",
-                                      "steward"],
+                                      "steward", "evaluator"],
                               RateLimit] = Field(default_factory=dict)
     """Overrides by role; a key holding several roles gets the most generous."""
     tls_cert: Path | None = None
@@ -109,6 +109,23 @@ class FhirSettings(BaseModel):
 class RouterSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
     poll_timeout_seconds: float = Field(default=0.5, gt=0)
+
+
+class ReferralSettings(BaseModel):
+    """Closed-loop referrals: the ledger, its service-level timers, the funnel report
+    (docs/referrals.md)."""
+
+    tick_seconds: float = Field(default=1.0, gt=0, le=3600)
+    """How often the router process catches the referral ledger up with the log and
+    publishes the overdue alerts that fell due; also the longest an alert waits."""
+    alerts_per_tick: int = Field(default=1000, ge=1, le=100_000)
+    """Alerts published per batch; a tick goes on while full batches come back."""
+    report_threshold: int = Field(default=11, ge=1)
+    """Smallest count the funnel report shows: counts from 1 to this minus one are
+    suppressed (and more cells, so none can be worked out from the totals). A caller
+    may ask for a higher threshold, never a lower one."""
+    report_timezone: str = "UTC"
+    """Time zone of the report's months (an IANA name such as America/Chicago)."""
 
 
 class AuditSettings(BaseModel):
@@ -208,6 +225,7 @@ class Settings(BaseSettings):
     fhir: FhirSettings = FhirSettings()
     router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
+    referrals: ReferralSettings = ReferralSettings()
     webhooks: WebhookSettings = WebhookSettings()
     encryption: EncryptionSettings = EncryptionSettings()
     retention: RetentionSettings = RetentionSettings()

@@ -243,6 +243,10 @@ class BundleChecker:
         for path, wanted in sub.filter.items():
             for event_type in types:
                 self._filter(item, event_type, path, wanted)
+        if sub.delivery.format == "fhir-task" and set(sub.event_types) != {"referral_status"}:
+            self.problems.append(item.problem(
+                ("delivery", "format"), "fhir-task delivers referral statuses as FHIR Tasks: "
+                                        "the subscription may take only referral_status"))
         served = any(
             a.entry.recipient == sub.agency and a.entry.purpose == sub.purpose
             and set(a.entry.event_types) & set(sub.event_types)

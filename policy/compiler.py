@@ -10,7 +10,7 @@ the probes against the subject's consents, look up the plan for the bitmask.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from policy.consent_recording import discloser_tokens
 from policy.decision import DecisionPlan, FieldDecision, Projector, ReasonCode
 from policy.model import Agency, Agreement, Obligation, Rule, Subscription
 from policy.projection import COPY, Action, compile_projection
+from policy.release_conditions import ReleaseCondition
 from policy.strictest import ConsentNeed, FieldRuling
 from policy.transforms import Transform
 from policy.view import ViewLayout
@@ -93,11 +94,16 @@ class AgreementPlan:
     rulings: list[FieldRuling]
     layout: ViewLayout
     transform_for: TransformFactory
+    condition: ReleaseCondition | None = None
+    """What each record must say to be released under this agreement (feedback and
+    overdue-alert agreements); None: nothing."""
     start_ms: int = field(init=False)
     end_ms: int = field(init=False)
     needs: list[ConsentNeed] = field(init=False)
     probes: tuple[ConsentProbe, ...] = field(init=False)
     plans: dict[int, DecisionPlan] = field(default_factory=dict)
+    refused: dict[str, DecisionPlan] = field(default_factory=dict)
+    """Deny plans for records the release condition refuses, by reason."""
 
     def __post_init__(self) -> None:
         a = self.agreement
@@ -125,6 +131,21 @@ class AgreementPlan:
         found = self.plans.get(mask)
         if found is None:
             found = self.plans[mask] = self._compile(mask)
+        return found
+
+    def refusal_plan(self, record: Mapping[str, Any]) -> DecisionPlan | None:
+        """The deny plan for a record the release condition refuses; None when the
+        condition holds (or there is none)."""
+        if self.condition is None:
+            return None
+        refusal = self.condition.refusal(record, self.context.recipient.id)
+        if refusal is None:
+            return None
+        code, reason = refusal
+        found = self.refused.get(reason)
+        if found is None:
+            found = self.refused[reason] = self.context.deny_all(code, reason,
+                                                                 self.agreement.id)
         return found
 
     def _met(self, need: ConsentNeed, mask: int) -> bool:

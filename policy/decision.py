@@ -53,6 +53,12 @@ class ReasonCode(StrEnum):
     """The subscription does not receive this event type, or not from this source."""
     UNKNOWN_SOURCE = "unknown_source"
     """The source agency is not in the bundle."""
+    NOT_A_PARTY = "not_a_party"
+    """The record is about a referral the recipient is not a party to: a status of
+    another agency's referral under a feedback agreement, an overdue alert of a referral
+    it neither made nor received (`policy.release_conditions`)."""
+    FEEDBACK = "feedback"
+    """The referral terms' `feedback` does not send this status back to the referrer."""
 
 
 @dataclass(frozen=True, slots=True)

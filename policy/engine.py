@@ -16,6 +16,7 @@ from policy.consent_recording import relied_on_recorders
 from policy.decision import Decision, ReasonCode
 from policy.errors import PolicyError, UnknownSubscriptionError
 from policy.model import Agreement, Rule, Subscription
+from policy.release_conditions import release_condition
 from policy.strictest import FieldRuling, RuleContext, rule_record
 from policy.subscription_filter import SubscriptionMatcher
 from policy.transforms import Transform, pseudonym_key_for, value_transform
@@ -76,6 +77,10 @@ class PolicyEngine:
         candidate = route.pick(at_ms)
         if candidate is None:
             return Decision(route.no_agreement, event_id, at_ms)
+        if candidate.condition is not None:
+            refused = candidate.refusal_plan(record)
+            if refused is not None:
+                return Decision(refused, event_id, at_ms)
         if candidate.probes:
             mask, consent_ids = consents.match(
                 str(record.get("subject_id")) if subject is None else subject, at_ms,
@@ -177,7 +182,8 @@ class PolicyEngine:
             layout = self._layout(subscription, schema)
             candidates = [
                 AgreementPlan(context, a, self._agreement_rulings(a, schema), layout,
-                              self._transform_for)
+                              self._transform_for, release_condition(self.bundle, a,
+                                                                     event_type))
                 for a in self._serving(subscription, event_type, source)
             ]
             route = Route(candidates, context.deny_all(

@@ -34,6 +34,7 @@ from broker.metrics_history import MetricsHistory
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.policy_install import PolicyInstaller
 from broker.policy_trial import PolicyTrial
+from broker.referral_service import ReferralService
 from broker.reloads import PolicyReloader
 from broker.roles import Roles
 from broker.workers import Workers
@@ -88,6 +89,8 @@ class ApiParts:
     linkage: LinkageService | None = None
     """Record linkage: read-write with the `router` role (the linker), read-only from a
     replica with the `api` role alone."""
+    referrals: ReferralService | None = None
+    """The referral ledger's reports: with the `api` or `router` role."""
 
 
 def _parts(request: Request) -> ApiParts:
@@ -218,6 +221,14 @@ def linkage(request: Request) -> LinkageService:
     found = _parts(request).linkage
     if found is None:
         raise NotServedHere("this process keeps no person index")
+    return found
+
+
+def referrals(request: Request) -> ReferralService:
+    found = _parts(request).referrals
+    if found is None:
+        raise NotServedHere("this process (without the api or router role) keeps no "
+                            "referral ledger")
     return found
 
 

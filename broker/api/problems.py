@@ -21,6 +21,7 @@ from broker.delivery.cursor import InvalidCursor
 from broker.errors import BrokerError, LogUnavailableError
 from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
 from broker.linking.service import LinkageReadOnlyError
+from broker.referral_recording import NotAPartyError, ReferralRefusedError
 from linkage.clk import ClkError
 from linkage.errors import (
     IdentityError,
@@ -87,6 +88,8 @@ class Conflict(ApiError):
 # Order matters: the first class an error is an instance of decides its response.
 PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (ConsentRefusedError, 403, "consent-refused", "The agency may not record this consent"),
+    (NotAPartyError, 403, "not-a-party", "The agency may not record this referral status"),
+    (ReferralRefusedError, 422, "referral-refused", "The referral cannot take this update"),
     (RecordValidationError, 422, "invalid-event", "The event does not match its schema"),
     (DecodeError, 400, "undecodable-payload", "The payload could not be decoded"),
     (UnknownSchemaError, 404, "unknown-schema", "Unknown schema"),

@@ -46,6 +46,8 @@ class Role(StrEnum):
     STEWARD = "steward"
     """A data steward: decides clerical review items, unlinks and merges persons (record
     linkage). Not an operator (admin) and not a reader of the audit log (auditor)."""
+    EVALUATOR = "evaluator"
+    """Reads aggregate reports only (the referral funnel), never person-level data."""
 
 
 class ApiKey(BaseModel):

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.slow
 
 ANY, OWN = "any", "own"
 PUBLIC: dict[Role, str] = {}
-P, S, AD, AU, ST = Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR, Role.STEWARD
+P, S, AD, AU, ST, EV = (Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR,
+                      Role.STEWARD, Role.EVALUATOR)
 EVERY_ROLE = {P: ANY, S: ANY, AD: ANY, AU: ANY}
 
 # Who may call each operation: a role, and whether it must own the resource named in
@@ -75,6 +76,7 @@ RULES: dict[tuple[str, str], dict[Role, str]] = {
     ("GET", "/v1/audit/decisions"): {AU: ANY},
     ("GET", "/v1/audit/disclosures/{subject_id}"): {AU: ANY},
     ("GET", "/v1/audit/head"): {AU: ANY},
+    ("GET", "/v1/reports/referrals"): {EV: ANY, AU: ANY, AD: ANY},
     ("POST", "/v1/admin/policy:reload"): {AD: ANY},
     ("GET", "/v1/connectors"): {AD: ANY},
     ("GET", "/v1/connectors/{name}"): {AD: ANY},
@@ -131,6 +133,7 @@ def matrix_broker(tmp_path_factory) -> Iterator[tuple[BrokerProcess, list[Caller
         issue("admin", "state-integration-team", AD),
         issue("auditor", "state-privacy-office", AU),
         issue("steward", "state-data-stewards", ST),
+        issue("evaluator", "state-evaluation", EV),
     ]
     expired = issue("expired", "hv-nfp", S, expires_at=now - timedelta(seconds=1))
     revoked = issue("revoked", "county-general", P)

@@ -1,5 +1,5 @@
 """`handoff demo` as someone trying Handoff runs it: the story it prints shows consent at
-work."""
+work, a referral's loop closed, and a dropped handoff flagged."""
 
 from __future__ import annotations
 
@@ -26,11 +26,16 @@ def demo_output(tmp_path_factory: pytest.TempPathFactory) -> str:
     return result.stdout
 
 
+def paragraph(out: str, starting: str) -> str:
+    """The printed step whose narration starts with `starting`."""
+    return next(p for p in out.split("\n\n") if p.startswith(starting))
+
+
 def test_the_demo_shows_the_part2_consent_opening_and_closing(demo_output: str) -> None:
     out = demo_output
     ana = out[out.index("Ana Reyes, a young mother"):]
     before, attempt, grant, during = (ana.split("\n\n")[i] for i in (0, 1, 2, 3))
-    after = next(p for p in ana.split("\n\n") if "completed treatment" in p)
+    after = paragraph(out, "Harbor Recovery records that Ana completed treatment")
     assert "hv-sud-enrollments (hv-nfp, care_coordination): DENIED" in before
     assert "consent required by rule cfr42.written-consent" in before
     assert "refused (403), as it must be" in attempt and "'recovery-clinic'" in attempt
@@ -56,3 +61,39 @@ def test_the_demo_shows_one_birth_match_and_a_birth_child_welfare_never_sees(
     unmatched = next(p for p in paragraphs if "birth of Maria Delgado's daughter" in p)
     assert "child welfare receives nothing" in unmatched and "→" not in unmatched
     assert "Jolene is one person across 2 agencies' records" in demo_output
+
+
+def test_the_demo_closes_the_hotlines_referral_loop(demo_output: str) -> None:
+    out = demo_output
+    accepted = paragraph(out, "The Nurse-Family Partnership accepts the hotline's referral")
+    assert "cw-referral-status (cw-hotline, care_coordination): delivered" in accepted
+    assert "status=ACCEPTED" in accepted
+    attempt = paragraph(out, "A nurse calls Jolene; nobody answers")
+    assert "cw-referral-status (cw-hotline, care_coordination): DENIED" in attempt
+    assert "do not send IN_PROGRESS with CONTACT_ATTEMPTED back to the referrer" in attempt
+    for start, status in (("The nurse reaches Jolene", "business_status=CONTACTED"),
+                          ("NFP closes the referral", "business_status=ENROLLED")):
+        step = paragraph(out, start)
+        assert "cw-referral-status (cw-hotline, care_coordination): delivered" in step
+        assert status in step
+        # What the hotline received: statuses and dates, no substance-use fact.
+        received = step[step.index("received"):]
+        assert "receiving_mat" not in received and "substance" not in received
+        assert "diagnosis" not in received
+    enrolled = paragraph(out, "Jolene enrolls in the Nurse-Family Partnership")
+    assert "cw-referral-status" not in enrolled
+
+
+def test_the_demo_flags_the_dropped_handoff_and_clears_it(demo_output: str) -> None:
+    out = demo_output
+    later = out[out.index("Later."):]
+    raised = paragraph(later, "Nobody at NFP picks up Keisha's referral")
+    assert "the demo's clock now reads" in raised and "10 days ahead of real time" in raised
+    assert raised.count("handoff_overdue RAISED referral HL-2026-118204") == 2
+    assert "not received within 1 business day" in raised
+    assert "no first contact within 3 business days" in raised
+    assert "hv-handoff-alerts (hv-nfp): the same 2 alert(s)" in raised
+    declined = paragraph(later, "NFP finally answers Keisha's referral")
+    assert "status=REJECTED" in declined and "reason=NO_CAPACITY" in declined
+    cleared = paragraph(later, "The late answer clears both alerts")
+    assert cleared.count("handoff_overdue CLEARED referral HL-2026-118204") == 2

@@ -119,4 +119,4 @@ def test_rule_outcomes_carry_their_code(terms, event_type, path, code) -> None:
 def test_codes_are_the_short_metric_labels() -> None:
     assert {c.value for c in ReasonCode} == {
         "released", "transformed", "agreement", "denied", "purpose", "drop", "consent",
-        "no_agreement", "not_subscribed", "unknown_source"}
+        "no_agreement", "not_subscribed", "unknown_source", "not_a_party", "feedback"}
