@@ -224,6 +224,11 @@ def linkage(request: Request) -> LinkageService:
     return found
 
 
+def referrals_if_kept(request: Request) -> ReferralService | None:
+    """The referral ledger's reports, or None in a process that keeps no ledger."""
+    return _parts(request).referrals
+
+
 def referrals(request: Request) -> ReferralService:
     found = _parts(request).referrals
     if found is None:

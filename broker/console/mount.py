@@ -19,11 +19,12 @@ from broker.console import (
     pages_decisions,
     pages_flow,
     pages_integrity,
+    pages_linkage,
     pages_login,
     pages_map,
     pages_person,
-    pages_placeholders,
     pages_policy,
+    pages_referrals,
 )
 from broker.console.errors import ConsoleError, SignInRequired
 from broker.console.headers import ConsoleHeaders
@@ -33,7 +34,8 @@ from broker.console.render import HERE, page
 from broker.console.sessions import SessionStore
 
 PAGES = (pages_login, pages_map, pages_decisions, pages_person, pages_accounting,
-         pages_consents, pages_policy, pages_integrity, pages_flow, pages_placeholders)
+         pages_consents, pages_policy, pages_integrity, pages_flow, pages_referrals,
+         pages_linkage)
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:

@@ -1,5 +1,5 @@
-"""Signing in and out: an API key (auditor or admin role), or the client certificate
-the connection was made with, exchanged for a short-lived session cookie."""
+"""Signing in and out: an API key (auditor, admin or steward role), or the client
+certificate the connection was made with, exchanged for a short-lived session cookie."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from broker.console.security import (
     ConsoleUser,
     audit,
     checked_form,
-    console_user,
     may_use_console,
     parse_form,
     same_site,
     sessions,
+    signed_in,
 )
 from broker.console.sessions import Credential
 
@@ -47,7 +47,13 @@ def _certificate_principal(request: Request) -> Principal | None:
 
 
 @router.get("/console")
-def home() -> RedirectResponse:
+def home(request: Request) -> RedirectResponse:
+    """The signed-in user's first page (a steward's is the review queue); else sign in."""
+    token = request.cookies.get(SESSION_COOKIE)
+    session = sessions(request).find(token, deps.clock(request)()) if token else None
+    if session is not None and may_use_console(session.principal):
+        return RedirectResponse(ConsoleUser(session.principal, session, "").home,
+                                status_code=303)
     return RedirectResponse(HOME, status_code=303)
 
 
@@ -93,8 +99,8 @@ async def login(request: Request) -> Response:
     if form.get("use_certificate"):
         principal = _certificate_principal(request)
         if principal is None:
-            return _refuse_login(request, 401, "No client certificate for an auditor or "
-                                 "admin key came with this connection.")
+            return _refuse_login(request, 401, "No client certificate for an auditor, "
+                                 "admin or steward key came with this connection.")
         credential = Credential("mtls", names=tuple(client_names(request.scope)))
     else:
         secret = form.get("api_key")
@@ -110,16 +116,16 @@ async def login(request: Request) -> Response:
         credential = Credential("key", digest=hash_key(secret))
     if not may_use_console(principal):
         auditor.access_refused(principal, "POST", "/console/login", 403,
-                               "role auditor or admin required")
-        return _refuse_login(request, 403, "The console is for keys with the auditor or "
-                             "admin role; this key has neither.")
+                               "role auditor, admin or steward required")
+        return _refuse_login(request, 403, "The console is for keys with the auditor, "
+                             "admin or steward role; this key has none of them.")
     settings = deps.api_settings(request).console
     token, session = sessions(request).open(
         principal, credential, deps.clock(request)(),
         int(settings.session_minutes * 60_000), int(settings.idle_minutes * 60_000))
     user = ConsoleUser(principal, session, token)
     audit(request, user, "sign in")
-    response = RedirectResponse(HOME, status_code=303)
+    response = RedirectResponse(user.home, status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=int(settings.session_minutes * 60),
                         path="/console", httponly=True, samesite="strict",
                         secure=_secure(request))
@@ -128,7 +134,7 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/console/logout")
-async def logout(request: Request, user: ConsoleUser = Depends(console_user)) -> Response:
+async def logout(request: Request, user: ConsoleUser = Depends(signed_in)) -> Response:
     await checked_form(request, user)
     sessions(request).end(user.token)
     audit(request, user, "sign out")

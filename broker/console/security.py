@@ -1,8 +1,13 @@
 """Who is using the console, and whether a request may do what it asks.
 
-- `console_user`: the signed-in user, from the session cookie, re-checked against the
+- `signed_in`: the signed-in user, from the session cookie, re-checked against the
   keys file at every request (a revoked or expired key ends the session), and for a
   session opened with a client certificate, against this connection's certificate.
+- Which pages a role opens, as the API's routes decide for the same data: the audit
+  pages (`console_user`) auditors and admins; the referral report (`report_reader`)
+  the roles `GET /v1/reports/referrals` admits that may sign in (auditor, admin); the
+  linkage review queue (`linkage_reader`) the roles `GET /v1/linkage/reviews` admits
+  (steward, auditor). A key with none of them cannot sign in.
 - `checked_form`: a POST's body, capped before it is read and parsed only after the
   session is known, refused unless it comes from this site (Origin, else Referer or
   `Sec-Fetch-Site`) and carries the session's form token.
@@ -27,7 +32,14 @@ from broker.console.sessions import ConsoleSession, SessionStore
 
 SESSION_COOKIE = "handoff_console"
 LOGIN_COOKIE = "handoff_console_login"
-CONSOLE_ROLES = (Role.AUDITOR, Role.ADMIN)
+AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
+REPORT_READERS = (Role.AUDITOR, Role.ADMIN)
+"""`GET /v1/reports/referrals` also admits evaluators, who do not use the console."""
+LINKAGE_READERS = (Role.STEWARD, Role.AUDITOR)
+CONSOLE_ROLES = (Role.AUDITOR, Role.ADMIN, Role.STEWARD)
+PAGE_ROLES: dict[str, tuple[Role, ...]] = {"referrals": REPORT_READERS,
+                                           "linkage": LINKAGE_READERS}
+"""Pages (by their navigation key) open to other roles than the audit pages'."""
 FORM_BYTES = 16_384
 
 
@@ -44,6 +56,23 @@ class ConsoleUser:
     @property
     def is_admin(self) -> bool:
         return self.principal.has(Role.ADMIN)
+
+    @property
+    def is_steward(self) -> bool:
+        return self.principal.has(Role.STEWARD)
+
+    def may(self, roles: tuple[Role, ...]) -> bool:
+        return any(self.principal.has(r) for r in roles)
+
+    def may_open(self, page: str) -> bool:
+        """Whether the page with this navigation key is open to this user."""
+        return self.may(PAGE_ROLES.get(page, AUDIT_READERS))
+
+    @property
+    def home(self) -> str:
+        """The first page this user may open (a steward's is the linkage review)."""
+        return "/console/map" if self.may(AUDIT_READERS) else (
+            "/console/linkage" if self.may(LINKAGE_READERS) else "/console/referrals")
 
 
 def may_use_console(principal: Principal | None) -> bool:
@@ -67,8 +96,9 @@ def _still_valid(request: Request, session: ConsoleSession) -> KeyCheck:
     return keyring.check_subject(names)
 
 
-def console_user(request: Request) -> ConsoleUser:
-    """The signed-in user; otherwise `SignInRequired` (the page sends them to sign in)."""
+def signed_in(request: Request) -> ConsoleUser:
+    """The signed-in user, with any console role; otherwise `SignInRequired` (the page
+    sends them to sign in)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise SignInRequired("sign in to use the console")
@@ -86,9 +116,38 @@ def console_user(request: Request) -> ConsoleUser:
         store.end(token)
         deps.auditor(request).access_refused(
             session.principal, request.method, _page(request), 401,
-            f"console session ended: {check.reason or 'the key lost the auditor and admin roles'}")
+            f"console session ended: {check.reason or 'the key lost every console role'}")
         raise SignInRequired("your key may no longer use the console; sign in again", "key")
     return ConsoleUser(principal, session, token)
+
+
+def _needs(request: Request, user: ConsoleUser, roles: tuple[Role, ...]) -> ConsoleUser:
+    if not user.may(roles):
+        names = " or ".join(str(r) for r in roles)
+        deps.auditor(request).access_refused(user.principal, request.method,
+                                             _page(request), 403, f"role {names} required")
+        raise ConsoleRefused(403, f"this page needs a key with the {names} role")
+    return user
+
+
+def console_user(request: Request, user: ConsoleUser = Depends(signed_in)) -> ConsoleUser:
+    """A signed-in user who may read the audit pages (auditor or admin)."""
+    return _needs(request, user, AUDIT_READERS)
+
+
+def report_reader(request: Request, user: ConsoleUser = Depends(signed_in)) -> ConsoleUser:
+    """A signed-in user who may read the referral report."""
+    return _needs(request, user, REPORT_READERS)
+
+
+def linkage_reader(request: Request, user: ConsoleUser = Depends(signed_in)) -> ConsoleUser:
+    """A signed-in user who may read the linkage review queue (steward or auditor)."""
+    return _needs(request, user, LINKAGE_READERS)
+
+
+def steward_user(request: Request, user: ConsoleUser = Depends(signed_in)) -> ConsoleUser:
+    """A signed-in user who may decide review items (steward)."""
+    return _needs(request, user, (Role.STEWARD,))
 
 
 def admin_user(user: ConsoleUser = Depends(console_user)) -> ConsoleUser:
