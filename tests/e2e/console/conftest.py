@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.console.morning import play_morning
-from tests.e2e.harness import DEMO, REPO, BrokerProcess, demo_keys
+from tests.e2e.harness import DEMO, REPO, BrokerProcess, Client, demo_keys
+from tests.e2e.test_linkage import a_mother, birth, referral
 from tests.system_tools import system_tool
+from tests.waiting import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -94,3 +99,94 @@ def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     return path
+
+
+class Console:
+    """One signed-in browser page, failing the test on any Content-Security-Policy
+    violation (an inline script or style would be one)."""
+
+    def __init__(self, browser: Any, broker: BrokerProcess, key: str,
+                 home: str = "/console/map") -> None:
+        self.url = broker.url
+        self.context = browser.new_context(accept_downloads=True,
+                                           viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.violations: list[str] = []
+        self.page.on("console", lambda m: self.violations.append(m.text)
+                     if "Content Security Policy" in m.text else None)
+        self.page.goto(f"{self.url}/console")
+        assert self.page.url.startswith(f"{self.url}/console/login")
+        self.page.fill("#api_key", key)
+        self.page.click("form[action='/console/login'] button[type=submit]")
+        self.page.wait_for_url(f"{self.url}{home}")
+
+    def go(self, path: str) -> Any:
+        self.page.goto(f"{self.url}{path}")
+        return self.page
+
+    def find_person(self, identifier: str) -> None:
+        self.page.fill("#identifier", identifier)
+        self.page.click("form.person button[type=submit]")
+        self.page.wait_for_load_state()
+
+    def close(self) -> None:
+        assert not self.violations, self.violations
+        self.context.close()
+
+
+@pytest.fixture
+def auditor(browser: Any, morning: BrokerProcess, console_keys: dict[str, str]
+            ) -> Iterator[Console]:
+    console = Console(browser, morning, console_keys["auditor"])
+    yield console
+    console.close()
+
+
+def api(morning: BrokerProcess, key: str, path: str) -> Any:
+    response = httpx.get(f"{morning.url}{path}", headers={"Authorization": f"Bearer {key}"},
+                         timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@dataclass(frozen=True)
+class OpenReview:
+    review_id: str
+    family_name: str
+    mrn: str
+
+
+def open_review(broker: BrokerProcess, keys: dict[str, str]) -> OpenReview:
+    """A review item of this test alone: the hotline refers a mother, then the hospital
+    registers her baby's birth under its own MRN with another street address and phone
+    in the same ZIP, which the model finds uncertain (as tests/e2e/test_linkage.py)."""
+    hotline, hospital = Client(broker.url, keys["cw-hotline"]), Client(
+        broker.url, keys["county-general"])
+    steward = Client(broker.url, keys["steward"])
+    intake, mrn = f"HL-I-{uuid.uuid4().hex[:6]}", f"CGH-{uuid.uuid4().hex[:6]}"
+    mother = a_mother()
+    # Addresses and phones of this item alone, so no other test's people are candidates.
+    n = uuid.uuid4().int
+    home = {"street_address": f"{100 + n % 900} Larkspur Ct",
+            "phone": f"608-555-{n % 10_000:04d}"}
+    moved = {"street_address": f"{1 + n % 97} Elm St",
+             "phone": f"608-556-{(n // 10_000) % 10_000:04d}"}
+    try:
+        hotline.publish_ok("referral", referral(intake, mother, **home))
+        eventually(lambda: steward.http.get(
+            f"/v1/linkage/records/cw-hotline/{intake}").status_code == 200, timeout=15,
+            message="the hotline's record was not linked")
+        hospital.publish_ok("birth", birth(mrn, mother, **moved))
+        found: list[str] = []
+
+        def queued() -> bool:
+            found[:] = [r["review_id"] for r in
+                        steward.http.get("/v1/linkage/reviews").json()["reviews"]
+                        if r["record"]["id"] == mrn]
+            return bool(found)
+
+        eventually(queued, timeout=15, message="no review item for the hospital's record")
+    finally:
+        for client in (hotline, hospital, steward):
+            client.close()
+    return OpenReview(found[0], mother["last_name"], mrn)

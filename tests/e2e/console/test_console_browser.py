@@ -8,66 +8,17 @@ import csv
 import io
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pypdf import PdfReader
 
 from broker.demo.story import STORY
-from tests.e2e.console.conftest import ANA, JOLENE, screenshot
+from tests.e2e.console.conftest import ANA, JOLENE, Console, api, screenshot
 from tests.e2e.harness import BrokerProcess
 
 pytestmark = pytest.mark.slow
-
-
-class Console:
-    """One signed-in browser page, failing the test on any Content-Security-Policy
-    violation (an inline script or style would be one)."""
-
-    def __init__(self, browser: Any, broker: BrokerProcess, key: str) -> None:
-        self.url = broker.url
-        self.context = browser.new_context(accept_downloads=True,
-                                           viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.violations: list[str] = []
-        self.page.on("console", lambda m: self.violations.append(m.text)
-                     if "Content Security Policy" in m.text else None)
-        self.page.goto(f"{self.url}/console/map")
-        assert self.page.url.startswith(f"{self.url}/console/login")
-        self.page.fill("#api_key", key)
-        self.page.click("form[action='/console/login'] button[type=submit]")
-        self.page.wait_for_url(f"{self.url}/console/map")
-
-    def go(self, path: str) -> Any:
-        self.page.goto(f"{self.url}{path}")
-        return self.page
-
-    def find_person(self, identifier: str) -> None:
-        self.page.fill("#identifier", identifier)
-        self.page.click("form.person button[type=submit]")
-        self.page.wait_for_load_state()
-
-    def close(self) -> None:
-        assert not self.violations, self.violations
-        self.context.close()
-
-
-@pytest.fixture
-def auditor(browser: Any, morning: BrokerProcess, console_keys: dict[str, str]
-            ) -> Iterator[Console]:
-    console = Console(browser, morning, console_keys["auditor"])
-    yield console
-    console.close()
-
-
-def api(morning: BrokerProcess, key: str, path: str) -> Any:
-    response = httpx.get(f"{morning.url}{path}", headers={"Authorization": f"Bearer {key}"},
-                         timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_the_sharing_map_draws_every_agreement_in_force_and_opens_one(
@@ -212,13 +163,6 @@ def test_flow_draws_charts_from_the_brokers_metrics(auditor: Console) -> None:
     assert int(totals["enrollment"]) == published["enrollment"]
     assert page.locator("#latency tbody tr", has_text="hv-births").count() == 1
     screenshot(page, "flow")
-
-
-def test_referrals_and_linkage_wait_for_their_services(auditor: Console) -> None:
-    for path, name in (("/console/referrals", "referrals"), ("/console/linkage", "linkage")):
-        page = auditor.go(path)
-        assert "Not enabled" in page.inner_text("main")
-        screenshot(page, name)
 
 
 def test_an_admin_applies_a_tried_bundle_and_it_is_in_force(

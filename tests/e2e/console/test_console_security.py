@@ -40,9 +40,48 @@ def test_publisher_and_subscriber_keys_are_refused(http: httpx.Client, morning: 
                                                    who: str) -> None:
     answer = sign_in(http, morning.url, console_keys[who])
     assert answer.status_code == 403
-    assert "auditor or admin role" in answer.text
+    assert "auditor, admin or steward role" in answer.text
     assert "handoff_console=" not in answer.headers.get("set-cookie", "")
     assert http.get("/console/map").status_code == 303  # still sent to sign in
+
+
+def test_a_steward_key_opens_the_review_queue_and_nothing_of_the_audit_log(
+        http: httpx.Client, morning: BrokerProcess, console_keys: dict[str, str]) -> None:
+    answer = sign_in(http, morning.url, console_keys["steward"])
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/linkage"
+    assert http.get("/console").headers["location"] == "/console/linkage"
+    queue = http.get("/console/linkage")
+    assert queue.status_code == 200 and "Linkage review" in queue.text
+    for page in ("/console/map", "/console/decisions", "/console/accounting",
+                 "/console/integrity", "/console/referrals", "/console/flow/data"):
+        refused = http.get(page)
+        assert refused.status_code == 403, page
+        assert "Sharing map" not in refused.text
+
+
+def test_review_decisions_need_a_steward_and_a_same_site_form(
+        http: httpx.Client, morning: BrokerProcess, console_keys: dict[str, str]) -> None:
+    sign_in(http, morning.url, console_keys["auditor"])
+    token = csrf_of(http.get("/console/linkage").text)
+    path = "/console/linkage/reviews/no-such-review/resolve"
+    as_auditor = http.post(path, data={"csrf": token, "decision": "same"},
+                           headers={"Origin": morning.url})
+    assert as_auditor.status_code == 403 and "steward role" in as_auditor.text
+    http.cookies.clear()
+    sign_in(http, morning.url, console_keys["steward"])
+    token = csrf_of(http.get("/console/linkage").text)
+    evil = http.post(path, data={"csrf": token, "decision": "same"},
+                     headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403
+    stale = http.post(path, data={"csrf": "guess", "decision": "same"},
+                      headers={"Origin": morning.url})
+    assert stale.status_code == 403
+    unknown = http.post(path, data={"csrf": token, "decision": "same"},
+                        headers={"Origin": morning.url})
+    assert unknown.status_code == 404
+    odd = http.post(path, data={"csrf": token, "decision": "maybe"},
+                    headers={"Origin": morning.url})
+    assert odd.status_code == 400
 
 
 def test_a_forged_session_cookie_is_refused(http: httpx.Client) -> None:
