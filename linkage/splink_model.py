@@ -25,6 +25,7 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.comparison_level_creator import ComparisonLevelCreator
+from splink.internals.exceptions import EMTrainingException
 
 from linkage.blocking import BLOCKING_KINDS, blocking_key_columns
 from linkage.comparisons import COMPARISONS, Level
@@ -40,6 +41,7 @@ BLOCKING_COLUMNS = tuple(f"bk_{kind}" for kind in BLOCKING_KINDS)
 EM_BLOCKING_RULES = (("bk_d",), ("bk_z",))
 """EM sessions: block on birth date + initial (trains the name and address levels), then on
 names + ZIP (trains the birth date levels)."""
+_BLOCK_NAMES = {("bk_d",): "a birth date and initial", ("bk_z",): "names and a ZIP code"}
 DETERMINISTIC_RULE = "l.given = r.given AND l.family = r.family AND l.dob = r.dob"
 _LOG = logging.getLogger(__name__)
 
@@ -127,9 +129,13 @@ def train(records: Iterable[tuple[str, NormalisedIdentity]],
     training.estimate_u_using_random_sampling(max_pairs=options.u_max_pairs,
                                               seed=options.seed)
     for columns in EM_BLOCKING_RULES:
-        training.estimate_parameters_using_expectation_maximisation(
-            block_on(*columns),
-            record_sample_proportion=options.em_record_sample_proportion)
+        try:
+            training.estimate_parameters_using_expectation_maximisation(
+                block_on(*columns),
+                record_sample_proportion=options.em_record_sample_proportion)
+        except EMTrainingException:
+            raise ModelError(f"too few records to train on: no two of the {table.num_rows} "
+                             f"share {_BLOCK_NAMES.get(columns, columns)}") from None
     splink_json = _fill_unobserved(linker.misc.save_model_to_json())
     return compile_splink_model(splink_json), splink_json
 

@@ -5,6 +5,7 @@ events' dates run on) jumps ahead."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -22,9 +23,9 @@ from rich.markup import escape
 from broker.api.app import create_app
 from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
-from broker.cli.serve_cmd import configure_logging
+from broker.cli.serve_cmd import configure_logging, exit_if_port_taken
 from broker.clock import now_ms
-from broker.config import load_settings
+from broker.config import Settings, load_settings
 from broker.demo.story import JOLENE, LATER, STORY, Step, TimePasses
 
 app = typer.Typer()
@@ -222,8 +223,9 @@ class Narrator:
             console.print(f"     [red]withheld[/red] {escape(', '.join(paths))} "
                           f"[dim]— {escape(reason)}[/dim]")
         for obligation in detail.get("obligations", []):
+            # The notice is the obligation: shown whole, wrapped at word boundaries.
             console.print(f"     [magenta]obligation[/magenta] {obligation.get('id')}: "
-                          f"{escape(str(obligation.get('text', ''))[:110])}…")
+                          f"{escape(str(obligation.get('text', '')))}")
 
 
     def time_passes(self, step: TimePasses) -> None:
@@ -286,16 +288,37 @@ def demo(
     pace: float = typer.Option(0.8, help="seconds between story steps"),
     exit_after: bool = typer.Option(False, "--exit", help="stop after the story"),
 ) -> None:
-    """Run the broker with the demo agencies and play a morning of events."""
+    """Run the broker with the demo agencies and play a morning of events.
+
+    Without --data the demo's data lives in a temporary directory, removed when it
+    stops. Exit codes: 0 done, 2 for a configuration problem, 3 when the port is already
+    in use.
+    """
     configure_logging("WARNING")
     clock = DemoClock()
     demo_dir = find_demo_dir()
     data_dir = data or Path(tempfile.mkdtemp(prefix="handoff-demo-"))
+    try:
+        with exit_on_config_error():
+            settings = load_settings(policy_dir=demo_dir / "policy", data_dir=data_dir,
+                                     keys_file=demo_dir / "keys.yaml")
+        # The demo's webhook subscriptions point at example.org: their decisions are
+        # shown, nothing is sent (and so no webhook secrets are needed).
+        settings = settings.model_copy(update={
+            "api": settings.api.model_copy(update={"port": port}),
+            "webhooks": settings.webhooks.model_copy(update={"enabled": False})})
+        exit_if_port_taken(settings.api.host, port)
+        _run_demo(settings, demo_dir, temporary=data is None, pace=pace,
+                  exit_after=exit_after, clock=clock)
+    finally:
+        if data is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _run_demo(settings: Settings, demo_dir: Path, *, temporary: bool, pace: float,
+              exit_after: bool, clock: DemoClock) -> None:
+    data_dir, port = settings.data_dir, settings.api.port
     with exit_on_config_error():
-        settings = load_settings(policy_dir=demo_dir / "policy", data_dir=data_dir,
-                                 keys_file=demo_dir / "keys.yaml")
-        settings = settings.model_copy(update={"api": settings.api.model_copy(
-            update={"port": port})})
         broker = build_broker(settings, timer_clock=clock)
     broker.start()
     server = uvicorn.Server(uvicorn.Config(create_app(broker.api), host=settings.api.host,
@@ -324,6 +347,8 @@ def demo(
             f"  Console:           {url}/console (sign in with HANDOFF_DEMO_KEY_AUDITOR)\n"
             f"  API keys:          {demo_dir / 'keys.env'} (demo only)\n"
             f"  Verify the audit:  handoff audit verify --data {data_dir}\n"
+            + ("  (a temporary directory, removed when the demo stops; --data DIR keeps "
+               "it)\n" if temporary else "") +
             f"  Metrics:           {url}/metrics")
         if not exit_after:
             console.print("Press Ctrl-C to stop.")

@@ -2,7 +2,8 @@
 
 The file holds only SHA-256 digests; a new key is printed once, on standard output, and
 cannot be shown again. A running broker picks up every change within a second (or at
-once on SIGHUP). Exit codes: 0 done; 2 usage error (unknown id, bad duration, bad file).
+once on SIGHUP). Exit codes: 0 done; 2 usage error (unknown id, bad duration, bad or
+missing file).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from broker.config import load_settings
 app = typer.Typer(
     no_args_is_help=True,
     help="Issue, list, rotate and revoke API keys (stored hashed in the keys file). "
-    "Exit codes: 0 done, 2 usage error.",
+    "Exit codes: 0 done, 2 usage error (including a missing keys file).",
 )
 
 KeysOption = Annotated[Path | None, typer.Option(
@@ -36,6 +37,16 @@ def _keyfile(keys: Path | None, data: Path | None) -> KeyFile:
     if keys is not None:
         return KeyFile(keys)
     return KeyFile(load_settings(data_dir=data).resolved_keys_file)
+
+
+def _existing_keyfile(keys: Path | None, data: Path | None) -> KeyFile:
+    """The keys file to read or change, which must exist (only `issue` starts one)."""
+    keyfile = _keyfile(keys, data)
+    if not keyfile.path.is_file():
+        typer.echo(f"handoff: no keys file at {keyfile.path} (give --keys FILE or "
+                   "--data DIR; `handoff keys issue` starts one)", err=True)
+        raise typer.Exit(2)
+    return keyfile
 
 
 def _print_secret(secret: str, key_id: str) -> None:
@@ -69,7 +80,7 @@ def issue(
 def list_keys(keys: KeysOption = None, data: DataOption = None) -> None:
     """List keys: id, agency, roles, status and expiry. Never the keys themselves."""
     with exit_on_config_error():
-        entries = _keyfile(keys, data).entries()
+        entries = _existing_keyfile(keys, data).entries()
     now = time.time()
     rows = [("ID", "AGENCY", "ROLES", "STATUS", "EXPIRES", "CREDENTIAL")]
     for e in entries:
@@ -94,7 +105,7 @@ def rotate(
 ) -> None:
     """Issue a successor key (printed once); the old key stops after the overlap."""
     with exit_on_config_error():
-        issued = _keyfile(keys, data).rotate(key_id, parse_duration(overlap))
+        issued = _existing_keyfile(keys, data).rotate(key_id, parse_duration(overlap))
     _print_secret(issued.secret, issued.entry.id)
     typer.echo(f"handoff: '{key_id}' keeps working for {overlap}.", err=True)
 
@@ -107,7 +118,7 @@ def revoke(
 ) -> None:
     """Refuse a key from now on (the entry stays, for the record)."""
     with exit_on_config_error():
-        _keyfile(keys, data).revoke(key_id)
+        _existing_keyfile(keys, data).revoke(key_id)
     typer.echo(f"handoff: key '{key_id}' revoked.", err=True)
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from pathlib import Path
 
 import typer
@@ -25,6 +27,25 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # kafka-python narrates every connection and metadata refresh at INFO.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+PORT_IN_USE = 3
+"""Exit code when the API's port is taken (uvicorn's own code for a failed start)."""
+
+
+def exit_if_port_taken(host: str, port: int) -> None:
+    """Say so in one line and exit 3 when another program listens on `host:port`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            typer.echo(f"handoff: port {port} on {host} is already in use; stop what "
+                       "listens there or give --port", err=True)
+            raise typer.Exit(PORT_IN_USE) from None
 
 
 def serve_settings(settings: Settings, ready_message: bool = True,
@@ -75,7 +96,8 @@ def serve(
     """Run the API, router and delivery (or the roles given) until stopped.
 
     Exit codes: 2 for a configuration problem (a bad setting, a Kafka topic of the wrong
-    shape, a second router on the embedded log), 1 when the event log cannot be reached.
+    shape, a second router on the embedded log), 1 when the event log cannot be reached,
+    3 when the port is already in use.
     """
     configure_logging()
     with exit_on_config_error():
@@ -86,6 +108,7 @@ def serve(
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})
         settings = settings.model_copy(update={"api": api})
+        exit_if_port_taken(api.host, api.port)
         try:
             serve_settings(settings, roles=roles)
         except HandoffError as exc:

@@ -163,6 +163,7 @@ ANA = "MPI-0049902"
 KEISHA_VR = "VR-2026-MO-4417"
 MARIA_VR = "VR-2026-MO-4418"
 """Vital records numbers mothers by its own registration file, not the state MPI."""
+MARIA_STREET = "2210 Atwood Ave"
 KEISHA_REFERRAL = "HL-2026-118204"
 JOLENE_REFERRAL = "HL-2026-118377"
 
@@ -183,7 +184,7 @@ STORY: tuple[Step, ...] = (
          "consent.",
          birth(MARIA, "MPI-0091802", "Lucia", "Delgado", "Maria", "1999-02-03", "NONE",
                3350, 39, False, None, None, "53704", "608-555-0163", "398-20-4417",
-               "WI-MA-77411020")),
+               "WI-MA-77411020", street=MARIA_STREET)),
     Step("cw-hotline", "referral",
          "The child-welfare hotline screens out a call about Keisha Brown's family and "
          "refers them to home visiting instead.",
@@ -275,7 +276,7 @@ STORY: tuple[Step, ...] = (
          "list: child welfare must learn nothing of it.",
          birth(MARIA_VR, "VR-2026-CH-7732", "Lucia", "Delgado", "Maria", "1999-02-03",
                "UNKNOWN", 3350, 39, False, None, None, "53704", "608-555-0163",
-               "398-20-4417", None)),
+               "398-20-4417", None, street=MARIA_STREET)),
 )
 
 

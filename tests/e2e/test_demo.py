@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,16 +15,40 @@ from tests.e2e.harness import REPO, free_port
 pytestmark = pytest.mark.slow
 
 
+PART2_NOTICE_END = "or as authorized by a court in accordance with 42 CFR 2.64 or 2.65."
+
+
 @pytest.fixture(scope="module")
-def demo_output(tmp_path_factory: pytest.TempPathFactory) -> str:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str],
+                                                                Path]:
+    """The demo as a new user runs it (no --data), with its own temporary folder."""
+    scratch = tmp_path_factory.mktemp("tmp")
     result = subprocess.run(
         [sys.executable, "-m", "broker.cli.main", "demo", "--exit", "--pace", "0",
-         "--port", str(free_port()),
-         "--data", str(tmp_path_factory.mktemp("demo") / "data")],
+         "--port", str(free_port())],
         capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
-        env={**os.environ, "COLUMNS": "400"})
+        env={**os.environ, "COLUMNS": "400", "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return result, scratch
+
+
+@pytest.fixture(scope="module")
+def demo_output(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> str:
+    return demo_run[0].stdout
+
+
+def test_the_demo_starts_clean_and_leaves_nothing_behind(
+        demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    result, scratch = demo_run
+    assert "WARNING" not in result.stderr and "webhook secret" not in result.stderr
+    assert "a temporary directory, removed when the demo stops" in result.stdout
+    assert list(scratch.iterdir()) == []
+
+
+def test_the_demo_shows_the_part2_notice_whole(demo_output: str) -> None:
+    during = paragraph(demo_output, "Harbor Recovery records Ana's move to outpatient")
+    assert PART2_NOTICE_END in " ".join(during.split())
+    assert "…" not in during.split("obligation", 1)[1]
 
 
 def paragraph(out: str, starting: str) -> str:
