@@ -156,10 +156,13 @@ class SchemaRegistry:
         _check_subject(subject)
         _, parsed = _prepare(schema)
         level = self.compatibility(subject)
-        if version == LATEST or version == -1:
-            return self._problems_against(subject, parsed, level)
-        old = self.get(subject, version)
-        return incompatibilities(parsed, self.parsed(old.schema_id), level)
+        try:
+            if version == LATEST or version == -1:
+                return self._problems_against(subject, parsed, level)
+            old = self.get(subject, version)
+            return incompatibilities(parsed, self.parsed(old.schema_id), level)
+        except RecursionError:
+            raise SchemaError(TOO_DEEP) from None
 
     # -- writing ---------------------------------------------------------------------
 
@@ -177,7 +180,10 @@ class SchemaRegistry:
                 if existing.schema == canonical:
                     return existing
             level = self.compatibility(subject)
-            problems = self._problems_against(subject, parsed, level)
+            try:
+                problems = self._problems_against(subject, parsed, level)
+            except RecursionError:
+                raise SchemaError(TOO_DEEP) from None
             if problems:
                 raise IncompatibleSchemaError(
                     f"schema is not {level.value} compatible with subject '{subject}': "
@@ -266,8 +272,19 @@ class SchemaRegistry:
         return problems
 
 
+TOO_DEEP = "schema is nested too deeply"
+
+
 def _prepare(schema: Mapping[str, Any] | str | list[Any]) -> tuple[str, Any]:
     """Validate a schema and return (canonical JSON text, fastavro-parsed schema)."""
+    try:
+        return _prepare_unguarded(schema)
+    except RecursionError:
+        # Nesting only bounded by the stack: refused like any other invalid schema.
+        raise SchemaError(TOO_DEEP) from None
+
+
+def _prepare_unguarded(schema: Mapping[str, Any] | str | list[Any]) -> tuple[str, Any]:
     try:
         value = json.loads(schema) if isinstance(schema, str) else json.loads(json.dumps(schema))
     except json.JSONDecodeError as exc:

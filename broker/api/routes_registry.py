@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
@@ -11,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from broker.api import dependencies as deps
 from broker.api.auth import require
+from broker.api.body import parse_json
 from broker.api.problems import AUTHENTICATED, ApiError, problem_responses
 from broker.auth import Principal, Role
 from broker.event_types import EventTypes, event_type_of_subject
@@ -41,10 +41,7 @@ class NotAnEventSubject(ApiError):
 
 
 def _parse(text: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError(f"'schema' is not valid JSON (line {exc.lineno})") from None
+    parsed = parse_json(text, "'schema'")
     if not isinstance(parsed, dict):
         raise ApiError("'schema' must be a JSON object (an Avro record)")
     return parsed

@@ -193,6 +193,8 @@ def read_keys(path: Path) -> list[ApiKey]:
         raise ConfigError(f"{path}{line}: invalid YAML in keys file") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read keys file: {exc.strerror}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML in keys file: nested too deeply") from None
     return parse_keys(data, str(path))
 
 

@@ -19,8 +19,8 @@ import fastavro
 import pytest
 from fastapi.testclient import TestClient
 
-from broker.audit.store import AuditFilter
 from broker.api.app import create_app
+from broker.audit.store import AuditFilter
 from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
 from broker.demo import story
