@@ -40,6 +40,7 @@ from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.topics import (
+    H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
     H_INGEST_SOURCE,
     H_QUARANTINE_REASON,
@@ -209,7 +210,8 @@ class Router:
         registered = self._types.by_id(schema_id)
         source_raw = record.header(H_INGEST_SOURCE)
         if registered is None or source_raw is None:
-            self._quarantine(record, event_type, "unknown schema id or missing source", batch)
+            self._quarantine(record, event_type, "unknown schema id or missing source", batch,
+                             event)
             return
         source = source_raw.decode()
         subject = self._auditor.subject(str(event["subject_id"]))
@@ -222,7 +224,8 @@ class Router:
                 for sub in subscriptions
             ]
         except HandoffError as exc:
-            self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch)
+            self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch,
+                             event)
             return
         for decision in decisions:
             self._record_decision(record, event, event_type, registered.version, source,
@@ -268,8 +271,15 @@ class Router:
             facts = self._facts[id(decision.fields)] = _OutcomeFacts.of(decision)
         return facts
 
-    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch
-                    ) -> None:
+    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch,
+                    event: Mapping[str, Any] | None = None) -> None:
+        """Move a record the router cannot decide aside, audited with its event id: from
+        the header the publisher wrote, else from the decoded event; the record says
+        when neither can be read."""
+        header = record.header(H_INGEST_EVENT_ID)
+        event_id = (header.decode("utf-8", "replace") if header is not None
+                    else str(event["event_id"]) if event is not None and "event_id" in event
+                    else None)
         log.warning("quarantined %s record at partition %d offset %d: %s",
                     event_type, record.partition, record.offset, reason.split(":")[0])
         self._metrics.quarantined.labels(event_type).inc()
@@ -279,10 +289,13 @@ class Router:
                      ("handoff.origin", f"{record.topic}/{record.partition}/"
                       f"{record.offset}".encode())),
         ))
+        source = record.header(H_INGEST_SOURCE)
         batch.audit.append(AuditEntry(
             kind="record_quarantined", at_ms=self._clock(), outcome="quarantined",
+            event_id=event_id, source=source.decode("utf-8", "replace") if source else None,
             detail={"topic": record.topic, "partition": record.partition,
-                    "offset": record.offset, "reason": reason},
+                    "offset": record.offset, "reason": reason,
+                    "event_id": "recorded" if event_id is not None else "unreadable"},
         ))
 
     def _update_lag(self, consumer: Consumer) -> None:

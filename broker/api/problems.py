@@ -21,7 +21,11 @@ from broker.audit.errors import AuditQueryError
 from broker.consent_recording import ConsentRefusedError
 from broker.delivery.cursor import InvalidCursor
 from broker.errors import BrokerError, LogUnavailableError, storage_full
-from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
+from broker.ingest.publisher import (
+    EventTooLargeError,
+    NotPermittedToPublishError,
+    UnknownEventTypeError,
+)
 from schemas.errors import (
     DecodeError,
     HandoffError,
@@ -98,6 +102,7 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (InvalidCursor, 400, "invalid-cursor", "Invalid cursor"),
     (UnknownEventTypeError, 404, "not-found", "Not found"),
     (NotPermittedToPublishError, 403, "forbidden", "Not allowed"),
+    (EventTooLargeError, 413, "payload-too-large", "Payload too large"),
 )
 
 
@@ -181,7 +186,7 @@ def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse
     for cls, status, slug, title in PROBLEM_TABLE:
         if isinstance(exc, cls):
             extra: dict[str, Any] = {}
-            if isinstance(exc, RecordValidationError):
+            if isinstance(exc, RecordValidationError | EventTooLargeError):
                 extra["errors"] = [{"field": p, "message": m} for p, m in exc.problems]
             return problem(status, slug, title, str(exc), instance, **extra)
     return None
@@ -238,6 +243,24 @@ def _methods_of(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _named_safely(error: Mapping[str, Any], body: Any) -> tuple[Any, ...]:
+    """An error's location, with a key the caller made up (an unknown field) named by
+    its position in its object rather than by its text, which may be personal data."""
+    loc = tuple(error["loc"])
+    if error.get("type") != "extra_forbidden" or not loc:
+        return loc
+    parent: Any = body
+    for part in loc[1:-1] if loc[0] == "body" else loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            parent = None
+            break
+    keys = list(parent) if isinstance(parent, Mapping) else []
+    where = f"<key {keys.index(loc[-1]) + 1}>" if loc[-1] in keys else "<unknown key>"
+    return (*loc[:-1], where)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
         instance = instance_of(request)
@@ -268,7 +291,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            {"field": ".".join(str(p) for p in _named_safely(e, exc.body)),
+             "message": e["msg"]}
             for e in exc.errors()
         ]
         return problem(422, "invalid-request", "Invalid request",
