@@ -192,12 +192,14 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
                               ConsentRecording(consents, auditor))
 
     workers: list[Worker] = []
+    # Listed first, so it stops last and signs what every other worker wrote last.
+    signer = _checkpoint_signer(settings, roles)
+    if signer is not None:
+        workers.append(CheckpointWorker(
+            signer, audit_store,
+            settings.audit.checkpoint_interval_seconds if roles.router else None))
     router = None
     if roles.router:
-        # Listed first, so it stops last and signs the router's final decisions.
-        workers.append(CheckpointWorker(
-            CheckpointSigner.load_or_create(signing_key_path(data)), audit_store,
-            settings.audit.checkpoint_interval_seconds))
         consents.catch_up()
         router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
@@ -252,6 +254,17 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         event_types=event_types, policy=policy, feed=feed, auditor=auditor,
         metrics=metrics, publisher=publisher, consents=consents, closers=tuple(closers),
     )
+
+
+def _checkpoint_signer(settings: Settings, roles: Roles) -> CheckpointSigner | None:
+    """Who signs this process's audit checkpoints. The router creates the signing key on
+    first start. Other roles sign when they stop: on the embedded log, where every
+    process shares the data directory, with the one key (created if need be); on Kafka
+    only when the key was put in this process's `keys/`, as docs/operations.md says."""
+    path = signing_key_path(settings.data_dir)
+    if roles.router or settings.log.backend == "embedded":
+        return CheckpointSigner.load_or_create(path)
+    return CheckpointSigner.load(path) if path.exists() else None
 
 
 def _connector_configs(settings: Settings, roles: Roles,
