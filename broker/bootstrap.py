@@ -341,4 +341,4 @@ def open_idempotency_index(settings: Settings, event_log: EventLog) -> Idempoten
         from broker.ingest.kafka_idempotency import KafkaIdempotencyIndex
 
         return KafkaIdempotencyIndex(event_log, settings.data_dir / "accepted-cache.db")
-    return SqliteIdempotencyIndex(settings.data_dir / "ingress.db")
+    return SqliteIdempotencyIndex(settings.data_dir / "ingress.db", event_log)

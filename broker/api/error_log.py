@@ -13,6 +13,8 @@ import traceback
 
 from starlette.types import Scope
 
+from broker.errors import storage_full
+
 REQUEST_ID = "handoff.request_id"
 """Where the request's id is kept in `scope["state"]`."""
 
@@ -42,8 +44,13 @@ def frames_only(exc: BaseException) -> str:
 
 
 def log_unexpected(scope: Scope, exc: BaseException) -> None:
-    """Log an unexpected error of a request: its id, method, route template and frames."""
+    """Log an unexpected error of a request: its id, method, route template and frames.
+    A full disk is expected, and said in one line: the operator's cue to free space."""
     route = getattr(scope.get("route"), "path", "unmatched")
+    if storage_full(exc):
+        log.warning("request %s: %s %s answered 503: a disk the broker writes to is full",
+                    request_id_of(scope) or "-", scope.get("method", "-"), route)
+        return
     log.error("request %s: %s %s failed with an unexpected error\n%s",
               request_id_of(scope) or "-", scope.get("method", "-"), route,
               frames_only(exc))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,10 @@ def read_accepted(record: LogRecord) -> tuple[str, str, Accepted] | None:
 
 class KafkaIdempotencyIndex:
     """The `IdempotencyIndex` port on a compacted topic (see the module docstring)."""
+
+    recovers_from_log = False
+    """The truth is `_accepted`, not the ingress topics: an event appended to its topic
+    whose `_accepted` record failed is not read back, and its publish fails (503)."""
 
     def __init__(self, event_log: EventLog, cache_path: Path) -> None:
         self._log = event_log
@@ -125,9 +129,16 @@ class KafkaIdempotencyIndex:
             self._store([(source, eid, a.topic, a.partition, a.offset)
                          for eid, a in accepted.items()], {})
 
-    def catch_up(self) -> None:
+    def remember_all(self, accepted: Sequence[tuple[str, str, Accepted]]) -> None:
+        by_source: dict[str, dict[str, Accepted]] = {}
+        for source, event_id, where in accepted:
+            by_source.setdefault(source, {})[event_id] = where
+        for source, events in by_source.items():
+            self.remember(source, events)
+
+    def catch_up(self, topics: Iterable[str] = ()) -> None:
         """Read every partition of `_accepted` up to its end (lookups do this for the
-        partitions they need)."""
+        partitions they need); `topics` does not matter here."""
         with self._lock:
             self._catch_up(set(range(self._partitions)))
 
