@@ -119,6 +119,15 @@ def refuse(request: Request, principal: Principal, detail: str) -> Forbidden:
     return Forbidden(detail)
 
 
+def key_lapsed(request: Request, principal: Principal, reason: str) -> AuthenticationRequired:
+    """Record that the key of an open stream or long poll stopped being valid (`reason`,
+    e.g. `key_revoked`), and return the error that ends the call."""
+    why = reason.replace("_", " ")
+    _refused(request, principal, 401, why)
+    return AuthenticationRequired(f"this credential may no longer be used ({why}); "
+                                  "ask for a new key")
+
+
 def _refused(request: Request, principal: Principal | None, status: int, why: str) -> None:
     hook: RefusalHook | None = getattr(request.app.state, "on_refusal", None)
     if hook is not None:

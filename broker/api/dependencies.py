@@ -155,6 +155,11 @@ def clock(request: Request) -> Clock:
     return _parts(request).clock
 
 
+def keyring(request: Request) -> KeyRing:
+    """The API keys in force (open streams ask it whether their key still is)."""
+    return _parts(request).keyring
+
+
 def wait_limiter(request: Request) -> anyio.CapacityLimiter:
     """Threads for long polls and streams, apart from the request threads."""
     limiter: anyio.CapacityLimiter = request.app.state.wait_limiter
