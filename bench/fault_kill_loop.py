@@ -329,7 +329,10 @@ class Deployment:
         return process.pid
 
     def verify_audit(self) -> bool:
-        command = [sys.executable, "-m", "broker.cli.main", "audit", "verify"]
+        # The key the broker wrote at first start, checked as an installer would pin it.
+        pinned = self.data / "keys" / "audit-signing.pem.pub"
+        command = [sys.executable, "-m", "broker.cli.main", "audit", "verify",
+                   "--public-key", str(pinned)]
         env = dict(os.environ)
         if self.kafka is not None:
             command += ["--kafka", self.kafka.bootstrap_servers,

@@ -69,6 +69,17 @@ class Auditor:
                     "source": source},
         )])
 
+    def console_action(self, principal: Principal, method: str, page: str, action: str,
+                       status: int, subject: str | None = None) -> None:
+        """A page opened or an action taken in the compliance console, like an API call:
+        the key, the page and action, the person only by pseudonym."""
+        self.write([AuditEntry(
+            kind="console_action", at_ms=self._clock(), source=principal.agency,
+            actor=principal.key_id, subject=subject,
+            outcome="ok" if status < 400 else "refused",
+            detail={"method": method, "page": page, "action": action, "status": status},
+        )])
+
     def policy_loaded(self, version: str, summary: dict[str, Any], actor: str) -> None:
         self.write([AuditEntry(
             kind="policy_loaded", at_ms=self._clock(), actor=actor, outcome="loaded",

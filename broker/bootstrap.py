@@ -23,8 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.api.dependencies import ApiParts
-from broker.audit import AuditStore, CheckpointSigner, SqliteAuditStore, SubjectPseudonymizer
-from broker.audit.paths import audit_db_path, pseudonym_key_path, signing_key_path
+from broker.audit import (
+    AuditStore,
+    AuditVerifier,
+    CheckpointSigner,
+    SqliteAuditStore,
+    SqliteAuditVerifier,
+    SubjectPseudonymizer,
+)
+from broker.audit.paths import (
+    KAFKA_INDEX_NAME,
+    audit_db_path,
+    pseudonym_key_path,
+    signing_key_path,
+    signing_public_key_path,
+)
 from broker.audit.pseudonym import load_or_create_pseudonym_key
 from broker.auditor import Auditor
 from broker.auth import FileKeyRing, KeyRing
@@ -37,6 +50,7 @@ from broker.connect.parts import ConnectParts
 from broker.connect.status import ConnectorMetrics
 from broker.consent_feed import ConsentFeed
 from broker.consent_recording import ConsentRecording
+from broker.console import mount_console
 from broker.crypto.encrypted_log import encrypt_if_enabled, register_encryption_metrics
 from broker.delivery.dead_letters import DeadLetterQueue
 from broker.delivery.feed import DeliveryFeed
@@ -53,7 +67,10 @@ from broker.ingest.idempotency import IdempotencyIndex, SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
 from broker.log.port import EventLog, TopicSpec
 from broker.metrics import Metrics
+from broker.metrics_history import MetricsHistory
 from broker.policy_holder import PolicyHolder
+from broker.policy_install import PolicyInstaller
+from broker.policy_trial import PolicyTrial
 from broker.registry_store import LogRegistryStore
 from broker.reloads import PolicyReloader, audit_key_changes, record_policy_in_force
 from broker.retention import retention_enforcer
@@ -64,7 +81,8 @@ from broker.view_schemas import ViewSchemaRegistrar
 from broker.workers import ThreadWorker, Worker, Workers
 from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
-from schemas.catalog import SchemaCatalog
+from schemas.catalog import BUILTIN_DIR, SchemaCatalog
+from schemas.errors import SchemaError
 from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec
 
@@ -155,10 +173,18 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     register_encryption_metrics(event_log, metrics.registry)
     registry = SchemaRegistry(LogRegistryStore(event_log))
     codec = WireCodec(registry, max_bytes=settings.api.max_body_bytes)
-    event_types = EventTypes(registry, SchemaCatalog.load())
-    for event_type in event_types.names():
+
+    def ensure_ingress(event_type: str) -> None:
+        # Called for every type before it is known: at start, and for a type registered
+        # or loaded from the schema folder while running (no restart needed).
         event_log.ensure_topic(TopicSpec(ingress_topic(event_type),
                                          partitions=settings.log.ingress_partitions))
+
+    try:
+        schema_files = event_schema_files(settings)
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
+    event_types = EventTypes(registry, schema_files, on_new_type=ensure_ingress)
     event_log.ensure_topic(TopicSpec(QUARANTINE))
     event_log.ensure_topic(TopicSpec(POLICY))
 
@@ -238,15 +264,28 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         ), configs)
         workers.append(host)
 
+    history = None
+    if roles.api:
+        history = MetricsHistory(metrics.registry)
+        workers.append(history)
     running = Workers(workers)
+    reloader = PolicyReloader(policy, event_log, auditor, settings.log.delivery_partitions,
+                              event_types, lambda: event_schema_files(settings))
+    pinned = settings.audit.public_key_file
     api = ApiParts(
         settings=settings.api, roles=roles, keyring=keyring, metrics=metrics,
-        auditor=auditor, audit=audit_store, policy=policy,
-        reloader=PolicyReloader(policy, event_log, auditor,
-                                settings.log.delivery_partitions),
+        auditor=auditor, audit=audit_store, policy=policy, reloader=reloader,
         event_types=event_types, registry=registry, feed=feed, workers=running,
         clock=clock, fhir=settings.fhir, publisher=publisher, connectors=host,
         webhook_state=webhook_state, dead_letter_queue=dead_letter_queue,
+        verifier=audit_verifier(settings, event_log, audit_store),
+        audit_public_key=pinned or signing_public_key_path(data),
+        audit_key_pinned=pinned is not None,
+        policy_trial=PolicyTrial(event_log, codec, event_types, policy, consents)
+        if roles.api else None,
+        policy_installer=PolicyInstaller(policy, reloader) if roles.api else None,
+        metrics_history=history,
+        extensions=(mount_console,) if roles.api and settings.api.console.enabled else (),
     )
     return Broker(
         settings=settings, roles=roles, api=api, workers=running, router=router,
@@ -280,6 +319,13 @@ def _connector_configs(settings: Settings, roles: Roles,
     if settings.connectors_file is None or not roles.api:
         return None
     return load_connectors_file(settings.connectors_file)
+
+
+def event_schema_files(settings: Settings) -> SchemaCatalog:
+    """The shipped event schemas and those of the `schema_dir` setting, read now.
+    Raises `SchemaError` naming each file with a problem."""
+    return SchemaCatalog.load_all(BUILTIN_DIR, *(
+        [settings.schema_dir] if settings.schema_dir is not None else []))
 
 
 def open_event_log(settings: Settings) -> EventLog:
@@ -332,6 +378,18 @@ def open_audit_store(settings: Settings, event_log: EventLog, roles: Roles) -> A
         return KafkaAuditStore(event_log, settings.data_dir / "audit-index.db",
                                writer=str(roles).replace(",", "-"))
     return SqliteAuditStore(audit_db_path(settings.data_dir))
+
+
+def audit_verifier(settings: Settings, event_log: EventLog, store: AuditStore
+                   ) -> AuditVerifier | None:
+    """What re-walks this process's audit log (the console's integrity page)."""
+    if settings.log.backend == "kafka":
+        from broker.audit.kafka_verify import KafkaAuditVerifier
+
+        return KafkaAuditVerifier(event_log, settings.data_dir / KAFKA_INDEX_NAME)
+    if isinstance(store, SqliteAuditStore):
+        return SqliteAuditVerifier(store)
+    return None
 
 
 def open_idempotency_index(settings: Settings, event_log: EventLog) -> IdempotencyIndex:

@@ -58,6 +58,18 @@ class RateLimit(BaseModel):
     burst: int = Field(ge=1)
 
 
+class ConsoleSettings(BaseModel):
+    """The compliance console at `/console` (docs/console.md)."""
+
+    enabled: bool = True
+    session_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    """A session ends this long after sign-in, however busy."""
+    idle_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    """… or this long after its last request."""
+    max_upload_bytes: int = Field(default=4_194_304, ge=1024)
+    """Largest zipped policy bundle the dry-run accepts, checked before it is read."""
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -76,6 +88,7 @@ class ApiSettings(BaseModel):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     """With a CA bundle, clients must present a certificate it signed (mutual TLS)."""
+    console: ConsoleSettings = ConsoleSettings()
 
 
 class FhirSettings(BaseModel):
@@ -94,6 +107,10 @@ class RouterSettings(BaseModel):
 
 class AuditSettings(BaseModel):
     checkpoint_interval_seconds: float = Field(default=60.0, gt=0)
+    public_key_file: Path | None = None
+    """The signing key's public half as pinned at install: the console's integrity page
+    checks checkpoint signatures against it (unset: the key beside the data, shown as
+    unpinned)."""
 
 
 class WebhookSettings(BaseModel):
@@ -170,6 +187,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".handoff")
     policy_dir: Path = Path("policy")
+    schema_dir: Path | None = None
+    """A folder of the state's own event schemas (`<type>.avsc`, optionally with
+    `<type>.example.json`), registered in addition to the shipped ones at start and at
+    every policy reload (docs/policy.md, "Add your own event type")."""
     keys_file: Path | None = None
     """YAML file of API keys (hashed). Defaults to `<data_dir>/keys.yaml`."""
     connectors_file: Path | None = None

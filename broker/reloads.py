@@ -12,14 +12,18 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.audit import AuditEntry
 from broker.auditor import Auditor
 from broker.auth import FileKeyRing, KeyRing
+from broker.event_types import EventTypes
 from broker.log.port import EventLog, NewRecord, TopicSpec
 from broker.policy_holder import PolicyHolder
 from broker.topics import POLICY, delivery_topic
+from schemas.catalog import SchemaCatalog
+from schemas.errors import SchemaError
 
 log = logging.getLogger("handoff")
 MAX_PROBLEMS_AUDITED = 100
@@ -37,24 +41,44 @@ class PolicyReload:
 
 
 class PolicyReloader:
-    """Loads the policy folder again, keeps the last good bundle if it is refused, and
-    makes a new bundle's delivery topics before it routes anything."""
+    """Reads the schema folder and the policy folder again, keeps the last good bundle if
+    either is refused, and makes what a new bundle needs (the ingress topics of new event
+    types, the delivery topics of new subscriptions) before it routes anything."""
 
     def __init__(self, policy: PolicyHolder, event_log: EventLog, auditor: Auditor,
-                 delivery_partitions: int) -> None:
+                 delivery_partitions: int, event_types: EventTypes | None = None,
+                 schema_files: Callable[[], SchemaCatalog] | None = None) -> None:
         self._policy = policy
         self._log = event_log
         self._auditor = auditor
         self._partitions = delivery_partitions
+        self._event_types = event_types
+        self._schema_files = schema_files
         self._lock = threading.Lock()
+
+    def _register_schema_files(self) -> list[str]:
+        """New event types of the schema folder, registered (each with its topics) before
+        the bundle that names them is loaded. Returns the problems found, if any."""
+        if self._event_types is None or self._schema_files is None:
+            return []
+        try:
+            # Types other processes registered through the API count too.
+            self._event_types.refresh()
+            added = self._event_types.register_files(self._schema_files())
+        except SchemaError as exc:
+            return [f"schemas: {exc}"]
+        if added:
+            log.info("new event types from the schema folder: %s", ", ".join(added))
+        return []
 
     def reload(self, actor: str) -> PolicyReload:
         with self._lock:
             policy = self._policy
             before = policy.current.version
-            changed = policy.reload()
-            if policy.last_error is not None:
-                problems = list(policy.last_problems)
+            schema_problems = self._register_schema_files()
+            changed = policy.reload() if not schema_problems else False
+            if schema_problems or policy.last_error is not None:
+                problems = schema_problems or list(policy.last_problems)
                 self._auditor.write([AuditEntry(
                     kind="policy_reload_refused", at_ms=self._auditor.now(), actor=actor,
                     outcome="refused",

@@ -56,6 +56,10 @@ from schemas.wire import WireCodec
 
 log = logging.getLogger("handoff.router")
 LAG_REFRESH_SECONDS = 0.5
+TYPES_REFRESH_SECONDS = 2.0
+"""How often the router reads the registry for event types other processes registered."""
+REJOIN_GRACE_SECONDS = 30.0
+"""How long a member without partitions waits before rejoining for new event types."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,9 @@ class Router:
         self._poll_timeout = poll_timeout
         self._clock = clock
         self._consumer: Consumer | None = None
+        self._subscribed: list[str] = []
+        self._types_due = 0.0
+        self._joined_at = 0.0
         self._facts: dict[int, _OutcomeFacts] = {}
         self._lag_due = 0.0
         self.healthy = threading.Event()
@@ -130,8 +137,26 @@ class Router:
         return [ingress_topic(t) for t in self._types.names()]
 
     def _ensure_consumer(self) -> Consumer:
+        """The group member, subscribed to the ingress topic of every known event type.
+        A type registered while running (here or, found by a periodic registry read, in
+        another process) makes the router rejoin with the longer list; rejoining resumes
+        at the committed offsets, which a finished batch has just committed."""
+        now = time.monotonic()
+        if now >= self._types_due:
+            self._types_due = now + TYPES_REFRESH_SECONDS
+            self._types.refresh()
+        topics = self.topics()
+        if self._consumer is not None and topics != self._subscribed and (
+                self._consumer.assignment() or now > self._joined_at + REJOIN_GRACE_SECONDS):
+            # A member that leaves a Kafka group before its join completed can hold the
+            # group's next rebalance up for minutes: rejoin only once it has partitions.
+            log.info("router now routes %s", ", ".join(sorted(
+                set(topics) - set(self._subscribed))) or "fewer event types")
+            self._drop_consumer()
         if self._consumer is None:
-            self._consumer = self._log.consumer(ROUTER_GROUP, self.topics())
+            self._consumer = self._log.consumer(ROUTER_GROUP, topics)
+            self._subscribed = topics
+            self._joined_at = now
         return self._consumer
 
     def _drop_consumer(self) -> None:

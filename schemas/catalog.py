@@ -296,3 +296,32 @@ class SchemaCatalog:
         if errors:
             raise SchemaError("; ".join(errors))
         return catalog
+
+    @classmethod
+    def load_all(cls, *directories: Path | str) -> SchemaCatalog:
+        """Every schema of several folders (the shipped one, a state's own). A type may
+        be defined in one folder only. Raises `SchemaError` naming each problem."""
+        catalog = cls()
+        errors: list[str] = []
+        seen: dict[str, Path] = {}
+        for directory in dict.fromkeys(Path(d).resolve() for d in directories):
+            if not directory.is_dir():
+                errors.append(f"{directory}: schema folder not found")
+                continue
+            try:
+                loaded = cls.load(directory)
+            except SchemaError as exc:
+                errors.append(f"{directory}: {exc}")
+                continue
+            for event_type in loaded.event_types():
+                if event_type in seen:
+                    errors.append(f"{directory / (event_type + '.avsc')}: event type "
+                                  f"'{event_type}' is already defined in {seen[event_type]}; "
+                                  "register a new version through the registry instead")
+                    continue
+                seen[event_type] = directory
+                for version in loaded.versions(event_type):
+                    catalog.add(loaded.get(event_type, version))
+        if errors:
+            raise SchemaError("; ".join(errors))
+        return catalog

@@ -39,3 +39,15 @@ class RecordValidationError(SchemaError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{path or '<record>'}: {msg}" for path, msg in problems))
+
+
+class UnknownSubjectError(UnknownSchemaError):
+    """No subject of that name (or every version of it was deleted)."""
+
+
+class UnknownVersionError(UnknownSchemaError):
+    """The subject has no such version."""
+
+
+class UnknownSchemaIdError(UnknownSchemaError):
+    """No schema has that id, or the subject holds no version with that schema."""

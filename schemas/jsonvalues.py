@@ -192,7 +192,10 @@ def _timestamp(unit_micros: int, local: bool) -> FromJson:
         if (value.tzinfo is None) != local:
             return fail(problems, path, value, expected)
         if not local:
-            value = value.astimezone(UTC)
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:   # 0001-01-01T00:00+00:01 is before the first UTC day
+                return fail(problems, path, value, "date-time out of range")
         # Truncate to the schema's precision, as a reader would see it.
         return value.replace(microsecond=value.microsecond // unit_micros * unit_micros)
 

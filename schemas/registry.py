@@ -5,6 +5,10 @@ versions 1, 2, 3, ...; each distinct schema text gets one global id, shared by e
 subject that registers it, and that id is what the wire format carries. A new version is
 accepted only if it keeps the subject's `CompatibilityLevel` (BACKWARD by default).
 
+A version can be soft-deleted, as in Confluent's registry: it leaves the subject's
+listings, lookups and `latest`, while its id still resolves, so records written with it
+stay readable. Nothing is ever deleted for good.
+
 State lives in memory and is written through to a `RegistryStore`, so it survives
 restarts. Reads take no lock; writes are serialised by one, and replace the dictionaries
 readers iterate rather than changing them in place.
@@ -14,27 +18,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from schemas.compatibility import (
-    NAMED_KINDS,
-    PRIMITIVES,
-    CompatibilityLevel,
-    incompatibilities,
-    parse_for_resolution,
+from fastavro.schema import to_parsing_canonical_form
+
+from schemas.avro_rules import TOO_DEEP, prepare
+from schemas.compatibility import CompatibilityLevel, incompatibilities, parse_for_resolution
+from schemas.errors import (
+    IncompatibleSchemaError,
+    SchemaError,
+    UnknownSchemaIdError,
+    UnknownSubjectError,
+    UnknownVersionError,
 )
-from schemas.decoding_safety import decoding_hazards
-from schemas.errors import IncompatibleSchemaError, SchemaError, UnknownSchemaError
 from schemas.store import RegistryStore, StoredSchema
 from schemas.wire import MAX_SCHEMA_ID
 
 LATEST: Literal["latest"] = "latest"
 MAX_SUBJECT_LENGTH = 255
-_AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 VersionSelector = int | Literal["latest"]
 
@@ -48,6 +52,8 @@ class RegisteredSchema:
     schema_id: int
     schema: str = field(repr=False)
     """Canonical JSON text of the schema (sorted keys, no whitespace)."""
+    deleted: bool = False
+    """Soft-deleted: out of listings and lookups, still resolvable by id."""
 
     def as_json(self) -> Any:
         """The schema as JSON values (a fresh copy on every call)."""
@@ -68,6 +74,15 @@ def _check_subject(subject: object) -> str:
     if not subject.isprintable():
         raise SchemaError("a subject may not contain control characters")
     return subject
+
+
+def _resolution_form(canonical: str) -> str | None:
+    """Avro's Parsing Canonical Form: what decides how bytes are read, without docs,
+    defaults or Handoff's tags."""
+    try:
+        return str(to_parsing_canonical_form(json.loads(canonical)))
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class SchemaRegistry:
@@ -95,42 +110,75 @@ class SchemaRegistry:
 
     # -- reading ---------------------------------------------------------------------
 
-    def subjects(self) -> list[str]:
-        """Every subject with at least one version, sorted."""
-        return sorted(self._versions)
+    def subjects(self, include_deleted: bool = False) -> list[str]:
+        """Every subject with at least one version (not soft-deleted, unless asked), sorted."""
+        return sorted(s for s, versions in self._versions.items()
+                      if include_deleted or any(not v.deleted for v in versions.values()))
 
-    def versions(self, subject: str) -> list[int]:
-        """The subject's version numbers, ascending. Raises `UnknownSchemaError`."""
-        return sorted(self._subject_versions(subject))
+    def versions(self, subject: str, include_deleted: bool = False) -> list[int]:
+        """The subject's version numbers, ascending. Raises `UnknownSubjectError`."""
+        return sorted(self._subject_versions(subject, include_deleted))
 
-    def get(self, subject: str, version: VersionSelector = LATEST) -> RegisteredSchema:
+    def get(self, subject: str, version: VersionSelector = LATEST,
+            include_deleted: bool = False) -> RegisteredSchema:
         """One version of a subject (`"latest"` or -1 for the newest).
 
-        Raises `UnknownSchemaError`.
+        Raises `UnknownSubjectError` or `UnknownVersionError`.
         """
-        versions = self._subject_versions(subject)
+        versions = self._subject_versions(subject, include_deleted)
         if version == LATEST or version == -1:
             return versions[max(versions)]
         found = versions.get(version) if isinstance(version, int) else None
         if found is None:
-            raise UnknownSchemaError(f"subject '{subject}' has no version {version}")
+            raise UnknownVersionError(f"subject '{subject}' has no version {version}")
         return found
+
+    def lookup(self, subject: str, schema: Mapping[str, Any] | str,
+               include_deleted: bool = False) -> RegisteredSchema:
+        """The version of `subject` holding this schema: the same text, else (the newest)
+        one read and written the same way (same Parsing Canonical Form), so a client that
+        drops documentation or tags still finds the version it writes.
+
+        Raises `UnknownSubjectError`, `UnknownSchemaIdError` when no version matches, and
+        `SchemaError` for an invalid schema.
+        """
+        canonical, _ = prepare(schema)
+        versions = self._subject_versions(subject, include_deleted)
+        for number in sorted(versions, reverse=True):
+            if versions[number].schema == canonical:
+                return versions[number]
+        wanted = _resolution_form(canonical)
+        for number in sorted(versions, reverse=True):
+            if wanted is not None and _resolution_form(versions[number].schema) == wanted:
+                return versions[number]
+        raise UnknownSchemaIdError(f"subject '{subject}' has no version with this schema")
 
     def by_id(self, schema_id: int) -> RegisteredSchema:
         """The schema with a global id, as first registered (an id shared by several
-        subjects names the same schema text). Raises `UnknownSchemaError`."""
+        subjects names the same schema text). Soft-deleted versions still resolve.
+        Raises `UnknownSchemaIdError`."""
         registered = self._by_id.get(schema_id)
         if registered is None:
             self.refresh()
             registered = self._by_id.get(schema_id)
         if registered is None:
-            raise UnknownSchemaError(f"no schema has id {schema_id}")
+            raise UnknownSchemaIdError(f"no schema has id {schema_id}")
         return registered
+
+    def usages(self, schema_id: int, include_deleted: bool = False
+               ) -> list[RegisteredSchema]:
+        """Every (subject, version) holding the schema with this id, sorted.
+        Raises `UnknownSchemaIdError`."""
+        text = self.by_id(schema_id).schema
+        return sorted(
+            (v for versions in self._versions.values() for v in versions.values()
+             if v.schema == text and (include_deleted or not v.deleted)),
+            key=lambda v: (v.subject, v.version))
 
     def parsed(self, schema_id: int) -> Any:
         """The schema with this id, parsed by fastavro once and cached.
 
-        Raises `UnknownSchemaError`.
+        Raises `UnknownSchemaIdError`.
         """
         parsed = self._parsed.get(schema_id)
         if parsed is None:
@@ -144,6 +192,10 @@ class SchemaRegistry:
             return self._default
         return self._levels.get(subject, self._default)
 
+    def has_own_compatibility(self, subject: str) -> bool:
+        """Whether the subject has a level of its own (not the default)."""
+        return subject in self._levels
+
     def check(
         self, subject: str, schema: Mapping[str, Any] | str, version: VersionSelector = LATEST
     ) -> list[str]:
@@ -154,7 +206,7 @@ class SchemaRegistry:
         `SchemaError` for an invalid schema.
         """
         _check_subject(subject)
-        _, parsed = _prepare(schema)
+        _, parsed = prepare(schema)
         level = self.compatibility(subject)
         try:
             if version == LATEST or version == -1:
@@ -173,11 +225,11 @@ class SchemaRegistry:
         every problem with its field path, when it breaks the subject's level.
         """
         _check_subject(subject)
-        canonical, parsed = _prepare(schema)
+        canonical, parsed = prepare(schema)
         with self._lock:
             versions = self._versions.get(subject, {})
             for existing in versions.values():
-                if existing.schema == canonical:
+                if existing.schema == canonical and not existing.deleted:
                     return existing
             level = self.compatibility(subject)
             try:
@@ -190,6 +242,7 @@ class SchemaRegistry:
                     + "; ".join(problems)
                 )
             self._refresh_locked()
+            versions = self._versions.get(subject, {})
             schema_id = self._ids.get(canonical)
             if schema_id is None:
                 schema_id = self._new_id(canonical)
@@ -197,6 +250,26 @@ class SchemaRegistry:
             self._store.save_schema(stored)
             self._parsed.setdefault(schema_id, parsed)
             return self._remember(stored)
+
+    def delete(self, subject: str, version: VersionSelector | None = None) -> list[int]:
+        """Soft-delete one version of a subject, or (`version=None`) all of them; returns
+        the version numbers deleted. Raises `UnknownSubjectError`, `UnknownVersionError`."""
+        self.refresh()
+        with self._lock:
+            versions = self._subject_versions(subject, refresh=False)
+            if version is None:
+                targets = [versions[n] for n in sorted(versions)]
+            else:
+                number = max(versions) if version in (LATEST, -1) else version
+                if number not in versions:
+                    raise UnknownVersionError(f"subject '{subject}' has no version {version}")
+                targets = [versions[number]]
+            for target in targets:
+                stored = StoredSchema(target.subject, target.version, target.schema_id,
+                                      target.schema, deleted=True)
+                self._store.save_schema(stored)
+                self._remember(stored)
+            return [t.version for t in targets]
 
     def set_compatibility(self, subject: str | None, level: CompatibilityLevel | str) -> None:
         """Set a subject's compatibility level (`subject=None`: the registry-wide default)."""
@@ -221,7 +294,7 @@ class SchemaRegistry:
         snapshot = self._store.load()
         for stored in sorted(snapshot.schemas, key=lambda s: (s.schema_id, s.subject, s.version)):
             known = self._versions.get(stored.subject, {}).get(stored.version)
-            if known is None:
+            if known is None or known.deleted != stored.deleted:
                 self._remember(stored)
         levels = dict(snapshot.compatibility)
         if None in levels:
@@ -239,27 +312,34 @@ class SchemaRegistry:
             schema_id = schema_id % MAX_SCHEMA_ID + 1
         return schema_id
 
-    def _subject_versions(self, subject: str) -> dict[int, RegisteredSchema]:
-        versions = self._versions.get(subject)
-        if not versions:
+    def _subject_versions(self, subject: str, include_deleted: bool = False,
+                          refresh: bool = True) -> dict[int, RegisteredSchema]:
+        def live() -> dict[int, RegisteredSchema]:
+            return {n: v for n, v in self._versions.get(subject, {}).items()
+                    if include_deleted or not v.deleted}
+
+        versions = live()
+        if not versions and refresh:
             self.refresh()
-            versions = self._versions.get(subject)
+            versions = live()
         if not versions:
-            raise UnknownSchemaError(f"unknown subject '{subject}'")
+            raise UnknownSubjectError(f"unknown subject '{subject}'")
         return versions
 
     def _remember(self, stored: StoredSchema) -> RegisteredSchema:
         registered = RegisteredSchema(
-            stored.subject, stored.version, stored.schema_id, stored.schema
+            stored.subject, stored.version, stored.schema_id, stored.schema, stored.deleted
         )
-        self._by_id.setdefault(stored.schema_id, registered)
+        first = self._by_id.get(stored.schema_id)
+        if first is None or (first.subject, first.version) == (stored.subject, stored.version):
+            self._by_id[stored.schema_id] = registered
         self._ids.setdefault(stored.schema, stored.schema_id)
         versions = {**self._versions.get(stored.subject, {}), stored.version: registered}
         self._versions = {**self._versions, stored.subject: versions}
         return registered
 
     def _problems_against(self, subject: str, parsed: Any, level: CompatibilityLevel) -> list[str]:
-        versions = self._versions.get(subject)
+        versions = {n: v for n, v in self._versions.get(subject, {}).items() if not v.deleted}
         if not versions or level is CompatibilityLevel.NONE:
             return []
         targets = sorted(versions) if level.transitive else [max(versions)]
@@ -270,97 +350,3 @@ class SchemaRegistry:
             prefix = f"version {number}: " if level.transitive else ""
             problems.extend(prefix + problem for problem in found)
         return problems
-
-
-TOO_DEEP = "schema is nested too deeply"
-
-
-def _prepare(schema: Mapping[str, Any] | str | list[Any]) -> tuple[str, Any]:
-    """Validate a schema and return (canonical JSON text, fastavro-parsed schema)."""
-    try:
-        return _prepare_unguarded(schema)
-    except RecursionError:
-        # Nesting only bounded by the stack: refused like any other invalid schema.
-        raise SchemaError(TOO_DEEP) from None
-
-
-def _prepare_unguarded(schema: Mapping[str, Any] | str | list[Any]) -> tuple[str, Any]:
-    try:
-        value = json.loads(schema) if isinstance(schema, str) else json.loads(json.dumps(schema))
-    except json.JSONDecodeError as exc:
-        raise SchemaError(
-            f"schema is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except (TypeError, ValueError) as exc:
-        raise SchemaError(f"schema is not JSON-serialisable: {exc}") from exc
-    parsed = parse_for_resolution(value, {})
-    problems: list[str] = []
-    _structure_problems(parsed, "", problems)
-    problems += decoding_hazards(parsed)
-    if problems:
-        raise SchemaError("invalid schema: " + "; ".join(problems))
-    return json.dumps(value, sort_keys=True, separators=(",", ":")), parsed
-
-
-def _valid_name(name: object) -> bool:
-    return isinstance(name, str) and all(_AVRO_NAME.match(part) for part in name.split("."))
-
-
-def _union_branch_key(branch: Any) -> str:
-    if isinstance(branch, str):
-        return branch
-    kind = str(branch.get("type"))
-    return str(branch.get("name")) if kind in NAMED_KINDS else kind
-
-
-def _structure_problems(node: Any, path: str, found: list[str]) -> None:
-    """Rules of the Avro specification that fastavro's parser does not enforce."""
-    where = path or "<root>"
-    if isinstance(node, list):
-        if not node:
-            found.append(f"{where}: a union needs at least one type")
-        seen: set[str] = set()
-        for branch in node:
-            if isinstance(branch, list):
-                found.append(f"{where}: a union may not directly contain another union")
-                continue
-            key = _union_branch_key(branch)
-            if key in seen:
-                found.append(f"{where}: union lists {key} more than once")
-            seen.add(key)
-            _structure_problems(branch, path, found)
-        return
-    if not isinstance(node, Mapping):
-        return
-    kind = node.get("type")
-    if kind in NAMED_KINDS and not _valid_name(node.get("name")):
-        found.append(f"{where}: {kind} name is not a valid Avro name")
-    if kind in ("record", "error"):
-        names: set[str] = set()
-        for field in node.get("fields", []):
-            name = field.get("name")
-            field_path = f"{path}.{name}" if path else str(name)
-            if not _valid_name(name) or "." in str(name):
-                found.append(f"{field_path}: field name is not a valid Avro name")
-            elif name in names:
-                found.append(f"{field_path}: field appears more than once")
-            names.add(str(name))
-            _structure_problems(field.get("type"), field_path, found)
-    elif kind == "enum":
-        symbols = node.get("symbols")
-        if not isinstance(symbols, list) or not symbols:
-            found.append(f"{where}: enum symbols must be a non-empty list")
-        elif not all(_valid_name(s) and "." not in s for s in symbols):
-            found.append(f"{where}: enum symbols must be valid Avro names")
-        elif "default" in node and node["default"] not in symbols:
-            found.append(f"{where}: enum default is not one of its symbols")
-    elif kind == "fixed":
-        size = node.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            found.append(f"{where}: fixed size must be a non-negative integer")
-    elif kind == "array":
-        _structure_problems(node.get("items"), f"{path}[]", found)
-    elif kind == "map":
-        _structure_problems(node.get("values"), f"{path}{{}}", found)
-    elif not isinstance(kind, str) or kind not in PRIMITIVES:
-        found.append(f"{where}: unknown type")

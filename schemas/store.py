@@ -30,6 +30,8 @@ class StoredSchema:
     """Global id, shared by every subject that registered the same schema text."""
     schema: str
     """Canonical JSON text of the schema (sorted keys, no whitespace)."""
+    deleted: bool = False
+    """Soft-deleted (saved again with the flag set): out of listings, still readable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,9 @@ class RegistryStore(Protocol):
       nothing was saved and the registry does not change its in-memory state either.
     - `load` returns every schema version and compatibility level saved so far, including
       those saved by earlier processes.
-    - A `StoredSchema` is never changed or deleted once saved; saving the same
-      (subject, version) twice with the same content must be harmless.
+    - A `StoredSchema` is never removed once saved, and only ever changes by being saved
+      again with `deleted=True` (a soft delete), which replaces the earlier record of
+      that (subject, version); saving the same one twice must be harmless.
 
     The registry serialises its own calls, so a store need not be thread-safe unless it
     is shared between registries.

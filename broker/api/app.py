@@ -19,12 +19,15 @@ from broker.api import (
     routes_fhir,
     routes_ops,
     routes_registry,
+    routes_registry_config,
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
 from broker.api.body_guard import BodyCaps, BodyGuard
 from broker.api.dependencies import ApiParts
+from broker.api.docs_ui import install_docs
 from broker.api.metrics_middleware import RequestMetricsMiddleware
+from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.api.request_ids import RequestIdMiddleware
@@ -35,13 +38,14 @@ DESCRIPTION = """
 Handoff moves events between human-services agencies under their data sharing
 agreements, families' consent and the privacy laws that cover the data.
 
-Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem
-details (`application/problem+json`).
+Authenticate with `Authorization: Bearer <API key>`, or HTTP basic auth with the key as
+the user name. Errors are RFC 9457 problem details (`application/problem+json`); the
+schema registry (`/v1/registry`) answers errors as Confluent Schema Registry does.
 """
 
 
-API_ROUTES = (routes_events, routes_explain, routes_registry, routes_audit, routes_admin,
-              routes_connectors, routes_fhir)
+API_ROUTES = (routes_events, routes_explain, routes_registry, routes_registry_config,
+              routes_audit, routes_admin, routes_connectors, routes_fhir)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""
@@ -70,7 +74,7 @@ def create_app(parts: ApiParts) -> FastAPI:
         yield
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.parts = parts
     auditor = parts.auditor
 
@@ -83,6 +87,10 @@ def create_app(parts: ApiParts) -> FastAPI:
     install_problem_handlers(app)
     for module in route_modules(parts.roles):
         app.include_router(module.router)
+    install_openapi(app, parts.event_types)
+    install_docs(app)
+    for extend in parts.extensions:
+        extend(app)
     # Innermost first: each add_middleware wraps the ones added before it.
     app.add_middleware(BodyGuard, caps=BodyCaps.of(parts.settings))
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))

@@ -7,6 +7,8 @@ rule for an endpoint is written next to the endpoint.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +25,8 @@ KEY_CHECK = "handoff.key_check"
 
 
 class BearerKeyMiddleware:
-    """Resolve `Authorization: Bearer <key>` (or a verified client certificate) to a
-    principal, or leave it unset.
+    """Resolve `Authorization: Bearer <key>` (or `Basic`, the key as user name; or a
+    verified client certificate) to a principal, or leave it unset.
 
     With mutual TLS the certificate names the agency; a bearer key sent over the same
     connection must belong to that agency too, or the call is unauthenticated.
@@ -46,9 +48,9 @@ class BearerKeyMiddleware:
         by_key: KeyCheck | None = None
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
-                scheme, _, secret = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and secret.strip():
-                    by_key = self.keyring.check(secret.strip())
+                secret = key_of(value)
+                if secret:
+                    by_key = self.keyring.check(secret)
                 break
         names = client_names(scope)
         if not names:
@@ -61,6 +63,23 @@ class BearerKeyMiddleware:
             return KeyCheck(None, by_key.key, "API key and client certificate name "
                             "different agencies")
         return by_key
+
+
+def key_of(authorization: bytes) -> str | None:
+    """The API key an `Authorization` header carries: `Bearer <key>`, or HTTP basic with
+    the key as the user name and any password, as Confluent clients send it
+    (`basic.auth.user.info=<key>:`)."""
+    scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        return credentials or None
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0] or None
+    return None
 
 
 RefusalHook = Callable[[Request, Principal | None, int, str], None]
@@ -104,7 +123,8 @@ def admit(request: Request, roles: tuple[Role, ...]) -> Principal:
             raise AuthenticationRequired(f"this credential may no longer be used "
                                          f"({check.reason}); ask for a new key")
         raise AuthenticationRequired(
-            "send a valid API key as 'Authorization: Bearer <key>'"
+            "send a valid API key as 'Authorization: Bearer <key>' (or as the user "
+            "name of HTTP basic authentication)"
         )
     if not any(principal.has(r) for r in roles):
         needed = " or ".join(r.value for r in roles)

@@ -38,6 +38,9 @@ BATCH_BODY_FACTOR = 16
 """A batch body may be this many times `api.max_body_bytes` (each of its events is still
 held to `api.max_body_bytes` once encoded)."""
 
+FORM_SLACK = 16_384
+"""Room for a multipart form's other fields and boundaries around an uploaded file."""
+
 
 @dataclass(frozen=True)
 class BodyCaps:
@@ -51,6 +54,9 @@ class BodyCaps:
     def of(cls, api: ApiSettings) -> BodyCaps:
         return cls(api.max_body_bytes, {
             ("POST", "/v1/events/{event_type}:batch"): batch_cap(api),
+            # The console's policy trial takes a zipped bundle; its page reads the form
+            # under the same cap.
+            ("POST", "/console/policy/trial"): api.console.max_upload_bytes + FORM_SLACK,
         })
 
     @property

@@ -9,12 +9,14 @@ cannot happen for the routes a role mounts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
-from fastapi import Request
+from fastapi import FastAPI, Request
 
-from broker.audit import AuditStore
+from broker.audit import AuditReader, AuditStore, AuditVerifier
 from broker.auditor import Auditor
 from broker.auth import KeyRing
 from broker.clock import Clock
@@ -27,7 +29,10 @@ from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.publisher import Publisher
 from broker.metrics import Metrics
+from broker.metrics_history import MetricsHistory
 from broker.policy_holder import LoadedPolicy, PolicyHolder
+from broker.policy_install import PolicyInstaller
+from broker.policy_trial import PolicyTrial
 from broker.reloads import PolicyReloader
 from broker.roles import Roles
 from broker.workers import Workers
@@ -65,6 +70,20 @@ class ApiParts:
     webhook_state: WebhookStateStore | None = None
     dead_letter_queue: DeadLetterQueue | None = None
     """Webhook delivery state and dead letters: only with the `delivery` role."""
+    verifier: AuditVerifier | None = None
+    """Re-walks the audit log's chains (the console's integrity page)."""
+    audit_public_key: Path | None = None
+    """The public key checkpoint signatures are checked against: the pinned one
+    (`audit.public_key_file`) or, unpinned, the one beside the data."""
+    audit_key_pinned: bool = False
+    policy_trial: PolicyTrial | None = None
+    policy_installer: PolicyInstaller | None = None
+    """The console's policy dry-run, and applying a tried bundle (`api` role)."""
+    metrics_history: MetricsHistory | None = None
+    """The process's own metrics over the last hour (`api` role)."""
+    extensions: tuple[Callable[[FastAPI], None], ...] = ()
+    """Called by `create_app` with the app: the console mounts itself this way, so the
+    API layer never imports it."""
 
 
 def _parts(request: Request) -> ApiParts:
@@ -97,6 +116,49 @@ def auditor(request: Request) -> Auditor:
 
 def audit_store(request: Request) -> AuditStore:
     return _parts(request).audit
+
+
+def audit_reader(request: Request) -> AuditReader:
+    """Reading the audit log: pages, streams, counts, disclosures, checkpoints."""
+    return _parts(request).audit
+
+
+def audit_verifier(request: Request) -> AuditVerifier:
+    found = _parts(request).verifier
+    if found is None:
+        raise NotServedHere("this process cannot verify its audit log")
+    return found
+
+
+def audit_public_key(request: Request) -> tuple[Path | None, bool]:
+    """(the public key file signatures are checked against, whether it is pinned)."""
+    parts = _parts(request)
+    return parts.audit_public_key, parts.audit_key_pinned
+
+
+def keyring(request: Request) -> KeyRing:
+    return _parts(request).keyring
+
+
+def policy_trial(request: Request) -> PolicyTrial:
+    found = _parts(request).policy_trial
+    if found is None:
+        raise NotServedHere("this process (without the api role) runs no policy dry-run")
+    return found
+
+
+def policy_installer(request: Request) -> PolicyInstaller:
+    found = _parts(request).policy_installer
+    if found is None:
+        raise NotServedHere("this process (without the api role) cannot apply a bundle")
+    return found
+
+
+def metrics_history(request: Request) -> MetricsHistory:
+    found = _parts(request).metrics_history
+    if found is None:
+        raise NotServedHere("this process keeps no metrics history")
+    return found
 
 
 def policy(request: Request) -> LoadedPolicy:
@@ -153,11 +215,6 @@ def metrics(request: Request) -> Metrics:
 
 def clock(request: Request) -> Clock:
     return _parts(request).clock
-
-
-def keyring(request: Request) -> KeyRing:
-    """The API keys in force (open streams ask it whether their key still is)."""
-    return _parts(request).keyring
 
 
 def wait_limiter(request: Request) -> anyio.CapacityLimiter:

@@ -135,6 +135,11 @@ class KeyRing:
         # leaks about the secret itself.
         return self._admit(self._by_digest.get(hash_key(secret)))
 
+    def check_digest(self, digest: str) -> KeyCheck:
+        """Look up a key by its digest, as kept by a session opened with it, so a key
+        expired or revoked since ends its sessions."""
+        return self._admit(self._by_digest.get(digest))
+
     def check_subject(self, names: Iterable[str]) -> KeyCheck:
         """Look up a verified client certificate by any of its names (CN, SANs)."""
         for name in names:

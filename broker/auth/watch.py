@@ -49,6 +49,10 @@ class FileKeyRing(KeyRing):
         self._maybe_refresh()
         return super().check(secret)
 
+    def check_digest(self, digest: str) -> KeyCheck:
+        self._maybe_refresh()
+        return super().check_digest(digest)
+
     def check_subject(self, names: Iterable[str]) -> KeyCheck:
         self._maybe_refresh()
         return super().check_subject(names)

@@ -207,6 +207,7 @@ def _play(url: str, demo_dir: Path, data_dir: Path, broker: Broker, thread: thre
         console.print(
             f"\n[bold]The story is over; the broker keeps running.[/bold]\n"
             f"  OpenAPI docs:      {url}/docs\n"
+            f"  Console:           {url}/console (sign in with HANDOFF_DEMO_KEY_AUDITOR)\n"
             f"  API keys:          {demo_dir / 'keys.env'} (demo only)\n"
             f"  Verify the audit:  handoff audit verify --data {data_dir}\n"
             f"  Metrics:           {url}/metrics")

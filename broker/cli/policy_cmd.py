@@ -40,7 +40,8 @@ BundleDir = Annotated[Path, typer.Argument(
     exists=True, file_okay=False, dir_okay=True, help="The policy bundle folder.")]
 SchemasOption = Annotated[Path, typer.Option(
     "--schemas", exists=True, file_okay=False,
-    help="Folder of event schemas (.avsc); defaults to the built-in schemas.")]
+    help="Folder of the state's own event schemas (.avsc), in addition to the shipped "
+         "ones (as `handoff serve --schemas`).")]
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -51,7 +52,7 @@ def _fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
 def _load(directory: Path, schemas: Path) -> tuple[SchemaCatalog, PolicyBundle]:
     """Load the catalog and bundle; print every problem and exit 1 if the bundle is bad."""
     try:
-        catalog = SchemaCatalog.load(schemas)
+        catalog = SchemaCatalog.load_all(BUILTIN_DIR, schemas)
     except SchemaError as exc:
         _fail(f"{schemas}: {exc}")
     try:

@@ -57,6 +57,9 @@ def serve_settings(settings: Settings, ready_message: bool = True,
 @app.command("serve")
 def serve(
     policy: Path | None = typer.Option(None, help="policy bundle folder"),
+    schemas: Path | None = typer.Option(
+        None, help="folder of the state's own event schemas (<type>.avsc), in addition to "
+                   "the shipped ones; read again at every policy reload"),
     data: Path | None = typer.Option(None, help="data directory"),
     host: str | None = typer.Option(None, help="interface to listen on"),
     port: int | None = typer.Option(None, help="TCP port"),
@@ -79,7 +82,8 @@ def serve(
     configure_logging()
     with exit_on_config_error():
         roles = Roles.parse(role)
-        settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys)
+        settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys,
+                                 schema_dir=schemas)
         given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})

@@ -1,7 +1,8 @@
 """Who may call what: every operation in the OpenAPI schema by every kind of caller by its
 own and another agency's resources, against a running broker.
 
-Everything that should be refused is refused (401 or 403, as problem+json), everything
+Everything that should be refused is refused (401 or 403, as problem+json; the registry
+in Confluent's error shape), everything
 else gets past authorisation, and each refusal is in the audit log as `access_refused`
 naming the route and the key (an event type the agency may not publish as
 `publish_refused`, the record the publisher writes whatever the channel). A new endpoint
@@ -11,6 +12,7 @@ slips in unchecked.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,9 +57,19 @@ RULES: dict[tuple[str, str], dict[Role, str]] = {
     ("GET", "/v1/registry/subjects"): EVERY_ROLE,
     ("GET", "/v1/registry/subjects/{subject}/versions"): EVERY_ROLE,
     ("GET", "/v1/registry/subjects/{subject}/versions/{version}"): EVERY_ROLE,
+    ("GET", "/v1/registry/subjects/{subject}/versions/{version}/schema"): EVERY_ROLE,
+    ("POST", "/v1/registry/subjects/{subject}"): EVERY_ROLE,
     ("GET", "/v1/registry/schemas/ids/{schema_id}"): EVERY_ROLE,
+    ("GET", "/v1/registry/schemas/ids/{schema_id}/versions"): EVERY_ROLE,
+    ("GET", "/v1/registry/schemas/ids/{schema_id}/subjects"): EVERY_ROLE,
+    ("GET", "/v1/registry/schemas/types"): EVERY_ROLE,
     ("POST", "/v1/registry/subjects/{subject}/versions"): {AD: ANY},
+    ("DELETE", "/v1/registry/subjects/{subject}"): {AD: ANY},
+    ("DELETE", "/v1/registry/subjects/{subject}/versions/{version}"): {AD: ANY},
     ("POST", "/v1/registry/compatibility/subjects/{subject}/versions/{version}"): EVERY_ROLE,
+    ("POST", "/v1/registry/compatibility/subjects/{subject}/versions"): EVERY_ROLE,
+    ("GET", "/v1/registry/config"): EVERY_ROLE,
+    ("PUT", "/v1/registry/config"): {AD: ANY},
     ("GET", "/v1/registry/config/{subject}"): EVERY_ROLE,
     ("PUT", "/v1/registry/config/{subject}"): {AD: ANY},
     ("GET", "/v1/audit/decisions"): {AU: ANY},
@@ -119,10 +131,16 @@ def matrix_broker(tmp_path_factory) -> Iterator[tuple[BrokerProcess, list[Caller
         broker.stop()
 
 
+def template_of(path: str) -> str:
+    """The route behind a path: the schema lists one publish path per event type."""
+    found = re.fullmatch(r"/v1/events/[a-z][a-z0-9_]*(:batch)?", path)
+    return f"/v1/events/{{event_type}}{found.group(1) or ''}" if found else path
+
+
 def operations(broker: BrokerProcess) -> list[tuple[str, str]]:
     schema = httpx.get(f"{broker.url}/openapi.json").json()
-    return sorted((method.upper(), path) for path, item in schema["paths"].items()
-                  for method in item if method in ("get", "post", "put", "patch", "delete"))
+    return sorted({(method.upper(), template_of(path)) for path, item in schema["paths"].items()
+                   for method in item if method in ("get", "post", "put", "patch", "delete")})
 
 
 def allowed(rule: dict[Role, str], caller: Caller, own: bool) -> bool:
@@ -141,7 +159,7 @@ def body_for(path: str, own: bool) -> Any:
         return {"event_type": "birth", "source": "county-general", "event": birth,
                 "subscription": OWNED["subscription_id"] if own
                 else OTHERS["subscription_id"]}
-    if path == "/v1/registry/config/{subject}":
+    if path.startswith("/v1/registry/config"):
         return {"compatibility": "BACKWARD"}
     return {}
 
@@ -149,6 +167,10 @@ def body_for(path: str, own: bool) -> Any:
 def call(broker: BrokerProcess, method: str, template: str, caller: Caller, own: bool
          ) -> httpx.Response:
     values = {**FIXED, **(OWNED if own else OTHERS)}
+    if method == "DELETE":
+        # Deletes that get past authorisation must not retire the event type the rest
+        # of the matrix publishes.
+        values["subject"] = "events.no_such_type-value"
     path = template.format(**{k: v for k, v in values.items() if "{" + k + "}" in template})
     headers = {"Authorization": f"Bearer {caller.secret}"} if caller.secret else {}
     body = body_for(template, own) if method in ("POST", "PUT") else None
@@ -191,8 +213,12 @@ def test_everything_that_should_be_refused_is_refused_and_audited(matrix_broker)
                 if status != want:
                     wrong.append(f"{where}: answered {status}, should be {want}")
                     continue
-                if response.headers["content-type"] != "application/problem+json":
-                    wrong.append(f"{where}: refusal is not problem+json")
+                # The registry answers in Confluent's error shape, for Confluent clients.
+                expected_type = ("application/vnd.schemaregistry.v1+json"
+                                 if template.startswith("/v1/registry")
+                                 else "application/problem+json")
+                if response.headers["content-type"] != expected_type:
+                    wrong.append(f"{where}: refusal is not {expected_type}")
                 if template.startswith("/v1/events/") and P in caller.roles:
                     expected_publish_refusals[(caller.key_id, OTHERS["event_type"])] += 1
                     continue

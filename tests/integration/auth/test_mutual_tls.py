@@ -112,6 +112,8 @@ def tls_broker(tmp_path_factory) -> Iterator[TlsBroker]:
                                    [x509.DNSName("ehr.county-general.example.org")], True),
         "hv-nfp": ca.issue("nfp-gateway",
                            [x509.UniformResourceIdentifier("spiffe://dane/hv-nfp")], True),
+        "privacy-office": ca.issue("audit.privacy-office.example.org",
+                                   [x509.DNSName("audit.privacy-office.example.org")], True),
         "unmapped": ca.issue("printer.example.org",
                              [x509.DNSName("printer.example.org")], True),
         "stranger": stranger_ca.issue("ehr.county-general.example.org",
@@ -124,7 +126,9 @@ def tls_broker(tmp_path_factory) -> Iterator[TlsBroker]:
         + "  - id: cgh-ehr-cert\n    agency: county-general\n    roles: [publish]\n"
         "    mtls_subject: ehr.county-general.example.org\n"
         "  - id: nfp-gateway-cert\n    agency: hv-nfp\n    roles: [subscribe]\n"
-        "    mtls_subject: spiffe://dane/hv-nfp\n")
+        "    mtls_subject: spiffe://dane/hv-nfp\n"
+        "  - id: privacy-office-cert\n    agency: state-privacy-office\n    roles: [auditor]\n"
+        "    mtls_subject: audit.privacy-office.example.org\n")
     port = free_port()
     data = folder / "data"
     log = (folder / "broker.log").open("ab")
@@ -195,3 +199,23 @@ def test_a_bearer_key_of_another_agency_over_a_certificate_is_refused(tls_broker
 def test_no_certificate_or_another_cas_certificate_cannot_connect(tls_broker, who):
     with pytest.raises(httpx.TransportError), tls_broker.client(who) as client:
         client.get("/healthz")
+
+
+def _console_sign_in(client: httpx.Client, url: str) -> httpx.Response:
+    form = client.get("/console/login")
+    token = form.text.split('name="login_token" value="', 1)[1].split('"', 1)[0]
+    return client.post("/console/login", data={"login_token": token, "use_certificate": "1"},
+                       headers={"Origin": url}, follow_redirects=False)
+
+
+def test_an_auditor_certificate_signs_in_to_the_console_without_a_key(tls_broker):
+    with tls_broker.client("privacy-office") as office:
+        assert "Continue with the certificate" in office.get("/console/login").text
+        signed = _console_sign_in(office, tls_broker.url)
+        assert signed.status_code == 303, signed.text
+        assert "Secure" in signed.headers["set-cookie"]  # over HTTPS, the cookie says so
+        page = office.get("/console/map")
+        assert page.status_code == 200 and "privacy-office-cert" in page.text
+    with tls_broker.client("county-general") as hospital:
+        assert "Continue with the certificate" not in hospital.get("/console/login").text
+        assert _console_sign_in(hospital, tls_broker.url).status_code == 401

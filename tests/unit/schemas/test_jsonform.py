@@ -198,6 +198,11 @@ BIRTH_RULES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, str]]]
         ("occurred_at", "date-time out of range"),
     ),
     (
+        "timestamp before the first UTC day",
+        _set("occurred_at", "0001-01-01T00:00:00+00:01"),
+        ("occurred_at", "date-time out of range"),
+    ),
+    (
         "unpaired surrogate",
         _set("mother.first_name", "Jo\ud800"),
         ("mother.first_name", "string contains an unpaired surrogate"),

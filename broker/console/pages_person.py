@@ -1,0 +1,34 @@
+"""Searching by the identifier a clerk has: it becomes the subject pseudonym here, on the
+server, and never appears in a URL, a log line or the audit log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import RedirectResponse, Response
+
+from broker.api import dependencies as deps
+from broker.console.errors import ConsoleRefused
+from broker.console.security import ConsoleUser, audit, checked_form, console_user
+
+router = APIRouter(include_in_schema=False)
+TARGETS = {"decisions": "/console/decisions", "accounting": "/console/accounting",
+           "consents": "/console/consents"}
+MAX_IDENTIFIER = 200
+
+
+@router.post("/console/person")
+async def find_person(request: Request, user: ConsoleUser = Depends(console_user)
+                      ) -> Response:
+    form = await checked_form(request, user)
+    identifier = form.get("identifier")
+    target = TARGETS.get(str(form.get("target", "")))
+    if target is None:
+        raise ConsoleRefused(422, "choose what to show: decisions, accounting or consents")
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise ConsoleRefused(422, "type the person's identifier as your agency records it")
+    if len(identifier) > MAX_IDENTIFIER:
+        raise ConsoleRefused(422, f"an identifier is at most {MAX_IDENTIFIER} characters")
+    # Exactly as the publishing agency sent it: no case or space folding beyond the ends.
+    pseudonym = deps.auditor(request).subject(identifier.strip())
+    audit(request, user, f"search by person ({form.get('target')})", subject=pseudonym)
+    return RedirectResponse(f"{target}?subject={pseudonym}", status_code=303)
