@@ -26,7 +26,6 @@ from broker.api.dependencies import ApiParts
 from broker.audit import (
     AuditStore,
     AuditVerifier,
-    CheckpointSigner,
     SqliteAuditStore,
     SqliteAuditVerifier,
     SubjectPseudonymizer,
@@ -35,13 +34,12 @@ from broker.audit.paths import (
     KAFKA_INDEX_NAME,
     audit_db_path,
     pseudonym_key_path,
-    signing_key_path,
     signing_public_key_path,
 )
 from broker.audit.pseudonym import load_or_create_pseudonym_key
 from broker.auditor import Auditor
 from broker.auth import FileKeyRing, KeyRing
-from broker.checkpoint_worker import CheckpointWorker
+from broker.checkpoint_worker import CheckpointWorker, signer_for
 from broker.clock import Clock, now_ms
 from broker.config import Settings
 from broker.connect.host import ConnectorHost
@@ -219,7 +217,7 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
 
     workers: list[Worker] = []
     # Listed first, so it stops last and signs what every other worker wrote last.
-    signer = _checkpoint_signer(settings, roles)
+    signer = signer_for(settings.data_dir, settings.log.backend, roles.router)
     if signer is not None:
         workers.append(CheckpointWorker(
             signer, audit_store,
@@ -293,17 +291,6 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         event_types=event_types, policy=policy, feed=feed, auditor=auditor,
         metrics=metrics, publisher=publisher, consents=consents, closers=tuple(closers),
     )
-
-
-def _checkpoint_signer(settings: Settings, roles: Roles) -> CheckpointSigner | None:
-    """Who signs this process's audit checkpoints. The router creates the signing key on
-    first start. Other roles sign when they stop: on the embedded log, where every
-    process shares the data directory, with the one key (created if need be); on Kafka
-    only when the key was put in this process's `keys/`, as docs/operations.md says."""
-    path = signing_key_path(settings.data_dir)
-    if roles.router or settings.log.backend == "embedded":
-        return CheckpointSigner.load_or_create(path)
-    return CheckpointSigner.load(path) if path.exists() else None
 
 
 def _connector_configs(settings: Settings, roles: Roles,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
-from broker.audit import AuditStore, CheckpointSigner
+from broker.audit import AuditStore, CheckpointSigner, signing_key_path
 from broker.errors import BrokerError
 
 log = logging.getLogger("handoff")
@@ -62,3 +63,14 @@ class CheckpointWorker:
             self._signer.checkpoint(store)
         except BrokerError:
             log.exception("could not sign an audit checkpoint; will retry")
+
+
+def signer_for(data_dir: Path, backend: str, router: bool) -> CheckpointSigner | None:
+    """Who signs this process's audit checkpoints. The router creates the signing key on
+    first start. Other roles sign when they stop: on the embedded log, where every
+    process shares the data directory, with the one key (created if need be); on Kafka
+    only when the key was put in this process's `keys/`, as docs/operations.md says."""
+    path = signing_key_path(data_dir)
+    if router or backend == "embedded":
+        return CheckpointSigner.load_or_create(path)
+    return CheckpointSigner.load(path) if path.exists() else None

@@ -13,8 +13,9 @@ deleted: it is rebuilt). Before answering, a lookup reads what other processes a
 since the last lookup, to the partitions holding the keys asked about, so an event
 accepted by another process before the lookup started is found.
 
-What is not promised, as on the embedded backend: the index is written after the
-ingress append, so a crash between the two, or two API processes accepting the same
+What is not promised here (unlike the embedded backend, whose index reads its ingress
+log back): the index is written after the ingress append, so a crash between the two, a
+failure to write `_accepted` (answered 503), or two API processes accepting the same
 event at the same moment, can let one event be appended twice. Both copies carry the
 same `event_id`, which is how subscribers recognise duplicates. When two entries exist
 for one key, the first one read wins in every cache; compaction may later keep only the
