@@ -33,7 +33,7 @@ from schemas.errors import UnknownSubjectError
 from schemas.registry import RegisteredSchema, SchemaRegistry
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"], route_class=ConfluentRoute,
-                   responses=error_responses(400, 401, 403, 404, 422))
+                   responses=error_responses(400, 401, 403, 404, 413, 422))
 ANY_KEY = require(Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR)
 ADMIN = require(Role.ADMIN)
 REGISTRY = Depends(deps.registry)
