@@ -5,6 +5,8 @@
     python bench/e2e_latency.py --split --no-sweep   # api+delivery process, router process
     python bench/e2e_latency.py --split "api delivery router" --no-sweep   # three processes
     python bench/e2e_latency.py --backend kafka --split --no-sweep   # on Tansu (loopback)
+    python bench/e2e_latency.py --backend kafka --split "api delivery router" --no-sweep \
+        --rate 1000 --kafka-floor                    # with the bare kafka-python floor
     python bench/e2e_latency.py --profile /tmp/prof  # py-spy flame graphs of each process
 
 Deployments: one `handoff serve` (default), or `--split`: one process with the api and
@@ -12,7 +14,9 @@ delivery roles and one with the router role; `--split "api delivery router"` nam
 process's roles. Publishers talk to the first process with the api role, subscribers to
 the first with the delivery role.
 `--backend kafka` runs on Kafka: a Tansu broker started on loopback for the run, or the
-cluster at `--bootstrap-servers`.
+cluster at `--bootstrap-servers`. `--kafka-floor` first measures, on the same broker and
+at the same rate, a bare kafka-python two-hop pipeline (bench/kafka_floor.py), so the
+figures can be compared within one run on a shared machine.
 
 Latency: births are published over HTTP at a fixed offered rate, one request per event;
 three subscribers hold server-sent-event streams. Each event's latency is the time it
@@ -43,6 +47,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.calibration import calibration_ms  # noqa: E402
+from bench.kafka_floor import percentile as floor_percentile  # noqa: E402
+from bench.kafka_floor import run as kafka_floor_run  # noqa: E402
 from bench.loadgen import ConnectionPool, encode_post  # noqa: E402
 from broker.demo import story  # noqa: E402
 from tests.e2e.harness import DEMO, BrokerProcess, LogBackend, demo_keys  # noqa: E402
@@ -157,8 +164,13 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
         lat = [(got[e] - scheduled[e]) * 1000 for e in ids if e in got]
         everything += lat
         missing = len(ids) - len(lat)
+        if not lat:
+            print(f"  {sub:18s} nothing arrived within 10 s of the end of sending")
+            continue
         print(f"  {sub:18s} p50 {percentile(lat, .5):7.1f} ms  p99 {percentile(lat, .99):7.1f}"
               f" ms  max {max(lat):7.1f} ms  missing {missing}")
+    if not everything:
+        return
     print(f"  {'all subscribers':18s} p50 {percentile(everything, .5):7.1f} ms  p99 "
           f"{percentile(everything, .99):7.1f} ms  (target: p99 < {target_ms:.0f} ms)")
 
@@ -256,7 +268,11 @@ def start_profiles(processes: list[BrokerProcess], out: Path, seconds: float,
         suffix = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}[form]
         target = out / f"{process.role.replace(',', '-')}-{process.port}.{suffix}"
         profilers.append(subprocess.Popen(
-            ["py-spy", "record", "--pid", str(process.proc.pid), "--duration",
+            # Non-blocking: a profiler that stops the process 200 times a second would
+            # be the latency it measures. Idle threads too, so a thread's samples show
+            # where its wall time goes (waiting on Kafka included).
+            ["py-spy", "record", "--nonblocking", "--idle", "--pid", str(process.proc.pid),
+             "--duration",
              str(int(seconds) + 1), "--rate", "200", "--format", form, "--output",
              str(target)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -280,13 +296,24 @@ async def main(args: argparse.Namespace) -> None:
         target = TARGET_P99_MS[args.backend]
         shape = (f"split: {', '.join(p.role for p in processes)} processes" if args.split
                  else "one process")
-        print(f"{args.backend} log, {shape}")
+        print(f"{args.backend} log, {shape}; calibration loop {calibration_ms():.0f} ms")
+        if args.kafka_floor and args.backend == "kafka":
+            assert backend.bootstrap_servers is not None
+            floor = kafka_floor_run(backend.bootstrap_servers, args.rate, args.seconds,
+                                    args.floor_fetch_wait_ms)
+            print(f"\nfloor: bare kafka-python two-hop pipeline, {args.rate:.0f} records/s for "
+                  f"{args.seconds:.0f} s, fetch wait {args.floor_fetch_wait_ms} ms, same "
+                  f"broker: p50 {floor_percentile(floor, .5):.1f} ms  p99 "
+                  f"{floor_percentile(floor, .99):.1f} ms  "
+                  f"(target for Handoff: p99 < 150 ms or <= "
+                  f"{1.5 * floor_percentile(floor, .99):.0f} ms, 1.5x this)")
         try:
             warm_up(url, keys, subscribe_url)
             profilers = (start_profiles(processes, args.profile, args.seconds + 1,
                                         args.profile_format) if args.profile else [])
-            await latency_run(url, keys, args.rate, args.seconds, target_ms=target,
-                              subscribe_url=subscribe_url)
+            if not args.batched_only:
+                await latency_run(url, keys, args.rate, args.seconds, target_ms=target,
+                                  subscribe_url=subscribe_url)
             for profiler in profilers:
                 profiler.wait(60)
             if args.per_request > 1:
@@ -306,6 +333,11 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             for process in reversed(processes):
                 process.stop()
+            for process in processes:
+                warned = [line for line in process.logs().splitlines() if " WARNING " in line]
+                blocking = sum("blocking the event loop" in line for line in warned)
+                print(f"  {process.role}: {len(warned)} warnings logged, {blocking} of them "
+                      "kafka-python's 'blocking the event loop'")
 
 
 if __name__ == "__main__":
@@ -315,6 +347,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--per-request", type=int, default=10,
                         help="also measure with this many events per batch request")
+    parser.add_argument("--batched-only", action="store_true",
+                        help="measure latency with --per-request events per request only")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--sweep-rates", type=float, nargs="+",
                         default=[1000, 2000, 3000, 4000, 5000, 6000, 8000])
@@ -322,6 +356,10 @@ if __name__ == "__main__":
     parser.add_argument("--backend", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument("--bootstrap-servers", default=None,
                         help="Kafka to run on (default: a Tansu broker started for the run)")
+    parser.add_argument("--kafka-floor", action="store_true",
+                        help="with --backend kafka: first measure a bare kafka-python "
+                             "two-hop pipeline at --rate on the same broker")
+    parser.add_argument("--floor-fetch-wait-ms", type=int, default=10)
     parser.add_argument("--split", nargs="?", const="api,delivery router", default=None,
                         help="run several processes: each word is one process's roles "
                              "(default 'api,delivery router')")

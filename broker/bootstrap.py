@@ -14,6 +14,7 @@ them only `ApiParts`, through FastAPI dependencies (`broker.api.dependencies`).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from broker.api.dependencies import ApiParts
 from broker.audit import (
@@ -63,12 +65,24 @@ from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
 from broker.ingest.idempotency import IdempotencyIndex, SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
+from broker.linking.audit_entries import LinkageAuditor
+from broker.linking.births import WatchListFeed
+from broker.linking.journal import JournalReader, LinkageJournal, catch_up
+from broker.linking.linker import Linker
+from broker.linking.service import LinkageService
+from broker.linking.stage import LinkageStage
+from broker.linking.terms import thresholds_of
 from broker.log.port import EventLog, TopicSpec
 from broker.metrics import Metrics
 from broker.metrics_history import MetricsHistory
 from broker.policy_holder import PolicyHolder
 from broker.policy_install import PolicyInstaller
 from broker.policy_trial import PolicyTrial
+from broker.referral_feed import LEDGER_FILE, LOCK_FILE, ReferralFeed
+from broker.referral_recording import ReferralRecording
+from broker.referral_service import ReferralService
+from broker.referral_store import SqliteLedgerStore
+from broker.referral_timers import ReferralTimers
 from broker.registry_store import LogRegistryStore
 from broker.reloads import PolicyReloader, audit_key_changes, record_policy_in_force
 from broker.retention import retention_enforcer
@@ -79,6 +93,12 @@ from broker.view_schemas import ViewSchemaRegistrar
 from broker.workers import ThreadWorker, Worker, Workers
 from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
+from linkage.default_model import default_model
+from linkage.resolver import PersonResolver
+from linkage.scoring import CompiledModel
+from linkage.sqlite_index import SqlitePersonIndex
+from linkage.thresholds import Thresholds
+from policy import PolicyBundle, load_bundle
 from schemas.catalog import BUILTIN_DIR, SchemaCatalog
 from schemas.errors import SchemaError
 from schemas.registry import SchemaRegistry
@@ -86,6 +106,9 @@ from schemas.wire import WireCodec
 
 log = logging.getLogger("handoff")
 WEBHOOK_SECRETS_FILE = "webhook-secrets.yaml"
+PERSON_INDEX_FILE = Path("linkage") / "persons.db"
+PERSON_REPLICA_FILE = Path("linkage") / "replica.db"
+LINKAGE_MODEL_FILE = Path("linkage") / "model.json"
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,8 @@ class Broker:
     consents: ConsentFeed
     """The consent topic as a view (the router decides with it, the publisher checks
     revocations against it)."""
+    referrals: ReferralFeed | None = None
+    """The referral ledger, with the `api` or `router` role."""
     closers: tuple[Callable[[], None], ...] = ()
     """Called in order after the workers stop: what bootstrap opened, it closes."""
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -136,17 +161,18 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
                  log: EventLog | None = None, audit: AuditStore | None = None,
                  clock: Clock = now_ms,
                  connectors: Sequence[ConnectorConfig] | None = None,
-                 router_thread: bool = True) -> Broker:
+                 router_thread: bool = True, timer_clock: Clock | None = None) -> Broker:
     """Build what a process with `roles` (default: every role) needs.
 
     `connectors`: the connectors to run (they need the `api` role); None runs those of
-    the `connectors_file` setting, if any.
+    the `connectors_file` setting, if any. `timer_clock`: the clock the referral
+    service-level timers run on (default `clock`; the demo runs it fast).
     """
     roles = roles or Roles.all()
     closers: list[Callable[[], None]] = []
     try:
         return _build(settings, roles, log, audit, clock, connectors, router_thread,
-                      closers)
+                      closers, timer_clock or clock)
     except BaseException:
         for close in closers:  # what was opened before the failure, newest first
             close()
@@ -156,7 +182,7 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
 def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
            given_audit: AuditStore | None, clock: Clock,
            connector_configs: Sequence[ConnectorConfig] | None, router_thread: bool,
-           closers: list[Callable[[], None]]) -> Broker:
+           closers: list[Callable[[], None]], timer_clock: Clock) -> Broker:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     if not settings.policy_dir.is_dir():
@@ -207,13 +233,22 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     # The consent topic as a view: the router decides with it; the publisher reads it to
     # check that a revocation names a consent its agency recorded. One per process.
     consents = ConsentFeed(event_log, codec)
+    # The referral ledger: the publisher checks status updates against it, the router
+    # process keeps it and fires its timers. Processes on one data directory share it.
+    referrals = None
+    if roles.api or roles.router:
+        ledger_store = SqliteLedgerStore(data / LEDGER_FILE)
+        closers.insert(0, ledger_store.close)
+        referrals = ReferralFeed(event_log, codec, ledger_store,
+                                 lambda: policy.current.bundle, data / LOCK_FILE)
     publisher = None
-    if roles.api:
+    if roles.api or roles.router:  # the router process publishes overdue alerts
         idempotency = open_idempotency_index(settings, event_log)
         committer = GroupCommitter(event_log, idempotency)
         closers[:0] = [committer.close, idempotency.close]
         publisher = Publisher(event_types, codec, committer, auditor, metrics, policy,
-                              ConsentRecording(consents, auditor))
+                              ConsentRecording(consents, auditor),
+                              ReferralRecording(referrals) if referrals else None)
 
     workers: list[Worker] = []
     # Listed first, so it stops last and signs what every other worker wrote last.
@@ -223,17 +258,32 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
             signer, audit_store,
             settings.audit.checkpoint_interval_seconds if roles.router else None))
     router = None
+    linkage_stage = None
+    linkage = None
+    if roles.router:
+        linker, watch_list, close_index = open_linker(settings, event_log, codec, auditor,
+                                                      metrics, policy.current.bundle)
+        closers.insert(0, close_index)
+        linkage_stage = LinkageStage(linker, watch_list, metrics)
+        linkage = LinkageService(linker.index, auditor, audit_store, linker=linker)
+    elif roles.api:
+        linkage = open_linkage_replica(settings, event_log, auditor, audit_store, closers)
     if roles.router:
         consents.catch_up()
         router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
-                        poll_timeout=settings.router.poll_timeout_seconds, clock=clock)
+                        poll_timeout=settings.router.poll_timeout_seconds, clock=clock,
+                        linkage=linkage_stage)
         if router_thread:
             workers.append(ThreadWorker("router", router.run, healthy=router.healthy.is_set))
         retention = retention_enforcer(event_log, settings.retention, auditor,
                                        metrics.registry)
         if retention is not None:
             workers.append(ThreadWorker("retention", retention.run))
+        assert referrals is not None and publisher is not None
+        workers.append(ReferralTimers(
+            referrals, publisher, auditor, tick_seconds=settings.referrals.tick_seconds,
+            batch=settings.referrals.alerts_per_tick, clock=timer_clock))
 
     webhook_state = dead_letter_queue = None
     if roles.delivery:
@@ -274,8 +324,9 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         settings=settings.api, roles=roles, keyring=keyring, metrics=metrics,
         auditor=auditor, audit=audit_store, policy=policy, reloader=reloader,
         event_types=event_types, registry=registry, feed=feed, workers=running,
-        clock=clock, fhir=settings.fhir, publisher=publisher, connectors=host,
-        webhook_state=webhook_state, dead_letter_queue=dead_letter_queue,
+        clock=clock, fhir=settings.fhir, publisher=publisher if roles.api else None,
+        connectors=host,
+        webhook_state=webhook_state, dead_letter_queue=dead_letter_queue, linkage=linkage,
         verifier=audit_verifier(settings, event_log, audit_store),
         audit_public_key=pinned or signing_public_key_path(data),
         audit_key_pinned=pinned is not None,
@@ -284,12 +335,15 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         policy_installer=PolicyInstaller(policy, reloader) if roles.api else None,
         metrics_history=history,
         extensions=(mount_console,) if roles.api and settings.api.console.enabled else (),
+        referrals=(ReferralService(referrals, settings.referrals, timer_clock)
+                   if referrals else None),
     )
     return Broker(
         settings=settings, roles=roles, api=api, workers=running, router=router,
         connectors=host, log=event_log, audit=audit_store, registry=registry, codec=codec,
         event_types=event_types, policy=policy, feed=feed, auditor=auditor,
-        metrics=metrics, publisher=publisher, consents=consents, closers=tuple(closers),
+        metrics=metrics, publisher=publisher, consents=consents, referrals=referrals,
+        closers=tuple(closers),
     )
 
 
@@ -379,6 +433,34 @@ def audit_verifier(settings: Settings, event_log: EventLog, store: AuditStore
     return None
 
 
+def open_referral_reports(settings: Settings) -> tuple[ReferralService, Callable[[], None]]:
+    """The referral ledger's reports over an installation's data directory and log,
+    without running a broker (`handoff report`): the ledger file is caught up with the
+    log, as a running broker would, before each report. Returns the service and what
+    closes it."""
+    if not settings.data_dir.is_dir():
+        raise ConfigError(f"{settings.data_dir}: data directory not found; pass --data DIR")
+    if not settings.policy_dir.is_dir():
+        raise ConfigError(f"{settings.policy_dir}: policy folder not found; pass --policy DIR")
+    bundle = load_bundle(settings.policy_dir, SchemaCatalog.load())
+    event_log = open_event_log(settings)
+    try:
+        codec = WireCodec(SchemaRegistry(LogRegistryStore(event_log)),
+                          max_bytes=settings.api.max_body_bytes)
+        store = SqliteLedgerStore(settings.data_dir / LEDGER_FILE)
+    except BaseException:
+        event_log.close()
+        raise
+    feed = ReferralFeed(event_log, codec, store, lambda: bundle,
+                        settings.data_dir / LOCK_FILE)
+
+    def close() -> None:
+        store.close()
+        event_log.close()
+
+    return ReferralService(feed, settings.referrals), close
+
+
 def open_idempotency_index(settings: Settings, event_log: EventLog) -> IdempotencyIndex:
     """Which events were accepted: `ingress.db` beside the embedded log; with the Kafka
     log, the compacted `_accepted` topic shared by every API process, cached locally."""
@@ -387,3 +469,104 @@ def open_idempotency_index(settings: Settings, event_log: EventLog) -> Idempoten
 
         return KafkaIdempotencyIndex(event_log, settings.data_dir / "accepted-cache.db")
     return SqliteIdempotencyIndex(settings.data_dir / "ingress.db", event_log)
+
+
+def load_linkage_model(data_dir: Path) -> CompiledModel:
+    """The model `handoff linkage retrain --apply` trained for this installation, or the
+    one shipped with Handoff."""
+    path = data_dir / LINKAGE_MODEL_FILE
+    if path.exists():
+        return CompiledModel.from_json(path.read_text(encoding="utf-8"))
+    return default_model()
+
+
+@dataclass(frozen=True)
+class OpenedIndex:
+    """A person index this process writes, its linkage topic (Kafka), and how to close
+    both (the index file, and its lock)."""
+
+    index: SqlitePersonIndex
+    journal: LinkageJournal | None
+    close: Callable[[], None]
+
+
+def _locked_slot(directory: Path, stem: str) -> tuple[Path, Callable[[], None]]:
+    """The first `<stem>.db`, `<stem>.1.db`, … no other process holds: processes of one
+    installation may share a data directory (on Kafka several routers, several API
+    processes), and each needs a local index file of its own. The operating system
+    releases the lock when its holder exits, `kill -9` included."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(256):
+        name = stem if n == 0 else f"{stem}.{n}"
+        fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return directory / f"{name}.db", lambda fd=fd: os.close(fd)
+    raise ConfigError(f"{directory}: 256 processes already hold a {stem} index here")
+
+
+def open_person_index(settings: Settings, event_log: EventLog) -> OpenedIndex:
+    """The person index this process writes: `linkage/persons.db` in the data directory
+    (one router per data directory on the embedded log); with the Kafka log, restored
+    from (and mirrored to) the `_linkage` topic, in a file of this process's own."""
+    # As durable as the embedded log: `normal` survives a process crash, `full` also a
+    # power loss (an fsync per resolution).
+    sync: Literal["FULL", "NORMAL"] = "FULL" if settings.log.sync == "full" else "NORMAL"
+    if settings.log.backend != "kafka":
+        index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE, synchronous=sync)
+        return OpenedIndex(index, None, index.close)
+    path, release = _locked_slot(settings.data_dir / PERSON_INDEX_FILE.parent, "persons")
+    journal = LinkageJournal(event_log)
+    try:
+        index = journal.restore(SqlitePersonIndex(path, synchronous=sync),
+                                lambda: SqlitePersonIndex(path, synchronous=sync))
+    except BaseException:
+        release()
+        raise
+
+    def close() -> None:
+        index.close()
+        release()
+
+    return OpenedIndex(index, journal, close)
+
+
+def open_linker(settings: Settings, event_log: EventLog, codec: WireCodec, auditor: Auditor,
+                metrics: Metrics, bundle: PolicyBundle
+                ) -> tuple[Linker, WatchListFeed, Callable[[], None]]:
+    """The linker (the one writer of the person index), the birth match list, and what
+    closes the index."""
+    opened = open_person_index(settings, event_log)
+    model = load_linkage_model(settings.data_dir)
+    terms = bundle.linkage
+    resolver = PersonResolver(opened.index, model, thresholds_of(terms) if terms is not None
+                              else Thresholds.from_probabilities(0.99, 0.5))
+    linker = Linker(opened.index, resolver, LinkageAuditor(auditor), metrics, opened.journal)
+    linker.use_terms(terms)
+    return linker, WatchListFeed(event_log, codec, model), opened.close
+
+
+def open_linkage_replica(settings: Settings, event_log: EventLog, auditor: Auditor,
+                         audit_store: AuditStore, closers: list[Callable[[], None]]
+                         ) -> LinkageService:
+    """What an API process without the router role reads the person index through: the
+    router's file on the embedded log, a replica of the `_linkage` topic on Kafka."""
+    if settings.log.backend != "kafka":
+        index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE)
+        closers.insert(0, index.close)
+        return LinkageService(index, auditor, audit_store)
+    path, release = _locked_slot(settings.data_dir / PERSON_REPLICA_FILE.parent, "replica")
+    closers.insert(0, release)
+    replica = SqlitePersonIndex(path)
+    closers.insert(0, replica.close)
+    reader = JournalReader(event_log)
+    lock = threading.Lock()
+
+    def refresh() -> None:
+        with lock:
+            catch_up(reader, replica)
+
+    return LinkageService(replica, auditor, audit_store, refresh=refresh)

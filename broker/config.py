@@ -48,9 +48,14 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
-    poll_interval_ms: float = Field(default=20.0, gt=0, le=1000)
-    """How often a process asks the cluster whether partitions it waits on (deliveries to
-    stream, ingress to route) have new records from other processes."""
+    fetch_wait_ms: int = Field(default=10, ge=1, le=1000)
+    """Longest the broker may hold a fetch for records appended by other processes
+    (ingress to route, deliveries to stream) while records are flowing. Apache Kafka
+    answers as soon as a record arrives; Tansu 0.6 only when the wait is over, so there
+    it is the latency of each hop."""
+    idle_fetch_wait_ms: int = Field(default=250, ge=1, le=10_000)
+    """The fetch wait grows to this when no records come, so an idle process asks the
+    cluster a few times a second (each fetch costs the client about 1.5 ms of CPU)."""
 
 
 class RateLimit(BaseModel):
@@ -81,7 +86,8 @@ class ApiSettings(BaseModel):
     rate_limit_per_second: float = Field(default=1000.0, ge=0)
     """Requests per second per API key (per client address before authentication); 0: off."""
     rate_limit_burst: int = Field(default=2000, ge=1)
-    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor"],
+    rate_limit_per_role: dict[Literal["publish", "subscribe", "admin", "auditor",
+                                      "steward", "evaluator"],
                               RateLimit] = Field(default_factory=dict)
     """Overrides by role; a key holding several roles gets the most generous."""
     tls_cert: Path | None = None
@@ -103,6 +109,23 @@ class FhirSettings(BaseModel):
 class RouterSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
     poll_timeout_seconds: float = Field(default=0.5, gt=0)
+
+
+class ReferralSettings(BaseModel):
+    """Closed-loop referrals: the ledger, its service-level timers, the funnel report
+    (docs/referrals.md)."""
+
+    tick_seconds: float = Field(default=1.0, gt=0, le=3600)
+    """How often the router process catches the referral ledger up with the log and
+    publishes the overdue alerts that fell due; also the longest an alert waits."""
+    alerts_per_tick: int = Field(default=1000, ge=1, le=100_000)
+    """Alerts published per batch; a tick goes on while full batches come back."""
+    report_threshold: int = Field(default=11, ge=1)
+    """Smallest count the funnel report shows: counts from 1 to this minus one are
+    suppressed (and more cells, so none can be worked out from the totals). A caller
+    may ask for a higher threshold, never a lower one."""
+    report_timezone: str = "UTC"
+    """Time zone of the report's months (an IANA name such as America/Chicago)."""
 
 
 class AuditSettings(BaseModel):
@@ -160,7 +183,8 @@ class EncryptionSettings(BaseModel):
     """While rotating: the KEK being retired; keys still under it are re-wrapped."""
     previous_kek_env: str | None = None
     topics: list[str] = Field(default_factory=lambda: ["events.*", "deliver.*",
-                                                       "quarantine.*", "deadletter.*"])
+                                                       "quarantine.*", "deadletter.*",
+                                                       "_linkage"])
     """Topics whose values are encrypted (shell-style patterns)."""
     key_period: Duration = 86_400
     """Each topic gets a new data key per period; retention shreds whole periods."""
@@ -201,6 +225,7 @@ class Settings(BaseSettings):
     fhir: FhirSettings = FhirSettings()
     router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
+    referrals: ReferralSettings = ReferralSettings()
     webhooks: WebhookSettings = WebhookSettings()
     encryption: EncryptionSettings = EncryptionSettings()
     retention: RetentionSettings = RetentionSettings()

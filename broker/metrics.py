@@ -81,3 +81,16 @@ class Metrics:
             "(healthy, failing, disabled), 0 for the others.", ["subscription", "status"],
             registry=r,
         )
+        self.linkage_resolutions = Counter(
+            "handoff_linkage_resolutions", "Event subjects resolved to a person, by event "
+            "type and outcome (agency_id, link, review, new_person, lookup, unresolved).",
+            ["event_type", "outcome"], registry=r,
+        )
+        self.linkage_seconds = Histogram(
+            "handoff_linkage_seconds", "Time to resolve one event's subjects to persons.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.birth_matches = Counter(
+            "handoff_birth_matches", "Births matched to the birth match list, by method.",
+            ["method"], registry=r,
+        )

@@ -36,6 +36,9 @@ from broker.consent_feed import ConsentFeed
 from broker.delivery.envelope import delivery_headers
 from broker.errors import LogError
 from broker.event_types import EventTypes
+from broker.linking.journal import LinkerFencedError
+from broker.linking.linker import LinkedEvent
+from broker.linking.stage import LinkageStage
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
@@ -50,7 +53,9 @@ from broker.topics import (
     event_type_of,
     ingress_topic,
 )
+from linkage.errors import LinkageError
 from policy import Decision, FieldDecision, ReasonCode
+from policy.consent import ConsentMatcher
 from schemas.errors import DecodeError, HandoffError
 from schemas.wire import WireCodec
 
@@ -112,6 +117,7 @@ class Router:
         batch_size: int = 500,
         poll_timeout: float = 0.5,
         clock: Callable[[], int] = now_ms,
+        linkage: LinkageStage | None = None,
     ) -> None:
         self._log = event_log
         self._types = event_types
@@ -123,6 +129,7 @@ class Router:
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
         self._clock = clock
+        self._linkage = linkage
         self._consumer: Consumer | None = None
         self._subscribed: list[str] = []
         self._types_due = 0.0
@@ -177,6 +184,12 @@ class Router:
                 self.step()
                 self.healthy.set()
                 backoff = 0.1
+            except LinkerFencedError as exc:
+                # Another router links persons now: leave the group, so its members
+                # take these partitions (the batch replays there), and stay not ready.
+                self.healthy.clear()
+                log.error("router stepped down: %s", exc)
+                break
             except Exception:  # top-level loop: log, count, rewind and carry on
                 self.healthy.clear()
                 self._metrics.router_errors.inc()
@@ -200,9 +213,14 @@ class Router:
         batch = _Batch()
         # One version of the policy for the whole batch: a reload takes effect at the next.
         policy = self._policy.current
+        if self._linkage is not None:
+            self._linkage.begin(policy.bundle.linkage)
         for record in records:
             batch.offsets[(record.topic, record.partition)] = record.offset + 1
             self._route_one(record, policy, batch)
+        if self._linkage is not None:
+            # Person ids go on the linkage topic before anything that names them.
+            self._linkage.flush()
         self._auditor.write(batch.audit)
         for sub_id, deliveries in batch.deliveries.items():
             self._log.append(delivery_topic(sub_id), deliveries)
@@ -239,26 +257,63 @@ class Router:
                              event)
             return
         source = source_raw.decode()
-        subject = self._auditor.subject(str(event["subject_id"]))
+        linked = None
+        if self._linkage is not None:
+            try:
+                linked = self._linkage.link(event_type, source, event)
+            except LinkageError as exc:
+                if exc.retriable:
+                    raise
+                self._quarantine(record, event_type, f"linkage failed: {exc}", batch, event)
+                return
+        if linked is not None:
+            batch.audit.extend(linked.audit)
+        if not self._decide(record, event, event_type, registered.version, source, linked,
+                            policy, batch):
+            return
+        if linked is not None and self._linkage is not None:
+            for made in self._linkage.birth_matches(event_type, source, event, linked,
+                                                    record.timestamp_ms, batch.audit):
+                made_type = self._types.latest("birth_match")
+                self._decide(record, made, "birth_match", made_type.version, source, linked,
+                             policy, batch)
+
+    def _decide(self, record: LogRecord, event: Mapping[str, Any], event_type: str,
+                version: int, source: str, linked: LinkedEvent | None,
+                policy: LoadedPolicy, batch: _Batch) -> bool:
+        """Decide, audit and queue the deliveries of one event; False if quarantined."""
+        consents: ConsentMatcher = self._consents.view
+        subject_record = None
+        if linked is not None and self._linkage is not None:
+            subject = self._auditor.subject(linked.subject)
+            consents = self._linkage.consents(self._consents.view)
+            if linked.subject_record is not None:
+                subject_record = self._auditor.subject(linked.subject_record)
+        else:
+            subject = self._auditor.subject(str(event["subject_id"]))
         engine = policy.engine
         try:
             subscriptions = engine.subscriptions_for(event_type, source, event)
             decisions = [
-                engine.decide(event_type, registered.version, event, source, sub.id,
-                              self._consents.view, record.timestamp_ms)
+                engine.decide(event_type, version, event, source, sub.id, consents,
+                              record.timestamp_ms,
+                              subject=linked.subject if linked is not None else None,
+                              linked_ids=linked.linked_ids if linked is not None else None)
                 for sub in subscriptions
             ]
         except HandoffError as exc:
             self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch,
                              event)
-            return
+            return False
         for decision in decisions:
-            self._record_decision(record, event, event_type, registered.version, source,
-                                  subject, decision, policy, batch)
+            self._record_decision(record, event, event_type, version, source,
+                                  subject, decision, policy, batch, subject_record)
+        return True
 
     def _record_decision(
         self, record: LogRecord, event: Mapping[str, Any], event_type: str, version: int,
         source: str, subject: str, decision: Decision, policy: LoadedPolicy, batch: _Batch,
+        subject_record: str | None = None,
     ) -> None:
         sub_id = decision.subscription_id
         # The publishing key is the actor, so every decision traces back to a credential.
@@ -269,7 +324,7 @@ class Router:
             subscription=sub_id, outcome=decision.outcome, event_id=str(event["event_id"]),
             decision_id=decision.decision_id,
             actor=key_id.decode() if key_id else "router",
-            detail=CanonicalDetail(decision.canonical_json()),
+            detail=CanonicalDetail(decision.canonical_json(subject_record)),
         ))
         facts = self._outcome_facts(decision)
         batch.decisions[(sub_id, decision.outcome)] += 1

@@ -32,6 +32,10 @@ service name such as `HOME_VISITING`) → `referred_to_service`; `reasonCode` �
 `referred_to_agency`; a `RelatedPerson` with relationship `CHILD` of the subject →
 `child`.
 
+SDOHCC referral management **Tasks** are mapped by `connectors.fhir_referral_tasks`: a
+Task whose `focus` is a ServiceRequest in the bundle is a referral (that ServiceRequest
+is then not mapped on its own, above), any other Task a `referral_status` update.
+
 Every event gets an `event_id` derived from the connector, the bundle's identity and the
 resource, so posting the same bundle again publishes nothing twice.
 """
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.fhir_birth import birth_encounters, birth_event
@@ -58,6 +62,8 @@ from connectors.fhir_bundle import (
     phone,
 )
 from connectors.fhir_identifiers import SSN_SYSTEMS, missing_id_message, record_id
+from connectors.fhir_referral_tasks import referral_task_events
+from referrals.fhir_in import FhirReferralSource
 
 __all__ = ["FACTS_SYSTEM", "LOINC", "SSN_SYSTEMS", "BundleTooLarge", "FhirMappingError",
            "MappedEvent", "MappingDefaults", "Problem", "check_entry_count", "map_bundle"]
@@ -87,6 +93,12 @@ class MappingDefaults:
     hospital_id: str | None = None
     county_fips: str | None = None
     """Used only for mothers whose address is in this county's state."""
+    agency: str = ""
+    """The agency the connector publishes as (referral Tasks: the referrer or receiver)."""
+    agencies: Mapping[str, str] = field(default_factory=dict)
+    """FHIR Organization references or identifier values -> Handoff agency ids."""
+    receiver: str | None = None
+    """The receiving agency of a referral Task whose owner names none we know."""
 
 
 def map_bundle(bundle: Mapping[str, Any], defaults: MappingDefaults) -> list[MappedEvent]:
@@ -104,10 +116,16 @@ def map_bundle(bundle: Mapping[str, Any], defaults: MappingDefaults) -> list[Map
             event_id = _event_id(defaults, bundle_key, encounter, "birth")
             events.append(MappedEvent("birth", {"event_id": event_id, **event},
                                       label(encounter)))
+    source = FhirReferralSource(defaults.connector, defaults.agency, defaults.agencies,
+                                defaults.receiver)
+    tasks, consumed = referral_task_events(index, source, problems)
+    events.extend(MappedEvent(t, e, where) for t, e, where in tasks)
     for request in index.of_type("ServiceRequest"):
-        events.extend(_referral(request, index, defaults, bundle_key, problems))
+        if label(request) not in consumed:
+            events.extend(_referral(request, index, defaults, bundle_key, problems))
     if not events and not problems:
-        problems.append(("Bundle", "entry", "holds no birth Encounter and no ServiceRequest"))
+        problems.append(("Bundle", "entry", "holds no birth Encounter, ServiceRequest or "
+                                            "Task"))
     if problems:
         raise FhirMappingError(problems)
     return events

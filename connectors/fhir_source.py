@@ -66,6 +66,12 @@ class FhirSourceConfig(SourceConfig):
     county_fips: str | None = Field(default=None, pattern=r"^\d{5}$")
     """County for births whose mother's address, in this county's state, names no county
     (a mother from another state, or of no known state, gets none: null)."""
+    agencies: dict[str, str] = Field(default_factory=dict)
+    """SDOHCC referral Tasks: which Handoff agency a Task's `owner` or `requester` is,
+    by Organization reference (`Organization/abc`) or identifier value, where it does not
+    carry a Handoff agency identifier."""
+    receiver: str | None = Field(default=None, max_length=64)
+    """SDOHCC referrals: the receiving agency when a Task's owner names none we know."""
 
 
 class FhirSource(SourceConnector[FhirSourceConfig]):
@@ -133,7 +139,8 @@ def receive_bundle(ingest: Ingest, config: FhirSourceConfig, body: bytes,
         raise InvalidBundle([("Bundle", "<body>", "not JSON")]) from exc
     check_entry_count(doc, max_entries)
     bundle = validate_bundle(doc)
-    defaults = MappingDefaults(config.name, config.hospital_id, config.county_fips)
+    defaults = MappingDefaults(config.name, config.hospital_id, config.county_fips,
+                               config.agency, config.agencies, config.receiver)
     try:
         mapped = map_bundle(bundle, defaults)
     except FhirMappingError as exc:

@@ -35,3 +35,7 @@ class EventDecodeError(LinkageError, ValueError):
 
 class ModelError(LinkageError, ValueError):
     """A trained model is unusable or does not fit the comparison levels it claims."""
+
+
+class UnknownReviewError(LinkageError, LookupError):
+    """No review item with that id exists."""

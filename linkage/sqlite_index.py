@@ -158,6 +158,15 @@ class SqlitePersonIndex:
         cursor = self._read("SELECT record_key, identity, person_id FROM records", ())
         return (IndexedRecord(k, _identity_in(i), p) for k, i, p in cursor)
 
+    def keys_with_id(self, id_system: str, value: str) -> tuple[str, ...]:
+        """Record keys, of any agency, holding this id in this numbering scheme. A scan
+        of the records (for tools: the accounting asked by an id without its agency)."""
+        def escaped(text: str) -> str:
+            return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._read("SELECT record_key FROM records WHERE record_key LIKE ? ESCAPE '\\'",
+                          (f"%|{escaped(id_system)}|{escaped(value)}",)).fetchall()
+        return tuple(k for (k,) in rows if k.split("|", 2)[1:] == [id_system, value])
+
     def counts(self) -> tuple[int, int]:
         records = self._read("SELECT COUNT(*) FROM records", ()).fetchone()[0]
         persons = self._read("SELECT COUNT(DISTINCT person_id) FROM records", ()).fetchone()[0]

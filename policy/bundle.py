@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy.errors import Problem
+from policy.linkage_terms import LinkageTerms
 from policy.model import Agency, Agreement, Rule, RulePack, Subscription
 from policy.referral_terms import BusinessCalendar, ReferralTerms
 
@@ -31,6 +32,8 @@ class PolicyBundle:
     """Business calendars (calendars.yaml) that referral service levels count in."""
     referrals: dict[str, ReferralTerms] = field(default_factory=dict)
     """Referral terms (referrals.yaml): service levels and feedback per referral agreement."""
+    linkage: LinkageTerms | None = None
+    """Record linkage terms (linkage.yaml); None: events are not linked."""
     version: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class PolicyBundle:
         if self.referrals:
             content["referrals"] = {k: v.model_dump(mode="json")
                                     for k, v in sorted(self.referrals.items())}
+        if self.linkage is not None:
+            content["linkage"] = self.linkage.model_dump(mode="json")
         return content
 
     @property

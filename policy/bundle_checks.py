@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 
 from policy.errors import Problem
+from policy.linkage_terms import BROKER_MADE_EVENT_TYPES
 from policy.model import ALL_EVENT_TYPES, Agency, Agreement, RulePack, Subscription
 from policy.transforms import applicable, applicable_to
 from policy.vocabulary import ANY_HOLDER, KIND_PREFIX
@@ -155,7 +156,10 @@ class BundleChecker:
                 self._unknown_type(item, ("event_types", index), event_type)
                 continue
             known_types.append(event_type)
-            if source is not None and event_type not in source.publishes:
+            # Broker-made types (a birth match) are released on behalf of the agency
+            # whose event made them; policy.linkage_checks checks who that may be.
+            if source is not None and event_type not in source.publishes \
+                    and event_type not in BROKER_MADE_EVENT_TYPES:
                 self.problems.append(item.problem(
                     ("event_types", index),
                     f"source '{source.id}' does not publish '{event_type}'"))
@@ -239,6 +243,10 @@ class BundleChecker:
         for path, wanted in sub.filter.items():
             for event_type in types:
                 self._filter(item, event_type, path, wanted)
+        if sub.delivery.format == "fhir-task" and set(sub.event_types) != {"referral_status"}:
+            self.problems.append(item.problem(
+                ("delivery", "format"), "fhir-task delivers referral statuses as FHIR Tasks: "
+                                        "the subscription may take only referral_status"))
         served = any(
             a.entry.recipient == sub.agency and a.entry.purpose == sub.purpose
             and set(a.entry.event_types) & set(sub.event_types)

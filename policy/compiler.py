@@ -10,7 +10,7 @@ the probes against the subject's consents, look up the plan for the bitmask.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from policy.consent_recording import discloser_tokens
 from policy.decision import DecisionPlan, FieldDecision, Projector, ReasonCode
 from policy.model import Agency, Agreement, Obligation, Rule, Subscription
 from policy.projection import COPY, Action, compile_projection
+from policy.release_conditions import ReleaseCondition
 from policy.strictest import ConsentNeed, FieldRuling
 from policy.transforms import Transform
 from policy.view import ViewLayout
@@ -49,6 +50,9 @@ class RouteContext:
     """None when the source is not an agency of the bundle (every event is denied)."""
     recorders: frozenset[str] | None = frozenset()
     """Whose recorded consents the source relies on (None: any agency)."""
+    linked_paths: frozenset[str] = frozenset()
+    """Agency id fields that record linkage resolves to person ids (`linkage.yaml`):
+    pseudonymised, they are pseudonyms of the person."""
 
     def disclosed_by(self, need: ConsentNeed) -> str:
         """How an unmet need names the discloser, for reasons."""
@@ -90,11 +94,16 @@ class AgreementPlan:
     rulings: list[FieldRuling]
     layout: ViewLayout
     transform_for: TransformFactory
+    condition: ReleaseCondition | None = None
+    """What each record must say to be released under this agreement (feedback and
+    overdue-alert agreements); None: nothing."""
     start_ms: int = field(init=False)
     end_ms: int = field(init=False)
     needs: list[ConsentNeed] = field(init=False)
     probes: tuple[ConsentProbe, ...] = field(init=False)
     plans: dict[int, DecisionPlan] = field(default_factory=dict)
+    refused: dict[str, DecisionPlan] = field(default_factory=dict)
+    """Deny plans for records the release condition refuses, by reason."""
 
     def __post_init__(self) -> None:
         a = self.agreement
@@ -122,6 +131,21 @@ class AgreementPlan:
         found = self.plans.get(mask)
         if found is None:
             found = self.plans[mask] = self._compile(mask)
+        return found
+
+    def refusal_plan(self, record: Mapping[str, Any]) -> DecisionPlan | None:
+        """The deny plan for a record the release condition refuses; None when the
+        condition holds (or there is none)."""
+        if self.condition is None:
+            return None
+        refusal = self.condition.refusal(record, self.context.recipient.id)
+        if refusal is None:
+            return None
+        code, reason = refusal
+        found = self.refused.get(reason)
+        if found is None:
+            found = self.refused[reason] = self.context.deny_all(code, reason,
+                                                                 self.agreement.id)
         return found
 
     def _met(self, need: ConsentNeed, mask: int) -> bool:
@@ -160,7 +184,9 @@ class AgreementPlan:
         return ctx.plan(
             "permit", tuple(fields), agreement_id=a.id,
             obligations=tuple(obligations.values()), legal_basis=(basis, *cited),
-            project=compile_projection(self.layout, actions),
+            project=compile_projection(self.layout, actions, frozenset(
+                r.path for r in self.rulings if r.path in ctx.linked_paths
+                and r.transform is not None and r.transform.kind == "pseudonymise")),
         )
 
     def _field(self, ruling: FieldRuling, mask: int) -> FieldDecision:

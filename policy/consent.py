@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from policy.errors import PolicyError
 from policy.vocabulary import ANY_PERSONAL_TAG, TPO_PURPOSE, TPO_PURPOSES
@@ -95,6 +95,15 @@ class Consent:
             "expires_at": self.expires_at, "ingested_at": self.ingested_at,
             "form_reference": self.form_reference,
         }
+
+
+class ConsentMatcher(Protocol):
+    """What a decision asks of consents: which probes a consent in force satisfies for
+    a subject. `ConsentView` answers for an agency's subject id; the broker answers for
+    a linked person (every agency record the person is known by) the same way."""
+
+    def match(self, subject_id: str, at_ms: int, probes: Sequence[ConsentProbe]
+              ) -> tuple[int, tuple[str, ...]]: ...
 
 
 ChangeKind = Literal["granted", "replaced", "revoked", "revoked_unknown"]
@@ -253,6 +262,23 @@ class ConsentView:
         grants = self._by_subject.get(subject_id)
         if not grants:
             return 0, ()
+        return self._match(grants, at_ms, probes)
+
+    def match_recorded(
+        self, records: Iterable[tuple[str, str]], at_ms: int, probes: Sequence[ConsentProbe]
+    ) -> tuple[int, tuple[str, ...]]:
+        """As `match`, over the consents each agency recorded for its own id of one
+        person: `records` are (recording agency, that agency's subject id) pairs, the
+        agency records a linked person is known by (record linkage)."""
+        grants = [g for recorder, subject_id in records
+                  for g in self._by_subject.get(subject_id, ()) if g[2] == recorder]
+        if not grants:
+            return 0, ()
+        return self._match(grants, at_ms, probes)
+
+    def _match(
+        self, grants: list[_Hot], at_ms: int, probes: Sequence[ConsentProbe]
+    ) -> tuple[int, tuple[str, ...]]:
         revoked = self._revoked_at
         if revoked:
             live = [g for g in grants

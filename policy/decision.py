@@ -20,7 +20,8 @@ from policy.model import Obligation
 
 Outcome = Literal["permit", "deny"]
 FieldStatus = Literal["released", "transformed", "withheld"]
-Projector = Callable[[Mapping[str, Any]], dict[str, Any]]
+Projector = Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]
+"""(source record, linked person ids by field path) -> the view record."""
 
 
 class ReasonCode(StrEnum):
@@ -52,6 +53,12 @@ class ReasonCode(StrEnum):
     """The subscription does not receive this event type, or not from this source."""
     UNKNOWN_SOURCE = "unknown_source"
     """The source agency is not in the bundle."""
+    NOT_A_PARTY = "not_a_party"
+    """The record is about a referral the recipient is not a party to: a status of
+    another agency's referral under a feedback agreement, an overdue alert of a referral
+    it neither made nor received (`policy.release_conditions`)."""
+    FEEDBACK = "feedback"
+    """The referral terms' `feedback` does not send this status back to the referrer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,7 @@ class DecisionPlan:
     _json_head: str = field(init=False, repr=False)
     _json_middle: str = field(init=False, repr=False)
     _json_tail: str = field(init=False, repr=False)
+    _json_last: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         def paths(status: str) -> tuple[str, ...]:
@@ -128,13 +136,17 @@ class DecisionPlan:
             "obligations": [o.to_dict() for o in self.obligations],
             "outcome": self.outcome, "purpose": self.purpose, "recipient": self.recipient,
             "released": list(self.released), "schema_version": self.schema_version,
-            "source": self.source, "subscription_id": self.subscription_id,
+            "source": self.source,
+        }
+        # `subject_record` (when a decision has one) sorts between these two parts.
+        last_items = {
+            "subscription_id": self.subscription_id,
             "transformed": list(self.transformed), "withheld": list(self.withheld),
         }
-        tail = "," + _dumps(tail_items)[1:]
         object.__setattr__(self, "_json_head", head)
         object.__setattr__(self, "_json_middle", middle)
-        object.__setattr__(self, "_json_tail", tail)
+        object.__setattr__(self, "_json_tail", "," + _dumps(tail_items)[1:-1])
+        object.__setattr__(self, "_json_last", "," + _dumps(last_items)[1:])
 
 
 def decision_id_for(event_id: str, subscription_id: str, bundle_version: str) -> str:
@@ -151,18 +163,20 @@ class Decision:
     paths, reasons and rule ids, never a field value: it goes to the audit log.
     """
 
-    __slots__ = ("_decision_id", "_plan", "_record", "_view", "consent_ids",
+    __slots__ = ("_decision_id", "_linked", "_plan", "_record", "_view", "consent_ids",
                  "decision_time_ms", "event_id")
 
     def __init__(
         self, plan: DecisionPlan, event_id: str, decision_time_ms: int,
         consent_ids: tuple[str, ...] = (), record: Mapping[str, Any] | None = None,
+        linked_ids: Mapping[str, str] | None = None,
     ) -> None:
         self._plan = plan
         self.event_id = event_id
         self.decision_time_ms = decision_time_ms
         self.consent_ids = consent_ids
         self._record = record
+        self._linked = linked_ids
         self._view: dict[str, Any] | None = None
         self._decision_id: str | None = None
 
@@ -247,7 +261,7 @@ class Decision:
     def view(self) -> dict[str, Any] | None:
         """The record the subscriber receives, writable with the view schema."""
         if self._view is None and self._plan.project is not None and self._record is not None:
-            self._view = self._plan.project(self._record)
+            self._view = self._plan.project(self._record, self._linked or {})
             self._record = None
         return self._view
 
@@ -258,10 +272,11 @@ class Decision:
                 return entry
         raise KeyError(path)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, without any field value."""
+    def to_dict(self, subject_record: str | None = None) -> dict[str, Any]:
+        """JSON-ready, without any field value. `subject_record`: see `canonical_json`."""
         plan = self._plan
-        return {
+        linked = {} if subject_record is None else {"subject_record": subject_record}
+        return {**linked,
             "agreement_id": plan.agreement_id, "bundle_version": plan.bundle_version,
             "consent_ids": list(self.consent_ids), "decision_id": self.decision_id,
             "decision_time_ms": self.decision_time_ms, "deny_reason": plan.deny_reason,
@@ -275,14 +290,21 @@ class Decision:
             "transformed": list(plan.transformed), "withheld": list(plan.withheld),
         }
 
-    def canonical_json(self) -> str:
+    def canonical_json(self, subject_record: str | None = None) -> str:
         """`to_dict()` as canonical JSON (sorted keys, no spaces), built from fragments
-        encoded once per plan: the cheap input for an audit hash."""
+        encoded once per plan: the cheap input for an audit hash.
+
+        `subject_record`: with record linkage, the audit pseudonym of the agency record
+        the event's subject was resolved from (stable, unlike the person it links to);
+        the accounting of disclosures for a person reads it."""
         plan = self._plan
         consents = _dumps(list(self.consent_ids)) if self.consent_ids else "[]"
+        linked = "" if subject_record is None else \
+            ',"subject_record":' + _json_string(subject_record)
         return (plan._json_head + consents + ',"decision_id":"' + self.decision_id
                 + '","decision_time_ms":' + str(int(self.decision_time_ms))
-                + plan._json_middle + _json_string(self.event_id) + plan._json_tail)
+                + plan._json_middle + _json_string(self.event_id) + plan._json_tail
+                + linked + plan._json_last)
 
     def __repr__(self) -> str:
         plan = self._plan

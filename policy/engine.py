@@ -11,11 +11,12 @@ from typing import Any
 
 from policy.bundle import PolicyBundle
 from policy.compiler import AgreementPlan, Route, RouteContext
-from policy.consent import ConsentView
+from policy.consent import ConsentMatcher
 from policy.consent_recording import relied_on_recorders
 from policy.decision import Decision, ReasonCode
 from policy.errors import PolicyError, UnknownSubscriptionError
 from policy.model import Agreement, Rule, Subscription
+from policy.release_conditions import release_condition
 from policy.strictest import FieldRuling, RuleContext, rule_record
 from policy.subscription_filter import SubscriptionMatcher
 from policy.transforms import Transform, pseudonym_key_for, value_transform
@@ -54,13 +55,20 @@ class PolicyEngine:
 
     def decide(
         self, event_type: str, schema_version: int, record: Mapping[str, Any], source: str,
-        subscription_id: str, consents: ConsentView, at_ms: int,
+        subscription_id: str, consents: ConsentMatcher, at_ms: int, *,
+        subject: str | None = None, linked_ids: Mapping[str, str] | None = None,
     ) -> Decision:
         """Decide what `subscription_id` may receive of this event.
 
         `at_ms` is the decision time, the event's ingest time: agreements and consents
         are evaluated at that instant. The returned decision's `view` is projected when
         first read.
+
+        With record linkage, `subject` is the Handoff person id consents are matched by
+        (`consents` then answers for that person) instead of the event's `subject_id`,
+        and `linked_ids` maps agency id fields (`subject_id`, `child.child_id`) to the
+        person ids they resolved to: an agreement that pseudonymises such a field
+        pseudonymises the person id.
         """
         route = self._routes.get((subscription_id, event_type, schema_version, source))
         if route is None:
@@ -69,15 +77,20 @@ class PolicyEngine:
         candidate = route.pick(at_ms)
         if candidate is None:
             return Decision(route.no_agreement, event_id, at_ms)
+        if candidate.condition is not None:
+            refused = candidate.refusal_plan(record)
+            if refused is not None:
+                return Decision(refused, event_id, at_ms)
         if candidate.probes:
             mask, consent_ids = consents.match(
-                str(record.get("subject_id")), at_ms, candidate.probes)
+                str(record.get("subject_id")) if subject is None else subject, at_ms,
+                candidate.probes)
         else:
             mask, consent_ids = 0, ()
         plan = candidate.plans.get(mask) or candidate.plan_for(mask)
         if plan.outcome == "deny":
             return Decision(plan, event_id, at_ms)
-        return Decision(plan, event_id, at_ms, consent_ids, record)
+        return Decision(plan, event_id, at_ms, consent_ids, record, linked_ids)
 
     def view_schema(self, subscription_id: str, event_type: str, schema_version: int
                     ) -> dict[str, Any]:
@@ -146,11 +159,13 @@ class PolicyEngine:
         schema = self.catalog.get(event_type, schema_version)
         recipient = self.bundle.agencies[subscription.agency]
         source_agency = self.bundle.agencies.get(source)
+        linkage = self.bundle.linkage
         context = RouteContext(
             subscription, schema, source, recipient, self.bundle.version, self._rules_by_id,
             source_agency,
             None if source_agency is None
-            else relied_on_recorders(source_agency, self.bundle.agencies))
+            else relied_on_recorders(source_agency, self.bundle.agencies),
+            linkage.linked_paths(event_type) if linkage is not None else frozenset())
         key = (subscription_id, event_type, schema_version, source)
         if event_type not in subscription.event_types:
             route = Route([], context.deny_all(
@@ -167,7 +182,8 @@ class PolicyEngine:
             layout = self._layout(subscription, schema)
             candidates = [
                 AgreementPlan(context, a, self._agreement_rulings(a, schema), layout,
-                              self._transform_for)
+                              self._transform_for, release_condition(self.bundle, a,
+                                                                     event_type))
                 for a in self._serving(subscription, event_type, source)
             ]
             route = Route(candidates, context.deny_all(

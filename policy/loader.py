@@ -10,6 +10,9 @@ Layout of a bundle folder:
     referrals.yaml           optional: referrals: [...]   referral terms (service levels,
                              feedback) of referral agreements; see policy.referral_terms
     calendars.yaml           optional: calendars: [...]   business calendars they count in
+    linkage.yaml             optional: record linkage (who each event type is about and
+                             which fields identify them), birth match, CLK agreements;
+                             see policy.linkage_terms
 
 The shipped packs (hipaa, ferpa, cfr42_part2, capta) live in `policy/rulepacks/`.
 """
@@ -25,6 +28,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from policy.bundle import PolicyBundle
 from policy.bundle_checks import BundleChecker, Located
 from policy.errors import BundleError, Problem
+from policy.linkage_checks import LinkageChecker
+from policy.linkage_terms import LinkageTerms
 from policy.model import Agency, Agreement, RulePack, Subscription
 from policy.referral_checks import ReferralChecker
 from policy.referral_terms import BusinessCalendar, ReferralTerms
@@ -63,9 +68,14 @@ def load_bundle(directory: Path | str, catalog: SchemaCatalog) -> PolicyBundle:
     referrals = _entries(root / "referrals.yaml", "referrals.yaml", "referrals",
                          ReferralTerms, problems, required=False)
 
+    linkage = _linkage(root / "linkage.yaml", problems)
+
     checker = BundleChecker(catalog, agencies, agreements, packs, subscriptions)
     problems += checker.run()
     problems += ReferralChecker(catalog, agencies, agreements, calendars, referrals).run()
+    problems += LinkageChecker(catalog, agencies, agreements, subscriptions, linkage,
+                               terms_unreadable=linkage is None
+                               and (root / "linkage.yaml").exists()).run()
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise BundleError(sorted(errors, key=_order))
@@ -77,6 +87,7 @@ def load_bundle(directory: Path | str, catalog: SchemaCatalog) -> PolicyBundle:
         warnings=tuple(sorted((p for p in problems if p.severity == "warning"), key=_order)),
         calendars={c.entry.id: c.entry for c in calendars},
         referrals={r.entry.id: r.entry for r in referrals},
+        linkage=linkage.entry if linkage is not None else None,
     )
 
 
@@ -120,6 +131,26 @@ def _entries(
             continue
         found.append(Located(entry, doc, (key, index)))
     return found
+
+
+def _linkage(path: Path, problems: list[Problem]) -> Located[LinkageTerms] | None:
+    """`linkage.yaml`: one mapping (not a list of entries); absent means no linkage."""
+    if not path.exists():
+        return None
+    doc, read_problems = read_yaml(path, path.name)
+    problems += read_problems
+    if doc is None or doc.data is None:
+        return None
+    if not isinstance(doc.data, CommentedMap):
+        problems.append(doc.problem((), "expected a mapping (thresholds, event_types, "
+                                        "birth_match, clk_agreements)"))
+        return None
+    try:
+        terms = LinkageTerms.model_validate(doc.data)
+    except ValidationError as exc:
+        problems += validation_problems(doc, exc, entry_depth=0)
+        return None
+    return Located(terms, doc, ())
 
 
 def _rulepacks(root: Path, problems: list[Problem]) -> dict[str, Located[RulePack]]:

@@ -338,6 +338,9 @@ class Delivery(_Entry):
 
     mode: Literal["pull", "stream", "webhook"]
     url: str | None = None
+    format: Literal["json", "fhir-task"] = "json"
+    """Webhooks only: `json`, the delivery as the pull API returns it; `fhir-task`, a
+    referral status as an SDOHCC FHIR Task (`referral_status` subscriptions)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -352,6 +355,8 @@ class Delivery(_Entry):
             raise ValueError("webhook url must be http(s)")
         if self.mode != "webhook" and self.url:
             raise ValueError(f"{self.mode} delivery takes no url")
+        if self.mode != "webhook" and self.format != "json":
+            raise ValueError(f"format {self.format} is for webhook delivery")
         return self
 
 

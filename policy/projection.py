@@ -26,14 +26,22 @@ def _copy(value: Any) -> Any:  # pragma: no cover - identity marker, never calle
 COPY: Callable[[Any], Any] = _copy
 
 
-def compile_projection(layout: ViewLayout, actions: Mapping[str, Action]
-                       ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """A function from a source record (fastavro form) to its view dict.
+Projection = Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]
+"""(source record, linked ids by field path) -> view dict."""
+NO_LINKED_IDS: Mapping[str, str] = {}
+
+
+def compile_projection(layout: ViewLayout, actions: Mapping[str, Action],
+                       linked: frozenset[str] = frozenset()) -> Projection:
+    """A function from a source record (fastavro form) and its linked ids to its view.
 
     `actions` maps each view leaf path to COPY, a transform function, or None; leaves
-    missing from `actions` are withheld.
+    missing from `actions` are withheld. A transformed leaf whose path is in `linked`
+    (an agency id field that record linkage resolves to a person id) is transformed
+    from the person id the caller passes for that path, when it passes one: a
+    pseudonym is then of the person, the same whichever agency's id the event carried.
     """
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"_NO_IDS": NO_LINKED_IDS}
     lines: list[str] = []
     counter = [0]
 
@@ -46,6 +54,8 @@ def compile_projection(layout: ViewLayout, actions: Mapping[str, Action]
             return read
         name = f"t{len(namespace)}"
         namespace[name] = action
+        if leaf.path in linked:
+            return f"{name}(p.get({leaf.path!r}, {read}))"
         return f"{name}({read})"
 
     def record_expr(node: ViewRecord, var: str) -> str:
@@ -63,10 +73,10 @@ def compile_projection(layout: ViewLayout, actions: Mapping[str, Action]
         return "{" + ", ".join(items) + "}"
 
     body = record_expr(layout.root, "r")
-    source = "def project(r):\n" + "".join(line + "\n" for line in lines)
+    source = "def project(r, p=_NO_IDS):\n" + "".join(line + "\n" for line in lines)
     source += f"    return {body}\n"
     # Generated once per compiled plan from schema field names only (see module doc);
     # this is what keeps the per-event path to a single dict expression.
     exec(compile(source, f"<view {layout.subscription_id}>", "exec"), namespace)  # noqa: S102
-    project: Callable[[Mapping[str, Any]], dict[str, Any]] = namespace["project"]
+    project: Projection = namespace["project"]
     return project

@@ -3,7 +3,10 @@
 Errors: a term naming an unknown agreement or calendar, an agreement that carries no
 referrals, business days without a calendar, a feedback agreement that does not run from
 the receiver back to the referrer, statuses that are not symbols of `referral_status`,
-two terms covering the same service of one agreement.
+two terms covering the same service of one agreement, two terms sharing a feedback
+agreement but sending different statuses back (the broker decides a status by its
+agreement: it cannot tell which terms a status falls under), an agency other than the
+broker (`handoff`, kind `broker`) publishing `handoff_overdue`.
 
 Warnings (the bundle still loads; `handoff policy check` prints them):
 
@@ -11,7 +14,9 @@ Warnings (the bundle still loads; `handoff policy check` prints them):
   the referrer never learns what became of its referrals;
 - the receiver is a substance-use program and the feedback agreement releases `reason`;
 - an agreement that withholds or transforms `referral_id`, so statuses cannot be matched
-  to the referral they answer.
+  to the referral they answer;
+- terms with service levels whose referrer, or receiver, no agreement lets hear of the
+  broker's `handoff_overdue` alerts.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from policy.bundle_checks import Located
 from policy.errors import Problem
 from policy.model import Agency, Agreement
 from policy.referral_terms import BusinessCalendar, ReferralTerms
+from policy.vocabulary import BROKER_AGENCY, BROKER_EVENT_TYPES
 from schemas.catalog import SchemaCatalog
 
 REFERRAL = "referral"
 STATUS = "referral_status"
+OVERDUE = "handoff_overdue"
+BROKER_KIND = "broker"
 PART2_REGIME = "cfr42_part2"
 SUD_KIND = "sud_treatment"
 
@@ -42,8 +50,9 @@ class ReferralChecker:
         terms: list[Located[ReferralTerms]],
     ) -> None:
         self.catalog = catalog
+        self.agency_items = list(agencies)
         self.agencies: dict[str, Agency] = {}
-        for item in agencies:
+        for item in self.agency_items:
             self.agencies.setdefault(item.entry.id, item.entry)
         self.agreement_items = list(agreements)
         self.agreements: dict[str, Agreement] = {}
@@ -61,6 +70,8 @@ class ReferralChecker:
             self._terms(item, calendar_ids)
         self._overlaps()
         self._uncovered_agreements()
+        self._shared_feedback()
+        self._broker_agency()
         return self.problems
 
     # -- helpers -------------------------------------------------------------------------
@@ -132,6 +143,20 @@ class ReferralChecker:
                     "receiver cannot name the referral when it reports a status",
                     severity="warning"))
             self._feedback(item, carrier)
+            if terms.service_levels:
+                self._alerts_reach(item, carrier)
+
+    def _alerts_reach(self, item: Located[ReferralTerms], carrier: Agreement) -> None:
+        """Each party should hear of a dropped handoff: an agreement from the broker to
+        it that carries `handoff_overdue`."""
+        for role, agency in (("referrer", carrier.source), ("receiver", carrier.recipient)):
+            if not any(a.source == BROKER_AGENCY and a.recipient == agency
+                       and OVERDUE in a.event_types for a in self.agreements.values()):
+                self.problems.append(item.problem(
+                    ("service_levels",),
+                    f"no agreement from '{BROKER_AGENCY}' to the {role} '{agency}' carries "
+                    f"{OVERDUE}: it will not hear when these service levels are missed",
+                    severity="warning"))
 
     def _feedback(self, item: Located[ReferralTerms], carrier: Agreement) -> None:
         feedback = item.entry.feedback
@@ -194,6 +219,46 @@ class ReferralChecker:
                     ("services",), f"terms '{a.id}' ({earlier.where()}) already cover "
                                    f"{what} of agreement '{a.agreement}'"))
                 break
+
+    def _shared_feedback(self) -> None:
+        """Terms that share a feedback agreement must send the same statuses back: a
+        status is decided by its agreement, which cannot tell the terms apart."""
+        first: dict[str, Located[ReferralTerms]] = {}
+        for item in self.terms:
+            feedback = item.entry.feedback
+            if feedback is None:
+                continue
+            earlier = first.setdefault(feedback.agreement, item)
+            other = earlier.entry.feedback
+            if earlier is item or other is None:
+                continue
+            if (set(other.statuses), set(other.business_statuses)) != (
+                    set(feedback.statuses), set(feedback.business_statuses)):
+                self.problems.append(item.problem(
+                    ("feedback", "agreement"),
+                    f"terms '{earlier.entry.id}' ({earlier.where()}) also send statuses back "
+                    f"under agreement '{feedback.agreement}', with other statuses or "
+                    "business statuses; give these terms their own feedback agreement or the "
+                    "same lists"))
+
+    def _broker_agency(self) -> None:
+        """Only the broker publishes its own events, and `handoff` is the broker."""
+        for item in self.agency_items:
+            agency = item.entry
+            is_broker = agency.id == BROKER_AGENCY
+            if is_broker and agency.kind != BROKER_KIND:
+                self.problems.append(item.problem(
+                    ("kind",), f"'{BROKER_AGENCY}' is the broker's own agency id: its kind "
+                               f"must be '{BROKER_KIND}'"))
+            if not is_broker and agency.kind == BROKER_KIND:
+                self.problems.append(item.problem(
+                    ("kind",), f"only the agency '{BROKER_AGENCY}' is of kind "
+                               f"'{BROKER_KIND}'"))
+            for index, event_type in enumerate(agency.publishes):
+                if event_type in BROKER_EVENT_TYPES and not is_broker:
+                    self.problems.append(item.problem(
+                        ("publishes", index),
+                        f"only the broker ('{BROKER_AGENCY}') publishes {event_type} events"))
 
     def _uncovered_agreements(self) -> None:
         covered = {t.entry.agreement for t in self.terms}

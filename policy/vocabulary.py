@@ -20,7 +20,16 @@ AGENCY_KINDS: dict[str, str] = {
     "benefits": "Agency running SNAP, TANF, WIC or similar programs.",
     "court": "Family or juvenile court.",
     "evaluator": "Evaluation or research team working under a data use agreement.",
+    "broker": "Handoff itself, as the source of the events it makes (overdue referral alerts).",
 }
+
+BROKER_AGENCY = "handoff"
+"""The agency id under which the broker publishes the events it makes itself
+(`handoff_overdue`). A bundle that releases those events declares it in agencies.yaml
+(kind `broker`, publishing `handoff_overdue`), so its agreements name a known source."""
+
+BROKER_EVENT_TYPES = frozenset({"handoff_overdue"})
+"""Event types only the broker publishes: no agency may list them in `publishes`."""
 
 ANY_PERSONAL_TAG = "*"
 """In a rule's `when.tags` and a consent's categories: every personal data category."""

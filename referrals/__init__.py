@@ -24,6 +24,7 @@ from referrals.errors import (
     OutOfOrderUpdate,
     ReferralError,
     ReferralRecordError,
+    UnknownReferral,
 )
 from referrals.events import LedgerEvent, ReferralKey, ledger_event
 from referrals.ledger import ReferralLedger
@@ -37,6 +38,6 @@ __all__ = [
     "LedgerEvent", "LedgerStore", "LedgerStoreError", "LedgerWrite", "NotAParty",
     "OutOfOrderUpdate", "OverdueAlert", "Position", "Reason", "ReferralEntry",
     "ReferralError", "ReferralKey", "ReferralLedger", "ReferralPolicy",
-    "ReferralRecordError", "Status", "Timer", "TimerChanges", "TimerIndex",
+    "ReferralRecordError", "Status", "Timer", "TimerChanges", "TimerIndex", "UnknownReferral",
     "alert_event_id", "apply", "ledger_event",
 ]

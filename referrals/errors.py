@@ -37,6 +37,16 @@ class NotAParty(ReferralError):
     """An agency recorded a status of a referral it may not change."""
 
 
+class UnknownReferral(ReferralError):
+    """A status update answers no referral the ledger holds. The message names the
+    referring agency, never the referral id (an identifier)."""
+
+    def __init__(self, referrer: str) -> None:
+        self.referrer = referrer
+        super().__init__(f"no referral with this referral_id from '{referrer}' is on record: "
+                         "a status answers a referral published through Handoff")
+
+
 class LedgerStoreError(HandoffError):
     """The ledger store could not be read or written. Retrying later may succeed."""
 

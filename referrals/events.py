@@ -164,7 +164,15 @@ _MS = dt.timedelta(milliseconds=1)
 
 
 def millis(value: Any, name: str) -> int:
-    """Epoch milliseconds of a timestamp field (a datetime, or already milliseconds)."""
+    """Epoch milliseconds of a timestamp field: a datetime (fastavro), milliseconds, or
+    ISO 8601 text with a zone (a record in JSON form, as subscribers receive it)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ReferralRecordError(f"'{name}' must be a timestamp") from None
+        if value.tzinfo is None:
+            raise ReferralRecordError(f"'{name}' must be a timestamp with a zone")
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)

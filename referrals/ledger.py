@@ -25,7 +25,13 @@ from collections.abc import Iterable, Sequence
 from referrals.alerts import OverdueAlert, alert_for
 from referrals.apply import applied, key_of
 from referrals.entry import ReferralEntry, Update
-from referrals.errors import IllegalTransition, NotAParty, OutOfOrderUpdate, ReferralError
+from referrals.errors import (
+    IllegalTransition,
+    NotAParty,
+    OutOfOrderUpdate,
+    ReferralError,
+    UnknownReferral,
+)
 from referrals.events import EnrollmentReported, LedgerEvent, ReferralKey, StatusReported
 from referrals.lifecycle import TRANSITIONS, check_party, update_problems
 from referrals.store import LedgerStore, LedgerWrite, Position
@@ -106,28 +112,58 @@ class ReferralLedger:
         for a referral the ledger has not seen yet is checked as if the referral were
         `REQUESTED`.
         """
-        problems = update_problems(update.status, update.business_status, update.reason)
-        if problems:
-            raise ReferralError("; ".join(f"{f}: {m}" for f, m in problems))
         entry = self.entry(update.key) or ReferralEntry.empty(update.key)
-        if entry.has_update(update.event_id):
-            return  # a re-sent event: the publish path answers it as a duplicate
-        check_party(update.status, update.recorded_by, update.key.referrer, entry.receiver)
-        candidate = Update(update.event_id, update.occurred_at, update.recorded_by,
-                           update.status, update.business_status, update.reason,
-                           update.program, update.subject_id)
-        after = ReferralEntry.build(entry.key, entry.referral, (*entry.updates, candidate),
-                                    entry.deadlines, entry.terms_id, entry.alerts)
-        before_ids = {i.event_id for i in entry.ignored}
-        for ignored in after.ignored:
-            if ignored.event_id == update.event_id:
-                if ignored.kind == "party":
-                    raise NotAParty(f"'{update.recorded_by}' is not the receiving agency "
-                                    "of this referral")
-                raise IllegalTransition(ignored.current.value, update.status.value,
-                                        (s.value for s in TRANSITIONS[ignored.current]))
-            if ignored.event_id not in before_ids:
-                raise OutOfOrderUpdate(update.status.value, ignored.status.value)
+        _checked(entry, update)
+
+    def check_updates(self, updates: Sequence[StatusReported]) -> None:
+        """`check_update` for the updates of one request, in order, each against the
+        entry as the updates before it leave it; every one must also answer a referral
+        the ledger holds (`UnknownReferral`). Raises the first refusal."""
+        for _, refusal in self.refusals(updates)[:1]:
+            raise refusal
+
+    def refusals(self, updates: Sequence[StatusReported]
+                 ) -> list[tuple[int, ReferralError]]:
+        """Every update of one request that `check_updates` would refuse, by its index
+        in `updates`. A refused update is left out of what the later ones are checked
+        against."""
+        after: dict[ReferralKey, ReferralEntry] = {}
+        found: list[tuple[int, ReferralError]] = []
+        for index, update in enumerate(updates):
+            entry = after.get(update.key) or self.entry(update.key)
+            try:
+                if entry is None or entry.referral is None:
+                    raise UnknownReferral(update.key.referrer)
+                after[update.key] = _checked(entry, update)
+            except ReferralError as refusal:
+                found.append((index, refusal))
+        return found
+
+
+def _checked(entry: ReferralEntry, update: StatusReported) -> ReferralEntry:
+    """The entry with `update`, or the refusal of it."""
+    problems = update_problems(update.status, update.business_status, update.reason)
+    if problems:
+        raise ReferralError("; ".join(f"{f}: {m}" for f, m in problems))
+    if entry.has_update(update.event_id):
+        return entry  # a re-sent event: the publish path answers it as a duplicate
+    check_party(update.status, update.recorded_by, update.key.referrer, entry.receiver)
+    candidate = Update(update.event_id, update.occurred_at, update.recorded_by,
+                       update.status, update.business_status, update.reason,
+                       update.program, update.subject_id)
+    after = ReferralEntry.build(entry.key, entry.referral, (*entry.updates, candidate),
+                                entry.deadlines, entry.terms_id, entry.alerts)
+    before_ids = {i.event_id for i in entry.ignored}
+    for ignored in after.ignored:
+        if ignored.event_id == update.event_id:
+            if ignored.kind == "party":
+                raise NotAParty(f"'{update.recorded_by}' is not the receiving agency "
+                                "of this referral")
+            raise IllegalTransition(ignored.current.value, update.status.value,
+                                    (s.value for s in TRANSITIONS[ignored.current]))
+        if ignored.event_id not in before_ids:
+            raise OutOfOrderUpdate(update.status.value, ignored.status.value)
+    return after
 
 
 class _Batch:

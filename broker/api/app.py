@@ -17,9 +17,11 @@ from broker.api import (
     routes_events,
     routes_explain,
     routes_fhir,
+    routes_linkage,
     routes_ops,
     routes_registry,
     routes_registry_config,
+    routes_reports,
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
@@ -45,7 +47,8 @@ schema registry (`/v1/registry`) answers errors as Confluent Schema Registry doe
 
 
 API_ROUTES = (routes_events, routes_explain, routes_registry, routes_registry_config,
-              routes_audit, routes_admin, routes_connectors, routes_fhir)
+              routes_audit, routes_admin, routes_connectors, routes_fhir, routes_linkage,
+              routes_reports)
 """Served by a process with the `api` role."""
 DELIVERY_ROUTES = (routes_dead_letters, routes_subscriptions)
 """Served by a process with the `delivery` role."""

@@ -28,11 +28,13 @@ from broker.delivery.webhook_state import WebhookStateStore
 from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.publisher import Publisher
+from broker.linking.service import LinkageService
 from broker.metrics import Metrics
 from broker.metrics_history import MetricsHistory
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.policy_install import PolicyInstaller
 from broker.policy_trial import PolicyTrial
+from broker.referral_service import ReferralService
 from broker.reloads import PolicyReloader
 from broker.roles import Roles
 from broker.workers import Workers
@@ -84,6 +86,11 @@ class ApiParts:
     extensions: tuple[Callable[[FastAPI], None], ...] = ()
     """Called by `create_app` with the app: the console mounts itself this way, so the
     API layer never imports it."""
+    linkage: LinkageService | None = None
+    """Record linkage: read-write with the `router` role (the linker), read-only from a
+    replica with the `api` role alone."""
+    referrals: ReferralService | None = None
+    """The referral ledger's reports: with the `api` or `router` role."""
 
 
 def _parts(request: Request) -> ApiParts:
@@ -202,6 +209,26 @@ def dead_letter_queue(request: Request) -> DeadLetterQueue:
     found = _parts(request).dead_letter_queue
     if found is None:
         raise NotServedHere("this process (without the delivery role) has no dead letters")
+    return found
+
+
+def linkage_if_kept(request: Request) -> LinkageService | None:
+    """The person index, or None in a process that keeps none."""
+    return _parts(request).linkage
+
+
+def linkage(request: Request) -> LinkageService:
+    found = _parts(request).linkage
+    if found is None:
+        raise NotServedHere("this process keeps no person index")
+    return found
+
+
+def referrals(request: Request) -> ReferralService:
+    found = _parts(request).referrals
+    if found is None:
+        raise NotServedHere("this process (without the api or router role) keeps no "
+                            "referral ledger")
     return found
 
 

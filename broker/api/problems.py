@@ -26,6 +26,18 @@ from broker.ingest.publisher import (
     NotPermittedToPublishError,
     UnknownEventTypeError,
 )
+from broker.linking.service import LinkageReadOnlyError
+from broker.referral_recording import NotAPartyError, ReferralRefusedError
+from linkage.clk import ClkError
+from linkage.errors import (
+    IdentityError,
+    LinkageError,
+    ReviewStateError,
+    UnknownPersonError,
+    UnknownRecordError,
+    UnknownReviewError,
+)
+from linkage.sqlite_index import IndexUnavailableError
 from schemas.errors import (
     DecodeError,
     HandoffError,
@@ -92,6 +104,8 @@ class RefusedBeforeBody(StarletteHTTPException):
 # Order matters: the first class an error is an instance of decides its response.
 PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (ConsentRefusedError, 403, "consent-refused", "The agency may not record this consent"),
+    (NotAPartyError, 403, "not-a-party", "The agency may not record this referral status"),
+    (ReferralRefusedError, 422, "referral-refused", "The referral cannot take this update"),
     (RecordValidationError, 422, "invalid-event", "The event does not match its schema"),
     (DecodeError, 400, "undecodable-payload", "The payload could not be decoded"),
     (UnknownSchemaError, 404, "unknown-schema", "Unknown schema"),
@@ -103,6 +117,16 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (UnknownEventTypeError, 404, "not-found", "Not found"),
     (NotPermittedToPublishError, 403, "forbidden", "Not allowed"),
     (EventTooLargeError, 413, "payload-too-large", "Payload too large"),
+    (UnknownRecordError, 404, "unknown-record", "Unknown agency record"),
+    (UnknownPersonError, 404, "unknown-person", "Unknown person"),
+    (UnknownReviewError, 404, "unknown-review", "Unknown review item"),
+    (ReviewStateError, 409, "review-closed", "The review item is not open"),
+    (IdentityError, 422, "unusable-identity", "The identity cannot be matched"),
+    (ClkError, 422, "invalid-clk", "The encoding is not a CLK of the agreed length"),
+    (LinkageReadOnlyError, 503, "linkage-read-only",
+     "Clerical changes are made by the linking process"),
+    (IndexUnavailableError, 503, "linkage-unavailable", "The person index is unavailable"),
+    (LinkageError, 409, "linkage-conflict", "The change does not fit the links as they are"),
 )
 
 

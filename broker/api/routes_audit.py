@@ -18,9 +18,12 @@ from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, problem_responses
 from broker.audit import AuditStore
+from broker.audit.errors import AuditQueryError
 from broker.audit.store import AuditFilter
 from broker.auditor import Auditor
 from broker.auth import Principal, Role
+from broker.linking.service import LinkageService
+from broker.policy_holder import LoadedPolicy
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"],
                    responses=problem_responses(*AUTHENTICATED))
@@ -45,8 +48,15 @@ def _ms(value: datetime | None) -> int | None:
 
 @router.get("/decisions", summary="Policy decisions, filtered, a page at a time")
 async def decisions(
-    subject: str | None = Query(default=None, max_length=200,
-                                description="subject id (pseudonymised before lookup)"),
+    subject: str | None = Query(
+        default=None, max_length=200,
+        description="subject id (pseudonymised before lookup). With record linkage, the "
+                    "decisions filed under the person an agency's record with this id is "
+                    "linked to (agencies in name order, the first that has one); an id no "
+                    "record carries is looked up as it is"),
+    person: str | None = Query(default=None, max_length=64,
+                               description="a Handoff person id (record linkage): the "
+                                           "decisions filed under that person"),
     recipient: str | None = Query(default=None, max_length=200),
     agreement: str | None = Query(default=None, max_length=200),
     subscription: str | None = Query(default=None, max_length=200),
@@ -59,9 +69,18 @@ async def decisions(
     _: Principal = Depends(AUDITOR),
     auditor: Auditor = Depends(deps.auditor),
     store: AuditStore = Depends(deps.audit_store),
+    policy: LoadedPolicy = Depends(deps.policy),
+    linkage: LinkageService | None = Depends(deps.linkage_if_kept),
 ) -> dict[str, Any]:
+    if subject and person:
+        raise AuditQueryError("give subject or person, not both")
+    named = subject or person
+    if subject and linkage is not None and policy.bundle.linkage is not None:
+        linked = await anyio.to_thread.run_sync(
+            linkage.person_for_id, subject, sorted(policy.bundle.agencies))
+        named = linked or subject
     where = AuditFilter(
-        subject=auditor.subject(subject) if subject else None, recipient=recipient,
+        subject=auditor.subject(named) if named else None, recipient=recipient,
         agreement=agreement, outcome=outcome, subscription=subscription, kind="decision",
         since_ms=_ms(since), until_ms=_ms(until))
     page = await anyio.to_thread.run_sync(lambda: store.page(
@@ -74,14 +93,28 @@ async def decisions(
 async def disclosures(
     subject_id: str,
     since: IsoTime | None = None, until: IsoTime | None = None,
+    agency: str | None = Query(
+        default=None, max_length=64,
+        description="the agency whose id `subject_id` is; default: any agency's. With "
+                    "record linkage the accounting covers the person that id is linked "
+                    "to, across every agency's records"),
     _: Principal = Depends(AUDITOR),
     auditor: Auditor = Depends(deps.auditor),
     store: AuditStore = Depends(deps.audit_store),
+    policy: LoadedPolicy = Depends(deps.policy),
+    linkage: LinkageService | None = Depends(deps.linkage_if_kept),
 ) -> dict[str, Any]:
     pseudonym = auditor.subject(subject_id)
-    where = AuditFilter(subject=pseudonym, since_ms=_ms(since), until_ms=_ms(until))
-    found = await anyio.to_thread.run_sync(store.disclosures, where)
-    return {"subject": pseudonym, "disclosures": [d.to_dict() for d in found]}
+    if linkage is None or policy.bundle.linkage is None:
+        where = AuditFilter(subject=pseudonym, since_ms=_ms(since), until_ms=_ms(until))
+        found = await anyio.to_thread.run_sync(store.disclosures, where)
+        return {"subject": pseudonym, "disclosures": [d.to_dict() for d in found]}
+    agencies = [agency] if agency else sorted(policy.bundle.agencies)
+    persons, found = await anyio.to_thread.run_sync(lambda: linkage.accounting_for_id(
+        subject_id, agencies, since_ms=_ms(since), until_ms=_ms(until)))
+    return {"subject": pseudonym,
+            "persons": [{"person_id": p, "subject": linkage.pseudonym(p)} for p in persons],
+            "disclosures": [d.to_dict() for d in found]}
 
 
 @router.get("/head", summary="The chain head and the latest checkpoint")

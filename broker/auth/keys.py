@@ -43,6 +43,11 @@ class Role(StrEnum):
     SUBSCRIBE = "subscribe"
     ADMIN = "admin"
     AUDITOR = "auditor"
+    STEWARD = "steward"
+    """A data steward: decides clerical review items, unlinks and merges persons (record
+    linkage). Not an operator (admin) and not a reader of the audit log (auditor)."""
+    EVALUATOR = "evaluator"
+    """Reads aggregate reports only (the referral funnel), never person-level data."""
 
 
 class ApiKey(BaseModel):

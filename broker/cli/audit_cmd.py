@@ -42,6 +42,7 @@ from broker.cli.audit_common import (
     open_store,
     usage_error,
 )
+from broker.cli.linkage_accounting import has_person_index, linked_disclosures
 from broker.cli.progress import for_label, progress_bars
 from broker.errors import AuditError
 
@@ -247,6 +248,11 @@ def disclosures_command(
     subject_pseudonym: Annotated[
         str | None, typer.Option("--subject-pseudonym", help="Or their pseudonym (sp_…).")
     ] = None,
+    agency: Annotated[
+        str | None, typer.Option("--agency", help="Record linkage: the agency whose id "
+                                 "--subject is; the accounting then covers the person it "
+                                 "is linked to, across every agency's records (embedded).")
+    ] = None,
     pseudonym_key_file: PseudonymKeyOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -274,12 +280,20 @@ def disclosures_command(
                             until_ms=_parse_time(until, "--until"))
     except AuditQueryError as exc:
         usage_error(str(exc))
+    if agency is not None and (subject is None or kafka_settings is not None):
+        usage_error("--agency takes --subject, on the embedded store (--data); on Kafka "
+                    "ask GET /v1/audit/disclosures/{subject_id}?agency=…")
     if kafka_settings is not None:
         found = audit_kafka.disclosures(kafka_settings, index, where)
     else:
         store = open_store(data)
         try:
-            found = store.disclosures(where)
+            if subject is not None and (agency is not None or has_person_index(data)):
+                # Record linkage: the persons the id is linked to, across agencies.
+                found = linked_disclosures(data, store, agency, subject, _pseudonymizer(
+                    data, pseudonym_key_file), where)
+            else:
+                found = store.disclosures(where)
         except AuditError as exc:
             failure(str(exc))
         finally:

@@ -10,8 +10,10 @@ from broker.cli import (
     demo_cmd,
     encryption_cmd,
     keys_cmd,
+    linkage_cmd,
     migrate_cmd,
     policy_cmd,
+    report_cmd,
     serve_cmd,
 )
 
@@ -26,6 +28,8 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(encryption_cmd.app, name="encryption")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(connect_cmd.app, name="connect")
+app.add_typer(linkage_cmd.app, name="linkage")
+app.add_typer(report_cmd.app, name="report")
 for sub_app in (serve_cmd.app, demo_cmd.app, migrate_cmd.app):
     app.registered_commands.extend(sub_app.registered_commands)
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from broker.api import dependencies as deps
 from broker.audit import AuditFilter, AuditReader, Disclosure
 from broker.audit.explanation import ConsentChangeView, consent_change_view
-from broker.console.person import subject_param
+from broker.console.person import subjects
 from broker.console.render import page
 from broker.console.security import ConsoleUser, audit, console_user
 
@@ -64,15 +64,19 @@ def histories(changes: list[ConsentChangeView], disclosures: list[Disclosure], n
 
 
 @router.get("/console/consents")
-def consents(request: Request, subject: str | None = None,
+def consents(request: Request, subject: str | None = None, also: str | None = None,
              user: ConsoleUser = Depends(console_user),
              reader: AuditReader = Depends(deps.audit_reader)) -> Response:
-    pseudonym = subject_param(subject)
+    pseudonyms = subjects(subject, also)
+    pseudonym = pseudonyms[0] if pseudonyms else None
     found: list[ConsentHistory] = []
-    if pseudonym is not None:
-        changes = [consent_change_view(r) for r in reader.iter_records(
-            AuditFilter(subject=pseudonym, kind="consent_change"))]
-        found = histories(changes, reader.disclosures(AuditFilter(subject=pseudonym)),
+    if pseudonyms:
+        records = {r.seq: r for p in pseudonyms for r in reader.iter_records(
+            AuditFilter(subject=p, kind="consent_change"))}
+        changes = [consent_change_view(records[seq]) for seq in sorted(records)]
+        released = {d.seq: d for p in pseudonyms
+                    for d in reader.disclosures(AuditFilter(subject=p))}
+        found = histories(changes, [released[seq] for seq in sorted(released)],
                           deps.clock(request)())
     audit(request, user, "view consents", subject=pseudonym)
     return page(request, user, "consents.html", "consents", subject=pseudonym,

@@ -49,7 +49,8 @@ def _text(value: str | None, limit: int = 200) -> str | None:
 
 
 @router.get("/console/decisions")
-def explorer(request: Request, subject: str | None = None, recipient: str | None = None,
+def explorer(request: Request, subject: str | None = None, also: str | None = None,
+             recipient: str | None = None,
              agreement: str | None = None, outcome: str | None = None,
              since: str | None = None, until: str | None = None,
              cursor: int | None = Query(default=None, ge=0, le=2**62),
@@ -71,12 +72,21 @@ def explorer(request: Request, subject: str | None = None, recipient: str | None
     return page(request, user, "decisions.html", "decisions", rows=rows, query=query,
                 next_cursor=found.cursor if found.more else None, outcomes=OUTCOMES,
                 agencies=sorted(policy.bundle.agencies),
-                agreements=sorted(policy.bundle.agreements), first_page=cursor is None)
+                agreements=sorted(policy.bundle.agreements), first_page=cursor is None,
+                also=subject_param(also) if subject_param(also) != pseudonym else None)
 
 
 def find_record(reader: AuditReader, seq: int) -> AuditRecord | None:
-    found = reader.page(AuditFilter(), cursor=seq - 1, limit=1)
-    return next((r for r in found.records if r.seq == seq), None)
+    """The record with this seq. (Pages run in time order, which is not always seq order:
+    a record written for an earlier event can follow later ones; the stream is by seq.)"""
+    records = reader.iter_records(AuditFilter(), after=seq - 1)
+    try:
+        first = next(records, None)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+    return first if first is not None and first.seq == seq else None
 
 
 def chain_place(record: AuditRecord, reader: AuditReader, jobs: VerifyJobs) -> ChainPlace:

@@ -10,6 +10,17 @@ from broker.audit.pseudonym import is_subject_pseudonym
 from broker.console.errors import ConsoleRefused
 
 
+def subjects(subject: str | None, also: str | None) -> tuple[str, ...]:
+    """The pseudonyms a person's records are filed under: `subject` (with record linkage,
+    the person's) and `also` (the typed identifier's own: consents as recorded, unlinked
+    event types, decisions from before linkage). Empty when no person is chosen."""
+    first = subject_param(subject)
+    if first is None:
+        return ()
+    second = subject_param(also)
+    return (first,) if second is None or second == first else (first, second)
+
+
 def subject_param(value: str | None) -> str | None:
     """A `subject` query parameter: empty, or a subject pseudonym."""
     if not value:

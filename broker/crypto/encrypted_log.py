@@ -1,7 +1,7 @@
 """Encryption at rest as a decorator over any `EventLog`.
 
 `EncryptedEventLog(inner, keyring)` seals the value of every record appended to a
-protected topic (`events.*`, `deliver.*`, `quarantine.*` and `deadletter.*` by
+protected topic (`events.*`, `deliver.*`, `quarantine.*`, `deadletter.*` and `_linkage` by
 default) with AES-GCM under the topic's data key for the current period, and opens it
 again on `read` and on a consumer's `poll`. Keys, headers and timestamps stay readable:
 the broker needs them to partition, route and de-duplicate. Headers and the record key
@@ -51,7 +51,7 @@ from broker.log.port import (
 log = logging.getLogger("handoff.encryption")
 
 H_DATA_KEY = "handoff.data_key"
-DEFAULT_TOPICS = ("events.*", "deliver.*", "quarantine.*", "deadletter.*")
+DEFAULT_TOPICS = ("events.*", "deliver.*", "quarantine.*", "deadletter.*", "_linkage")
 _SCAN_CHUNK = 50
 _LOGGED_KEYS_MAX = 10_000
 
@@ -144,6 +144,9 @@ class EncryptedEventLog:
 
     def end_offset(self, topic: str, partition: int) -> int:
         return self._inner.end_offset(topic, partition)
+
+    def end_offsets(self, topic: str) -> list[int]:
+        return self._inner.end_offsets(topic)
 
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         """As the port's `wait`, but a partition whose records past its position are all

@@ -62,12 +62,12 @@ class WebhookSender:
         )
         self._clock = clock
 
-    def send(self, url: str, msg_id: str, body: bytes, secrets: Sequence[WebhookSecret]
-             ) -> AttemptResult:
+    def send(self, url: str, msg_id: str, body: bytes, secrets: Sequence[WebhookSecret],
+             *, content_type: str = "application/json") -> AttemptResult:
         """POST `body` (JSON) to `url`, signed with every secret; one attempt."""
         timestamp = int(self._clock())
         headers = {
-            "content-type": "application/json",
+            "content-type": content_type,
             H_ID: msg_id,
             H_TIMESTAMP: str(timestamp),
             H_SIGNATURE: signature_header(msg_id, timestamp, body, secrets),

@@ -26,6 +26,12 @@ Failure handling, per event:
 
 Delivery is at least once: the cursor is saved after each batch (and after every failure
 or dead letter), so a crash can resend a few events, under the same `webhook-id`.
+
+Format. The body is the delivery as the pull API returns it (`format: json`, the
+default), or, for a `referral_status` subscription with `format: fhir-task`, the status
+as an SDOHCC FHIR `Task` (`application/fhir+json`, `referrals.fhir_out`): one Task id per
+referral, so each status updates the same Task; fields the policy withheld are left out
+or marked with a data-absent-reason.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from broker.log.port import EventLog
 from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
 from broker.topics import delivery_topic
+from referrals.fhir_out import task_from_status
 
 log = logging.getLogger("handoff.webhooks")
 
@@ -144,19 +151,21 @@ class WebhookDispatcher:
         if not deliveries:
             p.feed.wait(sub_id, cursor, IDLE_WAIT_SECONDS)
             return 0.0
-        return self._send_batch(url, secrets, deliveries, state, partitions, stop)
+        return self._send_batch(url, secrets, deliveries, state, partitions, stop,
+                                sub.delivery.format)
 
     def _send_batch(self, url: str, secrets: tuple, deliveries: list[Delivery],
-                    state: CursorState, partitions: int, stop: threading.Event | None
-                    ) -> float:
+                    state: CursorState, partitions: int, stop: threading.Event | None,
+                    body_format: str = "json") -> float:
         p, sub_id = self._p, self.subscription_id
         cursor, attempts = Cursor(state.offsets), state.attempts
         saved_at, dirty = time.monotonic(), False
         for delivery in deliveries:
             if stop is not None and stop.is_set():
                 break
-            result = self._sender.send(url, delivery.envelope.decision_id,
-                                       _body(delivery), secrets)
+            body, content_type = _body(delivery, body_format)
+            result = self._sender.send(url, delivery.envelope.decision_id, body, secrets,
+                                       content_type=content_type)
             p.metrics.webhook_attempts.labels(sub_id, result.outcome).inc()
             if attempts:
                 p.metrics.webhook_retries.labels(sub_id).inc()
@@ -232,6 +241,13 @@ class WebhookDispatcher:
         return int(self._p.clock() * 1000)
 
 
-def _body(delivery: Delivery) -> bytes:
+FHIR_JSON = "application/fhir+json"
+
+
+def _body(delivery: Delivery, body_format: str = "json") -> tuple[bytes, str]:
+    """The request body and its content type."""
+    if body_format == "fhir-task" and delivery.envelope.event_type == "referral_status":
+        task = task_from_status(delivery.data, receiver=delivery.envelope.source)
+        return json.dumps(task, separators=(",", ":"), ensure_ascii=False).encode(), FHIR_JSON
     return json.dumps(delivery.to_json(), separators=(",", ":"),
-                      ensure_ascii=False).encode()
+                      ensure_ascii=False).encode(), "application/json"

@@ -8,7 +8,11 @@ and a refusal is audited as `publish_refused` (reason `not_permitted`) and count
 publish. It also owns "may this agency record (or revoke) this consent": a `consent`
 event is checked by `broker.consent_recording` under the same policy that authorized
 the request, refused whole with 403 `consent-refused`, and its accepted grants and
-revocations are audited once durable, before the caller hears of success.
+revocations are audited once durable, before the caller hears of success. A
+`referral_status` event is checked by `broker.referral_recording` against the referral
+ledger (who records it, whether the referral can take it), refused whole with 422
+`referral-refused` or 403 `not-a-party`. Events the broker makes itself
+(`handoff_overdue`) are published only through `publish_own`, never by an agency.
 
 Either every event of a request is appended or none is: the whole request is validated
 before anything is handed to the committer, so a refused request leaves nothing behind.
@@ -32,7 +36,9 @@ from broker.ingest.group_commit import GroupCommitter, Placed
 from broker.log.port import NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
+from broker.referral_recording import ReferralRecording, ReferralRefusedError
 from broker.topics import H_INGEST_EVENT_ID, H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
+from policy.vocabulary import BROKER_AGENCY, BROKER_EVENT_TYPES
 from schemas.datestrings import date_string_problems
 from schemas.errors import DecodeError, RecordValidationError
 from schemas.jsonform import record_from_json
@@ -57,6 +63,11 @@ class EventTooLargeError(BrokerError):
         self.problems = problems
 
 
+BROKER_PRINCIPAL = Principal("broker:referral-timers", BROKER_AGENCY, frozenset())
+"""Who publishes the broker's own events (`publish_own`): the ingest source is the
+broker agency, and decisions about them name this key id as actor."""
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A validated, encoded request, ready to commit."""
@@ -78,6 +89,7 @@ class Publisher:
         metrics: Metrics,
         policy: PolicyHolder,
         consents: ConsentRecording | None = None,
+        referrals: ReferralRecording | None = None,
     ) -> None:
         self._types = event_types
         self._policy = policy
@@ -86,6 +98,7 @@ class Publisher:
         self._auditor = auditor
         self._metrics = metrics
         self._consents = consents
+        self._referrals = referrals
 
     # -- who may publish what -------------------------------------------------------------
 
@@ -102,11 +115,20 @@ class Publisher:
             raise UnknownEventTypeError(
                 f"unknown event type '{event_type}'; see GET /v1/registry/subjects")
         policy = policy or self._policy.current
+        if event_type in BROKER_EVENT_TYPES and principal is not BROKER_PRINCIPAL:
+            self._refuse(principal, event_type, "not_permitted", [])
+            raise NotPermittedToPublishError(
+                f"'{event_type}' events are published by the broker itself")
         agency = policy.bundle.agencies.get(principal.agency)
         if agency is None or event_type not in agency.publishes:
             self._refuse(principal, event_type, "not_permitted", [])
             raise NotPermittedToPublishError(
                 f"agency '{principal.agency}' may not publish '{event_type}' events")
+
+    def reads_state(self, event_type: str) -> bool:
+        """Whether checking events of this type reads the log or a view of it (the
+        referral ledger), so callers on an event loop should prepare them in a thread."""
+        return event_type == "referral_status" and self._referrals is not None
 
     # -- validation -----------------------------------------------------------------------
 
@@ -137,6 +159,7 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
+        self._check_referrals(principal, event_type, records, batch)
         changes = self._check_consents(principal, event_type, records, batch, policy)
         encoded = [self._codec.encode(registered.schema_id, r) for r in records]
         self._check_sizes(principal, event_type, encoded, batch)
@@ -161,6 +184,7 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "invalid", [p for p, _ in problems])
             raise RecordValidationError(problems)
+        self._check_referrals(principal, event_type, [record], False)
         changes = self._check_consents(principal, event_type, [record], False, policy)
         self._check_sizes(principal, event_type, [payload], False)
         return self._prepared(principal, event_type, [record], [payload], changes)
@@ -176,6 +200,19 @@ class Publisher:
         if problems:
             self._refuse(principal, event_type, "too_large", [p for p, _ in problems])
             raise EventTooLargeError(problems)
+
+
+    def _check_referrals(self, principal: Principal, event_type: str,
+                         records: list[dict[str, Any]], batch: bool) -> None:
+        """Whether the referrals can take these status updates, from this agency (see
+        `broker.referral_recording`)."""
+        if event_type != "referral_status" or self._referrals is None:
+            return
+        try:
+            self._referrals.check(principal, records, batch)
+        except ReferralRefusedError as exc:
+            self._refuse(principal, event_type, exc.reason, [p for p, _ in exc.problems])
+            raise
 
     def _check_consents(self, principal: Principal, event_type: str,
                         records: list[dict[str, Any]], batch: bool, policy: LoadedPolicy
@@ -256,6 +293,14 @@ class Publisher:
         prepared = [self._prepare_json(principal, t, list(items), True, policy)
                     for t, items in groups]
         return [self.submit(principal, ready).result() for ready in prepared]
+
+    def publish_own(self, event_type: str, items: Sequence[Mapping[str, Any]]
+                    ) -> list[Placed]:
+        """Publish events the broker makes itself (`handoff_overdue`), as the broker
+        agency, blocking until durable. Idempotent by `event_id` like every publish: a
+        repeated id is answered with the first (`Placed.duplicate`)."""
+        return self.submit(BROKER_PRINCIPAL, self._prepare_json(
+            BROKER_PRINCIPAL, event_type, list(items), True, self._policy.current)).result()
 
     def ingest_as(self, principal: Principal) -> CallerIngest:
         """This publisher bound to one caller: the connector SDK's `Ingest`."""

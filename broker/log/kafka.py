@@ -8,15 +8,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka import errors as kafka_errors
 
 from broker.errors import LogError, UnknownTopicError
 from broker.log.kafka_admin import KafkaAdmin
 from broker.log.kafka_connection import KafkaConnection, check_topic_name, translate_kafka_error
 from broker.log.kafka_consumer import KafkaGroupMember
-from broker.log.kafka_end_watch import EndOffsetWatcher
+from broker.log.kafka_fetch_wait import FetchWait
+from broker.log.kafka_producer import Placement, RecordWriter
 from broker.log.kafka_reader import ReaderPool
+from broker.log.kafka_tail import PartitionTail
 from broker.log.partitioner import partition_for
 from broker.log.port import (
     AppendResult,
@@ -30,10 +32,6 @@ from broker.log.port import TopicPartition as PortTopicPartition
 if TYPE_CHECKING:
     from broker.config import KafkaSettings
 
-_BATCH_BYTES = 512 * 1024
-_EXTERNAL_POLL_S = 0.02
-"""How often waiters' partitions are checked for appends by other processes, unless the
-caller says otherwise (`poll_interval_s`)."""
 
 
 class KafkaEventLog:
@@ -46,14 +44,24 @@ class KafkaEventLog:
 
     Appends: records go to the partition the embedded log would choose (Kafka's murmur2
     of the key; round robin without a key), through an idempotent producer with
-    `acks=all`, lingering `linger_ms` to batch concurrent appends. `append` returns when
+    `acks=all`. Every caller hands over a whole batch (the group commit of publishes, a
+    router's batch) and waits for it, so `append` sends its records at once when they
+    are all handed to the producer (a flush) rather than after a linger; `linger_ms`
+    only lets a long append go out in a few large requests rather than many small
+    ones. `append` returns when
     the cluster has acknowledged every record; if some fail, it raises and the others
     may still be stored (retrying is at least once).
 
     Waiting: an append through this object wakes `wait` at once; appends by other
-    processes are seen by asking the cluster for the end offsets of every partition
-    anyone waits on, in one request every `poll_interval_s` (20 ms unless given), so
-    they are noticed within that plus one round trip, however many wait.
+    processes are seen by one thread that follows every partition anyone waits on with
+    long-poll fetches (`PartitionTail`): each fetch waits at the broker up to
+    `fetch_wait_ms` while records flow, growing to `idle_fetch_wait_ms` when none come.
+    Apache Kafka answers a waiting fetch as soon as a record arrives; Tansu 0.6 only when
+    the wait is over. The records a fetch brings are kept, so the `read` that follows a
+    `wait` needs no round trip of its own; and a `read` at the end of a partition that
+    is being followed answers from what the tail knows (at most a fetch wait old) rather
+    than asking the cluster for the end, since the wait that follows it wakes when the
+    tail sees more.
 
     Topics: `ensure_topic` creates topics with `cleanup.policy` and `retention.ms`, and
     refuses an existing topic whose partition count or cleanup policy differs (the
@@ -78,9 +86,10 @@ class KafkaEventLog:
         ssl_cafile: str | None = None,
         connect_timeout_s: float = 10.0,
         request_timeout_s: float = 30.0,
-        linger_ms: int = 2,
+        linger_ms: int = 5,
         max_poll_records: int = 500,
-        poll_interval_s: float = _EXTERNAL_POLL_S,
+        fetch_wait_ms: int = 10,
+        idle_fetch_wait_ms: int = 250,
     ) -> None:
         if replication_factor < 1:
             raise LogError("kafka.replication_factor must be at least 1")
@@ -97,17 +106,17 @@ class KafkaEventLog:
         )
         self._prefix = topic_prefix
         self._max_poll_records = max_poll_records
-        self._delivery_timeout_s = request_timeout_s + linger_ms / 1000
+        self._fetch_waits = (fetch_wait_ms, idle_fetch_wait_ms)
         self._admin = KafkaAdmin(self._connection, replication_factor)
         try:
-            self._producer = self._connect_producer(linger_ms)
+            self._writer = RecordWriter(self._connection, linger_ms)
         except LogError:
             self._admin.close()
             raise
         try:
             self._reader = ReaderPool(self._connection)
         except LogError:
-            self._producer.close(timeout=0)
+            self._writer.close(timeout_s=0)
             self._admin.close()
             raise
         self._partition_counts: dict[str, int] = {}
@@ -119,8 +128,8 @@ class KafkaEventLog:
         self._appended = threading.Condition()
         self._known_ends: dict[TopicPartition, int] = {}
         self._closed = False
-        self._watcher = EndOffsetWatcher(self._reader.watch_end_offsets, self._note_ends,
-                                         poll_interval_s)
+        self._tail = PartitionTail(self._connection, self._note_ends, self._bare_topic,
+                                   FetchWait(*self._fetch_waits))
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings, client_id: str = "handoff") -> KafkaEventLog:
@@ -137,7 +146,8 @@ class KafkaEventLog:
                 settings.sasl_password.get_secret_value() if settings.sasl_password else None
             ),
             ssl_cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
-            poll_interval_s=settings.poll_interval_ms / 1000,
+            fetch_wait_ms=settings.fetch_wait_ms,
+            idle_fetch_wait_ms=settings.idle_fetch_wait_ms,
         )
 
     def __repr__(self) -> str:
@@ -188,38 +198,18 @@ class KafkaEventLog:
         if not records:
             return []
         kafka_topic = self._kafka_topic(topic)
-        futures = []
-        failure: Exception | None = None
-        try:
-            for record in records:
-                key, value = record.key, record.value
-                if not isinstance(value, bytes) or not (key is None or isinstance(key, bytes)):
-                    raise LogError(f"records appended to {topic!r} need bytes for key and value")
-                if key is None:
-                    unkeyed = self._unkeyed.setdefault(topic, itertools.count())
-                    partition = partition_for(None, partitions, next(unkeyed))
-                else:
-                    partition = partition_for(key, partitions)
-                futures.append(
-                    self._producer.send(
-                        kafka_topic,
-                        value=value,
-                        key=key,
-                        headers=list(record.headers),
-                        partition=partition,
-                        timestamp_ms=record.timestamp_ms,
-                    )
-                )
-        except kafka_errors.KafkaError as exc:
-            failure = exc  # records sent before this one are still awaited below
-        results = []
-        for future in futures:
-            try:
-                metadata = future.get(timeout=self._delivery_timeout_s + 5)
-            except kafka_errors.KafkaError as exc:
-                failure = failure or exc
-                continue
-            results.append(AppendResult(metadata.partition, metadata.offset))
+        placed = []
+        for record in records:
+            key = record.key
+            if not isinstance(record.value, bytes) or not (key is None or isinstance(key, bytes)):
+                raise LogError(f"records appended to {topic!r} need bytes for key and value")
+            if key is None:
+                unkeyed = self._unkeyed.setdefault(topic, itertools.count())
+                partition = partition_for(None, partitions, next(unkeyed))
+            else:
+                partition = partition_for(key, partitions)
+            placed.append(Placement(record, partition))
+        results, failure = self._writer.send(kafka_topic, placed)
         if failure is not None:
             if isinstance(failure, kafka_errors.UnknownTopicOrPartitionError):
                 self._partition_counts.pop(topic, None)
@@ -237,7 +227,14 @@ class KafkaEventLog:
         tp = self._kafka_tp(topic, partition)
         if offset < 0 or max_records < 1:
             raise LogError("read needs an offset of at least 0 and max_records of at least 1")
+        followed = self._tail.recent(tp, offset, max_records)
+        if followed:
+            return followed
         if offset >= self._known_end(tp):
+            if self._tail.follows(tp):
+                # A waiter's partition: the tail learns of new records within a fetch
+                # wait and wakes the waits; no need to ask the cluster for its end.
+                return []
             ends = self._reader.end_offsets([tp])
             self._note_ends(ends)
             if offset >= ends[tp]:
@@ -251,12 +248,23 @@ class KafkaEventLog:
         self._note_ends(ends)
         return self._known_end(tp)
 
+    def end_offsets(self, topic: str) -> list[int]:
+        """`end_offset` of every partition of `topic`, in one request."""
+        tps = [self._kafka_tp(topic, p) for p in range(self.partitions(topic))]
+        ends = self._reader.end_offsets(tps)
+        self._note_ends(ends)
+        with self._appended:
+            return [max(ends[tp], self._known_ends.get(tp, 0)) for tp in tps]
+
     def wait(self, positions: Mapping[PortTopicPartition, int], timeout: float) -> bool:
         """Block until some partition has a record at or past its position (True) or
         `timeout` seconds pass (False)."""
         wanted = {self._kafka_tp(topic, p): offset for (topic, p), offset in positions.items()}
         deadline = time.monotonic() + max(timeout, 0.0)
-        self._watcher.watch(wanted)
+        with self._appended:
+            if self._reached(wanted):
+                return True
+        self._tail.watch(wanted)
         try:
             with self._appended:
                 while not self._reached(wanted):
@@ -270,7 +278,7 @@ class KafkaEventLog:
                     self._appended.wait(remaining)
                 return True
         finally:
-            self._watcher.unwatch(wanted)
+            self._tail.unwatch(wanted)
 
     # -- consumer groups ------------------------------------------------------------------
 
@@ -290,6 +298,7 @@ class KafkaEventLog:
             bare_names,
             self._admin.committed_offset,
             max_poll_records=self._max_poll_records,
+            fetch_wait=FetchWait(*self._fetch_waits),
         )
         with self._members_lock:
             self._members = [m for m in self._members if not m.closed]
@@ -306,36 +315,16 @@ class KafkaEventLog:
                 return
             self._closed = True
             self._appended.notify_all()  # waiters wake and find the log closed
-        self._watcher.close()
+        self._tail.close()
         with self._members_lock:
             members, self._members = self._members, []
         for member in members:
             member.close()
-        self._producer.close(timeout=self._delivery_timeout_s)
+        self._writer.close()
         self._reader.close()
         self._admin.close()
 
     # -- internals ------------------------------------------------------------------------
-
-    def _connect_producer(self, linger_ms: int) -> KafkaProducer:
-        request_timeout_ms = int(self._connection.request_timeout_s * 1000)
-        try:
-            return KafkaProducer(
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=linger_ms,
-                max_in_flight_requests_per_connection=5,
-                # A router appends hundreds of audit records and deliveries at once:
-                # batches of up to 512 KiB send them in a few requests, not dozens of
-                # 16 KiB ones (Kafka's default message.max.bytes is 1 MiB).
-                batch_size=_BATCH_BYTES,
-                allow_auto_create_topics=False,
-                max_block_ms=request_timeout_ms,
-                delivery_timeout_ms=request_timeout_ms + linger_ms,
-                **self._connection.client_options(),
-            )
-        except kafka_errors.KafkaError as exc:
-            raise translate_kafka_error(exc, "connect", self._connection) from exc
 
     def _check_open(self) -> None:
         if self._closed:
@@ -343,6 +332,9 @@ class KafkaEventLog:
 
     def _kafka_topic(self, topic: str) -> str:
         return check_topic_name(self._prefix + topic)
+
+    def _bare_topic(self, kafka_topic: str) -> str:
+        return kafka_topic[len(self._prefix):]
 
     def _kafka_tp(self, topic: str, partition: int) -> TopicPartition:
         partitions = self.partitions(topic)
@@ -353,10 +345,14 @@ class KafkaEventLog:
         return TopicPartition(self._kafka_topic(topic), partition)
 
     def _note_appended(self, kafka_topic: str, results: list[AppendResult]) -> None:
-        ends: dict[TopicPartition, int] = {}
+        spans: dict[TopicPartition, tuple[int, int]] = {}
         for result in results:
             tp = TopicPartition(kafka_topic, result.partition)
-            ends[tp] = max(ends.get(tp, 0), result.offset + 1)
+            first, end = spans.get(tp, (result.offset, result.offset + 1))
+            spans[tp] = (min(first, result.offset), max(end, result.offset + 1))
+        ends = {tp: end for tp, (_, end) in spans.items()}
+        self._reader.note_appended(spans)
+        self._tail.skip(ends)
         with self._appended:
             self._raise_known_ends(ends)
             self._appended.notify_all()

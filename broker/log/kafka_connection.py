@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kafka import errors as kafka_errors
+from kafka.net.compat import KafkaNetClient
 
 from broker.errors import ConfigError, LogError, LogUnavailableError, UnknownTopicError
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 """What Kafka accepts as a topic name."""
+
+SLOW_STEP_S = 1.0
+"""When kafka-python calls one step of its I/O loop slow ("blocking the event loop").
+
+It times each step by the wall clock, so a step that waits for the interpreter lock or
+a CPU counts as busy. Measured in Handoff's processes on a loaded 2-core machine, the
+steps it reported at its default of 0.1 s used 0-4 ms of their thread's CPU in 108-542
+ms: the I/O thread was waiting its turn, not looping. (The flood of them that idle
+processes logged came from a producer busy loop, fixed in `RecordWriter`.) A step that
+really loops still shows after a second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +73,7 @@ class KafkaConnection:
             # soon, but not so often that a dead one is hammered.
             "reconnect_backoff_ms": 50,
             "reconnect_backoff_max_ms": 2000,
+            "kafka_client": partial(KafkaNetClient, slow_task_threshold_secs=SLOW_STEP_S),
         }
         if self.sasl_mechanism is not None:
             options["sasl_mechanism"] = self.sasl_mechanism

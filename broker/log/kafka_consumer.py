@@ -28,6 +28,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from broker.errors import BrokerError, LogError, LogUnavailableError
 from broker.log.kafka_connection import KafkaConnection, translate_kafka_error
+from broker.log.kafka_fetch_wait import FetchWait, set_fetch_wait
 from broker.log.kafka_reader import to_log_record
 from broker.log.port import LogRecord
 from broker.log.port import TopicPartition as PortTopicPartition
@@ -38,8 +39,14 @@ HEARTBEAT_INTERVAL_MS = 1000
 tell live members of a rebalance within a second."""
 
 _POLL_SLICE_MS = 20
-"""Longest the background thread holds the consumer, and so delays a commit (a commit
-waiting for the consumer also keeps the thread from taking it again first)."""
+"""Longest the background thread holds the consumer while records flow, and so delays a
+commit (a commit waiting for the consumer also keeps the thread from taking it again
+first). When nothing comes, it holds it as long as a fetch waits (no commits come then)."""
+_PROCESSING_PAUSE_S = 1.0
+"""While the caller works on records it was handed, until it commits or polls again, the
+background thread leaves the consumer alone (the next fetch is already in flight), so
+the commit does not wait for a poll slice; for at most this long, so a slow caller does
+not stall a rebalance."""
 _SETTLE_WAIT_S = 15.0
 """How long `commit` waits for a member that is joining or rebalancing to own partitions."""
 _ERROR_BACKOFF_S = 0.5
@@ -66,6 +73,7 @@ class KafkaGroupMember:
         committed_offset: Callable[[str, TopicPartition], int | None],
         max_poll_records: int = 500,
         max_poll_interval_s: float = 300.0,
+        fetch_wait: FetchWait | None = None,
     ) -> None:
         self.group = group
         self._connection = connection
@@ -74,6 +82,7 @@ class KafkaGroupMember:
         self._kafka_names = {bare: kafka_topic for kafka_topic, bare in bare_name.items()}
         self._buffer_limit = max_poll_records
         self._max_poll_interval_s = max_poll_interval_s
+        self._fetch_wait = fetch_wait or FetchWait(busy_ms=10, idle_ms=250)
         self._consumer_lock = threading.Lock()
         self._state = threading.Condition()
         # Guarded by _state:
@@ -84,8 +93,12 @@ class KafkaGroupMember:
         self._closed = False
         self._last_caller_poll = time.monotonic()
         self._commits_waiting = 0
-        self._committed_here: dict[PortTopicPartition, int] = {}
-        """What this member committed for partitions it owns: only the owner commits."""
+        self._handed_out_at: float | None = None
+        """When the caller was last handed records it has not committed or polled past."""
+        self._committed_here: dict[PortTopicPartition, int | None] = {}
+        """The group's committed offsets of partitions this member owns, as it committed
+        them or looked them up since it got them: only the owner commits."""
+        self._rebalances = 0
         try:
             self._consumer = KafkaConsumer(
                 group_id=group,
@@ -96,6 +109,9 @@ class KafkaGroupMember:
                 heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                 max_poll_records=max_poll_records,
                 max_poll_interval_ms=int(max_poll_interval_s * 1000),
+                # Not kafka-python's 500 ms: on a broker that holds every fetch for
+                # its full wait (Tansu), that is the latency of every routed event.
+                fetch_max_wait_ms=self._fetch_wait.current_ms,
                 **connection.client_options(),
             )
             self._consumer.subscribe(topics=list(topics), listener=_Rebalances(self))
@@ -114,6 +130,9 @@ class KafkaGroupMember:
         with self._state:
             self._check_open()
             self._last_caller_poll = time.monotonic()
+            if self._handed_out_at is not None:
+                self._handed_out_at = None
+                self._state.notify_all()
             while not self._buffer and self._failure is None and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -124,6 +143,7 @@ class KafkaGroupMember:
                 failure, self._failure = self._failure, None
                 raise failure
             count = min(max(max_records, 1), len(self._buffer))
+            self._handed_out_at = time.monotonic()
             return [self._buffer.popleft() for _ in range(count)]
 
     def commit(self, offsets: Mapping[PortTopicPartition, int]) -> None:
@@ -150,6 +170,7 @@ class KafkaGroupMember:
         finally:
             with self._state:
                 self._commits_waiting -= 1
+                self._handed_out_at = None
                 self._state.notify_all()
 
     def _commit_holding_consumer(
@@ -167,6 +188,11 @@ class KafkaGroupMember:
                     f"consumer group {self.group!r} moved {_describe(lost)} to another member; "
                     "not committing them. Poll again: their records go to the new owner"
                 )
+            with self._state:
+                # Unknown until the commit is acknowledged: a failed one may or may not
+                # have been stored.
+                for tp in offsets:
+                    self._committed_here.pop(tp, None)
             try:
                 self._consumer.commit(kafka_offsets)
             except (kafka_errors.CommitFailedError, kafka_errors.RebalanceInProgressError) as exc:
@@ -183,14 +209,20 @@ class KafkaGroupMember:
         """The group's committed offset for `tp`, or None if it never committed."""
         with self._state:
             self._check_open()
-            # For a partition it owns, this member's own last commit is the group's
-            # (no one else commits it), so no request is needed.
+            # For a partition it owns, the group's committed offset changes only by this
+            # member's commits (no one else commits it), so it is asked for once.
             if tp in self._owned and tp in self._committed_here:
                 return self._committed_here[tp]
+            rebalances = self._rebalances
         topic, partition = tp
-        return self._committed_offset(
+        committed = self._committed_offset(
             self.group, TopicPartition(self._kafka_name(topic), partition)
         )
+        with self._state:
+            if (tp in self._owned and self._rebalances == rebalances
+                    and tp not in self._committed_here):
+                self._committed_here[tp] = committed
+        return committed
 
     def assignment(self) -> set[PortTopicPartition]:
         """The partitions this member owns now."""
@@ -223,7 +255,7 @@ class KafkaGroupMember:
     def _drive(self) -> None:
         while True:
             with self._state:
-                while self._commits_waiting and not self._closed:
+                while not self._closed and (self._commits_waiting or self._processing()):
                     self._state.wait(_POLL_SLICE_MS / 1000)
                 if self._closed:
                     return
@@ -232,11 +264,13 @@ class KafkaGroupMember:
             if idle:
                 time.sleep(_POLL_SLICE_MS / 1000)
                 continue
+            wait_ms = self._fetch_wait.current_ms
             try:
                 with self._consumer_lock:
                     self._pause_when_full(room)
+                    set_fetch_wait(self._consumer, wait_ms)
                     fetched = self._consumer.poll(
-                        timeout_ms=_POLL_SLICE_MS, max_records=max(room, 1)
+                        timeout_ms=max(_POLL_SLICE_MS, wait_ms), max_records=max(room, 1)
                     )
             except kafka_errors.KafkaError as exc:
                 with self._state:
@@ -244,8 +278,14 @@ class KafkaGroupMember:
                     self._state.notify_all()
                 time.sleep(_ERROR_BACKOFF_S)
                 continue
+            self._fetch_wait.note(bool(fetched))
             if fetched:
                 self._hand_over(fetched)
+
+    def _processing(self) -> bool:
+        # Called with the state held.
+        return (self._handed_out_at is not None
+                and time.monotonic() - self._handed_out_at < _PROCESSING_PAUSE_S)
 
     def _pause_when_full(self, room: int) -> None:
         # Called with the consumer lock held. A paused member still takes part in
@@ -270,6 +310,7 @@ class KafkaGroupMember:
     def _revoked(self, partitions: set[TopicPartition]) -> None:
         lost = {self._port_tp(tp) for tp in partitions}
         with self._state:
+            self._rebalances += 1
             self._settled = False
             self._owned -= lost
             for tp in lost:
@@ -281,6 +322,7 @@ class KafkaGroupMember:
         with self._state:
             if self._closed:
                 return
+            self._rebalances += 1
             self._owned |= {self._port_tp(tp) for tp in partitions}
             self._settled = True
             self._state.notify_all()

@@ -10,7 +10,9 @@ the partition's last record batch plus one, which is short of the end whenever t
 holds more than one record. A fetch from just before that hint returns the last batch
 and the true high watermark on any broker, and costs no extra wait on Apache Kafka
 because a record is there to return. The probe runs only when the hint has moved since
-the last probe: both brokers move it on every appended batch.
+the last probe (both brokers move it on every appended batch), and not when the last
+batch is this process's own last append: a hint within that append's offsets says the
+end is that append's end, since anyone's later batch would start at or after it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -28,9 +30,11 @@ from broker.errors import LogError, LogUnavailableError
 from broker.log.kafka_connection import KafkaConnection, translate_kafka_error
 from broker.log.port import LogRecord
 
-_FETCH_WAIT_MS = 10
+_FETCH_WAIT_MS = 1
 """How long the broker may hold a fetch that finds nothing new. Reads ask only for
-records known to exist, so a long broker-side wait would only delay the next read."""
+records known to exist, so a broker-side wait would only delay them: Tansu 0.6 holds
+every fetch for its full wait, records or not, so this is the least each read costs
+there (it was 10 ms)."""
 
 
 class PartitionReader:
@@ -41,6 +45,13 @@ class PartitionReader:
         self._lock = threading.Lock()
         self._probed: dict[TopicPartition, tuple[int, int]] = {}
         """Per partition, the last ListOffsets answer and the high watermark behind it."""
+        self._tracked: set[str] = set()
+        """Topics whose metadata the consumer keeps (see `_move_to`)."""
+        self._appended: dict[TopicPartition, tuple[int, int]] = {}
+        """Per partition, the first offset and the end of the last append through this
+        process (see `end_offsets`); guarded by `_appended_lock`, not held across
+        requests, so appends never wait for a read."""
+        self._appended_lock = threading.Lock()
         try:
             self._consumer = KafkaConsumer(
                 group_id=None,
@@ -98,8 +109,14 @@ class PartitionReader:
                 for tp in wanted:
                     hint = int(listed.get(tp) or 0)
                     probed = self._probed.get(tp)
+                    with self._appended_lock:
+                        first, end = self._appended.get(tp, (0, 0))
                     if hint == 0:
                         ends[tp] = 0
+                    elif first < hint <= end:
+                        # The last batch is this process's own last append (a later one
+                        # by anyone would start at or after its end): its end is known.
+                        ends[tp] = end
                     elif probed is not None and probed[0] == hint:
                         ends[tp] = probed[1]
                     else:
@@ -115,6 +132,14 @@ class PartitionReader:
                 f"{exc.args[0]} unanswered; try again"
             ) from exc
 
+    def note_appended(self, spans: Mapping[TopicPartition, tuple[int, int]]) -> None:
+        """Remember the first offset and the end of an append through this process, per
+        partition."""
+        with self._appended_lock:
+            for tp, (first, end) in spans.items():
+                if end > self._appended.get(tp, (0, 0))[1]:
+                    self._appended[tp] = (first, end)
+
     def close(self) -> None:
         """Close the consumer."""
         with self._lock:
@@ -124,6 +149,13 @@ class PartitionReader:
         # Called with the lock held. A read that continues where the last one stopped
         # keeps the records kafka-python already fetched; a seek would drop them.
         if self._consumer.assignment() != {tp}:
+            if tp.topic not in self._tracked:
+                # kafka-python's `assign` makes the consumer keep metadata for the
+                # assigned topics alone, unless it tracks them already: the next end
+                # offset or read of another topic then first waited for a metadata
+                # refresh (up to 100 ms). Tracked once, a topic stays tracked.
+                self._consumer._cluster.add_topic(tp.topic)
+                self._tracked.add(tp.topic)
             self._consumer.assign([tp])
         elif self._consumer.position(tp) == offset:
             return
@@ -160,21 +192,19 @@ class ReaderPool:
     Reads go to one of `size` readers chosen by topic, so the streams of different
     subscriptions and the catch-up of different indexes proceed side by side, and
     consecutive reads of a partition continue on the consumer that fetched it. End
-    offsets asked by callers have a reader of their own, and so does the watcher that
-    polls end offsets for waiters (`watch_end_offsets`), so neither waits behind the
-    other.
+    offsets have a reader of their own.
     """
 
     def __init__(self, connection: KafkaConnection, size: int = 4) -> None:
         readers: list[PartitionReader] = []
         try:
-            for _ in range(size + 2):
+            for _ in range(size + 1):
                 readers.append(PartitionReader(connection))
         except LogError:
             for reader in readers:
                 reader.close()
             raise
-        self._ends, self._watch, *self._readers = readers
+        self._ends, *self._readers = readers
 
     def read(
         self, topic: str, tp: TopicPartition, offset: int, max_records: int
@@ -186,13 +216,13 @@ class ReaderPool:
         """See `PartitionReader.end_offsets`."""
         return self._ends.end_offsets(tps)
 
-    def watch_end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """`end_offsets` for the watcher thread, on a reader of its own."""
-        return self._watch.end_offsets(tps)
+    def note_appended(self, spans: Mapping[TopicPartition, tuple[int, int]]) -> None:
+        """See `PartitionReader.note_appended`."""
+        self._ends.note_appended(spans)
 
     def close(self) -> None:
         """Close every reader."""
-        for reader in (self._ends, self._watch, *self._readers):
+        for reader in (self._ends, *self._readers):
             reader.close()
 
     def _reader_for(self, tp: TopicPartition) -> PartitionReader:

@@ -128,6 +128,12 @@ class EventLog(Protocol):
         """The offset the next appended record of this partition will get."""
         ...
 
+    def end_offsets(self, topic: str) -> list[int]:
+        """`end_offset` of every partition of `topic`, in partition order, asked
+        together (one request on Kafka, where one per partition costs a round trip
+        each)."""
+        ...
+
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         """Block until some partition in `positions` has a record at or past the given
         offset (True) or `timeout` seconds pass (False)."""

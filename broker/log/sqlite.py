@@ -235,6 +235,10 @@ class SqliteEventLog:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def end_offsets(self, topic: str) -> list[int]:
+        """`end_offset` of every partition of `topic`, in partition order."""
+        return [self.end_offset(topic, p) for p in range(self.partitions(topic))]
+
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         """Block until some partition has a record at or past its position (True) or
         `timeout` seconds pass (False)."""

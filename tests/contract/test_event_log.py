@@ -188,6 +188,17 @@ def test_end_offset_is_the_next_offset_to_be_assigned(event_log_factory, event_l
     assert next_result.offset == event_log.end_offset(topic, next_result.partition) - 1
 
 
+def test_end_offsets_are_every_partitions_end_offset(event_log_factory, event_log):
+    topic = make_topic(event_log_factory, event_log, partitions=3)
+    assert event_log.end_offsets(topic) == [0, 0, 0]
+
+    event_log.append(topic, [NewRecord(b"v", key=f"k{n}".encode()) for n in range(20)])
+
+    ends = event_log.end_offsets(topic)
+    assert ends == [event_log.end_offset(topic, p) for p in range(3)]
+    assert sum(ends) == 20
+
+
 def test_concurrent_appends_get_distinct_consecutive_offsets(event_log_factory, event_log):
     topic = make_topic(event_log_factory, event_log, partitions=2)
 

@@ -8,6 +8,7 @@ installation (same data directory and log) in another role, for split deployment
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,22 @@ def demo_keys() -> dict[str, str]:
             name, value = line.removeprefix("HANDOFF_DEMO_KEY_").split("=", 1)
             keys[names.get(name, name.lower().replace("_", "-"))] = value
     return keys
+
+
+def unlinked_demo_policy(root: Path) -> Path:
+    """A copy of the demo bundle without record linkage (no linkage.yaml, so no birth
+    match agreement or subscription), for tests of things linkage does not change."""
+    policy = root / "policy-unlinked"
+    if policy.exists():
+        return policy
+    shutil.copytree(DEMO / "policy", policy)
+    (policy / "linkage.yaml").unlink()
+    (policy / "agreements" / "vital-records.yaml").unlink()
+    subs = policy / "subscriptions.yaml"
+    text = subs.read_text(encoding="utf-8")
+    start, end = text.index("  - id: cw-birth-matches"), text.index("  - id: eval-births")
+    subs.write_text(text[:start] + text[end:], encoding="utf-8")
+    return policy
 
 
 _handed_out: set[int] = set()

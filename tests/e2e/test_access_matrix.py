@@ -34,7 +34,8 @@ pytestmark = pytest.mark.slow
 
 ANY, OWN = "any", "own"
 PUBLIC: dict[Role, str] = {}
-P, S, AD, AU = Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR
+P, S, AD, AU, ST, EV = (Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR,
+                      Role.STEWARD, Role.EVALUATOR)
 EVERY_ROLE = {P: ANY, S: ANY, AD: ANY, AU: ANY}
 
 # Who may call each operation: a role, and whether it must own the resource named in
@@ -75,10 +76,20 @@ RULES: dict[tuple[str, str], dict[Role, str]] = {
     ("GET", "/v1/audit/decisions"): {AU: ANY},
     ("GET", "/v1/audit/disclosures/{subject_id}"): {AU: ANY},
     ("GET", "/v1/audit/head"): {AU: ANY},
+    ("GET", "/v1/reports/referrals"): {EV: ANY, AU: ANY, AD: ANY},
     ("POST", "/v1/admin/policy:reload"): {AD: ANY},
     ("GET", "/v1/connectors"): {AD: ANY},
     ("GET", "/v1/connectors/{name}"): {AD: ANY},
     ("GET", "/v1/connectors/{name}/dead-letters"): {AD: ANY},
+    ("GET", "/v1/linkage/reviews"): {ST: ANY, AU: ANY},
+    ("GET", "/v1/linkage/reviews/{review_id}"): {ST: ANY, AU: ANY},
+    ("POST", "/v1/linkage/reviews/{review_id}:resolve"): {ST: ANY},
+    ("POST", "/v1/linkage/records:unlink"): {ST: ANY},
+    ("POST", "/v1/linkage/persons/{person_id}:merge"): {ST: ANY},
+    ("POST", "/v1/linkage/changes/{seq}:undo"): {ST: ANY},
+    ("GET", "/v1/linkage/persons/{person_id}"): {ST: ANY, AU: ANY},
+    ("GET", "/v1/linkage/records/{agency}/{record_id}"): {ST: ANY, AU: ANY},
+    ("GET", "/v1/linkage/persons/{person_id}/disclosures"): {AU: ANY},
 }
 
 
@@ -95,11 +106,13 @@ class Caller:
 
 # The resources an agency's key owns, and one it does not, per path parameter. The
 # publisher is the hospital (publishes births, not referrals); the subscriber is the
-# home visiting program (owns hv-births, not the hotline's cw-birth-match).
+# home visiting program (owns hv-births, not the hotline's cw-birth-matches).
 OWNED = {"event_type": "birth", "subscription_id": "hv-births"}
-OTHERS = {"event_type": "referral", "subscription_id": "cw-birth-match"}
+OTHERS = {"event_type": "referral", "subscription_id": "cw-birth-matches"}
 FIXED = {"subject": "events.birth-value", "version": "latest", "schema_id": "1",
-         "subject_id": "MPI-0000001", "connector": "cgh-fhir", "name": "no-such-connector"}
+         "subject_id": "MPI-0000001", "connector": "cgh-fhir", "name": "no-such-connector",
+         "review_id": "rv_none", "person_id": "hp_none", "seq": "1",
+         "agency": "county-general", "record_id": "MPI-0000001"}
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +132,8 @@ def matrix_broker(tmp_path_factory) -> Iterator[tuple[BrokerProcess, list[Caller
         issue("subscriber", "hv-nfp", S),
         issue("admin", "state-integration-team", AD),
         issue("auditor", "state-privacy-office", AU),
+        issue("steward", "state-data-stewards", ST),
+        issue("evaluator", "state-evaluation", EV),
     ]
     expired = issue("expired", "hv-nfp", S, expires_at=now - timedelta(seconds=1))
     revoked = issue("revoked", "county-general", P)

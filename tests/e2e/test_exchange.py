@@ -51,13 +51,18 @@ def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProc
     assert refused.json()["type"] == "/problems/consent-refused"
     publish(*build(6))
     ana_second = publish(*build(7))
-    publish(*build(8))                      # Jolene enrolls in home visiting
+    # The hotline refers Jolene's family; home visiting accepts, tries, reaches her, she
+    # enrolls (the enrollment names the referral) and the referral is completed.
+    jolene_referral = publish(*build(8))
+    statuses = [publish(*build(i)) for i in (9, 10, 11)]
+    publish(*build(12))
+    statuses.append(publish(*build(13)))
     hv = clients["hv-nfp"]
     births_before_revocation = hv.pull_all("hv-births", expect=2)
-    publish(*build(9))                      # Jolene revokes
-    jolene_after = publish(*build(10))      # corrected birth record after revocation
-    publish(*build(11))                     # Ana revokes her Part 2 consent
-    ana_exit = publish(*build(12))
+    publish(*build(14))                     # Jolene revokes
+    jolene_after = publish(*build(15))      # corrected birth record after revocation
+    publish(*build(16))                     # Ana revokes her Part 2 consent
+    ana_exit = publish(*build(17))
 
     births = {e["event_id"]: e for e in hv.pull_all("hv-births", expect=3)}
     assert set(births) == {jolene_birth, maria_birth, jolene_after}
@@ -88,12 +93,23 @@ def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProc
     assert "mother.ssn" in with_consent["withheld"]
     assert "ssn" not in with_consent["data"]["mother"]
 
-    # The referral arrives without the reporter or the allegation narrative.
-    (delivered_referral,) = hv.pull_all("hv-referrals", expect=1)
-    assert delivered_referral["event_id"] == referral
+    # The referrals arrive without the reporter or the allegation narrative.
+    referrals = {e["event_id"]: e for e in hv.pull_all("hv-referrals", expect=2)}
+    assert set(referrals) == {referral, jolene_referral}
+    delivered_referral = referrals[referral]
     assert delivered_referral["data"]["reason"] == "SCREENED_OUT_REPORT"
     assert delivered_referral["data"].get("reporter") is None
     assert {"reporter.name", "allegation_summary"} <= set(delivered_referral["withheld"])
+
+    # The loop closes: the hotline hears what its feedback terms send back (not the
+    # unanswered call), each status carrying no more than the feedback agreement lists.
+    back = clients["cw-hotline"].pull_all("cw-referral-status", expect=3)
+    assert [e["event_id"] for e in back] == [statuses[0], statuses[2], statuses[3]]
+    assert [(e["data"]["status"], e["data"]["business_status"]) for e in back] == [
+        ("ACCEPTED", None), ("IN_PROGRESS", "CONTACTED"), ("COMPLETED", "ENROLLED")]
+    assert all(set(e["data"]) <= {"event_id", "occurred_at", "subject_id", "referral_id",
+                                  "referrer", "recorded_by", "program_id", "status",
+                                  "business_status", "reason"} for e in back)
 
     # Part 2: who the facts are about only while the clinic's consent is in force, with
     # the redisclosure notice.
@@ -119,7 +135,8 @@ def test_each_subscriber_receives_exactly_what_policy_permits(broker: BrokerProc
     disclosed = {(d["decision_id"]) for d in accounting["disclosures"]}
     delivered_ids = set()
     for sub_id, agency in [("hv-births", "hv-nfp"), ("eval-births", "state-evaluation"),
-                           ("medicaid-hv-enrollments", "medicaid")]:
+                           ("medicaid-hv-enrollments", "medicaid"),
+                           ("hv-referrals", "hv-nfp"), ("cw-referral-status", "cw-hotline")]:
         for event in clients[agency].pull_all(sub_id, expect=1):
             if event["event_id"] in published[story.JOLENE]:
                 delivered_ids.add(event["decision_id"])
@@ -155,25 +172,27 @@ def test_audit_verify_detects_one_changed_byte(broker: BrokerProcess, keys):
     if broker.backend.name == "kafka":
         seq = forge_a_kafka_audit_record(broker)
     else:
-        seq = 2
-        change_a_byte_of_an_embedded_audit_record(broker, seq)
+        seq = change_a_byte_of_an_embedded_audit_record(broker)
 
     tampered = verify()
     assert tampered.returncode == 1, tampered.stdout + tampered.stderr
     assert f"record {seq}" in tampered.stdout + tampered.stderr
 
 
-def change_a_byte_of_an_embedded_audit_record(broker: BrokerProcess, seq: int) -> None:
+def change_a_byte_of_an_embedded_audit_record(broker: BrokerProcess) -> int:
+    """Flips one byte of the last record's hash in the file; returns its seq. (The last
+    record's hash is stored once: no later record holds it as its prev_hash.)"""
     audit_db = broker.data_dir / "audit.db"
     with sqlite3.connect(audit_db) as db:   # fold the WAL into the file we are editing
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        (stored,) = db.execute("SELECT hash FROM audit_records WHERE seq = ?",
-                               (seq,)).fetchone()
+        seq, stored = db.execute("SELECT seq, hash FROM audit_records "
+                                 "ORDER BY seq DESC LIMIT 1").fetchone()
     raw = bytearray(audit_db.read_bytes())
     at = raw.find(bytes(stored))
     assert at > 0
     raw[at + 5] ^= 0x01
     audit_db.write_bytes(bytes(raw))
+    return int(seq)
 
 
 def forge_a_kafka_audit_record(broker: BrokerProcess) -> int:

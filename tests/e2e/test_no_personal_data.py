@@ -199,7 +199,7 @@ def drive(broker: BrokerProcess, markers: Markers, t: Transcript) -> None:
 
     # Deliveries: every subscription, pulled by its agency until the router caught up.
     owners = {"hv-births": "hv-nfp", "hv-referrals": "hv-nfp",
-              "hv-sud-enrollments": "hv-nfp", "cw-birth-match": "cw-hotline",
+              "hv-sud-enrollments": "hv-nfp", "cw-birth-matches": "cw-hotline",
               "eval-births": "state-evaluation"}
     delivered = 0
     for sub, owner in owners.items():

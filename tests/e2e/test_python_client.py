@@ -41,7 +41,8 @@ def running(tmp_path_factory) -> Iterator[BrokerProcess]:
 
 
 def a_birth() -> dict[str, Any]:
-    return story.STORY[2].build(datetime.now(UTC))
+    first = next(step for step in story.STORY if step.event_type == "birth")
+    return first.build(datetime.now(UTC))
 
 
 class AnswerLost(httpx.HTTPTransport):

@@ -243,7 +243,7 @@ def test_an_avro_payload_with_a_bad_date_string_is_refused_too(api) -> None:
 @pytest.mark.parametrize(("recorded_by", "released"), [
     (None, False),            # taken as recorded by the source: it names hv-nfp's data
     ("hv-nfp", True),         # county-general relies on hv-nfp's authorizations
-    ("cw-hotline", False),    # but not on the hotline's
+    ("recovery-clinic", False),  # but not on a treatment program's
 ])
 def test_explain_takes_consents_as_recorded_by_the_agency_named(
         api, recorded_by: str | None, released: bool) -> None:

@@ -7,10 +7,13 @@ are unique per test because the broker is shared.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import queue
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,6 +213,138 @@ def test_waiters_on_several_topics_see_appends_by_another_client(open_log):
     assert waiter.end_offset(topics[1], 0) == 1
 
 
+def test_a_waiter_reads_the_records_that_woke_it(open_log):
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    waiting = Background(lambda: waiter.wait({(topic, 0): 0}, timeout=GENEROUS_S))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block on an empty partition")
+
+    writer.append(topic, [NewRecord(str(n).encode()) for n in range(5)])
+
+    assert waiting.result(timeout=GENEROUS_S) is True
+
+    assert [r.value for r in waiter.read(topic, 0, 0, max_records=2)] == [b"0", b"1"]
+    assert [r.offset for r in waiter.read(topic, 0, 3)] == [3, 4]
+    assert waiter.read(topic, 0, 5) == []
+    writer.append(topic, [NewRecord(b"5")])
+    assert waiter.wait({(topic, 0): 5}, timeout=GENEROUS_S) is True
+    assert [r.value for r in waiter.read(topic, 0, 5)] == [b"5"]
+
+
+def test_a_waiter_with_an_old_cursor_wakes_at_once_and_reads_from_it(open_log):
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    for start in range(0, 3000, 500):
+        writer.append(topic, [NewRecord(str(n).encode()) for n in range(start, start + 500)])
+
+    assert waiter.wait({(topic, 0): 10}, timeout=GENEROUS_S) is True
+    assert [r.value for r in waiter.read(topic, 0, 10, max_records=3)] == [b"10", b"11", b"12"]
+    # Then it follows what comes next, not the backlog.
+    waiting = Background(lambda: waiter.wait({(topic, 0): 3000}, timeout=GENEROUS_S))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block at the end of the partition")
+    writer.append(topic, [NewRecord(b"news")])
+    assert waiting.result(timeout=GENEROUS_S) is True
+    assert [r.value for r in waiter.read(topic, 0, 3000)] == [b"news"]
+
+
+def test_a_waiter_past_the_end_waits_for_its_offset(open_log):
+    # A cursor from elsewhere may point past the end: the wait is for a record there,
+    # not for the next one, and following it does not start over from the beginning.
+    topic = unique("deliver.hv-births")
+    writer, waiter = open_log(), open_log()
+    writer.ensure_topic(TopicSpec(topic))
+    writer.append(topic, [NewRecord(b"a"), NewRecord(b"b")])
+    waiting = Background(lambda: waiter.wait({(topic, 0): 10}, timeout=1.5))
+    eventually(lambda: waiting.blocked_in(KafkaEventLog.wait),
+               message="wait() did not block on a cursor past the end")
+    writer.append(topic, [NewRecord(b"c")])
+
+    assert waiting.result(timeout=GENEROUS_S) is False
+    assert waiter.end_offset(topic, 0) == 3
+    assert [r.value for r in waiter.read(topic, 0, 1)] == [b"b", b"c"]
+
+
+# -- idle cost ------------------------------------------------------------------------------
+
+
+def cpu_share_over(seconds: float) -> float:
+    """Share of one core this test process used over the next `seconds`."""
+    before, started = os.times(), time.monotonic()
+    time.sleep(seconds)
+    after = os.times()
+    used = (after.user + after.system) - (before.user + before.system)
+    return used / (time.monotonic() - started)
+
+
+@pytest.mark.slow
+def test_an_idle_log_that_appended_to_topics_made_at_different_times_stays_idle(open_log):
+    # A process writes to topics that existed when it connected and to topics made
+    # later (its first publish of a type, the idempotency index). kafka-python's
+    # producer then forgot the older topics' leaders and asked for metadata in a busy
+    # loop: an idle API process used a sixth of a core, a router a third.
+    early = unique("events.birth")
+    creator = open_log()
+    creator.ensure_topic(TopicSpec(early, partitions=2))
+    log = open_log()
+    log.append(early, [NewRecord(b"v", key=b"subject-1")])
+    later = unique("_accepted")
+    log.ensure_topic(TopicSpec(later, partitions=2, compacted=True))
+    log.append(later, [NewRecord(b"v", key=b"subject-2")])
+    time.sleep(0.5)
+
+    assert cpu_share_over(3.0) < 0.05
+
+
+@pytest.mark.slow
+def test_a_process_waiting_on_partitions_nobody_writes_stays_idle(open_log):
+    # A delivery process with streams open and nothing to deliver: its waits follow
+    # the partitions with fetches the broker holds up to the idle fetch wait.
+    topics = [unique("deliver.hv-births"), unique("deliver.eval-births")]
+    writer, waiter = open_log(), open_log()
+    for topic in topics:
+        writer.ensure_topic(TopicSpec(topic))
+    stop = threading.Event()
+
+    def stream(topic: str) -> None:
+        while not stop.is_set():
+            waiter.wait({(topic, 0): 0}, timeout=0.5)
+
+    streams = [threading.Thread(target=stream, args=(t,)) for t in topics * 2]
+    for thread in streams:
+        thread.start()
+    try:
+        time.sleep(2.0)    # the fetch wait grows after a second without records
+        assert cpu_share_over(3.0) < 0.05
+    finally:
+        stop.set()
+        for thread in streams:
+            thread.join()
+
+
+@pytest.mark.slow
+def test_io_that_waits_for_the_interpreter_lock_is_not_logged_as_blocking(open_log, caplog):
+    # A router encoding a batch holds the interpreter lock while its Kafka I/O thread
+    # waits its turn; kafka-python timed that wait as a step "blocking the event loop"
+    # and logged a warning for it. (sum over a range runs in C, holding the lock.)
+    log = open_log()
+    topic = unique("deliver.hv-births")
+    log.ensure_topic(TopicSpec(topic))
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):
+        busy = threading.Thread(target=lambda: sum(range(30_000_000)))
+        busy.start()
+        log.append(topic, [NewRecord(b"v")])
+        log.end_offset(topic, 0)
+        busy.join()
+
+    assert log.end_offset(topic, 0) == 5
+    assert "blocking the event loop" not in caplog.text
+
+
 # -- consumer groups ------------------------------------------------------------------------
 
 
@@ -243,6 +378,27 @@ def test_a_member_does_not_commit_partitions_it_lost(open_log):
     assert first.committed(lost) is None
     second.commit({lost: 5})
     assert first.committed(lost) == 5
+
+
+def test_a_member_fetches_with_the_configured_wait_not_kafka_pythons_half_second(open_log):
+    # kafka-python's consumers hold each fetch up to 500 ms; Tansu answers only when the
+    # wait is over, so a router member kept that long a wait added it to every event.
+    log = open_log(fetch_wait_ms=30, idle_fetch_wait_ms=120)
+    topic, group = unique("events.birth"), unique("router")
+    log.ensure_topic(TopicSpec(topic, partitions=2))
+    member = log.consumer(group, [topic])
+    poll_until([member], lambda: len(member.assignment()) == 2)
+
+    def fetch_wait() -> int:
+        return member._consumer._fetcher.config["fetch_max_wait_ms"]  # type: ignore[attr-defined,no-any-return]
+
+    time.sleep(2.0)                      # idle for over a second: the wait grows
+    assert fetch_wait() == 120
+    log.append(topic, [NewRecord(b"v", key=b"k")])
+    received: list[object] = []
+    poll_until([member], lambda: bool(received), lambda _m, records: received.extend(records))
+    member.poll(0.3)                     # done with them: the member fetches again
+    assert fetch_wait() == 30            # records came: short again
 
 
 def test_members_in_two_processes_split_partitions(kafka_broker, open_log):

@@ -57,7 +57,7 @@ ROWS = [
     Row("discloser by class: kind:hospital", BIRTHS, grant(disclosers=["kind:hospital"]),
         "hv-nfp", "released"),
     Row("recorded by an agency the hospital does not rely on", BIRTHS,
-        grant(disclosers=["county-general"]), "cw-hotline", "withheld"),
+        grant(disclosers=["county-general"]), "recovery-clinic", "withheld"),
     Row("recipient's own consent, no discloser named: it names the recipient", BIRTHS,
         grant(), "hv-nfp", "withheld"),
     Row("another discloser named", BIRTHS, grant(disclosers=["medicaid"]), "county-general",

@@ -108,7 +108,7 @@ def test_who_may_revoke(name: str, requester: str, known: bool, admin: bool,
 
 @pytest.mark.parametrize(("source", "agencies", "expected"), [
     ("recovery-clinic", AGENCIES, {"recovery-clinic"}),
-    ("county-general", AGENCIES, {"county-general", "hv-nfp"}),
+    ("county-general", AGENCIES, {"county-general", "hv-nfp", "cw-hotline"}),
     ("county-general", with_authority("county-general", relies_on=["kind:home_visiting"]),
      {"county-general", "hv-nfp"}),
     ("county-general", with_authority("county-general", relies_on=["*"]), None),

@@ -24,8 +24,8 @@ def run(*args: str) -> Any:
 def test_check_a_valid_bundle() -> None:
     result = run("check", DEMO_DIR)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("ok: 9 agencies, 9 agreements, 19 rules, "
-                                    "8 subscriptions version sha256:")
+    assert result.stdout.startswith("ok: 10 agencies, 11 agreements, 19 rules, "
+                                    "11 subscriptions version sha256:")
 
 
 def test_check_prints_every_problem_one_per_line_and_exits_1() -> None:
@@ -80,7 +80,7 @@ def test_explain_with_consents_releases_health_facts(consents_file: Path) -> Non
 
 @pytest.mark.parametrize(("recorded_by", "status"), [
     ("hv-nfp", "released"),       # county-general relies on hv-nfp's authorizations
-    ("cw-hotline", "withheld"),   # but not on the hotline's
+    ("recovery-clinic", "withheld"),  # but not on a treatment program's
 ])
 def test_explain_takes_consents_as_recorded_by_the_agency_named(
         consents_file: Path, recorded_by: str, status: str) -> None:

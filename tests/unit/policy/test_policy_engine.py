@@ -19,7 +19,7 @@ DEMO_ROUTES = [
     ("hv-births", "birth", "county-general"),
     ("hv-referrals", "referral", "cw-hotline"),
     ("hv-sud-enrollments", "enrollment", "recovery-clinic"),
-    ("cw-birth-match", "birth", "vital-records"),
+    ("cw-birth-matches", "birth_match", "vital-records"),
     ("eval-births", "birth", "county-general"),
     ("eval-enrollments", "enrollment", "hv-nfp"),
     ("school-ei-transitions", "enrollment", "birth-to-three"),
@@ -114,8 +114,8 @@ def test_view_is_writable_when_nested_optional_records_are_null() -> None:
     ("eval-births", "birth", "county-general",
      {"subject_id": "transformed", "child.birth_date": "transformed",
       "mother.zip": "transformed", "mother.first_name": "withheld"}),
-    ("cw-birth-match", "birth", "vital-records",
-     {"mother.birth_date": "released", "child.birth_weight_grams": "withheld"}),
+    ("cw-birth-matches", "birth_match", "vital-records",
+     {"entry_id": "released", "child_birth_date": "released", "hospital_id": "released"}),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_demo_story_without_consent(subscription: str, event_type: str, source: str,
                                     expected: dict[str, str]) -> None:

@@ -50,7 +50,7 @@ def test_a_consent_in_force_turns_a_consent_code_into_a_release() -> None:
 
 @pytest.mark.parametrize(("recorded_by", "disclosers"), [
     # Recorded by an agency county-general does not rely on (agencies.yaml relies_on).
-    ("cw-hotline", ["county-general"]),
+    ("recovery-clinic", ["county-general"]),
     # Recorded by the source itself, but naming another holder as discloser.
     ("county-general", ["hv-nfp"]),
 ])
@@ -119,4 +119,4 @@ def test_rule_outcomes_carry_their_code(terms, event_type, path, code) -> None:
 def test_codes_are_the_short_metric_labels() -> None:
     assert {c.value for c in ReasonCode} == {
         "released", "transformed", "agreement", "denied", "purpose", "drop", "consent",
-        "no_agreement", "not_subscribed", "unknown_source"}
+        "no_agreement", "not_subscribed", "unknown_source", "not_a_party", "feedback"}

@@ -225,3 +225,51 @@ def test_policy_check_warns_when_a_sud_program_s_reasons_would_flow_back(demo_co
         "program and feedback agreement 'harbor-hotline-status' releases its reasons to "
         "'cw-hotline'; leave 'reason' out",
     ]
+
+
+def test_policy_check_warns_when_a_party_would_not_hear_of_dropped_handoffs(demo_copy: Path):
+    (demo_copy / "agreements" / "handoff-alerts.yaml").unlink()
+    subscriptions = demo_copy / "subscriptions.yaml"
+    text = subscriptions.read_text(encoding="utf-8")
+    start, end = text.index("  - id: cw-handoff-alerts"), text.index("  - id: cw-birth-match")
+    subscriptions.write_text(text[:start] + text[end:], encoding="utf-8")
+    warnings = [line for line in check(demo_copy) if ": warning: " in line]
+    assert warnings == [
+        "referrals.yaml:14: service_levels: warning: no agreement from 'handoff' to the "
+        "referrer 'cw-hotline' carries handoff_overdue: it will not hear when these service "
+        "levels are missed",
+        "referrals.yaml:14: service_levels: warning: no agreement from 'handoff' to the "
+        "receiver 'hv-nfp' carries handoff_overdue: it will not hear when these service "
+        "levels are missed",
+    ]
+
+
+def test_only_the_broker_publishes_overdue_alerts(demo_copy: Path):
+    agencies = demo_copy / "agencies.yaml"
+    agencies.write_text(agencies.read_text(encoding="utf-8").replace(
+        "    publishes: [enrollment, screening, consent, referral_status]",
+        "    publishes: [enrollment, screening, consent, referral_status, handoff_overdue]"
+    ).replace("    kind: broker", "    kind: evaluator"), encoding="utf-8")
+    found = [str(p) for p in problems_of(demo_copy)]
+    assert "agencies.yaml:32: publishes[4]: only the broker ('handoff') publishes " \
+           "handoff_overdue events" in found
+    assert any("'handoff' is the broker's own agency id: its kind must be 'broker'" in p
+               for p in found)
+
+
+def test_terms_sharing_a_feedback_agreement_must_send_the_same_statuses(demo_copy: Path):
+    path = demo_copy / "referrals.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + """\
+  - id: hotline-to-nfp-preservation
+    agreement: dcf-hv-screened-out
+    services: [FAMILY_PRESERVATION]
+    feedback:
+      agreement: nfp-hotline-referral-status
+      statuses: [ACCEPTED, REJECTED, IN_PROGRESS]
+      business_statuses: [CONTACT_ATTEMPTED]
+""", encoding="utf-8")
+    assert [str(p) for p in problems_of(demo_copy)] == [
+        "referrals.yaml:26: feedback.agreement: terms 'hotline-to-nfp' (referrals.yaml:5) "
+        "also send statuses back under agreement 'nfp-hotline-referral-status', with other "
+        "statuses or business statuses; give these terms their own feedback agreement or "
+        "the same lists"]

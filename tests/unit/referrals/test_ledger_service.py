@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from referrals.errors import IllegalTransition, NotAParty, OutOfOrderUpdate, ReferralError
+from referrals.errors import (
+    IllegalTransition,
+    NotAParty,
+    OutOfOrderUpdate,
+    ReferralError,
+    UnknownReferral,
+)
 from referrals.ledger import ReferralLedger
 from referrals.lifecycle import Status
 from referrals.store import InMemoryLedgerStore, Position
@@ -165,3 +171,37 @@ def test_a_re_sent_update_is_not_refused(ledger):
     update = status("ACCEPTED", T0 + HOUR)
     ledger.apply([referral(), update])
     ledger.check_update(update)
+
+
+# -- the updates of one request ------------------------------------------------------------
+
+
+def test_the_updates_of_one_request_are_checked_in_order(ledger):
+    ledger.apply([referral()])
+    ledger.check_updates([status("ACCEPTED", T0 + HOUR), status("IN_PROGRESS", T0 + 2 * HOUR)])
+    with pytest.raises(IllegalTransition) as refused:
+        ledger.check_updates([status("ACCEPTED", T0 + HOUR),
+                              status("RECEIVED", T0 + 2 * HOUR)])
+    assert (refused.value.current, refused.value.new) == ("ACCEPTED", "RECEIVED")
+
+
+def test_every_refusal_of_a_request_is_named_by_its_place(ledger):
+    ledger.apply([referral()])
+    found = ledger.refusals([
+        status("ACCEPTED", T0 + HOUR),
+        status("RECEIVED", T0 + 2 * HOUR),            # after ACCEPTED: refused
+        status("IN_PROGRESS", T0 + 3 * HOUR),         # still fits (the refusal is left out)
+        status("ACCEPTED", T0 + HOUR, referral_id="HL-404"),
+    ])
+    assert [(i, type(e).__name__) for i, e in found] == [(1, "IllegalTransition"),
+                                                         (3, "UnknownReferral")]
+    assert "HL-404" not in str(found[1][1])
+
+
+def test_a_status_for_a_referral_not_on_record_is_refused(ledger):
+    with pytest.raises(UnknownReferral):
+        ledger.check_updates([status("ACCEPTED", T0 + HOUR)])
+    # A status seen before its referral does not make the referral known.
+    ledger.apply([status("ACCEPTED", T0 + HOUR, event_id="early")])
+    with pytest.raises(UnknownReferral):
+        ledger.check_updates([status("IN_PROGRESS", T0 + 2 * HOUR)])

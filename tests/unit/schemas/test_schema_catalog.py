@@ -41,8 +41,9 @@ PERSON = {
 
 def test_builtin_schemas_load_with_tagged_leaf_fields() -> None:
     catalog = SchemaCatalog.load()
-    assert catalog.event_types() == ["birth", "consent", "enrollment", "handoff_overdue",
-                                     "referral", "referral_status", "screening"]
+    assert catalog.event_types() == ["birth", "birth_match", "consent", "enrollment",
+                                     "handoff_overdue", "referral", "referral_status",
+                                     "screening", "watch_list_entry"]
     birth = catalog.get("birth")
     assert birth.field("mother.ssn").tags == frozenset({"identifier.direct"})
     assert birth.field("mother.ssn").nullable

@@ -1,0 +1,172 @@
+"""The linker: resolves each event's subjects to Handoff person ids before policy runs.
+
+It runs in the router process and is the single writer of the person index (the
+`SqlitePersonIndex` in the data directory; on Kafka also the `_linkage` topic, see
+`journal`). For every subject `linkage.yaml` names for the event type it builds the
+publishing agency's identity record and asks the `PersonResolver`: an agency id seen
+before, then exact name and date of birth, then the probabilistic model, and decides
+link, review (a provisional person until a steward decides) or new person. A subject
+named only by its agency id (a consent) is looked up, never created.
+
+A subject whose identity is unusable (too few fields) and whose agency id is unknown
+keeps its record key as its subject: decided, audited and pseudonymised per agency
+record, and never merged with anyone until the agency sends enough to link it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.audit import AuditEntry
+from broker.linking.audit_entries import LinkageAuditor
+from broker.linking.consents import PersonConsents
+from broker.linking.journal import LinkageJournal
+from broker.linking.terms import consent_id_system, subject_mapping, thresholds_of
+from broker.metrics import Metrics
+from linkage.errors import IdentityError
+from linkage.events import LinkageEvent
+from linkage.identity import AgencyId, IdentityRecord
+from linkage.index import PersonIndex
+from linkage.resolver import PersonResolver
+from linkage.subjects import identity_from_event
+from policy import ConsentView
+from policy.linkage_terms import LinkageSubject, LinkageTerms
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedEvent:
+    """Who one event is about, as the linker resolved it."""
+
+    subject: str
+    """The person id that keys the event (consents, audit subject); the record key when
+    the subject could not be linked."""
+    subject_record: str | None
+    """The record key of the subject that keys the event."""
+    linked_ids: Mapping[str, str]
+    """Agency id field -> the person id (or record key) it resolved to."""
+    audit: tuple[AuditEntry, ...] = ()
+    """The linkage decisions this event caused, as audit entries."""
+    keyed_identity: IdentityRecord | None = None
+    """The keyed subject's identity as the event gave it (for birth match)."""
+    outcomes: tuple[str, ...] = field(default=())
+
+
+def _at(event: Mapping[str, Any], path: str) -> object:
+    value: object = event
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def review_person_of(index: PersonIndex) -> Callable[[str], tuple[str, str] | None]:
+    """Review id -> (its record key, the record's person now), for audit subjects."""
+    def find(review_id: str) -> tuple[str, str] | None:
+        item = index.review(review_id)
+        if item is None:
+            return None
+        record = index.record(item.record_key)
+        return (item.record_key, record.person_id) if record and record.person_id else None
+    return find
+
+
+class Linker:
+    """Resolves events' subjects; the one writer of its person index."""
+
+    def __init__(self, index: PersonIndex, resolver: PersonResolver,
+                 auditor: LinkageAuditor, metrics: Metrics,
+                 journal: LinkageJournal | None = None) -> None:
+        self.index = index
+        self.resolver = resolver
+        self.auditor = auditor
+        self._metrics = metrics
+        self._journal = journal
+        self._terms: LinkageTerms | None = None
+        self._lock = threading.Lock()
+
+    def use_terms(self, terms: LinkageTerms | None) -> None:
+        """Follow the bundle in force (thresholds change with a reload)."""
+        if terms is self._terms:
+            return
+        self._terms = terms
+        if terms is not None:
+            self.resolver.thresholds = thresholds_of(terms)
+
+    def consents(self, view: ConsentView) -> PersonConsents:
+        return PersonConsents(view, self.index, consent_id_system(self._terms))
+
+    def review_person(self, review_id: str) -> tuple[str, str] | None:
+        return review_person_of(self.index)(review_id)
+
+    # -- the stream -----------------------------------------------------------------------
+
+    def link(self, event_type: str, source: str, event: Mapping[str, Any],
+             terms: LinkageTerms | None) -> LinkedEvent | None:
+        """Resolve the subjects of one decoded event; None when its type is not linked."""
+        self.use_terms(terms)
+        subjects = terms.subjects_of(event_type) if terms is not None else ()
+        if not subjects:
+            return None
+        started = time.perf_counter()
+        ids: dict[str, str] = {}
+        events: list[LinkageEvent] = []
+        outcomes: list[str] = []
+        keyed: LinkageSubject | None = None
+        keyed_identity: IdentityRecord | None = None
+        for subject in subjects:
+            value = _at(event, subject.id_field)
+            if value is None or value == "":
+                outcomes.append("unresolved")
+                continue
+            try:
+                key = AgencyId(source, subject.id_system, str(value)).key
+            except IdentityError:
+                outcomes.append("unresolved")
+                continue
+            person, outcome, identity = self._resolve(event, source, subject, key, events)
+            ids[subject.id_field] = person or key
+            outcomes.append(outcome)
+            self._metrics.linkage_resolutions.labels(event_type, outcome).inc()
+            if subject.keys_event:
+                keyed, keyed_identity = subject, identity
+        self._metrics.linkage_seconds.observe(time.perf_counter() - started)
+        event_id = str(event.get("event_id"))
+        audit = tuple(self.auditor.entries(events, review_person=self.review_person,
+                                           event_id=event_id, source=source))
+        if keyed is None or keyed.id_field not in ids:
+            subject_id = str(event.get("subject_id"))
+            return LinkedEvent(subject_id, None, ids, audit, None, tuple(outcomes))
+        record_key = AgencyId(source, keyed.id_system, str(_at(event, keyed.id_field))).key
+        return LinkedEvent(ids[keyed.id_field], record_key, ids, audit, keyed_identity,
+                           tuple(outcomes))
+
+    def _resolve(self, event: Mapping[str, Any], source: str, subject: LinkageSubject,
+                 key: str, events: list[LinkageEvent]
+                 ) -> tuple[str | None, str, IdentityRecord | None]:
+        if not subject.lookup_only:
+            try:
+                identity = identity_from_event(event, source, subject_mapping(subject))
+                resolution = self.resolver.resolve(identity)
+            except IdentityError:
+                pass
+            else:
+                events.extend(resolution.events)
+                outcome = ("agency_id" if resolution.method == "agency_id"
+                           else resolution.outcome)
+                return resolution.person_id, outcome, identity
+        record = self.index.record(key)
+        if record is not None and record.person_id is not None:
+            return record.person_id, "lookup", None
+        return None, "unresolved", None
+
+    def flush(self) -> None:
+        """Append what the index decided since the last flush to the linkage topic
+        (Kafka), before anything that relies on it is audited or delivered."""
+        if self._journal is not None:
+            with self._lock:
+                self._journal.flush(self.index)

@@ -1,0 +1,58 @@
+"""Record linkage on Kafka has one writer. Two router processes started with linkage on:
+the first to link claims the `_linkage` topic, the other steps down (leaves the consumer
+group, reports not ready), and every accepted event is routed by the one that links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.harness import Client, LogBackend
+from tests.integration.roles.conftest import (
+    Installation,
+    audited_decision_ids,
+    birth_of,
+    mother,
+    pull_until,
+)
+from tests.kafka_broker import kafka_broker  # noqa: F401
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def linked_on_kafka(tmp_path, kafka_broker) -> Iterator[Installation]:  # noqa: F811
+    installation = Installation(tmp_path, LogBackend.kafka(kafka_broker.bootstrap_servers))
+    yield installation
+    installation.close()
+
+
+def ready(process_url: str) -> bool:
+    return httpx.get(f"{process_url}/readyz", timeout=5).status_code == 200
+
+
+def test_one_router_links_and_the_other_steps_down_losing_nothing(
+        linked_on_kafka: Installation, keys):
+    front, *routers = linked_on_kafka.start_together("api,delivery", "router", "router")
+    hospital = Client(front.url, keys["county-general"])
+    accepted = [hospital.publish_ok("birth", birth_of(mother(700_000 + n)))["event_id"]
+                for n in range(48)]          # spread over every ingress partition
+    eventually(lambda: sum(ready(r.url) for r in routers) == 1, timeout=60, interval=0.5,
+               message="not exactly one router kept routing")
+    (stepped_down,) = [r for r in routers if not ready(r.url)]
+    assert "router stepped down" in stepped_down.logs()
+    assert "run one router process" in stepped_down.logs()
+    evaluation = Client(front.url, keys["state-evaluation"])
+    delivered = {d["event_id"] for d in pull_until(evaluation, "eval-births", set(accepted))}
+    assert set(accepted) <= delivered, "an accepted event was lost"
+    audited = audited_decision_ids(Client(front.url, keys["auditor"]), "eval-births")
+    assert len(audited) >= len(accepted)
+    # The API process reads the linker's decisions from the topic: the 48 records (one
+    # name and date of birth, as the test's births have) are one person.
+    steward = Client(front.url, keys["steward"])
+    people = {steward.http.get(f"/v1/linkage/records/county-general/{mother(700_000 + n)}"
+                               ).json()["person_id"] for n in range(48)}
+    assert len(people) == 1
