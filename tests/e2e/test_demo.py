@@ -60,7 +60,8 @@ def test_the_demo_shows_one_birth_match_and_a_birth_child_welfare_never_sees(
     assert "3180" not in matched
     unmatched = next(p for p in paragraphs if "birth of Maria Delgado's daughter" in p)
     assert "child welfare receives nothing" in unmatched and "→" not in unmatched
-    assert "Jolene is one person across 2 agencies' records" in demo_output
+    # The hospital, the hotline (its referral) and the home visitor (her enrollment).
+    assert "Jolene is one person across 3 agencies' records" in demo_output
 
 
 def test_the_demo_closes_the_hotlines_referral_loop(demo_output: str) -> None:

@@ -251,7 +251,9 @@ def test_only_the_broker_publishes_overdue_alerts(demo_copy: Path):
         "    publishes: [enrollment, screening, consent, referral_status, handoff_overdue]"
     ).replace("    kind: broker", "    kind: evaluator"), encoding="utf-8")
     found = [str(p) for p in problems_of(demo_copy)]
-    assert "agencies.yaml:32: publishes[4]: only the broker ('handoff') publishes " \
+    line = agencies.read_text(encoding="utf-8").splitlines().index(
+        "    publishes: [enrollment, screening, consent, referral_status, handoff_overdue]") + 1
+    assert f"agencies.yaml:{line}: publishes[4]: only the broker ('handoff') publishes " \
            "handoff_overdue events" in found
     assert any("'handoff' is the broker's own agency id: its kind must be 'broker'" in p
                for p in found)
