@@ -49,6 +49,11 @@ BODY_ROUTES = {
         "/v1/subscriptions/hv-births/webhook:enable", "hv-nfp"),
     "/v1/connectors/fhir/{connector}/Bundle": (
         "/v1/connectors/fhir/cgh-fhir/Bundle", "county-general"),
+    "/v1/linkage/reviews/{review_id}:resolve": (
+        "/v1/linkage/reviews/r1:resolve", "steward"),
+    "/v1/linkage/records:unlink": ("/v1/linkage/records:unlink", "steward"),
+    "/v1/linkage/persons/{person_id}:merge": ("/v1/linkage/persons/p1:merge", "steward"),
+    "/v1/linkage/changes/{seq}:undo": ("/v1/linkage/changes/1:undo", "steward"),
 }
 
 

@@ -35,6 +35,7 @@ ROUTES = [
     (COMPAT, "admin", '{"schema": %s}'),
     ("/v1/registry/subjects/events.birth-value/versions", "admin", '{"schema": %s}'),
     ("/v1/subscriptions/hv-births/dead-letters:replay", "hv-nfp", '{"ids": %s}'),
+    ("/v1/linkage/records:unlink", "steward", '{"agency": "county-general", "id": %s}'),
 ]
 
 
