@@ -58,6 +58,17 @@ class Auditor:
             detail={"method": method, "route": route, "status": status, "reason": why},
         )])
 
+    def explained(self, principal: Principal, subscription: str, event_type: str,
+                  source: str, outcome: str) -> None:
+        """A `POST /v1/explain` call: who asked about which subscription and event type,
+        and what came of it; never the event, its subject or the view."""
+        self.write([AuditEntry(
+            kind="explain", at_ms=self._clock(), subscription=subscription,
+            actor=principal.key_id, outcome=outcome,
+            detail={"requested_by": principal.agency, "event_type": event_type,
+                    "source": source},
+        )])
+
     def console_action(self, principal: Principal, method: str, page: str, action: str,
                        status: int, subject: str | None = None) -> None:
         """A page opened or an action taken in the compliance console, like an API call:

@@ -28,7 +28,6 @@ from broker.api.dependencies import ApiParts
 from broker.audit import (
     AuditStore,
     AuditVerifier,
-    CheckpointSigner,
     SqliteAuditStore,
     SqliteAuditVerifier,
     SubjectPseudonymizer,
@@ -37,13 +36,12 @@ from broker.audit.paths import (
     KAFKA_INDEX_NAME,
     audit_db_path,
     pseudonym_key_path,
-    signing_key_path,
     signing_public_key_path,
 )
 from broker.audit.pseudonym import load_or_create_pseudonym_key
 from broker.auditor import Auditor
 from broker.auth import FileKeyRing, KeyRing
-from broker.checkpoint_worker import CheckpointWorker
+from broker.checkpoint_worker import CheckpointWorker, signer_for
 from broker.clock import Clock, now_ms
 from broker.config import Settings
 from broker.connect.host import ConnectorHost
@@ -253,6 +251,12 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
                               ReferralRecording(referrals) if referrals else None)
 
     workers: list[Worker] = []
+    # Listed first, so it stops last and signs what every other worker wrote last.
+    signer = signer_for(settings.data_dir, settings.log.backend, roles.router)
+    if signer is not None:
+        workers.append(CheckpointWorker(
+            signer, audit_store,
+            settings.audit.checkpoint_interval_seconds if roles.router else None))
     router = None
     linkage_stage = None
     linkage = None
@@ -265,10 +269,6 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
     elif roles.api:
         linkage = open_linkage_replica(settings, event_log, auditor, audit_store, closers)
     if roles.router:
-        # Listed first, so it stops last and signs the router's final decisions.
-        workers.append(CheckpointWorker(
-            CheckpointSigner.load_or_create(signing_key_path(data)), audit_store,
-            settings.audit.checkpoint_interval_seconds))
         consents.catch_up()
         router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
@@ -468,7 +468,7 @@ def open_idempotency_index(settings: Settings, event_log: EventLog) -> Idempoten
         from broker.ingest.kafka_idempotency import KafkaIdempotencyIndex
 
         return KafkaIdempotencyIndex(event_log, settings.data_dir / "accepted-cache.db")
-    return SqliteIdempotencyIndex(settings.data_dir / "ingress.db")
+    return SqliteIdempotencyIndex(settings.data_dir / "ingress.db", event_log)
 
 
 def load_linkage_model(data_dir: Path) -> CompiledModel:

@@ -1,26 +1,30 @@
 """Signing the audit chain head on a timer, and once more when the process stops.
 
-Only a process with the `router` role runs it, so only it needs the signing key.
+A process with the `router` role signs on a timer and when it stops; a process in any
+other role writes audit records too (refusals, dead letters, keys file changes) and
+signs once, when it stops, so a stop (SIGTERM included) always leaves the head signed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
-from broker.audit import AuditStore, CheckpointSigner
+from broker.audit import AuditStore, CheckpointSigner, signing_key_path
 from broker.errors import BrokerError
 
 log = logging.getLogger("handoff")
 
 
 class CheckpointWorker:
-    """A `broker.workers.Worker`: signs a checkpoint every `interval` seconds unless the
-    latest one already covers the head, and a last one on `stop`."""
+    """A `broker.workers.Worker`: signs a checkpoint every `interval` seconds (None: never
+    on a timer) unless the latest one already covers the head, and a last one on `stop`."""
 
     name = "checkpoints"
 
-    def __init__(self, signer: CheckpointSigner, store: AuditStore, interval: float) -> None:
+    def __init__(self, signer: CheckpointSigner, store: AuditStore,
+                 interval: float | None) -> None:
         self._signer = signer
         self._store = store
         self._interval = interval
@@ -28,12 +32,14 @@ class CheckpointWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="handoff-checkpoints",
-                                        daemon=True)
+        if self._interval is None:
+            return
+        self._thread = threading.Thread(target=self._loop, args=(self._interval,),
+                                        name="handoff-checkpoints", daemon=True)
         self._thread.start()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+    def _loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
             self.checkpoint()
 
     def stop(self) -> None:
@@ -57,3 +63,14 @@ class CheckpointWorker:
             self._signer.checkpoint(store)
         except BrokerError:
             log.exception("could not sign an audit checkpoint; will retry")
+
+
+def signer_for(data_dir: Path, backend: str, router: bool) -> CheckpointSigner | None:
+    """Who signs this process's audit checkpoints. The router creates the signing key on
+    first start. Other roles sign when they stop: on the embedded log, where every
+    process shares the data directory, with the one key (created if need be); on Kafka
+    only when the key was put in this process's `keys/`, as docs/operations.md says."""
+    path = signing_key_path(data_dir)
+    if router or backend == "embedded":
+        return CheckpointSigner.load_or_create(path)
+    return CheckpointSigner.load(path) if path.exists() else None

@@ -64,9 +64,13 @@ class PolicyHolder:
             before = self._current
             try:
                 loaded = self._load()
-            except BundleError as exc:
-                self.last_problems = [str(p) for p in exc.problems]
-                self.last_error = f"{len(exc.problems)} problem(s); first: {exc.problems[0]}"
+            except (BundleError, RecursionError) as exc:
+                # A bundle nested deeper than any reader allows is refused like any other.
+                self.last_problems = ([str(p) for p in exc.problems]
+                                      if isinstance(exc, BundleError)
+                                      else ["the bundle is nested too deeply to read"])
+                self.last_error = (f"{len(self.last_problems)} problem(s); first: "
+                                   f"{self.last_problems[0]}")
                 log.error("policy reload refused, keeping version %s in force: %s",
                           before.version, self.last_error)
                 return False

@@ -43,6 +43,7 @@ from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.topics import (
+    H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
     H_INGEST_SOURCE,
     H_QUARANTINE_REASON,
@@ -252,7 +253,8 @@ class Router:
         registered = self._types.by_id(schema_id)
         source_raw = record.header(H_INGEST_SOURCE)
         if registered is None or source_raw is None:
-            self._quarantine(record, event_type, "unknown schema id or missing source", batch)
+            self._quarantine(record, event_type, "unknown schema id or missing source", batch,
+                             event)
             return
         source = source_raw.decode()
         linked = None
@@ -262,7 +264,7 @@ class Router:
             except LinkageError as exc:
                 if exc.retriable:
                     raise
-                self._quarantine(record, event_type, f"linkage failed: {exc}", batch)
+                self._quarantine(record, event_type, f"linkage failed: {exc}", batch, event)
                 return
         if linked is not None:
             batch.audit.extend(linked.audit)
@@ -300,7 +302,8 @@ class Router:
                 for sub in subscriptions
             ]
         except HandoffError as exc:
-            self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch)
+            self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch,
+                             event)
             return False
         for decision in decisions:
             self._record_decision(record, event, event_type, version, source,
@@ -348,8 +351,15 @@ class Router:
             facts = self._facts[id(decision.fields)] = _OutcomeFacts.of(decision)
         return facts
 
-    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch
-                    ) -> None:
+    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch,
+                    event: Mapping[str, Any] | None = None) -> None:
+        """Move a record the router cannot decide aside, audited with its event id: from
+        the header the publisher wrote, else from the decoded event; the record says
+        when neither can be read."""
+        header = record.header(H_INGEST_EVENT_ID)
+        event_id = (header.decode("utf-8", "replace") if header is not None
+                    else str(event["event_id"]) if event is not None and "event_id" in event
+                    else None)
         log.warning("quarantined %s record at partition %d offset %d: %s",
                     event_type, record.partition, record.offset, reason.split(":")[0])
         self._metrics.quarantined.labels(event_type).inc()
@@ -359,10 +369,13 @@ class Router:
                      ("handoff.origin", f"{record.topic}/{record.partition}/"
                       f"{record.offset}".encode())),
         ))
+        source = record.header(H_INGEST_SOURCE)
         batch.audit.append(AuditEntry(
             kind="record_quarantined", at_ms=self._clock(), outcome="quarantined",
+            event_id=event_id, source=source.decode("utf-8", "replace") if source else None,
             detail={"topic": record.topic, "partition": record.partition,
-                    "offset": record.offset, "reason": reason},
+                    "offset": record.offset, "reason": reason,
+                    "event_id": "recorded" if event_id is not None else "unreadable"},
         ))
 
     def _update_lag(self, consumer: Consumer) -> None:

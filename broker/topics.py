@@ -15,6 +15,9 @@ QUARANTINE = "quarantine.events"
 
 H_INGEST_SOURCE = "handoff.source"
 H_INGEST_KEY_ID = "handoff.key_id"
+H_INGEST_EVENT_ID = "handoff.event_id"
+"""The event's id beside its value, readable when the value is not (the router's
+quarantine, rebuilding the idempotency index from the log)."""
 H_QUARANTINE_REASON = "handoff.quarantine_reason"
 
 INGRESS_PREFIX = "events."

@@ -39,6 +39,8 @@ def load_connectors_file(path: Path) -> list[ConnectorConfig]:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConnectorConfigError(f"{path}{line}: invalid YAML") from exc
+    except RecursionError:
+        raise ConnectorConfigError(f"{path}: invalid YAML: nested too deeply") from None
     entries = doc.get("connectors") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise ConnectorConfigError(f"{path}: expected a mapping with a 'connectors' list")

@@ -120,6 +120,8 @@ def load_mapping(source: Path | Mapping[str, Any]) -> FieldMapping:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
             raise MappingError(f"{where}{line}: invalid YAML") from exc
+        except RecursionError:
+            raise MappingError(f"{where}: invalid YAML: nested too deeply") from None
     else:
         raw = dict(source)
     try:

@@ -22,6 +22,7 @@ from policy.errors import Problem
 from policy.model import FIELD_PATH_PATTERN, IDENTIFIER_PATTERN, NAME_PATTERN
 
 Loc = Sequence[str | int]
+NESTED_TOO_DEEPLY = "nested too deeply for the parser"
 
 _MESSAGE_PREFIXES = ("Value error, ", "Assertion failed, ")
 _PATTERN_HINTS = {
@@ -110,6 +111,8 @@ def read_yaml(path: Path, name: str) -> tuple[YamlDocument | None, list[Problem]
         return None, [Problem(name, line, "", f"invalid YAML: {what}")]
     except (YAMLError, ValueError) as exc:
         return None, [Problem(name, None, "", f"invalid YAML: {exc.__class__.__name__}")]
+    except RecursionError:
+        return None, [Problem(name, None, "", f"invalid YAML: {NESTED_TOO_DEEPLY}")]
     return YamlDocument(name, data), []
 
 

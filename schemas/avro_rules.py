@@ -19,8 +19,19 @@ from schemas.errors import SchemaError
 _AVRO_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
+TOO_DEEP = "schema is nested too deeply"
+
+
 def prepare(schema: Mapping[str, Any] | str | list[Any]) -> tuple[str, Any]:
     """Validate a schema and return (canonical JSON text, fastavro-parsed schema)."""
+    try:
+        return _prepare_unguarded(schema)
+    except RecursionError:
+        # Nesting only bounded by the stack: refused like any other invalid schema.
+        raise SchemaError(TOO_DEEP) from None
+
+
+def _prepare_unguarded(schema: Mapping[str, Any] | str | list[Any]) -> tuple[str, Any]:
     try:
         value = json.loads(schema) if isinstance(schema, str) else json.loads(json.dumps(schema))
     except json.JSONDecodeError as exc:

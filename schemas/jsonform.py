@@ -123,9 +123,13 @@ class _Compiler:
                 else:
                     problems.append((_join(path, name), "required field missing"))
                     valid = False
-            for key in value:
+            for position, key in enumerate(value, 1):
                 if key not in names:
-                    problems.append((_join(path, str(key)), "unknown field"))
+                    # A key is the caller's text, which may be personal data (an SSN used
+                    # as a key): named by its position in the object, never repeated.
+                    problems.append((_join(path, f"<key {position}>"),
+                                     f"unknown field (key {position} of this object; its "
+                                     "name is not repeated)"))
                     valid = False
             return record if valid else INVALID
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas.avro_rules import prepare
+from schemas.avro_rules import TOO_DEEP, prepare
 from schemas.compatibility import CompatibilityLevel, incompatibilities, parse_for_resolution
 from schemas.errors import (
     IncompatibleSchemaError,
@@ -208,10 +208,13 @@ class SchemaRegistry:
         _check_subject(subject)
         _, parsed = prepare(schema)
         level = self.compatibility(subject)
-        if version == LATEST or version == -1:
-            return self._problems_against(subject, parsed, level)
-        old = self.get(subject, version)
-        return incompatibilities(parsed, self.parsed(old.schema_id), level)
+        try:
+            if version == LATEST or version == -1:
+                return self._problems_against(subject, parsed, level)
+            old = self.get(subject, version)
+            return incompatibilities(parsed, self.parsed(old.schema_id), level)
+        except RecursionError:
+            raise SchemaError(TOO_DEEP) from None
 
     # -- writing ---------------------------------------------------------------------
 
@@ -229,7 +232,10 @@ class SchemaRegistry:
                 if existing.schema == canonical and not existing.deleted:
                     return existing
             level = self.compatibility(subject)
-            problems = self._problems_against(subject, parsed, level)
+            try:
+                problems = self._problems_against(subject, parsed, level)
+            except RecursionError:
+                raise SchemaError(TOO_DEEP) from None
             if problems:
                 raise IncompatibleSchemaError(
                     f"schema is not {level.value} compatible with subject '{subject}': "

@@ -25,12 +25,14 @@ from broker.api import (
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
+from broker.api.body_guard import BodyCaps, BodyGuard
 from broker.api.dependencies import ApiParts
 from broker.api.docs_ui import install_docs
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
+from broker.api.request_ids import RequestIdMiddleware
 from broker.auth import Principal
 from broker.roles import Roles
 
@@ -92,7 +94,10 @@ def create_app(parts: ApiParts) -> FastAPI:
     install_docs(app)
     for extend in parts.extensions:
         extend(app)
+    # Innermost first: each add_middleware wraps the ones added before it.
+    app.add_middleware(BodyGuard, caps=BodyCaps.of(parts.settings))
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
     app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)
     app.add_middleware(RequestMetricsMiddleware, metrics=parts.metrics)
+    app.add_middleware(RequestIdMiddleware)
     return app

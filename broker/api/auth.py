@@ -90,37 +90,62 @@ def principal_of(request: Request) -> Principal | None:
     return state.get(PRINCIPAL)
 
 
-def require(*roles: Role) -> Callable[[Request], Principal]:
+class RoleRequirement:
+    """A dependency that admits a caller holding any of `roles`, and records refusals.
+
+    `broker.api.body_guard` reads `roles` to refuse a caller before its body is read;
+    the dependency checks again, so a route is guarded whatever the middleware does.
+    """
+
+    def __init__(self, roles: tuple[Role, ...]) -> None:
+        self.roles = roles
+
+    def __call__(self, request: Request) -> Principal:
+        return admit(request, self.roles)
+
+
+def require(*roles: Role) -> RoleRequirement:
     """A dependency that admits a caller holding any of `roles`, and records refusals."""
+    return RoleRequirement(roles)
 
-    def dependency(request: Request) -> Principal:
-        principal = principal_of(request)
-        if principal is None:
-            check: KeyCheck = request.scope.get("state", {}).get(KEY_CHECK) or UNKNOWN
-            known = check.key
-            # A known but expired or revoked key is named, so its use stays attributable.
-            who = Principal(known.id, known.agency, frozenset()) if known else None
-            _refused(request, who, 401, check.reason)
-            if known is not None:
-                raise AuthenticationRequired(f"this credential may no longer be used "
-                                             f"({check.reason}); ask for a new key")
-            raise AuthenticationRequired(
-                "send a valid API key as 'Authorization: Bearer <key>' (or as the user "
-                "name of HTTP basic authentication)"
-            )
-        if not any(principal.has(r) for r in roles):
-            needed = " or ".join(r.value for r in roles)
-            _refused(request, principal, 403, f"role {needed} required")
-            raise Forbidden(f"this key lacks the {needed} role")
-        return principal
 
-    return dependency
+def admit(request: Request, roles: tuple[Role, ...]) -> Principal:
+    """The caller, if it holds one of `roles`; else the refusal is audited and raised
+    (401 without a usable credential, 403 without the role)."""
+    principal = principal_of(request)
+    if principal is None:
+        check: KeyCheck = request.scope.get("state", {}).get(KEY_CHECK) or UNKNOWN
+        known = check.key
+        # A known but expired or revoked key is named, so its use stays attributable.
+        who = Principal(known.id, known.agency, frozenset()) if known else None
+        _refused(request, who, 401, check.reason)
+        if known is not None:
+            raise AuthenticationRequired(f"this credential may no longer be used "
+                                         f"({check.reason}); ask for a new key")
+        raise AuthenticationRequired(
+            "send a valid API key as 'Authorization: Bearer <key>' (or as the user "
+            "name of HTTP basic authentication)"
+        )
+    if not any(principal.has(r) for r in roles):
+        needed = " or ".join(r.value for r in roles)
+        _refused(request, principal, 403, f"role {needed} required")
+        raise Forbidden(f"this key lacks the {needed} role")
+    return principal
 
 
 def refuse(request: Request, principal: Principal, detail: str) -> Forbidden:
     """Record a refusal for a resource the caller may not touch, and return the error."""
     _refused(request, principal, 403, detail)
     return Forbidden(detail)
+
+
+def key_lapsed(request: Request, principal: Principal, reason: str) -> AuthenticationRequired:
+    """Record that the key of an open stream or long poll stopped being valid (`reason`,
+    e.g. `key_revoked`), and return the error that ends the call."""
+    why = reason.replace("_", " ")
+    _refused(request, principal, 401, why)
+    return AuthenticationRequired(f"this credential may no longer be used ({why}); "
+                                  "ask for a new key")
 
 
 def _refused(request: Request, principal: Principal | None, status: int, why: str) -> None:

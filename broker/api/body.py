@@ -1,4 +1,9 @@
-"""Reading request bodies with the size cap applied before anything is parsed."""
+"""Reading request bodies with the size cap applied before anything is parsed, and
+parsing JSON without letting a hostile document reach past a 4xx answer.
+
+`broker.api.body_guard` caps every route's body as it arrives; `read_capped` applies a
+route's own cap again where the route reads the body itself.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from fastapi import Request
 
-from broker.api.problems import ApiError, PayloadTooLarge
+from broker.api.problems import ApiError, PayloadTooLarge, json_refusal
 
 
 class MalformedJson(ApiError):
@@ -28,12 +33,12 @@ async def read_capped(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | str, what: str = "the request body") -> Any:
+    """Parse JSON; a malformed document, one nested deeper than the parser allows or
+    holding a number of more than 4300 digits is a 400 problem, never a 500."""
     if not body.strip():
-        raise MalformedJson("the request body is empty; send a JSON document")
+        raise MalformedJson(f"{what} is empty; send a JSON document")
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(
-            exc, json.JSONDecodeError) else ""
-        raise MalformedJson(f"the body is not valid JSON{where}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, digit limit, UTF-8
+        raise MalformedJson(json_refusal(exc).replace("the body", what, 1)) from None

@@ -22,7 +22,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from broker.api.body import MalformedJson
-from broker.api.problems import ApiError, AuthenticationRequired, Forbidden, PayloadTooLarge
+from broker.api.problems import (
+    ApiError,
+    AuthenticationRequired,
+    Forbidden,
+    PayloadTooLarge,
+    RefusedBeforeBody,
+)
 from broker.errors import LogUnavailableError
 from schemas.errors import (
     IncompatibleSchemaError,
@@ -83,6 +89,10 @@ def error_response(status: int, code: int, message: str) -> JSONResponse:
 
 def confluent_error(exc: Exception) -> Response | None:
     """Confluent's answer for an error, or None for an unexpected one."""
+    if isinstance(exc, RefusedBeforeBody):
+        # Refused as the body was about to be read (broker.api.body_guard): a caller
+        # without a usable key or the role, or a body over the route's cap.
+        exc = exc.error
     if isinstance(exc, RegistryError):
         return error_response(exc.status, exc.code, exc.detail)
     for cls, status, code in _CODES:

@@ -6,6 +6,7 @@ name fields and problems, never the values sent, which may be personal data.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +16,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Match
 
+from broker.api.error_log import log_unexpected, request_id_of
 from broker.audit.errors import AuditQueryError
 from broker.consent_recording import ConsentRefusedError
 from broker.delivery.cursor import InvalidCursor
-from broker.errors import BrokerError, LogUnavailableError
-from broker.ingest.publisher import NotPermittedToPublishError, UnknownEventTypeError
+from broker.errors import BrokerError, LogUnavailableError, storage_full
+from broker.ingest.publisher import (
+    EventTooLargeError,
+    NotPermittedToPublishError,
+    UnknownEventTypeError,
+)
 from broker.linking.service import LinkageReadOnlyError
 from broker.referral_recording import NotAPartyError, ReferralRefusedError
 from linkage.clk import ClkError
@@ -85,6 +91,16 @@ class Conflict(ApiError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class RefusedBeforeBody(StarletteHTTPException):
+    """An `ApiError` raised as a body is about to be read or while it is read
+    (`broker.api.body_guard`). FastAPI lets an `HTTPException` out of its body parsing
+    untouched, so the refusal keeps its own problem."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.status, error.detail)
+        self.error = error
+
+
 # Order matters: the first class an error is an instance of decides its response.
 PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (ConsentRefusedError, 403, "consent-refused", "The agency may not record this consent"),
@@ -100,6 +116,7 @@ PROBLEM_TABLE: tuple[tuple[type[BaseException], int, str, str], ...] = (
     (InvalidCursor, 400, "invalid-cursor", "Invalid cursor"),
     (UnknownEventTypeError, 404, "not-found", "Not found"),
     (NotPermittedToPublishError, 403, "forbidden", "Not allowed"),
+    (EventTooLargeError, 413, "payload-too-large", "Payload too large"),
     (UnknownRecordError, 404, "unknown-record", "Unknown agency record"),
     (UnknownPersonError, 404, "unknown-person", "Unknown person"),
     (UnknownReviewError, 404, "unknown-review", "Unknown review item"),
@@ -122,6 +139,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
+        "request_id": {"type": "string", "description": "on 5xx answers: the id the error "
+                       "was logged under (also the `X-Request-Id` header)"},
         "errors": {"type": "array", "items": {
             "type": "object", "properties": {"field": {"type": "string"},
                                              "message": {"type": "string"}}}},
@@ -157,8 +176,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-AUTHENTICATED = (401, 403, 422, 429)
-"""Statuses any endpoint behind a key can answer."""
+AUTHENTICATED = (401, 403, 413, 422, 429)
+"""Statuses any endpoint behind a key can answer (413: a body over the route's cap)."""
 
 
 def problem(
@@ -178,21 +197,56 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse:
+STORAGE_FULL_RETRY_SECONDS = 10
+
+
+def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse | None:
+    """The problem for an error the API expects, or None for one it does not (which
+    `server_error` answers, once it is logged)."""
     if isinstance(exc, ApiError):
         return problem(exc.status, exc.slug, exc.title, exc.detail, instance, **exc.extra)
+    if storage_full(exc):
+        return None
     for cls, status, slug, title in PROBLEM_TABLE:
         if isinstance(exc, cls):
             extra: dict[str, Any] = {}
-            if isinstance(exc, RecordValidationError):
+            if isinstance(exc, RecordValidationError | EventTooLargeError):
                 extra["errors"] = [{"field": p, "message": m} for p, m in exc.problems]
             return problem(status, slug, title, str(exc), instance, **extra)
-    if isinstance(exc, HandoffError):
-        status = 503 if exc.retriable else 500
-        return problem(status, "internal", "Internal error", "the broker could not complete "
-                       "the request; it has been logged", instance)
-    return problem(500, "internal", "Internal error", "unexpected error; it has been logged",
-                   instance)
+    return None
+
+
+def server_error(exc: BaseException, instance: str | None, request_id: str | None
+                 ) -> JSONResponse:
+    """The answer to an error no table entry covers: 503 with `Retry-After` when a disk
+    the broker writes to is full or the error says a retry may succeed, else 500. Both
+    give the request id the error was logged under, never the error's message."""
+    rid = {"request_id": request_id} if request_id else {}
+    if storage_full(exc):
+        return problem(503, "storage-full", "Storage full",
+                       "a disk the broker writes to is full; retry after Retry-After "
+                       "seconds (an event accepted before is then recognised as a "
+                       "duplicate)", instance, retry_after=STORAGE_FULL_RETRY_SECONDS, **rid)
+    if isinstance(exc, HandoffError) and exc.retriable:
+        return problem(503, "unavailable", "Temporarily unavailable",
+                       "the broker could not complete the request; retry after "
+                       "Retry-After seconds", instance, **rid)
+    return problem(500, "internal", "Internal error",
+                   f"unexpected error; it has been logged under request id {request_id}",
+                   instance, **rid)
+
+
+def json_refusal(exc: BaseException) -> str:
+    """Why a body is not usable JSON: where, or which limit, never the text itself."""
+    if isinstance(exc, RecursionError):
+        return "the JSON is nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"the body is not valid JSON at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if "digits" in str(exc):
+        return "a number in the JSON has too many digits (at most 4300)"
+    return "the body is not valid JSON"
 
 
 def instance_of(request: Request) -> str | None:
@@ -213,15 +267,46 @@ def _methods_of(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _named_safely(error: Mapping[str, Any], body: Any) -> tuple[Any, ...]:
+    """An error's location, with a key the caller made up (an unknown field) named by
+    its position in its object rather than by its text, which may be personal data."""
+    loc = tuple(error["loc"])
+    if error.get("type") != "extra_forbidden" or not loc:
+        return loc
+    parent: Any = body
+    for part in loc[1:-1] if loc[0] == "body" else loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            parent = None
+            break
+    keys = list(parent) if isinstance(parent, Mapping) else []
+    where = f"<key {keys.index(loc[-1]) + 1}>" if loc[-1] in keys else "<unknown key>"
+    return (*loc[:-1], where)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
-        return problem_for(exc, instance_of(request))
+        instance = instance_of(request)
+        answer = problem_for(exc, instance)
+        if answer is not None:
+            return answer
+        log_unexpected(request.scope, exc)
+        return server_error(exc, instance, request_id_of(request.scope))
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        response = problem(exc.status_code, slug, str(exc.detail), str(exc.detail),
-                           instance_of(request))
+        if isinstance(exc, RefusedBeforeBody):
+            return problem(exc.error.status, exc.error.slug, exc.error.title,
+                           exc.error.detail, instance_of(request), **exc.error.extra)
+        slug = {404: "not-found", 405: "method-not-allowed",
+                413: "payload-too-large"}.get(exc.status_code, "http-error")
+        title, detail = str(exc.detail), str(exc.detail)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's answer to a body it could not parse as JSON.
+            slug, title = "malformed-json", "Malformed JSON"
+            detail = json_refusal(exc.__cause__)
+        response = problem(exc.status_code, slug, title, detail, instance_of(request))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = ", ".join(_methods_of(request))
@@ -230,7 +315,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            {"field": ".".join(str(p) for p in _named_safely(e, exc.body)),
+             "message": e["msg"]}
             for e in exc.errors()
         ]
         return problem(422, "invalid-request", "Invalid request",

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.body import parse_json, read_capped
+from broker.api.body_guard import batch_cap
 from broker.api.problems import (
     AUTHENTICATED,
     ApiError,
@@ -64,8 +65,7 @@ async def publish_batch(
     if not request.headers.get("content-type", "application/json").startswith(
             "application/json"):
         raise UnsupportedMediaType("a batch is a JSON object {\"events\": [...]}")
-    cap = settings.max_body_bytes * 16
-    doc = parse_json(await read_capped(request, cap))
+    doc = parse_json(await read_capped(request, batch_cap(settings)))
     items = doc.get("events") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise BadBatch("send {\"events\": [...]} with at least one event")

@@ -24,6 +24,7 @@ from broker.api.confluent import (
     invalid_version,
     not_permitted,
 )
+from broker.api.problems import json_refusal
 from broker.api.registry_access import may_see, visible
 from broker.auth import Principal, Role
 from broker.event_types import EventTypes, event_type_of_subject
@@ -32,7 +33,7 @@ from schemas.errors import UnknownSubjectError
 from schemas.registry import RegisteredSchema, SchemaRegistry
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"], route_class=ConfluentRoute,
-                   responses=error_responses(400, 401, 403, 404, 422))
+                   responses=error_responses(400, 401, 403, 404, 413, 422))
 ANY_KEY = require(Role.PUBLISH, Role.SUBSCRIBE, Role.ADMIN, Role.AUDITOR)
 ADMIN = require(Role.ADMIN)
 REGISTRY = Depends(deps.registry)
@@ -71,6 +72,8 @@ def parse_schema(body: SchemaBody) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise RegistryError(422, 42201, f"Invalid schema: not valid JSON (line "
                             f"{exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # nested past the parser, 4300+ digits
+        raise RegistryError(422, 42201, f"Invalid schema: {json_refusal(exc)}") from None
     if not isinstance(parsed, dict):
         raise RegistryError(422, 42201, "Invalid schema: an event schema is an Avro record")
     return parsed

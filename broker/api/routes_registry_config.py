@@ -32,7 +32,7 @@ from schemas.registry import RegisteredSchema, SchemaRegistry
 from schemas.wire import MAX_SCHEMA_ID
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"], route_class=ConfluentRoute,
-                   responses=error_responses(400, 401, 403, 404, 422))
+                   responses=error_responses(400, 401, 403, 404, 413, 422))
 LEVELS = [level.value for level in CompatibilityLevel]
 LEVEL_ENUM: JsonDict = {"enum": [*list[JsonValue](LEVELS), None]}
 

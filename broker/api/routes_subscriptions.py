@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -14,10 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from broker.api import dependencies as deps
-from broker.api.auth import require
+from broker.api.auth import key_lapsed, require
+from broker.api.key_lapse import KeyLapsed, lapse_of, unless_lapsed
 from broker.api.ownership import owned_subscription
 from broker.api.problems import AUTHENTICATED, NotAcceptable, problem_responses
-from broker.auth import Principal, Role
+from broker.auth import KeyRing, Principal, Role
 from broker.config import ApiSettings
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery, DeliveryFeed
@@ -76,6 +78,7 @@ async def pull(
     feed: DeliveryFeed = Depends(deps.feed),
     settings: ApiSettings = Depends(deps.api_settings),
     limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
+    keyring: KeyRing = Depends(deps.keyring),
 ) -> Response:
     owned_subscription(request, policy.bundle, principal, subscription_id)
     avro = AVRO in request.headers.get("accept", "")
@@ -85,11 +88,17 @@ async def pull(
     wait = min(wait, settings.max_wait_seconds)
     deliveries, nxt = await anyio.to_thread.run_sync(feed.read, subscription_id, cursor, limit)
     if not deliveries and wait > 0:
-        woke = await anyio.to_thread.run_sync(feed.wait, subscription_id, cursor, wait,
-                                              limiter=limiter)
+        # The wait ends early when the key stops being valid (broker.api.key_lapse).
+        woke = await unless_lapsed(keyring, principal, partial(
+            anyio.to_thread.run_sync, feed.wait, subscription_id, cursor, wait,
+            limiter=limiter, abandon_on_cancel=True))
+        if isinstance(woke, KeyLapsed):
+            raise key_lapsed(request, principal, woke.reason)
         if woke:
             deliveries, nxt = await anyio.to_thread.run_sync(
                 feed.read, subscription_id, cursor, limit)
+    if (lapsed := lapse_of(keyring, principal)) is not None:
+        raise key_lapsed(request, principal, lapsed.reason)
     if avro:
         return Response(_container(deliveries), media_type=AVRO,
                         headers={"Handoff-Next-Cursor": str(nxt)})
@@ -125,6 +134,7 @@ async def stream(
     policy: LoadedPolicy = Depends(deps.policy),
     feed: DeliveryFeed = Depends(deps.feed),
     limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
+    keyring: KeyRing = Depends(deps.keyring),
 ) -> StreamingResponse:
     owned_subscription(request, policy.bundle, principal, subscription_id)
     resume = request.headers.get("last-event-id") or after
@@ -138,15 +148,20 @@ async def stream(
                 return
             batch, position = await anyio.to_thread.run_sync(
                 feed.read, subscription_id, position, 100)
+            # Nothing is sent once the key stopped being valid (broker.api.key_lapse).
+            if (lapsed := lapse_of(keyring, principal)) is not None:
+                key_lapsed(request, principal, lapsed.reason)
+                yield lapsed.to_sse()
+                return
             for delivery in batch:
                 yield delivery.to_sse()
             if not batch:
                 # Waiting threads have their own limiter so idle streams never starve
                 # publishers of worker threads.
-                woke = await anyio.to_thread.run_sync(
-                    feed.wait, subscription_id, position, HEARTBEAT_SECONDS,
-                    limiter=limiter)
-                if not woke:
+                woke = await unless_lapsed(keyring, principal, partial(
+                    anyio.to_thread.run_sync, feed.wait, subscription_id, position,
+                    HEARTBEAT_SECONDS, limiter=limiter, abandon_on_cancel=True))
+                if woke is False:
                     yield ": keep-alive\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream",

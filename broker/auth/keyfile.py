@@ -152,6 +152,9 @@ class KeyFile:
             doc = self._yaml.load(self.path.read_text(encoding="utf-8"))
         except YAMLError as exc:
             raise ConfigError(f"{self.path}: invalid YAML in keys file") from exc
+        except RecursionError:
+            raise ConfigError(f"{self.path}: invalid YAML in keys file: nested too deeply"
+                              ) from None
         if doc is None:
             doc = CommentedMap({"keys": CommentedSeq()})
         if not isinstance(doc, dict) or not isinstance(doc.get("keys", []), list):

@@ -123,10 +123,12 @@ class KeyRing:
         self._clock = clock
         self._by_digest: dict[str, ApiKey] = {}
         self._by_subject: dict[str, ApiKey] = {}
+        self._by_id: dict[str, ApiKey] = {}
         for key in keys:
             self.add(key)
 
     def add(self, key: ApiKey) -> None:
+        self._by_id[key.id] = key
         if key.sha256 is not None:
             self._by_digest[key.sha256] = key
         if key.mtls_subject is not None:
@@ -153,6 +155,20 @@ class KeyRing:
 
     def authenticate(self, secret: str) -> Principal | None:
         return self.check(secret).principal
+
+    def lapsed(self, principal: Principal) -> str | None:
+        """Why the key `principal` was admitted with no longer admits it (`key_revoked`,
+        `key_expired`, `key_removed`, or `key_changed` when its agency or roles changed),
+        or None while it still does. Open streams and long polls ask as they run."""
+        key = self._by_id.get(principal.key_id)
+        if key is None:
+            return "key_removed"
+        status = key.status(self._clock())
+        if status != "active":
+            return f"key_{status}"
+        if key.agency != principal.agency or not principal.roles <= key.roles:
+            return "key_changed"
+        return None
 
     def _admit(self, key: ApiKey | None) -> KeyCheck:
         if key is None:
@@ -203,6 +219,8 @@ def read_keys(path: Path) -> list[ApiKey]:
         raise ConfigError(f"{path}{line}: invalid YAML in keys file") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read keys file: {exc.strerror}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML in keys file: nested too deeply") from None
     return parse_keys(data, str(path))
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from broker.auth.keys import KeyCheck, KeyRing, read_keys
+from broker.auth.keys import KeyCheck, KeyRing, Principal, read_keys
 from broker.errors import ConfigError
 
 log = logging.getLogger("handoff.auth")
@@ -57,6 +57,10 @@ class FileKeyRing(KeyRing):
         self._maybe_refresh()
         return super().check_subject(names)
 
+    def lapsed(self, principal: Principal) -> str | None:
+        self._maybe_refresh()
+        return super().lapsed(principal)
+
     def _maybe_refresh(self) -> None:
         now = time.monotonic()
         if now < self._next_look:
@@ -79,6 +83,7 @@ class FileKeyRing(KeyRing):
             fresh = KeyRing(keys)
             # Each map is replaced whole, so a lookup never sees a half-read file.
             self._by_digest, self._by_subject = fresh._by_digest, fresh._by_subject
+            self._by_id = fresh._by_id
             self._stamp = stamp
             self.last_error = None
             entries = {k.id: k for k in keys}

@@ -16,6 +16,7 @@ import typer
 
 from broker.bootstrap import Broker, build_broker
 from broker.cli.errors import exit_on_config_error
+from broker.cli.graceful import ignore_while_stopping, stopping_on_sigterm
 from broker.config import Settings, load_settings
 from broker.roles import Roles, RouterAlreadyRunningError
 from connectors.base import ConnectorConfig
@@ -74,7 +75,8 @@ def run(
             if before is not None and not routed and connectors.settled() == before:
                 break
     finally:
-        broker.stop()
+        with stopping_on_sigterm(ignore_while_stopping):
+            broker.stop()
         for status in connectors.statuses():
             failed = failed or status["state"] == "failed"
             records = status["records"]

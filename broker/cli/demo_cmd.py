@@ -21,8 +21,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from broker.api.app import create_app
-from broker.bootstrap import build_broker
+from broker.bootstrap import Broker, build_broker
 from broker.cli.errors import exit_on_config_error
+from broker.cli.graceful import (
+    GracefulServer,
+    ignore_while_stopping,
+    interrupt,
+    stopping_on_sigterm,
+)
 from broker.cli.serve_cmd import configure_logging, exit_if_port_taken
 from broker.clock import now_ms
 from broker.config import Settings, load_settings
@@ -321,11 +327,21 @@ def _run_demo(settings: Settings, demo_dir: Path, *, temporary: bool, pace: floa
     with exit_on_config_error():
         broker = build_broker(settings, timer_clock=clock)
     broker.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(broker.api), host=settings.api.host,
+    server = GracefulServer(uvicorn.Config(create_app(broker.api), host=settings.api.host,
                                            port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, name="handoff-api", daemon=True)
     thread.start()
     url = f"http://{settings.api.host}:{port}"
+    # The server runs in a thread, where it cannot take signals: SIGTERM ends the story
+    # here, as Ctrl-C does.
+    with stopping_on_sigterm(interrupt):
+        _play(url, demo_dir, data_dir, broker, thread, exit_after, pace, server, clock,
+              temporary)
+
+
+def _play(url: str, demo_dir: Path, data_dir: Path, broker: Broker, thread: threading.Thread,
+          exit_after: bool, pace: float, server: uvicorn.Server, clock: DemoClock,
+          temporary: bool) -> None:
     try:
         _wait_ready(url)
         console.print(f"[bold]Handoff demo[/bold] — broker at {url}, data in {data_dir}, "
@@ -357,9 +373,10 @@ def _run_demo(settings: Settings, demo_dir: Path, *, temporary: bool, pace: floa
     except KeyboardInterrupt:
         pass
     finally:
-        server.should_exit = True
-        thread.join(10)
-        broker.stop()
+        with stopping_on_sigterm(ignore_while_stopping):
+            server.should_exit = True
+            thread.join(10)
+            broker.stop()
 
 
 def _wait_ready(url: str, timeout: float = 30) -> None:

@@ -15,6 +15,7 @@ from broker.api.app import create_app
 from broker.auth.mtls import uvicorn_tls_options
 from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
+from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_on_sigterm
 from broker.config import Settings, load_settings
 from broker.reloads import install_sighup
 from broker.roles import Roles
@@ -56,7 +57,7 @@ def serve_settings(settings: Settings, ready_message: bool = True,
     tls = uvicorn_tls_options(api.tls_cert, api.tls_key, api.tls_client_ca)
     broker = build_broker(settings, roles)
     broker.start()
-    server = uvicorn.Server(uvicorn.Config(
+    server = GracefulServer(uvicorn.Config(
         create_app(broker.api), host=api.host, port=api.port,
         log_level="warning", access_log=False, lifespan="on",
         **tls,
@@ -70,7 +71,8 @@ def serve_settings(settings: Settings, ready_message: bool = True,
     try:
         server.run()
     finally:
-        broker.stop()
+        with stopping_on_sigterm(ignore_while_stopping):
+            broker.stop()
 
 
 @app.command("serve")

@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from broker.api import dependencies as deps
+from broker.api.body_guard import FORM_SLACK
 from broker.console.bundle_upload import copy_bundle, unpack_bundle
 from broker.console.errors import ConsoleRefused
 from broker.console.policy_trials import trial_shelf
@@ -26,7 +27,6 @@ router = APIRouter(include_in_schema=False)
 WINDOWS = ((1, "the last hour"), (24, "the last day"), (168, "the last week"),
            (720, "the last 30 days"))
 HOUR_MS = 3_600_000
-FORM_SLACK = 16_384
 
 
 @router.get("/console/policy")

@@ -83,7 +83,10 @@ class WebhookSecrets:
         if stamp == self._stamp:
             return
         try:
-            doc = yaml.safe_load(self._path.read_text(encoding="utf-8"))
+            try:
+                doc = yaml.safe_load(self._path.read_text(encoding="utf-8"))
+            except RecursionError:
+                raise ConfigError("invalid YAML: nested too deeply") from None
             parsed = parse_secrets(doc, str(self._path))
         except (OSError, yaml.YAMLError, ConfigError) as exc:
             if strict:

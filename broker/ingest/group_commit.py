@@ -16,8 +16,8 @@ from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from broker.errors import LogError
-from broker.ingest.idempotency import Accepted, IdempotencyIndex
+from broker.errors import LogError, StorageFullError, storage_full
+from broker.ingest.idempotency import Accepted, AcceptedRow, IdempotencyIndex
 from broker.log.port import EventLog, NewRecord
 
 log = logging.getLogger("handoff.ingest")
@@ -96,13 +96,20 @@ class GroupCommitter:
             return
         except Exception as exc:  # the committer must outlive any one failed batch
             log.exception("publishing a batch failed")
+            failure = (StorageFullError("a disk the broker writes to is full") if
+                       storage_full(exc) else LogError(f"publish failed: {type(exc).__name__}"))
+            failure.__cause__ = exc
             for request in batch:
-                request.future.set_exception(LogError(f"publish failed: {type(exc).__name__}"))
+                request.future.set_exception(failure)
             return
         for request, placed in zip(batch, results, strict=True):
             request.future.set_result(placed)
 
     def _place(self, batch: list[_Request]) -> list[list[Placed]]:
+        if self._idempotency.recovers_from_log:
+            # What was appended but never remembered (a full disk, a crash, another
+            # process) is read back first, so its re-send is found below.
+            self._idempotency.catch_up({request.topic for request in batch})
         by_agency: dict[str, list[str]] = defaultdict(list)
         for request in batch:
             by_agency[request.agency].extend(request.event_ids)
@@ -125,12 +132,10 @@ class GroupCommitter:
             appended = self._log.append(topic, [batch[r].records[i] for r, i in slots])
             for slot, result in zip(slots, appended, strict=True):
                 placed_at[slot] = Accepted(topic, result.partition, result.offset)
-        remembered: dict[str, dict[str, Accepted]] = defaultdict(dict)
         for (r, i), where in placed_at.items():
-            remembered[batch[r].agency][batch[r].event_ids[i]] = where
-        for agency, newly in remembered.items():
-            self._idempotency.remember(agency, newly)
-            known[agency].update(newly)
+            known[batch[r].agency][batch[r].event_ids[i]] = where
+        self._remember([(batch[r].agency, batch[r].event_ids[i], where)
+                        for (r, i), where in placed_at.items()])
         results: list[list[Placed]] = []
         for r, request in enumerate(batch):
             out = []
@@ -140,3 +145,16 @@ class GroupCommitter:
                                   duplicate=(r, i) not in placed_at))
             results.append(out)
         return results
+
+    def _remember(self, rows: list[AcceptedRow]) -> None:
+        """Record where the batch's new events went. The events are in the log already:
+        when the index reads them back from there, a failure here loses nothing and the
+        batch is still accepted (the next batch's catch-up records them)."""
+        try:
+            self._idempotency.remember_all(rows)
+        except LogError as exc:
+            if not self._idempotency.recovers_from_log:
+                raise
+            log.warning("%d accepted event(s) are in the log but not yet in the "
+                        "idempotency index (%s); the next publish reads them back",
+                        len(rows), type(exc).__name__)

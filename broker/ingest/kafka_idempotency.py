@@ -20,11 +20,12 @@ follower would spend its CPU decoding this process's own records. While the thre
 not confirmed the cache current for `_FRESH_S` (at start, or while Kafka fails), a
 lookup reads the partitions it needs up to their ends itself.
 
-What is not promised, as on the embedded backend: the index is written after the
-ingress append, so a crash before the writer thread got the `_accepted` records into
-Kafka (this process's own cache keeps them), or two API processes accepting the same
-event within about `_FOLLOW_S` of each other (a re-send after a timeout comes much
-later), can let one event be appended twice. Both copies carry the
+What is not promised here (unlike the embedded backend, whose index reads its
+ingress log back): the index is written after the ingress append, so a crash before
+the writer thread got the `_accepted` records into Kafka (this process's own cache
+keeps them), a failure to write the cache (answered 503), or two API processes
+accepting the same event within about `_FOLLOW_S` of each other (a re-send after a
+timeout comes much later), can let one event be appended twice. Both copies carry the
 same `event_id`, which is how subscribers recognise duplicates. When two entries exist
 for one key, the first one read wins in every cache; compaction may later keep only the
 other, so after a cache rebuild the answer may name the other copy.
@@ -38,7 +39,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -105,6 +106,11 @@ def read_accepted(record: LogRecord) -> tuple[str, str, Accepted] | None:
 
 class KafkaIdempotencyIndex:
     """The `IdempotencyIndex` port on a compacted topic (see the module docstring)."""
+
+    recovers_from_log = False
+    """The truth is `_accepted`, not the ingress topics: an event appended to its topic
+    whose `_accepted` record could not be written is known to this process's cache
+    only, and a failure to write the cache fails the publish (503)."""
 
     def __init__(self, event_log: EventLog, cache_path: Path, follow: bool = True) -> None:
         self._log = event_log
@@ -177,9 +183,16 @@ class KafkaIdempotencyIndex:
             self._submitted += 1
             self._writes.put(_Write(self._submitted, source, dict(accepted)))
 
-    def catch_up(self) -> None:
+    def remember_all(self, accepted: Sequence[tuple[str, str, Accepted]]) -> None:
+        by_source: dict[str, dict[str, Accepted]] = {}
+        for source, event_id, where in accepted:
+            by_source.setdefault(source, {})[event_id] = where
+        for source, events in by_source.items():
+            self.remember(source, events)
+
+    def catch_up(self, topics: Iterable[str] = ()) -> None:
         """Read every partition of `_accepted` up to its end (lookups do this for the
-        partitions they need, when the follower has not yet)."""
+        partitions they need, when the follower has not yet); `topics` does not matter here."""
         with self._lock:
             self._catch_up(self._ends(set(range(self._partitions))))
 

@@ -31,12 +31,13 @@ from broker.auth import Principal
 from broker.consent_recording import ConsentChangeRecord, ConsentRecording, ConsentRefusedError
 from broker.errors import BrokerError
 from broker.event_types import EventTypes
+from broker.ingest.event_ids import event_id_problem
 from broker.ingest.group_commit import GroupCommitter, Placed
 from broker.log.port import NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.referral_recording import ReferralRecording, ReferralRefusedError
-from broker.topics import H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
+from broker.topics import H_INGEST_EVENT_ID, H_INGEST_KEY_ID, H_INGEST_SOURCE, ingress_topic
 from policy.vocabulary import BROKER_AGENCY, BROKER_EVENT_TYPES
 from schemas.datestrings import date_string_problems
 from schemas.errors import DecodeError, RecordValidationError
@@ -51,6 +52,15 @@ class UnknownEventTypeError(BrokerError, LookupError):
 
 class NotPermittedToPublishError(BrokerError, PermissionError):
     """The caller's agency may not publish that event type (`agencies.yaml`)."""
+
+
+class EventTooLargeError(BrokerError):
+    """An event is larger, encoded, than one event may be (`api.max_body_bytes`, the
+    limit every reader of the log decodes with); `problems` names each by its index."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{p}: {m}" for p, m in problems))
+        self.problems = problems
 
 
 BROKER_PRINCIPAL = Principal("broker:referral-timers", BROKER_AGENCY, frozenset())
@@ -152,6 +162,7 @@ class Publisher:
         self._check_referrals(principal, event_type, records, batch)
         changes = self._check_consents(principal, event_type, records, batch, policy)
         encoded = [self._codec.encode(registered.schema_id, r) for r in records]
+        self._check_sizes(principal, event_type, encoded, batch)
         return self._prepared(principal, event_type, records, encoded, changes)
 
     def prepare_wire(self, principal: Principal, event_type: str, payload: bytes) -> Prepared:
@@ -175,7 +186,21 @@ class Publisher:
             raise RecordValidationError(problems)
         self._check_referrals(principal, event_type, [record], False)
         changes = self._check_consents(principal, event_type, [record], False, policy)
+        self._check_sizes(principal, event_type, [payload], False)
         return self._prepared(principal, event_type, [record], [payload], changes)
+
+    def _check_sizes(self, principal: Principal, event_type: str, encoded: list[bytes],
+                     batch: bool) -> None:
+        """Refuse the request if an event is larger, encoded, than the router (and every
+        reader of the log) will decode: accepted, it could never be delivered."""
+        limit = self._codec.max_bytes
+        problems = [(f"events[{i}]" if batch else "event",
+                     f"{len(value)} bytes encoded, over the {limit}-byte limit per event")
+                    for i, value in enumerate(encoded) if len(value) > limit]
+        if problems:
+            self._refuse(principal, event_type, "too_large", [p for p, _ in problems])
+            raise EventTooLargeError(problems)
+
 
     def _check_referrals(self, principal: Principal, event_type: str,
                          records: list[dict[str, Any]], batch: bool) -> None:
@@ -205,8 +230,8 @@ class Publisher:
     def _prepared(self, principal: Principal, event_type: str,
                   records: list[dict[str, Any]], encoded: list[bytes],
                   changes: tuple[ConsentChangeRecord, ...] = ()) -> Prepared:
-        headers = ((H_INGEST_SOURCE, principal.agency.encode()),
-                   (H_INGEST_KEY_ID, principal.key_id.encode()))
+        caller = ((H_INGEST_SOURCE, principal.agency.encode()),
+                  (H_INGEST_KEY_ID, principal.key_id.encode()))
         return Prepared(
             event_type,
             [str(r["event_id"]) for r in records],
@@ -214,7 +239,7 @@ class Publisher:
             # leaving the identifier readable in the log's keys (values may be encrypted,
             # keys never are).
             [NewRecord(value=value, key=self._auditor.subject(str(r["subject_id"])).encode(),
-                       headers=headers)
+                       headers=(*caller, (H_INGEST_EVENT_ID, str(r["event_id"]).encode())))
              for r, value in zip(records, encoded, strict=True)],
             changes,
         )
@@ -290,6 +315,9 @@ class Publisher:
 def _semantic_problems(event_type: str, record: dict[str, Any]) -> list[tuple[str, str]]:
     """Rules Avro cannot express."""
     problems: list[tuple[str, str]] = []
+    event_id_wrong = event_id_problem(str(record.get("event_id", "")))
+    if event_id_wrong:
+        problems.append(("event_id", event_id_wrong))
     if not str(record.get("subject_id", "")).strip():
         problems.append(("subject_id", "must not be empty"))
     if event_type == "consent":

@@ -49,6 +49,13 @@ class Markers:
         self.values.add(value)
         return value
 
+    def ssn(self) -> str:
+        """A fresh marker written like a Social Security number."""
+        value = (f"{secrets.randbelow(900) + 100}-{secrets.randbelow(90) + 10}-"
+                 f"{secrets.randbelow(9000) + 1000}")
+        self.values.add(value)
+        return value
+
     def found_in(self, text: str) -> set[str]:
         return {m for m in self.values if m in text}
 
@@ -153,9 +160,33 @@ def drive(broker: BrokerProcess, markers: Markers, t: Transcript) -> None:
         t.keep(hospital.post("/v1/events/birth", json=huge))
         assert t.searched[-1].startswith("413")
         t.keep(hospital.post("/v1/events/referral", json=mark("referral", markers)))  # 403
+        # An SSN as a JSON key and as an event id (issue 10, item 10): refused, the key
+        # named by its position and the id by its field, neither ever repeated.
+        keyed = mark("birth", markers)
+        keyed["mother"][markers.ssn()] = "x"
+        keyed[markers.ssn()] = 1
+        t.keep(hospital.post("/v1/events/birth", json=keyed))
+        assert t.searched[-1].startswith("422") and "<key " in t.searched[-1]
+        t.keep(hospital.post("/v1/events/birth",
+                             json={**mark("birth", markers), "event_id": markers.ssn()}))
+        assert t.searched[-1].startswith("422") and "event_id" in t.searched[-1]
+        t.keep(hospital.post("/v1/events/birth:batch", json={"events": [
+            mark("birth", markers), {**mark("birth", markers), "event_id": markers.ssn()}]}))
+        assert t.searched[-1].startswith("422") and "events[1].event_id" in t.searched[-1]
+        latest = hospital.get("/v1/registry/subjects/events.birth-value/versions/latest")
+        avro = wire(latest.json()["id"], "birth",
+                    {**mark("birth", markers), "event_id": markers.ssn()})
+        t.keep(hospital.post("/v1/events/birth", content=avro,
+                             headers={"Content-Type": "application/vnd.handoff.avro"}))
+        assert t.searched[-1].startswith("422")
         t.keep(hospital.post("/v1/explain", json={
             "event_type": "birth", "source": "county-general", "subscription": "hv-births",
             "event": bad}))
+    with client(broker, "admin") as admin:
+        t.keep(admin.post("/v1/explain", json={
+            "event_type": "birth", "source": "county-general", "subscription": "hv-births",
+            "event": mark("birth", markers), markers.ssn(): True}))
+        assert t.searched[-1].startswith("422") and "<key " in t.searched[-1]
     with client(broker, None) as anonymous:
         t.keep(anonymous.post("/v1/events/birth", json=mark("birth", markers)))
         t.keep(anonymous.get(f"/v1/audit/disclosures/{subjects[1]}"))

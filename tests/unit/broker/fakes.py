@@ -165,8 +165,17 @@ class MemoryAuditStore:
 class MemoryIdempotencyIndex:
     """The `IdempotencyIndex` port over a dict."""
 
+    recovers_from_log = False
+
     def __init__(self) -> None:
         self.accepted: dict[tuple[str, str], Accepted] = {}
+
+    def catch_up(self, topics: Iterable[str]) -> None:
+        pass
+
+    def remember_all(self, accepted: Sequence[tuple[str, str, Accepted]]) -> None:
+        for source, event_id, where in accepted:
+            self.accepted.setdefault((source, event_id), where)
 
     def lookup(self, source: str, event_ids: Iterable[str]) -> dict[str, Accepted]:
         return {e: self.accepted[(source, e)] for e in event_ids if (source, e) in self.accepted}

@@ -23,6 +23,7 @@ from broker.metrics import Metrics
 from broker.policy_holder import PolicyHolder
 from broker.router import Router
 from broker.topics import (
+    H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
     H_INGEST_SOURCE,
     QUARANTINE,
@@ -181,6 +182,24 @@ def test_a_record_without_its_source_is_quarantined() -> None:
     (entry,) = r.audit.of_kind("record_quarantined")
     assert "missing source" in entry.detail["reason"]
     assert r.audit.of_kind("decision") == []
+    # Decoded, so its event id is read from the event itself.
+    assert entry.event_id == "evt-MPI-1" and entry.detail["event_id"] == "recorded"
+
+
+@pytest.mark.parametrize(("headers", "event_id"), [
+    (((H_INGEST_SOURCE, b"county-general"), (H_INGEST_EVENT_ID, b"ev-41")), "ev-41"),
+    (((H_INGEST_SOURCE, b"county-general"),), None),
+], ids=["event id beside the value", "no event id anywhere"])
+def test_a_quarantine_record_carries_the_event_id_when_it_can_be_read(
+        headers: tuple[tuple[str, bytes], ...], event_id: str | None) -> None:
+    r = routing()
+    r.log.append(ingress_topic("birth"), [NewRecord(
+        value=b"\x00\x00\x00\x00\x07not avro", key=b"x", headers=headers)])
+    route_all(r)
+    (entry,) = r.audit.of_kind("record_quarantined")
+    assert entry.event_id == event_id
+    assert entry.source == "county-general"
+    assert entry.detail["event_id"] == ("recorded" if event_id else "unreadable")
 
 
 def test_withheld_fields_are_counted_by_reason_code() -> None:

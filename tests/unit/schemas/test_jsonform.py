@@ -111,7 +111,9 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
 
 # (rule, change to the birth example, expected (path, message))
 BIRTH_RULES: list[tuple[str, Callable[[dict[str, Any]], None], tuple[str, str]]] = [
-    ("unknown field", _set("mother.nickname", SECRET), ("mother.nickname", "unknown field")),
+    # An unknown key is named by its position, never its text (a key may be an SSN).
+    ("unknown field", _set("mother.nickname", SECRET), (
+        "mother.<key 13>", "unknown field (key 13 of this object; its name is not repeated)")),
     ("required field missing", _delete("hospital_id"), ("hospital_id", "required field missing")),
     (
         "nested record must be an object",
@@ -222,6 +224,15 @@ def test_birth_validation_rules(
     assert SECRET not in str(raised.value)
 
 
+def test_an_unknown_key_is_never_repeated_in_a_problem() -> None:
+    data = birth_example()
+    data["mother"]["512-44-9031"] = "x"
+    data["512-44-9032"] = {"123-45-6789": 1}
+    problems = problems_of(BIRTH.schema, data)
+    assert [p for p, _ in problems] == ["mother.<key 13>", "<key 8>"]
+    assert "512-44-903" not in repr(problems) and "123-45" not in repr(problems)
+
+
 def test_every_problem_is_reported_at_once() -> None:
     data = birth_example()
     data["child"]["sex"] = "F"
@@ -234,7 +245,7 @@ def test_every_problem_is_reported_at_once() -> None:
         ("child.sex", "expected one of: FEMALE, MALE, UNDETERMINED"),
         ("mother.ssn", "expected a string"),
         ("county_fips", "required field missing"),
-        ("extra", "unknown field"),
+        ("<key 7>", "unknown field (key 7 of this object; its name is not repeated)"),
     ]
 
 

@@ -1,0 +1,69 @@
+"""Open streams and long polls end when the key that opened them stops being valid.
+
+A key revoked (`handoff keys revoke`, an edited keys file), expired, removed, or moved to
+another agency or fewer roles is refused on its next call. A call already open (a
+server-sent-event stream, a long poll) asks the key ring every `KEY_CHECK_SECONDS` while
+it waits, and before it sends anything it read, and ends: a stream with a last event
+
+    event: end
+    data: {"reason": "key_revoked"}
+
+and a long poll with a 401 problem. Both are audited as refusals of that key. The keys
+file is looked at once a second (`FileKeyRing`), so an open call ends about a second
+after the file changes, or after the key's `expires_at` or `revoked_at`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from broker.auth import KeyRing, Principal
+
+KEY_CHECK_SECONDS = 0.25
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLapsed:
+    """The key of an open call stopped being valid, for `reason` (`key_revoked`, ...)."""
+
+    reason: str
+
+    def to_sse(self) -> str:
+        return f"event: end\ndata: {json.dumps({'reason': self.reason})}\n\n"
+
+
+def lapse_of(keyring: KeyRing, principal: Principal) -> KeyLapsed | None:
+    reason = keyring.lapsed(principal)
+    return None if reason is None else KeyLapsed(reason)
+
+
+async def unless_lapsed(keyring: KeyRing, principal: Principal,
+                        call: Callable[[], Awaitable[T]]) -> T | KeyLapsed:
+    """`call`'s result, or `KeyLapsed` as soon as the key stops being valid while it runs
+    (`call` is then cancelled: a thread it waits on must be abandoned on cancel)."""
+    lapsed = lapse_of(keyring, principal)
+    if lapsed is not None:
+        return lapsed
+    outcome: list[T | KeyLapsed] = []
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            outcome.append(await call())
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            while (found := lapse_of(keyring, principal)) is None:
+                await anyio.sleep(KEY_CHECK_SECONDS)
+            outcome.append(found)
+            group.cancel_scope.cancel()
+
+        group.start_soon(run)
+        group.start_soon(watch)
+    return outcome[0]

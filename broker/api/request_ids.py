@@ -1,0 +1,55 @@
+"""Request ids, and the last word on errors no handler answered.
+
+Every response carries `X-Request-Id`, a random id the broker makes for the request; one
+a client sends is ignored, since it could carry anything into the logs. An error that
+escaped every handler is logged (`broker.api.error_log`: request id, route and frames,
+never a message or the body) and answered with a 500 problem giving the request id, or
+503 with `Retry-After` when a disk the broker writes to is full.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broker.api.error_log import REQUEST_ID, log_unexpected
+from broker.api.problems import server_error
+
+HEADER = b"x-request-id"
+
+
+class RequestIdMiddleware:
+    """Outermost of the broker's middleware: gives each request its id, puts it in the
+    `X-Request-Id` response header, and answers what escaped every handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})[REQUEST_ID] = request_id
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()),
+                                      (HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # noqa: BLE001 - the top of a request: logged just below
+            log_unexpected(scope, exc)
+            if started:
+                # Half a response is out; the server closes the connection. Not raised
+                # on, so nothing below logs the exception's message.
+                return
+            response = server_error(exc, getattr(scope.get("route"), "path", None),
+                                    request_id)
+            await response(scope, receive, sending)

@@ -1,0 +1,114 @@
+"""An error the broker did not expect is logged under the request's id, without the
+personal data it may carry, and answered with that id (issue 10, item 15).
+
+The broker is built as `handoff serve` builds it and one of its parts made to fail the
+way an unforeseen bug would: with an exception whose message quotes a value from the
+request, as conversion errors do.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from broker.api.app import create_app
+from broker.bootstrap import Broker, build_broker
+from broker.config import load_settings
+from broker.demo import story
+from broker.errors import BrokerError
+from tests.e2e.harness import DEMO, demo_keys
+
+KEYS = demo_keys()
+MARKER = "MRN-7731-UNEXPECTED"
+
+
+@pytest.fixture
+def api(tmp_path) -> Iterator[tuple[TestClient, Broker]]:
+    settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
+                             keys_file=DEMO / "keys.yaml")
+    runtime = build_broker(settings)
+    runtime.start()
+    try:
+        with TestClient(create_app(runtime.api), raise_server_exceptions=False) as client:
+            yield client, runtime
+    finally:
+        runtime.stop()
+
+
+def a_birth() -> dict[str, Any]:
+    event = story.STORY[2].build(datetime.now(UTC))
+    event["subject_id"] = MARKER
+    return event
+
+
+def publish(client: TestClient) -> Any:
+    return client.post("/v1/events/birth", json=a_birth(),
+                       headers={"Authorization": f"Bearer {KEYS['county-general']}"})
+
+
+def failing_with(error: BaseException) -> Any:
+    def fail(*args: object, **kwargs: object) -> Any:
+        raise error
+
+    return fail
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError(f"could not convert {MARKER!r}"),
+    BrokerError(f"the store refused {MARKER}"),
+], ids=["plain exception", "broker error"])
+def test_an_unexpected_error_is_logged_under_its_request_id_without_personal_data(
+        api, monkeypatch, caplog, error):
+    client, runtime = api
+    monkeypatch.setattr(runtime.api.publisher, "prepare_json", failing_with(error))
+    with caplog.at_level(logging.ERROR, logger="handoff"):
+        response = publish(client)
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    request_id = response.headers["x-request-id"]
+    assert problem["request_id"] == request_id and request_id in problem["detail"]
+    assert MARKER not in response.text
+
+    logged = [r for r in caplog.records if r.name.startswith("handoff")
+              and r.levelno >= logging.ERROR and request_id in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage() for r in caplog.records]
+    line = logged[0].getMessage()
+    assert "POST /v1/events/{event_type}" in line
+    assert "Traceback" in line and "in fail" in line and type(error).__name__ in line
+    everything = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert MARKER not in everything
+    assert "county_fips" not in everything   # nothing of the body either
+
+
+def test_every_answer_names_its_request_id(api):
+    client, _ = api
+    accepted = publish(client)
+    refused = client.post("/v1/events/birth", json=a_birth())
+    health = client.get("/healthz")
+    ids = [r.headers.get("x-request-id") for r in (accepted, refused, health)]
+    assert accepted.status_code == 202 and refused.status_code == 401
+    assert all(ids) and len(set(ids)) == 3
+
+
+def test_a_client_cannot_choose_the_request_id_written_to_the_logs(api):
+    client, _ = api
+    response = client.get("/healthz", headers={"X-Request-Id": "123-45-6789"})
+    assert response.headers["x-request-id"] != "123-45-6789"
+
+
+def test_a_full_disk_is_answered_503_with_retry_after_never_500(api, monkeypatch):
+    client, runtime = api
+    monkeypatch.setattr(runtime.api.publisher, "prepare_json",
+                        failing_with(OSError(errno.ENOSPC, "No space left on device")))
+    response = publish(client)
+    assert response.status_code == 503
+    assert response.json()["type"] == "/problems/storage-full"
+    assert int(response.headers["retry-after"]) > 0
