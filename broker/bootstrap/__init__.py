@@ -5,7 +5,8 @@ idempotency index, key files), builds the parts each role needs and the workers 
 in the background, and returns them as a `Broker`. Nothing else in the broker opens
 files, creates clients or reads the environment. Adapters can be passed in (`log=`,
 `audit=`), so tests run the same graph over fakes or their own test services; what is
-passed in is the caller's to close.
+passed in is the caller's to close. How each store, key file and the event log is opened
+lives beside it in `stores.py`, record linkage's index and linker in `linkage.py`.
 
 What a `Broker` holds is for entry points (`handoff serve`, `handoff connect run`, the
 connector test harness) and tests. Routes never see it: `create_app(broker.api)` hands
@@ -14,33 +15,41 @@ them only `ApiParts`, through FastAPI dependencies (`broker.api.dependencies`).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 from broker.api.dependencies import ApiParts
 from broker.audit import (
     AuditStore,
-    AuditVerifier,
-    SqliteAuditStore,
-    SqliteAuditVerifier,
     SubjectPseudonymizer,
 )
 from broker.audit.paths import (
-    KAFKA_INDEX_NAME,
-    audit_db_path,
     pseudonym_key_path,
     signing_public_key_path,
 )
 from broker.audit.pseudonym import load_or_create_pseudonym_key
 from broker.auditor import Auditor
 from broker.auth import FileKeyRing, KeyRing
+from broker.bootstrap.linkage import (
+    LINKAGE_MODEL_FILE,
+    PERSON_INDEX_FILE,
+    PERSON_REPLICA_FILE,
+    load_linkage_model,
+    open_linkage_replica,
+    open_linker,
+    open_person_index,
+)
+from broker.bootstrap.stores import (
+    audit_verifier,
+    event_schema_files,
+    load_or_create_secret,
+    open_audit_store,
+    open_event_log,
+    open_idempotency_index,
+    open_referral_reports,
+)
 from broker.checkpoint_worker import CheckpointWorker, signer_for
 from broker.clock import Clock, now_ms
 from broker.config import Settings
@@ -51,7 +60,7 @@ from broker.connect.status import ConnectorMetrics
 from broker.consent_feed import ConsentFeed
 from broker.consent_recording import ConsentRecording
 from broker.console import mount_console
-from broker.crypto.encrypted_log import encrypt_if_enabled, register_encryption_metrics
+from broker.crypto.encrypted_log import register_encryption_metrics
 from broker.delivery.dead_letters import DeadLetterQueue
 from broker.delivery.feed import DeliveryFeed
 from broker.delivery.retry_schedule import RetrySchedule
@@ -63,15 +72,9 @@ from broker.delivery.webhooks import DispatcherParts
 from broker.errors import ConfigError
 from broker.event_types import EventTypes
 from broker.ingest.group_commit import GroupCommitter
-from broker.ingest.idempotency import IdempotencyIndex, SqliteIdempotencyIndex
 from broker.ingest.publisher import Publisher
-from broker.linking.audit_entries import LinkageAuditor
-from broker.linking.births import WatchListFeed
-from broker.linking.journal import JournalReader, LinkageJournal, catch_up
-from broker.linking.linker import Linker
 from broker.linking.service import LinkageService
 from broker.linking.stage import LinkageStage
-from broker.linking.terms import thresholds_of
 from broker.log.port import EventLog, TopicSpec
 from broker.metrics import Metrics
 from broker.metrics_history import MetricsHistory
@@ -93,22 +96,16 @@ from broker.view_schemas import ViewSchemaRegistrar
 from broker.workers import ThreadWorker, Worker, Workers
 from connectors.base import ConnectorConfig
 from connectors.config_file import load_connectors_file
-from linkage.default_model import default_model
-from linkage.resolver import PersonResolver
-from linkage.scoring import CompiledModel
-from linkage.sqlite_index import SqlitePersonIndex
-from linkage.thresholds import Thresholds
-from policy import PolicyBundle, load_bundle
-from schemas.catalog import BUILTIN_DIR, SchemaCatalog
 from schemas.errors import SchemaError
 from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec
 
 log = logging.getLogger("handoff")
+
+__all__ = ["LINKAGE_MODEL_FILE", "PERSON_INDEX_FILE", "PERSON_REPLICA_FILE", "Broker",
+           "build_broker", "event_schema_files", "load_linkage_model", "load_or_create_secret",
+           "open_audit_store", "open_event_log", "open_person_index", "open_referral_reports"]
 WEBHOOK_SECRETS_FILE = "webhook-secrets.yaml"
-PERSON_INDEX_FILE = Path("linkage") / "persons.db"
-PERSON_REPLICA_FILE = Path("linkage") / "replica.db"
-LINKAGE_MODEL_FILE = Path("linkage") / "model.json"
 
 
 @dataclass(frozen=True)
@@ -360,213 +357,3 @@ def _connector_configs(settings: Settings, roles: Roles,
     if settings.connectors_file is None or not roles.api:
         return None
     return load_connectors_file(settings.connectors_file)
-
-
-def event_schema_files(settings: Settings) -> SchemaCatalog:
-    """The shipped event schemas and those of the `schema_dir` setting, read now.
-    Raises `SchemaError` naming each file with a problem."""
-    return SchemaCatalog.load_all(BUILTIN_DIR, *(
-        [settings.schema_dir] if settings.schema_dir is not None else []))
-
-
-def open_event_log(settings: Settings) -> EventLog:
-    """The configured event log; protected topics encrypted when `encryption.enabled`."""
-    return encrypt_if_enabled(_open_plain_log(settings), settings.encryption, os.environ)
-
-
-def _open_plain_log(settings: Settings) -> EventLog:
-    if settings.log.backend == "embedded":
-        from broker.log.sqlite import SqliteEventLog
-
-        return SqliteEventLog(settings.data_dir / "log.db", sync=settings.log.sync,
-                              cross_process_poll_s=settings.log.cross_process_poll_ms / 1000)
-    from broker.log.kafka import KafkaEventLog
-
-    return KafkaEventLog.from_settings(settings.kafka, client_id=f"handoff-{os.getpid()}")
-
-
-def load_or_create_secret(path: Path, size: int = 32) -> bytes:
-    """A random key kept in the data directory, created on first start (mode 0600)."""
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) < 16:
-            raise ConfigError(f"{path}: key file is too short; restore it from backup")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(size)
-    # Written aside and linked into place, so processes starting together on one data
-    # directory agree on one key and none reads a half-written file.
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        key = path.read_bytes()
-    finally:
-        draft.unlink()
-    return key
-
-
-def open_audit_store(settings: Settings, event_log: EventLog, roles: Roles) -> AuditStore:
-    """The audit log: one hash chain in `audit.db` beside the embedded log; with the
-    Kafka log, in Kafka, one chain per process (named after its roles), with a local
-    index in the data directory that is only a cache."""
-    if settings.log.backend == "kafka":
-        from broker.audit.kafka_store import KafkaAuditStore
-
-        return KafkaAuditStore(event_log, settings.data_dir / "audit-index.db",
-                               writer=str(roles).replace(",", "-"))
-    return SqliteAuditStore(audit_db_path(settings.data_dir))
-
-
-def audit_verifier(settings: Settings, event_log: EventLog, store: AuditStore
-                   ) -> AuditVerifier | None:
-    """What re-walks this process's audit log (the console's integrity page)."""
-    if settings.log.backend == "kafka":
-        from broker.audit.kafka_verify import KafkaAuditVerifier
-
-        return KafkaAuditVerifier(event_log, settings.data_dir / KAFKA_INDEX_NAME)
-    if isinstance(store, SqliteAuditStore):
-        return SqliteAuditVerifier(store)
-    return None
-
-
-def open_referral_reports(settings: Settings) -> tuple[ReferralService, Callable[[], None]]:
-    """The referral ledger's reports over an installation's data directory and log,
-    without running a broker (`handoff report`): the ledger file is caught up with the
-    log, as a running broker would, before each report. Returns the service and what
-    closes it."""
-    if not settings.data_dir.is_dir():
-        raise ConfigError(f"{settings.data_dir}: data directory not found; pass --data DIR")
-    if not settings.policy_dir.is_dir():
-        raise ConfigError(f"{settings.policy_dir}: policy folder not found; pass --policy DIR")
-    bundle = load_bundle(settings.policy_dir, SchemaCatalog.load())
-    event_log = open_event_log(settings)
-    try:
-        codec = WireCodec(SchemaRegistry(LogRegistryStore(event_log)),
-                          max_bytes=settings.api.max_body_bytes)
-        store = SqliteLedgerStore(settings.data_dir / LEDGER_FILE)
-    except BaseException:
-        event_log.close()
-        raise
-    feed = ReferralFeed(event_log, codec, store, lambda: bundle,
-                        settings.data_dir / LOCK_FILE)
-
-    def close() -> None:
-        store.close()
-        event_log.close()
-
-    return ReferralService(feed, settings.referrals), close
-
-
-def open_idempotency_index(settings: Settings, event_log: EventLog) -> IdempotencyIndex:
-    """Which events were accepted: `ingress.db` beside the embedded log; with the Kafka
-    log, the compacted `_accepted` topic shared by every API process, cached locally."""
-    if settings.log.backend == "kafka":
-        from broker.ingest.kafka_idempotency import KafkaIdempotencyIndex
-
-        return KafkaIdempotencyIndex(event_log, settings.data_dir / "accepted-cache.db")
-    return SqliteIdempotencyIndex(settings.data_dir / "ingress.db", event_log)
-
-
-def load_linkage_model(data_dir: Path) -> CompiledModel:
-    """The model `handoff linkage retrain --apply` trained for this installation, or the
-    one shipped with Handoff."""
-    path = data_dir / LINKAGE_MODEL_FILE
-    if path.exists():
-        return CompiledModel.from_json(path.read_text(encoding="utf-8"))
-    return default_model()
-
-
-@dataclass(frozen=True)
-class OpenedIndex:
-    """A person index this process writes, its linkage topic (Kafka), and how to close
-    both (the index file, and its lock)."""
-
-    index: SqlitePersonIndex
-    journal: LinkageJournal | None
-    close: Callable[[], None]
-
-
-def _locked_slot(directory: Path, stem: str) -> tuple[Path, Callable[[], None]]:
-    """The first `<stem>.db`, `<stem>.1.db`, … no other process holds: processes of one
-    installation may share a data directory (on Kafka several routers, several API
-    processes), and each needs a local index file of its own. The operating system
-    releases the lock when its holder exits, `kill -9` included."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for n in range(256):
-        name = stem if n == 0 else f"{stem}.{n}"
-        fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return directory / f"{name}.db", lambda fd=fd: os.close(fd)
-    raise ConfigError(f"{directory}: 256 processes already hold a {stem} index here")
-
-
-def open_person_index(settings: Settings, event_log: EventLog) -> OpenedIndex:
-    """The person index this process writes: `linkage/persons.db` in the data directory
-    (one router per data directory on the embedded log); with the Kafka log, restored
-    from (and mirrored to) the `_linkage` topic, in a file of this process's own."""
-    # As durable as the embedded log: `normal` survives a process crash, `full` also a
-    # power loss (an fsync per resolution).
-    sync: Literal["FULL", "NORMAL"] = "FULL" if settings.log.sync == "full" else "NORMAL"
-    if settings.log.backend != "kafka":
-        index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE, synchronous=sync)
-        return OpenedIndex(index, None, index.close)
-    path, release = _locked_slot(settings.data_dir / PERSON_INDEX_FILE.parent, "persons")
-    journal = LinkageJournal(event_log)
-    try:
-        index = journal.restore(SqlitePersonIndex(path, synchronous=sync),
-                                lambda: SqlitePersonIndex(path, synchronous=sync))
-    except BaseException:
-        release()
-        raise
-
-    def close() -> None:
-        index.close()
-        release()
-
-    return OpenedIndex(index, journal, close)
-
-
-def open_linker(settings: Settings, event_log: EventLog, codec: WireCodec, auditor: Auditor,
-                metrics: Metrics, bundle: PolicyBundle
-                ) -> tuple[Linker, WatchListFeed, Callable[[], None]]:
-    """The linker (the one writer of the person index), the birth match list, and what
-    closes the index."""
-    opened = open_person_index(settings, event_log)
-    model = load_linkage_model(settings.data_dir)
-    terms = bundle.linkage
-    resolver = PersonResolver(opened.index, model, thresholds_of(terms) if terms is not None
-                              else Thresholds.from_probabilities(0.99, 0.5))
-    linker = Linker(opened.index, resolver, LinkageAuditor(auditor), metrics, opened.journal)
-    linker.use_terms(terms)
-    return linker, WatchListFeed(event_log, codec, model), opened.close
-
-
-def open_linkage_replica(settings: Settings, event_log: EventLog, auditor: Auditor,
-                         audit_store: AuditStore, closers: list[Callable[[], None]]
-                         ) -> LinkageService:
-    """What an API process without the router role reads the person index through: the
-    router's file on the embedded log, a replica of the `_linkage` topic on Kafka."""
-    if settings.log.backend != "kafka":
-        index = SqlitePersonIndex(settings.data_dir / PERSON_INDEX_FILE)
-        closers.insert(0, index.close)
-        return LinkageService(index, auditor, audit_store)
-    path, release = _locked_slot(settings.data_dir / PERSON_REPLICA_FILE.parent, "replica")
-    closers.insert(0, release)
-    replica = SqlitePersonIndex(path)
-    closers.insert(0, replica.close)
-    reader = JournalReader(event_log)
-    lock = threading.Lock()
-
-    def refresh() -> None:
-        with lock:
-            catch_up(reader, replica)
-
-    return LinkageService(replica, auditor, audit_store, refresh=refresh)
