@@ -32,8 +32,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from array import array
-from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +55,7 @@ from broker.ingest.kafka_idempotency import (
 )
 from broker.log.port import EventLog, NewRecord, TopicSpec
 from broker.log.sqlite import SqliteEventLog
+from broker.migrate_offsets import OffsetMap
 from broker.roles import RouterAlreadyRunningError, RouterLock
 
 MIGRATION_TOPIC = "_migration"
@@ -89,36 +88,6 @@ class MigrationReport:
     checkpoint: Checkpoint | None = None
     resumed: bool = False
     already_done: bool = False
-
-
-class OffsetMap:
-    """Where the records of one embedded partition land in the target: the n-th record
-    (in offset order) at `base + n`."""
-
-    def __init__(self, base: int) -> None:
-        self.base = base
-        self.count = 0
-        self._first = 0
-        self._offsets: array[int] | None = None
-        """Every source offset, kept only once the partition shows a gap."""
-
-    def add(self, offset: int) -> int:
-        """Note the next source record; return its index (0, 1, 2 …)."""
-        if self.count == 0:
-            self._first = offset
-        elif self._offsets is None and offset != self._first + self.count:
-            self._offsets = array("q", range(self._first, self._first + self.count))
-        if self._offsets is not None:
-            self._offsets.append(offset)
-        self.count += 1
-        return self.count - 1
-
-    def target(self, offset: int) -> int:
-        """The target offset matching source offset `offset` (a record's, or a committed
-        next offset): `base` plus the number of source records before it."""
-        if self._offsets is not None:
-            return self.base + bisect_left(self._offsets, offset)
-        return self.base + min(max(offset - self._first, 0), self.count)
 
 
 def _source_tables(path: Path, sql: str) -> list[tuple[Any, ...]]:

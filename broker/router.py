@@ -16,13 +16,10 @@ as a loss and never as a delivery without an audit record.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +39,7 @@ from broker.linking.stage import LinkageStage
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
+from broker.router_batch import OutcomeFacts, RouterBatch
 from broker.topics import (
     H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
@@ -54,7 +52,7 @@ from broker.topics import (
     ingress_topic,
 )
 from linkage.errors import LinkageError
-from policy import Decision, FieldDecision, ReasonCode
+from policy import Decision
 from policy.consent import ConsentMatcher
 from schemas.errors import DecodeError, HandoffError
 from schemas.wire import WireCodec
@@ -65,43 +63,6 @@ TYPES_REFRESH_SECONDS = 2.0
 """How often the router reads the registry for event types other processes registered."""
 REJOIN_GRACE_SECONDS = 30.0
 """How long a member without partitions waits before rejoining for new event types."""
-
-
-@dataclass(frozen=True, slots=True)
-class _OutcomeFacts:
-    """What every decision sharing one compiled policy outcome has in common, computed
-    once: metric labels for withheld fields and the encoded envelope lists."""
-
-    fields: tuple[FieldDecision, ...]
-    """Held so the identity the cache is keyed by stays valid."""
-    withheld_reasons: tuple[tuple[ReasonCode, int], ...]
-    withheld_json: bytes
-    obligations_json: bytes
-
-    @classmethod
-    def of(cls, decision: Decision) -> _OutcomeFacts:
-        counts: dict[ReasonCode, int] = defaultdict(int)
-        for f in decision.fields:
-            if f.status == "withheld":
-                counts[f.code] += 1
-        return cls(
-            fields=decision.fields,
-            withheld_reasons=tuple(counts.items()),
-            withheld_json=json.dumps(list(decision.withheld)).encode(),
-            obligations_json=json.dumps(
-                [o.to_dict() for o in decision.obligations]).encode(),
-        )
-
-
-@dataclass
-class _Batch:
-    audit: list[AuditEntry] = field(default_factory=list)
-    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    withheld: Counter[tuple[str, ReasonCode]] = field(default_factory=Counter)
-    deliveries: dict[str, list[NewRecord]] = field(default_factory=lambda: defaultdict(list))
-    quarantine: list[NewRecord] = field(default_factory=list)
-    latencies: list[tuple[str, int]] = field(default_factory=list)
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class Router:
@@ -134,7 +95,7 @@ class Router:
         self._subscribed: list[str] = []
         self._types_due = 0.0
         self._joined_at = 0.0
-        self._facts: dict[int, _OutcomeFacts] = {}
+        self._facts: dict[int, OutcomeFacts] = {}
         self._lag_due = 0.0
         self.healthy = threading.Event()
 
@@ -210,7 +171,7 @@ class Router:
             self._update_lag(consumer)
             return 0
         started = time.perf_counter()
-        batch = _Batch()
+        batch = RouterBatch()
         # One version of the policy for the whole batch: a reload takes effect at the next.
         policy = self._policy.current
         if self._linkage is not None:
@@ -243,7 +204,7 @@ class Router:
         self._update_lag(consumer)
         return len(records)
 
-    def _route_one(self, record: LogRecord, policy: LoadedPolicy, batch: _Batch) -> None:
+    def _route_one(self, record: LogRecord, policy: LoadedPolicy, batch: RouterBatch) -> None:
         event_type = event_type_of(record.topic)
         try:
             schema_id, event = self._codec.decode(record.value)
@@ -280,7 +241,7 @@ class Router:
 
     def _decide(self, record: LogRecord, event: Mapping[str, Any], event_type: str,
                 version: int, source: str, linked: LinkedEvent | None,
-                policy: LoadedPolicy, batch: _Batch) -> bool:
+                policy: LoadedPolicy, batch: RouterBatch) -> bool:
         """Decide, audit and queue the deliveries of one event; False if quarantined."""
         consents: ConsentMatcher = self._consents.view
         subject_record = None
@@ -312,7 +273,7 @@ class Router:
 
     def _record_decision(
         self, record: LogRecord, event: Mapping[str, Any], event_type: str, version: int,
-        source: str, subject: str, decision: Decision, policy: LoadedPolicy, batch: _Batch,
+        source: str, subject: str, decision: Decision, policy: LoadedPolicy, batch: RouterBatch,
         subject_record: str | None = None,
     ) -> None:
         sub_id = decision.subscription_id
@@ -343,15 +304,15 @@ class Router:
         ))
         batch.latencies.append((sub_id, record.timestamp_ms))
 
-    def _outcome_facts(self, decision: Decision) -> _OutcomeFacts:
+    def _outcome_facts(self, decision: Decision) -> OutcomeFacts:
         facts = self._facts.get(id(decision.fields))
         if facts is None or facts.fields is not decision.fields:
             if len(self._facts) > 10_000:   # plans of replaced bundles: let them go
                 self._facts.clear()
-            facts = self._facts[id(decision.fields)] = _OutcomeFacts.of(decision)
+            facts = self._facts[id(decision.fields)] = OutcomeFacts.of(decision)
         return facts
 
-    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: _Batch,
+    def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: RouterBatch,
                     event: Mapping[str, Any] | None = None) -> None:
         """Move a record the router cannot decide aside, audited with its event id: from
         the header the publisher wrote, else from the decoded event; the record says

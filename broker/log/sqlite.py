@@ -8,20 +8,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 from broker.errors import ConfigError, LogError, TopicMismatchError, UnknownTopicError
 from broker.log.embedded_group import EmbeddedGroupCoordinator
 from broker.log.partitioner import partition_for
-from broker.log.port import (
-    AppendResult,
-    Consumer,
-    LogRecord,
-    NewRecord,
-    TopicPartition,
-    TopicSpec,
-)
+from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
 from broker.log.sqlite_append_signal import AppendSignal
 from broker.log.sqlite_storage import (
     ReaderPool,
@@ -30,6 +23,8 @@ from broker.log.sqlite_storage import (
     decode_headers,
     encode_headers,
     prepare_database,
+    roll_back,
+    topic_shape,
     translate_error,
 )
 
@@ -148,8 +143,8 @@ class SqliteEventLog:
                 )
             elif (row[0], bool(row[1])) != (spec.partitions, spec.compacted):
                 raise TopicMismatchError(
-                    f"topic {spec.name!r} exists with {_shape(row[0], bool(row[1]))}, but "
-                    f"{_shape(spec.partitions, spec.compacted)} is required; a topic cannot "
+                    f"topic {spec.name!r} exists with {topic_shape(row[0], bool(row[1]))}, but "
+                    f"{topic_shape(spec.partitions, spec.compacted)} is required; a topic cannot "
                     "be reshaped in place, so create a new topic and move its readers"
                 )
             else:
@@ -347,10 +342,10 @@ class SqliteEventLog:
                 yield db
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                _roll_back(db)
+                roll_back(db)
                 raise translate_error(exc, doing, self._path) from exc
             except BaseException:
-                _roll_back(db)
+                roll_back(db)
                 raise
 
     @contextmanager
@@ -396,12 +391,3 @@ class SqliteEventLog:
                 for (topic, partition), offset in positions.items()
             )
 
-
-def _shape(partitions: int, compacted: bool) -> str:
-    return f"{partitions} partition(s), {'compacted' if compacted else 'not compacted'}"
-
-
-def _roll_back(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        with suppress(sqlite3.Error):
-            db.execute("ROLLBACK")

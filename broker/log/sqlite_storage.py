@@ -198,3 +198,15 @@ class ReaderPool:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def topic_shape(partitions: int, compacted: bool) -> str:
+    """How a topic is laid out, in words (for refusals)."""
+    return f"{partitions} partition(s), {'compacted' if compacted else 'not compacted'}"
+
+
+def roll_back(db: sqlite3.Connection) -> None:
+    """Roll back an open transaction, if any, ignoring a failure to."""
+    if db.in_transaction:
+        with suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
