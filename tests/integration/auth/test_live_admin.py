@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from broker.audit.paths import audit_db_path
 from broker.audit.store import AuditFilter
 from broker.auth import Role
 from broker.auth.keyfile import KeyFile
-from broker.demo import story
+from tests.demo_broker import demo_birth
 from tests.e2e.harness import DEMO, REPO, BrokerProcess
 from tests.waiting import eventually
 
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 
 def a_birth() -> dict[str, Any]:
-    return story.STORY[2].build(datetime.now(UTC))
+    return demo_birth()
 
 
 def audit_records(data_dir: Path, kind: str) -> list[Any]:

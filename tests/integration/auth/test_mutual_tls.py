@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from broker.audit import SqliteAuditStore
 from broker.audit.paths import audit_db_path
 from broker.audit.store import AuditFilter
-from broker.demo import story
+from tests.demo_broker import demo_birth
 from tests.e2e.harness import DEMO, REPO, free_port
 from tests.waiting import eventually
 
@@ -155,7 +155,7 @@ def tls_broker(tmp_path_factory) -> Iterator[TlsBroker]:
 
 
 def a_birth() -> dict[str, Any]:
-    return story.STORY[2].build(datetime.now(UTC))
+    return demo_birth()
 
 
 def test_a_mapped_client_certificate_acts_for_its_agency(tls_broker):

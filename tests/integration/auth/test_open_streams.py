@@ -25,7 +25,7 @@ import pytest
 
 from broker.auth import Role
 from broker.auth.keyfile import KeyFile
-from broker.demo import story
+from tests.demo_broker import demo_birth
 from tests.e2e.harness import REPO, BrokerProcess
 from tests.waiting import eventually
 
@@ -70,7 +70,7 @@ def subscriber(installation: Installation, key_id: str,
 
 def publish_birth(installation: Installation) -> None:
     response = httpx.post(f"{installation.broker.url}/v1/events/birth",
-                          json=story.STORY[2].build(datetime.now(UTC)), timeout=30,
+                          json=demo_birth(), timeout=30,
                           headers={"Authorization": f"Bearer {installation.publisher}"})
     assert response.status_code == 202, response.text
 

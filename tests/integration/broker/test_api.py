@@ -12,12 +12,11 @@ import fastavro
 import pytest
 from fastapi.testclient import TestClient
 
-from broker.api.app import create_app
 from broker.audit.store import AuditFilter
-from broker.bootstrap import Broker, build_broker
-from broker.config import load_settings
+from broker.bootstrap import Broker
 from broker.demo import story
-from tests.e2e.harness import DEMO, demo_keys
+from tests.demo_broker import demo_api, demo_birth
+from tests.e2e.harness import demo_keys
 from tests.waiting import eventually
 
 KEYS = demo_keys()
@@ -29,19 +28,12 @@ def auth(agency: str) -> dict[str, str]:
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[TestClient, Broker]]:
-    settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
-                             keys_file=DEMO / "keys.yaml")
-    runtime = build_broker(settings)
-    runtime.start()
-    try:
-        with TestClient(create_app(runtime.api)) as client:
-            yield client, runtime
-    finally:
-        runtime.stop()
+    with demo_api(tmp_path / "data") as running:
+        yield running
 
 
 def a_birth() -> dict[str, Any]:
-    return story.STORY[2].build(datetime.now(UTC))
+    return demo_birth()
 
 
 def pull(client: TestClient, sub: str, agency: str, expect: int) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ from fastapi.testclient import TestClient
 from broker.api.app import create_app
 from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
-from broker.demo import story
 from broker.errors import StorageFullError
 from broker.ingest.idempotency import SqliteIdempotencyIndex
 from broker.log.sqlite import SqliteEventLog
 from broker.topics import H_INGEST_EVENT_ID
+from tests.demo_broker import demo_birth
 from tests.e2e.harness import DEMO, BrokerProcess, demo_keys
 
 KEYS = demo_keys()
@@ -37,7 +36,7 @@ HOSPITAL = {"Authorization": f"Bearer {KEYS['county-general']}"}
 
 
 def a_birth() -> dict[str, Any]:
-    return {**story.STORY[2].build(datetime.now(UTC)), "event_id": str(uuid.uuid4())}
+    return demo_birth(event_id=str(uuid.uuid4()))
 
 
 def copies_in_log(log_path: Path) -> Counter[str]:

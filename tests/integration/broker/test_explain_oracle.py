@@ -10,18 +10,15 @@ identifiers until one matches and so re-identify its whole feed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from broker.api.app import create_app
 from broker.audit.store import AuditFilter
-from broker.bootstrap import Broker, build_broker
-from broker.config import load_settings
-from broker.demo import story
-from tests.e2e.harness import DEMO, demo_keys
+from broker.bootstrap import Broker
+from tests.demo_broker import demo_api, demo_birth
+from tests.e2e.harness import demo_keys
 from tests.waiting import eventually
 
 KEYS = demo_keys()
@@ -32,19 +29,12 @@ SUBJECT = "MPI-0042117"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> Iterator[tuple[TestClient, Broker]]:
     data = tmp_path_factory.mktemp("explain") / "data"
-    settings = load_settings(policy_dir=DEMO / "policy", data_dir=data,
-                             keys_file=DEMO / "keys.yaml")
-    runtime = build_broker(settings)
-    runtime.start()
-    try:
-        with TestClient(create_app(runtime.api)) as client:
-            yield client, runtime
-    finally:
-        runtime.stop()
+    with demo_api(data) as running:
+        yield running
 
 
 def a_birth() -> dict[str, Any]:
-    return {**story.STORY[2].build(datetime.now(UTC)), "subject_id": SUBJECT}
+    return demo_birth(subject_id=SUBJECT)
 
 
 def delivered(client: TestClient) -> dict[str, Any]:

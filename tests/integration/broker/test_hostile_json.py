@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from broker.api.app import create_app
 from broker.audit.store import AuditFilter
-from broker.bootstrap import Broker, build_broker
-from broker.config import load_settings
+from broker.bootstrap import Broker
+from tests.demo_broker import demo_api
 from tests.e2e.harness import DEMO, REPO, demo_keys
 
 KEYS = demo_keys()
@@ -48,15 +47,9 @@ def policy_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def api(policy_dir) -> Iterator[tuple[TestClient, Broker]]:
-    settings = load_settings(policy_dir=policy_dir, data_dir=policy_dir.parent / "data",
-                             keys_file=DEMO / "keys.yaml")
-    runtime = build_broker(settings)
-    runtime.start()
-    try:
-        with TestClient(create_app(runtime.api), raise_server_exceptions=False) as client:
-            yield client, runtime
-    finally:
-        runtime.stop()
+    with demo_api(policy_dir.parent / "data", policy_dir=policy_dir,
+                  raise_server_exceptions=False) as running:
+        yield running
 
 
 @pytest.mark.parametrize("hostile", [DEEP, LONG], ids=["nested 1000 deep", "5000 digits"])

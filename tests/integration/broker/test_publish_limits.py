@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from broker.api.app import create_app
 from broker.audit.store import AuditFilter
-from broker.bootstrap import Broker, build_broker
-from broker.config import load_settings
-from broker.demo import story
-from tests.e2e.harness import DEMO, demo_keys
+from broker.bootstrap import Broker
+from tests.demo_broker import demo_api, demo_birth
+from tests.e2e.harness import demo_keys
 from tests.waiting import eventually
 
 KEYS = demo_keys()
@@ -34,19 +31,12 @@ SSN = "274-61-5038"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory) -> Iterator[tuple[TestClient, Broker]]:
     data = tmp_path_factory.mktemp("limits") / "data"
-    settings = load_settings(policy_dir=DEMO / "policy", data_dir=data,
-                             keys_file=DEMO / "keys.yaml")
-    runtime = build_broker(settings)
-    runtime.start()
-    try:
-        with TestClient(create_app(runtime.api)) as client:
-            yield client, runtime
-    finally:
-        runtime.stop()
+    with demo_api(data) as running:
+        yield running
 
 
 def a_birth(**changes: Any) -> dict[str, Any]:
-    return {**story.STORY[2].build(datetime.now(UTC)), **changes}
+    return demo_birth(**changes)
 
 
 def appended(runtime: Broker) -> int:

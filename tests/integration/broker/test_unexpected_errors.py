@@ -11,18 +11,15 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from broker.api.app import create_app
-from broker.bootstrap import Broker, build_broker
-from broker.config import load_settings
-from broker.demo import story
+from broker.bootstrap import Broker
 from broker.errors import BrokerError
-from tests.e2e.harness import DEMO, demo_keys
+from tests.demo_broker import demo_api, demo_birth
+from tests.e2e.harness import demo_keys
 
 KEYS = demo_keys()
 MARKER = "MRN-7731-UNEXPECTED"
@@ -30,21 +27,12 @@ MARKER = "MRN-7731-UNEXPECTED"
 
 @pytest.fixture
 def api(tmp_path) -> Iterator[tuple[TestClient, Broker]]:
-    settings = load_settings(policy_dir=DEMO / "policy", data_dir=tmp_path / "data",
-                             keys_file=DEMO / "keys.yaml")
-    runtime = build_broker(settings)
-    runtime.start()
-    try:
-        with TestClient(create_app(runtime.api), raise_server_exceptions=False) as client:
-            yield client, runtime
-    finally:
-        runtime.stop()
+    with demo_api(tmp_path / "data", raise_server_exceptions=False) as running:
+        yield running
 
 
 def a_birth() -> dict[str, Any]:
-    event = story.STORY[2].build(datetime.now(UTC))
-    event["subject_id"] = MARKER
-    return event
+    return demo_birth(subject_id=MARKER)
 
 
 def publish(client: TestClient) -> Any:

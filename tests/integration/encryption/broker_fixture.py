@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 from broker.api.app import create_app
 from broker.bootstrap import Broker, build_broker
 from broker.config import load_settings
-from broker.demo import story
+from tests.demo_broker import demo_birth
 from tests.e2e.harness import DEMO, demo_keys
 from tests.waiting import eventually
 
@@ -41,7 +40,7 @@ def running_broker(data: Path, **settings: Any) -> Iterator[tuple[TestClient, Br
 
 def marked_birth(marker: str) -> dict[str, Any]:
     """A demo birth whose mother's name and address carry `marker`."""
-    event = story.STORY[2].build(datetime.now(UTC))
+    event = demo_birth()
     event["mother"]["last_name"] = f"{marker}-last"
     event["mother"]["street_address"] = f"{marker} Larkspur Court"
     return event

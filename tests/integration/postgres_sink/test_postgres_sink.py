@@ -3,21 +3,19 @@ views upserted into a table, idempotent by event_id, across crashes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import psycopg
 import pytest
 
-from broker.demo import story
 from broker.testing import ConnectorHarness
 from connectors.postgres_sink import view_columns
+from tests.demo_broker import demo_birth
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401
 
 SUB = "hv-births"
 
 
 def births(n: int) -> list[dict]:
-    return [story.STORY[2].build(datetime.now(UTC)) for _ in range(n)]
+    return [demo_birth() for _ in range(n)]
 
 
 def sink_config(dsn: str, **extra) -> dict:
