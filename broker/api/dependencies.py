@@ -106,7 +106,8 @@ def fhir_settings(request: Request) -> FhirSettings:
     return _parts(request).fhir
 
 
-def publisher(request: Request) -> Publisher:
+async def publisher(request: Request) -> Publisher:
+    """The publisher (async: an attribute read needs no worker thread)."""
     found = _parts(request).publisher
     if found is None:
         raise NotServedHere("this process (without the api role) does not accept events")

@@ -20,7 +20,6 @@ from broker.api.problems import (
     problem_responses,
 )
 from broker.auth import Principal, Role
-from broker.config import ApiSettings
 from broker.ingest.publisher import Publisher
 
 AVRO = "application/vnd.handoff.avro"
@@ -58,10 +57,10 @@ async def publish_batch(
     event_type: str, request: Request,
     principal: Principal = Depends(require(Role.PUBLISH)),
     publisher: Publisher = Depends(deps.publisher),
-    settings: ApiSettings = Depends(deps.api_settings),
 ) -> JSONResponse:
     # Refused before the body is read: the publisher decides who may publish what.
     publisher.authorize(principal, event_type)
+    settings = deps.api_settings(request)
     if not request.headers.get("content-type", "application/json").startswith(
             "application/json"):
         raise UnsupportedMediaType("a batch is a JSON object {\"events\": [...]}")
@@ -86,9 +85,9 @@ async def publish_event(
     event_type: str, request: Request,
     principal: Principal = Depends(require(Role.PUBLISH)),
     publisher: Publisher = Depends(deps.publisher),
-    settings: ApiSettings = Depends(deps.api_settings),
 ) -> JSONResponse:
     publisher.authorize(principal, event_type)
+    settings = deps.api_settings(request)
     body = await read_capped(request, settings.max_body_bytes)
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
     # One event validates in tens of microseconds: cheaper inline than a thread hop,
