@@ -23,7 +23,7 @@ from tests.e2e.harness import demo_keys
 pytestmark = pytest.mark.slow
 
 KEYS = demo_keys()
-EXAMPLES = int(os.environ.get("HANDOFF_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("HANDOFF_FUZZ_EXAMPLES", "50"))
 
 STREAMS = r".*/stream$"
 
