@@ -52,6 +52,7 @@ def test_load_or_create_reuses_the_existing_key(data_dir):
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         ),
     ],
+    ids=["not a key", "a P-256 key"],
 )
 def test_a_file_that_is_not_an_ed25519_key_is_refused(tmp_path, content):
     path = tmp_path / "audit-signing.pem"

@@ -91,7 +91,8 @@ def test_an_event_id_outside_the_pattern_is_refused_without_repeating_it(api, ev
 
 
 @pytest.mark.parametrize("event_id", [str(uuid.uuid4()), "order-123456789", "ev:2026.11.07_1",
-                                      "HL7-MSG-00042"])
+                                      "HL7-MSG-00042"],
+                         ids=["a uuid", "order-123456789", "ev:2026.11.07_1", "HL7-MSG-00042"])
 def test_event_ids_in_the_pattern_are_accepted(api, event_id):
     client, _ = api
     response = client.post("/v1/events/birth", json=a_birth(event_id=event_id),
