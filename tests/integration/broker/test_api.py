@@ -19,6 +19,9 @@ from tests.demo_broker import demo_api, demo_birth
 from tests.e2e.harness import demo_keys
 from tests.waiting import eventually
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 KEYS = demo_keys()
 
 

@@ -28,6 +28,9 @@ from schemas.jsonform import record_from_json
 from schemas.wire import encode_wire
 from tests.e2e.harness import DEMO, demo_keys
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 KEYS = demo_keys()
 JOLENE, ANA = story.JOLENE, story.ANA
 

@@ -31,6 +31,9 @@ from broker.topics import H_INGEST_EVENT_ID
 from tests.demo_broker import demo_birth
 from tests.e2e.harness import DEMO, BrokerProcess, demo_keys
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 KEYS = demo_keys()
 HOSPITAL = {"Authorization": f"Bearer {KEYS['county-general']}"}
 

@@ -20,6 +20,9 @@ from broker.bootstrap import Broker
 from tests.demo_broker import demo_api
 from tests.e2e.harness import DEMO, REPO, demo_keys
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 KEYS = demo_keys()
 DEEP = "[" * 1000 + "]" * 1000
 LONG = "9" * 5000

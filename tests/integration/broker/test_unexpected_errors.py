@@ -21,6 +21,9 @@ from broker.errors import BrokerError
 from tests.demo_broker import demo_api, demo_birth
 from tests.e2e.harness import demo_keys
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 KEYS = demo_keys()
 MARKER = "MRN-7731-UNEXPECTED"
 

@@ -18,6 +18,9 @@ from connectors import registry
 from tests.integration.connectors.flaky_connectors import TYPES
 from tests.waiting import eventually
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 DEMO = demo_policy_dir().parent
 ADMIN = {"Authorization": "Bearer hk_demo_state_integration_team_df49e89b614626d742396bb3"}
 HOSPITAL = {"Authorization": "Bearer hk_demo_county_general_eb4204b9805f4a9229e98967"}

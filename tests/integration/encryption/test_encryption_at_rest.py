@@ -24,6 +24,9 @@ from tests.integration.encryption.broker_fixture import (
     stored_bytes,
 )
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 
 def encryption(kek_file: Path, **more) -> dict:
     return {"encryption": {"enabled": True, "kek_file": kek_file, **more}}

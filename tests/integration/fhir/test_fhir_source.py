@@ -11,6 +11,9 @@ import pytest
 from tests.integration.fhir.bundles import birth_bundle
 from tests.integration.fhir.conftest import URL, auth, pull, pull_all, pull_nothing
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 
 def test_a_birth_bundle_becomes_a_birth_event_that_home_visiting_receives(api):
     response = api.post(URL, json=birth_bundle(), headers=auth("county-general"))

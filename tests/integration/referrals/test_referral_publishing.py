@@ -21,6 +21,9 @@ from broker.demo import story
 from tests.e2e.harness import DEMO, demo_keys
 from tests.waiting import eventually
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 KEYS = demo_keys()
 T = datetime(2026, 11, 9, 10, 5, tzinfo=UTC)
 

@@ -14,6 +14,9 @@ from tests.integration.webhooks.conftest import SUB, auth
 from tests.integration.webhooks.receiver_server import WebhookReceiver
 from tests.waiting import eventually
 
+# A broker runs in the test's process (seconds a file): the full suite, not the fast lane.
+pytestmark = pytest.mark.slow
+
 
 def audit_kinds(broker, kind: str) -> list:
     return [r for r in broker.runtime.audit.iter_records(AuditFilter(kind=kind))]
