@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
@@ -98,6 +99,16 @@ def _parts(request: Request) -> ApiParts:
     return parts
 
 
+_T = TypeVar("_T")
+
+
+def _served(found: _T | None, why: str) -> _T:
+    """What a provider hands out, or the 503 saying this process does not serve it."""
+    if found is None:
+        raise NotServedHere(why)
+    return found
+
+
 def api_settings(request: Request) -> ApiSettings:
     return _parts(request).settings
 
@@ -108,10 +119,8 @@ def fhir_settings(request: Request) -> FhirSettings:
 
 async def publisher(request: Request) -> Publisher:
     """The publisher (async: an attribute read needs no worker thread)."""
-    found = _parts(request).publisher
-    if found is None:
-        raise NotServedHere("this process (without the api role) does not accept events")
-    return found
+    return _served(_parts(request).publisher,
+                   "this process (without the api role) does not accept events")
 
 
 def feed(request: Request) -> DeliveryFeed:
@@ -132,10 +141,8 @@ def audit_reader(request: Request) -> AuditReader:
 
 
 def audit_verifier(request: Request) -> AuditVerifier:
-    found = _parts(request).verifier
-    if found is None:
-        raise NotServedHere("this process cannot verify its audit log")
-    return found
+    return _served(_parts(request).verifier,
+                   "this process cannot verify its audit log")
 
 
 def audit_public_key(request: Request) -> tuple[Path | None, bool]:
@@ -149,24 +156,18 @@ def keyring(request: Request) -> KeyRing:
 
 
 def policy_trial(request: Request) -> PolicyTrial:
-    found = _parts(request).policy_trial
-    if found is None:
-        raise NotServedHere("this process (without the api role) runs no policy dry-run")
-    return found
+    return _served(_parts(request).policy_trial,
+                   "this process (without the api role) runs no policy dry-run")
 
 
 def policy_installer(request: Request) -> PolicyInstaller:
-    found = _parts(request).policy_installer
-    if found is None:
-        raise NotServedHere("this process (without the api role) cannot apply a bundle")
-    return found
+    return _served(_parts(request).policy_installer,
+                   "this process (without the api role) cannot apply a bundle")
 
 
 def metrics_history(request: Request) -> MetricsHistory:
-    found = _parts(request).metrics_history
-    if found is None:
-        raise NotServedHere("this process keeps no metrics history")
-    return found
+    return _served(_parts(request).metrics_history,
+                   "this process keeps no metrics history")
 
 
 def policy(request: Request) -> LoadedPolicy:
@@ -207,10 +208,8 @@ def webhook_state(request: Request) -> WebhookStateStore:
 
 
 def dead_letter_queue(request: Request) -> DeadLetterQueue:
-    found = _parts(request).dead_letter_queue
-    if found is None:
-        raise NotServedHere("this process (without the delivery role) has no dead letters")
-    return found
+    return _served(_parts(request).dead_letter_queue,
+                   "this process (without the delivery role) has no dead letters")
 
 
 def linkage_if_kept(request: Request) -> LinkageService | None:
@@ -219,10 +218,8 @@ def linkage_if_kept(request: Request) -> LinkageService | None:
 
 
 def linkage(request: Request) -> LinkageService:
-    found = _parts(request).linkage
-    if found is None:
-        raise NotServedHere("this process keeps no person index")
-    return found
+    return _served(_parts(request).linkage,
+                   "this process keeps no person index")
 
 
 def referrals_if_kept(request: Request) -> ReferralService | None:
@@ -231,11 +228,9 @@ def referrals_if_kept(request: Request) -> ReferralService | None:
 
 
 def referrals(request: Request) -> ReferralService:
-    found = _parts(request).referrals
-    if found is None:
-        raise NotServedHere("this process (without the api or router role) keeps no "
+    return _served(_parts(request).referrals,
+                   "this process (without the api or router role) keeps no "
                             "referral ledger")
-    return found
 
 
 def workers(request: Request) -> Workers:
