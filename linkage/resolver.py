@@ -80,9 +80,14 @@ class ClericalChange:
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
+    """A person's best-scoring record among the candidates: its weight, whether name and
+    date of birth agree exactly, and the identity scored against (for the evidence,
+    worked out only for the candidates a decision names)."""
+
     person_id: str
-    score: PairScore
+    match_weight: float
     exact: bool
+    identity: NormalisedIdentity
 
 
 def new_review_id() -> str:
@@ -130,13 +135,13 @@ class PersonResolver:
         for cand in self.index.candidates(blocking_keys(identity), self._candidate_limit):
             if cand.person_id is None or cand.record_key == exclude_key:
                 continue
-            score = self.model.score(identity, cand.identity)
+            weight = self.model.match_weight(identity, cand.identity)
             exact = exact_name_and_dob(identity, cand.identity)
             held = best.get(cand.person_id)
-            if held is None or (exact, score.match_weight) > (held.exact,
-                                                              held.score.match_weight):
-                best[cand.person_id] = _Candidate(cand.person_id, score, exact)
-        return sorted(best.values(), key=lambda c: c.score.match_weight, reverse=True)
+            if held is None or (exact, weight) > (held.exact, held.match_weight):
+                best[cand.person_id] = _Candidate(cand.person_id, weight, exact,
+                                                  cand.identity)
+        return sorted(best.values(), key=lambda c: c.match_weight, reverse=True)
 
     def _match_new(self, key: str, identity: NormalisedIdentity) -> Resolution:
         ranked = self.score_candidates(identity, exclude_key=key)
@@ -144,22 +149,23 @@ class PersonResolver:
         events: list[LinkageEvent] = [
             RecordAdded(self._next_seq([]), self._clock(), key, identity)]
         top = exact[0] if exact else (ranked[0] if ranked else None)
-        weight = top.score.match_weight if top else None
-        evidence = top.score.evidence if top else ()
+        weight = top.match_weight if top else None
+        evidence = self.model.score(identity, top.identity).evidence if top else ()
         review_reason: str | None = None
         if len(exact) == 1:
-            return self._link(events, key, exact[0], "exact_name_dob")
+            return self._link(events, key, identity, exact[0], "exact_name_dob")
         if len(exact) > 1:
             review_reason = "exact name and date of birth match more than one person"
         elif top is not None:
-            outcome = self.thresholds.outcome(top.score.match_weight)
+            outcome = self.thresholds.outcome(top.match_weight)
             second = ranked[1] if len(ranked) > 1 else None
             if outcome == "link" and second is not None and (
-                    self.thresholds.outcome(second.score.match_weight) == "link"):
+                    self.thresholds.outcome(second.match_weight) == "link"):
                 # Linked to the best; whether the two persons are one is a clerk's call.
-                return self._link(events, key, top, "probabilistic", also_review=second)
+                return self._link(events, key, identity, top, "probabilistic",
+                                  also_review=second)
             if outcome == "link":
-                return self._link(events, key, top, "probabilistic")
+                return self._link(events, key, identity, top, "probabilistic")
             elif outcome == "review":
                 review_reason = "match weight between the review and link thresholds"
         person_id = new_person_id()
@@ -173,28 +179,29 @@ class PersonResolver:
         events.append(Linked(self._next_seq(events), self._clock(), key, person_id,
                              "provisional", weight, evidence))
         events.append(ReviewOpened(self._next_seq(events), self._clock(), review_id, key,
-                                   top.person_id, top.score.match_weight, evidence,
+                                   top.person_id, top.match_weight, evidence,
                                    review_reason))
         self.index.apply(events)
         return Resolution(key, person_id, "review", "provisional", weight, evidence,
                           review_id, self.index.last_seq(), tuple(events))
 
-    def _link(self, events: list[LinkageEvent], key: str, cand: _Candidate,
-              method: Literal["exact_name_dob", "probabilistic"],
+    def _link(self, events: list[LinkageEvent], key: str, identity: NormalisedIdentity,
+              cand: _Candidate, method: Literal["exact_name_dob", "probabilistic"],
               also_review: _Candidate | None = None) -> Resolution:
+        evidence = self.model.score(identity, cand.identity).evidence
         events.append(Linked(self._next_seq(events), self._clock(), key, cand.person_id,
-                             method, cand.score.match_weight, cand.score.evidence))
+                             method, cand.match_weight, evidence))
         review_id = None
         if also_review is not None:
             review_id = new_review_id()
             events.append(ReviewOpened(
                 self._next_seq(events), self._clock(), review_id, key,
-                also_review.person_id, also_review.score.match_weight,
-                also_review.score.evidence,
+                also_review.person_id, also_review.match_weight,
+                self.model.score(identity, also_review.identity).evidence,
                 "the record also scores above the link threshold with another person"))
         self.index.apply(events)
-        return Resolution(key, cand.person_id, "link", method, cand.score.match_weight,
-                          cand.score.evidence, review_id, self.index.last_seq(),
+        return Resolution(key, cand.person_id, "link", method, cand.match_weight,
+                          evidence, review_id, self.index.last_seq(),
                           tuple(events))
 
     def use_model(self, model: CompiledModel) -> None:

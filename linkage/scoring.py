@@ -88,6 +88,14 @@ class CompiledModel:
         lam = self.probability_two_random_records_match
         return math.log2(lam / (1.0 - lam))
 
+    def match_weight(self, left: NormalisedIdentity, right: NormalisedIdentity) -> float:
+        """The pair's match weight alone: `score(...).match_weight` without building the
+        evidence (scoring every blocked candidate needs only this)."""
+        total = self.prior_weight
+        for gamma_of, _name, levels in self._compiled:
+            total += levels[gamma_of(left, right)][1]
+        return total
+
     def score(self, left: NormalisedIdentity, right: NormalisedIdentity) -> PairScore:
         total = self.prior_weight
         evidence = []

@@ -19,15 +19,26 @@ from policy.consent import ConsentProbe
 
 class PersonConsents:
     """A `ConsentMatcher` whose subjects are person ids (or, for a record the index could
-    not link, its record key)."""
+    not link, its record key).
+
+    Made for one event's decisions: the records of a person are read from the index once
+    and kept for the decisions that follow (one per subscription), not re-read for each.
+    """
 
     def __init__(self, view: ConsentView, index: PersonIndex, consent_system: str) -> None:
         self._view = view
         self._index = index
         self.consent_system = consent_system
+        self._records: dict[str, tuple[tuple[str, str], ...]] = {}
 
-    def records(self, subject: str) -> list[tuple[str, str]]:
+    def records(self, subject: str) -> tuple[tuple[str, str], ...]:
         """(recording agency, its subject id) pairs whose consents govern `subject`."""
+        known = self._records.get(subject)
+        if known is None:
+            known = self._records[subject] = self._read_records(subject)
+        return known
+
+    def _read_records(self, subject: str) -> tuple[tuple[str, str], ...]:
         if "|" in subject:
             keys = [subject]
         else:
@@ -42,7 +53,7 @@ class PersonConsents:
             ref = RecordRef.of(key)
             if ref.id_system == self.consent_system:
                 pairs.append((ref.agency, ref.id))
-        return pairs
+        return tuple(pairs)
 
     def match(self, subject_id: str, at_ms: int, probes: Sequence[ConsentProbe]
               ) -> tuple[int, tuple[str, ...]]:
