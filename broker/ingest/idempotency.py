@@ -149,8 +149,9 @@ class SqliteIdempotencyIndex:
             return
         progress = {_int(p): _int(o) for p, o in self._execute(
             "SELECT partition, next_offset FROM progress WHERE topic = ?", (topic,))}
-        for partition in range(partitions):
-            end = self._log.end_offset(topic, partition)
+        # One query for every partition's end (a group commit catches up before each
+        # lookup, so this runs once per commit).
+        for partition, end in enumerate(self._log.end_offsets(topic)[:partitions]):
             start = progress.get(partition)
             if start is None:
                 start = end if self._trust_to_end else 0

@@ -231,8 +231,16 @@ class SqliteEventLog:
         return int(row[0]) if row else 0
 
     def end_offsets(self, topic: str) -> list[int]:
-        """`end_offset` of every partition of `topic`, in partition order."""
-        return [self.end_offset(topic, p) for p in range(self.partitions(topic))]
+        """`end_offset` of every partition of `topic`, in partition order, in one query."""
+        ends = [0] * self.partitions(topic)
+        with self._reading("read end offsets") as db:
+            rows = db.execute(
+                "SELECT partition, next_offset FROM partition_ends WHERE topic = ?", (topic,)
+            ).fetchall()
+        for partition, next_offset in rows:
+            if 0 <= partition < len(ends):
+                ends[partition] = int(next_offset)
+        return ends
 
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         """Block until some partition has a record at or past its position (True) or
