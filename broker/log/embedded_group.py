@@ -43,6 +43,10 @@ class RecordSource(Protocol):
 
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool: ...
 
+    def advanced(self, positions: Mapping[TopicPartition, int]) -> list[TopicPartition]:
+        """The partitions of `positions` that hold records past the position, or may."""
+        ...
+
 
 class EmbeddedGroupCoordinator:
     """Keeps the members of every group and deals partitions out among them.
@@ -195,7 +199,12 @@ class EmbeddedConsumer:
     def _fetch(self, positions: dict[TopicPartition, int], max_records: int) -> list[LogRecord]:
         # Start each poll at a different partition so a busy partition cannot starve
         # the others when batches fill up.
-        order = list(positions)
+        # Only partitions that advanced are read: a router owns every ingress partition
+        # of every event type, and most of them are idle at any moment.
+        advanced = set(self._source.advanced(positions))
+        order = [tp for tp in positions if tp in advanced]
+        if not order:
+            return []
         start = self._next_first % len(order)
         self._next_first += 1
         batch: list[LogRecord] = []

@@ -19,6 +19,7 @@ from broker.log.sqlite_append_signal import AppendSignal
 from broker.log.sqlite_storage import (
     ReaderPool,
     SyncMode,
+    advanced_partitions,
     connect,
     decode_headers,
     encode_headers,
@@ -394,8 +395,11 @@ class SqliteEventLog:
 
     def _has_records(self, positions: Mapping[TopicPartition, int]) -> bool:
         with self._reading("check for new records") as db:
-            return any(
-                db.execute(_HAS_RECORD_FROM, (topic, partition, offset)).fetchone()
-                for (topic, partition), offset in positions.items()
-            )
+            return any(db.execute(_HAS_RECORD_FROM, (tp[0], tp[1], positions[tp])).fetchone()
+                       for tp in advanced_partitions(db, positions))
+
+    def advanced(self, positions: Mapping[TopicPartition, int]) -> list[TopicPartition]:
+        """The partitions of `positions` whose end lies past the position (one query)."""
+        with self._reading("check for new records") as db:
+            return advanced_partitions(db, positions)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
 
 from broker.errors import LogError, LogUnavailableError
-from broker.log.port import Headers
+from broker.log.port import Headers, TopicPartition
 
 SyncMode = Literal["normal", "full"]
 
@@ -210,3 +210,19 @@ def roll_back(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         with suppress(sqlite3.Error):
             db.execute("ROLLBACK")
+
+
+def advanced_partitions(db: sqlite3.Connection, positions: Mapping[TopicPartition, int]
+                        ) -> list[TopicPartition]:
+    """The partitions of `positions` whose end lies past the position: one query over
+    `partition_ends` for all of them, so a reader of many partitions (a router owns
+    every ingress partition) reads only those that advanced. Retention may have removed
+    what lies past a position; the caller's read finds that out."""
+    topics = sorted({topic for topic, _ in positions})
+    if not topics:
+        return []
+    marks = ",".join("?" * len(topics))
+    ends = {(topic, partition): next_offset for topic, partition, next_offset in db.execute(
+        f"SELECT topic, partition, next_offset FROM partition_ends WHERE topic IN ({marks})",  # noqa: S608
+        topics)}
+    return [tp for tp, offset in positions.items() if ends.get(tp, 0) > offset]
