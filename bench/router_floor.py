@@ -210,7 +210,7 @@ def run(events: int = 20_000, batch: int = 500) -> RouterFloor:
         db = sqlite3.connect(Path(tmp) / "floor.db", isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
-        db.isolation_level = ""   # transactions by `with db:`
+        db.isolation_level = "DEFERRED"   # a transaction per `with db:` block
         seed(db, events)
         cpu, wall = self_cpu_seconds(), time.perf_counter()
         routed = route(db, batch)

@@ -1,0 +1,141 @@
+"""The figures one run of bench/e2e_latency.py measured, and its closing summary table.
+
+Targets (issue 16): embedded p99 < 50 ms at 1,000 births/s one per request with three SSE
+subscribers; 5,000 births/s sustained to three subscriptions with batched publishes;
+Kafka p99 < 150 ms at 1,000/s, or at most 1.5x the bare kafka-python pipeline's p99 in
+the same run; broker CPU per event at most 2x the floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.asgi_floor import AsgiFloor
+from bench.e2e_load import LatencyResult, SweepStep
+from bench.router_floor import RouterFloor
+from bench.summary import Row, Target, info, number, render, row
+
+EMBEDDED_P99 = Target(50, "ms", strict=True)
+KAFKA_P99_MS = 150.0
+KAFKA_FLOOR_FACTOR = 1.5
+SUSTAINED = Target(5000, "ev/s", higher_is_better=True)
+CPU_RATIO = Target(2.0, "x")
+
+
+@dataclass
+class Figures:
+    """What the run measured, filled in phase by phase (None: not measured)."""
+
+    rate: float
+    calibration_ms: list[float] = field(default_factory=list)
+    asgi: AsgiFloor | None = None
+    router: RouterFloor | None = None
+    embedded: LatencyResult | None = None
+    embedded_shape: str = ""
+    sweep: list[SweepStep] = field(default_factory=list)
+    sweep_complete: bool = False
+    kafka_floor_p99: float | None = None
+    kafka_floor_cpu_us: float | None = None
+    kafka: LatencyResult | None = None
+    kafka_shape: str = ""
+    kafka_skipped: str | None = None
+
+    @property
+    def cpu_floor_us(self) -> float | None:
+        """Floor (a) per request + floor (b) per event: one event per request."""
+        if self.asgi is None or self.router is None:
+            return None
+        return self.asgi.cpu_us_per_request + self.router.cpu_us_per_event
+
+
+def latency_row(figure: str, result: LatencyResult | None, target: Target,
+                floor: str = "-", target_text: str | None = None) -> Row:
+    """p99 against its target; events that never arrived make it a miss whatever the p99."""
+    if result is None or result.p99 is None:
+        made = row(figure, None, target, floor)
+    else:
+        missing = f", {result.missing} deliveries missing" if result.missing else ""
+        made = row(figure, result.p99, target, floor,
+                   measured_text=f"{number(result.p99, 'ms')}{missing}")
+        if result.missing and made.verdict == "met":
+            made = Row(made.figure, made.measured, made.floor, made.target,
+                       f"missed: {result.missing} deliveries did not arrive")
+    if target_text:
+        made = Row(made.figure, made.measured, made.floor, target_text, made.verdict)
+    return made
+
+
+def cpu_rows(label: str, result: LatencyResult | None, floor_us: float | None,
+             floor_says: str) -> list[Row]:
+    """Broker CPU per event against 2x the floor, and the ratio itself."""
+    if result is None or floor_us is None:
+        return [Row(f"broker CPU per event, {label}", "-", "-", "<= 2x the floor",
+                    "not measured")]
+    measured = result.cpu_us_per_event
+    behind = f", {result.missing} deliveries not done: low" if result.missing else ""
+    return [
+        row(f"broker CPU per event, {label}", measured, Target(2 * floor_us, "µs"),
+            f"{number(floor_us, 'µs')} ({floor_says})",
+            measured_text=f"{number(measured, 'µs')}{behind}"),
+        row(f"  ratio to the floor, {label}", measured / floor_us, CPU_RATIO),
+    ]
+
+
+def sweep_row(figures: Figures) -> Row:
+    figure = "sustained to 3 subscriptions, batches of 100"
+    floor = (f"router loop {number(figures.router.per_second, 'ev/s')} on one core"
+             if figures.router else "-")
+    if not figures.sweep:
+        return row(figure, None, SUSTAINED, floor)
+    best = max((s.rate for s in figures.sweep if s.sustained), default=0.0)
+    text = number(best, "ev/s") if best else "none sustained"
+    if figures.sweep_complete:
+        text = f"{text} or more (highest rate tried)"
+    else:
+        first_miss = figures.sweep[-1]
+        text += (f" ({number(first_miss.rate, 'ev/s')} not: {number(first_miss.achieved)}/s "
+                 f"achieved, broker {first_miss.cores:.2f} cores busy)")
+    return row(figure, best, SUSTAINED, floor, measured_text=text)
+
+
+def summary(figures: Figures) -> list[str]:
+    rate = f"{figures.rate:,.0f} ev/s"
+    rows: list[Row] = [
+        latency_row(f"embedded p99, {rate}, 1 event/request, 3 SSE subscribers "
+                    f"[{figures.embedded_shape or '-'}]", figures.embedded, EMBEDDED_P99),
+        sweep_row(figures),
+    ]
+    if figures.kafka_skipped:
+        rows.append(Row("Kafka (Tansu) p99", "skipped", "-", "< 150 ms",
+                        "not measured: " + figures.kafka_skipped))
+    else:
+        floor_p99 = figures.kafka_floor_p99
+        limit = max(KAFKA_P99_MS, KAFKA_FLOOR_FACTOR * floor_p99) if floor_p99 else KAFKA_P99_MS
+        target_text = "< 150 ms" + (f" or <= 1.5x floor ({number(1.5 * floor_p99, 'ms')})"
+                                    if floor_p99 else "")
+        rows.append(latency_row(
+            f"Kafka (Tansu) p99, {rate}, 1 event/request [{figures.kafka_shape or '-'}]",
+            figures.kafka, Target(limit, "ms", strict=limit == KAFKA_P99_MS),
+            floor=(f"bare kafka-python p99 {number(floor_p99, 'ms')}" if floor_p99 else "-"),
+            target_text=target_text))
+    floor_us = figures.cpu_floor_us
+    rows += cpu_rows(f"embedded, {rate}", figures.embedded, floor_us, "a + b")
+    if not figures.kafka_skipped:
+        kafka_floor = (floor_us + figures.kafka_floor_cpu_us
+                       if floor_us is not None and figures.kafka_floor_cpu_us is not None
+                       else None)
+        rows += cpu_rows(f"Kafka, {rate}", figures.kafka, kafka_floor, "a + b + c")
+    if figures.asgi:
+        rows.append(info("floor (a) minimal ASGI publish, closed loop",
+                         f"{number(figures.asgi.per_second, 'req/s')}",
+                         f"{number(figures.asgi.cpu_us_per_request, 'µs')} CPU/request"))
+    if figures.router:
+        rows.append(info(f"floor (b) fastavro + sqlite3 router loop, batch "
+                         f"{figures.router.batch}",
+                         f"{number(figures.router.per_second, 'ev/s')}",
+                         f"{number(figures.router.cpu_us_per_event, 'µs')} CPU/event"))
+    if figures.kafka_floor_p99 is not None and figures.kafka_floor_cpu_us is not None:
+        rows.append(info(f"floor (c) bare kafka-python two-hop, {rate}",
+                         f"p99 {number(figures.kafka_floor_p99, 'ms')}",
+                         f"{number(figures.kafka_floor_cpu_us, 'µs')} CPU/record"))
+    return render(rows)
