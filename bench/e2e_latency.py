@@ -263,8 +263,7 @@ def main(args: argparse.Namespace) -> None:
         measure_floors(args, figures)
     asyncio.run(deployments(args, figures))
     calibrate(figures, "end")
-    print(f"\nsummary ({time.monotonic() - started:.0f} s run; calibration loop "
-          f"{' / '.join(f'{c:.0f}' for c in figures.calibration_ms)} ms):")
+    print(f"\nsummary ({time.monotonic() - started:.0f} s run):")
     for line in summary(figures):
         print(f"  {line}")
 

@@ -72,7 +72,7 @@ def cpu_rows(label: str, result: LatencyResult | None, floor_us: float | None,
         return [Row(f"broker CPU per event, {label}", "-", "-", "<= 2x the floor",
                     "not measured")]
     measured = result.cpu_us_per_event
-    behind = f", {result.missing} deliveries not done: low" if result.missing else ""
+    behind = f", {result.missing} deliveries not done: an underestimate" if result.missing else ""
     return [
         row(f"broker CPU per event, {label}", measured, Target(2 * floor_us, "µs"),
             f"{number(floor_us, 'µs')} ({floor_says})",
@@ -93,16 +93,15 @@ def sweep_row(figures: Figures) -> Row:
         text = f"{text} or more (highest rate tried)"
     else:
         first_miss = figures.sweep[-1]
-        text += (f" ({number(first_miss.rate, 'ev/s')} not: {number(first_miss.achieved)}/s "
-                 f"achieved, broker {first_miss.cores:.2f} cores busy)")
+        text += f" ({number(first_miss.rate)}/s not: {number(first_miss.achieved)}/s done)"
     return row(figure, best, SUSTAINED, floor, measured_text=text)
 
 
 def summary(figures: Figures) -> list[str]:
     rate = f"{figures.rate:,.0f} ev/s"
     rows: list[Row] = [
-        latency_row(f"embedded p99, {rate}, 1 event/request, 3 SSE subscribers "
-                    f"[{figures.embedded_shape or '-'}]", figures.embedded, EMBEDDED_P99),
+        latency_row(f"embedded p99, {rate}, 1 event/request, 3 SSE subs", figures.embedded,
+                    EMBEDDED_P99),
         sweep_row(figures),
     ]
     if figures.kafka_skipped:
@@ -114,7 +113,7 @@ def summary(figures: Figures) -> list[str]:
         target_text = "< 150 ms" + (f" or <= 1.5x floor ({number(1.5 * floor_p99, 'ms')})"
                                     if floor_p99 else "")
         rows.append(latency_row(
-            f"Kafka (Tansu) p99, {rate}, 1 event/request [{figures.kafka_shape or '-'}]",
+            f"Kafka (Tansu) p99, {rate}, 1 event/request, 3 SSE subs",
             figures.kafka, Target(limit, "ms", strict=limit == KAFKA_P99_MS),
             floor=(f"bare kafka-python p99 {number(floor_p99, 'ms')}" if floor_p99 else "-"),
             target_text=target_text))
@@ -138,4 +137,27 @@ def summary(figures: Figures) -> list[str]:
         rows.append(info(f"floor (c) bare kafka-python two-hop, {rate}",
                          f"p99 {number(figures.kafka_floor_p99, 'ms')}",
                          f"{number(figures.kafka_floor_cpu_us, 'µs')} CPU/record"))
-    return render(rows)
+    return [*render(rows), "", *notes(figures)]
+
+
+def notes(figures: Figures) -> list[str]:
+    """What the table leaves out: deployments, how busy the broker was, the calibration."""
+    lines = []
+    if figures.embedded:
+        lines.append(f"embedded: {figures.embedded_shape}, "
+                     f"{figures.embedded.cpu_seconds / figures.embedded.wall_seconds:.2f} "
+                     f"cores busy at {figures.rate:,.0f} ev/s")
+    if figures.sweep and not figures.sweep_complete:
+        miss = figures.sweep[-1]
+        lines.append(f"sweep: at {miss.rate:,.0f} ev/s offered the broker was {miss.cores:.2f} "
+                     f"cores busy, {miss.cpu_us_per_event:,.0f} µs CPU per event")
+    if figures.kafka:
+        lines.append(f"Kafka: {figures.kafka_shape}, "
+                     f"{figures.kafka.cpu_seconds / figures.kafka.wall_seconds:.2f} cores busy "
+                     f"at {figures.rate:,.0f} ev/s (Tansu's own CPU not counted)")
+    if figures.calibration_ms:
+        spread = max(figures.calibration_ms) / min(figures.calibration_ms)
+        lines.append(f"calibration loop {' / '.join(f'{c:.0f}' for c in figures.calibration_ms)}"
+                     f" ms (start / before Kafka / end; {spread:.1f}x spread): a shared "
+                     "machine, figures are noisy")
+    return lines

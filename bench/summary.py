@@ -89,7 +89,7 @@ def info(figure: str, measured: str, floor: str = "-") -> Row:
     return Row(figure, measured, floor, "-", "-")
 
 
-HEADER = Row("figure", "measured", "floor (same run)", "target", "met / missed")
+HEADER = Row("figure", "measured", "floor, same run", "target", "met / missed")
 
 
 def render(rows: Sequence[Row]) -> list[str]:
