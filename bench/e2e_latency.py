@@ -76,8 +76,8 @@ TARGET_P99_MS = {"embedded": 50, "kafka": 150}
 
 
 def calibrate(figures: Figures, when: str) -> None:
-    figures.calibration_ms.append(calibration_ms())
-    print(f"\ncalibration loop ({when}): {figures.calibration_ms[-1]:.0f} ms")
+    figures.calibration_ms.append((when, calibration_ms()))
+    print(f"\ncalibration loop ({when}): {figures.calibration_ms[-1][1]:.0f} ms")
 
 
 def start_processes(root: Path, split: str | None, backend: LogBackend
@@ -149,6 +149,20 @@ def deployment(root: Path, split: str | None, backend: LogBackend) -> Iterator[D
                   "kafka-python's 'blocking the event loop'")
 
 
+async def settle(where: Deployment, timeout: float = 60, idle_cores: float = 0.3) -> None:
+    """Wait until the broker has caught up with what an earlier phase left it (its CPU
+    under `idle_cores` over half a second), so no phase pays for the one before."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = where.cpu()
+        await asyncio.sleep(0.5)
+        if (where.cpu() - before) / 0.5 < idle_cores:
+            break
+    waited = time.monotonic() - started
+    if waited > 1:
+        print(f"  (waited {waited:.0f} s for the broker to catch up before this phase)")
+
+
 async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deployment,
                   name: str, sweep: bool) -> tuple[LatencyResult | None, list[SweepStep], bool]:
     """Latency at --rate (and --per-request), then the sweep; the one-per-request result."""
@@ -159,21 +173,25 @@ async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deploym
     single = None
     if not args.batched_only:
         single = await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
-                                   target_ms=target, subscribe_url=where.subscribe_url)
+                                   target_ms=target, subscribe_url=where.subscribe_url,
+                                   subjects=args.subjects)
     for profiler in profilers:
         profiler.wait(60)
     if args.per_request > 1:
+        await settle(where)
         await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
                           args.per_request, target_ms=target,
-                          subscribe_url=where.subscribe_url)
+                          subscribe_url=where.subscribe_url, subjects=args.subjects)
     steps: list[SweepStep] = []
     complete = False
     if sweep:
         print(f"\nsustained rate to 3 subscribers (batches of 100 over HTTP, "
               f"{args.sweep_seconds:.0f} s per rate, stops at the first rate not sustained):")
         for rate in args.sweep_rates:
+            await settle(where)
             steps.append(await throughput_run(where.url, keys, rate, args.sweep_seconds,
-                                              where.cpu, subscribe_url=where.subscribe_url))
+                                              where.cpu, subscribe_url=where.subscribe_url,
+                                              subjects=args.subjects))
             if not steps[-1].sustained:
                 break
         else:
@@ -255,7 +273,8 @@ async def deployments(args: argparse.Namespace, figures: Figures) -> None:
 
 def main(args: argparse.Namespace) -> None:
     started = time.monotonic()
-    figures = Figures(rate=args.rate)
+    figures = Figures(rate=args.rate, backends=(
+        ("embedded", "kafka") if args.backend == "both" else (args.backend,)))
     print(f"e2e benchmark, backend {args.backend}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} (shared machine: figures are noisy)")
     calibrate(figures, "start")
@@ -279,6 +298,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="latency phase on the embedded log (default 20; quick 3)")
     parser.add_argument("--kafka-seconds", type=float, default=None,
                         help="Kafka floor and latency phases (default 20; quick 3)")
+    parser.add_argument("--subjects", type=int, default=1,
+                        help="mothers the births are spread over (default 1: the demo "
+                             "story's, so every birth is on one ingress partition)")
     parser.add_argument("--per-request", type=int, default=1,
                         help="also measure latency with this many events per batch request")
     parser.add_argument("--batched-only", action="store_true",

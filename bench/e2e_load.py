@@ -45,9 +45,14 @@ def bench_policy(root: Path) -> Path:
     return policy
 
 
-def new_birth() -> dict[str, Any]:
+def new_birth(n: int = 0, subjects: int = 1) -> dict[str, Any]:
+    """The demo story's first birth under a new event id; with `subjects` > 1, the n-th
+    of that many mothers (spread over the ingress partitions, which are keyed by subject)
+    instead of the story's one."""
     event: dict[str, Any] = story.STORY[1].build(datetime.now(UTC))
     event["event_id"] = str(uuid.uuid4())
+    if subjects > 1:
+        event["subject_id"] = f"MPI-B{n % subjects:07d}"
     return event
 
 
@@ -94,10 +99,11 @@ class Requests:
     per_request: int
 
 
-def encode_requests(host: str, key: str, count: int, per_request: int) -> Requests:
+def encode_requests(host: str, key: str, count: int, per_request: int, subjects: int = 1
+                    ) -> Requests:
     headers = {"Authorization": f"Bearer {key}"}
     path = "/v1/events/birth" if per_request == 1 else "/v1/events/birth:batch"
-    events = [new_birth() for _ in range(count)]
+    events = [new_birth(n, subjects) for n in range(count)]
     raw, ids = [], []
     for i in range(0, count, per_request):
         chunk = events[i:i + per_request]
@@ -165,12 +171,13 @@ class LatencyResult:
 
 async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: float,
                       cpu: CpuReader, per_request: int = 1, target_ms: float = 50,
-                      subscribe_url: str | None = None, drain_seconds: float = 10
-                      ) -> LatencyResult:
+                      subscribe_url: str | None = None, drain_seconds: float = 10,
+                      subjects: int = 1) -> LatencyResult:
     subscribers = Subscribers(subscribe_url or url, keys)
     await subscribers.start()
     host = url.removeprefix("http://").split(":")[0]
-    requests = encode_requests(host, keys["county-general"], int(rate * seconds), per_request)
+    requests = encode_requests(host, keys["county-general"], int(rate * seconds), per_request,
+                               subjects)
     cpu_before, wall_before = cpu(), time.monotonic()
     scheduled, statuses, sent_at = await send_at_rate(url, requests, rate)
     ids = set(scheduled)
@@ -218,13 +225,14 @@ class SweepStep:
 
 async def throughput_run(url: str, keys: dict[str, str], rate: float, seconds: float,
                          cpu: CpuReader, batch: int = 100, subscribe_url: str | None = None,
-                         grace_seconds: float = 2) -> SweepStep:
+                         grace_seconds: float = 2, subjects: int = 1) -> SweepStep:
     """A rate is sustained when every event reaches all three subscribers within
     `grace_seconds` of the end of sending and no batch is refused."""
     subscribers = Subscribers(subscribe_url or url, keys)
     await subscribers.start()
     host = url.removeprefix("http://").split(":")[0]
-    requests = encode_requests(host, keys["county-general"], int(rate * seconds), batch)
+    requests = encode_requests(host, keys["county-general"], int(rate * seconds), batch,
+                               subjects)
     cpu_before, wall_before = cpu(), time.monotonic()
     scheduled, statuses, sent_at = await send_at_rate(url, requests, rate)
     start = min(scheduled.values())
