@@ -51,6 +51,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -149,15 +151,17 @@ def deployment(root: Path, split: str | None, backend: LogBackend) -> Iterator[D
                   "kafka-python's 'blocking the event loop'")
 
 
-async def settle(where: Deployment, timeout: float = 60, idle_cores: float = 0.3) -> None:
-    """Wait until the broker has caught up with what an earlier phase left it (its CPU
-    under `idle_cores` over half a second), so no phase pays for the one before."""
+def settle(where: Deployment, keys: dict[str, str], timeout: float = 30) -> None:
+    """Wait until the broker has caught up with what an earlier phase left it (births
+    published now to every ingress partition have been delivered), so no phase pays for
+    the one before; at most `timeout` seconds."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        before = where.cpu()
-        await asyncio.sleep(0.5)
-        if (where.cpu() - before) / 0.5 < idle_cores:
-            break
+    try:
+        warm_up(where.url, keys, where.subscribe_url, timeout)
+    except (RuntimeError, httpx.HTTPError):
+        print(f"  (the broker had not caught up after {timeout:.0f} s: this phase starts "
+              "with a backlog from the one before)")
+        return
     waited = time.monotonic() - started
     if waited > 1:
         print(f"  (waited {waited:.0f} s for the broker to catch up before this phase)")
@@ -178,7 +182,7 @@ async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deploym
     for profiler in profilers:
         profiler.wait(60)
     if args.per_request > 1:
-        await settle(where)
+        settle(where, keys)
         await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
                           args.per_request, target_ms=target,
                           subscribe_url=where.subscribe_url, subjects=args.subjects)
@@ -188,7 +192,7 @@ async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deploym
         print(f"\nsustained rate to 3 subscribers (batches of 100 over HTTP, "
               f"{args.sweep_seconds:.0f} s per rate, stops at the first rate not sustained):")
         for rate in args.sweep_rates:
-            await settle(where)
+            settle(where, keys)
             steps.append(await throughput_run(where.url, keys, rate, args.sweep_seconds,
                                               where.cpu, subscribe_url=where.subscribe_url,
                                               subjects=args.subjects))

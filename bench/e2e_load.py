@@ -113,10 +113,12 @@ def encode_requests(host: str, key: str, count: int, per_request: int, subjects:
     return Requests(tuple(raw), tuple(ids), per_request)
 
 
-async def send_at_rate(url: str, requests: Requests, rate: float, connections: int = 64
-                       ) -> tuple[dict[str, float], list[int], float]:
-    """Send every request at its scheduled time; each event's scheduled time, the
-    statuses, and when the last answer came."""
+async def send_at_rate(url: str, requests: Requests, rate: float, answer_seconds: float,
+                       connections: int = 64) -> tuple[dict[str, float], list[int], float]:
+    """Send every request at its scheduled time and wait for the answers at most
+    `answer_seconds` past the end of the schedule (so a broker that falls behind cannot
+    stretch the run; an unanswered request counts as status 0). Returns each event's
+    scheduled time, the statuses, and when the schedule ended."""
     host, port = url.removeprefix("http://").split(":")
     pool = ConnectionPool(host, int(port), connections)
     await pool.open()
@@ -126,7 +128,7 @@ async def send_at_rate(url: str, requests: Requests, rate: float, connections: i
     async def send(raw: bytes) -> None:
         try:
             status, _ = await pool.request(raw)
-        except (OSError, ValueError, asyncio.IncompleteReadError):
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             status = 0
         statuses.append(status)
 
@@ -140,9 +142,15 @@ async def send_at_rate(url: str, requests: Requests, rate: float, connections: i
         for event_id in ids:
             scheduled[event_id] = due
         pending.append(asyncio.create_task(send(raw)))
-    await asyncio.gather(*pending)
+    ended = start + len(requests.raw) * requests.per_request / rate
+    _, late = await asyncio.wait(pending, timeout=max(0.1, ended + answer_seconds
+                                                      - time.monotonic()))
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    statuses += [0] * len(late)
     pool.close()
-    return scheduled, statuses, time.monotonic()
+    return scheduled, statuses, ended
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
     requests = encode_requests(host, keys["county-general"], int(rate * seconds), per_request,
                                subjects)
     cpu_before, wall_before = cpu(), time.monotonic()
-    scheduled, statuses, sent_at = await send_at_rate(url, requests, rate)
+    scheduled, statuses, sent_at = await send_at_rate(url, requests, rate, drain_seconds)
     ids = set(scheduled)
     await subscribers.wait(ids, sent_at + drain_seconds)
     cpu_used, wall = cpu() - cpu_before, time.monotonic() - wall_before
@@ -187,7 +195,8 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
     refused = sum(s != 202 for s in statuses)
     shape = "one event per request" if per_request == 1 else f"{per_request} events per request"
     print(f"\nlatency at {rate:.0f} events/s offered for {seconds:.0f} s ({len(ids)} events, "
-          f"{shape}, {refused} requests refused), HTTP publish -> SSE subscriber:")
+          f"{shape}, {refused} requests refused or not answered within {drain_seconds:.0f} s"
+          f"), HTTP publish -> SSE subscriber:")
     everything: list[float] = []
     missing = 0
     for sub in SUBSCRIPTIONS:
@@ -234,7 +243,7 @@ async def throughput_run(url: str, keys: dict[str, str], rate: float, seconds: f
     requests = encode_requests(host, keys["county-general"], int(rate * seconds), batch,
                                subjects)
     cpu_before, wall_before = cpu(), time.monotonic()
-    scheduled, statuses, sent_at = await send_at_rate(url, requests, rate)
+    scheduled, statuses, sent_at = await send_at_rate(url, requests, rate, grace_seconds)
     start = min(scheduled.values())
     ids = set(scheduled)
     await subscribers.wait(ids, sent_at + grace_seconds)
@@ -248,7 +257,7 @@ async def throughput_run(url: str, keys: dict[str, str], rate: float, seconds: f
                      cpu_used / max(1, len(ids)) * 1e6, cpu_used / wall)
     print(f"  offered {rate:6.0f}/s: {'sustained' if done else 'NOT sustained':13s} "
           f"delivered {delivered}/{len(ids)} to each of 3 subscribers, "
-          f"{step.achieved:6.0f}/s achieved, refused batches {refused}, "
+          f"{step.achieved:6.0f}/s achieved, batches refused or unanswered {refused}, "
           f"broker CPU {step.cpu_us_per_event:,.0f} µs/event, {step.cores:.2f} cores")
     return step
 
