@@ -311,7 +311,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="measure latency with --per-request events per request only")
     parser.add_argument("--no-sweep", dest="sweep", action="store_false")
     parser.add_argument("--sweep-rates", type=float, nargs="+",
-                        default=[1000, 2000, 3000, 4000, 5000, 6000, 8000])
+                        default=[500, 1000, 2000, 3000, 4000, 5000, 6000, 8000])
     parser.add_argument("--sweep-seconds", type=float, default=None,
                         help="each sweep rate (default 10; quick 2)")
     parser.add_argument("--no-floors", action="store_true",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.e2e_load import LatencyResult
-from bench.e2e_report import EMBEDDED_P99, Figures, latency_row, summary
+from bench.e2e_report import EMBEDDED_P99, Figures, cpu_rows, latency_row, summary
 
 
 def _latency(p99_ms: float, missing: int = 0) -> LatencyResult:
@@ -37,3 +37,23 @@ def test_a_phase_that_did_not_run_is_not_measured() -> None:
     assert any("not measured: no Tansu binary" in line for line in lines)
     assert next(line for line in lines if line.startswith("embedded p99")).endswith(
         "not measured")
+
+
+def _cpu_verdicts(cpu_seconds: float, missing: int) -> list[str]:
+    result = LatencyResult(rate=1000, seconds=1, events=1000, refused=0, missing=missing,
+                           latencies_ms=(1.0,), cpu_seconds=cpu_seconds, wall_seconds=1)
+    return [r.verdict for r in cpu_rows("embedded", result, floor_us=100, floor_says="a + b")]
+
+
+def test_cpu_per_event_is_judged_against_twice_the_floor() -> None:
+    assert _cpu_verdicts(0.15, missing=0) == ["met", "met"]                 # 150 µs, 1.5x
+    assert _cpu_verdicts(0.30, missing=0)[1] == "missed by 1x"              # 300 µs, 3x
+
+
+def test_a_broker_that_fell_behind_is_judged_only_where_both_bounds_agree() -> None:
+    # 1,000 events offered, half of them delivered: 150..300 µs straddles the 200 µs goal.
+    assert _cpu_verdicts(0.15, missing=1500)[0].startswith("undecided")
+    # 300..600 µs: over the goal whichever bound is right.
+    assert _cpu_verdicts(0.30, missing=1500)[0].startswith("missed by at least 100 µs")
+    # 100..120 µs: under it whichever bound is right.
+    assert _cpu_verdicts(0.10, missing=500) == ["met", "met"]
