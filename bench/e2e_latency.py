@@ -1,7 +1,7 @@
 """Publish-to-delivery latency, sustained throughput and CPU per event of a real
 `handoff serve`, beside floors measured in the same run.
 
-    python bench/e2e_latency.py            # the whole run (about 5 minutes), summary at the end
+    python bench/e2e_latency.py            # the whole run (3 to 6 minutes), summary at the end
     python bench/e2e_latency.py --quick    # the same phases, a few seconds each
     python bench/e2e_latency.py --backend embedded --no-sweep --rate 1000 --seconds 30
     python bench/e2e_latency.py --backend embedded --split --no-sweep   # api+delivery, router
