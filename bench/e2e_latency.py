@@ -236,8 +236,9 @@ async def kafka_part(args: argparse.Namespace, keys: dict[str, str], root: Path,
         try:
             tansu_binary()
         except RuntimeError as missing:
-            figures.kafka_skipped = str(missing)
-            print(f"\nKafka part SKIPPED: {missing}")
+            figures.kafka_skipped = f"no Tansu binary ({missing})"
+            print(f"\nKafka part SKIPPED: no Tansu binary to start a Kafka-protocol broker "
+                  f"({missing}); --bootstrap-servers runs it on a Kafka of your own")
             return
     calibrate(figures, "before Kafka")
     with contextlib.ExitStack() as stack:
