@@ -34,6 +34,9 @@ class Connection:
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         self.writer.write(raw)
         status_line = await self.reader.readline()
+        if not status_line:
+            # The server closed the connection while it was idle (uvicorn does after 5 s).
+            raise ConnectionResetError("the server closed the connection")
         status = int(status_line.split()[1])
         length = 0
         while True:
@@ -62,9 +65,16 @@ class ConnectionPool:
             self.free.put_nowait(await Connection.open(self.host, self.port))
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
+        """Send on a free connection; one that the server closed while it sat idle is
+        opened again and the request sent once more."""
         connection = await self.free.get()
         try:
-            return await connection.request(raw)
+            try:
+                return await connection.request(raw)
+            except ConnectionError:
+                connection.close()
+                connection = await Connection.open(self.host, self.port)
+                return await connection.request(raw)
         finally:
             self.free.put_nowait(connection)
 
