@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
 
@@ -62,7 +63,11 @@ def _identity_out(identity: NormalisedIdentity) -> str:
     return json.dumps([getattr(identity, f) for f in IDENTITY_FIELDS], separators=(",", ":"))
 
 
+@lru_cache(maxsize=16_384)
 def _identity_in(text: str) -> NormalisedIdentity:
+    """The identity a row stores. The most recent 16,384 are kept decoded (a few
+    megabytes): the same candidates come back for every record of a block, and an
+    identity is an immutable value."""
     return NormalisedIdentity(*json.loads(text))
 
 
