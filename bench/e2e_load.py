@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,37 @@ def bench_policy(root: Path) -> Path:
     return policy
 
 
+GIVEN = ("Jolene", "Amara", "Keisha", "Maria", "Ngoc", "Fatima", "Ashley", "Guadalupe",
+         "Brianna", "Leah", "Hannah", "Yesenia", "Destiny", "Mai", "Rosa", "Tamika")
+FAMILY = ("Lindqvist", "Okafor", "Nguyen", "Hernandez", "Yang", "Johnson", "Vang",
+          "Garcia", "Thompson", "Abdi", "Kowalski", "Lee", "Martinez", "Her", "Olson",
+          "Brown", "Moua", "Washington", "Schmidt", "Ali")
+
+
 def new_birth(n: int = 0, subjects: int = 1) -> dict[str, Any]:
     """The demo story's first birth under a new event id; with `subjects` > 1, the n-th
     of that many mothers (spread over the ingress partitions, which are keyed by subject)
-    instead of the story's one."""
+    instead of the story's one. Each of those mothers is another woman (her own name,
+    date of birth, SSN, phone; her own child), as distinct subject ids are in an agency's
+    records: record linkage then makes a person of each, rather than linking hundreds of
+    records to one mother."""
     event: dict[str, Any] = story.STORY[1].build(datetime.now(UTC))
     event["event_id"] = str(uuid.uuid4())
     if subjects > 1:
-        event["subject_id"] = f"MPI-B{n % subjects:07d}"
+        m = n % subjects
+        event["subject_id"] = f"MPI-B{m:07d}"
+        mother, child = event["mother"], event["child"]
+        family = FAMILY[(m // len(GIVEN)) % len(FAMILY)]
+        mother["first_name"] = GIVEN[m % len(GIVEN)]
+        mother["last_name"] = child["last_name"] = family
+        mother["birth_date"] = f"{1980 + m % 25}-{1 + m % 12:02d}-{1 + m % 28:02d}"
+        mother["ssn"] = f"{100 + m % 800:03d}-{10 + m % 89:02d}-{m % 10000:04d}"
+        mother["phone"] = f"608-{200 + m % 800:03d}-{m % 10000:04d}"
+        mother["medicaid_id"] = f"WI-MA-{m:08d}"
+        child["child_id"] = f"MPI-C{m:07d}"
+        child["first_name"] = GIVEN[(m // 7) % len(GIVEN)]
+        child["birth_date"] = (datetime.now(UTC).date() - timedelta(days=1 + m % 30)
+                               ).isoformat()
     return event
 
 
