@@ -34,6 +34,7 @@ from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.api.request_ids import RequestIdMiddleware
 from broker.auth import Principal
+from broker.delivery.fanout import FanOut
 from broker.roles import Roles
 
 DESCRIPTION = """
@@ -74,7 +75,12 @@ def create_app(parts: ApiParts) -> FastAPI:
         # Long polls and streams wait in threads of their own, so idle subscribers can
         # never starve publishers of worker threads.
         app.state.wait_limiter = anyio.CapacityLimiter(512)
-        yield
+        # One reader per delivery topic, shared by every stream and poll of the process.
+        app.state.fanout = FanOut(parts.feed, app.state.wait_limiter)
+        try:
+            yield
+        finally:
+            await app.state.fanout.close()
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -24,6 +24,7 @@ from broker.clock import Clock
 from broker.config import ApiSettings, FhirSettings
 from broker.connect.host import ConnectorHost
 from broker.delivery.dead_letters import DeadLetterQueue
+from broker.delivery.fanout import FanOut
 from broker.delivery.feed import DeliveryFeed
 from broker.delivery.webhook_state import WebhookStateStore
 from broker.errors import BrokerError
@@ -243,6 +244,12 @@ def metrics(request: Request) -> Metrics:
 
 def clock(request: Request) -> Clock:
     return _parts(request).clock
+
+
+def fanout(request: Request) -> FanOut:
+    """The process's shared readers of delivery topics (`broker.delivery.fanout`)."""
+    hubs: FanOut = request.app.state.fanout
+    return hubs
 
 
 def wait_limiter(request: Request) -> anyio.CapacityLimiter:
