@@ -28,6 +28,7 @@ from broker.api.auth import BearerKeyMiddleware
 from broker.api.body_guard import BodyCaps, BodyGuard
 from broker.api.dependencies import ApiParts
 from broker.api.docs_ui import install_docs
+from broker.api.key_lapse import KeyWatch
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
@@ -77,9 +78,11 @@ def create_app(parts: ApiParts) -> FastAPI:
         app.state.wait_limiter = anyio.CapacityLimiter(512)
         # One reader per delivery topic, shared by every stream and poll of the process.
         app.state.fanout = FanOut(parts.feed, app.state.wait_limiter)
+        app.state.key_watch = KeyWatch(parts.keyring)
         try:
             yield
         finally:
+            await app.state.key_watch.close()
             await app.state.fanout.close()
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,

@@ -15,13 +15,13 @@ from fastapi.responses import Response, StreamingResponse
 
 from broker.api import dependencies as deps
 from broker.api.auth import key_lapsed, require
-from broker.api.key_lapse import KEY_CHECK_SECONDS, lapse_of
+from broker.api.key_lapse import KeyWatch, lapse_of
 from broker.api.ownership import owned_subscription
 from broker.api.problems import AUTHENTICATED, NotAcceptable, problem_responses
 from broker.auth import KeyRing, Principal, Role
 from broker.config import ApiSettings
 from broker.delivery.cursor import Cursor
-from broker.delivery.fanout import FanOut
+from broker.delivery.fanout import OWN_WAIT_SECONDS, FanOut
 from broker.delivery.feed import Delivery, DeliveryFeed
 from broker.delivery.frames import json_page
 from broker.policy_holder import LoadedPolicy
@@ -80,6 +80,7 @@ async def pull(
     settings: ApiSettings = Depends(deps.api_settings),
     fanout: FanOut = Depends(deps.fanout),
     keyring: KeyRing = Depends(deps.keyring),
+    watch: KeyWatch = Depends(deps.key_watch),
 ) -> Response:
     owned_subscription(request, policy.bundle, principal, subscription_id)
     avro = AVRO in request.headers.get("accept", "")
@@ -88,15 +89,15 @@ async def pull(
     cursor = Cursor.parse(after, feed.partitions(subscription_id))
     wait = min(wait, settings.max_wait_seconds)
     hub = await fanout.hub(subscription_id)
-    with hub.in_use():
+    with hub.in_use(), watch.watching(principal) as wake:
         page = await hub.page(cursor, limit)
         deadline = time.monotonic() + wait
         # The wait ends early when the key stops being valid (broker.api.key_lapse).
         while not page.frames and (remaining := deadline - time.monotonic()) > 0:
             if (lapsed := lapse_of(keyring, principal)) is not None:
                 raise key_lapsed(request, principal, lapsed.reason)
-            await hub.published(min(remaining, KEY_CHECK_SECONDS))
-            page = await hub.page(cursor, limit)
+            await hub.wait(wake, min(remaining, OWN_WAIT_SECONDS))
+            page = await hub.page(page.next, limit)
     if (lapsed := lapse_of(keyring, principal)) is not None:
         raise key_lapsed(request, principal, lapsed.reason)
     if avro:
@@ -135,6 +136,7 @@ async def stream(
     feed: DeliveryFeed = Depends(deps.feed),
     fanout: FanOut = Depends(deps.fanout),
     keyring: KeyRing = Depends(deps.keyring),
+    watch: KeyWatch = Depends(deps.key_watch),
 ) -> StreamingResponse:
     owned_subscription(request, policy.bundle, principal, subscription_id)
     resume = request.headers.get("last-event-id") or after
@@ -144,21 +146,22 @@ async def stream(
     async def events() -> AsyncIterator[str]:
         yield ": connected\n\n"
         quiet_since = time.monotonic()
-        # The hub hands out what it read, or an empty chunk every KEY_CHECK_SECONDS
-        # while there is nothing, so the key is looked at as often as before.
-        async for chunk in hub.follow(cursor, KEY_CHECK_SECONDS):
-            # Nothing is sent once the key stopped being valid (broker.api.key_lapse).
-            if (lapsed := lapse_of(keyring, principal)) is not None:
-                key_lapsed(request, principal, lapsed.reason)
-                yield lapsed.to_sse()
-                return
-            now = time.monotonic()
-            if chunk:
-                quiet_since = now
-                yield chunk
-            elif now - quiet_since >= HEARTBEAT_SECONDS:
-                quiet_since = now
-                yield ": keep-alive\n\n"
+        # The hub hands out what it read, or an empty chunk when nothing came for a
+        # heartbeat or the key watch woke the stream (its key lapsed).
+        with watch.watching(principal) as wake:
+            async for chunk in hub.follow(cursor, HEARTBEAT_SECONDS, wake):
+                # Nothing is sent once the key stopped being valid (broker.api.key_lapse).
+                if (lapsed := lapse_of(keyring, principal)) is not None:
+                    key_lapsed(request, principal, lapsed.reason)
+                    yield lapsed.to_sse()
+                    return
+                now = time.monotonic()
+                if chunk:
+                    quiet_since = now
+                    yield chunk
+                elif now - quiet_since >= HEARTBEAT_SECONDS:
+                    quiet_since = now
+                    yield ": keep-alive\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

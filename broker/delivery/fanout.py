@@ -47,6 +47,8 @@ CATCH_UP = 200
 """Records a stream reads at most per hop while catching up on its own."""
 WAIT_SECONDS = 5.0
 """Longest single wait of the hub's reader on the log (it then looks at its users)."""
+OWN_WAIT_SECONDS = 1.0
+"""Longest wait of a reader whose cursor is past the hub's before it reads again."""
 IDLE_SECONDS = 30.0
 """A hub with no stream or poll for this long stops reading."""
 
@@ -68,10 +70,10 @@ class _Listener:
 
     __slots__ = ("frames", "overflowed", "wake")
 
-    def __init__(self) -> None:
+    def __init__(self, wake: asyncio.Event) -> None:
         self.frames: deque[Frame] = deque()
         self.overflowed = False
-        self.wake = asyncio.Event()
+        self.wake = wake
 
 
 class Hub:
@@ -88,7 +90,7 @@ class Hub:
         self._listeners: set[_Listener] = set()
         self._cursor = Cursor(())
         self._ready = asyncio.Event()
-        self._published = asyncio.Event()
+        self._wakers: set[asyncio.Event] = set()
         self._error: BaseException | None = None
         self._closed = False
         self._users = 0
@@ -166,8 +168,8 @@ class Hub:
         self._announce()
 
     def _announce(self) -> None:
-        published, self._published = self._published, asyncio.Event()
-        published.set()
+        for wake in self._wakers:
+            wake.set()
 
     def _wake_all(self) -> None:
         self._announce()
@@ -203,26 +205,35 @@ class Hub:
             return Page(frames, frames[-1].after)
         return await self._own_read(cursor, limit)
 
-    async def published(self, timeout: float) -> bool:
-        """Wait until the hub hands out new frames (True) or `timeout` passes."""
-        with anyio.move_on_after(timeout):
-            await self._published.wait()
-            return True
-        return False
+    async def wait(self, wake: asyncio.Event, timeout: float) -> None:
+        """Wait until the hub hands out new frames, `wake` is set by someone else, or
+        `timeout` passes (then `wake` is clear again)."""
+        self._wakers.add(wake)
+        try:
+            with anyio.move_on_after(timeout):
+                await wake.wait()
+        finally:
+            self._wakers.discard(wake)
+            wake.clear()
 
-    async def follow(self, cursor: Cursor, tick: float) -> AsyncIterator[str]:
+    async def follow(self, cursor: Cursor, tick: float,
+                     wake: asyncio.Event | None = None) -> AsyncIterator[str]:
         """The SSE text of every delivery after `cursor`, in order, a chunk per batch
-        at hand; an empty chunk each `tick` seconds with nothing to send."""
+        at hand; an empty chunk after `tick` seconds with nothing to send, or as soon as
+        someone else sets `wake` (a caller with something to look at, such as its key)."""
+        wake = wake or asyncio.Event()
         position = cursor
         with self.in_use():
             while not self._closed:
-                listener = self._join(position)
+                listener = self._join(position, wake)
                 if listener is None:
+                    # Catching up, or a cursor past the hub's (read on our own then).
                     page = await self._own_read(position, CATCH_UP)
-                    if page.frames:
+                    if page.next != position:
                         position = page.next
                         yield "".join(f.sse for f in page.frames)
-                    elif not await self.published(tick):
+                    else:
+                        await self.wait(wake, min(tick, OWN_WAIT_SECONDS))
                         yield ""
                     continue
                 try:
@@ -235,19 +246,19 @@ class Hub:
                             continue
                         if listener.overflowed or self._closed:
                             break
-                        listener.wake.clear()
-                        with anyio.move_on_after(tick) as waited:
-                            await listener.wake.wait()
-                        if waited.cancelled_caught:
+                        with anyio.move_on_after(tick):
+                            await wake.wait()
+                        wake.clear()
+                        if not listener.frames:
                             yield ""
                 finally:
                     self._listeners.discard(listener)
             self._raise_if_failed()
 
-    def _join(self, position: Cursor) -> _Listener | None:
+    def _join(self, position: Cursor, wake: asyncio.Event) -> _Listener | None:
         """A listener starting right after `position`, or None when `position` is
         neither the hub's nor among its frames (or too far back for one buffer)."""
-        listener = _Listener()
+        listener = _Listener(wake)
         if position == self._cursor:
             self._listeners.add(listener)
             return listener
@@ -277,7 +288,10 @@ class Hub:
                 self.subscription_id, cursor, limit, until))
 
         frames = await anyio.to_thread.run_sync(read)
-        return Page(frames, frames[-1].after if frames else cursor)
+        if frames:
+            return Page(frames, frames[-1].after)
+        # Nothing left before the hub's position (retention deleted it): start there.
+        return Page((), until or cursor)
 
 
 class FanOut:
