@@ -77,7 +77,9 @@ def create_app(parts: ApiParts) -> FastAPI:
         # never starve publishers of worker threads.
         app.state.wait_limiter = anyio.CapacityLimiter(512)
         # One reader per delivery topic, shared by every stream and poll of the process.
-        app.state.fanout = FanOut(parts.feed, app.state.wait_limiter)
+        fallbacks = parts.metrics.stream_fallbacks
+        app.state.fanout = FanOut(parts.feed, app.state.wait_limiter,
+                                  on_fallback=lambda sub: fallbacks.labels(sub).inc())
         app.state.key_watch = KeyWatch(parts.keyring)
         try:
             yield

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import islice
@@ -81,8 +81,10 @@ class Hub:
 
     def __init__(self, feed: DeliveryFeed, subscription_id: str,
                  limiter: anyio.CapacityLimiter, *, buffer: int = STREAM_BUFFER,
-                 ring: int = RING, on_stop: object = None) -> None:
+                 ring: int = RING, on_fallback: Callable[[str], None] | None = None
+                 ) -> None:
         self._feed = feed
+        self._on_fallback = on_fallback
         self.subscription_id = subscription_id
         self._limiter = limiter
         self._buffer = buffer
@@ -162,6 +164,8 @@ class Hub:
                 listener.overflowed = True
                 self._listeners.discard(listener)
                 self.fallbacks += 1
+                if self._on_fallback is not None:
+                    self._on_fallback(self.subscription_id)
             else:
                 listener.frames.extend(frames)
             listener.wake.set()
@@ -298,7 +302,10 @@ class FanOut:
     """The hubs of one process, one per subscription with streams or polls open."""
 
     def __init__(self, feed: DeliveryFeed, limiter: anyio.CapacityLimiter, *,
-                 buffer: int = STREAM_BUFFER, ring: int = RING) -> None:
+                 buffer: int = STREAM_BUFFER, ring: int = RING,
+                 on_fallback: Callable[[str], None] | None = None) -> None:
+        """`on_fallback(subscription)` is called each time a stream overflows."""
+        self._on_fallback = on_fallback
         self._feed = feed
         self._limiter = limiter
         self._buffer = buffer
@@ -310,7 +317,7 @@ class FanOut:
         hub = self._hubs.get(subscription_id)
         if hub is None or hub.stopped:
             hub = Hub(self._feed, subscription_id, self._limiter, buffer=self._buffer,
-                      ring=self._ring)
+                      ring=self._ring, on_fallback=self._on_fallback)
             self._hubs[subscription_id] = hub
             hub.start()
         await hub.ready()
