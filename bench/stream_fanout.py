@@ -49,6 +49,7 @@ class SseReader:
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
         self.duplicates = 0
+        self.connected = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     async def run(self, host: str, port: int, key: str) -> None:
@@ -59,7 +60,9 @@ class SseReader:
         await writer.drain()
         try:
             while line := await reader.readline():
-                if line.startswith(b"data: {"):
+                if line.startswith(b": connected"):
+                    self.connected.set()
+                elif line.startswith(b"data: {"):
                     event_id = json.loads(line[6:])["event_id"]
                     if event_id in self.arrivals:
                         self.duplicates += 1
@@ -82,7 +85,10 @@ async def open_streams(url: httpx.URL, key: str, count: int) -> list[SseReader]:
     readers = [SseReader() for _ in range(count)]
     for r in readers:
         r.task = asyncio.create_task(r.run(url.host, url.port or 80, key))
-    await asyncio.sleep(2.0)  # connected and caught up
+    async with asyncio.timeout(120):
+        for r in readers:
+            await r.connected.wait()
+    await asyncio.sleep(2.0)  # settled
     return readers
 
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 STREAM_BUFFER = 256
 """Frames a stream may hold unsent before it falls back to reading on its own."""
-RING = 1024
+RING = 256
 """Latest frames the hub keeps, so a cursor among them joins without a read."""
 BATCH = 500
 """Records the hub reads at most per partition and hop."""
@@ -149,10 +149,10 @@ class Hub:
     def _next_batch(self, cursor: Cursor) -> tuple[Frame, ...]:
         """In a worker thread: the next records after `cursor`, waiting for them a
         while when there are none, rendered into frames."""
-        steps = self._feed.read_steps(self.subscription_id, cursor, BATCH)
-        if not steps and self._feed.wait(self.subscription_id, cursor, WAIT_SECONDS):
-            steps = self._feed.read_steps(self.subscription_id, cursor, BATCH)
-        return render(cursor, steps)
+        # `wait` answers at once when records are there already: one read per batch.
+        if not self._feed.wait(self.subscription_id, cursor, WAIT_SECONDS):
+            return ()
+        return render(cursor, self._feed.read_steps(self.subscription_id, cursor, BATCH))
 
     def _publish(self, frames: tuple[Frame, ...]) -> None:
         self._ring.extend(frames)
