@@ -186,6 +186,10 @@ class Hub:
 
     # -- pages and streams -------------------------------------------------------------
 
+    def touch(self) -> None:
+        """Keep reading for another `IDLE_SECONDS` at least (a caller is on its way)."""
+        self._last_used = time.monotonic()
+
     @contextmanager
     def in_use(self) -> Iterator[None]:
         """Keeps the hub reading while a stream or poll uses it."""
@@ -320,6 +324,7 @@ class FanOut:
                       ring=self._ring, on_fallback=self._on_fallback)
             self._hubs[subscription_id] = hub
             hub.start()
+        hub.touch()
         await hub.ready()
         return hub
 
