@@ -133,3 +133,26 @@ def test_a_stalled_stream_delays_no_other_and_misses_nothing(api):
             await fanout.close()
 
     asyncio.run(run())
+
+
+def test_an_idle_stream_ticks_for_heartbeats_and_wakes_when_told(api):
+    _, broker = api
+
+    async def run() -> None:
+        fanout = FanOut(broker.api.feed, anyio.CapacityLimiter(8))
+        hub = await fanout.hub(SUB)
+        start = Cursor(tuple(broker.api.feed.end_offsets(SUB)))
+        try:
+            # Nothing to send: an empty chunk after the tick (the route's keep-alive).
+            with anyio.fail_after(10):
+                assert await anext(hub.follow(start, 0.3)) == ""
+            # A stream waiting for a minute is woken by someone else (the key watch,
+            # when its key lapses), long before.
+            wake = asyncio.Event()
+            asyncio.get_running_loop().call_later(0.1, wake.set)
+            with anyio.fail_after(10):
+                assert await anext(hub.follow(start, 60, wake)) == ""
+        finally:
+            await fanout.close()
+
+    asyncio.run(run())
