@@ -64,6 +64,11 @@ class Metrics:
             "handoff_access_refused", "Requests refused by authentication or authorisation.",
             ["status"], registry=r,
         )
+        self.stream_fallbacks = Counter(
+            "handoff_stream_fallbacks", "Event streams that fell a buffer behind the shared "
+            "reader and read on their own until they caught up.", ["subscription"],
+            registry=r,
+        )
         self.webhook_attempts = Counter(
             "handoff_webhook_attempts", "Webhook POSTs, by subscription and outcome "
             "(delivered, failed, gone).", ["subscription", "outcome"], registry=r,

@@ -28,12 +28,14 @@ from broker.api.auth import BearerKeyMiddleware
 from broker.api.body_guard import BodyCaps, BodyGuard
 from broker.api.dependencies import ApiParts
 from broker.api.docs_ui import install_docs
+from broker.api.key_lapse import KeyWatch
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.api.request_ids import RequestIdMiddleware
 from broker.auth import Principal
+from broker.delivery.fanout import FanOut
 from broker.roles import Roles
 
 DESCRIPTION = """
@@ -74,7 +76,16 @@ def create_app(parts: ApiParts) -> FastAPI:
         # Long polls and streams wait in threads of their own, so idle subscribers can
         # never starve publishers of worker threads.
         app.state.wait_limiter = anyio.CapacityLimiter(512)
-        yield
+        # One reader per delivery topic, shared by every stream and poll of the process.
+        fallbacks = parts.metrics.stream_fallbacks
+        app.state.fanout = FanOut(parts.feed, app.state.wait_limiter,
+                                  on_fallback=lambda sub: fallbacks.labels(sub).inc())
+        app.state.key_watch = KeyWatch(parts.keyring)
+        try:
+            yield
+        finally:
+            await app.state.key_watch.close()
+            await app.state.fanout.close()
 
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -17,6 +17,7 @@ from typing import TypeVar
 import anyio
 from fastapi import FastAPI, Request
 
+from broker.api.key_lapse import KeyWatch
 from broker.audit import AuditReader, AuditStore, AuditVerifier
 from broker.auditor import Auditor
 from broker.auth import KeyRing
@@ -24,6 +25,7 @@ from broker.clock import Clock
 from broker.config import ApiSettings, FhirSettings
 from broker.connect.host import ConnectorHost
 from broker.delivery.dead_letters import DeadLetterQueue
+from broker.delivery.fanout import FanOut
 from broker.delivery.feed import DeliveryFeed
 from broker.delivery.webhook_state import WebhookStateStore
 from broker.errors import BrokerError
@@ -243,6 +245,18 @@ def metrics(request: Request) -> Metrics:
 
 def clock(request: Request) -> Clock:
     return _parts(request).clock
+
+
+def fanout(request: Request) -> FanOut:
+    """The process's shared readers of delivery topics (`broker.delivery.fanout`)."""
+    hubs: FanOut = request.app.state.fanout
+    return hubs
+
+
+def key_watch(request: Request) -> KeyWatch:
+    """The process's one look at the keys of open streams and long polls."""
+    watch: KeyWatch = request.app.state.key_watch
+    return watch
 
 
 def wait_limiter(request: Request) -> anyio.CapacityLimiter:

@@ -15,8 +15,10 @@ after the file changes, or after the key's `expires_at` or `revoked_at`.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -67,3 +69,42 @@ async def unless_lapsed(keyring: KeyRing, principal: Principal,
         group.start_soon(run)
         group.start_soon(watch)
     return outcome[0]
+
+
+class KeyWatch:
+    """Looks at the keys of every open stream and long poll of the process, all at once,
+    every `KEY_CHECK_SECONDS`, and sets the event of each call whose key lapsed: one
+    timer per process, however many calls wait."""
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self._keyring = keyring
+        self._open: dict[Principal, set[asyncio.Event]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @contextmanager
+    def watching(self, principal: Principal) -> Iterator[asyncio.Event]:
+        """An event set when `principal`'s key lapses (and that others may set too)."""
+        event = asyncio.Event()
+        self._open.setdefault(principal, set()).add(event)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="handoff-key-watch")
+        try:
+            yield event
+        finally:
+            events = self._open.get(principal, set())
+            events.discard(event)
+            if not events:
+                self._open.pop(principal, None)
+
+    async def _run(self) -> None:
+        while self._open:
+            await asyncio.sleep(KEY_CHECK_SECONDS)
+            for principal, events in list(self._open.items()):
+                if self._keyring.lapsed(principal) is not None:
+                    for event in events:
+                        event.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

@@ -1,28 +1,29 @@
 """Receiving permitted events: pull with a cursor (long poll) or a server-sent-event
-stream, resumable with `Last-Event-ID`."""
+stream, resumable with `Last-Event-ID`. Both read through the process's shared reader of
+the subscription's delivery topic (`broker.delivery.fanout`)."""
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import fastavro
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from broker.api import dependencies as deps
 from broker.api.auth import key_lapsed, require
-from broker.api.key_lapse import KeyLapsed, lapse_of, unless_lapsed
+from broker.api.key_lapse import KeyWatch, lapse_of
 from broker.api.ownership import owned_subscription
 from broker.api.problems import AUTHENTICATED, NotAcceptable, problem_responses
 from broker.auth import KeyRing, Principal, Role
 from broker.config import ApiSettings
 from broker.delivery.cursor import Cursor
+from broker.delivery.fanout import OWN_WAIT_SECONDS, FanOut
 from broker.delivery.feed import Delivery, DeliveryFeed
+from broker.delivery.frames import json_page
 from broker.policy_holder import LoadedPolicy
 
 AVRO = "application/vnd.handoff.avro"
@@ -77,8 +78,9 @@ async def pull(
     policy: LoadedPolicy = Depends(deps.policy),
     feed: DeliveryFeed = Depends(deps.feed),
     settings: ApiSettings = Depends(deps.api_settings),
-    limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
+    fanout: FanOut = Depends(deps.fanout),
     keyring: KeyRing = Depends(deps.keyring),
+    watch: KeyWatch = Depends(deps.key_watch),
 ) -> Response:
     owned_subscription(request, policy.bundle, principal, subscription_id)
     avro = AVRO in request.headers.get("accept", "")
@@ -86,23 +88,22 @@ async def pull(
         raise NotAcceptable(f"this endpoint serves application/json or {AVRO}")
     cursor = Cursor.parse(after, feed.partitions(subscription_id))
     wait = min(wait, settings.max_wait_seconds)
-    deliveries, nxt = await anyio.to_thread.run_sync(feed.read, subscription_id, cursor, limit)
-    if not deliveries and wait > 0:
+    hub = await fanout.hub(subscription_id)
+    with hub.in_use(), watch.watching(principal) as wake:
+        page = await hub.page(cursor, limit)
+        deadline = time.monotonic() + wait
         # The wait ends early when the key stops being valid (broker.api.key_lapse).
-        woke = await unless_lapsed(keyring, principal, partial(
-            anyio.to_thread.run_sync, feed.wait, subscription_id, cursor, wait,
-            limiter=limiter, abandon_on_cancel=True))
-        if isinstance(woke, KeyLapsed):
-            raise key_lapsed(request, principal, woke.reason)
-        if woke:
-            deliveries, nxt = await anyio.to_thread.run_sync(
-                feed.read, subscription_id, cursor, limit)
+        while not page.frames and (remaining := deadline - time.monotonic()) > 0:
+            if (lapsed := lapse_of(keyring, principal)) is not None:
+                raise key_lapsed(request, principal, lapsed.reason)
+            await hub.wait(wake, min(remaining, OWN_WAIT_SECONDS))
+            page = await hub.page(page.next, limit)
     if (lapsed := lapse_of(keyring, principal)) is not None:
         raise key_lapsed(request, principal, lapsed.reason)
     if avro:
-        return Response(_container(deliveries), media_type=AVRO,
-                        headers={"Handoff-Next-Cursor": str(nxt)})
-    return JSONResponse({"events": [d.to_json() for d in deliveries], "next": str(nxt)})
+        return Response(_container(page.deliveries), media_type=AVRO,
+                        headers={"Handoff-Next-Cursor": str(page.next)})
+    return Response(json_page(page.frames, page.next), media_type="application/json")
 
 
 def _accepts_json(request: Request) -> bool:
@@ -133,35 +134,33 @@ async def stream(
     principal: Principal = Depends(require(Role.SUBSCRIBE)),
     policy: LoadedPolicy = Depends(deps.policy),
     feed: DeliveryFeed = Depends(deps.feed),
-    limiter: anyio.CapacityLimiter = Depends(deps.wait_limiter),
+    fanout: FanOut = Depends(deps.fanout),
     keyring: KeyRing = Depends(deps.keyring),
+    watch: KeyWatch = Depends(deps.key_watch),
 ) -> StreamingResponse:
     owned_subscription(request, policy.bundle, principal, subscription_id)
     resume = request.headers.get("last-event-id") or after
     cursor = Cursor.parse(resume, feed.partitions(subscription_id))
+    hub = await fanout.hub(subscription_id)
 
     async def events() -> AsyncIterator[str]:
-        position = cursor
         yield ": connected\n\n"
-        while True:
-            if await request.is_disconnected():
-                return
-            batch, position = await anyio.to_thread.run_sync(
-                feed.read, subscription_id, position, 100)
-            # Nothing is sent once the key stopped being valid (broker.api.key_lapse).
-            if (lapsed := lapse_of(keyring, principal)) is not None:
-                key_lapsed(request, principal, lapsed.reason)
-                yield lapsed.to_sse()
-                return
-            for delivery in batch:
-                yield delivery.to_sse()
-            if not batch:
-                # Waiting threads have their own limiter so idle streams never starve
-                # publishers of worker threads.
-                woke = await unless_lapsed(keyring, principal, partial(
-                    anyio.to_thread.run_sync, feed.wait, subscription_id, position,
-                    HEARTBEAT_SECONDS, limiter=limiter, abandon_on_cancel=True))
-                if woke is False:
+        quiet_since = time.monotonic()
+        # The hub hands out what it read, or an empty chunk when nothing came for a
+        # heartbeat or the key watch woke the stream (its key lapsed).
+        with watch.watching(principal) as wake:
+            async for chunk in hub.follow(cursor, HEARTBEAT_SECONDS, wake):
+                # Nothing is sent once the key stopped being valid (broker.api.key_lapse).
+                if (lapsed := lapse_of(keyring, principal)) is not None:
+                    key_lapsed(request, principal, lapsed.reason)
+                    yield lapsed.to_sse()
+                    return
+                now = time.monotonic()
+                if chunk:
+                    quiet_since = now
+                    yield chunk
+                elif now - quiet_since >= HEARTBEAT_SECONDS:
+                    quiet_since = now
                     yield ": keep-alive\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream",

@@ -78,18 +78,31 @@ class DeliveryFeed:
 
     def read(self, subscription_id: str, cursor: Cursor, limit: int
              ) -> tuple[list[Delivery], Cursor]:
+        steps = self.read_steps(subscription_id, cursor, limit)
+        return [d for _, d in steps], (steps[-1][0] if steps else cursor)
+
+    def read_steps(self, subscription_id: str, cursor: Cursor, limit: int,
+                   until: Cursor | None = None) -> list[tuple[Cursor, Delivery]]:
+        """Up to `limit` deliveries after `cursor`, each with the cursor just past it;
+        with `until`, only records before it in each partition (reading to `until`
+        leaves the cursor equal to it)."""
         topic = delivery_topic(subscription_id)
         merged: list[LogRecord] = []
         for partition, offset in enumerate(cursor.offsets):
-            merged.extend(self._log.read(topic, partition, offset, limit))
+            most = limit if until is None else min(limit, until.offsets[partition] - offset)
+            if most > 0:
+                records = self._log.read(topic, partition, offset, most)
+                if until is not None:
+                    records = [r for r in records if r.offset < until.offsets[partition]]
+                merged.extend(records)
         # Across partitions, hand out records in append-time order; within a partition
         # offsets already are.
         merged.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-        out: list[Delivery] = []
+        out: list[tuple[Cursor, Delivery]] = []
         for record in merged[:limit]:
             cursor = cursor.advanced(record.partition, record.offset + 1)
-            out.append(self._delivery(record, str(cursor)))
-        return out, cursor
+            out.append((cursor, self._delivery(record, str(cursor))))
+        return out
 
     def wait(self, subscription_id: str, cursor: Cursor, timeout: float) -> bool:
         topic = delivery_topic(subscription_id)
