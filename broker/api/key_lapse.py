@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
-
-import anyio
 
 from broker.auth import KeyRing, Principal
 
 KEY_CHECK_SECONDS = 0.25
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,31 +39,6 @@ class KeyLapsed:
 def lapse_of(keyring: KeyRing, principal: Principal) -> KeyLapsed | None:
     reason = keyring.lapsed(principal)
     return None if reason is None else KeyLapsed(reason)
-
-
-async def unless_lapsed(keyring: KeyRing, principal: Principal,
-                        call: Callable[[], Awaitable[T]]) -> T | KeyLapsed:
-    """`call`'s result, or `KeyLapsed` as soon as the key stops being valid while it runs
-    (`call` is then cancelled: a thread it waits on must be abandoned on cancel)."""
-    lapsed = lapse_of(keyring, principal)
-    if lapsed is not None:
-        return lapsed
-    outcome: list[T | KeyLapsed] = []
-    async with anyio.create_task_group() as group:
-
-        async def run() -> None:
-            outcome.append(await call())
-            group.cancel_scope.cancel()
-
-        async def watch() -> None:
-            while (found := lapse_of(keyring, principal)) is None:
-                await anyio.sleep(KEY_CHECK_SECONDS)
-            outcome.append(found)
-            group.cancel_scope.cancel()
-
-        group.start_soon(run)
-        group.start_soon(watch)
-    return outcome[0]
 
 
 class KeyWatch:

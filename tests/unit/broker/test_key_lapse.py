@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import anyio
-
-from broker.api.key_lapse import KeyLapsed, unless_lapsed
 from broker.auth import KeyRing, Principal, Role
 from broker.auth.keys import ApiKey
 
@@ -38,20 +35,3 @@ def test_each_way_a_key_stops_admitting_its_caller_is_named():
                    ).lapsed(PRINCIPAL) == "key_changed"
     assert KeyRing([key(roles=[Role.PUBLISH])], clock=lambda: T0
                    ).lapsed(PRINCIPAL) == "key_changed"
-
-
-def test_a_wait_ends_when_the_key_lapses_and_returns_its_result_otherwise():
-    now = [T0]
-    ring = KeyRing([key(revoked_at=datetime(2026, 11, 1, 0, 0, 1, tzinfo=UTC))],
-                   clock=lambda: now[0])
-
-    async def long_wait() -> str:
-        now[0] += 2          # the key's revocation time passes while the call waits
-        await anyio.sleep(3600)
-        return "woke"
-
-    async def quick() -> str:
-        return "woke"
-
-    assert anyio.run(unless_lapsed, ring, PRINCIPAL, quick) == "woke"
-    assert anyio.run(unless_lapsed, ring, PRINCIPAL, long_wait) == KeyLapsed("key_revoked")
