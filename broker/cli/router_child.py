@@ -1,0 +1,164 @@
+"""The router process `handoff serve` starts and supervises (`broker.cli.router_supervisor`).
+
+Run by the parent only, as `python -m broker.cli.router_child --status-fd N`, with the
+settings as one JSON line on standard input; it writes its health to descriptor N twice
+a second (b"1" routing and healthy, b"0" not). It runs the `router` role until SIGTERM
+or SIGINT, or until its standard input ends (the parent is gone), then stops as every
+`handoff serve` does: the last batch finishes and a final audit checkpoint is signed.
+Exit codes are those of `handoff serve`: 0 stopped, 1 the event log cannot be reached, 2
+a configuration problem, 3 its metrics port is taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+import typer
+import uvicorn
+
+from broker.api.app import create_app
+from broker.bootstrap import build_broker
+from broker.cli.errors import exit_on_config_error
+from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_on_sigterm
+from broker.cli.serve_cmd import configure_logging, exit_if_port_taken
+from broker.config import Settings, settings_from_json
+from broker.errors import ConfigError
+from broker.roles import Roles, RouterAlreadyRunningError, RouterLock
+from schemas.errors import HandoffError
+
+log = logging.getLogger("handoff")
+
+ORPHAN_STOP_SECONDS = 30.0
+"""Longest a router whose parent is gone takes to stop before it exits regardless."""
+LOCK_WAIT_SECONDS = 15.0
+"""How long a new router waits for the one before it (a parent killed and started again
+at once) to finish and release the embedded log's router lock."""
+
+
+def read_settings_line(fd: int = 0) -> str:
+    """The first line on `fd`, read without buffering past it."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
+def watch_parent(fd: int, stop: threading.Event, grace: float = ORPHAN_STOP_SECONDS) -> None:
+    """Block until `fd` ends (the parent's end of the pipe closed: it is gone), then stop
+    this process, and end it outright if stopping takes longer than `grace`."""
+    while os.read(fd, 4096):
+        pass
+    log.warning("the serving process is gone: the router process stops")
+    stop.set()
+    time.sleep(grace)
+    log.error("the router process did not stop within %.0f s of its parent: exiting", grace)
+    os._exit(1)
+
+
+def wait_for_router_lock(settings: Settings, seconds: float = LOCK_WAIT_SECONDS) -> None:
+    """Wait until no other process holds the embedded log's router lock (its previous
+    holder may still be signing its last checkpoint), up to `seconds`."""
+    if settings.log.backend != "embedded":
+        return
+    deadline = time.monotonic() + seconds
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            RouterLock(settings.data_dir).release()
+            return
+        except RouterAlreadyRunningError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+def report_status(fd: int | None, healthy: bool) -> None:
+    """Tell the parent whether this process routes and its workers are healthy."""
+    if fd is None:
+        return
+    # The parent may read slowly, or be gone (then standard input ends too).
+    with contextlib.suppress(BlockingIOError, BrokenPipeError):
+        os.write(fd, b"1" if healthy else b"0")
+
+
+def run(settings: Settings, stop: threading.Event, status_fd: int | None = None) -> None:
+    """Route until `stop` is set; serve health and metrics on `router.metrics_port` if
+    set; report health on `status_fd` twice a second."""
+    port = settings.router.metrics_port
+    if port is not None:
+        exit_if_port_taken(settings.api.host, port)
+    wait_for_router_lock(settings)
+    broker = build_broker(settings, Roles.parse("router"))
+    server = thread = None
+    try:
+        broker.start()
+        if port is not None:
+            server = GracefulServer(uvicorn.Config(
+                create_app(broker.api), host=settings.api.host, port=port,
+                log_level="warning", access_log=False, lifespan="on"))
+            thread = threading.Thread(target=server.run, name="handoff-router-http",
+                                      daemon=True)
+            thread.start()
+        log.info("router process %d routing (%s log, data in %s)%s", os.getpid(),
+                 settings.log.backend, settings.data_dir,
+                 f", health and metrics on port {port}" if port else "")
+        while not stop.is_set():
+            report_status(status_fd, all(broker.workers.health().values()))
+            stop.wait(0.5)
+    finally:
+        with stopping_on_sigterm(ignore_while_stopping):
+            if server is not None and thread is not None:
+                server.should_exit = True
+                thread.join(10)
+            broker.stop()
+
+
+def status_fd() -> int | None:
+    """The pipe to report health on (`--status-fd N`), made non-blocking."""
+    args = sys.argv[1:]
+    if len(args) != 2 or args[0] != "--status-fd":
+        return None
+    fd = int(args[1])
+    os.set_blocking(fd, False)
+    return fd
+
+
+def main() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    configure_logging()
+    line = read_settings_line()
+    if not line.strip():
+        sys.exit(0)  # the parent was gone before it said anything
+    threading.Thread(target=watch_parent, args=(0, stop), name="handoff-parent-watch",
+                     daemon=True).start()
+    try:
+        with exit_on_config_error():
+            try:
+                run(settings_from_json(line), stop, status_fd())
+            except HandoffError as exc:
+                if not exc.retriable or isinstance(exc, ConfigError):
+                    raise
+                typer.echo(f"handoff: router process: {exc}", err=True)
+                sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
