@@ -3,8 +3,9 @@
 Run by the parent only, as `python -m broker.cli.router_child --status-fd N`, with the
 settings as one JSON line on standard input; it writes its health to descriptor N twice
 a second (b"1" routing and healthy, b"0" not). It runs the `router` role until SIGTERM
-or SIGINT, or until its standard input ends (the parent is gone), then stops as every
-`handoff serve` does: the last batch finishes and a final audit checkpoint is signed.
+or SIGINT, then stops as every `handoff serve` does: the last batch finishes and a final
+audit checkpoint is signed. When its standard input ends (the parent is gone) it ends at
+once (`watch_parent`).
 Exit codes are those of `handoff serve`: 0 stopped, 1 the event log cannot be reached, 2
 a configuration problem, 3 its metrics port is taken.
 """
@@ -35,8 +36,6 @@ from schemas.errors import HandoffError
 
 log = logging.getLogger("handoff")
 
-ORPHAN_STOP_SECONDS = 30.0
-"""Longest a router whose parent is gone takes to stop before it exits regardless."""
 LOCK_WAIT_SECONDS = 15.0
 """How long a new router waits for the one before it (a parent killed and started again
 at once) to finish and release the embedded log's router lock."""
@@ -53,15 +52,19 @@ def read_settings_line(fd: int = 0) -> str:
     return data.decode()
 
 
-def watch_parent(fd: int, stop: threading.Event, grace: float = ORPHAN_STOP_SECONDS) -> None:
-    """Block until `fd` ends (the parent's end of the pipe closed: it is gone), then stop
-    this process, and end it outright if stopping takes longer than `grace`."""
+def watch_parent(fd: int) -> None:
+    """Block until `fd` ends (the parent's end of the pipe closed: it is gone, however
+    it ended), then end this process at once, as if killed with its parent.
+
+    Not a clean stop: a parent that went without stopping this process was killed, and
+    the installation's processes then end together, as one process killed with
+    `kill -9` does (nothing acknowledged is lost; the last batch is routed again). On Kafka a clean stop would leave the consumer
+    group, and some brokers (Tansu) hold the next member's join for long after a leave,
+    while a member that vanishes is removed after the session timeout (6 s)."""
     while os.read(fd, 4096):
         pass
-    log.warning("the serving process is gone: the router process stops")
-    stop.set()
-    time.sleep(grace)
-    log.error("the router process did not stop within %.0f s of its parent: exiting", grace)
+    log.warning("the serving process is gone: the router process ends with it")
+    logging.shutdown()
     os._exit(1)
 
 
@@ -145,7 +148,7 @@ def main() -> None:
     line = read_settings_line()
     if not line.strip():
         sys.exit(0)  # the parent was gone before it said anything
-    threading.Thread(target=watch_parent, args=(0, stop), name="handoff-parent-watch",
+    threading.Thread(target=watch_parent, args=(0,), name="handoff-parent-watch",
                      daemon=True).start()
     try:
         with exit_on_config_error():

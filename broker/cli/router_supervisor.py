@@ -10,11 +10,12 @@ healthy; so the parent's `/readyz` is 503 while the router is down or still star
 - The child gets the settings in force, exactly (command line, environment and config
   file already merged, secrets included), as one JSON line on its standard input; the
   pipe then stays open, and its end (EOF) tells the child its parent is gone, however
-  the parent ended, `kill -9` included. A pipe rather than `PR_SET_PDEATHSIG`: that
-  signal follows the thread that started the child, not the process, it needs a
-  `preexec_fn` (unsafe in a process with threads) and it is Linux only; a pipe's end is
-  certain on every POSIX system, and lets the child stop cleanly (last batch, final
-  checkpoint) instead of dying mid-batch.
+  the parent ended, `kill -9` included: the child then ends at once. A pipe rather
+  than `PR_SET_PDEATHSIG`: that signal follows the thread that started the child, not
+  the process (the restarts start it from the supervising thread), it needs a
+  `preexec_fn` (unsafe in a process with threads) or a race-prone call in the child,
+  and it is Linux only; the kernel closes a dead process's pipes, every time, on every
+  POSIX system (the descriptors are close-on-exec, so no other child holds them).
 - The child runs in a process group of its own, so Ctrl-C in a terminal reaches the
   parent alone, which stops the child itself (SIGTERM, then SIGKILL after
   `STOP_SECONDS`). Its logs go to the parent's standard output and error.
