@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.roles import RouterLock
+from broker.roles import RouterAlreadyRunningError, RouterLock
 from tests.e2e.harness import REPO, BrokerProcess, Client
 from tests.integration.roles.conftest import (
     Installation,
@@ -59,6 +59,14 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def lock_is_free(data_dir: Path) -> bool:
+    try:
+        RouterLock(data_dir).release()
+    except RouterAlreadyRunningError:
+        return False
+    return True
 
 
 def ready(process: BrokerProcess) -> int:
@@ -120,7 +128,11 @@ def test_no_router_process_outlives_a_parent_killed_with_sigkill(embedded: Insta
     process.kill()
     eventually(lambda: not alive(child), timeout=40,
                message="the router process outlived its parent")
-    RouterLock(process.data_dir).release()  # and the router lock is free again
+    assert (process.data_dir / "router.lock").read_text().strip() == str(child)
+    # and its lock is free (once the last of its threads has ended, a moment after the
+    # process shows as a zombie):
+    eventually(lambda: lock_is_free(process.data_dir), timeout=10,
+               message="the router lock is still held")
     # A new `handoff serve` on the same data directory routes again.
     again = embedded.start("all")
     router_child(again)
