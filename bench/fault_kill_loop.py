@@ -10,7 +10,9 @@ A publisher sends births at a steady rate, one request each, as an agency system
 an event counts as acknowledged when the broker answered 202; anything unanswered
 (refused connection, cut response, 503) is re-sent with the same `event_id` until it is.
 Meanwhile a broker process is killed with SIGKILL after a random time up and started
-again on the same data directory and port. With `--split` (always on Kafka) the victim
+again on the same data directory and port; in the default deployment the victim is drawn
+from `handoff serve` (`all`, whose router process dies with it) and the router process it
+supervises (`all:router`, which it starts again itself). With `--split` (always on Kafka) the victim
 is drawn from the api+delivery process and the router process; on Kafka the Tansu broker
 is also frozen (SIGSTOP, then SIGCONT after a few seconds) in some rounds. Tansu is not
 killed: the build the tests use keeps its log in memory only, so killing it loses every
@@ -304,7 +306,9 @@ class Deployment:
         return self.processes.get("api,delivery") or self.processes["all"]
 
     def victims(self) -> list[str]:
-        return [*self.processes, *(["kafka-freeze"] if self.kafka else [])]
+        # `all` runs its router in a supervised process of its own: a victim too.
+        supervised = [f"{role}:router" for role in self.processes if role == "all"]
+        return [*self.processes, *supervised, *(["kafka-freeze"] if self.kafka else [])]
 
     def strike(self, victim: str) -> float:
         """Inject one fault; returns the seconds until the victim was serving again."""
@@ -315,9 +319,27 @@ class Deployment:
             time.sleep(self.freeze_seconds)
             os.kill(pid, signal.SIGCONT)
             return time.monotonic() - began
+        if victim.endswith(":router"):
+            return self._kill_supervised_router(self.processes[victim.split(":")[0]], began)
         process = self.processes[victim]
         process.kill()
         self.processes[victim] = process.sibling(victim, port=process.port).start()
+        return time.monotonic() - began
+
+    @staticmethod
+    def _kill_supervised_router(process: BrokerProcess, began: float) -> float:
+        """`kill -9` of the router process `handoff serve` supervises; returns the
+        seconds until its parent had started another and was ready again."""
+        victim = process.router_process()
+        if victim is None:
+            raise RuntimeError("no supervised router process to kill")
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while process.router_process() in (None, victim):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the router process was not started again")
+            time.sleep(0.05)
+        process.wait_ready(120)
         return time.monotonic() - began
 
     def _tansu_pid(self) -> int:

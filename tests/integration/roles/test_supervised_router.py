@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from broker.roles import RouterAlreadyRunningError, RouterLock
-from tests.e2e.harness import REPO, BrokerProcess, Client
+from tests.e2e.harness import REPO, BrokerProcess, Client, child_pids
 from tests.integration.roles.conftest import (
     Installation,
     audited_decision_ids,
@@ -29,28 +29,9 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.slow
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 def router_child(process: BrokerProcess) -> int:
-    assert process.proc is not None
-    (child,) = eventually(lambda: children(process.proc.pid), timeout=30,  # type: ignore[union-attr]
-                          message="no router process")
-    assert "broker.cli.router_child" in Path(f"/proc/{child}/cmdline").read_text()
-    return child
+    pid: int = eventually(process.router_process, timeout=30, message="no router process")
+    return pid
 
 
 def alive(pid: int) -> bool:
@@ -88,8 +69,10 @@ def test_a_killed_router_process_is_started_again_and_nothing_is_lost_or_unaudit
              for n in range(5, 10)}
     eventually(lambda: ready(process) == 503, timeout=10,
                message="/readyz did not notice the router process was gone")
-    second = eventually(lambda: [c for c in children(process.proc.pid) if c != first],  # type: ignore[union-attr]
-                        timeout=30, message="the router process was not started again")[0]
+    eventually(lambda: process.router_process() not in (None, first), timeout=30,
+               message="the router process was not started again")
+    second = process.router_process()
+    assert second is not None
     delivered = pull_until(evaluator, "eval-births", before | after)
     eventually(lambda: ready(process) == 200, timeout=60, message="not ready again")
     auditor = Client(process.url, keys["auditor"])
@@ -160,7 +143,7 @@ def test_single_process_keeps_the_router_in_the_serving_process(embedded: Instal
                                                                 keys):
     process = embedded.start("all", env={"HANDOFF_SINGLE_PROCESS": "1"})
     assert process.proc is not None
-    assert children(process.proc.pid) == []
+    assert child_pids(process.proc.pid) == []
     hospital = Client(process.url, keys["county-general"])
     wanted = {hospital.publish_ok("birth", birth_of(mother(1)))["event_id"]}
     pull_until(Client(process.url, keys["state-evaluation"]), "eval-births", wanted)
