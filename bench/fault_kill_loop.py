@@ -434,7 +434,7 @@ def main() -> None:
     config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,
                             max_up=args.max_up, encryption=args.encryption,
                             backend=args.backend, split=args.split, seed=args.seed)
-    layout = "split processes" if config.split or config.backend == "kafka" else "one process"
+    layout = "split processes" if config.split or config.backend == "kafka" else "handoff serve with its router process"
     print(f"kill -9 loop: {config.kills} faults, {config.rate:g} births/s, {config.backend} "
           f"log, {layout}, encryption {'on' if config.encryption else 'off'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="handoff-kill-loop-") as tmp:
