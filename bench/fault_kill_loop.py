@@ -12,8 +12,8 @@ an event counts as acknowledged when the broker answered 202; anything unanswere
 Meanwhile a broker process is killed with SIGKILL after a random time up and started
 again on the same data directory and port; in the default deployment the victim is drawn
 from `handoff serve` (`all`, whose router process dies with it) and the router process it
-supervises (`all:router`, which it starts again itself). With `--split` (always on Kafka) the victim
-is drawn from the api+delivery process and the router process; on Kafka the Tansu broker
+supervises (`all:router`, which it starts again itself). With `--split` (always on
+Kafka) the victim is drawn from the api+delivery process and the router process; on Kafka the Tansu broker
 is also frozen (SIGSTOP, then SIGCONT after a few seconds) in some rounds. Tansu is not
 killed: the build the tests use keeps its log in memory only, so killing it loses every
 topic by design; against Apache Kafka (deploy/) a broker kill is the same experiment.
@@ -434,7 +434,8 @@ def main() -> None:
     config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,
                             max_up=args.max_up, encryption=args.encryption,
                             backend=args.backend, split=args.split, seed=args.seed)
-    layout = "split processes" if config.split or config.backend == "kafka" else "handoff serve with its router process"
+    layout = ("split processes" if config.split or config.backend == "kafka"
+              else "handoff serve with its router process")
     print(f"kill -9 loop: {config.kills} faults, {config.rate:g} births/s, {config.backend} "
           f"log, {layout}, encryption {'on' if config.encryption else 'off'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="handoff-kill-loop-") as tmp:

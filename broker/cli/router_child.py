@@ -58,9 +58,10 @@ def watch_parent(fd: int) -> None:
 
     Not a clean stop: a parent that went without stopping this process was killed, and
     the installation's processes then end together, as one process killed with
-    `kill -9` does (nothing acknowledged is lost; the last batch is routed again). On Kafka a clean stop would leave the consumer
-    group, and some brokers (Tansu) hold the next member's join for long after a leave,
-    while a member that vanishes is removed after the session timeout (6 s)."""
+    `kill -9` does (nothing acknowledged is lost; the last batch is routed again). On
+    Kafka a clean stop would leave the consumer group, and some brokers (Tansu) hold the
+    next member's join for long after a leave, while a member that vanishes is removed
+    after the session timeout (6 s)."""
     while os.read(fd, 4096):
         pass
     log.warning("the serving process is gone: the router process ends with it")
