@@ -13,8 +13,9 @@ Meanwhile a broker process is killed with SIGKILL after a random time up and sta
 again on the same data directory and port; in the default deployment the victim is drawn
 from `handoff serve` (`all`, whose router process dies with it) and the router process it
 supervises (`all:router`, which it starts again itself). With `--split` (always on
-Kafka) the victim is drawn from the api+delivery process and the router process; on Kafka the Tansu broker
-is also frozen (SIGSTOP, then SIGCONT after a few seconds) in some rounds. Tansu is not
+Kafka) the victim is drawn from the api+delivery process and the router process; on
+Kafka the Tansu broker is also frozen (SIGSTOP, then SIGCONT after a few seconds) in
+some rounds. Tansu is not
 killed: the build the tests use keeps its log in memory only, so killing it loses every
 topic by design; against Apache Kafka (deploy/) a broker kill is the same experiment.
 At the end the publisher drains, and the script reconciles, for every subscription a
