@@ -4,8 +4,8 @@ Run by the parent only, as `python -m broker.cli.router_child --status-fd N`, wi
 settings as one JSON line on standard input; it writes its health to descriptor N twice
 a second (b"1" routing and healthy, b"0" not). It runs the `router` role until SIGTERM
 or SIGINT, then stops as every `handoff serve` does: the last batch finishes and a final
-audit checkpoint is signed. When its standard input ends (the parent is gone) it ends at
-once (`watch_parent`).
+audit checkpoint is signed. SIGHUP reloads the policy (the parent passes its reloads on).
+When its standard input ends (the parent is gone) it ends at once (`watch_parent`).
 Exit codes are those of `handoff serve`: 0 stopped, 1 the event log cannot be reached, 2
 a configuration problem, 3 its metrics port is taken.
 """
@@ -31,10 +31,15 @@ from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_
 from broker.cli.serve_cmd import configure_logging, exit_if_port_taken
 from broker.config import Settings, settings_from_json
 from broker.errors import ConfigError
+from broker.reloads import install_sighup
 from broker.roles import Roles, RouterAlreadyRunningError, RouterLock
 from schemas.errors import HandoffError
 
 log = logging.getLogger("handoff")
+reload_asked = threading.Event()
+RELOAD_ACTOR = "router_process"
+"""The actor of this process's policy reloads in the audit log (a refusal is audited by
+each process that refuses)."""
 
 LOCK_WAIT_SECONDS = 15.0
 """How long a new router waits for the one before it (a parent killed and started again
@@ -106,6 +111,10 @@ def run(settings: Settings, stop: threading.Event, status_fd: int | None = None)
     server = thread = None
     try:
         broker.start()
+        # Reloads come from the parent, which passes on its own (SIGHUP, the admin API).
+        install_sighup(broker.api.reloader, broker.api.keyring, actor=RELOAD_ACTOR)
+        if reload_asked.is_set():
+            os.kill(os.getpid(), signal.SIGHUP)  # asked while starting: read it again
         if port is not None:
             server = GracefulServer(uvicorn.Config(
                 create_app(broker.api), host=settings.api.host, port=port,
@@ -145,6 +154,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # A policy reload asked for before the broker is built: done once it is.
+    signal.signal(signal.SIGHUP, lambda signum, frame: reload_asked.set())
     configure_logging()
     line = read_settings_line()
     if not line.strip():

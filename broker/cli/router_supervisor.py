@@ -16,6 +16,8 @@ healthy; so the parent's `/readyz` is 503 while the router is down or still star
   `preexec_fn` (unsafe in a process with threads) or a race-prone call in the child,
   and it is Linux only; the kernel closes a dead process's pipes, every time, on every
   POSIX system (the descriptors are close-on-exec, so no other child holds them).
+- A policy reload of the parent (SIGHUP, `POST /v1/admin/policy:reload`, an installed
+  bundle) is passed on to the child as SIGHUP, so both decide with the same bundle.
 - The child runs in a process group of its own, so Ctrl-C in a terminal reaches the
   parent alone, which stops the child itself (SIGTERM, then SIGKILL after
   `STOP_SECONDS`). Its logs go to the parent's standard output and error.
@@ -144,6 +146,12 @@ class RouterProcess:
             self._thread.join(5)
         if child is not None:
             _close(child.stdin)
+
+    def reload(self) -> None:
+        """Ask the child to read the policy folder (and schema folder) again: SIGHUP."""
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGHUP)
 
     def healthy(self) -> bool:
         """The child runs and, in its last report (every half second), it was routing

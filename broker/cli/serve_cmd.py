@@ -82,6 +82,7 @@ def serve_settings(settings: Settings, ready_message: bool = True,
     ))
     if child is not None:
         server.on_exit = child.begin_stop
+        broker.api.reloader.followers.append(child.reload)
     try:
         broker.start()
         install_sighup(broker.api.reloader, broker.api.keyring)
