@@ -3,6 +3,7 @@
     python bench/fault_kill_loop.py                       # 10 kills, embedded log
     python bench/fault_kill_loop.py --kills 30 --rate 100
     python bench/fault_kill_loop.py --split               # api+delivery and router processes
+    python bench/fault_kill_loop.py --router-process      # handoff serve --router-process
     python bench/fault_kill_loop.py --backend kafka       # split, on a Tansu broker
     python bench/fault_kill_loop.py --no-encryption       # encryption at rest is on by default
 
@@ -10,7 +11,7 @@ A publisher sends births at a steady rate, one request each, as an agency system
 an event counts as acknowledged when the broker answered 202; anything unanswered
 (refused connection, cut response, 503) is re-sent with the same `event_id` until it is.
 Meanwhile a broker process is killed with SIGKILL after a random time up and started
-again on the same data directory and port; in the default deployment the victim is drawn
+again on the same data directory and port; with `--router-process` the victim is drawn
 from `handoff serve` (`all`, whose router process dies with it) and the router process it
 supervises (`all:router`, which it starts again itself). With `--split` (always on
 Kafka) the victim is drawn from the api+delivery process and the router process; on
@@ -77,6 +78,8 @@ class KillLoopConfig:
     backend: str = "embedded"
     split: bool = False
     """Run api+delivery and the router as separate processes (always on Kafka)."""
+    router_process: bool = False
+    """`handoff serve --router-process`: the router in a process it supervises."""
     freeze_seconds: float = 3.0
     """On Kafka: how long a frozen Tansu stays stopped."""
     seed: int | None = None
@@ -285,6 +288,8 @@ class Deployment:
             write_new_kek(kek)
             env = {"HANDOFF_ENCRYPTION__ENABLED": "true",
                    "HANDOFF_ENCRYPTION__KEK_FILE": str(kek)}
+        if config.router_process:
+            env["HANDOFF_ROUTER_PROCESS"] = "1"
         self.kafka: TansuBroker | None = None
         backend = LogBackend.embedded()
         if config.backend == "kafka":
@@ -307,8 +312,10 @@ class Deployment:
         return self.processes.get("api,delivery") or self.processes["all"]
 
     def victims(self) -> list[str]:
-        # `all` runs its router in a supervised process of its own: a victim too.
-        supervised = [f"{role}:router" for role in self.processes if role == "all"]
+        # With --router-process, `all` runs its router in a supervised process of its
+        # own: a victim too.
+        supervised = [f"{role}:router" for role, process in self.processes.items()
+                      if process.router_process() is not None]
         return [*self.processes, *supervised, *(["kafka-freeze"] if self.kafka else [])]
 
     def strike(self, victim: str) -> float:
@@ -430,13 +437,17 @@ def main() -> None:
     parser.add_argument("--backend", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument("--split", action="store_true",
                         help="separate api+delivery and router processes (implied on kafka)")
+    parser.add_argument("--router-process", action="store_true",
+                        help="handoff serve --router-process: kill it, or its router process")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,
                             max_up=args.max_up, encryption=args.encryption,
-                            backend=args.backend, split=args.split, seed=args.seed)
+                            backend=args.backend, split=args.split, seed=args.seed,
+                            router_process=args.router_process)
     layout = ("split processes" if config.split or config.backend == "kafka"
-              else "handoff serve with its router process")
+              else "handoff serve with its router process" if config.router_process
+              else "one process")
     print(f"kill -9 loop: {config.kills} faults, {config.rate:g} births/s, {config.backend} "
           f"log, {layout}, encryption {'on' if config.encryption else 'off'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="handoff-kill-loop-") as tmp:

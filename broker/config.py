@@ -215,9 +215,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".handoff")
-    single_process: bool = False
-    """Run the router in the same process as the API and delivery (`handoff serve
-    --single-process`) instead of a supervised process of its own."""
+    router_process: bool = False
+    """`handoff serve` with the router among roles that serve clients runs the router in
+    a supervised process of its own (`--router-process`; docs/operations.md)."""
     policy_dir: Path = Path("policy")
     schema_dir: Path | None = None
     """A folder of the state's own event schemas (`<type>.avsc`, optionally with

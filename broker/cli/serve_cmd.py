@@ -1,7 +1,6 @@
 """`handoff serve`: the API, router and delivery, or some of them (`--role`, see
-`broker.roles`). A process that serves clients and routes runs the router in a
-supervised process of its own (`broker.cli.router_supervisor`) unless the settings ask
-for a single process."""
+`broker.roles`). With `--router-process`, a process that serves clients and routes runs
+the router in a supervised process of its own (`broker.cli.router_supervisor`)."""
 
 from __future__ import annotations
 
@@ -61,7 +60,7 @@ def serve_settings(settings: Settings, ready_message: bool = True,
                    roles: Roles | None = None) -> None:
     """Build and run a broker (every role unless `roles` says otherwise) until
     interrupted (Ctrl-C or SIGTERM). With the router among roles that serve clients, the
-    router runs in a supervised child process unless `settings.single_process`."""
+    router runs in a supervised child process if `settings.router_process`."""
     api = settings.api
     tls = uvicorn_tls_options(api.tls_cert, api.tls_key, api.tls_client_ca)
     roles = roles or Roles.all()
@@ -71,7 +70,7 @@ def serve_settings(settings: Settings, ready_message: bool = True,
         if server is not None:
             server.should_exit = True
 
-    if roles.router and roles.serves_clients and not settings.single_process:
+    if roles.router and roles.serves_clients and settings.router_process:
         child = RouterProcess(settings, on_fatal=stop_serving)
         roles = roles.without_router()
     broker = build_broker(settings, roles, supervised=(child,) if child else ())
@@ -121,10 +120,10 @@ def serve(
         "all", envvar="HANDOFF_ROLE",
         help="what this process runs: all, or any of api, delivery, router separated by "
              "commas (several processes share the work; see docs/operations.md)"),
-    single_process: bool = typer.Option(
-        False, "--single-process",
-        help="run the router in this process too, instead of a supervised process of its "
-             "own (also HANDOFF_SINGLE_PROCESS=1)"),
+    router_process: bool = typer.Option(
+        False, "--router-process",
+        help="run the router in a process of its own that this command starts and "
+             "supervises (also HANDOFF_ROUTER_PROCESS=1; see docs/operations.md)"),
 ) -> None:
     """Run the API, router and delivery (or the roles given) until stopped.
 
@@ -136,7 +135,7 @@ def serve(
     with exit_on_config_error():
         roles = Roles.parse(role)
         settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys,
-                                 schema_dir=schemas, single_process=single_process or None)
+                                 schema_dir=schemas, router_process=router_process or None)
         given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})

@@ -1,10 +1,11 @@
-"""`handoff serve` (role `all`) runs the router in a child process of its own and
-supervises it: a killed router is started again and nothing is lost or left unaudited,
+"""`handoff serve --router-process` (role `all`) runs the router in a child process of
+its own and supervises it: a killed router is started again and nothing is lost or left unaudited,
 SIGTERM stops both with the head signed, and no router outlives its parent."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,8 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from broker.audit import SqliteAuditStore
+from broker.audit.paths import audit_db_path
+from broker.audit.store import AuditFilter
 from broker.roles import RouterAlreadyRunningError, RouterLock
-from tests.e2e.harness import REPO, BrokerProcess, Client, child_pids
+from tests.e2e.harness import DEMO, REPO, BrokerProcess, Client, LogBackend, child_pids
 from tests.integration.roles.conftest import (
     Installation,
     audited_decision_ids,
@@ -27,6 +31,8 @@ from tests.integration.roles.test_sigterm import NO_TIMER, embedded_coverage, te
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
+
+ROUTER_PROCESS = {"HANDOFF_ROUTER_PROCESS": "1"}
 
 
 def router_child(process: BrokerProcess) -> int:
@@ -56,7 +62,7 @@ def ready(process: BrokerProcess) -> int:
 
 def test_a_killed_router_process_is_started_again_and_nothing_is_lost_or_unaudited(
         embedded: Installation, keys):
-    process = embedded.start("all")
+    process = embedded.start("all", env=ROUTER_PROCESS)
     first = router_child(process)
     hospital = Client(process.url, keys["county-general"])
     before = {hospital.publish_ok("birth", birth_of(mother(n)))["event_id"] for n in range(5)}
@@ -92,7 +98,7 @@ def test_a_killed_router_process_is_started_again_and_nothing_is_lost_or_unaudit
 
 def test_sigterm_stops_the_router_process_too_with_its_last_checkpoint_signed(
         embedded: Installation, keys):
-    process = embedded.start("all", env=NO_TIMER)
+    process = embedded.start("all", env={**ROUTER_PROCESS, **NO_TIMER})
     child = router_child(process)
     hospital = Client(process.url, keys["county-general"])
     wanted = {hospital.publish_ok("birth", birth_of(mother(n)))["event_id"] for n in range(3)}
@@ -106,7 +112,7 @@ def test_sigterm_stops_the_router_process_too_with_its_last_checkpoint_signed(
 
 
 def test_no_router_process_outlives_a_parent_killed_with_sigkill(embedded: Installation):
-    process = embedded.start("all")
+    process = embedded.start("all", env=ROUTER_PROCESS)
     child = router_child(process)
     process.kill()
     eventually(lambda: not alive(child), timeout=40,
@@ -117,7 +123,7 @@ def test_no_router_process_outlives_a_parent_killed_with_sigkill(embedded: Insta
     eventually(lambda: lock_is_free(process.data_dir), timeout=10,
                message="the router lock is still held")
     # A new `handoff serve` on the same data directory routes again.
-    again = embedded.start("all")
+    again = embedded.start("all", env=ROUTER_PROCESS)
     router_child(again)
 
 
@@ -126,7 +132,9 @@ def test_a_router_process_refused_on_its_configuration_stops_handoff_serve(
     embedded.template.data_dir.mkdir(parents=True, exist_ok=True)
     held = RouterLock(embedded.template.data_dir)  # another router routes this log
     try:
-        process = embedded.template.sibling("all").launch()
+        process = embedded.template.sibling("all")
+        process.env = ROUTER_PROCESS
+        process.launch()
         assert process.proc is not None
         started = time.monotonic()
         code = process.proc.wait(120)
@@ -139,11 +147,36 @@ def test_a_router_process_refused_on_its_configuration_stops_handoff_serve(
     assert time.monotonic() - started < 90
 
 
-def test_single_process_keeps_the_router_in_the_serving_process(embedded: Installation,
-                                                                keys):
-    process = embedded.start("all", env={"HANDOFF_SINGLE_PROCESS": "1"})
+def test_by_default_the_router_stays_in_the_serving_process(embedded: Installation, keys):
+    process = embedded.start("all")
     assert process.proc is not None
     assert child_pids(process.proc.pid) == []
     hospital = Client(process.url, keys["county-general"])
     wanted = {hospital.publish_ok("birth", birth_of(mother(1)))["event_id"]}
     pull_until(Client(process.url, keys["state-evaluation"]), "eval-births", wanted)
+
+
+def test_a_policy_reload_reaches_the_router_process(tmp_path, keys):
+    policy = tmp_path / "policy"
+    shutil.copytree(DEMO / "policy", policy)
+    installation = Installation(tmp_path, LogBackend.embedded(), policy)
+    try:
+        process = installation.start("all", env=ROUTER_PROCESS)
+        agencies = policy / "agencies.yaml"
+        agencies.write_text(agencies.read_text().replace("regimes: [hipaa]", "regimes: hipaa",
+                                                         1))
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGHUP)
+
+        def refused_by() -> set[str]:
+            store = SqliteAuditStore(audit_db_path(process.data_dir), create=False)
+            try:
+                return {r.actor for r in store.iter_records(
+                    AuditFilter(kind="policy_reload_refused"))}
+            finally:
+                store.close()
+
+        eventually(lambda: refused_by() == {"sighup", "router_process"}, timeout=30,
+                   message="the reload did not reach both processes")
+    finally:
+        installation.close()
