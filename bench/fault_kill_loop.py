@@ -3,6 +3,7 @@
     python bench/fault_kill_loop.py                       # 10 kills, embedded log
     python bench/fault_kill_loop.py --kills 30 --rate 100
     python bench/fault_kill_loop.py --split               # api+delivery and router processes
+    python bench/fault_kill_loop.py --router-process      # handoff serve --router-process
     python bench/fault_kill_loop.py --backend kafka       # split, on a Tansu broker
     python bench/fault_kill_loop.py --no-encryption       # encryption at rest is on by default
 
@@ -10,9 +11,12 @@ A publisher sends births at a steady rate, one request each, as an agency system
 an event counts as acknowledged when the broker answered 202; anything unanswered
 (refused connection, cut response, 503) is re-sent with the same `event_id` until it is.
 Meanwhile a broker process is killed with SIGKILL after a random time up and started
-again on the same data directory and port. With `--split` (always on Kafka) the victim
-is drawn from the api+delivery process and the router process; on Kafka the Tansu broker
-is also frozen (SIGSTOP, then SIGCONT after a few seconds) in some rounds. Tansu is not
+again on the same data directory and port; with `--router-process` the victim is drawn
+from `handoff serve` (`all`, whose router process dies with it) and the router process it
+supervises (`all:router`, which it starts again itself). With `--split` (always on
+Kafka) the victim is drawn from the api+delivery process and the router process; on
+Kafka the Tansu broker is also frozen (SIGSTOP, then SIGCONT after a few seconds) in
+some rounds. Tansu is not
 killed: the build the tests use keeps its log in memory only, so killing it loses every
 topic by design; against Apache Kafka (deploy/) a broker kill is the same experiment.
 At the end the publisher drains, and the script reconciles, for every subscription a
@@ -74,6 +78,8 @@ class KillLoopConfig:
     backend: str = "embedded"
     split: bool = False
     """Run api+delivery and the router as separate processes (always on Kafka)."""
+    router_process: bool = False
+    """`handoff serve --router-process`: the router in a process it supervises."""
     freeze_seconds: float = 3.0
     """On Kafka: how long a frozen Tansu stays stopped."""
     seed: int | None = None
@@ -282,6 +288,8 @@ class Deployment:
             write_new_kek(kek)
             env = {"HANDOFF_ENCRYPTION__ENABLED": "true",
                    "HANDOFF_ENCRYPTION__KEK_FILE": str(kek)}
+        if config.router_process:
+            env["HANDOFF_ROUTER_PROCESS"] = "1"
         self.kafka: TansuBroker | None = None
         backend = LogBackend.embedded()
         if config.backend == "kafka":
@@ -304,7 +312,11 @@ class Deployment:
         return self.processes.get("api,delivery") or self.processes["all"]
 
     def victims(self) -> list[str]:
-        return [*self.processes, *(["kafka-freeze"] if self.kafka else [])]
+        # With --router-process, `all` runs its router in a supervised process of its
+        # own: a victim too.
+        supervised = [f"{role}:router" for role, process in self.processes.items()
+                      if process.router_process() is not None]
+        return [*self.processes, *supervised, *(["kafka-freeze"] if self.kafka else [])]
 
     def strike(self, victim: str) -> float:
         """Inject one fault; returns the seconds until the victim was serving again."""
@@ -315,9 +327,27 @@ class Deployment:
             time.sleep(self.freeze_seconds)
             os.kill(pid, signal.SIGCONT)
             return time.monotonic() - began
+        if victim.endswith(":router"):
+            return self._kill_supervised_router(self.processes[victim.split(":")[0]], began)
         process = self.processes[victim]
         process.kill()
         self.processes[victim] = process.sibling(victim, port=process.port).start()
+        return time.monotonic() - began
+
+    @staticmethod
+    def _kill_supervised_router(process: BrokerProcess, began: float) -> float:
+        """`kill -9` of the router process `handoff serve` supervises; returns the
+        seconds until its parent had started another and was ready again."""
+        victim = process.router_process()
+        if victim is None:
+            raise RuntimeError("no supervised router process to kill")
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while process.router_process() in (None, victim):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the router process was not started again")
+            time.sleep(0.05)
+        process.wait_ready(120)
         return time.monotonic() - began
 
     def _tansu_pid(self) -> int:
@@ -407,12 +437,17 @@ def main() -> None:
     parser.add_argument("--backend", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument("--split", action="store_true",
                         help="separate api+delivery and router processes (implied on kafka)")
+    parser.add_argument("--router-process", action="store_true",
+                        help="handoff serve --router-process: kill it, or its router process")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,
                             max_up=args.max_up, encryption=args.encryption,
-                            backend=args.backend, split=args.split, seed=args.seed)
-    layout = "split processes" if config.split or config.backend == "kafka" else "one process"
+                            backend=args.backend, split=args.split, seed=args.seed,
+                            router_process=args.router_process)
+    layout = ("split processes" if config.split or config.backend == "kafka"
+              else "handoff serve with its router process" if config.router_process
+              else "one process")
     print(f"kill -9 loop: {config.kills} faults, {config.rate:g} births/s, {config.backend} "
           f"log, {layout}, encryption {'on' if config.encryption else 'off'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="handoff-kill-loop-") as tmp:

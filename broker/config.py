@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -109,6 +110,10 @@ class FhirSettings(BaseModel):
 class RouterSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
     poll_timeout_seconds: float = Field(default=0.5, gt=0)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where the router process that `handoff serve` supervises serves `/healthz`,
+    `/readyz` and `/metrics` (on `api.host`); unset, it serves no port and the serving
+    process's `/readyz` says whether it runs."""
 
 
 class ReferralSettings(BaseModel):
@@ -210,6 +215,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".handoff")
+    router_process: bool = False
+    """`handoff serve` with the router among roles that serve clients runs the router in
+    a supervised process of its own (`--router-process`; docs/operations.md)."""
     policy_dir: Path = Path("policy")
     schema_dir: Path | None = None
     """A folder of the state's own event schemas (`<type>.avsc`, optionally with
@@ -247,6 +255,29 @@ class Settings(BaseSettings):
     @property
     def resolved_keys_file(self) -> Path:
         return self.keys_file or self.data_dir / "keys.yaml"
+
+
+def settings_to_json(settings: Settings) -> str:
+    """The settings in force as one line of JSON, secrets included, for a process
+    `handoff serve` starts: `settings_from_json` gives back equal settings."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(f"cannot pass a {type(value).__name__} setting to another process")
+
+    return json.dumps(settings.model_dump(mode="python"), default=plain,
+                      separators=(",", ":"))
+
+
+def settings_from_json(text: str) -> Settings:
+    """Settings exactly as `settings_to_json` wrote them: no environment or file read."""
+    try:
+        return Settings.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as exc:
+        raise ConfigError(f"settings handed to this process are not valid: {exc}") from exc
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -55,6 +55,9 @@ class PolicyReloader:
         self._event_types = event_types
         self._schema_files = schema_files
         self._lock = threading.Lock()
+        self.followers: list[Callable[[], None]] = []
+        """Called after every reload, whatever its outcome: others that decide with the
+        same policy folder reload too (the router process `handoff serve` supervises)."""
 
     def _register_schema_files(self) -> list[str]:
         """New event types of the schema folder, registered (each with its topics) before
@@ -72,6 +75,13 @@ class PolicyReloader:
         return []
 
     def reload(self, actor: str) -> PolicyReload:
+        try:
+            return self._reload(actor)
+        finally:
+            for follow in self.followers:
+                follow()
+
+    def _reload(self, actor: str) -> PolicyReload:
         with self._lock:
             policy = self._policy
             before = policy.current.version
@@ -132,24 +142,25 @@ def audit_key_changes(keyring: KeyRing, auditor: Auditor) -> None:
     keyring.on_change = record
 
 
-def install_sighup(reloader: PolicyReloader, keyring: KeyRing) -> None:
-    """On SIGHUP, read the keys file and the policy folder again (main thread only)."""
+def install_sighup(reloader: PolicyReloader, keyring: KeyRing, actor: str = "sighup") -> None:
+    """On SIGHUP, read the keys file and the policy folder again (main thread only);
+    `actor` names who asked in the audit log."""
 
     def on_hup(signum: int, frame: object) -> None:
         # Signal handlers run between bytecodes of the main thread: hand the work to a
         # thread so a reload never runs inside whatever the main thread was doing.
-        threading.Thread(target=_reload_all, args=(reloader, keyring),
+        threading.Thread(target=_reload_all, args=(reloader, keyring, actor),
                          name="handoff-sighup", daemon=True).start()
 
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def _reload_all(reloader: PolicyReloader, keyring: KeyRing) -> None:
+def _reload_all(reloader: PolicyReloader, keyring: KeyRing, actor: str) -> None:
     reload_keys = getattr(keyring, "reload", None)
     if reload_keys is not None:
         reload_keys()
-    outcome = reloader.reload(actor="sighup")
+    outcome = reloader.reload(actor=actor)
     if outcome.applied:
         log.info("SIGHUP: policy version %s in force%s", outcome.version,
                  "" if outcome.changed else " (unchanged)")

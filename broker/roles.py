@@ -83,6 +83,10 @@ class Roles:
         """Whether agencies call this process (and so it needs the API keys)."""
         return self.api or self.delivery
 
+    def without_router(self) -> Roles:
+        """These roles but the router's (which then runs in a process of its own)."""
+        return Roles(self.parts - {Part.ROUTER})
+
     def __str__(self) -> str:
         if self.parts == frozenset(Part):
             return "all"

@@ -158,8 +158,13 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
                  log: EventLog | None = None, audit: AuditStore | None = None,
                  clock: Clock = now_ms,
                  connectors: Sequence[ConnectorConfig] | None = None,
-                 router_thread: bool = True, timer_clock: Clock | None = None) -> Broker:
+                 router_thread: bool = True, timer_clock: Clock | None = None,
+                 supervised: Sequence[Worker] = ()) -> Broker:
     """Build what a process with `roles` (default: every role) needs.
+
+    `supervised`: workers the caller made that run beside the roles' own (the router
+    process `handoff serve` supervises); started right after the checkpoint signer, so
+    stopped just before it.
 
     `connectors`: the connectors to run (they need the `api` role); None runs those of
     the `connectors_file` setting, if any. `timer_clock`: the clock the referral
@@ -169,7 +174,7 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
     closers: list[Callable[[], None]] = []
     try:
         return _build(settings, roles, log, audit, clock, connectors, router_thread,
-                      closers, timer_clock or clock)
+                      closers, timer_clock or clock, tuple(supervised))
     except BaseException:
         for close in closers:  # what was opened before the failure, newest first
             close()
@@ -179,7 +184,8 @@ def build_broker(settings: Settings, roles: Roles | None = None, *,
 def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
            given_audit: AuditStore | None, clock: Clock,
            connector_configs: Sequence[ConnectorConfig] | None, router_thread: bool,
-           closers: list[Callable[[], None]], timer_clock: Clock) -> Broker:
+           closers: list[Callable[[], None]], timer_clock: Clock,
+           supervised: tuple[Worker, ...]) -> Broker:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     if not settings.policy_dir.is_dir():
@@ -254,6 +260,7 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         workers.append(CheckpointWorker(
             signer, audit_store,
             settings.audit.checkpoint_interval_seconds if roles.router else None))
+    workers.extend(supervised)
     router = None
     linkage_stage = None
     linkage = None

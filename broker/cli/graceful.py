@@ -23,9 +23,14 @@ log = logging.getLogger("handoff")
 
 class GracefulServer(uvicorn.Server):
     """uvicorn's server, stopping on SIGTERM without raising the signal again once it
-    has stopped (uvicorn does, which kills the process before the broker can stop)."""
+    has stopped (uvicorn does, which kills the process before the broker can stop).
+    `on_exit`, if set, is called first on either signal."""
+
+    on_exit: Callable[[], None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_exit is not None:
+            self.on_exit()
         if sig != signal.SIGTERM:
             super().handle_exit(sig, frame)
             return

@@ -1,5 +1,6 @@
-"""`handoff serve`: the API, router and delivery in one process, or some of them
-(`--role`, see `broker.roles`)."""
+"""`handoff serve`: the API, router and delivery, or some of them (`--role`, see
+`broker.roles`). With `--router-process`, a process that serves clients and routes runs
+the router in a supervised process of its own (`broker.cli.router_supervisor`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from broker.auth.mtls import uvicorn_tls_options
 from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_on_sigterm
+from broker.cli.router_supervisor import RouterProcess
 from broker.config import Settings, load_settings
+from broker.errors import ConfigError
 from broker.reloads import install_sighup
 from broker.roles import Roles
 from schemas.errors import HandoffError
@@ -49,30 +52,53 @@ def exit_if_port_taken(host: str, port: int) -> None:
             raise typer.Exit(PORT_IN_USE) from None
 
 
+class RouterProcessFailedError(ConfigError):
+    """The supervised router process stopped on a configuration problem."""
+
+
 def serve_settings(settings: Settings, ready_message: bool = True,
                    roles: Roles | None = None) -> None:
     """Build and run a broker (every role unless `roles` says otherwise) until
-    interrupted (Ctrl-C or SIGTERM)."""
+    interrupted (Ctrl-C or SIGTERM). With the router among roles that serve clients, the
+    router runs in a supervised child process if `settings.router_process`."""
     api = settings.api
     tls = uvicorn_tls_options(api.tls_cert, api.tls_key, api.tls_client_ca)
-    broker = build_broker(settings, roles)
-    broker.start()
+    roles = roles or Roles.all()
+    child = server = None
+
+    def stop_serving() -> None:  # the router process failed on its configuration
+        if server is not None:
+            server.should_exit = True
+
+    if roles.router and roles.serves_clients and settings.router_process:
+        child = RouterProcess(settings, on_fatal=stop_serving)
+        roles = roles.without_router()
+    broker = build_broker(settings, roles, supervised=(child,) if child else ())
     server = GracefulServer(uvicorn.Config(
         create_app(broker.api), host=api.host, port=api.port,
         log_level="warning", access_log=False, lifespan="on",
         **tls,
     ))
-    install_sighup(broker.api.reloader, broker.api.keyring)
-    if ready_message:
-        logging.getLogger("handoff").info(
-            "serving role %s on %s://%s:%d (OpenAPI docs at /docs), %s log, data in %s",
-            broker.roles, "https" if tls else "http", api.host, api.port,
-            settings.log.backend, settings.data_dir)
+    if child is not None:
+        server.on_exit = child.begin_stop
+        broker.api.reloader.followers.append(child.reload)
     try:
+        broker.start()
+        install_sighup(broker.api.reloader, broker.api.keyring)
+        if ready_message:
+            logging.getLogger("handoff").info(
+                "serving role %s on %s://%s:%d (OpenAPI docs at /docs), %s log, data in %s%s",
+                broker.roles, "https" if tls else "http", api.host, api.port,
+                settings.log.backend, settings.data_dir,
+                f"; the router in process {child.pid}" if child else "")
         server.run()
     finally:
         with stopping_on_sigterm(ignore_while_stopping):
             broker.stop()
+    if child is not None and child.failed_with is not None:
+        raise RouterProcessFailedError(
+            f"the router process stopped on a configuration problem ({child.failed_with}: "
+            "see its message above), so handoff serve stopped too")
 
 
 @app.command("serve")
@@ -94,6 +120,10 @@ def serve(
         "all", envvar="HANDOFF_ROLE",
         help="what this process runs: all, or any of api, delivery, router separated by "
              "commas (several processes share the work; see docs/operations.md)"),
+    router_process: bool = typer.Option(
+        False, "--router-process",
+        help="run the router in a process of its own that this command starts and "
+             "supervises (also HANDOFF_ROUTER_PROCESS=1; see docs/operations.md)"),
 ) -> None:
     """Run the API, router and delivery (or the roles given) until stopped.
 
@@ -105,7 +135,7 @@ def serve(
     with exit_on_config_error():
         roles = Roles.parse(role)
         settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys,
-                                 schema_dir=schemas)
+                                 schema_dir=schemas, router_process=router_process or None)
         given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})

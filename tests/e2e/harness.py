@@ -95,6 +95,22 @@ class LogBackend:
                 "HANDOFF_KAFKA__TOPIC_PREFIX": self.topic_prefix}
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces, so split after its last ')'.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 @dataclass
 class BrokerProcess:
     data_dir: Path
@@ -155,6 +171,19 @@ class BrokerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def router_process(self) -> int | None:
+        """The pid of the router process this `handoff serve` supervises (role `all`
+        without `HANDOFF_SINGLE_PROCESS`), if one runs now."""
+        if self.proc is None:
+            return None
+        for pid in child_pids(self.proc.pid):
+            try:
+                if b"broker.cli.router_child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        return None
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

@@ -207,10 +207,10 @@ def forge_a_kafka_audit_record(broker: BrokerProcess) -> int:
                         topic_prefix=broker.backend.topic_prefix)
     try:
         records = log.read(AUDIT_TOPIC, 0, 0, 10_000)
-        chain = records[0].key
-        mine = [r for r in records if r.key == chain]
-        seq, original = next((n, r) for n, r in enumerate(mine, start=1)
-                             if b'"recipient":"hv-nfp"' in r.value)
+        # Each process writes a chain of its own (the router's is in its own process).
+        original = next(r for r in records if b'"recipient":"hv-nfp"' in r.value)
+        mine = [r for r in records if r.key == original.key]
+        seq = next(n for n, r in enumerate(mine, start=1) if r is original)
         forged = original.value.replace(b'"recipient":"hv-nfp"', b'"recipient":"medicaid"')
         log.append(AUDIT_TOPIC, [NewRecord(value=forged, key=original.key,
                                            headers=original.headers)])

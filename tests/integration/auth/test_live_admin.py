@@ -167,8 +167,8 @@ def test_a_refused_reload_keeps_the_last_good_bundle_and_says_so(live):
     assert ready.status_code == 200
     assert ready.json()["checks"]["policy"] == version
     assert ready.json()["checks"]["policy_reload"].startswith("refused: 2 problem(s)")
-    (record,) = live.records("policy_reload_refused")
-    assert record.actor == "ops" and record.detail["problem_count"] == 2
+    (record,) = [r for r in live.records("policy_reload_refused") if r.actor == "ops"]
+    assert record.detail["problem_count"] == 2
     # The last good bundle still serves its subscribers.
     listed = httpx.get(f"{broker.url}/v1/subscriptions", headers=bearer(secrets["nfp"]))
     assert {s["id"] for s in listed.json()["subscriptions"]} >= {"hv-births"}
@@ -203,8 +203,7 @@ def test_sighup_reloads_the_policy_and_a_refusal_shows_in_readyz(live):
         return str(checks.get("policy_reload", "")).startswith("refused")
 
     eventually(refused, message="readyz never reported the refused reload")
-    (record,) = live.records("policy_reload_refused")
-    assert record.actor == "sighup"
+    (record,) = [r for r in live.records("policy_reload_refused") if r.actor == "sighup"]
     assert any("agencies.yaml" in p for p in record.detail["problems"])
     assert "policy reload refused" in live.logs()
 
