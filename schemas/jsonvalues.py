@@ -1,12 +1,10 @@
 """Single Avro values in their JSON form: primitives and logical types.
 
-`leaf_from_json` and `leaf_to_json` return the converter for one non-structural type
-(a primitive, enum, fixed, or a logical type on top of one). `schemas.jsonform` composes
-them into converters for whole records.
-
-Converters from JSON append (path, message) problems instead of raising, so a record's
-every problem is reported at once, and return `INVALID` when the value is unusable.
-Messages say what was expected and never quote the value, which may be personal data.
+`leaf_from_json` and `leaf_to_json` return the converter for one non-structural type (a
+primitive, enum, fixed, or a logical type on top of one); `schemas.jsonform` composes
+them. Converters from JSON append (path, message) problems instead of raising, so every
+problem of a record is reported at once, and return `INVALID` when the value is unusable.
+Messages say what was expected, never quoting the value, which may be personal data.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from broker.log.sqlite_storage import (
     connect,
     decode_headers,
     encode_headers,
+    partition_end_offsets,
     prepare_database,
     roll_back,
     topic_shape,
@@ -233,15 +234,8 @@ class SqliteEventLog:
 
     def end_offsets(self, topic: str) -> list[int]:
         """`end_offset` of every partition of `topic`, in partition order, in one query."""
-        ends = [0] * self.partitions(topic)
         with self._reading("read end offsets") as db:
-            rows = db.execute(
-                "SELECT partition, next_offset FROM partition_ends WHERE topic = ?", (topic,)
-            ).fetchall()
-        for partition, next_offset in rows:
-            if 0 <= partition < len(ends):
-                ends[partition] = int(next_offset)
-        return ends
+            return partition_end_offsets(db, topic, self.partitions(topic))
 
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         """Block until some partition has a record at or past its position (True) or
