@@ -82,7 +82,7 @@ def parse_schema(body: SchemaBody) -> dict[str, Any]:
 def version_of(version: str) -> int | Literal["latest"]:
     if version in ("latest", "-1"):
         return "latest"
-    if version.isdigit() and 0 < int(version) < 2**31:
+    if version.isascii() and version.isdigit() and 0 < int(version) < 2**31:
         return int(version)
     raise invalid_version(version)
 
