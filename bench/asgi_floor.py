@@ -10,9 +10,17 @@ from /proc before and after.
 
     python bench/asgi_floor.py                 # 10 s, 32 connections
     python bench/asgi_floor.py --seconds 5 --connections 64
+    python bench/asgi_floor.py --handoff       # also Handoff's own publish path
 
 Prints requests/s (the ceiling) and CPU µs per request (the server's user + system CPU
 over the requests it answered).
+
+With `--handoff` it then measures Handoff's publish path alone, the same way: a real
+`handoff serve --role api` on the embedded log (the demo bundle, rate limit off, no
+router, so routing does not share the CPU) driven closed loop with births, one per
+request, each under a new event id (so every request is appended, never answered as a
+duplicate), and prints its requests/s and CPU µs per request beside the floor's.
+`--handoff-only` skips the floor.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,8 +129,8 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError(f"the minimal ASGI app did not listen on port {port}")
 
 
-async def _drive(port: int, raw: bytes, seconds: float, connections: int
-                 ) -> tuple[int, int, float]:
+async def _drive(port: int, raw: bytes | Iterator[bytes], seconds: float,
+                 connections: int) -> tuple[int, int, float]:
     pool = ConnectionPool("127.0.0.1", port, connections)
     await pool.open()
     answered = refused = 0
@@ -131,7 +139,7 @@ async def _drive(port: int, raw: bytes, seconds: float, connections: int
     async def worker() -> None:
         nonlocal answered, refused
         while time.monotonic() < stop:
-            status, _ = await pool.request(raw)
+            status, _ = await pool.request(raw if isinstance(raw, bytes) else next(raw))
             answered += 1
             refused += status != 202
 
@@ -170,6 +178,40 @@ def run(body: dict[str, Any], seconds: float = 10, connections: int = 32,
     return AsgiFloor(requests=answered, refused=refused, seconds=elapsed, cpu_seconds=cpu)
 
 
+def run_handoff(seconds: float = 10, connections: int = 32) -> AsgiFloor:
+    """Handoff's publish path alone: `handoff serve --role api` on the embedded log,
+    driven like the floor, with births under new event ids."""
+    import tempfile
+    import uuid
+
+    from bench.e2e_load import bench_policy, new_birth
+    from tests.e2e.harness import BrokerProcess, demo_keys
+
+    with tempfile.TemporaryDirectory(prefix="handoff-publish-") as tmp:
+        root = Path(tmp)
+        broker = BrokerProcess(data_dir=root / "data", policy_dir=bench_policy(root),
+                               role="api", env={"HANDOFF_API__RATE_LIMIT_PER_SECOND": "0"})
+        broker.start(120)
+        assert broker.proc is not None
+        try:
+            template = new_birth()
+            placeholder = template["event_id"]
+            raw = encode_post("/v1/events/birth", "127.0.0.1",
+                              {"Authorization": f"Bearer {demo_keys()['county-general']}"},
+                              template)
+            # Same length as the placeholder: the Content-Length stays right.
+            fresh = (raw.replace(placeholder.encode(), str(uuid.uuid4()).encode())
+                     for _ in iter(int, 1))
+            asyncio.run(_drive(broker.port, fresh, 1.0, connections))   # warm-up
+            before = tree_cpu_seconds([broker.proc.pid])
+            answered, refused, elapsed = asyncio.run(
+                _drive(broker.port, fresh, seconds, connections))
+            cpu = tree_cpu_seconds([broker.proc.pid]) - before
+        finally:
+            broker.stop()
+    return AsgiFloor(requests=answered, refused=refused, seconds=elapsed, cpu_seconds=cpu)
+
+
 def example_birth() -> dict[str, Any]:
     example: dict[str, Any] = json.loads(
         (REPO / "schemas" / "events" / "birth.example.json").read_text())
@@ -181,6 +223,18 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--handoff", action="store_true",
+                        help="also measure Handoff's publish path alone (handoff serve "
+                        "--role api, embedded log)")
+    parser.add_argument("--handoff-only", action="store_true",
+                        help="measure Handoff's publish path alone, without the floor")
     args = parser.parse_args()
     print(f"calibration loop {calibration_ms():.0f} ms")
-    print(run(example_birth(), args.seconds, args.connections).line())
+    if not args.handoff_only:
+        print(run(example_birth(), args.seconds, args.connections).line())
+    if args.handoff or args.handoff_only:
+        result = run_handoff(args.seconds, args.connections)
+        print(f"Handoff publish alone (handoff serve --role api, embedded, births one per "
+              f"request, closed loop): {result.per_second:,.0f} requests/s, "
+              f"{result.cpu_us_per_request:.0f} µs CPU per request ({result.requests} "
+              f"answered in {result.seconds:.1f} s, {result.refused} not 202)")
