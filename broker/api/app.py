@@ -32,6 +32,7 @@ from broker.api.key_lapse import KeyWatch
 from broker.api.metrics_middleware import RequestMetricsMiddleware
 from broker.api.openapi import install_openapi
 from broker.api.problems import install_problem_handlers
+from broker.api.publish_fast import PublishFastPath
 from broker.api.rate_limit import RateLimitMiddleware, limits
 from broker.api.request_ids import RequestIdMiddleware
 from broker.auth import Principal
@@ -106,6 +107,8 @@ def create_app(parts: ApiParts) -> FastAPI:
     for extend in parts.extensions:
         extend(app)
     # Innermost first: each add_middleware wraps the ones added before it.
+    if routes_events in route_modules(parts.roles):
+        app.add_middleware(PublishFastPath)
     app.add_middleware(BodyGuard, caps=BodyCaps.of(parts.settings))
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
     app.add_middleware(BearerKeyMiddleware, keyring=parts.keyring)

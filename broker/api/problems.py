@@ -285,33 +285,37 @@ def _named_safely(error: Mapping[str, Any], body: Any) -> tuple[Any, ...]:
     return (*loc[:-1], where)
 
 
+async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a `HandoffError` an endpoint raised."""
+    instance = instance_of(request)
+    answer = problem_for(exc, instance)
+    if answer is not None:
+        return answer
+    log_unexpected(request.scope, exc)
+    return server_error(exc, instance, request_id_of(request.scope))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to an `HTTPException` (a refusal before the body, FastAPI's own)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, RefusedBeforeBody):
+        return problem(exc.error.status, exc.error.slug, exc.error.title,
+                       exc.error.detail, instance_of(request), **exc.error.extra)
+    slug = {404: "not-found", 405: "method-not-allowed",
+            413: "payload-too-large"}.get(exc.status_code, "http-error")
+    title, detail = str(exc.detail), str(exc.detail)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI's answer to a body it could not parse as JSON.
+        slug, title = "malformed-json", "Malformed JSON"
+        detail = json_refusal(exc.__cause__)
+    response = problem(exc.status_code, slug, title, detail, instance_of(request))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_methods_of(request))
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    async def on_handoff_error(request: Request, exc: Exception) -> JSONResponse:
-        instance = instance_of(request)
-        answer = problem_for(exc, instance)
-        if answer is not None:
-            return answer
-        log_unexpected(request.scope, exc)
-        return server_error(exc, instance, request_id_of(request.scope))
-
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        if isinstance(exc, RefusedBeforeBody):
-            return problem(exc.error.status, exc.error.slug, exc.error.title,
-                           exc.error.detail, instance_of(request), **exc.error.extra)
-        slug = {404: "not-found", 405: "method-not-allowed",
-                413: "payload-too-large"}.get(exc.status_code, "http-error")
-        title, detail = str(exc.detail), str(exc.detail)
-        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
-            # FastAPI's answer to a body it could not parse as JSON.
-            slug, title = "malformed-json", "Malformed JSON"
-            detail = json_refusal(exc.__cause__)
-        response = problem(exc.status_code, slug, title, detail, instance_of(request))
-        response.headers.update(exc.headers or {})
-        if exc.status_code == 405:
-            response.headers["Allow"] = ", ".join(_methods_of(request))
-        return response
-
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
