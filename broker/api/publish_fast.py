@@ -81,7 +81,7 @@ class PublishFastPath:
 
 def _route(router: APIRouter, path: str) -> APIRoute:
     for route in router.routes:
-        if isinstance(route, APIRoute) and route.path == path and "POST" in route.methods:
+        if isinstance(route, APIRoute) and route.path == path and "POST" in (route.methods or ()):
             return route
     raise LookupError(f"no POST route {path} in {router}")
 
