@@ -2,7 +2,10 @@
 append per topic and one write of the idempotency index.
 
 Under load this turns hundreds of small transactions a second into a few large ones;
-when idle, a request is committed alone, as soon as it arrives. The single committer
+when idle, a request is committed alone, as soon as it arrives. Under load (a request
+arriving within `BUSY_WINDOW_S` of the previous commit) the committer lingers up to
+`linger_s` after the first request of a batch to gather the others on their way: with
+one event per request, without lingering most commits held a single request. The single committer
 thread is also what makes the duplicate check and the append atomic with respect to
 each other, without a lock held across requests.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -21,6 +25,11 @@ from broker.ingest.idempotency import Accepted, AcceptedRow, IdempotencyIndex
 from broker.log.port import EventLog, NewRecord
 
 log = logging.getLogger("handoff.ingest")
+
+LINGER_S = 0.002
+"""How long a busy committer waits for more requests before it commits a batch."""
+BUSY_WINDOW_S = 0.02
+"""A request arriving this soon after the previous commit ended finds the committer busy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +58,9 @@ class _Request:
 
 class GroupCommitter:
     def __init__(self, event_log: EventLog, idempotency: IdempotencyIndex,
-                 max_records: int = 5000) -> None:
+                 max_records: int = 5000, linger_s: float = LINGER_S) -> None:
         self._log = event_log
+        self._linger_s = linger_s
         self._idempotency = idempotency
         self._max_records = max_records
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
@@ -69,15 +79,21 @@ class GroupCommitter:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        committed_at = float("-inf")
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
             size = len(first.records)
+            now = time.monotonic()
+            linger_until = now + self._linger_s if (
+                now - committed_at < BUSY_WINDOW_S) else now
             while size < self._max_records:
                 try:
-                    more = self._queue.get_nowait()
+                    wait = linger_until - time.monotonic()
+                    more = (self._queue.get(timeout=wait) if wait > 0
+                            else self._queue.get_nowait())
                 except queue.Empty:
                     break
                 if more is None:
@@ -86,6 +102,7 @@ class GroupCommitter:
                 batch.append(more)
                 size += len(more.records)
             self._commit(batch)
+            committed_at = time.monotonic()
 
     def _commit(self, batch: list[_Request]) -> None:
         try:

@@ -3,6 +3,7 @@ itself or hits a failing log gets back."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +85,23 @@ def test_a_failing_log_fails_the_batch_and_the_committer_carries_on(log, committ
     log.fail_appends_to = None
     (placed,) = committer.submit("cgh", TOPIC, ["e1"], records("a")).result(5)
     assert not placed.duplicate, "a failed append is not remembered as accepted"
+
+
+def test_a_busy_committer_lingers_to_gather_requests_arriving_one_after_another(
+        log) -> None:
+    committer = GroupCommitter(log, MemoryIdempotencyIndex(), linger_s=0.5)
+    try:
+        # Idle: the first request is committed at once, not after the linger.
+        started = time.monotonic()
+        committer.submit("cgh", TOPIC, ["e0"], records("z")).result(5)
+        assert time.monotonic() - started < 0.4
+        # Busy (just committed): requests a few milliseconds apart share one append.
+        futures = []
+        for n in range(1, 5):
+            futures.append(committer.submit("cgh", TOPIC, [f"e{n}"], records(str(n))))
+            time.sleep(0.005)
+        placed = [f.result(5) for f in futures]
+    finally:
+        committer.close()
+    assert all(not p.duplicate for (p,) in placed)
+    assert log.journal.kinds("append") == [TOPIC, TOPIC]
