@@ -162,10 +162,23 @@ def principal_of_scope(scope: Scope) -> object:
     return scope.get("state", {}).get(PRINCIPAL)
 
 
+_ROLES: dict[int, tuple[object, tuple[Role, ...] | None]] = {}
+"""Each route's roles, found once (routes live as long as the app)."""
+
+
 def _roles_of(route: object) -> tuple[Role, ...] | None:
     """The roles a route's `require(...)` dependency admits; None for a public route."""
     if not isinstance(route, APIRoute):
         return None
+    known = _ROLES.get(id(route))
+    if known is not None and known[0] is route:
+        return known[1]
+    roles = _find_roles(route)
+    _ROLES[id(route)] = (route, roles)   # holding the route keeps its id from reuse
+    return roles
+
+
+def _find_roles(route: APIRoute) -> tuple[Role, ...] | None:
     pending = list(route.dependant.dependencies)
     while pending:
         dependant = pending.pop()
