@@ -45,6 +45,10 @@ def _attempt(converter: FromJson, value: Any, path: str) -> Problems:
     return found
 
 
+_IMMUTABLE = (type(None), str, int, float, bool, bytes, Decimal)
+"""Default values shared between records as they are, never changed in place."""
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -107,22 +111,31 @@ class _Compiler:
                 else field["type"]
             fields.append((field["name"], self.from_json(field_type), has_default, default))
         names = frozenset(f[0] for f in fields)
+        # The hot path of publishing: paths joined inline, immutable defaults not copied,
+        # the keys checked for strangers in one set operation before naming any.
+        plan = [(name, "." + name, converter, has_default, default,
+                 not isinstance(default, _IMMUTABLE))
+                for name, converter, has_default, default in fields]
 
         def convert(value: Any, path: str, problems: Problems) -> Any:
-            if not isinstance(value, Mapping):
+            if type(value) is not dict and not isinstance(value, Mapping):
                 return fail(problems, path, value, "expected a JSON object")
             record: dict[str, Any] = {}
             valid = True
-            for name, field_converter, has_default, default in fields:
+            for name, dotted, field_converter, has_default, default, mutable in plan:
                 if name in value:
-                    converted = field_converter(value[name], _join(path, name), problems)
-                    valid = valid and converted is not INVALID
+                    converted = field_converter(value[name], path + dotted if path else name,
+                                                problems)
+                    if converted is INVALID:
+                        valid = False
                     record[name] = converted
                 elif has_default:
-                    record[name] = copy.deepcopy(default)
+                    record[name] = copy.deepcopy(default) if mutable else default
                 else:
                     problems.append((_join(path, name), "required field missing"))
                     valid = False
+            if names.issuperset(value):
+                return record if valid else INVALID
             for position, key in enumerate(value, 1):
                 if key not in names:
                     # A key is the caller's text, which may be personal data (an SSN used
