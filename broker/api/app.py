@@ -68,9 +68,11 @@ def route_modules(roles: Roles) -> list[ModuleType]:
     return [*modules, routes_ops]
 
 
-def create_app(parts: ApiParts) -> FastAPI:
+def create_app(parts: ApiParts, *, lean_publish: bool = True) -> FastAPI:
     """The app for one process: the routes its roles serve, over the parts bootstrap
-    built (`broker.bootstrap.build_broker(...).api`)."""
+    built (`broker.bootstrap.build_broker(...).api`). With `lean_publish` (the default)
+    the publish routes are answered by `broker.api.publish_fast`; without it, by
+    FastAPI's routing, the same endpoints (tests compare the two)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +109,7 @@ def create_app(parts: ApiParts) -> FastAPI:
     for extend in parts.extensions:
         extend(app)
     # Innermost first: each add_middleware wraps the ones added before it.
-    if routes_events in route_modules(parts.roles):
+    if lean_publish and routes_events in route_modules(parts.roles):
         app.add_middleware(PublishFastPath)
     app.add_middleware(BodyGuard, caps=BodyCaps.of(parts.settings))
     app.add_middleware(RateLimitMiddleware, **limits(parts.settings))
