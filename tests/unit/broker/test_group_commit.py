@@ -104,4 +104,7 @@ def test_a_busy_committer_lingers_to_gather_requests_arriving_one_after_another(
     finally:
         committer.close()
     assert all(not p.duplicate for (p,) in placed)
-    assert log.journal.kinds("append") == [TOPIC, TOPIC]
+    # The idle request alone, then the four together (or, should the test thread be held
+    # up past the busy window, the first of them alone and the other three together);
+    # without lingering, five appends.
+    assert log.journal.kinds("append") in ([TOPIC] * 2, [TOPIC] * 3)
