@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import Histogram
 
 from broker.audit import AuditEntry
-from broker.audit.records import CanonicalDetail
+from broker.audit.plans import DecisionDetail
 from broker.auditor import Auditor
 from broker.clock import now_ms
 from broker.consent_feed import ConsentFeed
@@ -277,6 +277,7 @@ class Router:
         subject_record: str | None = None,
     ) -> None:
         sub_id = decision.subscription_id
+        plan = decision.plan
         # The publishing key is the actor, so every decision traces back to a credential.
         key_id = record.header(H_INGEST_KEY_ID)
         batch.audit.append(AuditEntry(
@@ -285,7 +286,8 @@ class Router:
             subscription=sub_id, outcome=decision.outcome, event_id=str(event["event_id"]),
             decision_id=decision.decision_id,
             actor=key_id.decode() if key_id else "router",
-            detail=CanonicalDetail(decision.canonical_json(subject_record)),
+            detail=DecisionDetail(decision.compact_json(subject_record), plan.digest,
+                                  plan.canonical_json),
         ))
         facts = self._outcome_facts(decision)
         batch.decisions[(sub_id, decision.outcome)] += 1

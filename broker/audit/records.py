@@ -105,7 +105,7 @@ class CanonicalDetail(Mapping[str, Any]):
 
 def canonical_detail(kind: str, detail: Mapping[str, Any]) -> str:
     """Encode an entry's detail, refusing anything that is not plain JSON."""
-    if type(detail) is CanonicalDetail:
+    if isinstance(detail, CanonicalDetail):
         text = detail.text
         if not (text.startswith("{") and text.endswith("}")):
             raise AuditEntryError(f"detail of a {kind!r} entry is not a JSON object")
