@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from broker.audit.plans import DecisionDetail, plan_digest, plan_reference
+from broker.audit.plans import PLAN_KIND, DecisionDetail, plan_digest, plan_reference
 from broker.audit.records import CanonicalDetail
 from broker.errors import AuditError
 
@@ -27,16 +27,21 @@ INSERT = "INSERT OR IGNORE INTO audit_plans (plan, seq) VALUES (?, ?)"
 SELECT_ALL = "SELECT plan, seq FROM audit_plans"
 _SELECT_SEQ = "SELECT seq FROM audit_plans WHERE plan = ?"
 
-DetailAt = Callable[[sqlite3.Connection, int], str | None]
-"""The whole detail text of the `decision_plan` record at a seq, or None."""
+_SELECT_PLAN = (
+    "SELECT detail FROM audit_records WHERE seq = ? AND kind = ? AND detail_tail IS NULL")
+
+
+def _plan_detail(conn: sqlite3.Connection, seq: int) -> str | None:
+    """The detail of the `decision_plan` record at `seq` (plans are stored whole)."""
+    found = conn.execute(_SELECT_PLAN, (seq, PLAN_KIND)).fetchone()
+    return None if found is None or type(found[0]) is not str else found[0]
 
 
 class PlanTexts:
     """Plan texts by digest, read through `audit_plans` and kept in memory (plans are
     few). Thread-safe."""
 
-    def __init__(self, detail_at: DetailAt) -> None:
-        self._detail_at = detail_at
+    def __init__(self) -> None:
         self._texts: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -53,7 +58,7 @@ class PlanTexts:
         row = conn.execute(_SELECT_SEQ, (digest,)).fetchone()
         if row is None or type(row[0]) is not int:
             return None
-        text = self._detail_at(conn, row[0])
+        text = _plan_detail(conn, row[0])
         if text is None or plan_digest(text) != digest:
             return None
         with self._lock:

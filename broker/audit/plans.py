@@ -84,3 +84,29 @@ class DecisionDetail(CanonicalDetail):
 
     def __repr__(self) -> str:
         return f"DecisionDetail({self.text!r}, plan={self.plan_digest[:12]}…)"
+
+
+def missing_plan(digest: str) -> str:
+    """How verifiers name a compact decision whose plan reference fails."""
+    return (f"its decision plan ({digest[:16] or 'malformed'}…) is not a plan record "
+            "earlier in the chain (removed, or altered)")
+
+
+class PlanWitness:
+    """For verifiers: which plans each chain holds so far, walking it in order."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, set[str]] = {}
+
+    def check(self, chain: str, kind: str, detail: bytes) -> str | None:
+        """Take in one sound record (its detail's canonical UTF-8); the problem with its
+        plan reference, or None."""
+        if kind == PLAN_KIND:
+            self._held.setdefault(chain, set()).add(hashlib.sha256(detail).hexdigest())
+            return None
+        if kind != DECISION_KIND or _PLAN_MARK.encode() not in detail:
+            return None
+        digest = plan_reference(kind, detail.decode("utf-8", "replace"))
+        if digest is None or digest in self._held.get(chain, ()):
+            return None
+        return missing_plan(digest)

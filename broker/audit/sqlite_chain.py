@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 from broker.audit import plan_table, record_counts
 from broker.audit import sqlite_schema as schema
-from broker.audit.plans import PLAN_KIND, plan_digest, plan_reference
+from broker.audit.plans import PLAN_KIND, missing_plan, plan_digest, plan_reference
 from broker.audit.record_counts import CountKey
 from broker.audit.record_table import subject_bucket
 from broker.audit.records import StoredRow, encode_row
@@ -88,8 +88,7 @@ class ChainSnapshot:
         else:
             digest = plan_reference(row[1], text)
             if digest is not None and digest not in self.plans:
-                problem = (f"its decision plan ({digest[:16] or 'malformed'}…) is not a plan "
-                           "record earlier in the chain (removed, or altered)")
+                problem = missing_plan(digest)
         if row[-1] != subject_bucket(seq, row[3]):
             problem = ("its subject index column (subject_bucket) was altered outside the "
                        "chain: lookups by subject would miss it")

@@ -91,7 +91,7 @@ class SqliteAuditStore:
         self._readers: list[sqlite3.Connection] = []
         self._tails = SharedTails()
         self._tail_texts: dict[int, str] = {}
-        self._plans = PlanTexts(self._plan_detail)
+        self._plans = PlanTexts()
         self._plans_held: set[str] = set()
         """Digests of the plans this chain holds (read at open, added as written)."""
         self._closed = False
@@ -314,13 +314,6 @@ class SqliteAuditStore:
                 return None
             text = self._tail_texts[tail_id] = found[0]
         return text
-
-    def _plan_detail(self, conn: sqlite3.Connection, seq: int) -> str | None:
-        """The detail of the plan record at `seq` (plans are stored whole)."""
-        found = conn.execute(
-            "SELECT detail FROM audit_records WHERE seq = ? AND kind = ? "
-            "AND detail_tail IS NULL", (seq, PLAN_KIND)).fetchone()
-        return None if found is None or type(found[0]) is not str else found[0]
 
     def _record(self, conn: sqlite3.Connection, row: StoredRow) -> AuditRecord:
         """A stored row as a record, its detail made whole again (a compact decision's
