@@ -54,7 +54,7 @@ from broker.audit.kafka_records import (
     heads_digest,
 )
 from broker.audit.kafka_tails import TailCutter
-from broker.audit.plans import PLAN_KIND, DecisionDetail
+from broker.audit.plans import DecisionDetail, plan_row
 from broker.audit.records import (
     GENESIS_HASH,
     AuditEntry,
@@ -153,9 +153,7 @@ class KafkaAuditStore:
                     # The plan goes into the chain once, before the first decision naming it.
                     seq += 1
                     plan_raw = detail.plan_text.encode("utf-8")
-                    plan = (seq, PLAN_KIND, entry.at_ms, None, entry.recipient, entry.source,
-                            entry.agreement, entry.subscription, None, None, None, None, "",
-                            prev)
+                    plan = plan_row(seq, entry, "", prev)
                     prev = chain_hash(prev, encode_row(plan, detail_bytes=plan_raw))
                     rows.append((*plan, prev))
                     texts.append((detail.plan_text, plan_raw))

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS audit_plans (
 INSERT = "INSERT OR IGNORE INTO audit_plans (plan, seq) VALUES (?, ?)"
 SELECT_ALL = "SELECT plan, seq FROM audit_plans"
 _SELECT_SEQ = "SELECT seq FROM audit_plans WHERE plan = ?"
+SELECT_ONE = "SELECT 1 FROM audit_plans WHERE plan = ?"
 
 _SELECT_PLAN = (
     "SELECT detail FROM audit_records WHERE seq = ? AND kind = ? AND detail_tail IS NULL")

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from broker.audit.records import CanonicalDetail
+from broker.audit.records import AuditEntry, CanonicalDetail, StoredRow
 
 PLAN_KIND = "decision_plan"
 """The kind of the record that holds one plan."""
@@ -53,6 +53,14 @@ def plan_reference(kind: str, detail_text: str) -> str | None:
     if len(digest) != _DIGEST_CHARS or detail_text[start + _DIGEST_CHARS:][:1] != '"':
         return ""  # names no well-formed digest: no plan matches it
     return digest
+
+
+def plan_row(seq: int, entry: AuditEntry, detail: str, prev_hash: bytes) -> StoredRow:
+    """The `decision_plan` record written before `entry`, the first decision naming the
+    plan, in `COLUMNS` order without its hash: the decision's time, recipient, source,
+    agreement and subscription, no subject, outcome, ids or actor; `detail` the plan."""
+    return (seq, PLAN_KIND, entry.at_ms, None, entry.recipient, entry.source,
+            entry.agreement, entry.subscription, None, None, None, None, detail, prev_hash)
 
 
 def expand_decision(compact: Mapping[str, Any], plan: Mapping[str, Any]) -> dict[str, Any]:

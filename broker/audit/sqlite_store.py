@@ -18,7 +18,7 @@ from broker.audit.errors import (
     AuditStoreUnavailableError,
 )
 from broker.audit.plan_table import PlanTexts
-from broker.audit.plans import PLAN_KIND, DecisionDetail
+from broker.audit.plans import DecisionDetail, plan_row
 from broker.audit.record_table import RecordSql, subject_bucket
 from broker.audit.records import (
     GENESIS_HASH,
@@ -92,8 +92,7 @@ class SqliteAuditStore:
         self._tails = SharedTails()
         self._tail_texts: dict[int, str] = {}
         self._plans = PlanTexts()
-        self._plans_held: set[str] = set()
-        """Digests of the plans this chain holds (read at open, added as written)."""
+        self._plans_held: set[str] = set()  # plans the chain holds (as far as known)
         self._closed = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,8 +163,7 @@ class SqliteAuditStore:
             self._plans_held.update(new_plans)
         self._plans.remember((digest, text) for digest, (_seq, text) in new_plans.items())
         if new_plans:  # the plan records written on the way are not the caller's
-            plan_seqs = {seq for seq, _text in new_plans.values()}
-            rows = [row for row in rows if row[0] not in plan_seqs]
+            rows = [row for row in rows if row[0] not in {s for s, _ in new_plans.values()}]
         return [
             AuditRecord.from_row(row[:schema.TAIL], detail=entry.detail)
             for row, entry in zip(rows, entries, strict=True)
@@ -193,11 +191,10 @@ class SqliteAuditStore:
             for entry, (text, raw) in zip(entries, details, strict=True):
                 detail = entry.detail
                 if (type(detail) is DecisionDetail and detail.plan_digest not in held
-                        and detail.plan_digest not in new_plans):
+                        and detail.plan_digest not in new_plans
+                        and not self._chain_holds(conn, detail.plan_digest)):
                     seq += 1
-                    plan = (seq, PLAN_KIND, entry.at_ms, None, entry.recipient, entry.source,
-                            entry.agreement, entry.subscription, None, None, None, None,
-                            detail.plan_text, prev)
+                    plan = plan_row(seq, entry, detail.plan_text, prev)
                     prev = chain_hash(prev, encode_row(plan))
                     rows.append((*plan, prev, None, None))
                     new_plans[detail.plan_digest] = (seq, detail.plan_text)
@@ -219,6 +216,13 @@ class SqliteAuditStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _chain_holds(self, conn: sqlite3.Connection, digest: str) -> bool:
+        """Whether another process wrote this plan since this store was opened."""
+        if conn.execute(plan_table.SELECT_ONE, (digest,)).fetchone() is None:
+            return False
+        self._plans_held.add(digest)
+        return True
 
     def _split_detail(
         self, conn: sqlite3.Connection, text: str, new_tails: dict[int, str]
