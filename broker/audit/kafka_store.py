@@ -148,7 +148,8 @@ class KafkaAuditStore:
             new_plans: set[str] = set()
             for entry, text, raw in zip(entries, details, raws, strict=True):
                 detail = entry.detail
-                if (type(detail) is DecisionDetail and detail.plan_digest not in chain.plans
+                if (type(detail) is DecisionDetail and detail.plan_text is not None
+                        and detail.plan_digest not in chain.plans
                         and detail.plan_digest not in new_plans):
                     # The plan goes into the chain once, before the first decision naming it.
                     seq += 1

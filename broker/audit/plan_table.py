@@ -15,7 +15,6 @@ from collections.abc import Iterable
 
 from broker.audit.plans import PLAN_KIND, DecisionDetail, plan_digest, plan_reference
 from broker.audit.records import CanonicalDetail
-from broker.errors import AuditError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_plans (
@@ -69,15 +68,14 @@ class PlanTexts:
     def detail(self, conn: sqlite3.Connection, seq: int, kind: str, text: str
                ) -> CanonicalDetail:
         """A stored detail as readers see it: a compact decision expanded with its plan
-        (`DecisionDetail`), anything else as stored."""
+        (`DecisionDetail`; reading it raises `AuditError` naming `seq` when the plan is
+        missing), anything else as stored."""
         digest = plan_reference(kind, text)
         if digest is None:
             return CanonicalDetail(text)
         plan = self.text(conn, digest) if digest else None
-        if plan is None:
-            raise AuditError(f"record {seq}: the decision plan it names is missing or "
-                             "altered; run `handoff audit verify`")
-        return DecisionDetail(text, digest, plan)
+        return DecisionDetail(text, digest, plan, f"record {seq}: the decision plan it names "
+                              "is missing or altered; run `handoff audit verify`")
 
 
 def first_seqs(conn: sqlite3.Connection) -> dict[str, int]:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.audit.records import AuditEntry, CanonicalDetail, StoredRow
+from broker.errors import AuditError
 
 PLAN_KIND = "decision_plan"
 """The kind of the record that holds one plan."""
@@ -75,18 +76,24 @@ class DecisionDetail(CanonicalDetail):
 
     `plan_text` is the plan's canonical JSON and `plan_digest` its SHA-256 hex, which the
     compact text names. The router hands entries over in this form; the stores write the
-    plan record the first time their chain needs it, and give records back in it.
+    plan record the first time their chain needs it, and give records back in it. A
+    record whose plan the store cannot find has no `plan_text`: it still exports (its
+    text is what was hashed), and reading it as a mapping raises `AuditError(missing)`.
     """
 
-    __slots__ = ("plan_digest", "plan_text")
+    __slots__ = ("_missing", "plan_digest", "plan_text")
 
-    def __init__(self, text: str, plan_digest: str, plan_text: str) -> None:
+    def __init__(self, text: str, plan_digest: str, plan_text: str | None,
+                 missing: str = "a decision's plan is missing") -> None:
         super().__init__(text)
         self.plan_digest = plan_digest
         self.plan_text = plan_text
+        self._missing = missing
 
     def _value(self) -> dict[str, Any]:
         if self._parsed is None:
+            if self.plan_text is None:
+                raise AuditError(self._missing)
             self._parsed = expand_decision(json.loads(self.text), json.loads(self.plan_text))
         return self._parsed
 

@@ -190,7 +190,8 @@ class SqliteAuditStore:
             held = self._plans_held
             for entry, (text, raw) in zip(entries, details, strict=True):
                 detail = entry.detail
-                if (type(detail) is DecisionDetail and detail.plan_digest not in held
+                if (type(detail) is DecisionDetail and detail.plan_text is not None
+                        and detail.plan_digest not in held
                         and detail.plan_digest not in new_plans
                         and not self._chain_holds(conn, detail.plan_digest)):
                     seq += 1
@@ -219,10 +220,10 @@ class SqliteAuditStore:
 
     def _chain_holds(self, conn: sqlite3.Connection, digest: str) -> bool:
         """Whether another process wrote this plan since this store was opened."""
-        if conn.execute(plan_table.SELECT_ONE, (digest,)).fetchone() is None:
-            return False
-        self._plans_held.add(digest)
-        return True
+        found = conn.execute(plan_table.SELECT_ONE, (digest,)).fetchone() is not None
+        if found:
+            self._plans_held.add(digest)
+        return found
 
     def _split_detail(
         self, conn: sqlite3.Connection, text: str, new_tails: dict[int, str]
