@@ -161,8 +161,8 @@ class SqliteAuditStore:
                 raise
             self._tail_texts.update(new_tails)
             self._plans_held.update(new_plans)
-        self._plans.remember((digest, text) for digest, (_seq, text) in new_plans.items())
-        if new_plans:  # the plan records written on the way are not the caller's
+        if new_plans:  # remembered; the plan records written on the way are not the caller's
+            self._plans.remember((digest, text) for digest, (_seq, text) in new_plans.items())
             rows = [row for row in rows if row[0] not in {s for s, _ in new_plans.values()}]
         return [
             AuditRecord.from_row(row[:schema.TAIL], detail=entry.detail)
