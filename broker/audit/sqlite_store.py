@@ -321,8 +321,7 @@ class SqliteAuditStore:
         return text
 
     def _record(self, conn: sqlite3.Connection, row: StoredRow) -> AuditRecord:
-        """A stored row as a record, its detail made whole again (a compact decision's
-        with its plan: `DecisionDetail`)."""
+        """A stored row as a record, its detail made whole (a decision's with its plan)."""
         if not schema.well_formed(row):
             raise AuditError(
                 f"record {row[0]}: stored attributes are malformed; run `handoff audit verify`"
