@@ -37,8 +37,6 @@ from broker.audit.kafka_records import (
     tail_digest,
     tail_reference,
 )
-from broker.audit.plan_table import PlanTexts
-from broker.audit.plans import PLAN_KIND, plan_digest
 from broker.audit.record_table import statements
 from broker.audit.records import GENESIS_HASH, Checkpoint, chain_hash
 from broker.audit.table_reader import RecordTableReader
@@ -64,7 +62,7 @@ class KafkaAuditIndex:
         self._readers: list[sqlite3.Connection] = []
         self._tails: dict[str, str] = {}
         self._chain_names: dict[int, str] = {}
-        self._plans = PlanTexts()
+        self._plans = plan_table.PlanTexts()
         self._closed = False
         self._origin_checked = False
         try:
@@ -238,9 +236,7 @@ class KafkaAuditIndex:
                     "and was left out (%s); run `handoff audit verify`",
                     record.offset + 1, chain[:80], exc)
         conn.executemany(schema.INSERT, rows)
-        conn.executemany(plan_table.INSERT, [
-            (plan_digest(row[12]), row[0]) for row in rows
-            if row[1] == PLAN_KIND and row[15] is None])  # 15: detail_tail
+        plan_table.add_plans(conn, rows)
         record_counts.add(conn, map(record_counts.key_of_row, rows))
         conn.executemany(
             "UPDATE chains SET head_seq = ?, head_hash = ? WHERE id = ?",

@@ -78,6 +78,14 @@ class PlanTexts:
                               "is missing or altered; run `handoff audit verify`")
 
 
+def add_plans(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    """Index the plan records among `rows` (`record_table.READ_COLUMNS` order, as the
+    Kafka index inserts them): those stored whole, by the digest of their detail."""
+    conn.executemany(INSERT, [
+        (plan_digest(str(row[12])), row[0]) for row in rows
+        if row[1] == PLAN_KIND and row[15] is None])  # 15: detail_tail
+
+
 def first_seqs(conn: sqlite3.Connection) -> dict[str, int]:
     """The table as stored: digest to seq."""
     return {plan: seq for plan, seq in conn.execute(SELECT_ALL)}
