@@ -6,6 +6,7 @@ log, only field paths and reasons.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +37,10 @@ class Auditor:
         if not entries:
             return
         self.store.append(entries)
-        for entry in entries:
-            self._metrics.audit_records.labels(str(entry.kind)).inc()
+        # One labelled increment per kind, not per entry: a label lookup costs more than
+        # the rest of a compact decision's audit row.
+        for kind, count in Counter(entry.kind for entry in entries).items():
+            self._metrics.audit_records.labels(str(kind)).inc(count)
 
     def publish_refused(
         self, principal: Principal, event_type: str, reason: str, fields: list[str]

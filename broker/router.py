@@ -26,7 +26,8 @@ from typing import Any
 from prometheus_client import Histogram
 
 from broker.audit import AuditEntry
-from broker.audit.records import CanonicalDetail
+from broker.audit.plans import DecisionDetail
+from broker.audit.records import compiled_entry
 from broker.auditor import Auditor
 from broker.clock import now_ms
 from broker.consent_feed import ConsentFeed
@@ -277,15 +278,17 @@ class Router:
         subject_record: str | None = None,
     ) -> None:
         sub_id = decision.subscription_id
+        plan = decision.plan
         # The publishing key is the actor, so every decision traces back to a credential.
         key_id = record.header(H_INGEST_KEY_ID)
-        batch.audit.append(AuditEntry(
-            kind="decision", at_ms=record.timestamp_ms, subject=subject,
-            recipient=decision.recipient, source=source, agreement=decision.agreement_id,
-            subscription=sub_id, outcome=decision.outcome, event_id=str(event["event_id"]),
-            decision_id=decision.decision_id,
-            actor=key_id.decode() if key_id else "router",
-            detail=CanonicalDetail(decision.canonical_json(subject_record)),
+        # Built from compiled values: the plan is stored once per chain, the record
+        # carries what varies per event (docs/audit.md).
+        batch.audit.append(compiled_entry(
+            "decision", record.timestamp_ms, subject, plan.recipient, source,
+            plan.agreement_id, sub_id, plan.outcome, str(event["event_id"]),
+            decision.decision_id, key_id.decode() if key_id else "router",
+            DecisionDetail(decision.compact_json(subject_record), plan.digest,
+                           plan.canonical_json),
         ))
         facts = self._outcome_facts(decision)
         batch.decisions[(sub_id, decision.outcome)] += 1

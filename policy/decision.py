@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from json.encoder import encode_basestring_ascii
 from typing import Any, Literal
 
@@ -85,7 +86,13 @@ class FieldDecision:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_PLAN_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _json_string = encode_basestring_ascii
+
+PER_DECISION_KEYS = frozenset({
+    "consent_ids", "decision_id", "decision_time_ms", "event_id", "subject_record"})
+"""The keys of `Decision.to_dict()` that vary per event; every other key is the plan's
+(`DecisionPlan.to_dict()`)."""
 
 
 def _dumps(value: Any) -> str:
@@ -147,6 +154,33 @@ class DecisionPlan:
         object.__setattr__(self, "_json_middle", middle)
         object.__setattr__(self, "_json_tail", "," + _dumps(tail_items)[1:-1])
         object.__setattr__(self, "_json_last", "," + _dumps(last_items)[1:])
+
+    def to_dict(self) -> dict[str, Any]:
+        """What every decision of this plan shares: `Decision.to_dict()` without the
+        keys in `PER_DECISION_KEYS`. JSON-ready, without any field value."""
+        return {
+            "agreement_id": self.agreement_id, "bundle_version": self.bundle_version,
+            "deny_reason": self.deny_reason, "event_type": self.event_type,
+            "fields": [f.to_dict() for f in self.fields],
+            "legal_basis": list(self.legal_basis),
+            "obligations": [o.to_dict() for o in self.obligations],
+            "outcome": self.outcome, "purpose": self.purpose, "recipient": self.recipient,
+            "released": list(self.released), "schema_version": self.schema_version,
+            "source": self.source, "subscription_id": self.subscription_id,
+            "transformed": list(self.transformed), "withheld": list(self.withheld),
+        }
+
+    @cached_property
+    def canonical_json(self) -> str:
+        """`to_dict()` as the audit log hashes it (sorted keys, no spaces, non-ASCII as
+        UTF-8): the detail of the plan's `decision_plan` audit record. Encoded once."""
+        return _PLAN_CANONICAL.encode(self.to_dict())
+
+    @cached_property
+    def digest(self) -> str:
+        """The plan's identity: SHA-256 (hex) of `canonical_json` in UTF-8. A compact
+        decision record names its plan by it."""
+        return hashlib.sha256(self.canonical_json.encode("utf-8")).hexdigest()
 
 
 def decision_id_for(event_id: str, subscription_id: str, bundle_version: str) -> str:
@@ -305,6 +339,24 @@ class Decision:
                 + '","decision_time_ms":' + str(int(self.decision_time_ms))
                 + plan._json_middle + _json_string(self.event_id) + plan._json_tail
                 + linked + plan._json_last)
+
+    @property
+    def plan(self) -> DecisionPlan:
+        """The shared part of this decision."""
+        return self._plan
+
+    def compact_json(self, subject_record: str | None = None) -> str:
+        """What varies per event, as canonical JSON, naming the plan by its digest:
+        `{"consent_ids", "decision_id", "decision_time_ms", "event_id", "plan"` and
+        `"subject_record"` when linked`}`. The plan's `to_dict()` merged with this (less
+        `plan`) is exactly `to_dict(subject_record)`."""
+        consents = _dumps(list(self.consent_ids)) if self.consent_ids else "[]"
+        linked = "" if subject_record is None else \
+            ',"subject_record":' + _json_string(subject_record)
+        return ('{"consent_ids":' + consents + ',"decision_id":"' + self.decision_id
+                + '","decision_time_ms":' + str(int(self.decision_time_ms))
+                + ',"event_id":' + _json_string(self.event_id) + ',"plan":"'
+                + self._plan.digest + '"' + linked + "}")
 
     def __repr__(self) -> str:
         plan = self._plan

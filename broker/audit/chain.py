@@ -200,7 +200,8 @@ def _walk(
             f"{checkpoint.seq} (truncated)",
             last,
         )
-    problem = record_counts.first_difference(snapshot.counted, snapshot.stored_counts())
+    problem = (record_counts.first_difference(snapshot.counted, snapshot.stored_counts())
+               or snapshot.plans_problem())
     if problem is not None:
         raise _ChainBroken(0, problem, last)
     return last, prev, checked_checkpoints

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit import kafka_index_sql as schema
-from broker.audit import record_counts
+from broker.audit import plan_table, record_counts
 from broker.audit.errors import AuditFormatError, AuditStoreUnavailableError
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
@@ -38,7 +38,7 @@ from broker.audit.kafka_records import (
     tail_reference,
 )
 from broker.audit.record_table import statements
-from broker.audit.records import GENESIS_HASH, CanonicalDetail, Checkpoint, chain_hash
+from broker.audit.records import GENESIS_HASH, Checkpoint, chain_hash
 from broker.audit.table_reader import RecordTableReader
 from broker.errors import AuditError
 from broker.log.port import EventLog, LogRecord
@@ -62,6 +62,7 @@ class KafkaAuditIndex:
         self._readers: list[sqlite3.Connection] = []
         self._tails: dict[str, str] = {}
         self._chain_names: dict[int, str] = {}
+        self._plans = plan_table.PlanTexts()
         self._closed = False
         self._origin_checked = False
         try:
@@ -156,8 +157,8 @@ class KafkaAuditIndex:
             if self._progress(conn, AUDIT_TOPIC) and (found is None or found[0] != origin):
                 log.warning("audit index %s belongs to another audit log; rebuilding it",
                             self.path)
-                for table in ("audit_records", "audit_counts", "chains", "checkpoints",
-                              "progress", "tails"):
+                for table in ("audit_records", "audit_counts", "audit_plans", "chains",
+                              "checkpoints", "progress", "tails"):
                     conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
             if origin is not None:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('origin', ?)", (origin,))
@@ -235,6 +236,7 @@ class KafkaAuditIndex:
                     "and was left out (%s); run `handoff audit verify`",
                     record.offset + 1, chain[:80], exc)
         conn.executemany(schema.INSERT, rows)
+        plan_table.add_plans(conn, rows)
         record_counts.add(conn, map(record_counts.key_of_row, rows))
         conn.executemany(
             "UPDATE chains SET head_seq = ?, head_hash = ? WHERE id = ?",
@@ -375,7 +377,8 @@ class KafkaAuditIndex:
             detail += text
         return ChainedAuditRecord(
             position, kind, at_ms, subject, recipient, source, agreement, subscription,
-            outcome, event_id, decision_id, actor, CanonicalDetail(detail), prev_hash.hex(),
+            outcome, event_id, decision_id, actor,
+            self._plans.detail(conn, position, kind, detail), prev_hash.hex(),
             hash_.hex(), chain=self._chain_name(conn, chain), chain_seq=chain_seq,
         )
 

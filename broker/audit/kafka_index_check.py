@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit import kafka_index_sql as schema
-from broker.audit import record_counts
+from broker.audit import plan_table, record_counts
 from broker.audit.errors import AuditStoreNotFoundError
 from broker.audit.kafka_records import AUDIT_TOPIC, CHECKPOINTS_TOPIC, ParsedLine, tail_digest
+from broker.audit.plans import PLAN_KIND
 from broker.audit.record_counts import CountKey
 from broker.audit.records import Checkpoint
 from broker.errors import AuditError
@@ -75,6 +76,7 @@ class IndexCheck:
         self._pending: tuple[Any, ...] | None = None
         self._counted: Counter[CountKey] = Counter()
         self._tails_checked: set[str] = set()
+        self._plans: dict[str, int] = {}
         self._heads: Mapping[str, tuple[int, bytes]] = {}
 
     def _broken(self, problem: str, **where: Any) -> IndexMismatch:
@@ -122,6 +124,8 @@ class IndexCheck:
                 raise self._broken(f"{where}: the shared end of its detail was altered", **at)
             self._tails_checked.add(digest)
         self._counted[record_counts.key_of_row(parsed.row)] += 1
+        if parsed.row[1] == PLAN_KIND and reference is None:
+            self._plans.setdefault(tail_digest(parsed.detail), position)
         if position == self.indexed:
             self._heads = dict(heads)
 
@@ -142,6 +146,9 @@ class IndexCheck:
             wrong = sorted(set(chains.items()) ^ set(self._heads.items()))[0][0]
             raise self._broken(f"the head it holds for chain {wrong} was altered", chain=wrong)
         self._check_checkpoints(checkpoints)
+        if plan_table.first_seqs(self._conn) != self._plans:
+            raise self._broken("its plan index (audit_plans) differs from the plan records "
+                               "in Kafka (altered), so decisions may not be readable")
         problem = record_counts.first_difference(self._counted,
                                                  record_counts.stored(self._conn))
         if problem is not None:

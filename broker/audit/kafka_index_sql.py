@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.audit import record_counts, record_table
+from broker.audit import plan_table, record_counts, record_table
 from broker.audit.errors import AuditFormatError
 from broker.audit.kafka_records import ParsedLine
 
-INDEX_VERSION = 2
-"""1: table `records` keyed by `pos`. 2: the shared records table."""
+INDEX_VERSION = 3
+"""1: table `records` keyed by `pos`. 2: the shared records table. 3: `audit_plans`
+(`broker.audit.plan_table`), `seq` a position."""
 EXTRA_COLUMNS = ("chain INTEGER NOT NULL", "chain_seq INTEGER NOT NULL")
 EXTRA_NAMES = ("chain", "chain_seq")
 READ_COLUMNS = (*record_table.READ_COLUMNS, *EXTRA_NAMES)
@@ -32,10 +33,11 @@ INSERT = (
     f"INSERT INTO audit_records ({', '.join(READ_COLUMNS)}, subject_bucket) "  # noqa: S608
     f"VALUES ({', '.join('?' * (len(READ_COLUMNS) + 1))})"
 )
-TABLES = ("audit_records", "audit_counts", "records", "chains", "tails", "checkpoints",
-          "progress", "meta")
+TABLES = ("audit_records", "audit_counts", "audit_plans", "records", "chains", "tails",
+          "checkpoints", "progress", "meta")
 """Every table this file holds or held in an earlier layout: what a rebuild drops."""
-SCHEMA = record_table.table_sql("TEXT", EXTRA_COLUMNS) + record_counts.SCHEMA + """
+SCHEMA = record_table.table_sql("TEXT", EXTRA_COLUMNS) + record_counts.SCHEMA + \
+    plan_table.SCHEMA + """
 CREATE INDEX IF NOT EXISTS audit_by_chain ON audit_records (chain);
 CREATE TABLE IF NOT EXISTS chains (
     id INTEGER PRIMARY KEY,

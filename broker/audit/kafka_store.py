@@ -54,6 +54,7 @@ from broker.audit.kafka_records import (
     heads_digest,
 )
 from broker.audit.kafka_tails import TailCutter
+from broker.audit.plans import DecisionDetail, plan_row
 from broker.audit.records import (
     GENESIS_HASH,
     AuditEntry,
@@ -82,14 +83,15 @@ def _unavailable(exc: LogError, doing: str) -> AuditStoreUnavailableError:
 
 
 class _Chain:
-    """This store's chain: its id and head."""
+    """This store's chain: its id, head, and the digests of the plans it holds."""
 
-    __slots__ = ("hash", "name", "seq")
+    __slots__ = ("hash", "name", "plans", "seq")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.seq = 0
         self.hash = GENESIS_HASH
+        self.plans: set[str] = set()
 
 
 class KafkaAuditStore:
@@ -141,16 +143,33 @@ class KafkaAuditStore:
             chain = self._chain or _Chain(f"{self._writer}-{secrets.token_hex(6)}")
             seq, prev = chain.seq, chain.hash
             rows: list[StoredRow] = []
-            for entry, raw in zip(entries, raws, strict=True):
+            texts: list[tuple[str, bytes]] = []
+            ours: list[StoredRow] = []
+            new_plans: set[str] = set()
+            for entry, text, raw in zip(entries, details, raws, strict=True):
+                detail = entry.detail
+                if (type(detail) is DecisionDetail and detail.plan_text is not None
+                        and detail.plan_digest not in chain.plans
+                        and detail.plan_digest not in new_plans):
+                    # The plan goes into the chain once, before the first decision naming it.
+                    seq += 1
+                    plan_raw = detail.plan_text.encode("utf-8")
+                    plan = plan_row(seq, entry, "", prev)
+                    prev = chain_hash(prev, encode_row(plan, detail_bytes=plan_raw))
+                    rows.append((*plan, prev))
+                    texts.append((detail.plan_text, plan_raw))
+                    new_plans.add(detail.plan_digest)
                 seq += 1
                 row = (seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
                        entry.source, entry.agreement, entry.subscription, entry.outcome,
                        entry.event_id, entry.decision_id, entry.actor, "", prev)
                 prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
                 rows.append((*row, prev))
+                ours.append(rows[-1])
+                texts.append((text, raw))
             key = chain.name.encode("utf-8")
             try:
-                values = self._cutter.values(rows, list(zip(details, raws, strict=True)))
+                values = self._cutter.values(rows, texts)
                 results = self._log.append(AUDIT_TOPIC, [
                     NewRecord(value=value, key=key, headers=headers)
                     for value, headers in values
@@ -159,15 +178,17 @@ class KafkaAuditStore:
                 self._chain = None  # part of the batch may be stored: never continue it
                 raise _unavailable(exc, "appending") from exc
             chain.seq, chain.hash = seq, prev
+            chain.plans |= new_plans
             self._chain = chain
+        positions = {row[0]: result.offset + 1 for row, result in zip(rows, results, strict=True)}
         return [
             ChainedAuditRecord(
-                result.offset + 1, entry.kind, entry.at_ms, entry.subject, entry.recipient,
+                positions[row[0]], entry.kind, entry.at_ms, entry.subject, entry.recipient,
                 entry.source, entry.agreement, entry.subscription, entry.outcome,
                 entry.event_id, entry.decision_id, entry.actor, entry.detail, row[13].hex(),
                 row[14].hex(), chain=chain.name, chain_seq=row[0],
             )
-            for entry, row, result in zip(entries, rows, results, strict=True)
+            for entry, row in zip(entries, ours, strict=True)
         ]
 
     def add_checkpoint(

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from broker.audit.kafka_records import H_TAIL, H_TAIL_AT, TAILS_TOPIC, cut_tail, tail_digest
+from broker.audit.plans import PLAN_KIND
 from broker.audit.records import StoredRow, encode_row
 from broker.audit.shared_tails import SharedTails
 from broker.log.port import EventLog, Headers, NewRecord
@@ -35,11 +36,13 @@ class TailCutter:
         UTF-8 bytes)). New shared ends are appended to `_audit.tails` first; a `LogError`
         from that append is raised with nothing else written."""
         with self._lock:
-            splits = self._split([text for text, _raw in details])
+            # Plan records are kept whole: each is written once per chain anyway.
+            splits = self._split([text if row[1] != PLAN_KIND else "" for row, (text, _raw)
+                                  in zip(rows, details, strict=True)])
         out: list[tuple[bytes, Headers]] = []
         for row, (_text, raw), (head, tail) in zip(rows, details, splits, strict=True):
             line = encode_row(row, with_hash=True, detail_bytes=raw)
-            if tail is None:
+            if tail is None or row[1] == PLAN_KIND:
                 out.append((line, ()))
                 continue
             name, tail_bytes = tail

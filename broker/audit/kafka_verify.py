@@ -43,6 +43,7 @@ from broker.audit.kafka_records import (
     reassemble,
     tail_reference,
 )
+from broker.audit.plans import PlanWitness
 from broker.audit.records import GENESIS_HASH, Checkpoint
 from broker.audit.store import ExportedCheckpoint, ProgressCallback
 from broker.errors import AuditError
@@ -171,6 +172,7 @@ class _Walk:
             if chain is not None:
                 self._by_record.setdefault((chain, checkpoint.seq), []).append(checkpoint)
         self.heads: dict[str, tuple[int, bytes]] = {}
+        self._plans = PlanWitness()
         self.position = 0
         self.records = 0
         self.checkpoints = 0
@@ -256,6 +258,9 @@ class _Walk:
         if parsed.prev_hash != last_hash:
             raise broken(f"record {seq}: broken link (prev_hash is not the hash of record "
                          f"{seq - 1}; records removed, inserted or reordered)")
+        plan_problem = self._plans.check(chain, parsed.row[1], parsed.detail)
+        if plan_problem is not None:
+            raise broken(f"record {seq}: {plan_problem}")
         self.heads[chain] = (seq, parsed.hash)
         if self._index is not None:
             self._index.record(record, chain, parsed, reference, tail, self.heads)

@@ -105,7 +105,7 @@ class CanonicalDetail(Mapping[str, Any]):
 
 def canonical_detail(kind: str, detail: Mapping[str, Any]) -> str:
     """Encode an entry's detail, refusing anything that is not plain JSON."""
-    if type(detail) is CanonicalDetail:
+    if isinstance(detail, CanonicalDetail):
         text = detail.text
         if not (text.startswith("{") and text.endswith("}")):
             raise AuditEntryError(f"detail of a {kind!r} entry is not a JSON object")
@@ -212,6 +212,41 @@ class AuditEntry:
             _check_optional_str(name, getattr(self, name))
         if not isinstance(self.detail, Mapping):
             raise AuditEntryError("audit entry detail must be a mapping")
+
+
+_new_entry = object.__new__
+(_set_kind, _set_at, _set_subject, _set_recipient, _set_source, _set_agreement,
+ _set_subscription, _set_outcome, _set_event, _set_decision, _set_actor, _set_detail) = (
+    AuditEntry.__dict__[name].__set__ for name in (
+        "kind", "at_ms", "subject", "recipient", "source", "agreement", "subscription",
+        "outcome", "event_id", "decision_id", "actor", "detail"))
+
+
+def compiled_entry(
+    kind: str, at_ms: int, subject: str | None, recipient: str | None, source: str | None,
+    agreement: str | None, subscription: str | None, outcome: str | None,
+    event_id: str | None, decision_id: str | None, actor: str | None,
+    detail: Mapping[str, Any],
+) -> AuditEntry:
+    """An entry made of values the broker compiled itself, without the checks
+    `AuditEntry()` makes of what callers hand in (they cost as much again as building
+    the entry; `bench/audit_plans_bench.py`): the router's decisions, whose subject
+    comes from the pseudonymizer, whose names come from the loaded bundle and whose ids
+    are decoded event strings. Entries from anywhere else use `AuditEntry(...)`."""
+    entry = _new_entry(AuditEntry)
+    _set_kind(entry, kind)
+    _set_at(entry, at_ms)
+    _set_subject(entry, subject)
+    _set_recipient(entry, recipient)
+    _set_source(entry, source)
+    _set_agreement(entry, agreement)
+    _set_subscription(entry, subscription)
+    _set_outcome(entry, outcome)
+    _set_event(entry, event_id)
+    _set_decision(entry, decision_id)
+    _set_actor(entry, actor)
+    _set_detail(entry, detail)
+    return entry
 
 
 @dataclass(frozen=True, slots=True)

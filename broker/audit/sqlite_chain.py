@@ -7,8 +7,9 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from broker.audit import record_counts
+from broker.audit import plan_table, record_counts
 from broker.audit import sqlite_schema as schema
+from broker.audit.plans import PLAN_KIND, missing_plan, plan_digest, plan_reference
 from broker.audit.record_counts import CountKey
 from broker.audit.record_table import subject_bucket
 from broker.audit.records import StoredRow, encode_row
@@ -29,6 +30,8 @@ class ChainSnapshot:
         self._tail_text = tail_text
         self.counted: Counter[CountKey] = Counter()
         """Daily counts of the records `links` yielded, as they should be stored."""
+        self.plans: dict[str, int] = {}
+        """Digest of every plan record `links` yielded, to the seq of its first."""
 
     def links(self) -> Iterator[ChainLink]:
         """Every record's chain link in seq order."""
@@ -43,6 +46,20 @@ class ChainSnapshot:
         """The daily counts as stored."""
         return record_counts.stored(self._conn)
 
+    def plans_problem(self) -> str | None:
+        """What is wrong with `audit_plans` (where readers find plans), given the plan
+        records `links` yielded; None when it holds exactly their first seqs."""
+        stored = plan_table.first_seqs(self._conn)
+        for digest, seq in sorted(self.plans.items(), key=lambda item: item[1]):
+            if stored.get(digest) != seq:
+                return (f"record {seq}: the plan index (audit_plans) does not name this plan "
+                        "record: altered outside the chain, so its decisions cannot be read")
+        extra = sorted(set(stored) - set(self.plans))
+        if extra:
+            return (f"the plan index (audit_plans) names a plan no record holds "
+                    f"({extra[0][:16]}…): altered outside the chain")
+        return None
+
     def _link(self, row: StoredRow) -> ChainLink:
         """A stored row (with `subject_bucket` last) as a chain link: what its hash must
         be computed over, and whether its columns outside the hash fit it.
@@ -56,17 +73,22 @@ class ChainSnapshot:
             if not schema.well_formed(row):
                 return (seq, *_BROKEN, None)
             tail_id = row[schema.TAIL]
-            if tail_id is None:
-                detail = row[12].encode("utf-8")
-            else:
+            text = row[12]
+            if tail_id is not None:
                 tail = self._tail_text(self._conn, tail_id) if type(tail_id) is int else None
                 if tail is None:
                     return (seq, *_BROKEN, None)
-                detail = (row[12] + tail).encode("utf-8")
-            body = encode_row(row, detail_bytes=detail)
+                text += tail
+            body = encode_row(row, detail_bytes=text.encode("utf-8"))
         except (TypeError, AttributeError, ValueError, sqlite3.InterfaceError):
             return (seq, *_BROKEN, None)
         problem = None
+        if row[1] == PLAN_KIND:
+            self.plans.setdefault(plan_digest(text), seq)
+        else:
+            digest = plan_reference(row[1], text)
+            if digest is not None and digest not in self.plans:
+                problem = missing_plan(digest)
         if row[-1] != subject_bucket(seq, row[3]):
             problem = ("its subject index column (subject_bucket) was altered outside the "
                        "chain: lookups by subject would miss it")

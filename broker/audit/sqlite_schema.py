@@ -14,14 +14,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from broker.audit import record_counts, record_table
+from broker.audit import plan_table, record_counts, record_table
 from broker.audit.errors import AuditStoreNotFoundError
 from broker.audit.records import StoredRow
 from broker.errors import AuditError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: indexes for pages in seq order. 2: indexes for pages in time order, and daily
-counts (`MIGRATIONS[1]`); the records are unchanged."""
+counts (`MIGRATIONS[1]`); the records are unchanged. 3: `audit_plans`, where decision
+plans are found by digest (`MIGRATIONS[2]`; an older store holds none)."""
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 """Fold the WAL back into the database every ~40 MB rather than SQLite's default 4 MB:
 each fold syncs, and index pages changed by many batches are then written once."""
@@ -34,7 +35,14 @@ SELECT_LINKS = (
     f"FROM {record_table.TABLE}"
 )
 """What verification reads of each record: everything, the derived columns included."""
-SCHEMA = record_table.table_sql("INTEGER") + record_counts.SCHEMA + """
+_PLAN_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS audit_plans_no_update BEFORE UPDATE ON audit_plans
+    BEGIN SELECT RAISE(ABORT, 'audit plans are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_plans_no_delete BEFORE DELETE ON audit_plans
+    BEGIN SELECT RAISE(ABORT, 'audit plans are append-only'); END;
+"""
+SCHEMA = (record_table.table_sql("INTEGER") + record_counts.SCHEMA + plan_table.SCHEMA
+          + _PLAN_TRIGGERS) + """
 CREATE TABLE IF NOT EXISTS audit_detail_tails (
     id INTEGER PRIMARY KEY,
     text TEXT NOT NULL
@@ -69,6 +77,7 @@ DROP INDEX IF EXISTS audit_by_agreement;
 DROP INDEX IF EXISTS audit_by_agreement_time;
 DROP INDEX IF EXISTS audit_by_time;
 """ + record_table.INDEXES_SQL + record_counts.SCHEMA + ";" + record_counts.FILL,
+    2: plan_table.SCHEMA,
 }
 """SQL that brings a store from version N to N + 1."""
 
@@ -114,3 +123,5 @@ def prepare(conn: sqlite3.Connection, path: Path, create: bool) -> None:
             conn.execute("ROLLBACK")
             raise
         version += 1
+        if version == 3:
+            conn.executescript(_PLAN_TRIGGERS)  # triggers hold `;`: not in a migration

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from broker.audit import record_counts
+from broker.audit import plan_table, record_counts
 from broker.audit import sqlite_schema as schema
 from broker.audit.disclosures import Disclosure
 from broker.audit.errors import (
@@ -17,6 +17,8 @@ from broker.audit.errors import (
     AuditStoreNotFoundError,
     AuditStoreUnavailableError,
 )
+from broker.audit.plan_table import PlanTexts
+from broker.audit.plans import DecisionDetail, plan_row
 from broker.audit.record_table import RecordSql, subject_bucket
 from broker.audit.records import (
     GENESIS_HASH,
@@ -89,6 +91,8 @@ class SqliteAuditStore:
         self._readers: list[sqlite3.Connection] = []
         self._tails = SharedTails()
         self._tail_texts: dict[int, str] = {}
+        self._plans = PlanTexts()
+        self._plans_held: set[str] = set()  # plans the chain holds (as far as known)
         self._closed = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +119,7 @@ class SqliteAuditStore:
     def _prepare(self, create: bool) -> None:
         try:
             schema.prepare(self._writer, self.path, create)
+            self._plans_held = set(plan_table.first_seqs(self._writer))
         except sqlite3.Error as exc:
             raise _translate(exc, "preparing the schema") from exc
 
@@ -145,8 +150,9 @@ class SqliteAuditStore:
         with self._lock:
             self._check_open()
             new_tails: dict[int, str] = {}
+            new_plans: dict[str, tuple[int, str]] = {}
             try:
-                self._append_rows(entries, details, rows, new_tails)
+                self._append_rows(entries, details, rows, new_tails, new_plans)
             except sqlite3.Error as exc:
                 self._tails.forget(set(new_tails))
                 raise _translate(exc, "appending") from exc
@@ -154,6 +160,10 @@ class SqliteAuditStore:
                 self._tails.forget(set(new_tails))
                 raise
             self._tail_texts.update(new_tails)
+            self._plans_held.update(new_plans)
+        if new_plans:  # remembered; the plan records written on the way are not the caller's
+            self._plans.remember((digest, text) for digest, (_seq, text) in new_plans.items())
+            rows = [row for row in rows if row[0] not in {s for s, _ in new_plans.values()}]
         return [
             AuditRecord.from_row(row[:schema.TAIL], detail=entry.detail)
             for row, entry in zip(rows, entries, strict=True)
@@ -165,7 +175,10 @@ class SqliteAuditStore:
         details: list[tuple[str, bytes]],
         rows: list[StoredRow],
         new_tails: dict[int, str],
+        new_plans: dict[str, tuple[int, str]],
     ) -> None:
+        """Chain and insert `entries` in one transaction, each compact decision's plan
+        first when the chain does not hold it yet (recorded in `new_plans`)."""
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -174,7 +187,18 @@ class SqliteAuditStore:
                 "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             seq, prev = last if last is not None else (0, GENESIS_HASH)
+            held = self._plans_held
             for entry, (text, raw) in zip(entries, details, strict=True):
+                detail = entry.detail
+                if (type(detail) is DecisionDetail and detail.plan_text is not None
+                        and detail.plan_digest not in held
+                        and detail.plan_digest not in new_plans
+                        and not self._chain_holds(conn, detail.plan_digest)):
+                    seq += 1
+                    plan = plan_row(seq, entry, detail.plan_text, prev)
+                    prev = chain_hash(prev, encode_row(plan))
+                    rows.append((*plan, prev, None, None))
+                    new_plans[detail.plan_digest] = (seq, detail.plan_text)
                 seq += 1
                 head, tail_id = self._split_detail(conn, text, new_tails)
                 row = (
@@ -185,11 +209,21 @@ class SqliteAuditStore:
                 prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
                 rows.append((*row, prev, tail_id, subject_bucket(seq, entry.subject)))
             conn.executemany(schema.INSERT, rows)
+            if new_plans:
+                conn.executemany(plan_table.INSERT, [
+                    (digest, plan_seq) for digest, (plan_seq, _t) in new_plans.items()])
             record_counts.add(conn, map(record_counts.key_of_row, rows))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _chain_holds(self, conn: sqlite3.Connection, digest: str) -> bool:
+        """Whether another process wrote this plan since this store was opened."""
+        found = conn.execute(plan_table.SELECT_ONE, (digest,)).fetchone() is not None
+        if found:
+            self._plans_held.add(digest)
+        return found
 
     def _split_detail(
         self, conn: sqlite3.Connection, text: str, new_tails: dict[int, str]
@@ -287,21 +321,23 @@ class SqliteAuditStore:
         return text
 
     def _record(self, conn: sqlite3.Connection, row: StoredRow) -> AuditRecord:
-        """A stored row as a record, its detail made whole again."""
+        """A stored row as a record, its detail made whole (a decision's with its plan)."""
         if not schema.well_formed(row):
             raise AuditError(
                 f"record {row[0]}: stored attributes are malformed; run `handoff audit verify`"
             )
         tail_id = row[schema.TAIL]
-        if tail_id is None:
-            return AuditRecord.from_row(row[:schema.TAIL])
-        tail = self._tail_text(conn, tail_id) if type(tail_id) is int else None
-        if tail is None:
-            raise AuditError(
-                f"record {row[0]}: its detail refers to a missing shared part; "
-                "run `handoff audit verify`"
-            )
-        return AuditRecord.from_row((*row[:12], row[12] + tail, row[13], row[14]))
+        text = row[12]
+        if tail_id is not None:
+            tail = self._tail_text(conn, tail_id) if type(tail_id) is int else None
+            if tail is None:
+                raise AuditError(
+                    f"record {row[0]}: its detail refers to a missing shared part; "
+                    "run `handoff audit verify`"
+                )
+            text += tail
+        return AuditRecord.from_row(row[:schema.TAIL],
+                                    detail=self._plans.detail(conn, row[0], row[1], text))
 
     def _stream_connection(self) -> sqlite3.Connection:
         self._check_open()

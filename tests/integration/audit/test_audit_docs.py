@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -12,6 +13,8 @@ import pytest
 
 from broker.audit import CheckpointSigner, export_checkpoints, export_jsonl
 from broker.audit.paths import signing_key_path, signing_public_key_path
+from broker.audit.plans import DecisionDetail
+from broker.audit.records import CanonicalDetail, canonical_json
 
 pytestmark = pytest.mark.slow
 
@@ -75,3 +78,30 @@ def test_documented_checkpoint_verification(tmp_path, data_dir, exported):
                  checkpoints)
     assert result.returncode != 0
     assert "InvalidSignature" in result.stderr
+
+
+def _compact(n: int, plan_text: str, digest: str) -> DecisionDetail:
+    own = {"consent_ids": [], "decision_id": f"{n:032x}", "decision_time_ms": n,
+           "event_id": f"ev-{n}", "plan": digest}
+    return DecisionDetail(canonical_json(own), digest, plan_text)
+
+
+def test_documented_export_verification_checks_plan_references(tmp_path, store, decision):
+    plan_text = canonical_json({"event_type": "birth", "fields": [], "purpose": "Zoë's care"})
+    digest = hashlib.sha256(plan_text.encode()).hexdigest()
+    store.append([decision("MPI-1", n, detail=_compact(n, plan_text, digest))
+                  for n in range(3)])
+    export = tmp_path / "audit.jsonl"
+    with export.open("w", encoding="utf-8") as handle:
+        export_jsonl(store, handle)
+    result = run(tmp_path, "verify-export", export)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"ok: 4 records, head sha256:{store.head()[1]}\n"
+    # A writer that left the plan out: every hash is sound, the reference is not.
+    store.append([decision("MPI-1", 9, detail=CanonicalDetail(
+        _compact(9, plan_text, "ab" * 32).text))])
+    with export.open("w", encoding="utf-8") as handle:
+        export_jsonl(store, handle)
+    result = run(tmp_path, "verify-export", export)
+    assert result.returncode == 1
+    assert "record 5: its decision plan is not an earlier record" in result.stderr

@@ -148,6 +148,7 @@ def test_a_repeated_decision_explanation_is_stored_once(data_dir, store, decisio
 
 _VERSION_1_INDEXES = """
 DROP TABLE audit_counts;
+DROP TABLE audit_plans;
 DROP INDEX audit_by_recipient; DROP INDEX audit_by_agreement; DROP INDEX audit_by_time;
 DROP INDEX audit_by_subscription; DROP INDEX audit_by_kind;
 CREATE INDEX audit_by_recipient ON audit_records (recipient) WHERE recipient IS NOT NULL;
@@ -183,6 +184,6 @@ def test_a_store_written_by_the_previous_version_is_upgraded_on_opening(
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
-    assert version == 2
+    assert version == 3
     assert indexes == {"audit_by_subject", "audit_by_recipient", "audit_by_agreement",
                        "audit_by_subscription", "audit_by_kind", "audit_by_time"}
