@@ -50,6 +50,11 @@ not stall a rebalance."""
 _SETTLE_WAIT_S = 15.0
 """How long `commit` waits for a member that is joining or rebalancing to own partitions."""
 _ERROR_BACKOFF_S = 0.5
+_ENDS_EVERY_S = 0.1
+"""How often the background thread notes the owned partitions' ends (high watermarks)
+that its fetches brought back."""
+ENDS_FRESH_S = 2.0
+"""`known_end` answers only while the ends it holds were noted this recently."""
 
 
 class KafkaGroupMember:
@@ -99,6 +104,10 @@ class KafkaGroupMember:
         """The group's committed offsets of partitions this member owns, as it committed
         them or looked them up since it got them: only the owner commits."""
         self._rebalances = 0
+        self._ends: dict[PortTopicPartition, int] = {}
+        """Owned partitions' high watermarks as the last fetches reported them."""
+        self._ends_at = float("-inf")
+        """When `_ends` was last noted (monotonic)."""
         try:
             self._consumer = KafkaConsumer(
                 group_id=group,
@@ -224,6 +233,17 @@ class KafkaGroupMember:
                 self._committed_here[tp] = committed
         return committed
 
+    def known_end(self, tp: PortTopicPartition) -> int | None:
+        """The end of an owned partition as this member's fetches last reported it (the
+        high watermark each fetch response carries), if noted within `ENDS_FRESH_S`;
+        None otherwise (not owned, paused, not fetched yet, or the member is stuck).
+        It lets the owner of a partition know its end with no request of its own."""
+        with self._state:
+            if (tp not in self._owned or self._closed
+                    or time.monotonic() - self._ends_at > ENDS_FRESH_S):
+                return None
+            return self._ends.get(tp)
+
     def assignment(self) -> set[PortTopicPartition]:
         """The partitions this member owns now."""
         with self._state:
@@ -281,6 +301,21 @@ class KafkaGroupMember:
             self._fetch_wait.note(bool(fetched))
             if fetched:
                 self._hand_over(fetched)
+            if room > 0 and time.monotonic() - self._ends_at >= _ENDS_EVERY_S:
+                self._note_ends()
+
+    def _note_ends(self) -> None:
+        # Called by the background thread alone, between polls. Only after a poll that
+        # fetched (not paused): a paused partition's high watermark would go stale.
+        ends: dict[PortTopicPartition, int] = {}
+        with self._consumer_lock:
+            for kafka_tp in self._consumer.assignment():
+                high_watermark = self._consumer.highwater(kafka_tp)
+                if high_watermark is not None:
+                    ends[self._port_tp(kafka_tp)] = int(high_watermark)
+        with self._state:
+            self._ends = ends
+            self._ends_at = time.monotonic()
 
     def _processing(self) -> bool:
         # Called with the state held.
@@ -315,6 +350,7 @@ class KafkaGroupMember:
             self._owned -= lost
             for tp in lost:
                 self._committed_here.pop(tp, None)
+                self._ends.pop(tp, None)
             self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in lost)
             self._state.notify_all()
 
