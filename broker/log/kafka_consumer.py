@@ -50,11 +50,8 @@ not stall a rebalance."""
 _SETTLE_WAIT_S = 15.0
 """How long `commit` waits for a member that is joining or rebalancing to own partitions."""
 _ERROR_BACKOFF_S = 0.5
-_ENDS_EVERY_S = 0.1
-"""How often the background thread notes the owned partitions' ends (high watermarks)
-that its fetches brought back."""
-ENDS_FRESH_S = 2.0
-"""`known_end` answers only while the ends it holds were noted this recently."""
+_ENDS_EVERY_S = 0.1  # how often the thread notes the high watermarks its fetches brought
+ENDS_FRESH_S = 2.0   # `known_end` answers while those were noted this recently
 
 
 class KafkaGroupMember:
@@ -104,10 +101,8 @@ class KafkaGroupMember:
         """The group's committed offsets of partitions this member owns, as it committed
         them or looked them up since it got them: only the owner commits."""
         self._rebalances = 0
-        self._ends: dict[PortTopicPartition, int] = {}
-        """Owned partitions' high watermarks as the last fetches reported them."""
-        self._ends_at = float("-inf")
-        """When `_ends` was last noted (monotonic)."""
+        self._ends: dict[PortTopicPartition, int] = {}  # owned partitions' high watermarks
+        self._ends_at = float("-inf")                  # when noted (monotonic)
         try:
             self._consumer = KafkaConsumer(
                 group_id=group,
@@ -234,15 +229,11 @@ class KafkaGroupMember:
         return committed
 
     def known_end(self, tp: PortTopicPartition) -> int | None:
-        """The end of an owned partition as this member's fetches last reported it (the
-        high watermark each fetch response carries), if noted within `ENDS_FRESH_S`;
-        None otherwise (not owned, paused, not fetched yet, or the member is stuck).
-        It lets the owner of a partition know its end with no request of its own."""
+        """The end of an owned partition as this member's fetches last reported it (each
+        fetch response carries it), if noted within `ENDS_FRESH_S`; else None."""
         with self._state:
-            if (tp not in self._owned or self._closed
-                    or time.monotonic() - self._ends_at > ENDS_FRESH_S):
-                return None
-            return self._ends.get(tp)
+            stale = time.monotonic() - self._ends_at > ENDS_FRESH_S
+            return None if stale or self._closed or tp not in self._owned else self._ends.get(tp)
 
     def assignment(self) -> set[PortTopicPartition]:
         """The partitions this member owns now."""
@@ -305,14 +296,10 @@ class KafkaGroupMember:
                 self._note_ends()
 
     def _note_ends(self) -> None:
-        # Called by the background thread alone, between polls. Only after a poll that
-        # fetched (not paused): a paused partition's high watermark would go stale.
-        ends: dict[PortTopicPartition, int] = {}
+        # By the background thread, after a poll that fetched (a paused one's would not).
         with self._consumer_lock:
-            for kafka_tp in self._consumer.assignment():
-                high_watermark = self._consumer.highwater(kafka_tp)
-                if high_watermark is not None:
-                    ends[self._port_tp(kafka_tp)] = int(high_watermark)
+            marks = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
+        ends = {self._port_tp(tp): int(mark) for tp, mark in marks.items() if mark is not None}
         with self._state:
             self._ends = ends
             self._ends_at = time.monotonic()
