@@ -34,7 +34,9 @@ Broker CPU: user + system CPU of every broker process and all its children (read
 /proc before and after each measured phase, bench/proc_cpu.py), divided by the events
 of the phase. The floor per event is floor (a) per request + floor (b) per event
 (+ floor (c) per record on Kafka); it leaves out the SSE write to three streams, so it is
-a lower bound and the 2x goal a strict one.
+a lower bound and the 2x goal a strict one. Each latency run also prints the CPU per
+event of every process on its own (and of the Tansu broker the run started, which the
+broker CPU above leaves out), to show which process a rate is bound by.
 """
 
 from __future__ import annotations
@@ -168,17 +170,26 @@ def settle(where: Deployment, keys: dict[str, str], timeout: float = 30) -> None
 
 
 async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deployment,
-                  name: str, sweep: bool) -> tuple[LatencyResult | None, list[SweepStep], bool]:
-    """Latency at --rate (and --per-request), then the sweep; the one-per-request result."""
+                  name: str, sweep: bool, others: dict[str, int] | None = None
+                  ) -> tuple[LatencyResult | None, list[SweepStep], bool]:
+    """Latency at --rate (and --per-request), then the sweep; the one-per-request result.
+    `others` names more processes (the Kafka broker) whose CPU the latency run reports."""
     warm_up(where.url, keys, where.subscribe_url)
     target = TARGET_P99_MS[name]
     profilers = (start_profiles(list(where.processes), args.profile / name, args.seconds + 1,
                                 args.profile_format) if args.profile else [])
     single = None
     if not args.batched_only:
+        pids = {**{f"{p.role} ({p.port})": p.proc.pid for p in where.processes
+                   if p.proc is not None}, **(others or {})}
+        before = {label: tree_cpu_seconds([pid]) for label, pid in pids.items()}
         single = await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
                                    target_ms=target, subscribe_url=where.subscribe_url,
                                    subjects=args.subjects)
+        events = max(1, single.events)
+        print("  CPU per event offered, by process: " + ", ".join(
+            f"{label} {(tree_cpu_seconds([pid]) - before[label]) / events * 1e6:,.0f} µs"
+            for label, pid in pids.items()))
     for profiler in profilers:
         profiler.wait(60)
     if args.per_request > 1:
@@ -242,7 +253,14 @@ async def kafka_part(args: argparse.Namespace, keys: dict[str, str], root: Path,
             return
     calibrate(figures, "before Kafka")
     with contextlib.ExitStack() as stack:
-        servers = args.bootstrap_servers or stack.enter_context(TansuBroker()).bootstrap_servers
+        others: dict[str, int] = {}
+        if args.bootstrap_servers:
+            servers = args.bootstrap_servers
+        else:
+            tansu = stack.enter_context(TansuBroker())
+            servers = tansu.bootstrap_servers
+            if tansu.pid is not None:
+                others["Tansu"] = tansu.pid
         where = "Tansu on loopback" if not args.bootstrap_servers else servers
         print(f"\nKafka log ({where})")
         if not args.no_floors:
@@ -255,7 +273,8 @@ async def kafka_part(args: argparse.Namespace, keys: dict[str, str], root: Path,
             args.seconds = args.kafka_seconds
             try:
                 figures.kafka, steps, complete = await measure(
-                    args, keys, kafka, "kafka", sweep=args.sweep and args.backend == "kafka")
+                    args, keys, kafka, "kafka", sweep=args.sweep and args.backend == "kafka",
+                    others=others)
             finally:
                 args.seconds = saved
             if args.backend == "kafka":

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.calibration import calibration_ms  # noqa: E402
-from bench.e2e_latency import OWNERS, SUBSCRIPTIONS, bench_policy, warm_up  # noqa: E402
+from bench.e2e_load import OWNERS, SUBSCRIPTIONS, bench_policy, warm_up  # noqa: E402
 from tests.e2e.harness import BrokerProcess, LogBackend, demo_keys  # noqa: E402
 from tests.kafka_broker import TansuBroker  # noqa: E402
 

@@ -99,9 +99,10 @@ class WatchListFeed:
             if terms != self._terms:
                 self._terms, self._list = terms, None
             applied = 0
-            for partition in range(self._log.partitions(self._topic)):
+            # One request for every partition's end (on Kafka, one per partition was a round
+            # trip each, before every router batch).
+            for partition, end in enumerate(self._log.end_offsets(self._topic)):
                 position = self._positions.get(partition, 0)
-                end = self._log.end_offset(self._topic, partition)
                 while position < end:
                     records = self._log.read(self._topic, partition, position, 1000)
                     if not records:

@@ -50,6 +50,8 @@ not stall a rebalance."""
 _SETTLE_WAIT_S = 15.0
 """How long `commit` waits for a member that is joining or rebalancing to own partitions."""
 _ERROR_BACKOFF_S = 0.5
+_ENDS_EVERY_S = 0.1  # how often the thread notes the high watermarks its fetches brought
+ENDS_FRESH_S = 2.0   # `known_end` answers while those were noted this recently
 
 
 class KafkaGroupMember:
@@ -99,6 +101,8 @@ class KafkaGroupMember:
         """The group's committed offsets of partitions this member owns, as it committed
         them or looked them up since it got them: only the owner commits."""
         self._rebalances = 0
+        self._ends: dict[PortTopicPartition, int] = {}  # owned partitions' high watermarks
+        self._ends_at = float("-inf")                  # when noted (monotonic)
         try:
             self._consumer = KafkaConsumer(
                 group_id=group,
@@ -224,6 +228,13 @@ class KafkaGroupMember:
                 self._committed_here[tp] = committed
         return committed
 
+    def known_end(self, tp: PortTopicPartition) -> int | None:
+        """The end of an owned partition as this member's fetches last reported it (each
+        fetch response carries it), if noted within `ENDS_FRESH_S`; else None."""
+        with self._state:
+            stale = time.monotonic() - self._ends_at > ENDS_FRESH_S
+            return None if stale or self._closed or tp not in self._owned else self._ends.get(tp)
+
     def assignment(self) -> set[PortTopicPartition]:
         """The partitions this member owns now."""
         with self._state:
@@ -281,6 +292,17 @@ class KafkaGroupMember:
             self._fetch_wait.note(bool(fetched))
             if fetched:
                 self._hand_over(fetched)
+            if room > 0 and time.monotonic() - self._ends_at >= _ENDS_EVERY_S:
+                self._note_ends()
+
+    def _note_ends(self) -> None:
+        # By the background thread, after a poll that fetched (a paused one's would not).
+        with self._consumer_lock:
+            marks = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
+        ends = {self._port_tp(tp): int(mark) for tp, mark in marks.items() if mark is not None}
+        with self._state:
+            self._ends = ends
+            self._ends_at = time.monotonic()
 
     def _processing(self) -> bool:
         # Called with the state held.
@@ -315,6 +337,7 @@ class KafkaGroupMember:
             self._owned -= lost
             for tp in lost:
                 self._committed_here.pop(tp, None)
+                self._ends.pop(tp, None)
             self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in lost)
             self._state.notify_all()
 

@@ -401,6 +401,41 @@ def test_a_member_fetches_with_the_configured_wait_not_kafka_pythons_half_second
     assert fetch_wait() == 30            # records came: short again
 
 
+def test_an_owned_partitions_end_comes_from_the_members_fetches(open_log):
+    # A router asks for the end of every partition it owns twice a second (its lag); a
+    # request per partition took a third of its time. The member's fetches carry the
+    # end, including appends by other processes.
+    routing, writer = open_log(), open_log()
+    topic, group = unique("events.birth"), unique("router")
+    routing.ensure_topic(TopicSpec(topic, partitions=2))
+    member = routing.consumer(group, [topic])
+    poll_until([member], lambda: len(member.assignment()) == 2)
+    writer.append(topic, [NewRecord(str(n).encode(), key=b"k") for n in range(5)])
+    partition = partition_for(b"k", 2)
+
+    received: list[object] = []
+    poll_until([member], lambda: len(received) == 5,
+               lambda _m, records: received.extend(records))
+    asked: list[object] = []
+    ask_cluster = routing._reader.end_offsets
+    routing._reader.end_offsets = lambda tps: asked.append(tps) or ask_cluster(tps)  # type: ignore[method-assign]
+
+    def known_without_asking(end: int) -> bool:
+        asked.clear()
+        return routing.end_offset(topic, partition) == end and not asked
+
+    eventually(lambda: known_without_asking(5), interval=0.2,
+               message="the owner did not learn the end of the partition from its fetches")
+    writer.append(topic, [NewRecord(b"more", key=b"k")])    # another process appends
+    eventually(lambda: known_without_asking(6), interval=0.2,
+               message="the owner's fetches did not report another process's append")
+
+    member.close()                       # no longer owned: asked of the cluster
+    asked.clear()
+    assert routing.end_offset(topic, partition) == 6
+    assert asked
+
+
 def test_members_in_two_processes_split_partitions(kafka_broker, open_log):
     log = open_log()
     topic, group = unique("events.enrollment"), unique("router")

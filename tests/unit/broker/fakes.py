@@ -92,6 +92,9 @@ class MemoryEventLog:
     def end_offset(self, topic: str, partition: int) -> int:
         return len(self._partitions(topic)[partition])
 
+    def end_offsets(self, topic: str) -> list[int]:
+        return [len(records) for records in self._partitions(topic)]
+
     def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
         return any(self.end_offset(t, p) > o for (t, p), o in positions.items())
 
