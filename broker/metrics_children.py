@@ -5,7 +5,7 @@ decisions, delivery latency and router lag are counted there. `ProcessesRegistry
 parent's registry with the children's counts added in, as Prometheus's own
 multiprocess mode would add them: samples with the same name and labels are summed
 (counters, histogram buckets, sums and counts, and gauges only one process sets, such as
-the router lag), `_created` takes the earliest. So `/metrics` and the console's flow
+the router lag); `_created` is the parent's. So `/metrics` and the console's flow
 charts (`broker.metrics_history`) show the installation as one process would.
 """
 
@@ -50,6 +50,11 @@ class ProcessesRegistry(CollectorRegistry):
                 log.warning("unreadable metrics from a child process: %s", exc)
                 continue
             for family in families:
+                # When a counter or histogram was created is the parent's to say; the
+                # text parser reads a child's `_created` lines as families of their own.
+                family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+                if family.name.endswith("_created") or not family.samples:
+                    continue
                 if family.name in merged:
                     merged[family.name] = _summed(merged[family.name], family)
                 else:
@@ -66,8 +71,6 @@ def _summed(ours: Metric, theirs: Metric) -> Metric:
         seen = values.get(key)
         if seen is None:
             values[key] = sample
-        elif sample.name.endswith("_created"):
-            values[key] = seen._replace(value=min(seen.value, sample.value))
         else:
             values[key] = seen._replace(value=seen.value + sample.value)
     family = Metric(ours.name, ours.documentation, ours.type, ours.unit)

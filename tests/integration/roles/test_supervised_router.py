@@ -200,4 +200,6 @@ def test_the_serving_process_metrics_count_what_the_router_process_decided(
                       message="the parent's /metrics lacks the router process's decisions")
     text = httpx.get(f"{process.url}/metrics", timeout=10).text
     assert text.count("# TYPE handoff_decisions_total counter") == 1
-    assert "handoff_router_lag_records 0.0" in text
+    assert "\nhandoff_router_lag_records " in text
+    types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))  # each family once

@@ -32,6 +32,9 @@ def test_the_router_process_counts_are_added_to_the_parents():
     assert "handoff_router_lag_records 7.0" in text
     assert text.count("# TYPE handoff_decisions_total counter") == 1
     assert text.count("# HELP handoff_router_lag_records ") == 1
+    assert text.count("\nhandoff_router_batch_seconds_created ") == 1
+    types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))  # each family once
 
 
 def test_the_flow_charts_read_the_router_process_counts():
