@@ -1,12 +1,13 @@
 """CPU cost of waiting for records appended by another process, on the embedded log.
 
 A process of a split deployment (router, or delivery with streams open) always has
-threads in `wait`; one watcher thread reads `PRAGMA data_version` every
-`log.cross_process_poll_ms` while any do. This prints the process's CPU use with N idle
-waiters for a few poll intervals, so the setting's cost can be weighed against the
-hand-off latency it buys.
+threads in `wait`; one watcher thread sleeps on the log's doorbell and reads `PRAGMA
+data_version` every `log.doorbell_poll_ms` (500 ms) while any do, or, with the doorbell
+off, every `log.cross_process_poll_ms`. This prints the process's CPU use with N idle
+waiters, with the doorbell and with polling only, so a poll interval's cost can be
+weighed against the hand-off latency it buys (`bench/doorbell_latency.py`).
 
-    python bench/idle_waiters.py                   # 2, 5 and 50 ms; 1 and 10 waiters
+    python bench/idle_waiters.py                   # doorbell; 2, 5 and 50 ms; 1 and 10 waiters
     python bench/idle_waiters.py --intervals-ms 2 --waiters 1 100 --seconds 10
 """
 
@@ -32,10 +33,12 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def measure(interval_ms: float, waiters: int, seconds: float) -> float:
-    """Percent of one core used while `waiters` threads wait and nothing is appended."""
+def measure(interval_ms: float | None, waiters: int, seconds: float) -> float:
+    """Percent of one core used while `waiters` threads wait and nothing is appended
+    (`interval_ms` None: with the doorbell)."""
     with tempfile.TemporaryDirectory(prefix="handoff-idle-") as tmp:
-        log = SqliteEventLog(Path(tmp) / "log.db", cross_process_poll_s=interval_ms / 1000)
+        log = SqliteEventLog(Path(tmp) / "log.db", doorbell=interval_ms is None,
+                             cross_process_poll_s=(interval_ms or 1) / 1000)
         log.ensure_topic(TopicSpec("deliver.bench"))
         stop = threading.Event()
 
@@ -65,9 +68,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args()
     print("idle waiters on the embedded log (CPU of this process; noisy on a shared machine)")
-    for interval in args.intervals_ms:
+    for interval in [None, *args.intervals_ms]:
         for waiters in args.waiters:
-            print(f"  poll every {interval:5g} ms, {waiters:4d} waiters: "
+            how = "doorbell      " if interval is None else f"poll every {interval:5g} ms"
+            print(f"  {how}, {waiters:4d} waiters: "
                   f"{measure(interval, waiters, args.seconds):5.2f}% of one core")
 
 

@@ -34,10 +34,16 @@ class LogSettings(BaseModel):
     """Embedded log: `normal` survives a process crash, `full` also a power loss."""
     ingress_partitions: int = Field(default=4, ge=1, le=1024)
     delivery_partitions: int = Field(default=1, ge=1, le=1024)
+    doorbell: bool = True
+    """Embedded log: processes sharing the data directory (the router process, split
+    roles) ring each other after appending, so a waiting one wakes at once."""
+    doorbell_poll_ms: float = Field(default=500.0, gt=0, le=60_000)
+    """Embedded log, with the doorbell: how often a waiting process still looks for
+    other processes' appends (the safety net for lost rings and foreign writers)."""
     cross_process_poll_ms: float = Field(default=2.0, gt=0, le=1000)
-    """Embedded log: how often a process looks for records appended by another process
-    on the same data directory (split roles). Lower is faster hand-off, higher is less
-    idle CPU."""
+    """Embedded log, without the doorbell (turned off, or no Unix sockets): how often a
+    process looks for records appended by another process on the same data directory.
+    Lower is faster hand-off, higher is less idle CPU."""
 
 
 class KafkaSettings(BaseModel):

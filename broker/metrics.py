@@ -3,16 +3,19 @@ record values — so nothing personal can reach a metrics backend."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from broker.metrics_children import ProcessesRegistry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
-    """All of Handoff's metrics, on a registry of their own (one per running broker)."""
+    """All of Handoff's metrics, on a registry of their own (one per running broker),
+    which also counts those of the processes it supervises (`registry.children`)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+    def __init__(self, registry: ProcessesRegistry | None = None) -> None:
+        self.registry: ProcessesRegistry = registry or ProcessesRegistry()
         r = self.registry
         self.events_ingested = Counter(
             "handoff_events_ingested", "Events accepted by the publish API.",

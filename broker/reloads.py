@@ -156,11 +156,17 @@ def install_sighup(reloader: PolicyReloader, keyring: KeyRing, actor: str = "sig
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def _reload_all(reloader: PolicyReloader, keyring: KeyRing, actor: str) -> None:
+def reload_keys_and_policy(reloader: PolicyReloader, keyring: KeyRing,
+                           actor: str) -> PolicyReload:
+    """Read the keys file, then the schema and policy folders, again."""
     reload_keys = getattr(keyring, "reload", None)
     if reload_keys is not None:
         reload_keys()
-    outcome = reloader.reload(actor=actor)
+    return reloader.reload(actor=actor)
+
+
+def _reload_all(reloader: PolicyReloader, keyring: KeyRing, actor: str) -> None:
+    outcome = reload_keys_and_policy(reloader, keyring, actor)
     if outcome.applied:
         log.info("SIGHUP: policy version %s in force%s", outcome.version,
                  "" if outcome.changed else " (unchanged)")

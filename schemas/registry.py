@@ -111,7 +111,10 @@ class SchemaRegistry:
     # -- reading ---------------------------------------------------------------------
 
     def subjects(self, include_deleted: bool = False) -> list[str]:
-        """Every subject with at least one version (not soft-deleted, unless asked), sorted."""
+        """Every subject with at least one version (not soft-deleted, unless asked), sorted;
+        with those other processes saved since (the router process registers the view
+        schemas)."""
+        self.refresh()
         return sorted(s for s, versions in self._versions.items()
                       if include_deleted or any(not v.deleted for v in versions.values()))
 

@@ -55,7 +55,9 @@ def _open_plain_log(settings: Settings) -> EventLog:
         from broker.log.sqlite import SqliteEventLog
 
         return SqliteEventLog(settings.data_dir / "log.db", sync=settings.log.sync,
-                              cross_process_poll_s=settings.log.cross_process_poll_ms / 1000)
+                              cross_process_poll_s=settings.log.cross_process_poll_ms / 1000,
+                              doorbell=settings.log.doorbell,
+                              safety_poll_s=settings.log.doorbell_poll_ms / 1000)
     from broker.log.kafka import KafkaEventLog
 
     return KafkaEventLog.from_settings(settings.kafka, client_id=f"handoff-{os.getpid()}")

@@ -1,10 +1,12 @@
 """The router process `handoff serve` starts and supervises (`broker.cli.router_supervisor`).
 
-Run by the parent only, as `python -m broker.cli.router_child --status-fd N`, with the
-settings as one JSON line on standard input; it writes its health to descriptor N twice
-a second (b"1" routing and healthy, b"0" not). It runs the `router` role until SIGTERM
-or SIGINT, then stops as every `handoff serve` does: the last batch finishes and a final
-audit checkpoint is signed. SIGHUP reloads the policy (the parent passes its reloads on).
+Run by the parent only, as `python -m broker.cli.router_child --status-fd N
+--control-fd M`, with the settings as one JSON line on standard input; it writes its
+health to descriptor N twice a second (b"1" routing and healthy, b"0" not) and answers
+the parent's requests on socket M (`broker.cli.router_control`: metrics, policy reloads,
+clerical linkage changes). It runs the `router` role until SIGTERM or SIGINT, then stops
+as every `handoff serve` does: the last batch finishes and a final audit checkpoint is
+signed. SIGHUP reloads the policy too.
 When its standard input ends (the parent is gone) it ends at once (`watch_parent`).
 Exit codes are those of `handoff serve`: 0 stopped, 1 the event log cannot be reached, 2
 a configuration problem, 3 its metrics port is taken.
@@ -16,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,15 +26,19 @@ from types import FrameType
 
 import typer
 import uvicorn
+from prometheus_client import generate_latest
 
 from broker.api.app import create_app
-from broker.bootstrap import build_broker
+from broker.bootstrap import Broker, build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_on_sigterm
+from broker.cli.router_control import Handler, JsonObject, serve_control
 from broker.cli.serve_cmd import configure_logging, exit_if_port_taken
 from broker.config import Settings, settings_from_json
 from broker.errors import ConfigError
-from broker.reloads import install_sighup
+from broker.linking.forwarding import apply_clerical
+from broker.linking.service import LinkageReadOnlyError
+from broker.reloads import install_sighup, reload_keys_and_policy
 from broker.roles import Roles, RouterAlreadyRunningError, RouterLock
 from schemas.errors import HandoffError
 
@@ -100,9 +107,30 @@ def report_status(fd: int | None, healthy: bool) -> None:
         os.write(fd, b"1" if healthy else b"0")
 
 
-def run(settings: Settings, stop: threading.Event, status_fd: int | None = None) -> None:
+def control_handlers(broker: Broker) -> dict[str, Handler]:
+    """What the parent may ask (`broker.cli.router_control`)."""
+
+    def metrics(request: object) -> JsonObject:
+        return {"text": generate_latest(broker.metrics.registry).decode()}
+
+    def reload(request: object) -> JsonObject:
+        outcome = reload_keys_and_policy(broker.api.reloader, broker.api.keyring,
+                                         RELOAD_ACTOR)
+        return {"applied": outcome.applied, "version": outcome.version}
+
+    def linkage(request: object) -> JsonObject:
+        service = broker.api.linkage
+        if service is None or not isinstance(request, dict):
+            raise LinkageReadOnlyError("this router process links no persons")
+        return apply_clerical(service, request)
+
+    return {"metrics": metrics, "reload": reload, "linkage": linkage}
+
+
+def run(settings: Settings, stop: threading.Event, status_fd: int | None = None,
+        control: socket.socket | None = None) -> None:
     """Route until `stop` is set; serve health and metrics on `router.metrics_port` if
-    set; report health on `status_fd` twice a second."""
+    set; report health on `status_fd` twice a second; answer the parent on `control`."""
     port = settings.router.metrics_port
     if port is not None:
         exit_if_port_taken(settings.api.host, port)
@@ -115,6 +143,9 @@ def run(settings: Settings, stop: threading.Event, status_fd: int | None = None)
         install_sighup(broker.api.reloader, broker.api.keyring, actor=RELOAD_ACTOR)
         if reload_asked.is_set():
             os.kill(os.getpid(), signal.SIGHUP)  # asked while starting: read it again
+        if control is not None:
+            threading.Thread(target=serve_control, args=(control, control_handlers(broker)),
+                             name="handoff-router-control", daemon=True).start()
         if port is not None:
             server = GracefulServer(uvicorn.Config(
                 create_app(broker.api), host=settings.api.host, port=port,
@@ -136,14 +167,16 @@ def run(settings: Settings, stop: threading.Event, status_fd: int | None = None)
             broker.stop()
 
 
-def status_fd() -> int | None:
-    """The pipe to report health on (`--status-fd N`), made non-blocking."""
-    args = sys.argv[1:]
-    if len(args) != 2 or args[0] != "--status-fd":
-        return None
-    fd = int(args[1])
-    os.set_blocking(fd, False)
-    return fd
+def descriptors(args: list[str]) -> tuple[int | None, socket.socket | None]:
+    """The pipe to report health on (`--status-fd N`, made non-blocking) and the socket
+    to answer the parent on (`--control-fd M`)."""
+    given = dict(zip(args[::2], args[1::2], strict=False))
+    status = given.get("--status-fd")
+    if status is not None:
+        os.set_blocking(int(status), False)
+    control = given.get("--control-fd")
+    return (int(status) if status is not None else None,
+            socket.socket(fileno=int(control)) if control is not None else None)
 
 
 def main() -> None:
@@ -165,7 +198,7 @@ def main() -> None:
     try:
         with exit_on_config_error():
             try:
-                run(settings_from_json(line), stop, status_fd())
+                run(settings_from_json(line), stop, *descriptors(sys.argv[1:]))
             except HandoffError as exc:
                 if not exc.retriable or isinstance(exc, ConfigError):
                     raise

@@ -17,7 +17,11 @@ healthy; so the parent's `/readyz` is 503 while the router is down or still star
   and it is Linux only; the kernel closes a dead process's pipes, every time, on every
   POSIX system (the descriptors are close-on-exec, so no other child holds them).
 - A policy reload of the parent (SIGHUP, `POST /v1/admin/policy:reload`, an installed
-  bundle) is passed on to the child as SIGHUP, so both decide with the same bundle.
+  bundle) is passed on to the child over a socket pair (`broker.cli.router_control`),
+  and the parent's reload answers once the child decides with the new bundle (or after
+  `RELOAD_WAIT_SECONDS`). The same channel brings the child's metrics to the parent's
+  `/metrics` and carries clerical record-linkage changes to the child, the one writer
+  of the person index.
 - The child runs in a process group of its own, so Ctrl-C in a terminal reaches the
   parent alone, which stops the child itself (SIGTERM, then SIGKILL after
   `STOP_SECONDS`). Its logs go to the parent's standard output and error.
@@ -33,6 +37,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from broker.cli.router_control import ControlClient, JsonObject, RouterUnreachableError
 from broker.config import Settings, settings_to_json
 
 log = logging.getLogger("handoff")
@@ -52,6 +58,10 @@ STOP_SECONDS = 30.0
 CONFIG_PROBLEM = (2, 3)
 """Exit codes of a child that would fail the same way again."""
 CHILD_COMMAND = (sys.executable, "-m", "broker.cli.router_child")
+RELOAD_WAIT_SECONDS = 30.0
+"""Longest a reload waits for the router process to decide with the new bundle."""
+METRICS_WAIT_SECONDS = 2.0
+LINKAGE_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -105,6 +115,7 @@ class RouterProcess:
         self._child: subprocess.Popen[bytes] | None = None
         self._ready = False
         self._thread: threading.Thread | None = None
+        self._control = ControlClient()
         self.failed_with: int | None = None
         self.restarts = 0
 
@@ -144,14 +155,40 @@ class RouterProcess:
                 child.wait()
         if self._thread is not None:
             self._thread.join(5)
+        self._control.attach(None)
         if child is not None:
             _close(child.stdin)
 
     def reload(self) -> None:
-        """Ask the child to read the policy folder (and schema folder) again: SIGHUP."""
-        child = self._child
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGHUP)
+        """Ask the child to read the policy folder (and schema folder) again, and wait
+        until it decides with what it read (up to `RELOAD_WAIT_SECONDS`). A child that is
+        not running reads them when it starts."""
+        try:
+            answer = self.request({"op": "reload"}, RELOAD_WAIT_SECONDS)
+        except RouterUnreachableError as exc:
+            log.warning("policy reload: %s; it reads the policy folder when it starts",
+                        exc)
+            return
+        if "error" in answer:
+            log.warning("policy reload: the router process failed to reload (%s)",
+                        answer.get("error"))
+
+    def metrics_text(self) -> str | None:
+        """The child's Prometheus exposition, or None when it is not up or does not
+        answer."""
+        if not self.healthy():
+            return None
+        try:
+            answer = self.request({"op": "metrics"}, METRICS_WAIT_SECONDS)
+        except RouterUnreachableError:
+            return None
+        text = answer.get("text")
+        return text if isinstance(text, str) else None
+
+    def request(self, message: JsonObject, timeout: float) -> JsonObject:
+        """Send a request to the running child and return its answer
+        (`broker.cli.router_control`); `RouterUnreachableError` when none answers."""
+        return self._control.request(message, timeout)
 
     def healthy(self) -> bool:
         """The child runs and, in its last report (every half second), it was routing
@@ -164,15 +201,21 @@ class RouterProcess:
             if self._stopping.is_set():
                 return
             status_read, status_write = os.pipe()
+            control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 child = subprocess.Popen(  # noqa: S603 (our own command)
-                    (*self._command, "--status-fd", str(status_write)),
-                    stdin=subprocess.PIPE, process_group=0, pass_fds=(status_write,))
+                    (*self._command, "--status-fd", str(status_write),
+                     "--control-fd", str(child_control.fileno())),
+                    stdin=subprocess.PIPE, process_group=0,
+                    pass_fds=(status_write, child_control.fileno()))
             except BaseException:
                 os.close(status_read)
+                control.close()
                 raise
             finally:
                 os.close(status_write)
+                child_control.close()
+            self._control.attach(control)
             self._ready = False
             threading.Thread(target=self._read_status, args=(status_read,), daemon=True,
                              name="handoff-router-status").start()

@@ -20,6 +20,7 @@ from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_
 from broker.cli.router_supervisor import RouterProcess
 from broker.config import Settings, load_settings
 from broker.errors import ConfigError
+from broker.linking.forwarding import forwarding
 from broker.reloads import install_sighup
 from broker.roles import Roles
 from schemas.errors import HandoffError
@@ -81,7 +82,13 @@ def serve_settings(settings: Settings, ready_message: bool = True,
     ))
     if child is not None:
         server.on_exit = child.begin_stop
+        # What needs the process that routes: its reloads (answered once it runs the
+        # new bundle), its metrics, clerical linkage changes (it writes the index).
         broker.api.reloader.followers.append(child.reload)
+        broker.metrics.registry.children.append(child.metrics_text)
+        linkage = broker.api.linkage
+        if linkage is not None and not linkage.writable:
+            linkage.forward_clerical_changes(forwarding(child.request))
     try:
         broker.start()
         install_sighup(broker.api.reloader, broker.api.keyring)

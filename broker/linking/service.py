@@ -114,10 +114,17 @@ class LinkageService:
         self._audit = audit
         self._linker = linker
         self._refresh = refresh or (lambda: None)
+        self._forward: Callable[[dict[str, object]], ChangeView] | None = None
 
     @property
     def writable(self) -> bool:
-        return self._linker is not None
+        return self._linker is not None or self._forward is not None
+
+    def forward_clerical_changes(self, forward: Callable[[dict[str, object]], ChangeView]
+                                 ) -> None:
+        """Without a linker of its own, make clerical changes through `forward` (the
+        process that links: `broker.linking.forwarding`)."""
+        self._forward = forward
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -233,21 +240,33 @@ class LinkageService:
 
     def resolve_review(self, review_id: str, decision: Literal["same", "different"],
                        by: str) -> ChangeView:
+        if self._linker is None and self._forward is not None:
+            return self._forward({"change": "resolve_review", "review_id": review_id,
+                                  "decision": decision, "by": by})
         linker = self._writer()
         if self._index.review(review_id) is None:
             raise UnknownReviewError("no review item with that id")
         return self._record(linker.resolver.resolve_review(review_id, decision, by), by)
 
     def unlink(self, record: RecordRef, by: str, reason: ClericalReason) -> ChangeView:
+        if self._linker is None and self._forward is not None:
+            return self._forward({"change": "unlink", "record_key": record.key, "by": by,
+                                  "reason": reason})
         return self._record(self._writer().resolver.unlink(record.key, by, reason), by)
 
     def merge(self, from_person_id: str, into_person_id: str, by: str,
               reason: ClericalReason) -> ChangeView:
+        if self._linker is None and self._forward is not None:
+            return self._forward({"change": "merge", "from_person_id": from_person_id,
+                                  "into_person_id": into_person_id, "by": by,
+                                  "reason": reason})
         linker = self._writer()
         return self._record(linker.resolver.merge(from_person_id, into_person_id, by, reason),
                             by)
 
     def undo(self, seq: int, by: str, reason: ClericalReason) -> ChangeView:
+        if self._linker is None and self._forward is not None:
+            return self._forward({"change": "undo", "seq": seq, "by": by, "reason": reason})
         return self._record(self._writer().resolver.undo(seq, by, reason), by)
 
 

@@ -17,6 +17,7 @@ from broker.log.partitioner import partition_for
 from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
 from broker.log.sqlite_append_signal import AppendSignal
 from broker.log.sqlite_storage import (
+    DROP_SUPERSEDED,
     ReaderPool,
     SyncMode,
     advanced_partitions,
@@ -32,8 +33,10 @@ from broker.log.sqlite_storage import (
 
 _BUSY_TIMEOUT_S = 5.0
 _EXTERNAL_POLL_S = 0.05
-"""How often `wait` looks for appends made by another process on the same file, unless
-the caller says otherwise (`cross_process_poll_s`)."""
+"""How often `wait` looks for appends made by another process on the same file when
+there is no doorbell, unless the caller says otherwise (`cross_process_poll_s`)."""
+_SAFETY_POLL_S = 0.5
+"""With a doorbell, how often `wait` still looks (for rings lost, foreign writers)."""
 
 _INSERT_RECORD = (
     "INSERT INTO records (topic, partition, offset, key, value, headers, timestamp_ms) "
@@ -48,15 +51,6 @@ _READ_RECORDS = (
     "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
 )
 _HAS_RECORD_FROM = "SELECT 1 FROM records WHERE topic = ? AND partition = ? AND offset >= ? LIMIT 1"
-_DROP_SUPERSEDED = """
-DELETE FROM records
-WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
-  AND offset NOT IN (
-    SELECT MAX(offset) FROM records
-    WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
-    GROUP BY key
-  )
-"""
 
 
 class SqliteEventLog:
@@ -74,8 +68,9 @@ class SqliteEventLog:
 
     Thread safety: one writer connection behind a lock (SQLite admits one writer at a
     time anyway); reads use pooled read-only connections and run alongside writes.
-    `wait` is woken at once by appends through this object and notices appends by other
-    processes on the same file within `cross_process_poll_s` (50 ms unless given).
+    `wait` is woken at once by appends through this object or, through a doorbell, by
+    another process on the same file (`broker.log.sqlite_append_signal`; `doorbell`
+    False polls every `cross_process_poll_s` instead, 50 ms unless given).
 
     Consumer groups are coordinated inside this object: members created by one
     `SqliteEventLog` split partitions between them; committed offsets are stored in the
@@ -84,7 +79,8 @@ class SqliteEventLog:
     """
 
     def __init__(self, path: Path, sync: SyncMode = "normal",
-                 cross_process_poll_s: float = _EXTERNAL_POLL_S) -> None:
+                 cross_process_poll_s: float = _EXTERNAL_POLL_S, doorbell: bool = True,
+                 safety_poll_s: float = _SAFETY_POLL_S) -> None:
         if sync not in ("normal", "full"):
             raise ConfigError(f"event log sync mode must be 'normal' or 'full', not {sync!r}")
         self._path = Path(path)
@@ -101,7 +97,8 @@ class SqliteEventLog:
             raise translate_error(exc, "open its database", self._path) from exc
         try:
             prepare_database(writer, self._path)
-            self._appended = AppendSignal(self._path, cross_process_poll_s, _BUSY_TIMEOUT_S)
+            self._appended = AppendSignal(self._path, cross_process_poll_s, _BUSY_TIMEOUT_S,
+                                          doorbell, safety_poll_s)
         except sqlite3.Error as exc:
             writer.close()
             raise translate_error(exc, "prepare its database", self._path) from exc
@@ -204,7 +201,7 @@ class SqliteEventLog:
                 row[2] = offset
                 results.append(AppendResult(partition, offset))
             db.executemany(_INSERT_RECORD, rows)
-        self._appended.announce()
+        self._appended.appended((topic,))
         return results
 
     def read(
@@ -243,13 +240,15 @@ class SqliteEventLog:
         for topic, partition in positions:
             self._check_partition(topic, partition)
         deadline = time.monotonic() + max(timeout, 0.0)
+        topics = {topic for topic, _ in positions}
         while True:
             generation = self._appended.generation()
             # Checked after taking the generation, so an append landing in between
             # changes the generation and is not slept through.
             if self._has_records(positions):
                 return True
-            if not self._appended.wait_for_change(generation, deadline - time.monotonic()):
+            if not self._appended.wait_for_change(
+                    generation, deadline - time.monotonic(), topics):
                 return False
 
     # -- consumer groups ------------------------------------------------------------------
@@ -299,7 +298,7 @@ class SqliteEventLog:
             # One transaction per partition keeps appends waiting for a short time only.
             with self._transaction("compact a topic") as db:
                 deleted += db.execute(
-                    _DROP_SUPERSEDED, {"topic": topic, "partition": partition}
+                    DROP_SUPERSEDED, {"topic": topic, "partition": partition}
                 ).rowcount
         return deleted
 

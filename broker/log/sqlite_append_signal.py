@@ -1,17 +1,19 @@
 """Telling waiting readers that records were appended to the embedded log.
 
-Appends through this process wake waiters at once, through a condition variable. Appends
-by another process on the same database file (a split deployment: router in one process,
-API and delivery in another) cannot notify us, so one watcher thread per log looks at
-SQLite's `PRAGMA data_version` every `poll_interval_s` while anyone is waiting: it
-changes whenever another connection commits, and reading it costs no disk I/O.
+Appends through this process wake the waiters of the topics they advanced at once,
+through condition variables. Appends by another process on the same database file (the
+router process beside the API and delivery, or split roles) ring this process's doorbell
+(`broker.log.sqlite_doorbell`), naming the topics that advanced; one watcher thread per
+log receives the rings and wakes those topics' waiters. A waiter is woken only by appends
+to a topic it waits on (a server-sent-event stream waiting on `deliver.*` sleeps through
+publishes to `events.*`).
 
-One watcher serves every waiter of the log, so a delivery process holding a hundred
-server-sent-event streams polls as often as one holding a single stream; with nobody
-waiting, it does not poll at all. What a waiter costs is a sleep and wake-up of the
-watcher thread per interval (about 50 µs of CPU here), so 2 ms costs about 2.5% of one
-core per process that has a waiter, and 50 ms about 0.2% (`bench/` figures in
-docs/operations.md).
+Rings can be lost, and a foreign writer does not ring: while anyone waits, the watcher
+also reads SQLite's `PRAGMA data_version` every `safety_poll_s` (it changes whenever
+another connection commits, and costs no disk I/O) and wakes every waiter when it moved.
+Without a doorbell (none could be opened, or it is turned off) that poll runs every
+`poll_interval_s` instead, as the only way to notice other processes' appends: 2 ms
+costs about 2.5% of one core per process that has a waiter (`bench/idle_waiters.py`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
+from broker.log.sqlite_doorbell import EVERYTHING, Doorbell, open_doorbell
 from broker.log.sqlite_storage import connect
 
 log = logging.getLogger(__name__)
@@ -31,21 +35,29 @@ _ERROR_BACKOFF_S = 0.5
 
 
 class AppendSignal:
-    """A counter that goes up on every append, and a way to sleep until it does."""
+    """A counter that goes up on every append, per topic, and a way to sleep until the
+    count of some topics moves."""
 
-    def __init__(self, path: Path, poll_interval_s: float, busy_timeout_s: float) -> None:
-        if poll_interval_s <= 0:
+    def __init__(self, path: Path, poll_interval_s: float, busy_timeout_s: float,
+                 doorbell: bool = False, safety_poll_s: float = 0.5) -> None:
+        """`doorbell`: ring and listen in the folder `<path>-bell` beside the file."""
+        if poll_interval_s <= 0 or safety_poll_s <= 0:
             raise ValueError("the cross-process poll interval must be positive")
         self._path = path
         self._poll_interval_s = poll_interval_s
-        lock = threading.Lock()
-        self._changed = threading.Condition(lock)
-        """Notified on every announcement; waiters sleep on it."""
-        self._demand = threading.Condition(lock)
+        self._safety_poll_s = safety_poll_s
+        self._lock = threading.Lock()
+        self._demand = threading.Condition(self._lock)
         """Notified when the first waiter arrives or the signal closes; the watcher
-        sleeps on it while nobody waits."""
+        sleeps on it while nobody waits and there is no doorbell."""
         # Guarded by the lock:
         self._generation = 0
+        self._everything_at = 0
+        """The generation of the last announcement that named no topic."""
+        self._topic_at: dict[str, int] = {}
+        self._waiting: dict[str, set[threading.Condition]] = {}
+        self._anyone: set[threading.Condition] = set()
+        """Waiters with no topic filter."""
         self._waiters = 0
         self._closing = False
         self._watch_thread: threading.Thread | None = None
@@ -58,50 +70,118 @@ class AppendSignal:
         except BaseException:
             self._watcher.close()
             raise
+        self._doorbell: Doorbell | None = \
+            open_doorbell(path.with_name(path.name + "-bell")) if doorbell else None
 
     def generation(self) -> int:
         """The current count; pass it to `wait_for_change`."""
-        with self._changed:
+        with self._lock:
             return self._generation
 
-    def announce(self) -> None:
-        """Wake every waiter: records were appended (or the log is closing)."""
-        with self._changed:
+    def announce(self, topics: Iterable[str] | None = None) -> None:
+        """Wake the waiters of `topics` (every waiter when None): records were appended
+        (or the log is closing)."""
+        with self._lock:
             self._generation += 1
-            self._changed.notify_all()
+            generation = self._generation
+            woken: set[threading.Condition] = set(self._anyone)
+            if topics is None:
+                self._everything_at = generation
+                for conditions in self._waiting.values():
+                    woken.update(conditions)
+            else:
+                for topic in topics:
+                    self._topic_at[topic] = generation
+                    woken.update(self._waiting.get(topic, ()))
+            for condition in woken:
+                condition.notify()
 
-    def wait_for_change(self, generation: int, timeout: float) -> bool:
-        """Sleep until the count moves past `generation` or an append by another process
-        is seen (True), or `timeout` seconds pass (False)."""
+    def appended(self, topics: Collection[str]) -> None:
+        """This process appended to `topics`: wake its waiters and ring the others."""
+        self.announce(topics)
+        if self._doorbell is not None:
+            self._doorbell.ring(topics)
+
+    def wait_for_change(self, generation: int, timeout: float,
+                        topics: Collection[str] | None = None) -> bool:
+        """Sleep until an append to one of `topics` (any topic when None) is announced
+        after `generation` (True), or `timeout` seconds pass (False)."""
         deadline = time.monotonic() + timeout
-        with self._changed:
+        self._listen()
+        condition = threading.Condition(self._lock)
+        with self._lock:
             if self._closing:
                 return True  # closed: let the waiter find out
+            if self._moved(generation, topics):
+                return True
             self._waiters += 1
+            if topics is None:
+                self._anyone.add(condition)
+            else:
+                for topic in topics:
+                    self._waiting.setdefault(topic, set()).add(condition)
             if self._waiters == 1:
                 self._start_watching()
             try:
-                while self._generation == generation:
+                while not self._moved(generation, topics):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
-                    self._changed.wait(remaining)
+                    condition.wait(remaining)
                 return True
             finally:
                 self._waiters -= 1
+                self._anyone.discard(condition)
+                for topic in topics or ():
+                    waiting = self._waiting.get(topic)
+                    if waiting is not None:
+                        waiting.discard(condition)
+                        if not waiting:
+                            del self._waiting[topic]
 
     def close(self) -> None:
         """Stop watching the file and wake every waiter. Idempotent."""
-        with self._changed:
+        with self._lock:
             self._closing = True
             self._demand.notify_all()
+        if self._doorbell is not None:
+            self._doorbell.wake()
         with self._watch_lock:
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
+        if self._doorbell is not None:
+            self._doorbell.close()
         self.announce()
 
     # -- the watcher thread ---------------------------------------------------------------
+
+    def _moved(self, generation: int, topics: Collection[str] | None) -> bool:
+        # Called with the lock held.
+        if self._closing or self._everything_at > generation:
+            return True
+        if topics is None:
+            return self._generation != generation
+        topic_at = self._topic_at
+        return any(topic_at.get(topic, 0) > generation for topic in topics)
+
+    def _listen(self) -> None:
+        """Bind the doorbell before the first wait (so no ring sent after the waiter
+        looked at the log is missed); without one, poll fast."""
+        doorbell = self._doorbell
+        if doorbell is None or doorbell.listening:
+            return
+        with self._watch_lock:
+            if doorbell.listening or self._watcher is None:
+                return
+            try:
+                doorbell.listen()
+            except OSError as exc:
+                log.warning("cannot listen on the embedded log's doorbell (%s); polling "
+                            "for other processes' appends every %g ms instead",
+                            exc.strerror, self._poll_interval_s * 1000)
+                self._doorbell = None
+                doorbell.close()
 
     def _start_watching(self) -> None:
         # Called with the lock held, by the first waiter.
@@ -113,13 +193,28 @@ class AppendSignal:
             self._demand.notify_all()
 
     def _watch(self) -> None:
+        next_check = time.monotonic()
         while True:
-            with self._changed:
-                while self._waiters == 0 and not self._closing:
+            doorbell = self._doorbell
+            with self._lock:
+                while doorbell is None and self._waiters == 0 and not self._closing:
                     self._demand.wait()
                 if self._closing:
                     return
-            time.sleep(self._poll_interval_s)
+            if doorbell is None:
+                time.sleep(self._poll_interval_s)
+                due = True
+            else:
+                rings = doorbell.receive(max(0.0, next_check - time.monotonic()))
+                if rings:
+                    self._ring_received(rings)
+                due = time.monotonic() >= next_check
+            if not due:
+                continue
+            next_check = time.monotonic() + self._safety_poll_s
+            with self._lock:
+                if self._waiters == 0:
+                    continue
             try:
                 changed = self._other_connection_committed()
             except sqlite3.Error as exc:
@@ -132,6 +227,15 @@ class AppendSignal:
                 continue
             if changed:
                 self.announce()
+
+    def _ring_received(self, rings: list[bytes]) -> None:
+        topics: set[str] = set()
+        for ring in rings:
+            if ring == EVERYTHING:
+                self.announce()
+                return
+            topics.update(ring.decode(errors="replace").split("\n"))
+        self.announce(topics)
 
     def _other_connection_committed(self) -> bool:
         with self._watch_lock:

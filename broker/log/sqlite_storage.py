@@ -236,3 +236,15 @@ def partition_end_offsets(db: sqlite3.Connection, topic: str, partitions: int) -
         if 0 <= partition < partitions:
             ends[partition] = int(next_offset)
     return ends
+
+
+DROP_SUPERSEDED = """
+DELETE FROM records
+WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
+  AND offset NOT IN (
+    SELECT MAX(offset) FROM records
+    WHERE topic = :topic AND partition = :partition AND key IS NOT NULL
+    GROUP BY key
+  )
+"""
+"""Deletes the records of a compacted topic's partition superseded by a later one."""

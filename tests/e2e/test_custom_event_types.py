@@ -98,6 +98,23 @@ def test_a_new_event_type_is_published_and_routed_without_a_restart(
 
 
 @pytest.mark.slow
+def test_the_reload_answers_once_the_router_process_routes_the_new_type(tmp_path):
+    # handoff serve --router-process: the reload through the parent's API answers only
+    # when its router process decides with the new bundle, so the event published
+    # right after it is routed, with no SIGHUP or wait of the caller's own.
+    policy, schemas = state_install(tmp_path)
+    broker = BrokerProcess(data_dir=tmp_path / "data", policy_dir=policy,
+                           env={"HANDOFF_SCHEMA_DIR": str(schemas),
+                                "HANDOFF_ROUTER_PROCESS": "1"})
+    broker.start()
+    try:
+        assert broker.router_process() is not None
+        add_and_publish(broker, policy, schemas, "schema folder")
+    finally:
+        broker.stop()
+
+
+@pytest.mark.slow
 def test_a_router_in_another_process_picks_up_the_new_type(tmp_path):
     policy, schemas = state_install(tmp_path)
     api = BrokerProcess(data_dir=tmp_path / "data", policy_dir=policy,

@@ -180,3 +180,26 @@ def test_a_policy_reload_reaches_the_router_process(tmp_path, keys):
                    message="the reload did not reach both processes")
     finally:
         installation.close()
+
+
+def test_the_serving_process_metrics_count_what_the_router_process_decided(
+        embedded: Installation, keys):
+    process = embedded.start("all", env=ROUTER_PROCESS)
+    router_child(process)
+    hospital = Client(process.url, keys["county-general"])
+    wanted = {hospital.publish_ok("birth", birth_of(mother(n)))["event_id"] for n in range(3)}
+    pull_until(Client(process.url, keys["state-evaluation"]), "eval-births", wanted)
+
+    def decisions() -> float:
+        text = httpx.get(f"{process.url}/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("handoff_decisions_total{")
+                   and 'subscription="eval-births"' in line)
+
+    assert eventually(lambda: decisions() >= 3, timeout=10,
+                      message="the parent's /metrics lacks the router process's decisions")
+    text = httpx.get(f"{process.url}/metrics", timeout=10).text
+    assert text.count("# TYPE handoff_decisions_total counter") == 1
+    assert "\nhandoff_router_lag_records " in text
+    types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))  # each family once
