@@ -11,6 +11,7 @@ router costs, whatever else runs on a shared machine) and wall time. Asserts not
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -29,7 +30,11 @@ BATCH = 500
 
 
 def main() -> None:
-    events = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("events", nargs="?", type=int, default=10_000,
+                        help="births to route (default 10,000)")
+    events = parser.parse_args().events
     print(f"calibration loop: {calibration_ms():.0f} ms")
     with tempfile.TemporaryDirectory() as name:
         workdir = Path(name)

@@ -184,8 +184,11 @@ class Router:
             # Person ids go on the linkage topic before anything that names them.
             self._linkage.flush()
         self._auditor.write(batch.audit)
-        for sub_id, deliveries in batch.deliveries.items():
-            self._log.append(delivery_topic(sub_id), deliveries)
+        # Every subscription's views and the quarantined records in one append: one
+        # transaction on the embedded log, one flush on Kafka.
+        self._log.append_all([
+            *((delivery_topic(sub_id), views) for sub_id, views in batch.deliveries.items()),
+            *([(QUARANTINE, batch.quarantine)] if batch.quarantine else [])])
         available = self._clock()
         histograms: dict[str, Histogram] = {}
         for sub_id, ingested_at in batch.latencies:
@@ -197,8 +200,6 @@ class Router:
             self._metrics.decisions.labels(sub_id, outcome).inc(count)
         for (sub_id, reason), count in batch.withheld.items():
             self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
-        if batch.quarantine:
-            self._log.append(QUARANTINE, batch.quarantine)
         consumer.commit(batch.offsets)
         self._metrics.router_batch.observe(time.perf_counter() - started)
         self._metrics.router_batch_records.observe(len(records))

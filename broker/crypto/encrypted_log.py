@@ -111,8 +111,17 @@ class EncryptedEventLog:
 
     def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
         """Seal each value under the topic's current data key, then append."""
+        return self._inner.append(topic, self._sealed(topic, records))
+
+    def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
+                   ) -> list[list[AppendResult]]:
+        """Seal each protected topic's values, then append them all at once."""
+        return self._inner.append_all(
+            [(topic, self._sealed(topic, records)) for topic, records in batches])
+
+    def _sealed(self, topic: str, records: Sequence[NewRecord]) -> Sequence[NewRecord]:
         if not records or not self.protects(topic):
-            return self._inner.append(topic, records)
+            return records
         key_id, cipher = self._keyring.encryption_key(topic)
         key_header = (H_DATA_KEY, key_id.encode())
         sealed = []
@@ -126,7 +135,7 @@ class EncryptedEventLog:
                 raise LogError("a record header must be a (str, bytes) pair") from exc
             sealed.append(NewRecord(seal(cipher, record.value, aad), record.key,
                                     (*record.headers, key_header), record.timestamp_ms))
-        return self._inner.append(topic, sealed)
+        return sealed
 
     def read(self, topic: str, partition: int, offset: int, max_records: int = 500
              ) -> list[LogRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from kafka import TopicPartition
@@ -19,7 +19,7 @@ from broker.log.kafka_fetch_wait import FetchWait
 from broker.log.kafka_producer import Placement, RecordWriter
 from broker.log.kafka_reader import ReaderPool
 from broker.log.kafka_tail import PartitionTail
-from broker.log.partitioner import partition_for
+from broker.log.partitioner import Placer
 from broker.log.port import (
     AppendResult,
     Consumer,
@@ -120,7 +120,7 @@ class KafkaEventLog:
             self._admin.close()
             raise
         self._partition_counts: dict[str, int] = {}
-        self._unkeyed: dict[str, Iterator[int]] = {}
+        self._placer = Placer()
         self._members: list[KafkaGroupMember] = []
         self._members_lock = threading.Lock()
         # Guards the two below; notified when a known end offset grows (an append through
@@ -194,30 +194,31 @@ class KafkaEventLog:
 
     def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
         """Append `records`; return when the cluster has acknowledged all of them."""
-        partitions = self.partitions(topic)
-        if not records:
-            return []
-        kafka_topic = self._kafka_topic(topic)
-        placed = []
-        for record in records:
-            key = record.key
-            if not isinstance(record.value, bytes) or not (key is None or isinstance(key, bytes)):
-                raise LogError(f"records appended to {topic!r} need bytes for key and value")
-            if key is None:
-                unkeyed = self._unkeyed.setdefault(topic, itertools.count())
-                partition = partition_for(None, partitions, next(unkeyed))
-            else:
-                partition = partition_for(key, partitions)
-            placed.append(Placement(record, partition))
-        results, failure = self._writer.send(kafka_topic, placed)
+        return self.append_all(((topic, records),))[0]
+
+    def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
+                   ) -> list[list[AppendResult]]:
+        """Append to several topics with one flush, acknowledged when it returns."""
+        placed: list[Placement] = []
+        topics = {}
+        for topic, records in batches:
+            kafka_topic = self._kafka_topic(topic)
+            topics[kafka_topic] = topic
+            partitions = self._placer.place(topic, records, self.partitions(topic))
+            placed += (Placement(kafka_topic, record, partition)
+                       for record, partition in zip(records, partitions, strict=True))
+        results, failure = self._writer.send(placed) if placed else ([], None)
         if failure is not None:
-            if isinstance(failure, kafka_errors.UnknownTopicOrPartitionError):
+            topic = topics[failure.topic]
+            if isinstance(failure.error, kafka_errors.UnknownTopicOrPartitionError):
                 self._partition_counts.pop(topic, None)
             raise translate_kafka_error(
-                failure, f"append records to {topic!r}", self._connection
-            ) from failure
-        self._note_appended(kafka_topic, results)
-        return results
+                failure.error, f"append records to {topic!r}", self._connection
+            ) from failure.error
+        self._note_appended(placed, results)
+        ends = list(itertools.accumulate(len(records) for _, records in batches))
+        return [results[end - len(records):end]
+                for end, (_, records) in zip(ends, batches, strict=True)]
 
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 500
@@ -353,10 +354,10 @@ class KafkaEventLog:
             )
         return TopicPartition(self._kafka_topic(topic), partition)
 
-    def _note_appended(self, kafka_topic: str, results: list[AppendResult]) -> None:
+    def _note_appended(self, placed: list[Placement], results: list[AppendResult]) -> None:
         spans: dict[TopicPartition, tuple[int, int]] = {}
-        for result in results:
-            tp = TopicPartition(kafka_topic, result.partition)
+        for place, result in zip(placed, results, strict=True):
+            tp = TopicPartition(place.topic, result.partition)
             first, end = spans.get(tp, (result.offset, result.offset + 1))
             spans[tp] = (min(first, result.offset), max(end, result.offset + 1))
         ends = {tp: end for tp, (_, end) in spans.items()}

@@ -28,10 +28,19 @@ message.max.bytes is 1 MiB)."""
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """A record to send (Kafka topic name) and the partition it goes to."""
+    """A record to send, the Kafka topic it goes to and its partition there."""
 
+    topic: str
     record: NewRecord
     partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailure:
+    """The first kafka-python error a send met, and the Kafka topic it was sending to."""
+
+    topic: str
+    error: Exception
 
 
 class RecordWriter:
@@ -58,33 +67,33 @@ class RecordWriter:
         except kafka_errors.KafkaError as exc:
             raise translate_kafka_error(exc, "connect", connection) from exc
 
-    def send(self, kafka_topic: str, placed: Sequence[Placement]
-             ) -> tuple[list[AppendResult], Exception | None]:
-        """Send `placed` to `kafka_topic` and wait for the acknowledgements: the results
-        of those acknowledged, in order, and the first kafka-python error met, if any
-        (records sent before it are still waited for)."""
-        self._track(kafka_topic)
+    def send(self, placed: Sequence[Placement]
+             ) -> tuple[list[AppendResult], SendFailure | None]:
+        """Send `placed` and wait for the acknowledgements, with one flush whatever the
+        topics: the results of those acknowledged, in order, and the first kafka-python
+        error met, if any (records sent before it are still waited for)."""
         futures = []
-        failure: Exception | None = None
+        failure: SendFailure | None = None
         try:
             for place in placed:
+                self._track(place.topic)
                 record = place.record
-                futures.append(self._producer.send(
-                    kafka_topic, value=record.value, key=record.key,
+                futures.append((place.topic, self._producer.send(
+                    place.topic, value=record.value, key=record.key,
                     headers=list(record.headers), partition=place.partition,
-                    timestamp_ms=record.timestamp_ms))
+                    timestamp_ms=record.timestamp_ms)))
         except kafka_errors.KafkaError as exc:
-            failure = exc
+            failure = SendFailure(place.topic, exc)
         if futures:
             # Failures show on the futures below.
             with suppress(kafka_errors.KafkaError):
                 self._producer.flush(timeout=self._timeout_s)
         results = []
-        for future in futures:
+        for topic, future in futures:
             try:
                 metadata = future.get(timeout=self._timeout_s)
             except kafka_errors.KafkaError as exc:
-                failure = failure or exc
+                failure = failure or SendFailure(topic, exc)
                 continue
             results.append(AppendResult(metadata.partition, metadata.offset))
         return results, failure

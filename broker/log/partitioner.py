@@ -8,9 +8,13 @@ default partitioner (`toPositive(murmur2(key)) % partitions`).
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 from broker.errors import LogError
+from broker.log.port import NewRecord
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -58,6 +62,36 @@ def partition_for(key: bytes | None, partitions: int, round_robin: int = 0) -> i
         raise LogError(f"a topic has at least one partition, not {partitions}")
     if key is None:
         return round_robin % partitions
+    return _keyed_partition(key, partitions)
+
+
+@lru_cache(maxsize=65_536)
+def _keyed_partition(key: bytes, partitions: int) -> int:
+    # A router appends each event's views under the same subject key, one per
+    # subscription: hashing it once saves the pure-Python murmur2 (about 3 µs a key).
     # Kafka's toPositive: clear the sign bit rather than take abs(), so that
     # Integer.MIN_VALUE maps to 0 exactly as in Java.
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Placer:
+    """Where each appended record goes, the same on both backends: a keyed record where
+    Kafka's default partitioner puts it, unkeyed ones round robin per topic."""
+
+    def __init__(self) -> None:
+        self._unkeyed: dict[str, Iterator[int]] = {}
+
+    def place(self, topic: str, records: Sequence[NewRecord], partitions: int) -> list[int]:
+        """The partition of each record, in order; `LogError` for a key or value that
+        is not bytes."""
+        placed = []
+        for record in records:
+            key, value = record.key, record.value
+            if not isinstance(value, bytes) or not (key is None or isinstance(key, bytes)):
+                raise LogError(f"records appended to {topic!r} need bytes for key and value")
+            if key is None:
+                unkeyed = self._unkeyed.setdefault(topic, itertools.count())
+                placed.append(partition_for(None, partitions, next(unkeyed)))
+            else:
+                placed.append(partition_for(key, partitions))
+        return placed

@@ -118,6 +118,14 @@ class EventLog(Protocol):
         """Append records durably, as one batch; results are in input order."""
         ...
 
+    def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
+                   ) -> list[list[AppendResult]]:
+        """`append` to several topics at once, returning when every record is durable:
+        one transaction on the embedded log, one flush on Kafka. Results per batch, each
+        in input order. An error leaves none of them written on the embedded log; on
+        Kafka, as with `append`, records sent before the error may be written."""
+        ...
+
     def read(
         self, topic: str, partition: int, offset: int, max_records: int = 500
     ) -> list[LogRecord]:

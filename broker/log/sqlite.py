@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import threading
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from broker.errors import ConfigError, LogError, TopicMismatchError, UnknownTopicError
 from broker.log.embedded_group import EmbeddedGroupCoordinator
-from broker.log.partitioner import partition_for
+from broker.log.partitioner import Placer
 from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
 from broker.log.sqlite_append_signal import AppendSignal
 from broker.log.sqlite_storage import (
@@ -109,7 +108,7 @@ class SqliteEventLog:
         self._write_lock = threading.Lock()
         self._readers = ReaderPool(self._path, _BUSY_TIMEOUT_S)
         self._specs: dict[str, TopicSpec] = {}
-        self._unkeyed: dict[str, Iterator[int]] = {}
+        self._placer = Placer()
         self._groups = EmbeddedGroupCoordinator(self, self)
         self._closed = False
 
@@ -166,42 +165,38 @@ class SqliteEventLog:
 
     def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
         """Append `records` in one transaction; return when it is committed."""
-        spec = self._spec(topic)
-        if not records:
-            return []
-        partitions = spec.partitions
-        now_ms = time.time_ns() // 1_000_000
-        per_partition: Counter[int] = Counter()
-        placed: list[int] = []
-        rows = []
-        for record in records:
-            key, value = record.key, record.value
-            if not isinstance(value, bytes) or not (key is None or isinstance(key, bytes)):
-                raise LogError(f"records appended to {topic!r} need bytes for key and value")
-            if key is None:
-                unkeyed = self._unkeyed.setdefault(topic, itertools.count())
-                partition = partition_for(None, partitions, next(unkeyed))
-            else:
-                partition = partition_for(key, partitions)
-            per_partition[partition] += 1
-            placed.append(partition)
-            timestamp = now_ms if record.timestamp_ms is None else record.timestamp_ms
-            headers = encode_headers(record.headers)
-            rows.append([topic, partition, 0, key, value, headers, timestamp])
+        return self.append_all(((topic, records),))[0]
 
-        results: list[AppendResult] = []
+    def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
+                   ) -> list[list[AppendResult]]:
+        """Append to several topics in one transaction; return when it is committed."""
+        now_ms = time.time_ns() // 1_000_000
+        planned = []
+        for topic, records in batches:
+            placed = self._placer.place(topic, records, self._spec(topic).partitions)
+            rows = [[topic, partition, 0, record.key, record.value,
+                     encode_headers(record.headers),
+                     now_ms if record.timestamp_ms is None else record.timestamp_ms]
+                    for record, partition in zip(records, placed, strict=True)]
+            planned.append((topic, placed, rows))
+        if not any(placed for _, placed, _ in planned):
+            return [[] for _ in planned]
+        results: list[list[AppendResult]] = []
         with self._transaction("append records") as db:
-            next_offsets = {}
-            for partition, count in per_partition.items():
-                (end,) = db.execute(_ADVANCE_END, (count, topic, partition)).fetchall()[0]
-                next_offsets[partition] = end - count
-            for row, partition in zip(rows, placed, strict=True):
-                offset = next_offsets[partition]
-                next_offsets[partition] = offset + 1
-                row[2] = offset
-                results.append(AppendResult(partition, offset))
-            db.executemany(_INSERT_RECORD, rows)
-        self._appended.appended((topic,))
+            for topic, placed, rows in planned:
+                next_offsets = {}
+                for partition, count in Counter(placed).items():
+                    (end,) = db.execute(_ADVANCE_END, (count, topic, partition)).fetchall()[0]
+                    next_offsets[partition] = end - count
+                batch_results = []
+                for row, partition in zip(rows, placed, strict=True):
+                    offset = next_offsets[partition]
+                    next_offsets[partition] = offset + 1
+                    row[2] = offset
+                    batch_results.append(AppendResult(partition, offset))
+                db.executemany(_INSERT_RECORD, rows)
+                results.append(batch_results)
+        self._appended.appended(tuple(topic for topic, placed, _ in planned if placed))
         return results
 
     def read(

@@ -8,8 +8,10 @@ adapter (see tests/contract/crash_writer.py), so it would not exercise encryptio
 from __future__ import annotations
 
 from tests.contract import test_event_log as contract
+from tests.contract import test_event_log_append_all as append_all_contract
 
 _LEFT_OUT = {"test_acknowledged_records_survive_kill_9_of_the_writer"}
 
-globals().update({name: test for name, test in vars(contract).items()
-                  if name.startswith("test_") and name not in _LEFT_OUT})
+for _suite in (contract, append_all_contract):
+    globals().update({name: test for name, test in vars(_suite).items()
+                      if name.startswith("test_") and name not in _LEFT_OUT})

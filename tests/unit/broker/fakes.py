@@ -65,6 +65,10 @@ class MemoryEventLog:
         except KeyError:
             raise UnknownTopicError(f"no topic {topic}") from None
 
+    def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
+                   ) -> list[list[AppendResult]]:
+        return [self.append(topic, records) for topic, records in batches]
+
     def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
         if self.fail_appends_to is not None and topic.startswith(self.fail_appends_to):
             from broker.errors import LogUnavailableError
