@@ -5,6 +5,7 @@
     python bench/e2e_latency.py --quick    # the same phases, a few seconds each
     python bench/e2e_latency.py --backend embedded --no-sweep --rate 1000 --seconds 30
     python bench/e2e_latency.py --backend embedded --split --no-sweep   # api+delivery, router
+    python bench/e2e_latency.py --backend embedded --single-process --no-sweep  # all in one
     python bench/e2e_latency.py --backend kafka --split "api delivery router" --no-sweep \
         --rate 1000 --kafka-floor          # Kafka part only, with the bare kafka-python floor
     python bench/e2e_latency.py --backend embedded --profile /tmp/prof  # py-spy flame graphs
@@ -15,7 +16,8 @@ The default run, in order (each phase's length has a flag):
   2. floor (a), a minimal ASGI app's publish ceiling (bench/asgi_floor.py,
      `--floor-seconds`), and floor (b), a hand-written fastavro + sqlite3 router loop
      (bench/router_floor.py, `--router-floor-events`);
-  3. embedded log, one `handoff serve` (`--split` for several processes): p99 at `--rate`
+  3. embedded log, one `handoff serve` (its router in a supervised process of its own, as
+     by default; `--single-process` for one process, `--split` for roles apart): p99 at `--rate`
      (1,000) births/s, one per request, three SSE subscribers, for `--seconds`; then the
      sweep (`--sweep-rates`, `--sweep-seconds` each, batches of 100) up to the first rate
      not sustained, whose highest sustained rate is the ceiling (goal 5,000 births/s);
@@ -84,13 +86,15 @@ def calibrate(figures: Figures, when: str) -> None:
     print(f"\ncalibration loop ({when}): {figures.calibration_ms[-1][1]:.0f} ms")
 
 
-def start_processes(root: Path, split: str | None, backend: LogBackend
-                    ) -> list[BrokerProcess]:
+def start_processes(root: Path, split: str | None, backend: LogBackend,
+                    single_process: bool = False) -> list[BrokerProcess]:
     """The deployment under test; the first process is the one clients talk to."""
     root.mkdir(parents=True, exist_ok=True)
+    env = {"HANDOFF_AUDIT__CHECKPOINT_INTERVAL_SECONDS": "60"}
+    if single_process:
+        env["HANDOFF_ROUTER_PROCESS"] = "0"
     template = BrokerProcess(data_dir=root / "data", policy_dir=bench_policy(root),
-                             backend=backend,
-                             env={"HANDOFF_AUDIT__CHECKPOINT_INTERVAL_SECONDS": "60"})
+                             backend=backend, env=env)
     processes = [template.sibling(roles) for roles in split.split()] if split else [template]
     for process in processes:
         process.launch()
@@ -133,8 +137,9 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(root: Path, split: str | None, backend: LogBackend) -> Iterator[Deployment]:
-    processes = start_processes(root, split, backend)
+def deployment(root: Path, split: str | None, backend: LogBackend,
+               single_process: bool = False) -> Iterator[Deployment]:
+    processes = start_processes(root, split, backend, single_process)
     try:
         roles = [p.role for p in processes]
         yield Deployment(
@@ -142,7 +147,9 @@ def deployment(root: Path, split: str | None, backend: LogBackend) -> Iterator[D
             next(p.url for p in processes if p.role == "all" or "api" in p.role.split(",")),
             next(p.url for p in processes
                  if p.role == "all" or "delivery" in p.role.split(",")),
-            f"{len(processes)} processes ({' + '.join(roles)})" if split else "one process")
+            f"{len(processes)} processes ({' + '.join(roles)})" if split
+            else "one process" if single_process
+            else "one handoff serve (its router in a process of its own)")
     finally:
         for process in reversed(processes):
             process.stop()
@@ -286,7 +293,8 @@ async def deployments(args: argparse.Namespace, figures: Figures) -> None:
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
         root = Path(tmp)
         if args.backend in ("embedded", "both"):
-            with deployment(root / "embedded", args.split, LogBackend.embedded()) as embedded:
+            with deployment(root / "embedded", args.split, LogBackend.embedded(),
+                            args.single_process) as embedded:
                 figures.embedded_shape = embedded.shape
                 print(f"\nembedded log, {embedded.shape}")
                 figures.embedded, figures.sweep, figures.sweep_complete = await measure(
@@ -350,6 +358,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run several processes: each word is one process's roles "
                              "(default 'api,delivery router'); with --backend kafka it "
                              "replaces --kafka-split")
+    parser.add_argument("--single-process", action="store_true",
+                        help="the embedded handoff serve with everything in one process "
+                             "(handoff serve --single-process), not its default of the "
+                             "router in a process of its own")
     parser.add_argument("--kafka-split", default="api delivery router",
                         help="the Kafka deployment's processes (default three)")
     parser.add_argument("--profile", type=Path, default=None,

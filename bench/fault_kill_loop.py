@@ -3,7 +3,7 @@
     python bench/fault_kill_loop.py                       # 10 kills, embedded log
     python bench/fault_kill_loop.py --kills 30 --rate 100
     python bench/fault_kill_loop.py --split               # api+delivery and router processes
-    python bench/fault_kill_loop.py --router-process      # handoff serve --router-process
+    python bench/fault_kill_loop.py --single-process      # handoff serve --single-process
     python bench/fault_kill_loop.py --backend kafka       # split, on a Tansu broker
     python bench/fault_kill_loop.py --no-encryption       # encryption at rest is on by default
 
@@ -11,12 +11,12 @@ A publisher sends births at a steady rate, one request each, as an agency system
 an event counts as acknowledged when the broker answered 202; anything unanswered
 (refused connection, cut response, 503) is re-sent with the same `event_id` until it is.
 Meanwhile a broker process is killed with SIGKILL after a random time up and started
-again on the same data directory and port; with `--router-process` the victim is drawn
-from `handoff serve` (`all`, whose router process dies with it) and the router process it
-supervises (`all:router`, which it starts again itself). With `--split` (always on
-Kafka) the victim is drawn from the api+delivery process and the router process; on
-Kafka the Tansu broker is also frozen (SIGSTOP, then SIGCONT after a few seconds) in
-some rounds. Tansu is not
+again on the same data directory and port. By default the victim is drawn from `handoff
+serve` (`all`, whose router process dies with it) and the router process it supervises
+(`all:router`, which it starts again itself); with `--single-process`, one process.
+With `--split` (always on Kafka) the victim is drawn from the api+delivery process and
+the router process; on Kafka the Tansu broker is also frozen (SIGSTOP, then SIGCONT
+after a few seconds) in some rounds. Tansu is not
 killed: the build the tests use keeps its log in memory only, so killing it loses every
 topic by design; against Apache Kafka (deploy/) a broker kill is the same experiment.
 At the end the publisher drains, and the script reconciles, for every subscription a
@@ -78,8 +78,9 @@ class KillLoopConfig:
     backend: str = "embedded"
     split: bool = False
     """Run api+delivery and the router as separate processes (always on Kafka)."""
-    router_process: bool = False
-    """`handoff serve --router-process`: the router in a process it supervises."""
+    router_process: bool = True
+    """`handoff serve` as by default: the router in a process it supervises (False:
+    `--single-process`)."""
     freeze_seconds: float = 3.0
     """On Kafka: how long a frozen Tansu stays stopped."""
     seed: int | None = None
@@ -288,8 +289,7 @@ class Deployment:
             write_new_kek(kek)
             env = {"HANDOFF_ENCRYPTION__ENABLED": "true",
                    "HANDOFF_ENCRYPTION__KEK_FILE": str(kek)}
-        if config.router_process:
-            env["HANDOFF_ROUTER_PROCESS"] = "1"
+        env["HANDOFF_ROUTER_PROCESS"] = "1" if config.router_process else "0"
         self.kafka: TansuBroker | None = None
         backend = LogBackend.embedded()
         if config.backend == "kafka":
@@ -437,8 +437,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument("--split", action="store_true",
                         help="separate api+delivery and router processes (implied on kafka)")
-    parser.add_argument("--router-process", action="store_true",
-                        help="handoff serve --router-process: kill it, or its router process")
+    parser.add_argument("--single-process", dest="router_process", action="store_false",
+                        help="handoff serve --single-process: everything in one process "
+                             "(by default the victim is handoff serve or its router process)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     config = KillLoopConfig(kills=args.kills, rate=args.rate, min_up=args.min_up,

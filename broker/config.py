@@ -221,9 +221,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path(".handoff")
-    router_process: bool = False
+    router_process: bool = True
     """`handoff serve` with the router among roles that serve clients runs the router in
-    a supervised process of its own (`--router-process`; docs/operations.md)."""
+    a supervised process of its own, so routing never waits for the interpreter lock the
+    HTTP server holds (`--single-process` or false: all in one; docs/operations.md)."""
     policy_dir: Path = Path("policy")
     schema_dir: Path | None = None
     """A folder of the state's own event schemas (`<type>.avsc`, optionally with

@@ -127,10 +127,11 @@ def serve(
         "all", envvar="HANDOFF_ROLE",
         help="what this process runs: all, or any of api, delivery, router separated by "
              "commas (several processes share the work; see docs/operations.md)"),
-    router_process: bool = typer.Option(
-        False, "--router-process",
+    router_process: bool | None = typer.Option(
+        None, "--router-process/--single-process", show_default=False,
         help="run the router in a process of its own that this command starts and "
-             "supervises (also HANDOFF_ROUTER_PROCESS=1; see docs/operations.md)"),
+             "supervises (the default), or everything in this one (also "
+             "HANDOFF_ROUTER_PROCESS=0; see docs/operations.md)"),
 ) -> None:
     """Run the API, router and delivery (or the roles given) until stopped.
 
@@ -142,7 +143,7 @@ def serve(
     with exit_on_config_error():
         roles = Roles.parse(role)
         settings = load_settings(config, policy_dir=policy, data_dir=data, keys_file=keys,
-                                 schema_dir=schemas, router_process=router_process or None)
+                                 schema_dir=schemas, router_process=router_process)
         given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key,
                  "tls_client_ca": tls_client_ca}
         api = settings.api.model_copy(update={k: v for k, v in given.items() if v})

@@ -3,7 +3,8 @@ every subscription it is routed to and audited, none is lost, and duplicates are
 recognisable. The full loop is `bench/fault_kill_loop.py`; this runs three faults per
 layout so CI stays quick:
 
-- embedded, one process: `kill -9` of `handoff serve` three times;
+- embedded, `handoff serve` as by default (its router in a process it supervises):
+  `kill -9` three times of it or its router process;
 - Kafka (Tansu), split processes: `kill -9` of the api+delivery process, then of the
   router process, then a freeze of the Kafka-protocol broker (SIGSTOP/SIGCONT; the test
   build of Tansu keeps its log in memory, so killing it would lose every topic by design).
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("backend, expected_faults", [
-    ("embedded", {"all": 3}),
+    ("embedded", {"all", "all:router"}),
     ("kafka", {"api,delivery": 1, "router": 1, "kafka-freeze": 1}),
 ])
 def test_repeated_faults_lose_nothing_and_deliver_nothing_unaudited(tmp_path, backend,
@@ -29,7 +30,10 @@ def test_repeated_faults_lose_nothing_and_deliver_nothing_unaudited(tmp_path, ba
     report = run_kill_loop(config, tmp_path)
     print("\n".join(report.lines()))
 
-    assert report.faults == expected_faults
+    if isinstance(expected_faults, dict):   # a fixed rotation of victims
+        assert report.faults == expected_faults
+    else:                                   # victims drawn from these processes
+        assert set(report.faults) <= expected_faults and sum(report.faults.values()) == 3
     assert report.acknowledged >= 30
     assert set(report.subscriptions) == {"eval-births", "hv-births"}
     for sub, tally in report.subscriptions.items():

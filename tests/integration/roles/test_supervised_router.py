@@ -1,6 +1,7 @@
-"""`handoff serve --router-process` (role `all`) runs the router in a child process of
-its own and supervises it: a killed router is started again and nothing is lost or left unaudited,
-SIGTERM stops both with the head signed, and no router outlives its parent."""
+"""`handoff serve` (role `all`) runs the router in a child process of its own by
+default (`--single-process`, `HANDOFF_ROUTER_PROCESS=0`: one process) and supervises
+it: a killed router is started again and nothing is lost or left unaudited, SIGTERM
+stops both with the head signed, and no router outlives its parent."""
 
 from __future__ import annotations
 
@@ -147,13 +148,24 @@ def test_a_router_process_refused_on_its_configuration_stops_handoff_serve(
     assert time.monotonic() - started < 90
 
 
-def test_by_default_the_router_stays_in_the_serving_process(embedded: Installation, keys):
+def test_by_default_the_router_runs_in_a_process_of_its_own(embedded: Installation, keys):
     process = embedded.start("all")
     assert process.proc is not None
-    assert child_pids(process.proc.pid) == []
+    assert router_child(process) in child_pids(process.proc.pid)
     hospital = Client(process.url, keys["county-general"])
     wanted = {hospital.publish_ok("birth", birth_of(mother(1)))["event_id"]}
     pull_until(Client(process.url, keys["state-evaluation"]), "eval-births", wanted)
+
+
+def test_single_process_keeps_the_router_in_the_serving_process(embedded: Installation,
+                                                                 keys):
+    process = embedded.start("all", env={"HANDOFF_ROUTER_PROCESS": "0"})
+    assert process.proc is not None
+    assert child_pids(process.proc.pid) == []
+    hospital = Client(process.url, keys["county-general"])
+    wanted = {hospital.publish_ok("birth", birth_of(mother(2)))["event_id"]}
+    pull_until(Client(process.url, keys["state-evaluation"]), "eval-births", wanted)
+    assert child_pids(process.proc.pid) == []
 
 
 def test_a_policy_reload_reaches_the_router_process(tmp_path, keys):
