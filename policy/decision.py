@@ -308,21 +308,10 @@ class Decision:
 
     def to_dict(self, subject_record: str | None = None) -> dict[str, Any]:
         """JSON-ready, without any field value. `subject_record`: see `canonical_json`."""
-        plan = self._plan
         linked = {} if subject_record is None else {"subject_record": subject_record}
-        return {**linked,
-            "agreement_id": plan.agreement_id, "bundle_version": plan.bundle_version,
-            "consent_ids": list(self.consent_ids), "decision_id": self.decision_id,
-            "decision_time_ms": self.decision_time_ms, "deny_reason": plan.deny_reason,
-            "event_id": self.event_id, "event_type": plan.event_type,
-            "fields": [f.to_dict() for f in plan.fields],
-            "legal_basis": list(plan.legal_basis),
-            "obligations": [o.to_dict() for o in plan.obligations],
-            "outcome": plan.outcome, "purpose": plan.purpose, "recipient": plan.recipient,
-            "released": list(plan.released), "schema_version": plan.schema_version,
-            "source": plan.source, "subscription_id": plan.subscription_id,
-            "transformed": list(plan.transformed), "withheld": list(plan.withheld),
-        }
+        return {**linked, **self._plan.to_dict(),
+                "consent_ids": list(self.consent_ids), "decision_id": self.decision_id,
+                "decision_time_ms": self.decision_time_ms, "event_id": self.event_id}
 
     def canonical_json(self, subject_record: str | None = None) -> str:
         """`to_dict()` as canonical JSON (sorted keys, no spaces), built from fragments
