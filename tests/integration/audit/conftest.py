@@ -11,6 +11,9 @@ import pytest
 from broker.audit import AuditEntry, SqliteAuditStore, SubjectPseudonymizer
 from broker.audit.paths import audit_db_path
 from broker.audit.record_counts import FILL
+from policy import PolicyEngine, load_bundle
+from schemas.catalog import EventSchema, SchemaCatalog
+from schemas.jsonform import record_from_json
 
 RECOUNT = ("DELETE FROM audit_counts", FILL)
 """What a careful editor runs after removing records: daily counts that fit again."""
@@ -117,3 +120,14 @@ def tamper(data_dir: Path) -> Callable[..., None]:
             conn.close()
 
     return run
+
+
+DEMO_POLICY = Path(__file__).resolve().parents[3] / "examples" / "demo" / "policy"
+
+
+def demo_birth() -> tuple[PolicyEngine, EventSchema, dict[str, object]]:
+    """The demo bundle's engine, the birth schema and its example record."""
+    catalog = SchemaCatalog.load()
+    engine = PolicyEngine(load_bundle(DEMO_POLICY, catalog), catalog, pseudonym_key=b"k" * 32)
+    schema = catalog.get("birth")
+    return engine, schema, record_from_json(schema.schema, schema.example)

@@ -13,19 +13,13 @@ import pytest
 
 from broker.audit import AuditEntry, SqliteAuditStore, verify
 from broker.audit.records import CanonicalDetail, canonical_detail
-from policy import ConsentView, PolicyEngine, load_bundle
-from schemas.catalog import SchemaCatalog
-from schemas.jsonform import record_from_json
-
-DEMO_POLICY = Path(__file__).resolve().parents[3] / "examples" / "demo" / "policy"
+from policy import ConsentView
+from tests.integration.audit.conftest import demo_birth
 
 
 @pytest.fixture(scope="module")
 def birth_decisions():
-    catalog = SchemaCatalog.load()
-    engine = PolicyEngine(load_bundle(DEMO_POLICY, catalog), catalog, pseudonym_key=b"k" * 32)
-    schema = catalog.get("birth")
-    record = record_from_json(schema.schema, schema.example)
+    engine, schema, record = demo_birth()
     subscriptions = engine.subscriptions_for("birth", "county-general", record)
     assert subscriptions
     return [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,23 +14,16 @@ from broker.audit.paths import audit_db_path, signing_key_path
 from broker.audit.plans import PLAN_KIND, DecisionDetail
 from broker.audit.records import CanonicalDetail
 from broker.errors import AuditError
-from policy import ConsentView, PolicyEngine, load_bundle
-from schemas.catalog import SchemaCatalog
-from schemas.jsonform import record_from_json
-from tests.integration.audit.conftest import BIRTH_DECISION
+from policy import ConsentView
+from tests.integration.audit.conftest import BIRTH_DECISION, demo_birth
 
-DEMO_POLICY = Path(__file__).resolve().parents[3] / "examples" / "demo" / "policy"
 AT_MS = 1_794_061_200_000
 
 
 @pytest.fixture(scope="module")
 def plans():
     """Two real plans of the demo bundle: (subscription, plan) for hv-births, eval-births."""
-    catalog = SchemaCatalog.load()
-    engine = PolicyEngine(load_bundle(DEMO_POLICY, catalog), catalog, pseudonym_key=b"k" * 32)
-    schema = catalog.get("birth")
-    record = record_from_json(schema.schema, schema.example)
-    return engine, schema, record
+    return demo_birth()
 
 
 def entries(plans, pseudonymizer, count, start=0, subject_record=None):
