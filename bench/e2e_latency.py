@@ -73,7 +73,7 @@ from bench.e2e_load import (  # noqa: E402
 )
 from bench.e2e_report import Figures, summary  # noqa: E402
 from bench.kafka_floor import measured_run  # noqa: E402
-from bench.proc_cpu import tree_cpu_seconds  # noqa: E402
+from bench.proc_cpu import members_cpu_seconds, tree_cpu_seconds  # noqa: E402
 from bench.summary import percentile  # noqa: E402
 from tests.e2e.harness import BrokerProcess, LogBackend, demo_keys  # noqa: E402
 from tests.kafka_broker import TansuBroker, tansu_binary  # noqa: E402
@@ -116,9 +116,11 @@ def start_profiles(processes: list[BrokerProcess], out: Path, seconds: float,
         profilers.append(subprocess.Popen(
             # Non-blocking: a profiler that stops the process 200 times a second would
             # be the latency it measures. Idle threads too, so a thread's samples show
-            # where its wall time goes (waiting on Kafka included).
-            ["py-spy", "record", "--nonblocking", "--idle", "--pid", str(process.proc.pid),
-             "--duration", str(int(seconds) + 1), "--rate", "200", "--format", form,
+            # where its wall time goes (waiting on Kafka included); children too (the
+            # router process of `handoff serve`).
+            ["py-spy", "record", "--nonblocking", "--idle", "--subprocesses",
+             "--pid", str(process.proc.pid), "--duration", str(int(seconds) + 1),
+             "--rate", "200", "--format", form,
              "--output", str(target)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return profilers
@@ -176,6 +178,15 @@ def settle(where: Deployment, keys: dict[str, str], timeout: float = 30) -> None
         print(f"  (waited {waited:.0f} s for the broker to catch up before this phase)")
 
 
+def per_member(label: str, root: int, before: dict[int, float], events: int) -> list[str]:
+    """`label` µs per event for the root process, and one entry per child process (the
+    router process of `handoff serve`), each its own CPU over the phase."""
+    after = members_cpu_seconds(root)
+    return [f"{label if pid == root else f'{label} child {pid}'} "
+            f"{(cpu - before.get(pid, 0.0)) / events * 1e6:,.0f} µs"
+            for pid, cpu in sorted(after.items(), key=lambda item: item[0] != root)]
+
+
 async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deployment,
                   name: str, sweep: bool, others: dict[str, int] | None = None
                   ) -> tuple[LatencyResult | None, list[SweepStep], bool]:
@@ -189,14 +200,14 @@ async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deploym
     if not args.batched_only:
         pids = {**{f"{p.role} ({p.port})": p.proc.pid for p in where.processes
                    if p.proc is not None}, **(others or {})}
-        before = {label: tree_cpu_seconds([pid]) for label, pid in pids.items()}
+        before = {label: members_cpu_seconds(pid) for label, pid in pids.items()}
         single = await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
                                    target_ms=target, subscribe_url=where.subscribe_url,
                                    subjects=args.subjects)
         events = max(1, single.events)
         print("  CPU per event offered, by process: " + ", ".join(
-            f"{label} {(tree_cpu_seconds([pid]) - before[label]) / events * 1e6:,.0f} µs"
-            for label, pid in pids.items()))
+            part for label, pid in pids.items()
+            for part in per_member(label, pid, before[label], events)))
     for profiler in profilers:
         profiler.wait(60)
     if args.per_request > 1:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from bench.loadgen import ConnectionPool, encode_post
+from bench.proc_cpu import self_cpu_seconds
 from bench.summary import percentile
 from broker.demo import story
 from tests.e2e.harness import DEMO
@@ -217,11 +218,12 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
     host = url.removeprefix("http://").split(":")[0]
     requests = encode_requests(host, keys["county-general"], int(rate * seconds), per_request,
                                subjects)
-    cpu_before, wall_before = cpu(), time.monotonic()
+    cpu_before, wall_before, client_before = cpu(), time.monotonic(), self_cpu_seconds()
     scheduled, statuses, sent_at = await send_at_rate(url, requests, rate, drain_seconds)
     ids = set(scheduled)
     await subscribers.wait(ids, sent_at + drain_seconds)
     cpu_used, wall = cpu() - cpu_before, time.monotonic() - wall_before
+    client_used = self_cpu_seconds() - client_before
     await subscribers.stop()
     refused = sum(s != 202 for s in statuses)
     unanswered = statuses.count(0)
@@ -254,6 +256,9 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
                      f"{result.cpu_us_per_delivered_event:,.0f} µs per event delivered")
     print(f"  broker CPU (user + system, every broker process and its children): "
           f"{cpu_used:.1f} s, {per_event}, {cpu_used / wall:.2f} cores busy over {wall:.0f} s")
+    print(f"  this load generator (publishers and subscribers, one process): "
+          f"{client_used / max(1, len(ids)) * 1e6:,.0f} µs per event, "
+          f"{client_used / wall:.2f} cores busy")
     return result
 
 

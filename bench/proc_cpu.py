@@ -90,6 +90,14 @@ def tree_cpu_seconds(roots: Iterable[int], proc: Path = PROC) -> float:
     return tree_ticks(read_all(proc), roots) / TICKS
 
 
+def members_cpu_seconds(root: int, proc: Path = PROC) -> dict[int, float]:
+    """Each live process of the tree rooted at `root` on its own (its children's time not
+    included), so a phase's CPU can be split between a parent and, say, its router child."""
+    stats = read_all(proc)
+    return {pid: (stats[pid].utime + stats[pid].stime) / TICKS
+            for pid in descendants(stats, [root])}
+
+
 def self_cpu_seconds() -> float:
     """This process's own CPU (all threads), for a floor measured in-process."""
     times = os.times()
