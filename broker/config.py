@@ -116,6 +116,11 @@ class FhirSettings(BaseModel):
 class RouterSettings(BaseModel):
     batch_size: int = Field(default=500, ge=1)
     poll_timeout_seconds: float = Field(default=0.5, gt=0)
+    linger_ms: float = Field(default=3.0, ge=0, le=1000)
+    """Under steady load (the step before found records too), how long the router waits
+    after the first records of a step for more before routing them together; 0 routes
+    each poll's records at once. The embedded log only: on Kafka the router's fetch wait
+    gathers its batches."""
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """Where the router process that `handoff serve` supervises serves `/healthz`,
     `/readyz` and `/metrics` (on `api.host`); unset, it serves no port and the serving

@@ -277,7 +277,7 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         router = Router(event_log, event_types, codec, policy, consents, auditor, metrics,
                         batch_size=settings.router.batch_size,
                         poll_timeout=settings.router.poll_timeout_seconds, clock=clock,
-                        linkage=linkage_stage)
+                        linkage=linkage_stage, linger=router_linger(settings))
         if router_thread:
             workers.append(ThreadWorker("router", router.run, healthy=router.healthy.is_set))
         retention = retention_enforcer(event_log, settings.retention, auditor,
@@ -349,6 +349,13 @@ def _build(settings: Settings, roles: Roles, given_log: EventLog | None,
         metrics=metrics, publisher=publisher, consents=consents, referrals=referrals,
         closers=tuple(closers),
     )
+
+
+def router_linger(settings: Settings) -> float:
+    """Seconds the router lingers for more records under steady load: on the embedded log
+    only, since a Kafka consumer's fetch wait gathers batches (and its fetching pauses
+    while the router holds records it has not committed)."""
+    return settings.router.linger_ms / 1000 if settings.log.backend == "embedded" else 0.0
 
 
 def _connector_configs(settings: Settings, roles: Roles,

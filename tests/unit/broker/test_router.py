@@ -79,7 +79,7 @@ def demo_policy(catalog: SchemaCatalog, views: ViewSchemaRegistrar) -> PolicyHol
     return PolicyHolder(DEMO_POLICY, catalog, KEY, views)
 
 
-def routing(make_policy: PolicyFactory = demo_policy) -> Routing:
+def routing(make_policy: PolicyFactory = demo_policy, linger: float = 0.0) -> Routing:
     journal = Journal()
     log = MemoryEventLog(journal)
     registry = SchemaRegistry(InMemoryRegistryStore())
@@ -93,7 +93,7 @@ def routing(make_policy: PolicyFactory = demo_policy) -> Routing:
     metrics = Metrics()
     auditor = Auditor(audit, SubjectPseudonymizer(KEY), metrics)
     router = Router(log, event_types, codec, holder, ConsentFeed(log, codec), auditor,
-                    metrics, poll_timeout=0)
+                    metrics, poll_timeout=0, linger=linger)
     return Routing(router, log, audit, journal, codec, event_types, metrics)
 
 
