@@ -30,6 +30,7 @@ from linkage.clk import ClkError, ClkThresholds
 from linkage.errors import LinkageError
 from linkage.identity import AgencyId, IdentityRecord
 from linkage.scoring import CompiledModel, weight_from_probability
+from linkage.subjects import value_at
 from policy.linkage_terms import WATCH_LIST_EVENT_TYPE, BirthMatchTerms
 from schemas.errors import DecodeError
 from schemas.wire import WireCodec
@@ -47,15 +48,6 @@ class _Entry:
     subject_id: str
     identity: IdentityRecord | None
     clk: str | None
-
-
-def _at(event: Mapping[str, Any], path: str) -> object:
-    value: object = event
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _identity(owner: str, record: Mapping[str, Any]) -> IdentityRecord | None:
@@ -160,7 +152,7 @@ class WatchListFeed:
     def match(self, terms: BirthMatchTerms, birth: Mapping[str, Any],
               mother: IdentityRecord | None) -> tuple[tuple[BirthMatch, str], ...]:
         """The entries the birth's mother matches, each with the entry's subject id."""
-        clk = _at(birth, terms.mother_clk_field) if terms.clk_agreement else None
+        clk = value_at(birth, terms.mother_clk_field) if terms.clk_agreement else None
         if mother is None and not isinstance(clk, str):
             return ()
         parent = BirthParent("mother", identity=mother,

@@ -32,7 +32,7 @@ from linkage.events import LinkageEvent
 from linkage.identity import AgencyId, IdentityRecord
 from linkage.index import PersonIndex
 from linkage.resolver import PersonResolver
-from linkage.subjects import identity_from_event
+from linkage.subjects import identity_from_event, value_at
 from policy import ConsentView
 from policy.linkage_terms import LinkageSubject, LinkageTerms
 
@@ -53,15 +53,6 @@ class LinkedEvent:
     keyed_identity: IdentityRecord | None = None
     """The keyed subject's identity as the event gave it (for birth match)."""
     outcomes: tuple[str, ...] = field(default=())
-
-
-def _at(event: Mapping[str, Any], path: str) -> object:
-    value: object = event
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def review_person_of(index: PersonIndex) -> Callable[[str], tuple[str, str] | None]:
@@ -119,7 +110,7 @@ class Linker:
         keyed: LinkageSubject | None = None
         keyed_identity: IdentityRecord | None = None
         for subject in subjects:
-            value = _at(event, subject.id_field)
+            value = value_at(event, subject.id_field)
             if value is None or value == "":
                 outcomes.append("unresolved")
                 continue
@@ -141,7 +132,7 @@ class Linker:
         if keyed is None or keyed.id_field not in ids:
             subject_id = str(event.get("subject_id"))
             return LinkedEvent(subject_id, None, ids, audit, None, tuple(outcomes))
-        record_key = AgencyId(source, keyed.id_system, str(_at(event, keyed.id_field))).key
+        record_key = AgencyId(source, keyed.id_system, str(value_at(event, keyed.id_field))).key
         return LinkedEvent(ids[keyed.id_field], record_key, ids, audit, keyed_identity,
                            tuple(outcomes))
 
