@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from linkage.errors import IdentityError
 from linkage.names import (
@@ -99,8 +100,14 @@ MIN_FIELDS = 2
 """An identity must carry a name and at least one more identifying field."""
 
 
+@lru_cache(maxsize=8192)
 def normalise(record: IdentityRecord) -> NormalisedIdentity:
-    """Normalise an identity record; raise IdentityError if too little is left to match on."""
+    """Normalise an identity record; raise IdentityError if too little is left to match on.
+
+    Records and identities are immutable values and the rules are fixed, so the most
+    recent 8,192 results are kept: most events are about people seen before, sent as
+    before, and normalising names and addresses is most of what linking a known record
+    costs. (Refusals are not kept; they are worked out again.)"""
     given = normalise_name(record.given_name)
     family = normalise_name(record.family_name)
     identity = NormalisedIdentity(
