@@ -196,25 +196,27 @@ async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deploym
     target = TARGET_P99_MS[name]
     profilers = (start_profiles(list(where.processes), args.profile / name, args.seconds + 1,
                                 args.profile_format) if args.profile else [])
-    single = None
-    if not args.batched_only:
-        pids = {**{f"{p.role} ({p.port})": p.proc.pid for p in where.processes
-                   if p.proc is not None}, **(others or {})}
+    pids = {**{f"{p.role} ({p.port})": p.proc.pid for p in where.processes
+               if p.proc is not None}, **(others or {})}
+
+    async def run(per_request: int) -> LatencyResult:
+        """One latency run, then each process's CPU per event over it."""
         before = {label: members_cpu_seconds(pid) for label, pid in pids.items()}
-        single = await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
-                                   target_ms=target, subscribe_url=where.subscribe_url,
-                                   subjects=args.subjects)
-        events = max(1, single.events)
+        result = await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
+                                   per_request, target_ms=target,
+                                   subscribe_url=where.subscribe_url, subjects=args.subjects)
+        events = max(1, result.events)
         print("  CPU per event offered, by process: " + ", ".join(
             part for label, pid in pids.items()
             for part in per_member(label, pid, before[label], events)))
+        return result
+
+    single = None if args.batched_only else await run(1)
     for profiler in profilers:
         profiler.wait(60)
     if args.per_request > 1:
         settle(where, keys)
-        await latency_run(where.url, keys, args.rate, args.seconds, where.cpu,
-                          args.per_request, target_ms=target,
-                          subscribe_url=where.subscribe_url, subjects=args.subjects)
+        await run(args.per_request)
     steps: list[SweepStep] = []
     complete = False
     if sweep:
