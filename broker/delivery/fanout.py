@@ -8,7 +8,7 @@ delivery's frame is the same for every key of the subscription's agency (the vie
 decided per subscription, not per key), so there is one variant per record.
 
 Each open stream that has caught up with the hub is a listener with a bounded buffer of
-frames (`STREAM_BUFFER`); the hub appends each new batch to every listener's buffer and
+frames (`STREAM_BUFFER`, or one batch of the hub's when its buffer was empty); the hub appends each new batch to every listener's buffer and
 wakes it, on the event loop, with no thread per stream. A stream whose buffer would
 overflow (a client that stopped reading) is dropped from the listeners, drains what it
 holds, then reads from its own cursor in worker threads (`read_steps` up to the hub's
@@ -158,7 +158,10 @@ class Hub:
         self._ring.extend(frames)
         self._cursor = frames[-1].after
         for listener in tuple(self._listeners):
-            if len(listener.frames) + len(frames) > self._buffer:
+            # A listener that has sent everything takes a whole batch, however large
+            # (the hub reads at most BATCH per partition): only a client that has not
+            # read what it was given overflows.
+            if listener.frames and len(listener.frames) + len(frames) > self._buffer:
                 # Dropped whole: what it holds ends where this batch begins, so its own
                 # reads start exactly there.
                 listener.overflowed = True

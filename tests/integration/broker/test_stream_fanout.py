@@ -135,6 +135,32 @@ def test_a_stalled_stream_delays_no_other_and_misses_nothing(api):
     asyncio.run(run())
 
 
+def test_a_burst_larger_than_the_buffer_reaches_a_reading_stream_through_the_hub(api):
+    client, broker = api
+
+    async def run() -> None:
+        fell_back: list[str] = []
+        fanout = FanOut(broker.api.feed, anyio.CapacityLimiter(8), buffer=4, ring=8,
+                        on_fallback=fell_back.append)
+        hub = await fanout.hub(SUB)
+        start = Cursor(tuple(broker.api.feed.end_offsets(SUB)))
+        reading = Reader(hub.follow(start, 0.1))
+        try:
+            burst = [demo_birth(event_id=f"burst-{i}") for i in range(12)]
+            response = await anyio.to_thread.run_sync(lambda: client.post(
+                "/v1/events/birth:batch", json={"events": burst}, headers=PUBLISHER))
+            assert response.status_code == 202, response.text
+            got = await reading.read_until(12)
+            assert sorted(got) == sorted(e["event_id"] for e in burst)
+            # A client that reads what it is given is not dropped to reading on its
+            # own because one batch of the hub's was larger than its buffer.
+            assert fell_back == []
+        finally:
+            await fanout.close()
+
+    asyncio.run(run())
+
+
 def test_an_idle_stream_ticks_for_heartbeats_and_wakes_when_told(api):
     _, broker = api
 
