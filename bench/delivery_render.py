@@ -10,9 +10,9 @@ linkage.yaml, publishes births and routes them, then renders the whole delivery 
 `frames.render`, 500 records per partition and read), `--rounds` times. Prints this
 process's CPU time per record for the whole path (`total`, best and median round), and
 for each stage run alone over the same records: the log read, the Avro decode, the view
-record to JSON values, the envelope from the headers, and the frame (envelope, data and
-cursor to the SSE text and pull body). Asserts nothing; figures on a shared machine are
-noisy, so compare runs made back to back.
+record to JSON values (in place, `DecodedToJson`), the envelope from the headers, and
+the frame (envelope, data and cursor to the pull body and the SSE text). Asserts
+nothing; figures on a shared machine are noisy, so compare runs made back to back.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,19 +37,23 @@ from broker.config import load_settings  # noqa: E402
 from broker.delivery.cursor import Cursor  # noqa: E402
 from broker.delivery.envelope import DeliveryEnvelope  # noqa: E402
 from broker.delivery.feed import DeliveryFeed  # noqa: E402
-from broker.delivery.frames import render  # noqa: E402
+from broker.delivery.frames import frame, render  # noqa: E402
 from broker.log.port import LogRecord  # noqa: E402
 from broker.topics import delivery_topic  # noqa: E402
-from schemas.jsonform import record_to_json  # noqa: E402
+from schemas.decoded_json import DecodedToJson  # noqa: E402
 
 SUBSCRIPTION = "hv-births"
 BATCH = 500
 
 
-def cpu_per_record(work: Callable[[], object], records: int, rounds: int) -> list[float]:
-    """µs of CPU per record of each of `rounds` runs of `work`."""
+def cpu_per_record(work: Callable[[], object], records: int, rounds: int,
+                   prepare: Callable[[], None] | None = None) -> list[float]:
+    """µs of CPU per record of each of `rounds` runs of `work` (after `prepare`, not
+    timed, before each)."""
     out = []
     for _ in range(rounds):
+        if prepare is not None:
+            prepare()
         start = time.process_time()
         work()
         out.append((time.process_time() - start) / records * 1e6)
@@ -110,10 +115,19 @@ def measure(feed: DeliveryFeed, log: object, codec: object, rounds: int) -> None
     n = len(records)
     if n == 0 or render_all(feed, partitions) != n:
         raise SystemExit("no delivery records, or the render lost some")
-    decoded = [codec.decode(r.value) for r in records]  # type: ignore[attr-defined]
     deliveries = [feed.decode(r, "0-0") for r in records]
-    from broker.delivery.frames import frame
     before = Cursor((0,) * partitions)
+    views: list[tuple[DecodedToJson, dict[str, Any]]] = []
+
+    def decode_afresh() -> None:
+        # The conversion changes a decoded record in place: each round gets new ones.
+        views.clear()
+        for r in records:
+            schema_id, view = codec.decode(r.value)  # type: ignore[attr-defined]
+            views.append((converters.setdefault(
+                schema_id, DecodedToJson(feed.schema(schema_id))), view))
+
+    converters: dict[int, DecodedToJson] = {}
 
     def stage_read() -> None:
         read_all(feed, log, partitions)
@@ -123,8 +137,8 @@ def measure(feed: DeliveryFeed, log: object, codec: object, rounds: int) -> None
             codec.decode(r.value)  # type: ignore[attr-defined]
 
     def stage_to_json() -> None:
-        for schema_id, view in decoded:
-            record_to_json(feed.schema(schema_id), view)
+        for to_json, view in views:
+            to_json(view)
 
     def stage_envelope() -> None:
         for r in records:
@@ -139,11 +153,12 @@ def measure(feed: DeliveryFeed, log: object, codec: object, rounds: int) -> None
     stages: list[tuple[str, Callable[[], object]]] = [
         ("read (log)", stage_read), ("decode (Avro)", stage_decode),
         ("data to JSON values", stage_to_json), ("envelope (headers)", stage_envelope),
-        ("frame (to_json, dumps, SSE)", stage_frame),
+        ("frame (body and SSE text)", stage_frame),
         ("total (read_steps + render)", lambda: render_all(feed, partitions)),
     ]
     for label, work in stages:
-        figures = cpu_per_record(work, n, rounds)
+        figures = cpu_per_record(work, n, rounds,
+                                 decode_afresh if work is stage_to_json else None)
         print(f"  {label:30s} {min(figures):7.1f} / {statistics.median(figures):7.1f}")
 
 
