@@ -41,6 +41,7 @@ from broker.delivery.frames import frame, render  # noqa: E402
 from broker.log.port import LogRecord  # noqa: E402
 from broker.topics import delivery_topic  # noqa: E402
 from schemas.decoded_json import DecodedToJson  # noqa: E402
+from schemas.wire import decode_wire_body, read_header  # noqa: E402
 
 SUBSCRIPTION = "hv-births"
 BATCH = 500
@@ -104,12 +105,12 @@ def main() -> None:
             routed = 0
             while routed < args.events:
                 routed += broker.router.step()
-            measure(broker.feed, broker.log, broker.codec, args.rounds)
+            measure(broker.feed, broker.log, args.rounds)
         finally:
             broker.stop()
 
 
-def measure(feed: DeliveryFeed, log: object, codec: object, rounds: int) -> None:
+def measure(feed: DeliveryFeed, log: object, rounds: int) -> None:
     partitions = feed.partitions(SUBSCRIPTION)
     records = read_all(feed, log, partitions)
     n = len(records)
@@ -117,24 +118,24 @@ def measure(feed: DeliveryFeed, log: object, codec: object, rounds: int) -> None
         raise SystemExit("no delivery records, or the render lost some")
     deliveries = [feed.decode(r, "0-0") for r in records]
     before = Cursor((0,) * partitions)
+    # As the feed decodes: the header, then the body with the view's decoding schema.
+    forms = {sid: DecodedToJson(feed.schema(sid))
+             for sid in {read_header(r.value) for r in records}}
     views: list[tuple[DecodedToJson, dict[str, Any]]] = []
 
     def decode_afresh() -> None:
         # The conversion changes a decoded record in place: each round gets new ones.
         views.clear()
         for r in records:
-            schema_id, view = codec.decode(r.value)  # type: ignore[attr-defined]
-            views.append((converters.setdefault(
-                schema_id, DecodedToJson(feed.schema(schema_id))), view))
-
-    converters: dict[int, DecodedToJson] = {}
+            form = forms[read_header(r.value)]
+            views.append((form, decode_wire_body(r.value, form.decoding_schema)))
 
     def stage_read() -> None:
         read_all(feed, log, partitions)
 
     def stage_decode() -> None:
         for r in records:
-            codec.decode(r.value)  # type: ignore[attr-defined]
+            decode_wire_body(r.value, forms[read_header(r.value)].decoding_schema)
 
     def stage_to_json() -> None:
         for to_json, view in views:

@@ -14,7 +14,7 @@ from broker.log.port import EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.decoded_json import DecodedToJson
 from schemas.registry import SchemaRegistry
-from schemas.wire import WireCodec
+from schemas.wire import WireCodec, decode_wire_body, read_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +141,14 @@ class DeliveryFeed:
         return self._delivery(record, cursor)
 
     def _delivery(self, record: LogRecord, cursor: str) -> Delivery:
-        schema_id, view = self._codec.decode(record.value)
+        value = record.value
+        schema_id = read_header(value, self._codec.max_bytes)
         to_json = self._to_json.get(schema_id)
         if to_json is None:
+            # The codec vets a schema id (known, safe to decode) as it decodes; the
+            # decoding schema below has the same shape.
+            self._codec.decode(value)
             to_json = self._to_json[schema_id] = DecodedToJson(self.schema(schema_id))
-        # The view was just decoded and is ours: its values become JSON values in place.
-        return Delivery(DeliveryEnvelope.from_record(record), schema_id, to_json(view),
-                        record.value, cursor)
+        # The view is decoded here and is ours: its values become JSON values in place.
+        view = to_json(decode_wire_body(value, to_json.decoding_schema))
+        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, value, cursor)
