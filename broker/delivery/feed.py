@@ -125,9 +125,13 @@ class DeliveryFeed:
         # offsets already are.
         merged.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
         out: list[tuple[Cursor, Delivery]] = []
+        # The cursor after each record, as `Cursor.advanced` and `str` make it.
+        offsets = list(cursor.offsets)
         for record in merged[:limit]:
-            cursor = cursor.advanced(record.partition, record.offset + 1)
-            out.append((cursor, self._delivery(record, str(cursor))))
+            if record.offset >= offsets[record.partition]:
+                offsets[record.partition] = record.offset + 1
+            out.append((Cursor(tuple(offsets)),
+                        self._delivery(record, ".".join(map(str, offsets)))))
         return out
 
     def wait(self, subscription_id: str, cursor: Cursor, timeout: float) -> bool:
