@@ -8,15 +8,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import random
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+import broker.delivery.feed as feed_module
 from broker.delivery.cursor import Cursor
 from broker.delivery.envelope import DeliveryEnvelope, delivery_headers
-from broker.delivery.feed import DeliveryFeed
+from broker.delivery.feed import DeliveryFeed, iso_ms
 from broker.delivery.frames import json_page, render
 from broker.delivery.webhooks import _body
 from broker.log.port import NewRecord, TopicSpec
@@ -258,3 +260,14 @@ def test_one_frame_is_pinned_to_the_text_subscribers_got_before(
     frames = render(Cursor.start(3), feed.read_steps(SUBSCRIPTION, Cursor.start(3), 1000))
     seventh = next(f for f in frames if f.delivery.envelope.event_id.endswith("-000000000007"))
     assert seventh.sse == GOLDEN_SSE
+
+
+def test_envelope_times_are_the_text_the_datetime_path_gives() -> None:
+    """`iso_ms` takes a second's text from its cache within the range where the float
+    path is exact, and falls back to that path outside it."""
+    rng = random.Random(16)
+    edge = feed_module._EXACT_MS
+    samples = [rng.randrange(-edge, edge) for _ in range(20_000)] + [
+        rng.randrange(-5_000_000_000, 5_000_000_000) for _ in range(5_000)] + [
+        -edge - 1, -edge, -edge + 1, edge - 1, edge, edge + 1, *STAMPS_MS]
+    assert [iso_ms(ms) for ms in samples] == [reference_iso(ms) for ms in samples]
