@@ -48,9 +48,27 @@ class DeliveryEnvelope:
             source=h[H_SOURCE].decode(),
             occurred_at_ms=int(h[H_OCCURRED_AT]),
             ingested_at_ms=int(h[H_INGESTED_AT]),
-            withheld=tuple(json.loads(h[H_WITHHELD])),
-            obligations=tuple(json.loads(h[H_OBLIGATIONS])),
+            withheld=_json_list(h[H_WITHHELD]),
+            obligations=_json_list(h[H_OBLIGATIONS]),
         )
+
+
+_LISTS_KEPT = 256
+_lists: dict[bytes, tuple[Any, ...]] = {}
+
+
+def _json_list(raw: bytes) -> tuple[Any, ...]:
+    """A withheld or obligations header as a tuple. The router encodes these once per
+    compiled policy outcome, so few distinct values recur across millions of records:
+    each is parsed once, and the same tuple is handed out for equal headers (callers
+    read obligations, never change them)."""
+    parsed = _lists.get(raw)
+    if parsed is None:
+        parsed = tuple(json.loads(raw))
+        if len(_lists) >= _LISTS_KEPT:
+            _lists.clear()
+        _lists[raw] = parsed
+    return parsed
 
 
 def delivery_headers(

@@ -12,9 +12,9 @@ from broker.delivery.cursor import Cursor
 from broker.delivery.envelope import DeliveryEnvelope
 from broker.log.port import EventLog, LogRecord
 from broker.topics import delivery_topic
-from schemas.jsonform import record_to_json
+from schemas.decoded_json import DecodedToJson
 from schemas.registry import SchemaRegistry
-from schemas.wire import WireCodec
+from schemas.wire import WireCodec, decode_wire_body, read_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +34,8 @@ class Delivery:
             "decision_id": e.decision_id,
             "event_type": e.event_type,
             "source": e.source,
-            "occurred_at": _iso(e.occurred_at_ms),
-            "ingested_at": _iso(e.ingested_at_ms),
+            "occurred_at": iso_ms(e.occurred_at_ms),
+            "ingested_at": iso_ms(e.ingested_at_ms),
             "schema_id": self.schema_id,
             "data": self.data,
             "withheld": list(e.withheld),
@@ -53,12 +53,38 @@ def _iso(ms: int) -> str:
         "+00:00", "Z")
 
 
+_EXACT_MS = 4_000_000_000_000
+"""Within this many milliseconds of the epoch (years 1843 to 2096), `ms / 1000` as a
+float is within half a microsecond of the true instant, so `_iso` shows the exact
+millisecond and its text is the second's text plus the milliseconds."""
+_SECONDS_KEPT = 4096
+_seconds: dict[int, str] = {}
+
+
+def iso_ms(ms: int) -> str:
+    """Milliseconds since the epoch as ISO 8601 UTC text with milliseconds and `Z`.
+
+    Delivery formats two per record, and records of a moment share their second: the
+    text of each second is made once (as `_iso` makes it), then reused."""
+    if not -_EXACT_MS < ms < _EXACT_MS:
+        return _iso(ms)
+    second, milli = divmod(ms, 1000)
+    prefix = _seconds.get(second)
+    if prefix is None:
+        prefix = _iso(second * 1000)[:-5]
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        _seconds[second] = prefix
+    return f"{prefix}.{milli:03d}Z"
+
+
 class DeliveryFeed:
     def __init__(self, event_log: EventLog, codec: WireCodec, registry: SchemaRegistry) -> None:
         self._log = event_log
         self._codec = codec
         self._registry = registry
         self._schemas: dict[int, Any] = {}
+        self._to_json: dict[int, DecodedToJson] = {}
 
     def partitions(self, subscription_id: str) -> int:
         return self._log.partitions(delivery_topic(subscription_id))
@@ -99,9 +125,13 @@ class DeliveryFeed:
         # offsets already are.
         merged.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
         out: list[tuple[Cursor, Delivery]] = []
+        # The cursor after each record, as `Cursor.advanced` and `str` make it.
+        offsets = list(cursor.offsets)
         for record in merged[:limit]:
-            cursor = cursor.advanced(record.partition, record.offset + 1)
-            out.append((cursor, self._delivery(record, str(cursor))))
+            if record.offset >= offsets[record.partition]:
+                offsets[record.partition] = record.offset + 1
+            out.append((Cursor(tuple(offsets)),
+                        self._delivery(record, ".".join(map(str, offsets)))))
         return out
 
     def wait(self, subscription_id: str, cursor: Cursor, timeout: float) -> bool:
@@ -115,6 +145,14 @@ class DeliveryFeed:
         return self._delivery(record, cursor)
 
     def _delivery(self, record: LogRecord, cursor: str) -> Delivery:
-        schema_id, view = self._codec.decode(record.value)
-        return Delivery(DeliveryEnvelope.from_record(record), schema_id,
-                        record_to_json(self.schema(schema_id), view), record.value, cursor)
+        value = record.value
+        schema_id = read_header(value, self._codec.max_bytes)
+        to_json = self._to_json.get(schema_id)
+        if to_json is None:
+            # The codec vets a schema id (known, safe to decode) as it decodes; the
+            # decoding schema below has the same shape.
+            self._codec.decode(value)
+            to_json = self._to_json[schema_id] = DecodedToJson(self.schema(schema_id))
+        # The view is decoded here and is ours: its values become JSON values in place.
+        view = to_json(decode_wire_body(value, to_json.decoding_schema))
+        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, value, cursor)

@@ -4,11 +4,15 @@ JSON body of a pull, between the cursors before and after it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from json.encoder import (  # type: ignore[attr-defined]
+    c_make_encoder,
+    encode_basestring_ascii,
+)
 
 from broker.delivery.cursor import Cursor
-from broker.delivery.feed import Delivery
+from broker.delivery.feed import Delivery, iso_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +27,68 @@ class Frame:
 
 
 def frame(before: Cursor, after: Cursor, delivery: Delivery) -> Frame:
-    body = json.dumps(delivery.to_json(), separators=(",", ":"))
+    body = _body(delivery)
     return Frame(before, after, delivery, body,
                  f"id: {delivery.cursor}\nevent: {delivery.envelope.event_type}\n"
                  f"data: {body}\n\n")
+
+
+_text = encode_basestring_ascii
+"""A string as `json.dumps` writes it (quoted, escaped, ASCII only)."""
+
+
+def _compact_encoder() -> Callable[[object], str]:
+    """`json.dumps(value, separators=(",", ":"))` for acyclic values, without building
+    an encoder per call: the C encoder `json.dumps` itself would make, made once (no
+    circular-reference check: decoded records and parsed headers have no cycles)."""
+    encoder = json.JSONEncoder(separators=(",", ":"))
+    if c_make_encoder is None:
+        return encoder.encode
+    encode = c_make_encoder(None, encoder.default, encode_basestring_ascii, None, ":", ",",
+                            False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_compact = _compact_encoder()
+
+
+def _body(delivery: Delivery) -> str:
+    """`json.dumps(delivery.to_json(), separators=(",", ":"))`, to the byte, built from
+    its parts: only the view is encoded as a whole, the envelope's strings are escaped
+    one by one, and its lists, shared by every record of a policy outcome, are encoded
+    once (`_list_text`)."""
+    e = delivery.envelope
+    return "".join((
+        '{"event_id":', _text(e.event_id),
+        ',"decision_id":', _text(e.decision_id),
+        ',"event_type":', _text(e.event_type),
+        ',"source":', _text(e.source),
+        ',"occurred_at":"', iso_ms(e.occurred_at_ms),
+        '","ingested_at":"', iso_ms(e.ingested_at_ms),
+        '","schema_id":', int.__repr__(delivery.schema_id),
+        ',"data":', _compact(delivery.data),
+        ',"withheld":', _list_text(e.withheld),
+        ',"obligations":', _list_text(e.obligations),
+        ',"cursor":', _text(delivery.cursor), "}",
+    ))
+
+
+_LISTS_KEPT = 256
+_list_texts: dict[int, tuple[tuple[object, ...], str]] = {}
+
+
+def _list_text(values: tuple[object, ...]) -> str:
+    """A withheld or obligations tuple as compact JSON. Envelopes read from equal
+    headers share one tuple (`DeliveryEnvelope.from_record`), so the text is looked up
+    by the tuple's identity (held in the entry, so its id is not reused)."""
+    hit = _list_texts.get(id(values))
+    if hit is not None and hit[0] is values:
+        return hit[1]
+    text = _compact(list(values))
+    if len(_list_texts) >= _LISTS_KEPT:
+        _list_texts.clear()
+    _list_texts[id(values)] = (values, text)
+    return text
 
 
 def render(cursor: Cursor, steps: Sequence[tuple[Cursor, Delivery]]) -> tuple[Frame, ...]:
