@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.telemetry import TelemetryConfig
 
 from broker.api import (
@@ -26,7 +26,7 @@ from broker.api import (
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
-from broker.api.body_guard import BodyCaps, BodyGuard
+from broker.api.body_guard import BodyCaps, BodyGuard, check_declared_body
 from broker.api.dependencies import ApiParts
 from broker.api.docs_ui import install_docs
 from broker.api.key_lapse import KeyWatch
@@ -102,8 +102,10 @@ def create_app(parts: ApiParts, *, lean_publish: bool = True) -> FastAPI:
             await app.state.key_watch.close()
             await app.state.fanout.close()
 
+    # Every route first refuses a declared body over its cap, even one it never reads.
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None, redoc_url=None, telemetry=NO_TELEMETRY)
+                  lifespan=lifespan, docs_url=None, redoc_url=None, telemetry=NO_TELEMETRY,
+                  dependencies=[Depends(check_declared_body)])
     app.state.parts = parts
     auditor = parts.auditor
 
