@@ -88,17 +88,20 @@ class BodyGuard:
     def __init__(self, app: ASGIApp, caps: BodyCaps) -> None:
         self.app = app
         self.caps = caps
+        # Found once: every request with a declared body is compared with both.
+        self.largest = caps.largest
+        self.smallest = caps.smallest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if (declared is not None and declared > self.caps.largest
+        if (declared is not None and declared > self.largest
                 and principal_of_scope(scope) is not None):
             # Over every route's cap: refused before routing, whichever route it is for
             # (a caller without a key is refused 401 first, below or by its route).
-            await self._refuse_unread(scope, receive, send, declared, self.caps.largest)
+            await self._refuse_unread(scope, receive, send, declared, self.largest)
             return
         checked = False
         received = 0
@@ -110,12 +113,12 @@ class BodyGuard:
             if not checked:
                 checked = True
                 try:
-                    cap = self._check(scope)
+                    cap = self._check(scope, declared)
                 except RefusedBeforeBody:
                     unread = True
                     raise
 
-        if declared is not None and declared > self.caps.smallest:
+        if declared is not None and declared > self.smallest:
             scope[EARLY_CHECK] = check
 
         async def guarded_receive() -> Message:
@@ -158,8 +161,8 @@ class BodyGuard:
         answer.headers["Connection"] = "close"
         await answer(scope, receive, send)
 
-    def _check(self, scope: Scope) -> int:
-        """Refuse (`RefusedBeforeBody`) a caller the route would refuse, or a declared
+    def _check(self, scope: Scope, declared: int | None) -> int:
+        """Refuse (`RefusedBeforeBody`) a caller the route would refuse, or a `declared`
         body over the route's cap; return the cap."""
         route = scope.get("route")
         roles = _roles_of(route)
@@ -169,7 +172,6 @@ class BodyGuard:
             except ApiError as error:
                 raise RefusedBeforeBody(error) from None
         cap = self.caps.cap(scope["method"], getattr(route, "path", None))
-        declared = _content_length(scope)
         if declared is not None and declared > cap:
             raise RefusedBeforeBody(PayloadTooLarge(
                 f"body of {declared} bytes exceeds the limit of {cap} bytes for this route"))
