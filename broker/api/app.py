@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.telemetry import TelemetryConfig
 
 from broker.api import (
     routes_admin,
@@ -25,7 +26,7 @@ from broker.api import (
     routes_subscriptions,
 )
 from broker.api.auth import BearerKeyMiddleware
-from broker.api.body_guard import BodyCaps, BodyGuard
+from broker.api.body_guard import BodyCaps, BodyGuard, check_declared_body
 from broker.api.dependencies import ApiParts
 from broker.api.docs_ui import install_docs
 from broker.api.key_lapse import KeyWatch
@@ -47,6 +48,17 @@ Authenticate with `Authorization: Bearer <API key>`, or HTTP basic auth with the
 the user name. Errors are RFC 9457 problem details (`application/problem+json`); the
 schema registry (`/v1/registry`) answers errors as Confluent Schema Registry does.
 """
+
+
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+    "auto_configure": False,
+}
+"""FastAPI's own OpenTelemetry, off whatever the environment configures. It would record
+validation failures and unhandled exceptions with their messages and stack traces (which
+can carry personal data) to any exporter set up globally, and looking the providers up
+costs every request; Handoff has its own metrics and an error log that never logs a
+message."""
 
 
 API_ROUTES = (routes_events, routes_explain, routes_registry, routes_registry_config,
@@ -90,8 +102,10 @@ def create_app(parts: ApiParts, *, lean_publish: bool = True) -> FastAPI:
             await app.state.key_watch.close()
             await app.state.fanout.close()
 
+    # Every route first refuses a declared body over its cap, even one it never reads.
     app = FastAPI(title="Handoff", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None, redoc_url=None)
+                  lifespan=lifespan, docs_url=None, redoc_url=None, telemetry=NO_TELEMETRY,
+                  dependencies=[Depends(check_declared_body)])
     app.state.parts = parts
     auditor = parts.auditor
 

@@ -3,8 +3,11 @@
 Pure ASGI middleware, inside authentication (which only works out who is calling) and
 the rate limit, and outside every route. It watches the request's `receive`: the first
 call, made by whoever is about to read the body (FastAPI parsing a model, a route
-reading the body itself), happens after routing and before a byte of the body is read.
-At that moment
+reading the body itself), happens after routing and before a byte of the body is read;
+for a request declaring a body over the smallest cap, the first of that call and the
+route's start (`check_declared_body`, a dependency of every route of the app), so a
+route that never reads its body (a policy reload) refuses it too rather than run while
+the body waits unsent. At that moment
 
 1. a route that needs a role (its endpoint depends on `require(...)`) refuses a caller
    without a usable credential (401) or without the role (403), with the same problem
@@ -22,7 +25,7 @@ The caps: `api.max_body_bytes` (default 1 MiB) for every route, and the exceptio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -40,6 +43,10 @@ held to `api.max_body_bytes` once encoded)."""
 
 FORM_SLACK = 16_384
 """Room for a multipart form's other fields and boundaries around an uploaded file."""
+
+EARLY_CHECK = "handoff.body_check"
+"""Scope key of the check a request declaring a large body is put to before its route
+runs (`check_declared_body`)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,10 @@ class BodyCaps:
     def largest(self) -> int:
         return max(self.default, *self.by_route.values())
 
+    @property
+    def smallest(self) -> int:
+        return min(self.default, *self.by_route.values())
+
     def cap(self, method: str, template: str | None) -> int:
         if template is None:
             return self.default
@@ -77,32 +88,42 @@ class BodyGuard:
     def __init__(self, app: ASGIApp, caps: BodyCaps) -> None:
         self.app = app
         self.caps = caps
+        # Found once: every request with a declared body is compared with both.
+        self.largest = caps.largest
+        self.smallest = caps.smallest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if (declared is not None and declared > self.caps.largest
+        if (declared is not None and declared > self.largest
                 and principal_of_scope(scope) is not None):
             # Over every route's cap: refused before routing, whichever route it is for
             # (a caller without a key is refused 401 first, below or by its route).
-            await self._refuse_unread(scope, receive, send, declared, self.caps.largest)
+            await self._refuse_unread(scope, receive, send, declared, self.largest)
             return
         checked = False
         received = 0
         cap = self.caps.default
         started = unread = False
 
-        async def guarded_receive() -> Message:
-            nonlocal checked, received, cap, unread
+        def check() -> None:
+            nonlocal checked, cap, unread
             if not checked:
                 checked = True
                 try:
-                    cap = self._check(scope)
+                    cap = self._check(scope, declared)
                 except RefusedBeforeBody:
                     unread = True
                     raise
+
+        if declared is not None and declared > self.smallest:
+            scope[EARLY_CHECK] = check
+
+        async def guarded_receive() -> Message:
+            nonlocal received, unread
+            check()
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -140,8 +161,8 @@ class BodyGuard:
         answer.headers["Connection"] = "close"
         await answer(scope, receive, send)
 
-    def _check(self, scope: Scope) -> int:
-        """Refuse (`RefusedBeforeBody`) a caller the route would refuse, or a declared
+    def _check(self, scope: Scope, declared: int | None) -> int:
+        """Refuse (`RefusedBeforeBody`) a caller the route would refuse, or a `declared`
         body over the route's cap; return the cap."""
         route = scope.get("route")
         roles = _roles_of(route)
@@ -151,11 +172,20 @@ class BodyGuard:
             except ApiError as error:
                 raise RefusedBeforeBody(error) from None
         cap = self.caps.cap(scope["method"], getattr(route, "path", None))
-        declared = _content_length(scope)
         if declared is not None and declared > cap:
             raise RefusedBeforeBody(PayloadTooLarge(
                 f"body of {declared} bytes exceeds the limit of {cap} bytes for this route"))
         return cap
+
+
+async def check_declared_body(request: Request) -> None:
+    """Put a request that declares a body over the smallest cap to the guard's check as
+    its route is about to run, whether or not the route reads its body: the caller must
+    hold the route's role (401/403) and the body fit the route's cap (413). A dependency
+    of every route of the app; for any other request, one lookup."""
+    check: Callable[[], None] | None = request.scope.get(EARLY_CHECK)
+    if check is not None:
+        check()
 
 
 def principal_of_scope(scope: Scope) -> object:

@@ -5,11 +5,12 @@ as pure ASGI inside the broker's middleware (request id, metrics, authentication
 limit, body guard: each still sees the request as it does any other) and before
 FastAPI's routing. The routes stay declared in `broker.api.routes_events`, so
 `/openapi.json` describes them exactly; this runs their very endpoint functions with the
-dependencies they declare (`require(Role.PUBLISH)`, then `deps.publisher`), in that
-order, and answers errors with the app's own problem handlers. What it leaves out is
-what FastAPI does for every request whatever the route needs: matching the path against
-every route of the app, solving dependencies generically (query parameters, an exit
-stack per request) and the exception middleware's wrapping of `send`.
+dependencies they have (the app's `check_declared_body`, then `require(Role.PUBLISH)`,
+then `deps.publisher`), in that order, and answers errors with the app's own problem
+handlers. What it leaves out is what FastAPI does for every request whatever the route
+needs: matching the path against every route of the app, solving dependencies
+generically (query parameters, an exit stack per request) and the exception
+middleware's wrapping of `send`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from broker.api import dependencies as deps
 from broker.api import routes_events
 from broker.api.auth import RoleRequirement
+from broker.api.body_guard import check_declared_body
 from broker.api.problems import on_handoff_error, on_http_error
 from broker.auth import Principal
 from broker.ingest.publisher import Publisher
@@ -69,6 +71,7 @@ class PublishFastPath:
         scope["path_params"] = {"event_type": event_type}
         request = Request(scope, receive, send)
         try:
+            await check_declared_body(request)
             principal = await require(request)
             publisher = await deps.publisher(request)
             response = await endpoint(event_type, request, principal, publisher)

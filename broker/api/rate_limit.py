@@ -109,7 +109,7 @@ class RateLimitMiddleware:
         await response(scope, receive, send)
 
     def _limit_for(self, principal: Principal | None) -> Limit:
-        if principal is None:
+        if principal is None or not self.per_role:
             return self.default
         overrides = [self.per_role[r.value] for r in principal.roles if r.value in self.per_role]
         if not overrides:
