@@ -9,7 +9,9 @@ A record by key, a person's records and a person's merge redirect are answered f
 memory when asked again (`IndexReadCache`): each write through the instance drops what it
 changed (a rolled-back one, everything), and a commit by any other connection to the file,
 in this process or another, drops everything before the next read (`PRAGMA
-data_version`, a few microseconds, against a query and the decoding of its rows).
+data_version`, a few microseconds, against a query and the decoding of its rows). The
+router holds its reads for a batch (`hold_reads`): one look when the batch begins, none per
+read until it ends; it is the file's only writer while the broker runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +61,11 @@ CREATE TABLE IF NOT EXISTS reviews (
 );
 CREATE INDEX IF NOT EXISTS reviews_open ON reviews (status, opened_seq);
 """
+
+
+HOLD_SECONDS = 1.0
+"""The longest `hold_reads` spares the per-read look, should its batch end without
+`release_reads` (a batch that failed half way)."""
 
 
 class IndexUnavailableError(LinkageError):
@@ -104,6 +112,7 @@ class SqlitePersonIndex:
                                         f"{exc}") from exc
         self._last_seq = int(row[0] or 0)
         self._cache = IndexReadCache(cache_entries)
+        self._held_until = 0.0
 
     # -- port -----------------------------------------------------------------------------
 
@@ -131,11 +140,20 @@ class SqlitePersonIndex:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
+    def hold_reads(self) -> None:
+        with self._lock:
+            self._look_for_other_writers()
+            self._held_until = time.monotonic() + HOLD_SECONDS
+
+    def release_reads(self) -> None:
+        self._held_until = 0.0
+
     def _fresh(self) -> None:
         """Drop the read cache if another connection committed since the last look (under
-        the lock). Inside this instance's write transaction no one else can: `apply`
-        looks once when it has the file's write lock."""
-        if not self._db.in_transaction:
+        the lock), unless reads are held. Inside this instance's write transaction no one
+        else can commit: `apply` looks once when it has the file's write lock."""
+        if not self._db.in_transaction and (
+                not self._held_until or time.monotonic() >= self._held_until):
             self._look_for_other_writers()
 
     def _look_for_other_writers(self) -> None:

@@ -206,3 +206,15 @@ def test_a_failed_batch_leaves_no_trace_in_later_answers(index):
     assert index.records_of("hp_c") == ()
     assert [r.record_key for r in index.records_of("hp_a")] == ["h|mrn|1"]
     assert index.merged_into("hp_b") is None
+
+
+def test_writes_are_seen_at_once_while_reads_are_held(index):
+    two_people(index)
+    index.hold_reads()
+    warm(index, ("h|mrn|1",), ("hp_a", "hp_b"))
+    index.apply([Merged(5, AT, "hp_a", "hp_b", ("h|mrn|1",), "steward", "same")])
+    assert index.record("h|mrn|1").person_id == "hp_b"
+    assert index.merged_into("hp_a") == "hp_b"
+    assert len(index.records_of("hp_b")) == 2
+    index.release_reads()
+    assert index.records_of("hp_a") == ()

@@ -127,3 +127,34 @@ def test_a_write_after_another_connection_wrote_reads_what_it_wrote(tmp_path):
     assert first.record(key).person_id == "hp_x"
     first.close()
     second.close()
+
+
+def test_held_reads_see_other_writers_when_held_and_again_once_released(tmp_path,
+                                                                          monkeypatch):
+    """The router holds its reads for a batch: one look for other connections' commits
+    when the batch begins, and a look before every read again once it ends (or once the
+    hold lapses, for a batch that ended half way)."""
+    path = tmp_path / "persons.db"
+    router, other = SqlitePersonIndex(path), SqlitePersonIndex(path)
+    resolver = PersonResolver(other, default_model(), THRESHOLDS)
+    mother = resolver.resolve(hospital())
+    key = hospital().agency_id.key
+    router.hold_reads()                                  # sees what was committed before
+    assert router.record(key).person_id == mother.person_id
+    router.release_reads()
+
+    moved = resolver.unlink(key, by="steward", reason="test").rekeys[0].to_person_id
+    router.hold_reads()
+    assert router.record(key).person_id == moved
+    router.release_reads()
+
+    back = resolver.undo(other.last_seq(), by="steward", reason="test")
+    assert back.rekeys[0].to_person_id == mother.person_id
+    assert router.record(key).person_id == mother.person_id     # released: looks again
+
+    monkeypatch.setattr("linkage.sqlite_index.HOLD_SECONDS", 0.0)
+    router.hold_reads()                                  # a hold never released lapses
+    resolver.unlink(key, by="steward", reason="again")
+    assert router.record(key).person_id != mother.person_id
+    router.close()
+    other.close()
