@@ -17,7 +17,7 @@ from linkage.index import IndexedRecord
 class IndexReadCache:
     """Answers by record key and by person id. Not thread-safe: its owner holds its lock."""
 
-    def __init__(self, max_entries: int = 65_536) -> None:
+    def __init__(self, max_entries: int = 16_384) -> None:
         if max_entries < 1:
             raise ValueError("an index read cache holds at least one entry per map")
         self.max_entries = max_entries
