@@ -117,6 +117,17 @@ class PersonIndex(Protocol):
         """(records, persons with at least one record)."""
         ...
 
+    def hold_reads(self) -> None:
+        """A batch of reads begins (the router's batch): an adapter that other connections
+        may write (SQLite) looks for their commits once now rather than before every read,
+        until `release_reads` or a second has passed. Writes through this instance are
+        seen at once whatever the hold."""
+        ...
+
+    def release_reads(self) -> None:
+        """The batch is over: look for other connections' commits before each read again."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -84,6 +84,12 @@ class MemoryPersonIndex:
     def counts(self) -> tuple[int, int]:
         return len(self._identity), sum(1 for m in self._members.values() if m)
 
+    def hold_reads(self) -> None:
+        """Nothing to hold: no other connection writes an index in memory."""
+
+    def release_reads(self) -> None:
+        """Nothing to release."""
+
     def close(self) -> None:
         pass
 

@@ -4,6 +4,14 @@ Blocking keys are an indexed table, so finding the candidates of a record is a f
 range scans whatever the number of people. Every applied event is stored too, so the
 index can hand its decisions to a Kafka topic or be rebuilt elsewhere. WAL mode; a batch
 of events is one transaction, rolled back whole if any event in it does not fit.
+
+A record by key, a person's records and a person's merge redirect are answered from
+memory when asked again (`IndexReadCache`): each write through the instance drops what it
+changed (a rolled-back one, everything), and a commit by any other connection to the file,
+in this process or another, drops everything before the next read (`PRAGMA
+data_version`, a few microseconds, against a query and the decoding of its rows). The
+router holds its reads for a batch (`hold_reads`): one look when the batch begins, none per
+read until it ends; it is the file's only writer while the broker runs.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +37,7 @@ from linkage.index import (
     ReviewStatus,
     apply_event,
 )
+from linkage.read_cache import IndexReadCache
 from linkage.scoring import FieldEvidence
 
 _SCHEMA = """
@@ -53,6 +63,11 @@ CREATE INDEX IF NOT EXISTS reviews_open ON reviews (status, opened_seq);
 """
 
 
+HOLD_SECONDS = 1.0
+"""The longest `hold_reads` spares the per-read look, should its batch end without
+`release_reads` (a batch that failed half way)."""
+
+
 class IndexUnavailableError(LinkageError):
     """The index database could not be read or written; retrying later may succeed."""
 
@@ -72,10 +87,15 @@ def _identity_in(text: str) -> NormalisedIdentity:
 
 
 class SqlitePersonIndex:
-    """A `PersonIndex` in one SQLite file. Safe to share between threads."""
+    """A `PersonIndex` in one SQLite file. Safe to share between threads.
+
+    `cache_entries` bounds each map of the read cache (records by key, records by
+    person, redirects by person): about 1.4 kB per person with all three kept, so some
+    25 MB at the default when full."""
 
     def __init__(self, path: Path | str,
-                 synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL") -> None:
+                 synchronous: Literal["FULL", "NORMAL", "OFF"] = "FULL",
+                 cache_entries: int = 16_384) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -87,18 +107,22 @@ class SqlitePersonIndex:
             self._db.execute("PRAGMA cache_size=-65536")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+            self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise IndexUnavailableError(f"person index {self.path.name} cannot be opened: "
                                         f"{exc}") from exc
         self._last_seq = int(row[0] or 0)
+        self._cache = IndexReadCache(cache_entries)
+        self._held_until = 0.0
 
     # -- port -----------------------------------------------------------------------------
 
     def apply(self, events: Sequence[LinkageEvent]) -> None:
         with self._lock:
-            last = self._last_seq
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._look_for_other_writers()
+                last = self._last_seq
                 for event in events:
                     apply_event(self, last, event)
                     last = event.seq
@@ -112,8 +136,38 @@ class SqlitePersonIndex:
             self._last_seq = last
 
     def _rollback(self) -> None:
+        # What the batch read or dropped inside the transaction no longer holds.
+        self._cache.clear()
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+    def hold_reads(self) -> None:
+        with self._lock:
+            self._look_for_other_writers()
+            self._held_until = time.monotonic() + HOLD_SECONDS
+
+    def release_reads(self) -> None:
+        self._held_until = 0.0
+
+    def _fresh(self) -> None:
+        """Drop the read cache if another connection committed since the last look (under
+        the lock), unless reads are held. Inside this instance's write transaction no one
+        else can commit: `apply` looks once when it has the file's write lock."""
+        if not self._db.in_transaction and (
+                not self._held_until or time.monotonic() >= self._held_until):
+            self._look_for_other_writers()
+
+    def _look_for_other_writers(self) -> None:
+        """Another connection's commit drops the read cache and moves `last_seq` on."""
+        try:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._cache.clear()
+                row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+                self._last_seq = int(row[0] or 0)
+                self._data_version = version
+        except sqlite3.Error as exc:
+            raise IndexUnavailableError(f"person index read failed: {exc}") from exc
 
     def last_seq(self) -> int:
         return self._last_seq
@@ -137,14 +191,31 @@ class SqlitePersonIndex:
         return tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
 
     def records_of(self, person_id: str) -> tuple[IndexedRecord, ...]:
-        rows = self._read("SELECT record_key, identity, person_id FROM records "
-                          "WHERE person_id = ? ORDER BY record_key", (person_id,)).fetchall()
-        return tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
+        with self._lock:
+            self._fresh()
+            try:
+                return self._cache.records_of(person_id)
+            except KeyError:
+                pass
+            rows = self._read("SELECT record_key, identity, person_id FROM records "
+                              "WHERE person_id = ? ORDER BY record_key",
+                              (person_id,)).fetchall()
+            records = tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
+            self._cache.keep_records_of(person_id, records)
+            return records
 
     def merged_into(self, person_id: str) -> str | None:
-        row = self._read("SELECT into_id FROM redirects WHERE person_id = ?",
-                         (person_id,)).fetchone()
-        return row[0] if row else None
+        with self._lock:
+            self._fresh()
+            try:
+                return self._cache.redirect(person_id)
+            except KeyError:
+                pass
+            row = self._read("SELECT into_id FROM redirects WHERE person_id = ?",
+                             (person_id,)).fetchone()
+            into: str | None = row[0] if row else None
+            self._cache.keep_redirect(person_id, into)
+            return into
 
     def assignments(self, record_key: str) -> tuple[Assignment, ...]:
         rows = self._read("SELECT seq, person_id, cause FROM assignments WHERE record_key = ? "
@@ -191,9 +262,17 @@ class SqlitePersonIndex:
     # -- store primitives for apply_event (inside apply's transaction) ----------------------
 
     def get_record(self, record_key: str) -> IndexedRecord | None:
-        row = self._read("SELECT identity, person_id FROM records WHERE record_key = ?",
-                         (record_key,)).fetchone()
-        return IndexedRecord(record_key, _identity_in(row[0]), row[1]) if row else None
+        with self._lock:
+            self._fresh()
+            try:
+                return self._cache.record(record_key)
+            except KeyError:
+                pass
+            row = self._read("SELECT identity, person_id FROM records WHERE record_key = ?",
+                             (record_key,)).fetchone()
+            record = IndexedRecord(record_key, _identity_in(row[0]), row[1]) if row else None
+            self._cache.keep_record(record_key, record)
+            return record
 
     def put_identity(self, record_key: str, identity: NormalisedIdentity) -> None:
         old = self.get_record(record_key)
@@ -205,15 +284,20 @@ class SqlitePersonIndex:
             "DO UPDATE SET identity = excluded.identity", (record_key, _identity_out(identity)))
         self._db.executemany("INSERT OR IGNORE INTO blocks (key, record_key) VALUES (?, ?)",
                              [(k, record_key) for k in blocking_keys(identity)])
+        self._cache.record_changed(record_key, old.person_id if old is not None else None)
 
     def assign(self, record_key: str, person_id: str, seq: int,
                cause: AssignmentCause) -> None:
+        old = self.get_record(record_key)
         self._db.execute("UPDATE records SET person_id = ? WHERE record_key = ?",
                          (person_id, record_key))
         self._db.execute("INSERT INTO assignments (record_key, seq, person_id, cause) "
                          "VALUES (?, ?, ?, ?)", (record_key, seq, person_id, cause))
+        self._cache.record_changed(record_key, old.person_id if old is not None else None,
+                                   person_id)
 
     def set_redirect(self, person_id: str, into: str | None) -> None:
+        self._cache.redirect_changed(person_id)
         if into is None:
             self._db.execute("DELETE FROM redirects WHERE person_id = ?", (person_id,))
         else:

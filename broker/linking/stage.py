@@ -1,10 +1,12 @@
 """What the router asks of record linkage, per batch and per event.
 
-`begin` follows the bundle in force and catches the birth match list up; `link`
-resolves an event's subjects; `consents` answers consent questions for a person;
-`birth_matches` turns a birth into the `birth_match` records to decide (and audits each
-match); `flush` puts the batch's linkage decisions on the linkage topic before the
-router writes anything that relies on them.
+`begin` follows the bundle in force, catches the birth match list up and holds the
+person index's reads for the batch (`PersonIndex.hold_reads`: one look for other
+writers, not one per read); `link` resolves an event's subjects; `consents` answers
+consent questions for a person; `birth_matches` turns a birth into the `birth_match`
+records to decide (and audits each match); `flush` puts the batch's linkage decisions on
+the linkage topic before the router writes anything that relies on them, and releases
+the hold.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class LinkageStage:
         self._terms: LinkageTerms | None = None
 
     def begin(self, terms: LinkageTerms | None) -> None:
+        self.linker.index.hold_reads()
         self._terms = terms
         self.linker.use_terms(terms)
         if terms is not None and terms.birth_match is not None \
@@ -79,4 +82,7 @@ class LinkageStage:
         return made
 
     def flush(self) -> None:
-        self.linker.flush()
+        try:
+            self.linker.flush()
+        finally:
+            self.linker.index.release_reads()

@@ -157,3 +157,64 @@ def test_events_come_back_in_order_and_unchanged(index):
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6, 7]
     assert events[4:] == more
     assert list(index.events(after_seq=5)) == more[1:]
+
+
+def warm(index: PersonIndex, keys: tuple[str, ...], persons: tuple[str, ...]) -> None:
+    """Ask what the stream asks, so an adapter that keeps answers has them kept."""
+    for key in keys:
+        index.record(key)
+    for person in persons:
+        index.records_of(person)
+        index.merged_into(person)
+
+
+def test_answers_read_before_a_change_are_not_given_after_it(index):
+    two_people(index)
+    warm(index, ("h|mrn|1", "m|member|9", "h|mrn|2"), ("hp_a", "hp_b", "hp_c"))
+    index.apply([add(5, "h|mrn|2"), link(6, "h|mrn|2", "hp_a")])
+    assert index.record("h|mrn|2").person_id == "hp_a"
+    assert [r.record_key for r in index.records_of("hp_a")] == ["h|mrn|1", "h|mrn|2"]
+
+    warm(index, ("h|mrn|1", "m|member|9"), ("hp_a", "hp_b"))
+    index.apply([Merged(7, AT, "hp_b", "hp_a", ("m|member|9",), "steward", "same")])
+    assert index.merged_into("hp_b") == "hp_a"
+    assert index.records_of("hp_b") == ()
+    assert index.record("m|member|9").person_id == "hp_a"
+    assert len(index.records_of("hp_a")) == 3
+
+    warm(index, ("h|mrn|1",), ("hp_a", "hp_b", "hp_c"))
+    index.apply([Unlinked(8, AT, "h|mrn|1", "hp_a", "hp_c", "steward", "wrong")])
+    assert index.record("h|mrn|1").person_id == "hp_c"
+    assert [r.record_key for r in index.records_of("hp_c")] == ["h|mrn|1"]
+    assert [r.record_key for r in index.records_of("hp_a")] == ["h|mrn|2", "m|member|9"]
+
+    moved = NormalisedIdentity("jo", "jo", "parker", "19990101", "f", None, "53704", None)
+    index.apply([add(9, "h|mrn|1", moved)])
+    assert index.record("h|mrn|1").identity == moved
+    assert index.records_of("hp_c")[0].identity == moved
+
+
+def test_a_failed_batch_leaves_no_trace_in_later_answers(index):
+    two_people(index)
+    warm(index, ("h|mrn|1", "h|mrn|2"), ("hp_a", "hp_c"))
+    with pytest.raises(UnknownRecordError):
+        index.apply([Unlinked(5, AT, "h|mrn|1", "hp_a", "hp_c", "steward", "wrong"),
+                     add(6, "h|mrn|2"), link(7, "h|mrn|2", "hp_c"),
+                     Merged(8, AT, "hp_b", "hp_a", ("h|mrn|1",), "steward", "same")])
+    assert index.record("h|mrn|1").person_id == "hp_a"
+    assert index.record("h|mrn|2") is None
+    assert index.records_of("hp_c") == ()
+    assert [r.record_key for r in index.records_of("hp_a")] == ["h|mrn|1"]
+    assert index.merged_into("hp_b") is None
+
+
+def test_writes_are_seen_at_once_while_reads_are_held(index):
+    two_people(index)
+    index.hold_reads()
+    warm(index, ("h|mrn|1",), ("hp_a", "hp_b"))
+    index.apply([Merged(5, AT, "hp_a", "hp_b", ("h|mrn|1",), "steward", "same")])
+    assert index.record("h|mrn|1").person_id == "hp_b"
+    assert index.merged_into("hp_a") == "hp_b"
+    assert len(index.records_of("hp_b")) == 2
+    index.release_reads()
+    assert index.records_of("hp_a") == ()
