@@ -8,13 +8,14 @@ delivery's frame is the same for every key of the subscription's agency (the vie
 decided per subscription, not per key), so there is one variant per record.
 
 Each open stream that has caught up with the hub is a listener with a bounded buffer of
-frames (`STREAM_BUFFER`, or one batch of the hub's when its buffer was empty); the hub appends each new batch to every listener's buffer and
-wakes it, on the event loop, with no thread per stream. A stream whose buffer would
-overflow (a client that stopped reading) is dropped from the listeners, drains what it
-holds, then reads from its own cursor in worker threads (`read_steps` up to the hub's
-position) until it has caught up, and rejoins: it never loses an event and never holds
-the others back. A stream opened or resumed with an older cursor catches up the same way;
-the hub keeps its last `RING` frames, so a cursor among them joins at once.
+frames (`STREAM_BUFFER`, or one batch of the hub's when its buffer was empty); the hub
+appends each new batch to every listener's buffer and wakes it, on the event loop, with
+no thread per stream. A stream whose buffer would overflow (a client that stopped
+reading) is dropped from the listeners, drains what it holds, then reads from its own
+cursor in worker threads (`read_steps` up to the hub's position) until it has caught up,
+and rejoins: it never loses an event and never holds the others back. A stream opened or
+resumed with an older cursor catches up the same way; the hub keeps its last `RING`
+frames, so a cursor among them joins at once.
 """
 
 from __future__ import annotations
