@@ -36,7 +36,7 @@ class Auditor:
     def write(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:
             return
-        self.store.append(entries)
+        self.store.record(entries)
         # One labelled increment per kind, not per entry: a label lookup costs more than
         # the rest of a compact decision's audit row.
         for kind, count in Counter(entry.kind for entry in entries).items():

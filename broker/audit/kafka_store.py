@@ -43,7 +43,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from broker.audit.disclosures import Disclosure
-from broker.audit.errors import AuditEntryError, AuditStoreUnavailableError
+from broker.audit.errors import AuditStoreUnavailableError
 from broker.audit.kafka_index import KafkaAuditIndex
 from broker.audit.kafka_records import (
     AUDIT_TOPIC,
@@ -61,9 +61,9 @@ from broker.audit.records import (
     AuditRecord,
     Checkpoint,
     StoredRow,
-    canonical_detail,
     chain_hash,
     encode_row,
+    prepared_detail,
 )
 from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
 from broker.errors import AuditError, LogError, TopicMismatchError
@@ -132,13 +132,16 @@ class KafkaAuditStore:
         `AuditStoreUnavailableError`; a prefix of the batch may then be stored, and the
         next append starts a new chain. Retrying records the rest at least once.
         """
+        return self._append(entries, returning=True)
+
+    def record(self, entries: Sequence[AuditEntry]) -> None:
+        """`append`, without building the stored records back."""
+        self._append(entries, returning=False)
+
+    def _append(self, entries: Sequence[AuditEntry], returning: bool) -> list[AuditRecord]:
         if not entries:
             return []
-        details = [canonical_detail(entry.kind, entry.detail) for entry in entries]
-        try:
-            raws = [text.encode("utf-8") for text in details]
-        except UnicodeEncodeError as exc:
-            raise AuditEntryError("an audit entry's detail is not valid Unicode text") from exc
+        details = [prepared_detail(entry) for entry in entries]
         with self._lock:
             chain = self._chain or _Chain(f"{self._writer}-{secrets.token_hex(6)}")
             seq, prev = chain.seq, chain.hash
@@ -146,7 +149,7 @@ class KafkaAuditStore:
             texts: list[tuple[str, bytes]] = []
             ours: list[StoredRow] = []
             new_plans: set[str] = set()
-            for entry, text, raw in zip(entries, details, raws, strict=True):
+            for entry, (text, raw) in zip(entries, details, strict=True):
                 detail = entry.detail
                 if (type(detail) is DecisionDetail and detail.plan_text is not None
                         and detail.plan_digest not in chain.plans
@@ -180,6 +183,8 @@ class KafkaAuditStore:
             chain.seq, chain.hash = seq, prev
             chain.plans |= new_plans
             self._chain = chain
+        if not returning:
+            return []
         positions = {row[0]: result.offset + 1 for row, result in zip(rows, results, strict=True)}
         return [
             ChainedAuditRecord(

@@ -124,6 +124,16 @@ def canonical_detail(kind: str, detail: Mapping[str, Any]) -> str:
         raise AuditEntryError(f"detail of a {kind!r} entry is not JSON-ready: {exc}") from exc
 
 
+def prepared_detail(entry: AuditEntry) -> tuple[str, bytes]:
+    """(canonical text, its UTF-8 bytes) of an entry's detail, as every store writes it."""
+    text = canonical_detail(entry.kind, entry.detail)
+    try:
+        return text, text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise AuditEntryError(
+            f"detail of a {entry.kind!r} entry is not valid Unicode text") from exc
+
+
 def _quoted(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 

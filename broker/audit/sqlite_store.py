@@ -13,7 +13,6 @@ from broker.audit import plan_table, record_counts
 from broker.audit import sqlite_schema as schema
 from broker.audit.disclosures import Disclosure
 from broker.audit.errors import (
-    AuditEntryError,
     AuditStoreNotFoundError,
     AuditStoreUnavailableError,
 )
@@ -26,9 +25,9 @@ from broker.audit.records import (
     AuditRecord,
     Checkpoint,
     StoredRow,
-    canonical_detail,
     chain_hash,
     encode_row,
+    prepared_detail,
 )
 from broker.audit.shared_tails import SharedTails
 from broker.audit.sqlite_chain import ChainSnapshot
@@ -49,17 +48,6 @@ def _translate(exc: sqlite3.Error, doing: str) -> AuditError:
             "permissions and that no other process holds a long write lock"
         )
     return AuditError(f"audit store failed while {doing}: {exc}")
-
-
-def _prepare_detail(entry: AuditEntry) -> tuple[str, bytes]:
-    """(canonical text, its UTF-8 bytes) of an entry's detail."""
-    text = canonical_detail(entry.kind, entry.detail)
-    try:
-        return text, text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise AuditEntryError(
-            f"detail of a {entry.kind!r} entry is not valid Unicode text"
-        ) from exc
 
 
 class SqliteAuditStore:
@@ -141,11 +129,23 @@ class SqliteAuditStore:
 
     def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         """Chain and persist `entries` as one transaction; return them as stored."""
+        rows = self._append(entries)
+        return [
+            AuditRecord.from_row(row[:schema.TAIL], detail=entry.detail)
+            for row, entry in zip(rows, entries, strict=True)
+        ]
+
+    def record(self, entries: Sequence[AuditEntry]) -> None:
+        """Chain and persist `entries` as one transaction."""
+        self._append(entries)
+
+    def _append(self, entries: Sequence[AuditEntry]) -> list[StoredRow]:
+        """The rows of `entries` as stored (plan records written on the way left out)."""
         self._check_open()
         if not entries:
             return []
         # Encoding the details is the costly part and needs no lock.
-        details = [_prepare_detail(entry) for entry in entries]
+        details = [prepared_detail(entry) for entry in entries]
         rows: list[StoredRow] = []
         with self._lock:
             self._check_open()
@@ -164,10 +164,7 @@ class SqliteAuditStore:
         if new_plans:  # remembered; the plan records written on the way are not the caller's
             self._plans.remember((digest, text) for digest, (_seq, text) in new_plans.items())
             rows = [row for row in rows if row[0] not in {s for s, _ in new_plans.values()}]
-        return [
-            AuditRecord.from_row(row[:schema.TAIL], detail=entry.detail)
-            for row, entry in zip(rows, entries, strict=True)
-        ]
+        return rows
 
     def _append_rows(
         self,

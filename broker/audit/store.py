@@ -151,6 +151,11 @@ class AuditAppender(Protocol):
         """Record `entries` in order; return them as stored (with seq and hashes)."""
         ...
 
+    def record(self, entries: Sequence[AuditEntry]) -> None:
+        """Record `entries` in order, as `append` does, returning nothing: the router's
+        path, where building the stored records back costs more than some entries."""
+        ...
+
 
 @runtime_checkable
 class CheckpointLog(Protocol):

@@ -50,11 +50,14 @@ def varied(n: int) -> AuditEntry:
 
 @pytest.fixture
 def written(audit_backend: AuditBackend) -> list[AuditEntry]:
-    """40 varied decisions, appended in two batches by a writer process."""
+    """40 varied decisions, written in two batches by a writer process: the first as the
+    router writes (`record`, nothing returned), the second with `append`, so every test
+    below reads both ways back the same."""
     entries = [varied(n) for n in range(40)]
     writer = audit_backend.open()
-    writer.append(entries[:25])
-    writer.append(entries[25:])
+    writer.record(entries[:25])
+    assert [r.event_id for r in writer.append(entries[25:])] == [
+        e.event_id for e in entries[25:]]
     return entries
 
 

@@ -162,6 +162,9 @@ class MemoryAuditStore:
         for entry in entries:
             self.journal.entries.append(("audit", str(entry.kind)))
 
+    def record(self, entries: Sequence[AuditEntry]) -> None:
+        self.append(entries)
+
     def of_kind(self, kind: str) -> list[AuditEntry]:
         return [e for e in self.entries if e.kind == kind]
 
