@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.calibration import calibration_ms  # noqa: E402
+from bench.inprocess import embedded_broker  # noqa: E402
 from bench.linkage_router import births, unlinked_demo_policy  # noqa: E402
-from broker.auth import Principal, Role  # noqa: E402
-from broker.bootstrap import build_broker  # noqa: E402
-from broker.config import load_settings  # noqa: E402
 from broker.delivery.cursor import Cursor  # noqa: E402
 from broker.delivery.envelope import DeliveryEnvelope  # noqa: E402
 from broker.delivery.feed import DeliveryFeed  # noqa: E402
@@ -91,23 +88,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="renders of the topic")
     args = parser.parse_args()
     print(f"calibration loop: {calibration_ms():.0f} ms")
-    with tempfile.TemporaryDirectory() as name:
-        workdir = Path(name)
-        settings = load_settings(policy_dir=unlinked_demo_policy(workdir),
-                                 data_dir=workdir / "data", log={"sync": "normal"})
-        broker = build_broker(settings, router_thread=False)
-        assert broker.publisher is not None and broker.router is not None
-        hospital = Principal("bench", "county-general", frozenset({Role.PUBLISH}))
-        try:
-            published = births([], args.events)
-            for start in range(0, args.events, BATCH):
-                broker.publisher.publish_json(hospital, "birth", published[start:start + BATCH])
-            routed = 0
-            while routed < args.events:
-                routed += broker.router.step()
-            measure(broker.feed, broker.log, args.rounds)
-        finally:
-            broker.stop()
+    with embedded_broker(unlinked_demo_policy) as bench:
+        bench.publish(births([], args.events))
+        bench.route(args.events)
+        measure(bench.broker.feed, bench.broker.log, args.rounds)
 
 
 def measure(feed: DeliveryFeed, log: object, rounds: int) -> None:

@@ -1,32 +1,33 @@
-"""CPU per event of the router's whole step, on the embedded broker, without linkage.
+"""CPU per event of the router's whole step, on the embedded broker.
 
-    python bench/router_step_cpu.py              # 10,000 births
+    python bench/router_step_cpu.py                     # 10,000 births, linkage off
     python bench/router_step_cpu.py 2000
+    python bench/router_step_cpu.py 10000 --linked      # linkage on, births of one mother
+    python bench/router_step_cpu.py 5000 --linked --subjects 20000   # mostly new mothers
 
-Builds an embedded broker (`build_broker`, real SQLite log and audit store) with the demo
-bundle minus linkage.yaml, publishes births of new mothers in batches of 500, then times
-`Router.step` until every birth is routed: this process's CPU time per event (what the
-router costs, whatever else runs on a shared machine) and wall time. Asserts nothing.
+Builds an embedded broker in this process (bench/inprocess.py: real SQLite log, audit
+store and, with `--linked`, person index), publishes births in batches of 500, then
+times `Router.step` until every birth is routed: this process's CPU time per event (what
+the router costs, whatever else runs on a shared machine) and wall time. Without
+`--linked` the bundle is the demo's minus linkage.yaml and every birth is of a new
+mother; with it, the demo bundle plus the benchmark subscription of bench/e2e_latency.py
+and the births that benchmark sends (`--subjects` mothers; one by default, so linking
+finds the known record each time), after one warm-up batch. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.calibration import calibration_ms  # noqa: E402
+from bench.e2e_load import bench_policy, new_birth  # noqa: E402
+from bench.inprocess import BATCH, embedded_broker  # noqa: E402
 from bench.linkage_router import births, unlinked_demo_policy  # noqa: E402
-from broker.auth import Principal, Role  # noqa: E402
-from broker.bootstrap import build_broker  # noqa: E402
-from broker.config import load_settings  # noqa: E402
-
-BATCH = 500
 
 
 def main() -> None:
@@ -34,26 +35,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("events", nargs="?", type=int, default=10_000,
                         help="births to route (default 10,000)")
-    events = parser.parse_args().events
+    parser.add_argument("--linked", action="store_true",
+                        help="the demo bundle with its linkage, births of --subjects mothers")
+    parser.add_argument("--subjects", type=int, default=1,
+                        help="with --linked, mothers the births are spread over (default 1)")
+    args = parser.parse_args()
+    events = args.events
     print(f"calibration loop: {calibration_ms():.0f} ms")
-    with tempfile.TemporaryDirectory() as name:
-        workdir = Path(name)
-        settings = load_settings(policy_dir=unlinked_demo_policy(workdir),
-                                 data_dir=workdir / "data", log={"sync": "normal"})
-        broker = build_broker(settings, router_thread=False)
-        assert broker.publisher is not None and broker.router is not None
-        hospital = Principal("bench", "county-general", frozenset({Role.PUBLISH}))
-        try:
-            published = births([], events)
-            for start in range(0, events, BATCH):
-                broker.publisher.publish_json(hospital, "birth", published[start:start + BATCH])
-            routed, cpu, wall = 0, time.process_time(), time.perf_counter()
-            while routed < events:
-                routed += broker.router.step()
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        finally:
-            broker.stop()
-    print(f"router.step: {events:,} births, {cpu / events * 1e6:.0f} µs CPU per event, "
+    with embedded_broker(bench_policy if args.linked else unlinked_demo_policy) as bench:
+        if args.linked:
+            warm = [new_birth(n, args.subjects) for n in range(min(BATCH, args.subjects))]
+            bench.publish(warm)
+            bench.route(len(warm))
+            bench.publish([new_birth(n, args.subjects) for n in range(events)])
+        else:
+            bench.publish(births([], events))
+        cpu, wall = bench.route(events)
+    what = (f"linkage on, {events:,} births of {args.subjects:,} mother(s)" if args.linked
+            else f"{events:,} births")
+    print(f"router.step, {what}, {cpu / events * 1e6:.0f} µs CPU per event, "
           f"{wall / events * 1e6:.0f} µs wall")
 
 

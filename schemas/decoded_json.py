@@ -28,7 +28,8 @@ from typing import Any
 
 from schemas.compatibility import parse_for_resolution
 from schemas.errors import DecodeError, SchemaError
-from schemas.jsonvalues import EPOCH_DATE, EPOCH_NAIVE, ToJson, leaf_to_json, python_type_test
+from schemas.json_unions import union_to_json
+from schemas.jsonvalues import EPOCH_DATE, EPOCH_NAIVE, ToJson, leaf_to_json
 
 READ_AS = "handoff.readAs"
 """Marks a number whose logical type `decoding_schema` took off (the value: which)."""
@@ -178,22 +179,7 @@ class _Builder:
     def _union(self, branches: list[Any]) -> ToJson | None:
         # As `record_to_json` chooses: the first non-null branch whose Python type the
         # value has.
-        options = [(self.deref(b), self.build(b)) for b in branches if b != "null"]
-        if all(converter is None for _, converter in options):
-            return None
-        if len(options) == 1:
-            single = options[0][1]
-            assert single is not None
-            return lambda v: None if v is None else single(v)
-        tests = [(python_type_test(branch), converter) for branch, converter in options]
-
-        def convert(value: Any) -> Any:
-            for test, converter in tests:
-                if test(value):
-                    return value if converter is None else converter(value)
-            return value
-
-        return convert
+        return union_to_json([(self.deref(b), self.build(b)) for b in branches if b != "null"])
 
 
 def _unchanged(value: Any) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 from schemas.compatibility import describe, parse_for_resolution
 from schemas.datestrings import as_date_string, field_is_date
 from schemas.errors import RecordValidationError, SchemaError
+from schemas.json_unions import union_to_json
 from schemas.jsonvalues import (
     INVALID,
     FromJson,
@@ -35,7 +36,6 @@ from schemas.jsonvalues import (
     fail,
     leaf_from_json,
     leaf_to_json,
-    python_type_test,
 )
 
 
@@ -273,22 +273,8 @@ class _Compiler:
         return convert
 
     def _union_to_json(self, branches: list[Any]) -> ToJson | None:
-        options = [(self.deref(b), self.to_json(b)) for b in branches if b != "null"]
-        if all(converter is None for _, converter in options):
-            return None
-        if len(options) == 1:
-            single = options[0][1]
-            assert single is not None
-            return lambda v: None if v is None else single(v)
-        tests = [(python_type_test(branch), converter) for branch, converter in options]
-
-        def convert(value: Any) -> Any:
-            for test, converter in tests:
-                if test(value):
-                    return value if converter is None else converter(value)
-            return value
-
-        return convert
+        return union_to_json([(self.deref(b), self.to_json(b)) for b in branches
+                              if b != "null"])
 
 
 class JsonForm:

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from broker.bootstrap import Broker
 from broker.delivery.cursor import Cursor
-from broker.delivery.fanout import FanOut
+from broker.delivery.fanout import FanOut, Hub
 from tests.demo_broker import demo_api, demo_birth
 from tests.e2e.harness import demo_keys
 
@@ -71,6 +71,14 @@ def routed(broker: Broker, count: int) -> list[str]:
     return [d.envelope.event_id for d in deliveries]
 
 
+async def small_buffers(broker: Broker, fell_back: list[str]) -> tuple[FanOut, Hub, Cursor]:
+    """A fan-out whose streams hold 4 frames, its hub for SUB, and the topic's end."""
+    fanout = FanOut(broker.api.feed, anyio.CapacityLimiter(8), buffer=4, ring=8,
+                    on_fallback=fell_back.append)
+    hub = await fanout.hub(SUB)
+    return fanout, hub, Cursor(tuple(broker.api.feed.end_offsets(SUB)))
+
+
 def test_two_streams_get_every_event_once_and_in_order(api):
     client, broker = api
     publish(client, [f"early-{i}" for i in range(5)])
@@ -102,10 +110,7 @@ def test_a_stalled_stream_delays_no_other_and_misses_nothing(api):
     async def run() -> None:
         # A buffer of 4 frames: the stalled stream overflows after a few events.
         fell_back: list[str] = []
-        fanout = FanOut(broker.api.feed, anyio.CapacityLimiter(8), buffer=4, ring=8,
-                        on_fallback=fell_back.append)
-        hub = await fanout.hub(SUB)
-        start = Cursor(tuple(broker.api.feed.end_offsets(SUB)))
+        fanout, hub, start = await small_buffers(broker, fell_back)
         reading, stalled = Reader(hub.follow(start, 0.1)), Reader(hub.follow(start, 0.1))
         try:
             # Both join, both get the first event; then one client stops reading.
@@ -140,10 +145,7 @@ def test_a_burst_larger_than_the_buffer_reaches_a_reading_stream_through_the_hub
 
     async def run() -> None:
         fell_back: list[str] = []
-        fanout = FanOut(broker.api.feed, anyio.CapacityLimiter(8), buffer=4, ring=8,
-                        on_fallback=fell_back.append)
-        hub = await fanout.hub(SUB)
-        start = Cursor(tuple(broker.api.feed.end_offsets(SUB)))
+        fanout, hub, start = await small_buffers(broker, fell_back)
         reading = Reader(hub.follow(start, 0.1))
         try:
             burst = [demo_birth(event_id=f"burst-{i}") for i in range(12)]
