@@ -156,10 +156,16 @@ def deployment(root: Path, split: str | None, backend: LogBackend,
         for process in reversed(processes):
             process.stop()
         for process in processes:
-            warned = [line for line in process.logs().splitlines() if " WARNING " in line]
+            lines = process.logs().splitlines()
+            warned = [line for line in lines if " WARNING " in line]
             blocking = sum("blocking the event loop" in line for line in warned)
             print(f"  {process.role}: {len(warned)} warnings logged, {blocking} of them "
                   "kafka-python's 'blocking the event loop'")
+            # Errors are the broker's to explain: each distinct one, once.
+            errors = dict.fromkeys(line.split(" ERROR ", 1)[1] for line in lines
+                                   if " ERROR " in line)
+            for message in list(errors)[:5]:
+                print(f"    error logged: {message[:160]}")
 
 
 def settle(where: Deployment, keys: dict[str, str], timeout: float = 30) -> None:

@@ -108,6 +108,12 @@ class Subscribers:
         while not self.complete(ids) and time.monotonic() < until:
             await asyncio.sleep(0.05)
 
+    def failures(self) -> dict[str, str]:
+        """Subscriptions whose stream ended on its own (it should not), and how."""
+        return {sub: (repr(task.exception()) if task.exception() else "the stream ended")
+                for sub, task in zip(SUBSCRIPTIONS, self.tasks, strict=True)
+                if task.done() and not task.cancelled()}
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -292,14 +298,21 @@ async def throughput_run(url: str, keys: dict[str, str], rate: float, seconds: f
     refused = sum(s != 202 for s in statuses)
     done = subscribers.complete(ids) and refused == 0
     finished = time.monotonic()
+    failures = subscribers.failures()
     await subscribers.stop()
-    delivered = min(len(got.keys() & ids) for got in subscribers.arrived.values())
+    each = {sub: len(got.keys() & ids) for sub, got in subscribers.arrived.items()}
+    delivered = min(each.values())
     step = SweepStep(rate, done, delivered, len(ids), delivered / (finished - start),
                      cpu_used / max(1, len(ids)) * 1e6, cpu_used / wall)
     print(f"  offered {rate:6.0f}/s: {'sustained' if done else 'NOT sustained':13s} "
           f"delivered {delivered}/{len(ids)} to each of 3 subscribers, "
           f"{step.achieved:6.0f}/s achieved, batches refused or unanswered {refused}, "
           f"broker CPU {step.cpu_us_per_event:,.0f} µs/event, {step.cores:.2f} cores")
+    if not done:
+        print("    delivered per subscription: " + ", ".join(
+            f"{sub} {count}" for sub, count in each.items()))
+    for sub, how in failures.items():
+        print(f"    the stream of {sub} ended during the run: {how}")
     return step
 
 
