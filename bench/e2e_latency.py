@@ -73,7 +73,7 @@ from bench.e2e_load import (  # noqa: E402
 )
 from bench.e2e_report import Figures, summary  # noqa: E402
 from bench.kafka_floor import measured_run  # noqa: E402
-from bench.proc_cpu import members_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from bench.proc_cpu import members_cpu_seconds, per_member, tree_cpu_seconds  # noqa: E402
 from bench.summary import percentile  # noqa: E402
 from tests.e2e.harness import BrokerProcess, LogBackend, demo_keys  # noqa: E402
 from tests.kafka_broker import TansuBroker, tansu_binary  # noqa: E402
@@ -182,15 +182,6 @@ def settle(where: Deployment, keys: dict[str, str], timeout: float = 30) -> None
     waited = time.monotonic() - started
     if waited > 1:
         print(f"  (waited {waited:.0f} s for the broker to catch up before this phase)")
-
-
-def per_member(label: str, root: int, before: dict[int, float], events: int) -> list[str]:
-    """`label` µs per event for the root process, and one entry per child process (the
-    router process of `handoff serve`), each its own CPU over the phase."""
-    after = members_cpu_seconds(root)
-    return [f"{label if pid == root else f'{label} child {pid}'} "
-            f"{(cpu - before.get(pid, 0.0)) / events * 1e6:,.0f} µs"
-            for pid, cpu in sorted(after.items(), key=lambda item: item[0] != root)]
 
 
 async def measure(args: argparse.Namespace, keys: dict[str, str], where: Deployment,

@@ -98,6 +98,15 @@ def members_cpu_seconds(root: int, proc: Path = PROC) -> dict[int, float]:
             for pid in descendants(stats, [root])}
 
 
+def per_member(label: str, root: int, before: dict[int, float], events: int) -> list[str]:
+    """`label` µs per event for the root process, and one entry per child process (the
+    router process of `handoff serve`), each its own CPU over the phase."""
+    after = members_cpu_seconds(root)
+    return [f"{label if pid == root else f'{label} child {pid}'} "
+            f"{(cpu - before.get(pid, 0.0)) / events * 1e6:,.0f} µs"
+            for pid, cpu in sorted(after.items(), key=lambda item: item[0] != root)]
+
+
 def self_cpu_seconds() -> float:
     """This process's own CPU (all threads), for a floor measured in-process."""
     times = os.times()
