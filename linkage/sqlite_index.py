@@ -20,10 +20,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 from linkage.blocking import blocking_keys
 from linkage.errors import LinkageError
@@ -39,6 +39,8 @@ from linkage.index import (
 )
 from linkage.read_cache import IndexReadCache
 from linkage.scoring import FieldEvidence
+
+_V = TypeVar("_V")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
@@ -191,31 +193,20 @@ class SqlitePersonIndex:
         return tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
 
     def records_of(self, person_id: str) -> tuple[IndexedRecord, ...]:
-        with self._lock:
-            self._fresh()
-            try:
-                return self._cache.records_of(person_id)
-            except KeyError:
-                pass
+        def load() -> tuple[IndexedRecord, ...]:
             rows = self._read("SELECT record_key, identity, person_id FROM records "
                               "WHERE person_id = ? ORDER BY record_key",
                               (person_id,)).fetchall()
-            records = tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
-            self._cache.keep_records_of(person_id, records)
-            return records
+            return tuple(IndexedRecord(k, _identity_in(i), p) for k, i, p in rows)
+        return self._through(self._cache.records_of, self._cache.keep_records_of,
+                             person_id, load)
 
     def merged_into(self, person_id: str) -> str | None:
-        with self._lock:
-            self._fresh()
-            try:
-                return self._cache.redirect(person_id)
-            except KeyError:
-                pass
+        def load() -> str | None:
             row = self._read("SELECT into_id FROM redirects WHERE person_id = ?",
                              (person_id,)).fetchone()
-            into: str | None = row[0] if row else None
-            self._cache.keep_redirect(person_id, into)
-            return into
+            return str(row[0]) if row else None
+        return self._through(self._cache.redirect, self._cache.keep_redirect, person_id, load)
 
     def assignments(self, record_key: str) -> tuple[Assignment, ...]:
         rows = self._read("SELECT seq, person_id, cause FROM assignments WHERE record_key = ? "
@@ -252,6 +243,19 @@ class SqlitePersonIndex:
         with self._lock:
             self._db.close()
 
+    def _through(self, cached: Callable[[str], _V], keep: Callable[[str, _V], None],
+                 key: str, load: Callable[[], _V]) -> _V:
+        """A cached answer (after a look for other writers), else `load`'s, kept."""
+        with self._lock:
+            self._fresh()
+            try:
+                return cached(key)
+            except KeyError:
+                pass
+            value = load()
+            keep(key, value)
+            return value
+
     def _read(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
         try:
             with self._lock:
@@ -262,17 +266,11 @@ class SqlitePersonIndex:
     # -- store primitives for apply_event (inside apply's transaction) ----------------------
 
     def get_record(self, record_key: str) -> IndexedRecord | None:
-        with self._lock:
-            self._fresh()
-            try:
-                return self._cache.record(record_key)
-            except KeyError:
-                pass
+        def load() -> IndexedRecord | None:
             row = self._read("SELECT identity, person_id FROM records WHERE record_key = ?",
                              (record_key,)).fetchone()
-            record = IndexedRecord(record_key, _identity_in(row[0]), row[1]) if row else None
-            self._cache.keep_record(record_key, record)
-            return record
+            return IndexedRecord(record_key, _identity_in(row[0]), row[1]) if row else None
+        return self._through(self._cache.record, self._cache.keep_record, record_key, load)
 
     def put_identity(self, record_key: str, identity: NormalisedIdentity) -> None:
         old = self.get_record(record_key)

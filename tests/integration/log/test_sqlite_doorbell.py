@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,18 @@ def open_log(path: Path, **options: object) -> SqliteEventLog:
                           **options)  # type: ignore[arg-type]
 
 
+@contextmanager
+def two_processes(path: Path) -> Iterator[tuple[SqliteEventLog, SqliteEventLog]]:
+    """Two log objects on one file, each with its own connections and doorbell, as two
+    processes would have; both closed at the end."""
+    log, other = open_log(path), open_log(path)
+    try:
+        yield log, other
+    finally:
+        other.close()
+        log.close()
+
+
 def waiting(log: SqliteEventLog, topic: str, timeout: float = 30) -> Background[bool]:
     waiter = Background(lambda: log.wait({(topic, 0): 0}, timeout=timeout))
     eventually(lambda: waiter.blocked_in(SqliteEventLog.wait),
@@ -40,17 +54,13 @@ def test_an_append_by_another_process_rings_the_waiter_awake(tmp_path: Path, dep
     # away, only the ring can wake the waiter in time.
     folder = tmp_path / ("d" * depth) if depth else tmp_path
     path = folder / "log.db"
-    log, other = open_log(path), open_log(path)
-    try:
+    with two_processes(path) as (log, other):
         log.ensure_topic(TopicSpec("deliver.hv"))
         waiter = waiting(log, "deliver.hv")
         started = time.monotonic()
         other.append("deliver.hv", [NewRecord(b"x")])
         assert waiter.result(timeout=20) is True
         assert time.monotonic() - started < SLOW_POLL_S / 2
-    finally:
-        other.close()
-        log.close()
 
 
 def test_without_the_doorbell_only_the_poll_notices(tmp_path: Path):
@@ -70,8 +80,7 @@ def test_without_the_doorbell_only_the_poll_notices(tmp_path: Path):
 
 def test_a_waiter_sleeps_through_appends_to_other_topics(tmp_path: Path):
     path = tmp_path / "log.db"
-    log, other = open_log(path), open_log(path)
-    try:
+    with two_processes(path) as (log, other):
         log.ensure_topic(TopicSpec("deliver.hv"))
         log.ensure_topic(TopicSpec("events.birth"))
         waiter = Background(lambda: log.wait({("deliver.hv", 0): 0}, timeout=1.0))
@@ -79,9 +88,6 @@ def test_a_waiter_sleeps_through_appends_to_other_topics(tmp_path: Path):
         other.append("events.birth", [NewRecord(b"x")])
         log.append("events.birth", [NewRecord(b"y")])
         assert waiter.result(timeout=20) is False
-    finally:
-        other.close()
-        log.close()
 
 
 def test_a_socket_left_by_a_killed_process_is_removed_and_the_append_goes_through(
@@ -103,8 +109,7 @@ def test_a_socket_left_by_a_killed_process_is_removed_and_the_append_goes_throug
 
 def test_a_burst_of_appends_rings_the_other_process_without_failing_any(tmp_path: Path):
     path = tmp_path / "log.db"
-    log, other = open_log(path), open_log(path)
-    try:
+    with two_processes(path) as (log, other):
         log.ensure_topic(TopicSpec("deliver.hv"))
         waiting(log, "deliver.hv", timeout=0.2).result(timeout=20)  # listening, then idle
         # Rings faster than the other side may take them: some may be dropped, none fail.
@@ -112,9 +117,6 @@ def test_a_burst_of_appends_rings_the_other_process_without_failing_any(tmp_path
             other.append("deliver.hv", [NewRecord(b"x")])
         assert other.end_offset("deliver.hv", 0) == 3000
         assert log.wait({("deliver.hv", 0): 0}, timeout=1) is True
-    finally:
-        other.close()
-        log.close()
 
 
 def test_closing_removes_the_socket(tmp_path: Path):
