@@ -9,6 +9,7 @@ cannot happen for the routes a role mounts.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TypeVar
 import anyio
 from fastapi import FastAPI, Request
 
+from broker.api.future_bridge import FutureBridge
 from broker.api.key_lapse import KeyWatch
 from broker.audit import AuditReader, AuditStore, AuditVerifier
 from broker.auditor import Auditor
@@ -251,6 +253,16 @@ def fanout(request: Request) -> FanOut:
     """The process's shared readers of delivery topics (`broker.delivery.fanout`)."""
     hubs: FanOut = request.app.state.fanout
     return hubs
+
+
+def future_bridge(request: Request) -> FutureBridge:
+    """Awaits group commit's answers, one wake-up of the loop per burst of them: one
+    bridge per event loop (a server has one; a test client may run a loop per call)."""
+    loop = asyncio.get_running_loop()
+    bridge: FutureBridge | None = getattr(request.app.state, "future_bridge", None)
+    if bridge is None or bridge.loop is not loop:
+        bridge = request.app.state.future_bridge = FutureBridge(loop)
+    return bridge
 
 
 def key_watch(request: Request) -> KeyWatch:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -75,7 +73,7 @@ async def publish_batch(
     # Validating a large batch takes a while: do it off the event loop.
     prepared = await anyio.to_thread.run_sync(
         publisher.prepare_json, principal, event_type, items, True)
-    placed = await asyncio.wrap_future(publisher.submit(principal, prepared))
+    placed = await deps.future_bridge(request).wait(publisher.submit(principal, prepared))
     return JSONResponse({"accepted": [p.to_dict() for p in placed]}, status_code=202)
 
 
@@ -104,5 +102,6 @@ async def publish_event(
         prepared = await anyio.to_thread.run_sync(prepare)
     else:
         prepared = prepare()
-    (placed,) = await asyncio.wrap_future(publisher.submit(principal, prepared))
+    (placed,) = await deps.future_bridge(request).wait(
+        publisher.submit(principal, prepared))
     return JSONResponse(placed.to_dict(), status_code=202)
