@@ -91,6 +91,8 @@ class Subscribers:
         self.url = url
         self.keys = keys
         self.arrived: dict[str, dict[str, float]] = {s: {} for s in SUBSCRIPTIONS}
+        # ms from the broker's ingest timestamp to arrival: routing and delivery alone
+        self.after_ingest: dict[str, list[float]] = {s: [] for s in SUBSCRIPTIONS}
         self.tasks: list[asyncio.Task[None]] = []
 
     async def _follow(self, sub: str) -> None:
@@ -98,13 +100,16 @@ class Subscribers:
         resume = RESUME.get((self.url, sub))
         if resume is not None:
             headers["Last-Event-ID"] = resume
-        got = self.arrived[sub]
+        got, after_ingest = self.arrived[sub], self.after_ingest[sub]
         async with httpx.AsyncClient(base_url=self.url, timeout=None) as client, \
                 client.stream("GET", f"/v1/subscriptions/{sub}/stream",
                               headers=headers) as response:
             async for line in response.aiter_lines():
                 if line.startswith("data: "):
-                    got[json.loads(line[6:])["event_id"]] = time.monotonic()
+                    frame = json.loads(line[6:])
+                    got[frame["event_id"]] = time.monotonic()
+                    ingested = datetime.fromisoformat(frame["ingested_at"]).timestamp()
+                    after_ingest.append((time.time() - ingested) * 1000)
                 elif line.startswith("id: "):
                     RESUME[(self.url, sub)] = line[4:]
 
@@ -273,6 +278,11 @@ async def latency_run(url: str, keys: dict[str, str], rate: float, seconds: floa
     if result.p50 is not None and result.p99 is not None:
         print(f"  {'all subscribers':18s} p50 {result.p50:7.1f} ms  p99 {result.p99:7.1f} ms  "
               f"(target: p99 < {target_ms:.0f} ms)")
+    routed = [ms for sub in SUBSCRIPTIONS for ms in subscribers.after_ingest[sub]]
+    if routed:
+        print(f"  {'ingest -> arrival':18s} p50 {percentile(routed, .5):7.1f} ms  p99 "
+              f"{percentile(routed, .99):7.1f} ms  (the broker's ingest timestamp to "
+              "arrival: routing and delivery)")
     if answered_ms:
         print(f"  {'publish answered':18s} p50 {percentile(answered_ms, .5):7.1f} ms  p99 "
               f"{percentile(answered_ms, .99):7.1f} ms  (scheduled send -> 202, "
