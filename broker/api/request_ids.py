@@ -10,6 +10,7 @@ never a message or the body) and answered with a 500 problem giving the request 
 from __future__ import annotations
 
 import os
+import random
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +18,14 @@ from broker.api.error_log import REQUEST_ID, log_unexpected
 from broker.api.problems import server_error
 
 HEADER = b"x-request-id"
+
+_ids = random.Random(os.urandom(32))
+"""Request ids: 128 random bits as 32 hex digits, as uuid4().hex gave, from a generator
+seeded once from the operating system. An id names a request in the logs and is no
+secret; drawing it without a system call per request saves the call and, more, the
+interpreter lock it lets go of (the thread then waits to get it back). A forked child
+seeds its own, so no two processes draw the same ids."""
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
 class RequestIdMiddleware:
@@ -30,8 +39,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # 128 random bits as 32 hex digits, as uuid4().hex gave, at a sixth of its cost.
-        request_id = os.urandom(16).hex()
+        request_id = f"{_ids.getrandbits(128):032x}"
         scope.setdefault("state", {})[REQUEST_ID] = request_id
         started = False
 
