@@ -10,8 +10,9 @@ per topic. This process runs one `FanOut` with `--streams` streams per subscript
 following as server-sent events. It prints this process's CPU (`time.process_time`, every
 thread: the loop, the log's watcher, worker threads) per event and per frame delivered,
 and the latency from each record's ingest timestamp (taken just before its commit) to
-its arrival at a stream. Nothing else runs in this process, so the CPU figure is the hubs'
-own; the latency depends on how busy the machine is (a shared machine: noisy).
+its arrival at a stream. Nothing else runs in this process (but `--busy-ms`, a task that
+keeps the loop busy as HTTP work does, its CPU not counted), so the CPU figure is the
+hubs' own; the latency depends on how busy the machine is (a shared machine: noisy).
 """
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ async def follow(fanout: FanOut, feed: DeliveryFeed, subscription: str,
             arrivals.append((time.time(), chunk))
 
 
+async def keep_busy(busy_ms: float, share: float, stop: asyncio.Event,
+                    burnt: list[float]) -> None:
+    """Stands in for the HTTP work of a serving process: a task that computes for
+    `busy_ms` at a time, `share` of the time, and lets the loop run others in between."""
+    pause = busy_ms * (1 - share) / share / 1000
+    while not stop.is_set():
+        started = time.thread_time()
+        until = time.perf_counter() + busy_ms / 1000
+        while time.perf_counter() < until:
+            pass
+        burnt.append(time.thread_time() - started)
+        await asyncio.sleep(pause)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -122,6 +137,9 @@ async def main(args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(follow(fanout, feed, sub, arrivals, stop))
                  for sub in subscriptions for _ in range(args.streams)]
+        burnt: list[float] = []
+        if args.busy_ms:
+            tasks.append(asyncio.create_task(keep_busy(args.busy_ms, args.busy_share, stop, burnt)))
         await asyncio.sleep(1.0)
         start_at = time.time() + 0.5
         child = multiprocessing.get_context("spawn").Process(
@@ -130,12 +148,13 @@ async def main(args: argparse.Namespace) -> None:
                   start_at))
         child.start()
         await asyncio.sleep(max(0.0, start_at - time.time()))
-        cpu, wall = time.process_time(), time.monotonic()
+        cpu, wall, burnt_before = time.process_time(), time.monotonic(), sum(burnt)
         expected = args.rate * args.seconds  # roughly: whole steps
         while child.is_alive():
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # the last step's deliveries
-        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        cpu = time.process_time() - cpu - (sum(burnt) - burnt_before)
+        wall = time.monotonic() - wall
         stop.set()
         await fanout.close()
         for task in tasks:
@@ -168,4 +187,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--step-ms", type=float, default=29)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--busy-ms", type=float, default=0,
+                        help="keep the loop busy too, in slices of this many ms (its CPU "
+                             "is not counted), as HTTP work does in a serving process")
+    parser.add_argument("--busy-share", type=float, default=0.6,
+                        help="the share of the time the loop is kept busy (0 to 1)")
     asyncio.run(main(parser.parse_args()))
