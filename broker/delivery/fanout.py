@@ -1,11 +1,20 @@
 """Server-sent-event streams and long polls of one process share one reader per
 delivery topic.
 
-A `Hub` per subscription reads `deliver.<subscription>` once, in one worker thread at a
-time (a read, or the event log's `wait` when there is nothing new), and renders each
-delivery into its frame once: the SSE text and the JSON body a pull answers with. A
-delivery's frame is the same for every key of the subscription's agency (the view is
-decided per subscription, not per key), so there is one variant per record.
+A `Hub` per subscription reads `deliver.<subscription>` once and renders each delivery
+into its frame once: the SSE text and the JSON body a pull answers with. A delivery's
+frame is the same for every key of the subscription's agency (the view is decided per
+subscription, not per key), so there is one variant per record.
+
+On the embedded log the hub lives on the event loop: the log tells it of appends to its
+topic (this process's own, or another's through the doorbell; `LoopBell` turns each
+burst of them into one wake-up of the loop), and it reads and renders right there, with
+no thread hop and no query asking whether there is something to read; only a backlog
+(a read that came back full) is read in a worker thread. No append is slept through:
+the hub clears its event before each read, and the log tells of an append only after
+committing it, so an append the read did not see sets the event again. On a log that
+cannot tell (Kafka, whose wait is a long-poll fetch) the hub waits and reads in one
+worker thread at a time.
 
 Each open stream that has caught up with the hub is a listener with a bounded buffer of
 frames (`STREAM_BUFFER`, or one batch of the hub's when its buffer was empty); the hub
@@ -35,6 +44,7 @@ import anyio.to_thread
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery, DeliveryFeed
 from broker.delivery.frames import Frame, render
+from broker.delivery.loop_bell import LoopBell
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,9 @@ RING = 256
 """Latest frames the hub keeps, so a cursor among them joins without a read."""
 BATCH = 500
 """Records the hub reads at most per partition and hop."""
+ON_LOOP = 64
+"""Records the hub reads at most on the event loop; a read that comes back full means
+a backlog, read `BATCH` at a time in a worker thread until a read comes back short."""
 CATCH_UP = 200
 """Records a stream reads at most per hop while catching up on its own."""
 WAIT_SECONDS = 5.0
@@ -82,9 +95,14 @@ class Hub:
 
     def __init__(self, feed: DeliveryFeed, subscription_id: str,
                  limiter: anyio.CapacityLimiter, *, buffer: int = STREAM_BUFFER,
-                 ring: int = RING, on_fallback: Callable[[str], None] | None = None
-                 ) -> None:
+                 ring: int = RING, on_fallback: Callable[[str], None] | None = None,
+                 bell: LoopBell | None = None) -> None:
+        """With `bell`, the hub asks the feed to be told of appends (and reads on the
+        loop when it can be); without, it waits in worker threads."""
         self._feed = feed
+        self._bell = bell
+        self._told = asyncio.Event()
+        self._backlog = False
         self._on_fallback = on_fallback
         self.subscription_id = subscription_id
         self._limiter = limiter
@@ -124,16 +142,23 @@ class Hub:
                 await self._task
 
     async def _run(self) -> None:
+        unwatch = None
         try:
+            # Told from before the first look at the log on: no append is missed.
+            if self._bell is not None:
+                unwatch = self._feed.watch(self.subscription_id, self._bell.pull(self._told))
             offsets = await anyio.to_thread.run_sync(
                 self._feed.end_offsets, self.subscription_id, limiter=self._limiter)
             self._cursor = Cursor(tuple(offsets))
             self._ready.set()
             while self._users or self._listeners or (
                     time.monotonic() - self._last_used < IDLE_SECONDS):
-                frames = await anyio.to_thread.run_sync(
-                    self._next_batch, self._cursor, limiter=self._limiter,
-                    abandon_on_cancel=True)
+                if unwatch is not None:
+                    frames = await self._told_batch()
+                else:
+                    frames = await anyio.to_thread.run_sync(
+                        self._next_batch, self._cursor, limiter=self._limiter,
+                        abandon_on_cancel=True)
                 if frames:
                     self._publish(frames)
         except asyncio.CancelledError:
@@ -142,10 +167,35 @@ class Hub:
             log.exception("reading deliveries of %s failed", self.subscription_id)
             self._error = exc
         finally:
+            if unwatch is not None:
+                unwatch()
             self._closed = True
             self._ring.clear()
             self._ready.set()
             self._wake_all()
+
+    async def _told_batch(self) -> tuple[Frame, ...]:
+        """On the loop: the next records after the hub's cursor, once the log told of
+        an append (or `WAIT_SECONDS` passed) when the last read had taken all there was."""
+        if not self._backlog:
+            with anyio.move_on_after(WAIT_SECONDS):
+                await self._told.wait()
+        # Cleared before the read: an append the read does not see is told of after it,
+        # so the next wait ends at once; a short read took everything else.
+        self._told.clear()
+        cursor = self._cursor
+        if self._backlog:
+            limit = BATCH
+            frames = await anyio.to_thread.run_sync(
+                self._read, cursor, limit, limiter=self._limiter, abandon_on_cancel=True)
+        else:
+            limit = ON_LOOP
+            frames = self._read(cursor, limit)
+        self._backlog = len(frames) >= limit
+        return frames
+
+    def _read(self, cursor: Cursor, limit: int) -> tuple[Frame, ...]:
+        return render(cursor, self._feed.read_steps(self.subscription_id, cursor, limit))
 
     def _next_batch(self, cursor: Cursor) -> tuple[Frame, ...]:
         """In a worker thread: the next records after `cursor`, waiting for them a
@@ -319,13 +369,16 @@ class FanOut:
         self._buffer = buffer
         self._ring = ring
         self._hubs: dict[str, Hub] = {}
+        self._bell: LoopBell | None = None
 
     async def hub(self, subscription_id: str) -> Hub:
         """The running hub of `subscription_id`, started on first use."""
         hub = self._hubs.get(subscription_id)
         if hub is None or hub.stopped:
+            if self._bell is None:
+                self._bell = LoopBell(asyncio.get_running_loop())
             hub = Hub(self._feed, subscription_id, self._limiter, buffer=self._buffer,
-                      ring=self._ring, on_fallback=self._on_fallback)
+                      ring=self._ring, on_fallback=self._on_fallback, bell=self._bell)
             self._hubs[subscription_id] = hub
             hub.start()
         hub.touch()

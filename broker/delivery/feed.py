@@ -4,13 +4,14 @@ server-sent events and (later) webhooks."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from broker.delivery.cursor import Cursor
 from broker.delivery.envelope import DeliveryEnvelope
-from broker.log.port import EventLog, LogRecord
+from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.decoded_json import DecodedToJson
 from schemas.registry import SchemaRegistry
@@ -138,6 +139,15 @@ class DeliveryFeed:
         topic = delivery_topic(subscription_id)
         positions = {(topic, p): o for p, o in enumerate(cursor.offsets)}
         return self._log.wait(positions, timeout)
+
+    def watch(self, subscription_id: str, wake: Callable[[], None]
+              ) -> Callable[[], None] | None:
+        """Have `wake()` called (from another thread) after deliveries are appended to
+        `subscription_id`'s topic; the function returned stops it. None when the log
+        cannot tell (Kafka): then `wait` in a thread."""
+        if not isinstance(self._log, AppendWatching):
+            return None
+        return self._log.watch_appends(delivery_topic(subscription_id), wake)
 
     def decode(self, record: LogRecord, cursor: str = "") -> Delivery:
         """A delivery record (from `deliver.<subscription>` or its dead-letter queue) as

@@ -18,7 +18,7 @@ Semantics every adapter guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -153,3 +153,17 @@ class EventLog(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AppendWatching(Protocol):
+    """A log that can say, without being asked, that a topic may have advanced (the
+    embedded log: appends of this process and its doorbell). A reader on an event loop
+    then reads when told rather than blocking a thread in `wait`; a log without it
+    (Kafka, whose wait is a long-poll fetch) is waited on in a thread."""
+
+    def watch_appends(self, topic: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake()` soon after every append to `topic` committed from now on (and
+        sometimes when nothing was appended), from whatever thread learns of it: it must
+        be quick and must not raise. Returns the function that stops the calls."""
+        ...

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -245,6 +245,11 @@ class SqliteEventLog:
             if not self._appended.wait_for_change(
                     generation, deadline - time.monotonic(), topics):
                 return False
+
+    def watch_appends(self, topic: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """`AppendWatching`: `wake()` after appends to `topic` by any process."""
+        self._check_partition(topic, 0)
+        return self._appended.watch(topic, wake)
 
     # -- consumer groups ------------------------------------------------------------------
 

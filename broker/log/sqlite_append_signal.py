@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from broker.log.sqlite_doorbell import EVERYTHING, Doorbell, open_doorbell
@@ -58,6 +58,8 @@ class AppendSignal:
         self._waiting: dict[str, set[threading.Condition]] = {}
         self._anyone: set[threading.Condition] = set()
         """Waiters with no topic filter."""
+        self._watching: dict[str, dict[object, Callable[[], None]]] = {}
+        """Per topic, the callbacks of `watch` (each counts as a waiter while it lasts)."""
         self._waiters = 0
         self._closing = False
         self._watch_thread: threading.Thread | None = None
@@ -95,6 +97,42 @@ class AppendSignal:
                     woken.update(self._waiting.get(topic, ()))
             for condition in woken:
                 condition.notify()
+            if topics is None:
+                called = [wake for wakes in self._watching.values() for wake in wakes.values()]
+            else:
+                called = [wake for topic in topics
+                          for wake in self._watching.get(topic, {}).values()]
+        for wake in called:
+            wake()
+
+    def watch(self, topic: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake()` (from the announcing thread, outside the lock) on every
+        announcement naming `topic` or no topic, from now on, until the returned function
+        is called. The doorbell is bound before this returns, so a reader that looks at
+        the log after calling this misses no append made by another process."""
+        self._listen()
+        token = object()
+        with self._lock:
+            closing = self._closing
+            if not closing:
+                self._watching.setdefault(topic, {})[token] = wake
+                self._waiters += 1
+                if self._waiters == 1:
+                    self._start_watching()
+        if closing:
+            wake()  # closed: let the reader find out
+            return lambda: None
+
+        def unwatch() -> None:
+            with self._lock:
+                wakes = self._watching.get(topic)
+                if wakes is None or wakes.pop(token, None) is None:
+                    return
+                self._waiters -= 1
+                if not wakes:
+                    del self._watching[topic]
+
+        return unwatch
 
     def appended(self, topics: Collection[str]) -> None:
         """This process appended to `topics`: wake its waiters and ring the others."""
