@@ -8,8 +8,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from broker.audit import AuditEntry
+from broker.delivery.envelope import EnvelopeConstants
 from broker.log.port import NewRecord
+from broker.view_schemas import ViewSchemas
 from policy import Decision, FieldDecision, ReasonCode
+from policy.decision import DecisionPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,46 @@ class OutcomeFacts:
             obligations_json=json.dumps(
                 [o.to_dict() for o in decision.obligations]).encode(),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFacts:
+    """What the router writes alike for every decision of one compiled plan, worked out
+    at its first decision: the metric keys, the view schema id and the envelope's
+    shared headers. Held with the plan and the view schemas it was made for, so a
+    cache keyed by the plan's identity can tell a live entry from a reused id."""
+
+    plan: DecisionPlan
+    views: ViewSchemas
+    event_type: str
+    version: int
+    source: str
+    decision_key: tuple[str, str]
+    withheld_keys: tuple[tuple[tuple[str, ReasonCode], int], ...]
+    view_id: int | None
+    """None when the plan releases no view (it denies, or projects nothing)."""
+    envelope: EnvelopeConstants
+
+    @classmethod
+    def of(cls, decision: Decision, outcome: OutcomeFacts, views: ViewSchemas,
+           event_type: str, version: int, source: str) -> PlanFacts:
+        plan = decision.plan
+        sub_id = plan.subscription_id
+        releases = plan.outcome == "permit" and plan.project is not None
+        return cls(
+            plan=plan, views=views, event_type=event_type, version=version, source=source,
+            decision_key=(sub_id, plan.outcome),
+            withheld_keys=tuple(((sub_id, reason), count)
+                                for reason, count in outcome.withheld_reasons),
+            view_id=views.schema_id(sub_id, event_type, version) if releases else None,
+            envelope=EnvelopeConstants.of(event_type, source, outcome.withheld_json,
+                                          outcome.obligations_json),
+        )
+
+    def fits(self, plan: DecisionPlan, views: ViewSchemas, event_type: str, version: int,
+             source: str) -> bool:
+        return (self.plan is plan and self.views is views and self.version == version
+                and self.event_type == event_type and self.source == source)
 
 
 @dataclass
