@@ -133,22 +133,24 @@ class Linker:
         outcomes: list[str] = []
         keyed: LinkageSubject | None = None
         keyed_identity: IdentityRecord | None = None
+        keyed_key = ""
         for subject in subjects:
             value = value_at(event, subject.id_field)
             if value is None or value == "":
                 outcomes.append("unresolved")
                 continue
             try:
-                key = AgencyId(source, subject.id_system, str(value)).key
+                agency_id = AgencyId(source, subject.id_system, str(value))
             except IdentityError:
                 outcomes.append("unresolved")
                 continue
-            person, outcome, identity = self._resolve(event, source, subject, key, events)
+            key = agency_id.key
+            person, outcome, identity = self._resolve(event, agency_id, subject, key, events)
             ids[subject.id_field] = person or key
             outcomes.append(outcome)
             self._resolved(event_type, outcome)
             if subject.keys_event:
-                keyed, keyed_identity = subject, identity
+                keyed, keyed_identity, keyed_key = subject, identity, key
         self._metrics.linkage_seconds.observe(time.perf_counter() - started)
         event_id = str(event.get("event_id"))
         audit = tuple(self.auditor.entries(events, review_person=self.review_person,
@@ -156,16 +158,16 @@ class Linker:
         if keyed is None or keyed.id_field not in ids:
             subject_id = str(event.get("subject_id"))
             return LinkedEvent(subject_id, None, ids, audit, None, tuple(outcomes))
-        record_key = AgencyId(source, keyed.id_system, str(value_at(event, keyed.id_field))).key
-        return LinkedEvent(ids[keyed.id_field], record_key, ids, audit, keyed_identity,
+        return LinkedEvent(ids[keyed.id_field], keyed_key, ids, audit, keyed_identity,
                            tuple(outcomes))
 
-    def _resolve(self, event: Mapping[str, Any], source: str, subject: LinkageSubject,
-                 key: str, events: list[LinkageEvent]
+    def _resolve(self, event: Mapping[str, Any], agency_id: AgencyId,
+                 subject: LinkageSubject, key: str, events: list[LinkageEvent]
                  ) -> tuple[str | None, str, IdentityRecord | None]:
         if not subject.lookup_only:
             try:
-                identity = identity_from_event(event, source, self._mapping(subject))
+                identity = identity_from_event(event, agency_id.agency,
+                                               self._mapping(subject), agency_id)
                 resolution = self.resolver.resolve(identity)
             except IdentityError:
                 pass
