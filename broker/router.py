@@ -39,7 +39,7 @@ from broker.linking.stage import LinkageStage
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
-from broker.router_batch import OutcomeFacts, PlanFacts, RouterBatch
+from broker.router_batch import OutcomeFacts, PlanFacts, RouterBatch, encoded_view
 from broker.topics import (
     H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
@@ -285,6 +285,7 @@ class Router:
         # The publishing key is the actor, so every decision traces back to a credential.
         key_id = record.header(H_INGEST_KEY_ID)
         actor = key_id.decode() if key_id else "router"
+        batch.event_views.clear()
         for decision in decisions:
             self._record_decision(record, event_id, actor, event, event_type, version,
                                   source, subject, decision, policy, batch, subject_record)
@@ -315,7 +316,7 @@ class Router:
         if view is None:
             return
         batch.deliveries[plan.subscription_id].append(NewRecord(
-            value=self._codec.encode(facts.view_id, view),
+            value=encoded_view(self._codec, facts, view, batch),
             key=subject.encode(),
             headers=facts.envelope.headers(
                 event_id, decision.decision_id, _millis(event.get("occurred_at")),
@@ -331,8 +332,7 @@ class Router:
             if len(self._plans) > 10_000:   # plans of replaced bundles: let them go
                 self._plans.clear()
             facts = self._plans[id(plan)] = PlanFacts.of(
-                decision, self._outcome_facts(decision), policy.views, event_type, version,
-                source)
+                decision, self._outcome_facts(decision), policy, event_type, version, source)
         return facts
 
     def _outcome_facts(self, decision: Decision) -> OutcomeFacts:
