@@ -15,6 +15,9 @@ from broker.auth import Principal
 from broker.clock import Clock, now_ms
 from broker.metrics import Metrics
 
+PSEUDONYMS_KEPT = 16_384
+"""Subject pseudonyms an `Auditor` keeps; emptied when full, then filled again."""
+
 
 class Auditor:
     def __init__(
@@ -25,13 +28,23 @@ class Auditor:
         self.pseudonymizer = pseudonymizer
         self._metrics = metrics
         self._clock = clock
+        self._pseudonyms: dict[str, str] = {}
 
     def now(self) -> int:
         """The auditor's clock: milliseconds since the epoch."""
         return self._clock()
 
     def subject(self, subject_id: str) -> str:
-        return self.pseudonymizer.pseudonym(subject_id)
+        """The audit pseudonym of a subject. The router asks it for the same persons over
+        and over (every event of one person, a keyed HMAC each time), so the most recent
+        answers are kept in this process's memory, never anywhere else."""
+        found = self._pseudonyms.get(subject_id)
+        if found is None:
+            found = self.pseudonymizer.pseudonym(subject_id)
+            if len(self._pseudonyms) >= PSEUDONYMS_KEPT:
+                self._pseudonyms.clear()
+            self._pseudonyms[subject_id] = found
+        return found
 
     def write(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:

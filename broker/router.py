@@ -31,7 +31,6 @@ from broker.audit.records import compiled_entry
 from broker.auditor import Auditor
 from broker.clock import now_ms
 from broker.consent_feed import ConsentFeed
-from broker.delivery.envelope import delivery_headers
 from broker.errors import LogError
 from broker.event_types import EventTypes
 from broker.linking.journal import LinkerFencedError
@@ -40,7 +39,7 @@ from broker.linking.stage import LinkageStage
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
-from broker.router_batch import OutcomeFacts, RouterBatch
+from broker.router_batch import OutcomeFacts, PlanFacts, RouterBatch, encoded_view
 from broker.topics import (
     H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
@@ -100,6 +99,7 @@ class Router:
         self._types_due = 0.0
         self._joined_at = 0.0
         self._facts: dict[int, OutcomeFacts] = {}
+        self._plans: dict[int, PlanFacts] = {}
         self._lag_due = 0.0
         self.healthy = threading.Event()
 
@@ -278,45 +278,62 @@ class Router:
             self._quarantine(record, event_type, f"policy evaluation failed: {exc}", batch,
                              event)
             return False
+        if not decisions:
+            return True
+        # What every decision of this event writes alike, worked out once for all of them.
+        event_id = str(event["event_id"])
+        # The publishing key is the actor, so every decision traces back to a credential.
+        key_id = record.header(H_INGEST_KEY_ID)
+        actor = key_id.decode() if key_id else "router"
+        batch.event_views.clear()
         for decision in decisions:
-            self._record_decision(record, event, event_type, version, source,
-                                  subject, decision, policy, batch, subject_record)
+            self._record_decision(record, event_id, actor, event, event_type, version,
+                                  source, subject, decision, policy, batch, subject_record)
         return True
 
     def _record_decision(
-        self, record: LogRecord, event: Mapping[str, Any], event_type: str, version: int,
-        source: str, subject: str, decision: Decision, policy: LoadedPolicy, batch: RouterBatch,
-        subject_record: str | None = None,
+        self, record: LogRecord, event_id: str, actor: str, event: Mapping[str, Any],
+        event_type: str, version: int, source: str, subject: str, decision: Decision,
+        policy: LoadedPolicy, batch: RouterBatch, subject_record: str | None,
     ) -> None:
-        sub_id = decision.subscription_id
         plan = decision.plan
-        # The publishing key is the actor, so every decision traces back to a credential.
-        key_id = record.header(H_INGEST_KEY_ID)
+        facts = self._plan_facts(decision, policy, event_type, version, source)
         # Built from compiled values: the plan is stored once per chain, the record
         # carries what varies per event (docs/audit.md).
         batch.audit.append(compiled_entry(
             "decision", record.timestamp_ms, subject, plan.recipient, source,
-            plan.agreement_id, sub_id, plan.outcome, str(event["event_id"]),
-            decision.decision_id, key_id.decode() if key_id else "router",
+            plan.agreement_id, plan.subscription_id, plan.outcome, event_id,
+            decision.decision_id, actor,
             DecisionDetail(decision.compact_json(subject_record), plan.digest,
                            plan.canonical_json),
         ))
-        facts = self._outcome_facts(decision)
-        batch.decisions[(sub_id, decision.outcome)] += 1
-        for reason, count in facts.withheld_reasons:
-            batch.withheld[(sub_id, reason)] += count
-        if decision.outcome != "permit" or decision.view is None:
+        batch.decisions[facts.decision_key] += 1
+        for key, count in facts.withheld_keys:
+            batch.withheld[key] += count
+        if facts.view_id is None:
             return
-        view_id = policy.views.schema_id(sub_id, event_type, version)
-        batch.deliveries[sub_id].append(NewRecord(
-            value=self._codec.encode(view_id, decision.view),
+        view = decision.view
+        if view is None:
+            return
+        batch.deliveries[plan.subscription_id].append(NewRecord(
+            value=encoded_view(self._codec, facts, view, batch),
             key=subject.encode(),
-            headers=delivery_headers(
-                str(event["event_id"]), decision.decision_id, event_type, source,
-                _millis(event.get("occurred_at")), record.timestamp_ms,
-                facts.withheld_json, facts.obligations_json),
+            headers=facts.envelope.headers(
+                event_id, decision.decision_id, _millis(event.get("occurred_at")),
+                record.timestamp_ms),
         ))
-        batch.latencies.append((sub_id, record.timestamp_ms))
+        batch.latencies.append((plan.subscription_id, record.timestamp_ms))
+
+    def _plan_facts(self, decision: Decision, policy: LoadedPolicy, event_type: str,
+                    version: int, source: str) -> PlanFacts:
+        plan = decision.plan
+        facts = self._plans.get(id(plan))
+        if facts is None or not facts.fits(plan, policy.views, event_type, version, source):
+            if len(self._plans) > 10_000:   # plans of replaced bundles: let them go
+                self._plans.clear()
+            facts = self._plans[id(plan)] = PlanFacts.of(
+                decision, self._outcome_facts(decision), policy, event_type, version, source)
+        return facts
 
     def _outcome_facts(self, decision: Decision) -> OutcomeFacts:
         facts = self._facts.get(id(decision.fields))

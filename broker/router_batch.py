@@ -3,13 +3,21 @@ what every decision sharing one compiled outcome has in common."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from broker.audit import AuditEntry
+from broker.delivery.envelope import EnvelopeConstants
 from broker.log.port import NewRecord
+from broker.policy_holder import LoadedPolicy
+from broker.view_schemas import ViewSchemas
 from policy import Decision, FieldDecision, ReasonCode
+from policy.decision import DecisionPlan
+from schemas.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, WireCodec
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,123 @@ class OutcomeFacts:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PlanFacts:
+    """What the router writes alike for every decision of one compiled plan, worked out
+    at its first decision: the metric keys, the view schema id and the envelope's
+    shared headers. Held with the plan and the view schemas it was made for, so a
+    cache keyed by the plan's identity can tell a live entry from a reused id."""
+
+    plan: DecisionPlan
+    views: ViewSchemas
+    event_type: str
+    version: int
+    source: str
+    decision_key: tuple[str, str]
+    withheld_keys: tuple[tuple[tuple[str, ReasonCode], int], ...]
+    view_id: int | None
+    """None when the plan releases no view (it denies, or projects nothing)."""
+    view_shape: str | None
+    """The view schema as its binary encoding sees it (`view_shape`), when released."""
+    envelope: EnvelopeConstants
+
+    @classmethod
+    def of(cls, decision: Decision, outcome: OutcomeFacts, policy: LoadedPolicy,
+           event_type: str, version: int, source: str) -> PlanFacts:
+        plan = decision.plan
+        sub_id = plan.subscription_id
+        releases = plan.outcome == "permit" and plan.project is not None
+        return cls(
+            plan=plan, views=policy.views, event_type=event_type, version=version,
+            source=source, decision_key=(sub_id, plan.outcome),
+            withheld_keys=tuple(((sub_id, reason), count)
+                                for reason, count in outcome.withheld_reasons),
+            view_id=policy.views.schema_id(sub_id, event_type, version) if releases else None,
+            view_shape=view_shape(policy.engine.view_schema(sub_id, event_type, version))
+            if releases else None,
+            envelope=EnvelopeConstants.of(event_type, source, outcome.withheld_json,
+                                          outcome.obligations_json),
+        )
+
+    def fits(self, plan: DecisionPlan, views: ViewSchemas, event_type: str, version: int,
+             source: str) -> bool:
+        return (self.plan is plan and self.views is views and self.version == version
+                and self.event_type == event_type and self.source == source)
+
+
+def view_shape(schema: Mapping[str, Any]) -> str:
+    """A view schema (JSON form) without what its binary encoding ignores and views of
+    one event type differ by: the top-level namespace (named after the subscription;
+    named types inside use short names under it) and every `doc`. Two view schemas of
+    equal shape write equal records to equal bytes."""
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: (v if k == "default" else strip(v)) for k, v in node.items()
+                    if k != "doc"}
+        if isinstance(node, list):
+            return [strip(item) for item in node]
+        return node
+    return json.dumps(strip({k: v for k, v in schema.items() if k != "namespace"}),
+                      sort_keys=True)
+
+
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None), dt.date})
+_DATETIME = dt.datetime
+
+
+def same_record(a: Any, b: Any) -> bool:
+    """Whether two projected views hold the same values of the same types, keys in the
+    same order: equal bytes under one schema (1 == True == 1.0 are not the same here).
+    Values of any other type are never the same, so such views are encoded apart. A
+    loop rather than a recursion: most values of two views of one event are the same
+    objects, and this runs for every view a subscription shares with another."""
+    pending = [(a, b)]
+    while pending:
+        x, y = pending.pop()
+        if x is y:
+            continue
+        kind = type(x)
+        if kind is not type(y):
+            return False
+        if kind is dict:
+            if len(x) != len(y) or list(x) != list(y):
+                return False
+            for key, value in x.items():
+                other = y[key]
+                if value is other:
+                    continue
+                inner = type(value)
+                if inner in _PLAIN:
+                    if inner is not type(other) or value != other:
+                        return False
+                else:
+                    pending.append((value, other))
+        elif kind is list or kind is tuple:
+            if len(x) != len(y):
+                return False
+            pending.extend(zip(x, y, strict=True))
+        elif kind is _DATETIME:
+            if x != y or x.tzinfo is not y.tzinfo:
+                return False
+        elif kind not in _PLAIN or x != y:
+            return False
+    return True
+
+
+def encoded_view(codec: WireCodec, facts: PlanFacts, view: dict[str, Any],
+                 batch: RouterBatch) -> bytes:
+    """A decision's view in wire format. Encoded once per event for views of equal shape
+    and values (two subscriptions released the same fields alike): the bytes after the
+    header are then the same, only the schema id in the header differs."""
+    assert facts.view_id is not None and facts.view_shape is not None
+    for shape, other, encoded in batch.event_views:
+        if shape == facts.view_shape and same_record(other, view):
+            return HEADER.pack(MAGIC_BYTE, facts.view_id) + encoded[HEADER_SIZE:]
+    encoded = codec.encode(facts.view_id, view)
+    batch.event_views.append((facts.view_shape, view, encoded))
+    return encoded
+
+
 @dataclass
 class RouterBatch:
     """What one router batch accumulates before it is written: audit entries, counts,
@@ -50,3 +175,5 @@ class RouterBatch:
     quarantine: list[NewRecord] = field(default_factory=list)
     latencies: list[tuple[str, int]] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    event_views: list[tuple[str, dict[str, Any], bytes]] = field(default_factory=list)
+    """The views of the event being decided, encoded so far: (shape, view, wire bytes)."""

@@ -23,6 +23,9 @@ from linkage.names import (
 from linkage.nicknames import formal_given_name
 
 _ID_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_CHECKED_PARTS: set[tuple[str, str]] = set()
+"""(agency, system) pairs that passed `_ID_PART`; emptied when it reaches its cap."""
+_CHECKED_PARTS_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +39,16 @@ class AgencyId:
     value: str
 
     def __post_init__(self) -> None:
-        for name in ("agency", "system"):
-            if not _ID_PART.match(getattr(self, name)):
-                raise IdentityError(f"agency id {name} must be 1-64 letters, digits or "
-                                    f"'_.:-', starting with a letter or digit")
+        # An agency and numbering scheme come from the bundle, a few pairs over and over:
+        # each pair is checked once. The value is the event's, checked every time.
+        if (self.agency, self.system) not in _CHECKED_PARTS:
+            for name in ("agency", "system"):
+                if not _ID_PART.match(getattr(self, name)):
+                    raise IdentityError(f"agency id {name} must be 1-64 letters, digits "
+                                        f"or '_.:-', starting with a letter or digit")
+            if len(_CHECKED_PARTS) >= _CHECKED_PARTS_KEPT:
+                _CHECKED_PARTS.clear()
+            _CHECKED_PARTS.add((self.agency, self.system))
         if not self.value or len(self.value) > 128 or "|" in self.value:
             raise IdentityError("agency id value must be 1-128 characters without '|'")
 

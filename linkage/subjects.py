@@ -10,8 +10,8 @@ each subject to a Handoff person id before policy runs.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from linkage.errors import IdentityError
 from linkage.identity import AgencyId, IdentityRecord
@@ -35,12 +35,18 @@ class SubjectMapping:
     keys_event: bool = False
     """Whether this person's id replaces the event's `subject_id` for policy and audit."""
 
+    split_fields: tuple[tuple[str, tuple[str, ...]], ...] = field(
+        init=False, repr=False, compare=False)
+    """`fields` with each path split at its dots, once."""
+
     def __post_init__(self) -> None:
         unknown = [name for name, _ in self.fields if name not in IDENTITY_INPUTS]
         if unknown:
             raise IdentityError(f"linkage mapping for {self.role} names unknown identity "
                                 f"fields {', '.join(unknown)}; known: "
                                 f"{', '.join(IDENTITY_INPUTS)}")
+        object.__setattr__(self, "split_fields", tuple(
+            (name, tuple(path.split("."))) for name, path in self.fields))
 
 
 def value_at(event: Mapping[str, object], path: str) -> object:
@@ -48,8 +54,12 @@ def value_at(event: Mapping[str, object], path: str) -> object:
     or not a mapping. Decoded events are dicts: they are checked for first, since an
     `isinstance(…, Mapping)` check costs ten times as much and this runs several times
     for every subject of every event."""
+    return _value_at_parts(event, path.split("."))
+
+
+def _value_at_parts(event: Mapping[str, object], parts: Sequence[str]) -> object:
     value: object = event
-    for part in path.split("."):
+    for part in parts:
         if type(value) is dict or isinstance(value, Mapping):
             value = value.get(part)
         else:
@@ -75,16 +85,24 @@ def _as_date(value: object, role: str) -> dt.date | None:
 
 
 def identity_from_event(event: Mapping[str, object], agency: str,
-                        mapping: SubjectMapping) -> IdentityRecord:
-    """The identity record of one subject of a decoded event published by `agency`."""
-    agency_value = value_at(event, mapping.id_field)
-    if agency_value is None or agency_value == "":
-        raise IdentityError(f"the {mapping.role}'s agency id ({mapping.id_field}) is missing")
-    values: dict[str, object] = {name: value_at(event, path) for name, path in mapping.fields}
+                        mapping: SubjectMapping, agency_id: AgencyId | None = None
+                        ) -> IdentityRecord:
+    """The identity record of one subject of a decoded event published by `agency`.
+
+    `agency_id`: the subject's `AgencyId`, when the caller has already read it from this
+    event (`agency`, `mapping.id_system` and the value at `mapping.id_field`)."""
+    if agency_id is None:
+        agency_value = value_at(event, mapping.id_field)
+        if agency_value is None or agency_value == "":
+            raise IdentityError(
+                f"the {mapping.role}'s agency id ({mapping.id_field}) is missing")
+        agency_id = AgencyId(agency, mapping.id_system, str(agency_value))
+    values: dict[str, object] = {name: _value_at_parts(event, parts)
+                                 for name, parts in mapping.split_fields}
     text = {name: (str(v) if v is not None else None) for name, v in values.items()
             if name != "birth_date"}
     return IdentityRecord(
-        AgencyId(agency, mapping.id_system, str(agency_value)),
+        agency_id,
         given_name=text.get("given_name"),
         family_name=text.get("family_name"),
         birth_date=_as_date(values.get("birth_date"), mapping.role),

@@ -87,3 +87,34 @@ def delivery_headers(
         (H_WITHHELD, withheld_json),
         (H_OBLIGATIONS, obligations_json),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeConstants:
+    """The headers every delivery of one compiled policy outcome shares (event type,
+    source, withheld and obligations lists), encoded once: a delivery adds its ids and
+    times. `headers` returns exactly what `delivery_headers` does for the same values."""
+
+    event_type: tuple[str, bytes]
+    source: tuple[str, bytes]
+    withheld: tuple[str, bytes]
+    obligations: tuple[str, bytes]
+
+    @classmethod
+    def of(cls, event_type: str, source: str, withheld_json: bytes,
+           obligations_json: bytes) -> EnvelopeConstants:
+        return cls((H_EVENT_TYPE, event_type.encode()), (H_SOURCE, source.encode()),
+                   (H_WITHHELD, withheld_json), (H_OBLIGATIONS, obligations_json))
+
+    def headers(self, event_id: str, decision_id: str, occurred_at_ms: int,
+                ingested_at_ms: int) -> Headers:
+        return (
+            (H_EVENT_ID, event_id.encode()),
+            (H_DECISION_ID, decision_id.encode()),
+            self.event_type,
+            self.source,
+            (H_OCCURRED_AT, str(occurred_at_ms).encode()),
+            (H_INGESTED_AT, str(ingested_at_ms).encode()),
+            self.withheld,
+            self.obligations,
+        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.linking.terms import RecordRef
 from linkage.index import PersonIndex
 from policy import ConsentView
 from policy.consent import ConsentProbe
@@ -50,9 +49,9 @@ class PersonConsents:
             keys = [r.record_key for r in self._index.records_of(person)]
         pairs = []
         for key in keys:
-            ref = RecordRef.of(key)
-            if ref.id_system == self.consent_system:
-                pairs.append((ref.agency, ref.id))
+            agency, id_system, value = key.split("|", 2)   # as `RecordRef.of` reads it
+            if id_system == self.consent_system:
+                pairs.append((agency, value))
         return tuple(pairs)
 
     def match(self, subject_id: str, at_ms: int, probes: Sequence[ConsentProbe]

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Counter as CounterChild
+
 from broker.audit import AuditEntry
 from broker.linking.audit_entries import LinkageAuditor
 from broker.linking.consents import PersonConsents
@@ -32,7 +34,7 @@ from linkage.events import LinkageEvent
 from linkage.identity import AgencyId, IdentityRecord
 from linkage.index import PersonIndex
 from linkage.resolver import PersonResolver
-from linkage.subjects import identity_from_event, value_at
+from linkage.subjects import SubjectMapping, identity_from_event, value_at
 from policy import ConsentView
 from policy.linkage_terms import LinkageSubject, LinkageTerms
 
@@ -79,17 +81,39 @@ class Linker:
         self._journal = journal
         self._terms: LinkageTerms | None = None
         self._lock = threading.Lock()
+        # What depends only on the terms in force, worked out once per bundle rather
+        # than once per event: the consents' numbering scheme, each subject's mapping
+        # (by the identity of its LinkageSubject, which the terms hold), and the
+        # resolution counter per (event type, outcome).
+        self._consent_system = consent_id_system(None)
+        self._mappings: dict[int, tuple[LinkageSubject, SubjectMapping]] = {}
+        self._resolutions: dict[tuple[str, str], CounterChild] = {}
 
     def use_terms(self, terms: LinkageTerms | None) -> None:
         """Follow the bundle in force (thresholds change with a reload)."""
         if terms is self._terms:
             return
         self._terms = terms
+        self._consent_system = consent_id_system(terms)
+        self._mappings = {}
         if terms is not None:
             self.resolver.thresholds = thresholds_of(terms)
 
     def consents(self, view: ConsentView) -> PersonConsents:
-        return PersonConsents(view, self.index, consent_id_system(self._terms))
+        return PersonConsents(view, self.index, self._consent_system)
+
+    def _mapping(self, subject: LinkageSubject) -> SubjectMapping:
+        held = self._mappings.get(id(subject))
+        if held is None or held[0] is not subject:
+            held = self._mappings[id(subject)] = (subject, subject_mapping(subject))
+        return held[1]
+
+    def _resolved(self, event_type: str, outcome: str) -> None:
+        counter = self._resolutions.get((event_type, outcome))
+        if counter is None:
+            counter = self._resolutions[(event_type, outcome)] = \
+                self._metrics.linkage_resolutions.labels(event_type, outcome)
+        counter.inc()
 
     def review_person(self, review_id: str) -> tuple[str, str] | None:
         return review_person_of(self.index)(review_id)
@@ -109,22 +133,24 @@ class Linker:
         outcomes: list[str] = []
         keyed: LinkageSubject | None = None
         keyed_identity: IdentityRecord | None = None
+        keyed_key = ""
         for subject in subjects:
             value = value_at(event, subject.id_field)
             if value is None or value == "":
                 outcomes.append("unresolved")
                 continue
             try:
-                key = AgencyId(source, subject.id_system, str(value)).key
+                agency_id = AgencyId(source, subject.id_system, str(value))
             except IdentityError:
                 outcomes.append("unresolved")
                 continue
-            person, outcome, identity = self._resolve(event, source, subject, key, events)
+            key = agency_id.key
+            person, outcome, identity = self._resolve(event, agency_id, subject, key, events)
             ids[subject.id_field] = person or key
             outcomes.append(outcome)
-            self._metrics.linkage_resolutions.labels(event_type, outcome).inc()
+            self._resolved(event_type, outcome)
             if subject.keys_event:
-                keyed, keyed_identity = subject, identity
+                keyed, keyed_identity, keyed_key = subject, identity, key
         self._metrics.linkage_seconds.observe(time.perf_counter() - started)
         event_id = str(event.get("event_id"))
         audit = tuple(self.auditor.entries(events, review_person=self.review_person,
@@ -132,16 +158,16 @@ class Linker:
         if keyed is None or keyed.id_field not in ids:
             subject_id = str(event.get("subject_id"))
             return LinkedEvent(subject_id, None, ids, audit, None, tuple(outcomes))
-        record_key = AgencyId(source, keyed.id_system, str(value_at(event, keyed.id_field))).key
-        return LinkedEvent(ids[keyed.id_field], record_key, ids, audit, keyed_identity,
+        return LinkedEvent(ids[keyed.id_field], keyed_key, ids, audit, keyed_identity,
                            tuple(outcomes))
 
-    def _resolve(self, event: Mapping[str, Any], source: str, subject: LinkageSubject,
-                 key: str, events: list[LinkageEvent]
+    def _resolve(self, event: Mapping[str, Any], agency_id: AgencyId,
+                 subject: LinkageSubject, key: str, events: list[LinkageEvent]
                  ) -> tuple[str | None, str, IdentityRecord | None]:
         if not subject.lookup_only:
             try:
-                identity = identity_from_event(event, source, subject_mapping(subject))
+                identity = identity_from_event(event, agency_id.agency,
+                                               self._mapping(subject), agency_id)
                 resolution = self.resolver.resolve(identity)
             except IdentityError:
                 pass

@@ -45,3 +45,18 @@ def test_different_subject_or_key_gives_a_different_pseudonym(left, right):
 def test_short_key_is_refused():
     with pytest.raises(AuditKeyError, match="at least 16 bytes"):
         SubjectPseudonymizer(b"short")
+
+
+def test_the_auditor_names_each_subject_as_the_pseudonymizer_does_however_often_asked(
+        monkeypatch):
+    from broker import auditor as auditor_module
+    from broker.auditor import Auditor
+    from broker.metrics import Metrics
+
+    monkeypatch.setattr(auditor_module, "PSEUDONYMS_KEPT", 3)
+    pseudonymizer = SubjectPseudonymizer(KEY)
+    auditor = Auditor(None, pseudonymizer, Metrics())  # type: ignore[arg-type]
+    subjects = [f"MPI-{n % 5}" for n in range(12)] + ["hp_abc", "st-marys|mrn|M-1"]
+    for subject in subjects:  # more distinct subjects than are kept, some asked again
+        assert auditor.subject(subject) == pseudonymizer.pseudonym(subject)
+    assert auditor.subject("MPI-0") != auditor.subject("MPI-1")

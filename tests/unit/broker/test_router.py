@@ -17,6 +17,7 @@ import yaml
 from broker.audit import SubjectPseudonymizer
 from broker.auditor import Auditor
 from broker.consent_feed import ConsentFeed
+from broker.delivery.envelope import delivery_headers
 from broker.event_types import EventTypes
 from broker.log.port import NewRecord, TopicSpec
 from broker.metrics import Metrics
@@ -215,6 +216,35 @@ def test_withheld_fields_are_counted_by_reason_code() -> None:
     assert withheld("agreement") >= 1
     decision = next(d for d in r.audit.of_kind("decision") if d.subscription == "hv-births")
     assert withheld("consent") + withheld("agreement") == len(dict(decision.detail)["withheld"])
+
+
+def test_each_delivery_carries_its_own_envelope_beside_what_its_plan_shares() -> None:
+    """Births sharing one compiled outcome share its withheld and obligations headers;
+    the ids, the actor and the times are each delivery's own."""
+    r = routing()
+    r.publish(birth("MPI-1", occurred_at="2026-03-01T10:00:00Z"),
+              birth("MPI-2", occurred_at="2026-03-02T11:30:00Z"))
+    route_all(r)
+    decisions = {d.decision_id: d for d in r.audit.of_kind("decision")}
+    assert {d.actor for d in decisions.values()} == {"cgh-ehr"}
+    ingress = {r.codec.decode(rec.value)[1]["event_id"]: rec
+               for rec in r.log.records(ingress_topic("birth"))}
+    seen = set()
+    for subscription in ("hv-births", "eval-births"):
+        for rec in r.log.records(delivery_topic(subscription)):
+            headers = dict(rec.headers)
+            decision = decisions[headers["handoff.decision_id"].decode()]
+            detail = dict(decision.detail)
+            event_id = headers["handoff.event_id"].decode()
+            assert event_id == decision.event_id == detail["event_id"]
+            occurred = {"evt-MPI-1": 1772359200000, "evt-MPI-2": 1772451000000}[event_id]
+            assert rec.headers == delivery_headers(
+                event_id, decision.decision_id or "", "birth", "county-general", occurred,
+                ingress[event_id].timestamp_ms, json.dumps(detail["withheld"]).encode(),
+                json.dumps(detail["obligations"]).encode())
+            assert rec.key == (decision.subject or "").encode()
+            seen.add((subscription, event_id))
+    assert len(seen) == 4
 
 
 # -- a reload in the middle of routing -----------------------------------------------------

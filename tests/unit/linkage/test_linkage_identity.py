@@ -74,3 +74,16 @@ def test_person_ids_are_random_and_carry_no_personal_data():
     ids = {new_person_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(is_person_id(i) for i in ids)
+
+
+@pytest.mark.parametrize(("agency", "system"), [
+    ("st marys", "mrn"), ("st-marys-hospital", "m|rn"), ("", "mrn"),
+    ("st-marys-hospital", "-mrn"), ("x" * 65, "mrn")])
+def test_agency_and_numbering_scheme_are_checked_however_often_good_ones_recur(
+        agency, system):
+    # A good pair is checked once and remembered: a bad one is refused every time.
+    for _ in range(3):
+        assert AgencyId("st-marys-hospital", "mrn", "MPI-1").key == \
+            "st-marys-hospital|mrn|MPI-1"
+        with pytest.raises(IdentityError, match="agency id"):
+            AgencyId(agency, system, "MPI-1")
