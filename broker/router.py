@@ -39,7 +39,7 @@ from broker.linking.stage import LinkageStage
 from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
-from broker.router_batch import OutcomeFacts, PlanFacts, RouterBatch, encoded_view
+from broker.router_batch import PlanFacts, RouterBatch, encoded_view
 from broker.topics import (
     H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
@@ -98,7 +98,6 @@ class Router:
         self._subscribed: list[str] = []
         self._types_due = 0.0
         self._joined_at = 0.0
-        self._facts: dict[int, OutcomeFacts] = {}
         self._plans: dict[int, PlanFacts] = {}
         self._lag_due = 0.0
         self.healthy = threading.Event()
@@ -332,15 +331,7 @@ class Router:
             if len(self._plans) > 10_000:   # plans of replaced bundles: let them go
                 self._plans.clear()
             facts = self._plans[id(plan)] = PlanFacts.of(
-                decision, self._outcome_facts(decision), policy, event_type, version, source)
-        return facts
-
-    def _outcome_facts(self, decision: Decision) -> OutcomeFacts:
-        facts = self._facts.get(id(decision.fields))
-        if facts is None or facts.fields is not decision.fields:
-            if len(self._facts) > 10_000:   # plans of replaced bundles: let them go
-                self._facts.clear()
-            facts = self._facts[id(decision.fields)] = OutcomeFacts.of(decision)
+                decision, policy, event_type, version, source)
         return facts
 
     def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: RouterBatch,

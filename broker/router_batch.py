@@ -15,7 +15,7 @@ from broker.delivery.envelope import EnvelopeConstants
 from broker.log.port import NewRecord
 from broker.policy_holder import LoadedPolicy
 from broker.view_schemas import ViewSchemas
-from policy import Decision, FieldDecision, ReasonCode
+from policy import Decision, ReasonCode
 from policy.decision import DecisionPlan
 from schemas.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, WireCodec
 
@@ -25,8 +25,6 @@ class OutcomeFacts:
     """What every decision sharing one compiled policy outcome has in common, computed
     once: metric labels for withheld fields and the encoded envelope lists."""
 
-    fields: tuple[FieldDecision, ...]
-    """Held so the identity the cache is keyed by stays valid."""
     withheld_reasons: tuple[tuple[ReasonCode, int], ...]
     withheld_json: bytes
     obligations_json: bytes
@@ -38,7 +36,6 @@ class OutcomeFacts:
             if f.status == "withheld":
                 counts[f.code] += 1
         return cls(
-            fields=decision.fields,
             withheld_reasons=tuple(counts.items()),
             withheld_json=json.dumps(list(decision.withheld)).encode(),
             obligations_json=json.dumps(
@@ -67,9 +64,10 @@ class PlanFacts:
     envelope: EnvelopeConstants
 
     @classmethod
-    def of(cls, decision: Decision, outcome: OutcomeFacts, policy: LoadedPolicy,
-           event_type: str, version: int, source: str) -> PlanFacts:
+    def of(cls, decision: Decision, policy: LoadedPolicy, event_type: str, version: int,
+           source: str) -> PlanFacts:
         plan = decision.plan
+        outcome = OutcomeFacts.of(decision)
         sub_id = plan.subscription_id
         releases = plan.outcome == "permit" and plan.project is not None
         return cls(

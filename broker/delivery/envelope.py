@@ -77,23 +77,16 @@ def delivery_headers(
 ) -> Headers:
     """Headers of one delivery. The withheld and obligations lists arrive encoded, since
     the router encodes them once per compiled policy outcome, not once per event."""
-    return (
-        (H_EVENT_ID, event_id.encode()),
-        (H_DECISION_ID, decision_id.encode()),
-        (H_EVENT_TYPE, event_type.encode()),
-        (H_SOURCE, source.encode()),
-        (H_OCCURRED_AT, str(occurred_at_ms).encode()),
-        (H_INGESTED_AT, str(ingested_at_ms).encode()),
-        (H_WITHHELD, withheld_json),
-        (H_OBLIGATIONS, obligations_json),
-    )
+    return EnvelopeConstants.of(event_type, source, withheld_json, obligations_json
+                                ).headers(event_id, decision_id, occurred_at_ms,
+                                          ingested_at_ms)
 
 
 @dataclass(frozen=True, slots=True)
 class EnvelopeConstants:
     """The headers every delivery of one compiled policy outcome shares (event type,
     source, withheld and obligations lists), encoded once: a delivery adds its ids and
-    times. `headers` returns exactly what `delivery_headers` does for the same values."""
+    times."""
 
     event_type: tuple[str, bytes]
     source: tuple[str, bytes]
