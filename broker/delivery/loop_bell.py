@@ -1,11 +1,12 @@
-"""Waking readers on an event loop from the threads that learn of appends.
+"""Running calls on an event loop from other threads, one wake-up of the loop per burst.
 
-The embedded log tells of appends from the thread that learns of them (the one that
-appended, or the thread receiving another process's doorbell). Each reader on the loop
-(a `broker.delivery.fanout.Hub`) has an `asyncio.Event`; a `LoopBell` sets the events of
-every reader an announcement names through one `call_soon_threadsafe` per burst: a ring
-naming three subscriptions' topics, or three rings arriving before the loop got round to
-them, wake the loop once.
+Threads that learn of something the loop must act on (the embedded log's appends, told
+by the thread that appended or the one receiving another process's doorbell; group
+commit's answers to publish requests) hand the loop a call. Each
+`call_soon_threadsafe` writes to the loop's wake-up socket and costs the loop a pass, so
+a `LoopBell` queues the calls and schedules one run of all that arrive before the loop
+gets round to them: a ring naming three subscriptions' topics, or fifty answered
+publishes of one group commit, wake the loop once.
 """
 
 from __future__ import annotations
@@ -17,33 +18,36 @@ from collections.abc import Callable
 
 
 class LoopBell:
-    """Sets asyncio events of one loop from any thread, coalescing the wake-ups."""
+    """Runs calls on one loop, queued from any thread, coalescing the wake-ups."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._lock = threading.Lock()
-        self._rung: set[asyncio.Event] = set()
+        self._due: dict[Callable[[], None], None] = {}
+        """Calls to run, in order; one queued twice before the loop runs, runs once."""
         self._scheduled = False
         self.wakeups = 0
         """Times the loop was woken (for tests and benchmarks)."""
 
     def pull(self, event: asyncio.Event) -> Callable[[], None]:
         """A function any thread may call to set `event` on the loop soon after."""
-        return lambda: self._ring(event)
+        set_event = event.set
+        return lambda: self.soon(set_event)
 
-    def _ring(self, event: asyncio.Event) -> None:
+    def soon(self, call: Callable[[], None]) -> None:
+        """Run `call` on the loop soon (from any thread); dropped if the loop closed."""
         with self._lock:
-            self._rung.add(event)
+            self._due[call] = None
             if self._scheduled:
                 return
             self._scheduled = True
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody to wake
-            self._loop.call_soon_threadsafe(self._deliver)
+            self.loop.call_soon_threadsafe(self._run)
 
-    def _deliver(self) -> None:
+    def _run(self) -> None:
         with self._lock:
-            rung, self._rung = self._rung, set()
+            due, self._due = self._due, {}
             self._scheduled = False
             self.wakeups += 1
-        for event in rung:
-            event.set()
+        for call in due:
+            call()
