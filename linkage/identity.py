@@ -143,3 +143,11 @@ def check_usable(identity: NormalisedIdentity, agency: str) -> None:
     if len(present) < MIN_FIELDS:
         raise IdentityError(f"identity record from {agency} carries too few identifying "
                             f"fields (has {', '.join(present)}; needs {MIN_FIELDS})")
+
+
+def key_parts(key: str) -> tuple[str, str, str]:
+    """A record key (`AgencyId.key`) split back into agency, system and value, without
+    checking them again (they were checked when the key was made)."""
+    agency, system, value = key.split("|", 2)
+    return agency, system, value
+

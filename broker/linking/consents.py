@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from linkage.identity import key_parts
 from linkage.index import PersonIndex
 from policy import ConsentView
 from policy.consent import ConsentProbe
@@ -49,7 +50,7 @@ class PersonConsents:
             keys = [r.record_key for r in self._index.records_of(person)]
         pairs = []
         for key in keys:
-            agency, id_system, value = key.split("|", 2)   # as `RecordRef.of` reads it
+            agency, id_system, value = key_parts(key)
             if id_system == self.consent_system:
                 pairs.append((agency, value))
         return tuple(pairs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linkage.identity import AgencyId
+from linkage.identity import AgencyId, key_parts
 from linkage.subjects import SubjectMapping
 from linkage.thresholds import Thresholds
 from policy.linkage_terms import DEFAULT_ID_SYSTEM, LinkageSubject, LinkageTerms
@@ -52,8 +52,7 @@ class RecordRef:
 
     @classmethod
     def of(cls, key: str) -> RecordRef:
-        agency, id_system, value = key.split("|", 2)
-        return cls(agency, id_system, value)
+        return cls(*key_parts(key))
 
     def to_dict(self) -> dict[str, str]:
         return {"agency": self.agency, "id_system": self.id_system, "id": self.id}
