@@ -24,7 +24,7 @@ import fnmatch
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
@@ -40,6 +40,7 @@ from broker.crypto.records import SealedRecordError, associated_data, open_seale
 from broker.errors import LogError
 from broker.log.port import (
     AppendResult,
+    AppendWatching,
     Consumer,
     EventLog,
     LogRecord,
@@ -297,6 +298,28 @@ class _OpeningConsumer:
         self._inner.close()
 
 
+class _WatchingEncryptedEventLog(EncryptedEventLog):
+    """An `EncryptedEventLog` over a log that tells of appends (`AppendWatching`, the
+    embedded log): sealing changes nothing about when a record is committed, so the
+    inner log's telling passes through, and the delivery hubs read when told."""
+
+    def __init__(self, inner: EventLog, watching: AppendWatching, keyring: DataKeyring,
+                 topics: Sequence[str] = DEFAULT_TOPICS) -> None:
+        super().__init__(inner, keyring, topics)
+        self._watching = watching
+
+    def watch_appends(self, topic: str, wake: Callable[[], None]) -> Callable[[], None]:
+        return self._watching.watch_appends(topic, wake)
+
+
+def encrypted_log(inner: EventLog, keyring: DataKeyring,
+                  topics: Sequence[str] = DEFAULT_TOPICS) -> EncryptedEventLog:
+    """`inner` behind encryption at rest, telling of appends when `inner` does."""
+    if isinstance(inner, AppendWatching):
+        return _WatchingEncryptedEventLog(inner, inner, keyring, topics)
+    return EncryptedEventLog(inner, keyring, topics)
+
+
 class UnreadableRecordsCollector(Collector):
     """Exposes an `EncryptedEventLog`'s skip counts as a Prometheus counter."""
 
@@ -346,4 +369,4 @@ def encrypt_if_enabled(inner: EventLog, settings: EncryptionSettings,
     if retired and keyring.needs_rewrap():
         moved = keyring.rewrap(kek)
         log.info("re-wrapped %d data keys under %s", moved, kek.kek_id)
-    return EncryptedEventLog(inner, keyring, settings.topics)
+    return encrypted_log(inner, keyring, settings.topics)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker.crypto import DataKeyring, LocalKek, LogKeyStore
-from broker.crypto.encrypted_log import EncryptedEventLog
+from broker.crypto.encrypted_log import EncryptedEventLog, encrypted_log
 from broker.crypto.kek import write_new_kek
 from broker.log import EventLog, SqliteEventLog
 from broker.log.kafka import KafkaEventLog
@@ -29,7 +29,7 @@ def kek_file(tmp_path: Path) -> Path:
 
 def encrypted(inner: EventLog, kek: LocalKek, topics=EVERY_TOPIC, **keyring_options
               ) -> EncryptedEventLog:
-    return EncryptedEventLog(inner, DataKeyring(LogKeyStore(inner), kek, **keyring_options),
+    return encrypted_log(inner, DataKeyring(LogKeyStore(inner), kek, **keyring_options),
                              topics)
 
 
