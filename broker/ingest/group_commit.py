@@ -1,5 +1,5 @@
-"""Group commit for publishing: concurrent requests share one duplicate check, one log
-append per topic and one write of the idempotency index.
+"""Group commit for publishing: concurrent requests share one duplicate check and one log
+append per topic; the idempotency index is written for many of them at once.
 
 Under load this turns hundreds of small transactions a second into a few large ones;
 when idle, a request is committed alone, as soon as it arrives. Under load (a request
@@ -8,6 +8,12 @@ arriving within `BUSY_WINDOW_S` of the previous commit) the committer lingers up
 one event per request, without lingering most commits held a single request. The single committer
 thread is also what makes the duplicate check and the append atomic with respect to
 each other, without a lock held across requests.
+
+An index that recovers from the log (the embedded one) holds what it is told to remember
+in memory, where the duplicate check sees it; the committer has it written once the
+oldest of it is `FLUSH_AFTER_S` old, after answering a batch or while waiting for the
+next, and when it closes: one transaction for many batches, none on a request's way to
+its answer. What dies unwritten with the process is read back from the log.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ LINGER_S = 0.002
 """How long a busy committer waits for more requests before it commits a batch."""
 BUSY_WINDOW_S = 0.02
 """A request arriving this soon after the previous commit ended finds the committer busy."""
+FLUSH_AFTER_S = 0.1
+"""How long the idempotency index may hold what it remembered before it is written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +89,9 @@ class GroupCommitter:
     def _run(self) -> None:
         committed_at = float("-inf")
         while True:
-            first = self._queue.get()
+            first = self._next_request()
             if first is None:
+                self._flush_index()
                 return
             batch = [first]
             size = len(first.records)
@@ -98,11 +107,37 @@ class GroupCommitter:
                     break
                 if more is None:
                     self._commit(batch)
+                    self._flush_index()
                     return
                 batch.append(more)
                 size += len(more.records)
             self._commit(batch)
             committed_at = time.monotonic()
+            held_since = self._idempotency.pending_since()
+            if held_since is not None and committed_at - held_since >= FLUSH_AFTER_S:
+                self._flush_index()
+
+    def _next_request(self) -> _Request | None:
+        """The next request; the index is flushed if it is due while waiting for one."""
+        held_since = self._idempotency.pending_since()
+        if held_since is not None:
+            try:
+                return self._queue.get(
+                    timeout=max(0.0, held_since + FLUSH_AFTER_S - time.monotonic()))
+            except queue.Empty:
+                self._flush_index()
+        return self._queue.get()
+
+    def _flush_index(self) -> None:
+        # The events are in the log: after a failed write, the next batch's catch-up
+        # reads back what the index held.
+        try:
+            self._idempotency.flush()
+        except LogError as exc:
+            log.warning("writing the idempotency index failed (%s); the next publish "
+                        "reads what it held back from the log", type(exc).__name__)
+        except Exception:  # the committer must outlive a failed write of the index
+            log.exception("writing the idempotency index failed")
 
     def _commit(self, batch: list[_Request]) -> None:
         try:

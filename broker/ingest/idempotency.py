@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
@@ -45,10 +46,22 @@ class IdempotencyIndex(Protocol):
     def lookup(self, source: str, event_ids: Iterable[str]) -> dict[str, Accepted]: ...
 
     def remember_all(self, accepted: Sequence[AcceptedRow]) -> None:
-        """Record where the events of one group commit went, in one write."""
+        """Record where the events of one group commit went. An index that recovers
+        from the log may hold them in memory (its lookups see them) until `flush`."""
         ...
 
-    def close(self) -> None: ...
+    def pending_since(self) -> float | None:
+        """When (`time.monotonic()`) the oldest of what `remember_all` holds unwritten
+        was given; None when nothing waits for `flush`."""
+        ...
+
+    def flush(self) -> None:
+        """Write what `remember_all` holds in memory, in one write."""
+        ...
+
+    def close(self) -> None:
+        """Flush, then close."""
+        ...
 
 
 class SqliteIdempotencyIndex:
@@ -56,14 +69,17 @@ class SqliteIdempotencyIndex:
 
     Every ingress record carries its publishing agency (`handoff.source`) and its id
     (`handoff.event_id`) in headers, so the log itself says which events were accepted.
-    `progress` keeps, per ingress partition, the offset up to which the index holds every
-    record. `remember_all` adds what a group commit appended (and moves the progress past
-    it when it continues from there, the usual case); `catch_up` reads the log from the
-    progress to the end and adds what is missing: what another process appended, and
-    what was appended when writing the index failed (a full disk) or the process died
-    between the append and the index. The group committer catches up the topics of a
-    batch before it looks anything up, so a re-sent event is recognised whichever of
-    those happened. Without `event_log` (tools reading the file) there is no catching up.
+    `progress` keeps, per ingress partition, the offset up to which the file holds every
+    record. `remember_all` keeps what a group commit appended in memory, where lookups see
+    it at once; `flush` writes it, with the progress moved past it when it continues from
+    there (the usual case), in one transaction for many group commits and off the path of
+    a publish's answer. Until then the progress in the file stays behind it, so a process
+    that dies first loses nothing: `catch_up` reads the log from the progress to the end
+    and adds what is missing, as it does for what another process appended and what was
+    appended when writing the index failed (a full disk: a failed write drops what was
+    held, which is then read back). The group committer catches up the topics of a batch
+    before it looks anything up, so a re-sent event is recognised whichever of those
+    happened. Without `event_log` (tools reading the file) there is no catching up.
     """
 
     recovers_from_log = True
@@ -72,6 +88,14 @@ class SqliteIdempotencyIndex:
         self._lock = threading.Lock()
         self._log = event_log
         self._path = path
+        self._held: dict[tuple[str, str], Accepted] = {}
+        """Remembered, not yet written: (source, event_id) -> where it went."""
+        self._held_advances: list[tuple[int, str, int, int]] = []
+        """The progress moves the held rows make, in order: (to, topic, partition, from)."""
+        self._held_since: float | None = None
+        self._progress: dict[str, dict[int, int]] = {}
+        """Per topic caught up by this process, per partition: the offset up to which the
+        file and what is held hold every record."""
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -101,9 +125,15 @@ class SqliteIdempotencyIndex:
                 self._catch_up_topic(topic)
 
     def lookup(self, source: str, event_ids: Iterable[str]) -> dict[str, Accepted]:
-        ids = list(event_ids)
         found: dict[str, Accepted] = {}
+        ids: list[str] = []
         with self._lock:
+            for event_id in event_ids:
+                held = self._held.get((source, event_id))
+                if held is None:
+                    ids.append(event_id)
+                else:
+                    found[event_id] = held
             for start in range(0, len(ids), _LOOKUP_CHUNK):
                 chunk = ids[start : start + _LOOKUP_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -112,8 +142,8 @@ class SqliteIdempotencyIndex:
                     f"WHERE source = ? AND event_id IN ({marks})",
                     (source, *chunk),
                 )
-                for event_id, topic, partition, offset in rows:
-                    found[str(event_id)] = Accepted(str(topic), _int(partition), _int(offset))
+                for found_id, topic, partition, offset in rows:
+                    found[str(found_id)] = Accepted(str(topic), _int(partition), _int(offset))
         return found
 
     def remember(self, source: str, accepted: dict[str, Accepted]) -> None:
@@ -125,18 +155,36 @@ class SqliteIdempotencyIndex:
         offsets: dict[tuple[str, int], list[int]] = defaultdict(list)
         for _, _, where in accepted:
             offsets[(where.topic, where.partition)].append(where.offset)
-        # One append per topic per group commit gives each partition a contiguous run:
-        # the progress moves past it when it starts where the progress stands.
-        advances = [(max(o) + 1, topic, partition, min(o))
-                    for (topic, partition), o in offsets.items()]
         with self._lock:
-            self._write(
-                [(s, e, a.topic, a.partition, a.offset) for s, e, a in accepted],
-                "UPDATE progress SET next_offset = ? WHERE topic = ? AND partition = ? "
-                "AND next_offset = ?", advances)
+            for source, event_id, where in accepted:
+                self._held.setdefault((source, event_id), where)
+            # One append per topic per group commit gives each partition a contiguous run:
+            # the progress moves past it when it starts where the progress stands.
+            for (topic, partition), run in offsets.items():
+                first, after = min(run), max(run) + 1
+                self._held_advances.append((after, topic, partition, first))
+                known = self._progress.get(topic)
+                if known is not None and known.get(partition) == first:
+                    known[partition] = after
+            if self._held_since is None:
+                self._held_since = time.monotonic()
+
+    def pending_since(self) -> float | None:
+        return self._held_since
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._held_since is not None:
+                self._write([], [])
 
     def close(self) -> None:
         with self._lock:
+            try:
+                if self._held_since is not None:
+                    self._write([], [])
+            except LogError as exc:   # read back from the log by the next process
+                log.warning("closing the idempotency index without writing %d accepted "
+                            "event(s) (%s)", len(self._held), type(exc).__name__)
             self._db.close()
 
     # -- internals (called with the lock held) --------------------------------------------
@@ -147,12 +195,15 @@ class SqliteIdempotencyIndex:
             partitions = self._log.partitions(topic)
         except UnknownTopicError:
             return
-        progress = {_int(p): _int(o) for p, o in self._execute(
-            "SELECT partition, next_offset FROM progress WHERE topic = ?", (topic,))}
+        known = self._progress.get(topic)
+        if known is None:
+            known = {_int(p): _int(o) for p, o in self._execute(
+                "SELECT partition, next_offset FROM progress WHERE topic = ?", (topic,))}
+            self._progress[topic] = known
         # One query for every partition's end (a group commit catches up before each
         # lookup, so this runs once per commit).
         for partition, end in enumerate(self._log.end_offsets(topic)[:partitions]):
-            start = progress.get(partition)
+            start = known.get(partition)
             if start is None:
                 start = end if self._trust_to_end else 0
                 self._set_progress([], topic, partition, start)
@@ -174,26 +225,45 @@ class SqliteIdempotencyIndex:
 
     def _set_progress(self, rows: list[tuple[str, str, str, int, int]], topic: str,
                       partition: int, next_offset: int) -> None:
-        self._write(rows, "INSERT INTO progress VALUES (?, ?, ?) ON CONFLICT (topic, "
-                    "partition) DO UPDATE SET next_offset = max(next_offset, "
-                    "excluded.next_offset)", [(topic, partition, next_offset)])
+        """Write `rows` read back and the progress past them (with what is held)."""
+        self._write(rows, [(topic, partition, next_offset)])
+        known = self._progress.get(topic)
+        if known is not None:
+            known[partition] = max(known.get(partition, next_offset), next_offset)
 
-    def _write(self, rows: list[tuple[str, str, str, int, int]], progress_sql: str,
-               progress: Sequence[tuple[object, ...]]) -> None:
-        """Rows and progress in one transaction, rolled back whole if it fails."""
+    def _write(self, rows: list[tuple[str, str, str, int, int]],
+               progress: Sequence[tuple[str, int, int]]) -> None:
+        """What is held, then `rows` and `progress`, in one transaction, rolled back whole
+        if it fails; then what was held and what this process knew of the progress are
+        dropped (the next `catch_up` reads them back from the file and the log)."""
+        held = [(s, e, a.topic, a.partition, a.offset) for (s, e), a in self._held.items()]
+        written = False
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?, ?, ?, ?)",
-                                     rows)
-                self._db.executemany(progress_sql, progress)
+                                     held + rows)
+                self._db.executemany(
+                    "UPDATE progress SET next_offset = ? WHERE topic = ? AND partition = ? "
+                    "AND next_offset = ?", self._held_advances)
+                self._db.executemany(
+                    "INSERT INTO progress VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
+                    "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+                    progress)
                 self._db.execute("COMMIT")
+                written = True
             except BaseException:
                 with suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise _translated(exc, self._path) from exc
+        finally:
+            if not written:
+                self._progress.clear()
+            self._held.clear()
+            self._held_advances.clear()
+            self._held_since = None
 
     def _execute(self, sql: str, params: Iterable[object] = ()) -> list[tuple[object, ...]]:
         try:

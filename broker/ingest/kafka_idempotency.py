@@ -190,6 +190,13 @@ class KafkaIdempotencyIndex:
         for source, events in by_source.items():
             self.remember(source, events)
 
+    def pending_since(self) -> float | None:
+        """None: `remember` stores in the cache at once (its own thread writes Kafka)."""
+        return None
+
+    def flush(self) -> None:
+        """Nothing to do: `remember` stores in the cache at once."""
+
     def catch_up(self, topics: Iterable[str] = ()) -> None:
         """Read every partition of `_accepted` up to its end (lookups do this for the
         partitions they need, when the follower has not yet); `topics` does not matter here."""

@@ -194,6 +194,12 @@ class MemoryIdempotencyIndex:
         for event_id, where in accepted.items():
             self.accepted.setdefault((source, event_id), where)
 
+    def pending_since(self) -> float | None:
+        return None
+
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
