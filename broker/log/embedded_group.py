@@ -79,6 +79,15 @@ class EmbeddedGroupCoordinator:
                 members.remove(member)
                 self._rebalance(member.group)
 
+    def group_of(self, consumer: object) -> str:
+        """The group of `consumer`, an open member made by this coordinator (whose log
+        then may commit its offsets); `LogError` for anything else."""
+        if not isinstance(consumer, EmbeddedConsumer) or consumer._coordinator is not self:
+            raise LogError("offsets can be committed with an append only for a member of "
+                           "a consumer group of the same log")
+        consumer._check_open()
+        return consumer.group
+
     def close_all(self) -> None:
         """Close every member, as when the log closes."""
         with self._lock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from broker.errors import ConfigError, LogError, TopicMismatchError, UnknownTopi
 from broker.log.embedded_group import EmbeddedGroupCoordinator
 from broker.log.partitioner import Placer
 from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
+from broker.log.sqlite_append import insert_planned, offset_rows, plan_appends, save_offsets
 from broker.log.sqlite_append_signal import AppendSignal
 from broker.log.sqlite_storage import (
     DROP_SUPERSEDED,
@@ -22,7 +22,6 @@ from broker.log.sqlite_storage import (
     advanced_partitions,
     connect,
     decode_headers,
-    encode_headers,
     partition_end_offsets,
     prepare_database,
     roll_back,
@@ -37,14 +36,6 @@ there is no doorbell, unless the caller says otherwise (`cross_process_poll_s`).
 _SAFETY_POLL_S = 0.5
 """With a doorbell, how often `wait` still looks (for rings lost, foreign writers)."""
 
-_INSERT_RECORD = (
-    "INSERT INTO records (topic, partition, offset, key, value, headers, timestamp_ms) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_ADVANCE_END = (
-    "UPDATE partition_ends SET next_offset = next_offset + ? "
-    "WHERE topic = ? AND partition = ? RETURNING next_offset"
-)
 _READ_RECORDS = (
     "SELECT offset, key, value, headers, timestamp_ms FROM records "
     "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
@@ -170,33 +161,30 @@ class SqliteEventLog:
     def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
                    ) -> list[list[AppendResult]]:
         """Append to several topics in one transaction; return when it is committed."""
-        now_ms = time.time_ns() // 1_000_000
-        planned = []
-        for topic, records in batches:
-            placed = self._placer.place(topic, records, self._spec(topic).partitions)
-            rows = [[topic, partition, 0, record.key, record.value,
-                     encode_headers(record.headers),
-                     now_ms if record.timestamp_ms is None else record.timestamp_ms]
-                    for record, partition in zip(records, placed, strict=True)]
-            planned.append((topic, placed, rows))
-        if not any(placed for _, placed, _ in planned):
+        planned = plan_appends(self._placer, batches, self.partitions,
+                               time.time_ns() // 1_000_000)
+        if not any(batch.placed for batch in planned):
             return [[] for _ in planned]
-        results: list[list[AppendResult]] = []
         with self._transaction("append records") as db:
-            for topic, placed, rows in planned:
-                next_offsets = {}
-                for partition, count in Counter(placed).items():
-                    (end,) = db.execute(_ADVANCE_END, (count, topic, partition)).fetchall()[0]
-                    next_offsets[partition] = end - count
-                batch_results = []
-                for row, partition in zip(rows, placed, strict=True):
-                    offset = next_offsets[partition]
-                    next_offsets[partition] = offset + 1
-                    row[2] = offset
-                    batch_results.append(AppendResult(partition, offset))
-                db.executemany(_INSERT_RECORD, rows)
-                results.append(batch_results)
-        self._appended.appended(tuple(topic for topic, placed, _ in planned if placed))
+            results = insert_planned(db, planned)
+        self._appended.appended(tuple(batch.topic for batch in planned if batch.placed))
+        return results
+
+    def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
+                              consumer: Consumer, offsets: Mapping[TopicPartition, int]
+                              ) -> list[list[AppendResult]]:
+        """`AppendCommitting`: `append_all` and `consumer.commit(offsets)` in one
+        transaction, all or none."""
+        group = self._groups.group_of(consumer)
+        rows = offset_rows(group, offsets, self._check_partition)
+        planned = plan_appends(self._placer, batches, self.partitions,
+                               time.time_ns() // 1_000_000)
+        with self._transaction("append records and commit consumer offsets") as db:
+            results = insert_planned(db, planned)
+            save_offsets(db, rows)
+        advanced = tuple(batch.topic for batch in planned if batch.placed)
+        if advanced:
+            self._appended.appended(advanced)
         return results
 
     def read(
@@ -262,18 +250,9 @@ class SqliteEventLog:
 
     def save_group_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         """Store `group`'s committed offsets in one transaction (used by its consumers)."""
-        for (topic, partition), offset in offsets.items():
-            self._check_partition(topic, partition)
-            if offset < 0:
-                raise LogError(f"a committed offset cannot be negative ({topic}/{partition})")
-        rows = [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        rows = offset_rows(group, offsets, self._check_partition)
         with self._transaction("commit consumer offsets") as db:
-            db.executemany(
-                "INSERT INTO group_offsets (group_name, topic, partition, next_offset) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (group_name, topic, partition) "
-                "DO UPDATE SET next_offset = excluded.next_offset",
-                rows,
-            )
+            save_offsets(db, rows)
 
     def load_group_offset(self, group: str, tp: TopicPartition) -> int | None:
         """`group`'s committed offset for a partition, or None if it never committed."""
