@@ -10,11 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from broker.errors import ConfigError, LogError, TopicMismatchError, UnknownTopicError
-from broker.log.embedded_group import EmbeddedGroupCoordinator
+from broker.log.embedded_group import EmbeddedGroupCoordinator, QuietTopics
 from broker.log.partitioner import Placer
 from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
 from broker.log.sqlite_append import insert_planned, offset_rows, plan_appends, save_offsets
-from broker.log.sqlite_append_signal import AppendSignal
+from broker.log.sqlite_append_signal import (
+    AppendSignal,
+    quiet_topics_left_out,
+    remember_quiet_topics,
+)
 from broker.log.sqlite_storage import (
     DROP_SUPERSEDED,
     ReaderPool,
@@ -217,9 +221,10 @@ class SqliteEventLog:
         with self._reading("read end offsets") as db:
             return partition_end_offsets(db, topic, self.partitions(topic))
 
-    def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
+    def wait(self, positions: Mapping[TopicPartition, int], timeout: float,
+             quiet: QuietTopics | None = None) -> bool:
         """Block until some partition has a record at or past its position (True) or
-        `timeout` seconds pass (False)."""
+        `timeout` seconds pass (False). `quiet`: as for `advanced`."""
         for topic, partition in positions:
             self._check_partition(topic, partition)
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -228,7 +233,7 @@ class SqliteEventLog:
             generation = self._appended.generation()
             # Checked after taking the generation, so an append landing in between
             # changes the generation and is not slept through.
-            if self._has_records(positions):
+            if self._has_records(positions, quiet):
                 return True
             if not self._appended.wait_for_change(
                     generation, deadline - time.monotonic(), topics):
@@ -365,13 +370,29 @@ class SqliteEventLog:
                 f"topic {topic!r} has partitions 0 to {partitions - 1}, not {partition}"
             )
 
-    def _has_records(self, positions: Mapping[TopicPartition, int]) -> bool:
+    def _has_records(self, positions: Mapping[TopicPartition, int],
+                     quiet: QuietTopics | None) -> bool:
+        if quiet is not None and quiet.since.keys() - self._appended.unannounced(quiet.since):
+            return True  # appends to a topic found quiet were announced: the caller reads
         with self._reading("check for new records") as db:
             return any(db.execute(_HAS_RECORD_FROM, (tp[0], tp[1], positions[tp])).fetchone()
-                       for tp in advanced_partitions(db, positions))
+                       for tp in self._advanced(db, positions, quiet))
 
-    def advanced(self, positions: Mapping[TopicPartition, int]) -> list[TopicPartition]:
-        """The partitions of `positions` whose end lies past the position (one query)."""
+    def advanced(self, positions: Mapping[TopicPartition, int],
+                 quiet: QuietTopics | None = None) -> list[TopicPartition]:
+        """The partitions of `positions` whose end lies past the position (one query).
+        `quiet`: the caller's memory of topics with nothing new, left out unless
+        an append to them was announced since (`quiet_topics_left_out`); updated."""
         with self._reading("check for new records") as db:
-            return advanced_partitions(db, positions)
+            return self._advanced(db, positions, quiet)
 
+    def _advanced(self, db: sqlite3.Connection, positions: Mapping[TopicPartition, int],
+                  quiet: QuietTopics | None) -> list[TopicPartition]:
+        if quiet is None:
+            return advanced_partitions(db, positions)
+        self._appended.rely_on_announcements()
+        quiet.looked_at = self._appended.generation()  # before: see `unannounced`
+        asked = quiet_topics_left_out(self._appended, positions, quiet.since)
+        found = advanced_partitions(db, asked) if asked else []
+        remember_quiet_topics(quiet.since, asked, found, quiet.looked_at)
+        return found
