@@ -14,16 +14,11 @@ from broker.log.embedded_group import EmbeddedGroupCoordinator, QuietTopics
 from broker.log.partitioner import Placer
 from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
 from broker.log.sqlite_append import insert_planned, offset_rows, plan_appends, save_offsets
-from broker.log.sqlite_append_signal import (
-    AppendSignal,
-    quiet_topics_left_out,
-    remember_quiet_topics,
-)
+from broker.log.sqlite_append_signal import AppendSignal, advanced_unless_quiet
 from broker.log.sqlite_storage import (
     DROP_SUPERSEDED,
     ReaderPool,
     SyncMode,
-    advanced_partitions,
     connect,
     decode_headers,
     partition_end_offsets,
@@ -32,11 +27,14 @@ from broker.log.sqlite_storage import (
     topic_shape,
     translate_error,
 )
+from broker.log.sqlite_wal import WalCheckpointer
 
 _BUSY_TIMEOUT_S = 5.0
 _EXTERNAL_POLL_S = 0.05
 """How often `wait` looks for appends made by another process on the same file when
 there is no doorbell, unless the caller says otherwise (`cross_process_poll_s`)."""
+_BACKSTOP_CHECKPOINT_PAGES = 4000
+"""A commit folds the write-ahead log back itself past this many pages (SQLite: 1,000)."""
 _SAFETY_POLL_S = 0.5
 """With a doorbell, how often `wait` still looks (for rings lost, foreign writers)."""
 
@@ -91,6 +89,8 @@ class SqliteEventLog:
             raise translate_error(exc, "open its database", self._path) from exc
         try:
             prepare_database(writer, self._path)
+            # Checkpoints run in a thread of their own; the writer's only as a backstop.
+            writer.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_CHECKPOINT_PAGES}")
             self._appended = AppendSignal(self._path, cross_process_poll_s, _BUSY_TIMEOUT_S,
                                           doorbell, safety_poll_s)
         except sqlite3.Error as exc:
@@ -100,6 +100,7 @@ class SqliteEventLog:
             writer.close()
             raise
         self._writer: sqlite3.Connection | None = writer
+        self._checkpoints = WalCheckpointer(self._path, busy_timeout_s=_BUSY_TIMEOUT_S)
         self._write_lock = threading.Lock()
         self._readers = ReaderPool(self._path, _BUSY_TIMEOUT_S)
         self._specs: dict[str, TopicSpec] = {}
@@ -310,6 +311,7 @@ class SqliteEventLog:
             self._closed = True
             writer, self._writer = self._writer, None
         self._groups.close_all()
+        self._checkpoints.close()
         self._readers.close()
         if writer is not None:
             writer.close()
@@ -327,6 +329,7 @@ class SqliteEventLog:
                 db.execute("BEGIN IMMEDIATE")
                 yield db
                 db.execute("COMMIT")
+                self._checkpoints.wrote()
             except sqlite3.Error as exc:
                 roll_back(db)
                 raise translate_error(exc, doing, self._path) from exc
@@ -376,7 +379,7 @@ class SqliteEventLog:
             return True  # appends to a topic found quiet were announced: the caller reads
         with self._reading("check for new records") as db:
             return any(db.execute(_HAS_RECORD_FROM, (tp[0], tp[1], positions[tp])).fetchone()
-                       for tp in self._advanced(db, positions, quiet))
+                       for tp in advanced_unless_quiet(db, self._appended, positions, quiet))
 
     def advanced(self, positions: Mapping[TopicPartition, int],
                  quiet: QuietTopics | None = None) -> list[TopicPartition]:
@@ -384,15 +387,5 @@ class SqliteEventLog:
         `quiet`: the caller's memory of topics with nothing new, left out unless
         an append to them was announced since (`quiet_topics_left_out`); updated."""
         with self._reading("check for new records") as db:
-            return self._advanced(db, positions, quiet)
+            return advanced_unless_quiet(db, self._appended, positions, quiet)
 
-    def _advanced(self, db: sqlite3.Connection, positions: Mapping[TopicPartition, int],
-                  quiet: QuietTopics | None) -> list[TopicPartition]:
-        if quiet is None:
-            return advanced_partitions(db, positions)
-        self._appended.rely_on_announcements()
-        quiet.looked_at = self._appended.generation()  # before: see `unannounced`
-        asked = quiet_topics_left_out(self._appended, positions, quiet.since)
-        found = advanced_partitions(db, asked) if asked else []
-        remember_quiet_topics(quiet.since, asked, found, quiet.looked_at)
-        return found

@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
+from broker.log.embedded_group import QuietTopics
 from broker.log.port import TopicPartition
 from broker.log.sqlite_doorbell import EVERYTHING, Doorbell, open_doorbell
-from broker.log.sqlite_storage import connect
+from broker.log.sqlite_storage import advanced_partitions, connect
 
 log = logging.getLogger(__name__)
 
@@ -346,3 +347,18 @@ def remember_quiet_topics(quiet: dict[str, int], asked: Mapping[TopicPartition, 
             quiet.pop(topic, None)
         else:
             quiet[topic] = generation
+
+
+def advanced_unless_quiet(db: sqlite3.Connection, signal: AppendSignal,
+                          positions: Mapping[TopicPartition, int],
+                          quiet: QuietTopics | None) -> list[TopicPartition]:
+    """`advanced_partitions` of `positions`, leaving out the topics of `quiet` no
+    announcement named since (and remembering in it what this look found)."""
+    if quiet is None:
+        return advanced_partitions(db, positions)
+    signal.rely_on_announcements()
+    quiet.looked_at = signal.generation()  # before the query: see `unannounced`
+    asked = quiet_topics_left_out(signal, positions, quiet.since)
+    found = advanced_partitions(db, asked) if asked else []
+    remember_quiet_topics(quiet.since, asked, found, quiet.looked_at)
+    return found
