@@ -7,9 +7,9 @@ embedded log's commits p50 0.17 ms, p99 26 ms; the audit store's p50 0.29 ms, ma
 139 ms), and every event waiting behind that step waits too. `WalCheckpointer` does the
 same work from a thread of its own, at most every `every_s` seconds after this process
 wrote, while writers go on appending to the log (a passive checkpoint takes no write
-lock). The writer keeps SQLite's own checkpoint at `backstop_pages` in case this thread
-falls behind; a checkpoint never changes what a database holds, only where its pages
-are, so durability is as before.
+lock). The writer keeps SQLite's own checkpoint, at a higher threshold set by its
+owner, in case this thread falls behind; a checkpoint never changes what a database
+holds, only where its pages are, so durability is as before.
 """
 
 from __future__ import annotations
