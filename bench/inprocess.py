@@ -45,11 +45,14 @@ class InProcess:
 
 
 @contextmanager
-def embedded_broker(policy: Callable[[Path], Path]) -> Iterator[InProcess]:
+def embedded_broker(policy: Callable[[Path], Path],
+                    router_batch: int = BATCH) -> Iterator[InProcess]:
+    """`router_batch`: the most records one router step takes (`router.batch_size`)."""
     with tempfile.TemporaryDirectory() as name:
         workdir = Path(name)
         settings = load_settings(policy_dir=policy(workdir), data_dir=workdir / "data",
-                                 log={"sync": "normal"})
+                                 log={"sync": "normal"},
+                                 router={"batch_size": router_batch, "linger_ms": 0})
         broker = build_broker(settings, router_thread=False)
         try:
             yield InProcess(broker)

@@ -7,7 +7,8 @@ For each batch it reads, the router
    one version) and asks its engine for a decision per matching subscription,
 3. appends one audit record per decision, then the permitted views to
    `deliver.<subscription>`,
-4. and only then commits its ingress offsets.
+4. and only then commits its ingress offsets (on the embedded log in the transaction
+   that appends the views, `AppendCommitting`).
 
 A crash anywhere before step 4 replays the batch: decisions are re-made with the same
 `decision_id`, so a replay shows up as duplicates that receivers can recognise, never
@@ -36,7 +37,7 @@ from broker.event_types import EventTypes
 from broker.linking.journal import LinkerFencedError
 from broker.linking.linker import LinkedEvent
 from broker.linking.stage import LinkageStage
-from broker.log.port import Consumer, EventLog, LogRecord, NewRecord
+from broker.log.port import AppendCommitting, Consumer, EventLog, LogRecord, NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.router_batch import PlanFacts, RouterBatch, encoded_view
@@ -82,6 +83,7 @@ class Router:
         linger: float = 0.0,
     ) -> None:
         self._log = event_log
+        self._committing = event_log if isinstance(event_log, AppendCommitting) else None
         self._types = event_types
         self._codec = codec
         self._policy = policy
@@ -195,9 +197,14 @@ class Router:
         self._auditor.write(batch.audit)
         # Every subscription's views and the quarantined records in one append: one
         # transaction on the embedded log, one flush on Kafka.
-        self._log.append_all([
+        appends = [
             *((delivery_topic(sub_id), views) for sub_id, views in batch.deliveries.items()),
-            *([(QUARANTINE, batch.quarantine)] if batch.quarantine else [])])
+            *([(QUARANTINE, batch.quarantine)] if batch.quarantine else [])]
+        if self._committing is not None:
+            # With the batch's offsets in the same transaction (step 4 with step 3).
+            self._committing.append_all_and_commit(appends, consumer, batch.offsets)
+        else:
+            self._log.append_all(appends)
         available = self._clock()
         histograms: dict[str, Histogram] = {}
         for sub_id, ingested_at in batch.latencies:
@@ -209,7 +216,8 @@ class Router:
             self._metrics.decisions.labels(sub_id, outcome).inc(count)
         for (sub_id, reason), count in batch.withheld.items():
             self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
-        consumer.commit(batch.offsets)
+        if self._committing is None:
+            consumer.commit(batch.offsets)
         self._metrics.router_batch.observe(time.perf_counter() - started)
         self._metrics.router_batch_records.observe(len(records))
         self._update_lag(consumer)

@@ -23,9 +23,10 @@ SCHEMA_VERSION = 3
 """1: indexes for pages in seq order. 2: indexes for pages in time order, and daily
 counts (`MIGRATIONS[1]`); the records are unchanged. 3: `audit_plans`, where decision
 plans are found by digest (`MIGRATIONS[2]`; an older store holds none)."""
-WAL_AUTOCHECKPOINT_PAGES = 10_000
-"""Fold the WAL back into the database every ~40 MB rather than SQLite's default 4 MB:
-each fold syncs, and index pages changed by many batches are then written once."""
+WAL_AUTOCHECKPOINT_PAGES = 20_000
+"""A commit folds the WAL back into the database itself only past ~80 MB: the store's
+`WalCheckpointer` does it from a thread of its own, at most twice a second, so the
+router's audit commits do not wait for a fold (each syncs and copies the pages)."""
 CACHE_KIB = 65_536
 TAIL = record_table.TAIL
 INSERT = record_table.insert_sql()

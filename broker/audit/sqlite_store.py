@@ -12,10 +12,7 @@ from typing import Literal
 from broker.audit import plan_table, record_counts
 from broker.audit import sqlite_schema as schema
 from broker.audit.disclosures import Disclosure
-from broker.audit.errors import (
-    AuditStoreNotFoundError,
-    AuditStoreUnavailableError,
-)
+from broker.audit.errors import AuditStoreNotFoundError, AuditStoreUnavailableError
 from broker.audit.plan_table import PlanTexts
 from broker.audit.plans import DecisionDetail, plan_row
 from broker.audit.record_table import RecordSql, subject_bucket
@@ -34,6 +31,7 @@ from broker.audit.sqlite_chain import ChainSnapshot
 from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
 from broker.audit.table_reader import RecordTableReader
 from broker.errors import AuditError
+from broker.log.sqlite_wal import WalCheckpointer
 
 _TRANSIENT_MARKERS = ("locked", "busy", "disk i/o", "full", "unable to open")
 
@@ -90,6 +88,7 @@ class SqliteAuditStore:
         except BaseException:
             self._writer.close()
             raise
+        self._checkpoints = WalCheckpointer(self.path, busy_timeout_s=30.0)
         self._read = RecordTableReader(
             RecordSql(), self._reader, self._stream_connection, self._record, _translate)
 
@@ -211,6 +210,7 @@ class SqliteAuditStore:
                     (digest, plan_seq) for digest, (plan_seq, _t) in new_plans.items()])
             record_counts.add(conn, map(record_counts.key_of_row, rows))
             conn.execute("COMMIT")
+            self._checkpoints.wrote()
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -385,6 +385,7 @@ class SqliteAuditStore:
             if self._closed:
                 return
             self._closed = True
+            self._checkpoints.close()
             for conn in [self._writer, *self._readers]:
                 conn.close()
             self._readers.clear()

@@ -32,6 +32,24 @@ class GroupOffsetStore(Protocol):
         ...
 
 
+class QuietTopics:
+    """A member's memory, between its looks at the same positions, of the topics with
+    nothing past them: `since` maps each to the generation of the log's announcements
+    when that was found (`RecordSource.advanced` keeps it); `looked_at` is the
+    generation taken before the last look."""
+
+    __slots__ = ("looked_at", "since")
+
+    def __init__(self) -> None:
+        self.since: dict[str, int] = {}
+        self.looked_at = 0
+
+    def drained(self, topics: set[str]) -> None:
+        """Reads since the last look took everything of `topics`: quiet as of then."""
+        for topic in topics:
+            self.since[topic] = self.looked_at
+
+
 class RecordSource(Protocol):
     """The part of an event log a group member reads through."""
 
@@ -41,10 +59,15 @@ class RecordSource(Protocol):
         self, topic: str, partition: int, offset: int, max_records: int = 500
     ) -> list[LogRecord]: ...
 
-    def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool: ...
+    def wait(self, positions: Mapping[TopicPartition, int], timeout: float,
+             quiet: QuietTopics | None = None) -> bool: ...
 
-    def advanced(self, positions: Mapping[TopicPartition, int]) -> list[TopicPartition]:
-        """The partitions of `positions` that hold records past the position, or may."""
+    def advanced(self, positions: Mapping[TopicPartition, int],
+                 quiet: QuietTopics | None = None) -> list[TopicPartition]:
+        """The partitions of `positions` that hold records past the position, or may.
+        `quiet` (kept by the caller for the same positions, updated by the call): topics
+        found with nothing new, not looked at again until an append to them is
+        announced."""
         ...
 
 
@@ -78,6 +101,15 @@ class EmbeddedGroupCoordinator:
             if member in members:
                 members.remove(member)
                 self._rebalance(member.group)
+
+    def group_of(self, consumer: object) -> str:
+        """The group of `consumer`, an open member made by this coordinator (whose log
+        then may commit its offsets); `LogError` for anything else."""
+        if not isinstance(consumer, EmbeddedConsumer) or consumer._coordinator is not self:
+            raise LogError("offsets can be committed with an append only for a member of "
+                           "a consumer group of the same log")
+        consumer._check_open()
+        return consumer.group
 
     def close_all(self) -> None:
         """Close every member, as when the log closes."""
@@ -126,6 +158,9 @@ class EmbeddedConsumer:
         # Next offset to hand out per owned partition; None until looked up.
         self._positions: dict[TopicPartition, int | None] = {}
         self._reassigned = threading.Event()
+        self._quiet = QuietTopics()
+        """Topics with nothing past this member's positions (`RecordSource.advanced`);
+        replaced when the positions change other than by reading."""
         self._next_first = 0
         self._closed = False
 
@@ -134,9 +169,13 @@ class EmbeddedConsumer:
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
             self._reassigned.clear()
-            positions = self._current_positions()
+            positions, quiet = self._current_positions()
+            if timeout <= 0:
+                # A look that will not wait looks at every topic: what was appended
+                # since the last look may not be announced yet (a ring on its way).
+                quiet.since.clear()
             if positions:
-                batch = self._fetch(positions, max_records)
+                batch = self._fetch(positions, max_records, quiet)
                 if batch:
                     return batch
             remaining = deadline - time.monotonic()
@@ -144,7 +183,7 @@ class EmbeddedConsumer:
                 return []
             pause = min(remaining, _REBALANCE_CHECK_S)
             if positions:
-                self._source.wait(positions, pause)
+                self._source.wait(positions, pause, quiet)
             else:
                 self._reassigned.wait(pause)
 
@@ -179,13 +218,15 @@ class EmbeddedConsumer:
             if self._closed:
                 return
             self._positions = {tp: self._positions.get(tp) for tp in sorted(partitions)}
+            self._quiet = QuietTopics()
         self._reassigned.set()
 
     def _check_open(self) -> None:
         if self._closed:
             raise LogError(f"this member of consumer group {self.group!r} is closed")
 
-    def _current_positions(self) -> dict[TopicPartition, int]:
+    def _current_positions(self) -> tuple[dict[TopicPartition, int], QuietTopics]:
+        """The positions known, and the memory of quiet topics that goes with them."""
         self._check_open()
         with self._lock:
             unknown = [tp for tp, offset in self._positions.items() if offset is None]
@@ -194,31 +235,43 @@ class EmbeddedConsumer:
             for tp, offset in looked_up.items():
                 if tp in self._positions and self._positions[tp] is None:
                     self._positions[tp] = offset
-            return {tp: offset for tp, offset in self._positions.items() if offset is not None}
+            if looked_up:
+                self._quiet = QuietTopics()
+            return ({tp: offset for tp, offset in self._positions.items() if offset is not None},
+                    self._quiet)
 
-    def _fetch(self, positions: dict[TopicPartition, int], max_records: int) -> list[LogRecord]:
+    def _fetch(self, positions: dict[TopicPartition, int], max_records: int,
+               quiet: QuietTopics) -> list[LogRecord]:
         # Start each poll at a different partition so a busy partition cannot starve
         # the others when batches fill up.
         # Only partitions that advanced are read: a router owns every ingress partition
-        # of every event type, and most of them are idle at any moment.
-        advanced = set(self._source.advanced(positions))
+        # of every event type, and most of them are idle at any moment. Topics found
+        # quiet, or read to their end, are not looked at until an append to them is told.
+        advanced = set(self._source.advanced(positions, quiet))
         order = [tp for tp in positions if tp in advanced]
         if not order:
             return []
         start = self._next_first % len(order)
         self._next_first += 1
         batch: list[LogRecord] = []
+        left: set[str] = set()  # topics that may hold more than was read
         for tp in order[start:] + order[:start]:
-            if len(batch) >= max_records:
-                break
-            records = self._source.read(tp[0], tp[1], positions[tp], max_records - len(batch))
+            wanted = max_records - len(batch)
+            if wanted <= 0:
+                left.add(tp[0])
+                continue
+            records = self._source.read(tp[0], tp[1], positions[tp], wanted)
+            if len(records) == wanted:
+                left.add(tp[0])
             if not records:
                 continue
             with self._lock:
                 # A rebalance during the read may have taken the partition away, or
                 # another poll may have moved it on; then these records are not ours.
                 if self._positions.get(tp) != positions[tp]:
+                    left.add(tp[0])
                     continue
                 self._positions[tp] = records[-1].offset + 1
             batch.extend(records)
+        quiet.drained({topic for topic, _ in order} - left)
         return batch

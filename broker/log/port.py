@@ -167,3 +167,21 @@ class AppendWatching(Protocol):
         sometimes when nothing was appended), from whatever thread learns of it: it must
         be quick and must not raise. Returns the function that stops the calls."""
         ...
+
+
+@runtime_checkable
+class AppendCommitting(Protocol):
+    """A log that can append records and commit a consumer's offsets in one transaction
+    (the embedded log). A reader that writes what it made of a batch and then commits
+    the batch (the router) uses it so that the two happen together: a crash then either
+    replays the batch with nothing of it written, or finds it written and committed. A
+    log without it (Kafka) appends, then commits, and a crash in between replays a batch
+    whose output is already written (duplicates, never a loss)."""
+
+    def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
+                              consumer: Consumer, offsets: Mapping[TopicPartition, int]
+                              ) -> list[list[AppendResult]]:
+        """`append_all(batches)` and `consumer.commit(offsets)` as one transaction: all
+        or none. `consumer` must be a member of a consumer group of this log (else
+        `LogError`, nothing written)."""
+        ...

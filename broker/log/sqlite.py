@@ -5,46 +5,39 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from broker.errors import ConfigError, LogError, TopicMismatchError, UnknownTopicError
-from broker.log.embedded_group import EmbeddedGroupCoordinator
+from broker.log.embedded_group import EmbeddedGroupCoordinator, QuietTopics
 from broker.log.partitioner import Placer
 from broker.log.port import AppendResult, Consumer, LogRecord, NewRecord, TopicPartition, TopicSpec
-from broker.log.sqlite_append_signal import AppendSignal
+from broker.log.sqlite_append import insert_planned, offset_rows, plan_appends, save_offsets
+from broker.log.sqlite_append_signal import AppendSignal, advanced_unless_quiet
 from broker.log.sqlite_storage import (
     DROP_SUPERSEDED,
     ReaderPool,
     SyncMode,
-    advanced_partitions,
     connect,
     decode_headers,
-    encode_headers,
     partition_end_offsets,
     prepare_database,
     roll_back,
     topic_shape,
     translate_error,
 )
+from broker.log.sqlite_wal import WalCheckpointer
 
 _BUSY_TIMEOUT_S = 5.0
 _EXTERNAL_POLL_S = 0.05
 """How often `wait` looks for appends made by another process on the same file when
 there is no doorbell, unless the caller says otherwise (`cross_process_poll_s`)."""
+_BACKSTOP_CHECKPOINT_PAGES = 4000
+"""A commit folds the write-ahead log back itself past this many pages (SQLite: 1,000)."""
 _SAFETY_POLL_S = 0.5
 """With a doorbell, how often `wait` still looks (for rings lost, foreign writers)."""
 
-_INSERT_RECORD = (
-    "INSERT INTO records (topic, partition, offset, key, value, headers, timestamp_ms) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_ADVANCE_END = (
-    "UPDATE partition_ends SET next_offset = next_offset + ? "
-    "WHERE topic = ? AND partition = ? RETURNING next_offset"
-)
 _READ_RECORDS = (
     "SELECT offset, key, value, headers, timestamp_ms FROM records "
     "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
@@ -96,6 +89,8 @@ class SqliteEventLog:
             raise translate_error(exc, "open its database", self._path) from exc
         try:
             prepare_database(writer, self._path)
+            # Checkpoints run in a thread of their own; the writer's only as a backstop.
+            writer.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_CHECKPOINT_PAGES}")
             self._appended = AppendSignal(self._path, cross_process_poll_s, _BUSY_TIMEOUT_S,
                                           doorbell, safety_poll_s)
         except sqlite3.Error as exc:
@@ -105,6 +100,7 @@ class SqliteEventLog:
             writer.close()
             raise
         self._writer: sqlite3.Connection | None = writer
+        self._checkpoints = WalCheckpointer(self._path, busy_timeout_s=_BUSY_TIMEOUT_S)
         self._write_lock = threading.Lock()
         self._readers = ReaderPool(self._path, _BUSY_TIMEOUT_S)
         self._specs: dict[str, TopicSpec] = {}
@@ -170,33 +166,30 @@ class SqliteEventLog:
     def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
                    ) -> list[list[AppendResult]]:
         """Append to several topics in one transaction; return when it is committed."""
-        now_ms = time.time_ns() // 1_000_000
-        planned = []
-        for topic, records in batches:
-            placed = self._placer.place(topic, records, self._spec(topic).partitions)
-            rows = [[topic, partition, 0, record.key, record.value,
-                     encode_headers(record.headers),
-                     now_ms if record.timestamp_ms is None else record.timestamp_ms]
-                    for record, partition in zip(records, placed, strict=True)]
-            planned.append((topic, placed, rows))
-        if not any(placed for _, placed, _ in planned):
+        planned = plan_appends(self._placer, batches, self.partitions,
+                               time.time_ns() // 1_000_000)
+        if not any(batch.placed for batch in planned):
             return [[] for _ in planned]
-        results: list[list[AppendResult]] = []
         with self._transaction("append records") as db:
-            for topic, placed, rows in planned:
-                next_offsets = {}
-                for partition, count in Counter(placed).items():
-                    (end,) = db.execute(_ADVANCE_END, (count, topic, partition)).fetchall()[0]
-                    next_offsets[partition] = end - count
-                batch_results = []
-                for row, partition in zip(rows, placed, strict=True):
-                    offset = next_offsets[partition]
-                    next_offsets[partition] = offset + 1
-                    row[2] = offset
-                    batch_results.append(AppendResult(partition, offset))
-                db.executemany(_INSERT_RECORD, rows)
-                results.append(batch_results)
-        self._appended.appended(tuple(topic for topic, placed, _ in planned if placed))
+            results = insert_planned(db, planned)
+        self._appended.appended(tuple(batch.topic for batch in planned if batch.placed))
+        return results
+
+    def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
+                              consumer: Consumer, offsets: Mapping[TopicPartition, int]
+                              ) -> list[list[AppendResult]]:
+        """`AppendCommitting`: `append_all` and `consumer.commit(offsets)` in one
+        transaction, all or none."""
+        group = self._groups.group_of(consumer)
+        rows = offset_rows(group, offsets, self._check_partition)
+        planned = plan_appends(self._placer, batches, self.partitions,
+                               time.time_ns() // 1_000_000)
+        with self._transaction("append records and commit consumer offsets") as db:
+            results = insert_planned(db, planned)
+            save_offsets(db, rows)
+        advanced = tuple(batch.topic for batch in planned if batch.placed)
+        if advanced:
+            self._appended.appended(advanced)
         return results
 
     def read(
@@ -229,9 +222,10 @@ class SqliteEventLog:
         with self._reading("read end offsets") as db:
             return partition_end_offsets(db, topic, self.partitions(topic))
 
-    def wait(self, positions: Mapping[TopicPartition, int], timeout: float) -> bool:
+    def wait(self, positions: Mapping[TopicPartition, int], timeout: float,
+             quiet: QuietTopics | None = None) -> bool:
         """Block until some partition has a record at or past its position (True) or
-        `timeout` seconds pass (False)."""
+        `timeout` seconds pass (False). `quiet`: as for `advanced`."""
         for topic, partition in positions:
             self._check_partition(topic, partition)
         deadline = time.monotonic() + max(timeout, 0.0)
@@ -240,7 +234,7 @@ class SqliteEventLog:
             generation = self._appended.generation()
             # Checked after taking the generation, so an append landing in between
             # changes the generation and is not slept through.
-            if self._has_records(positions):
+            if self._has_records(positions, quiet):
                 return True
             if not self._appended.wait_for_change(
                     generation, deadline - time.monotonic(), topics):
@@ -262,18 +256,9 @@ class SqliteEventLog:
 
     def save_group_offsets(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
         """Store `group`'s committed offsets in one transaction (used by its consumers)."""
-        for (topic, partition), offset in offsets.items():
-            self._check_partition(topic, partition)
-            if offset < 0:
-                raise LogError(f"a committed offset cannot be negative ({topic}/{partition})")
-        rows = [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()]
+        rows = offset_rows(group, offsets, self._check_partition)
         with self._transaction("commit consumer offsets") as db:
-            db.executemany(
-                "INSERT INTO group_offsets (group_name, topic, partition, next_offset) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (group_name, topic, partition) "
-                "DO UPDATE SET next_offset = excluded.next_offset",
-                rows,
-            )
+            save_offsets(db, rows)
 
     def load_group_offset(self, group: str, tp: TopicPartition) -> int | None:
         """`group`'s committed offset for a partition, or None if it never committed."""
@@ -326,6 +311,7 @@ class SqliteEventLog:
             self._closed = True
             writer, self._writer = self._writer, None
         self._groups.close_all()
+        self._checkpoints.close()
         self._readers.close()
         if writer is not None:
             writer.close()
@@ -343,6 +329,7 @@ class SqliteEventLog:
                 db.execute("BEGIN IMMEDIATE")
                 yield db
                 db.execute("COMMIT")
+                self._checkpoints.wrote()
             except sqlite3.Error as exc:
                 roll_back(db)
                 raise translate_error(exc, doing, self._path) from exc
@@ -386,13 +373,19 @@ class SqliteEventLog:
                 f"topic {topic!r} has partitions 0 to {partitions - 1}, not {partition}"
             )
 
-    def _has_records(self, positions: Mapping[TopicPartition, int]) -> bool:
+    def _has_records(self, positions: Mapping[TopicPartition, int],
+                     quiet: QuietTopics | None) -> bool:
+        if quiet is not None and quiet.since.keys() - self._appended.unannounced(quiet.since):
+            return True  # appends to a topic found quiet were announced: the caller reads
         with self._reading("check for new records") as db:
             return any(db.execute(_HAS_RECORD_FROM, (tp[0], tp[1], positions[tp])).fetchone()
-                       for tp in advanced_partitions(db, positions))
+                       for tp in advanced_unless_quiet(db, self._appended, positions, quiet))
 
-    def advanced(self, positions: Mapping[TopicPartition, int]) -> list[TopicPartition]:
-        """The partitions of `positions` whose end lies past the position (one query)."""
+    def advanced(self, positions: Mapping[TopicPartition, int],
+                 quiet: QuietTopics | None = None) -> list[TopicPartition]:
+        """The partitions of `positions` whose end lies past the position (one query).
+        `quiet`: the caller's memory of topics with nothing new, left out unless
+        an append to them was announced since (`quiet_topics_left_out`); updated."""
         with self._reading("check for new records") as db:
-            return advanced_partitions(db, positions)
+            return advanced_unless_quiet(db, self._appended, positions, quiet)
 

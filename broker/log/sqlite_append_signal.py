@@ -8,9 +8,11 @@ log receives the rings and wakes those topics' waiters. A waiter is woken only b
 to a topic it waits on (a server-sent-event stream waiting on `deliver.*` sleeps through
 publishes to `events.*`).
 
-Rings can be lost, and a foreign writer does not ring: while anyone waits, the watcher
-also reads SQLite's `PRAGMA data_version` every `safety_poll_s` (it changes whenever
-another connection commits, and costs no disk I/O) and wakes every waiter when it moved.
+Rings can be lost, and a foreign writer does not ring: while anyone waits (or, once a
+consumer group member relies on announcements to skip topics with nothing new, always),
+the watcher also reads SQLite's `PRAGMA data_version` every `safety_poll_s` (it changes
+whenever another connection commits, and costs no disk I/O) and wakes every waiter when
+it moved.
 Without a doorbell (none could be opened, or it is turned off) that poll runs every
 `poll_interval_s` instead, as the only way to notice other processes' appends: 2 ms
 costs about 2.5% of one core per process that has a waiter (`bench/idle_waiters.py`).
@@ -22,11 +24,13 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
+from broker.log.embedded_group import QuietTopics
+from broker.log.port import TopicPartition
 from broker.log.sqlite_doorbell import EVERYTHING, Doorbell, open_doorbell
-from broker.log.sqlite_storage import connect
+from broker.log.sqlite_storage import advanced_partitions, connect
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class AppendSignal:
         self._watching: dict[str, dict[object, Callable[[], None]]] = {}
         """Per topic, the callbacks of `watch` (each counts as a waiter while it lasts)."""
         self._waiters = 0
+        self._relied_on = False
         self._closing = False
         self._watch_thread: threading.Thread | None = None
         self._watch_lock = threading.Lock()
@@ -79,6 +84,33 @@ class AppendSignal:
         """The current count; pass it to `wait_for_change`."""
         with self._lock:
             return self._generation
+
+    def rely_on_announcements(self) -> None:
+        """A reader will skip looking at topics no announcement named (`unannounced`):
+        bind the doorbell now, and from now on keep the watcher's poll for appends it
+        was not told of going even while nobody waits, so a lost ring or a foreign
+        writer is announced within `safety_poll_s` (the poll interval without a
+        doorbell). Idempotent."""
+        if self._relied_on:
+            return
+        self.listen()
+        with self._lock:
+            if self._relied_on or self._closing:
+                return
+            self._relied_on = True
+            self._waiters += 1  # counts as a waiter for good
+            if self._waiters == 1:
+                self._start_watching()
+
+    def unannounced(self, quiet: Mapping[str, int]) -> set[str]:
+        """The topics of `quiet` (topic: a generation) that no announcement has named
+        since that generation: as far as this process knows, nothing was appended to
+        them since. A lost ring is made up for by the watcher's poll, which announces
+        everything."""
+        with self._lock:
+            everything, topic_at = self._everything_at, self._topic_at
+            return {topic for topic, generation in quiet.items()
+                    if everything <= generation and topic_at.get(topic, 0) <= generation}
 
     def announce(self, topics: Iterable[str] | None = None) -> None:
         """Wake the waiters of `topics` (every waiter when None): records were appended
@@ -110,7 +142,7 @@ class AppendSignal:
         announcement naming `topic` or no topic, from now on, until the returned function
         is called. The doorbell is bound before this returns, so a reader that looks at
         the log after calling this misses no append made by another process."""
-        self._listen()
+        self.listen()
         token = object()
         with self._lock:
             closing = self._closing
@@ -145,7 +177,7 @@ class AppendSignal:
         """Sleep until an append to one of `topics` (any topic when None) is announced
         after `generation` (True), or `timeout` seconds pass (False)."""
         deadline = time.monotonic() + timeout
-        self._listen()
+        self.listen()
         condition = threading.Condition(self._lock)
         with self._lock:
             if self._closing:
@@ -203,9 +235,10 @@ class AppendSignal:
         topic_at = self._topic_at
         return any(topic_at.get(topic, 0) > generation for topic in topics)
 
-    def _listen(self) -> None:
-        """Bind the doorbell before the first wait (so no ring sent after the waiter
-        looked at the log is missed); without one, poll fast."""
+    def listen(self) -> None:
+        """Bind the doorbell before the first wait or the first look a reader means to
+        trust announcements about (so no ring sent after it looked at the log is
+        missed); without one, poll fast. Idempotent."""
         doorbell = self._doorbell
         if doorbell is None or doorbell.listening:
             return
@@ -287,3 +320,45 @@ class AppendSignal:
     @staticmethod
     def _read_data_version(connection: sqlite3.Connection) -> int:
         return int(connection.execute("PRAGMA data_version").fetchone()[0])
+
+
+def quiet_topics_left_out(signal: AppendSignal, positions: Mapping[TopicPartition, int],
+                          quiet: dict[str, int]) -> dict[TopicPartition, int]:
+    """`positions` without the topics a reader need not look at again.
+
+    `quiet` is a reader's memory between its looks at the same positions (a consumer
+    group member's, between reads): the topics it found with nothing past any of its
+    positions, each with the signal's generation taken before that look. A topic no
+    announcement named since then has nothing new, as far as this process can know (a
+    lost ring is made up for by the watcher's poll, which announces everything)."""
+    if not quiet:
+        return dict(positions)
+    still = signal.unannounced(quiet)
+    return {tp: offset for tp, offset in positions.items() if tp[0] not in still}
+
+
+def remember_quiet_topics(quiet: dict[str, int], asked: Mapping[TopicPartition, int],
+                          found: Collection[TopicPartition], generation: int) -> None:
+    """After a look at `asked` that found `found` advanced: the topics asked about with
+    nothing found are quiet as of `generation`, the others not."""
+    busy = {topic for topic, _ in found}
+    for topic in {topic for topic, _ in asked}:
+        if topic in busy:
+            quiet.pop(topic, None)
+        else:
+            quiet[topic] = generation
+
+
+def advanced_unless_quiet(db: sqlite3.Connection, signal: AppendSignal,
+                          positions: Mapping[TopicPartition, int],
+                          quiet: QuietTopics | None) -> list[TopicPartition]:
+    """`advanced_partitions` of `positions`, leaving out the topics of `quiet` no
+    announcement named since (and remembering in it what this look found)."""
+    if quiet is None:
+        return advanced_partitions(db, positions)
+    signal.rely_on_announcements()
+    quiet.looked_at = signal.generation()  # before the query: see `unannounced`
+    asked = quiet_topics_left_out(signal, positions, quiet.since)
+    found = advanced_partitions(db, asked) if asked else []
+    remember_quiet_topics(quiet.since, asked, found, quiet.looked_at)
+    return found

@@ -204,6 +204,29 @@ class MemoryIdempotencyIndex:
         pass
 
 
+class CommittingEventLog(MemoryEventLog):
+    """A `MemoryEventLog` with `AppendCommitting`, as the embedded log has: the records
+    and the consumer's offsets of one call become durable together, or none of them."""
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.joint_commits = 0
+        """Calls of `append_all_and_commit` that wrote."""
+
+    def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
+                              consumer: MemoryConsumer, offsets: Mapping[TopicPartition, int]
+                              ) -> list[list[AppendResult]]:
+        failing = self.fail_appends_to
+        if failing is not None and any(topic.startswith(failing) for topic, _ in batches):
+            from broker.errors import LogUnavailableError
+
+            raise LogUnavailableError("appending failed (test); nothing written")
+        results = self.append_all(batches)
+        consumer.commit(offsets)
+        self.joint_commits += 1
+        return results
+
+
 class GatedEventLog(MemoryEventLog):
     """Appends wait until `gate` is set, so a test can queue work behind a slow append."""
 

@@ -38,7 +38,7 @@ from schemas.jsonform import record_from_json
 from schemas.registry import SchemaRegistry
 from schemas.store import InMemoryRegistryStore
 from schemas.wire import WireCodec
-from tests.unit.broker.fakes import Journal, MemoryAuditStore, MemoryEventLog
+from tests.unit.broker.fakes import CommittingEventLog, Journal, MemoryAuditStore, MemoryEventLog
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_POLICY = REPO / "examples" / "demo" / "policy"
@@ -80,9 +80,10 @@ def demo_policy(catalog: SchemaCatalog, views: ViewSchemaRegistrar) -> PolicyHol
     return PolicyHolder(DEMO_POLICY, catalog, KEY, views)
 
 
-def routing(make_policy: PolicyFactory = demo_policy, linger: float = 0.0) -> Routing:
+def routing(make_policy: PolicyFactory = demo_policy, linger: float = 0.0,
+            log_type: type[MemoryEventLog] = MemoryEventLog) -> Routing:
     journal = Journal()
-    log = MemoryEventLog(journal)
+    log = log_type(journal)
     registry = SchemaRegistry(InMemoryRegistryStore())
     event_types = EventTypes(registry, CATALOG)
     codec = WireCodec(registry)
@@ -129,18 +130,31 @@ def test_each_decision_is_audited_and_permitted_views_are_delivered() -> None:
             for rec in r.log.records(delivery_topic("hv-births"))} <= ids
 
 
-def test_decisions_are_audited_before_deliveries_and_offsets_are_committed_last() -> None:
-    r = routing()
+# A log that commits offsets in the transaction of the deliveries (AppendCommitting, the
+# embedded log) and one that cannot (Kafka): the same order and replays either way.
+LOGS = pytest.mark.parametrize("log_type", [MemoryEventLog, CommittingEventLog],
+                               ids=["commit after append", "commit with append"])
+
+
+@LOGS
+def test_decisions_are_audited_before_deliveries_and_offsets_are_committed_last(
+        log_type: type[MemoryEventLog]) -> None:
+    r = routing(log_type=log_type)
     r.publish(birth("MPI-1"), birth("MPI-2"), birth("MPI-3"))
     route_all(r)
     journal = r.journal
     first_delivery = journal.first("append", "deliver.")
     assert journal.last("audit", "decision") < first_delivery
     assert journal.last("append", "deliver.") < journal.first("commit", ROUTER_GROUP)
+    assert journal.kinds("commit") == [ROUTER_GROUP]
+    if isinstance(r.log, CommittingEventLog):
+        assert r.log.joint_commits == 1  # the step's one transaction
 
 
-def test_nothing_is_committed_when_a_delivery_append_fails() -> None:
-    r = routing()
+@LOGS
+def test_nothing_is_committed_when_a_delivery_append_fails(
+        log_type: type[MemoryEventLog]) -> None:
+    r = routing(log_type=log_type)
     r.publish(birth("MPI-1"))
     r.log.fail_appends_to = "deliver."
     with pytest.raises(Exception, match="failed"):
