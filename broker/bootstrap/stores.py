@@ -21,7 +21,7 @@ from broker.audit.paths import (
     audit_db_path,
 )
 from broker.config import Settings
-from broker.crypto.encrypted_log import encrypt_if_enabled
+from broker.crypto.at_rest import encrypt_if_enabled
 from broker.errors import ConfigError
 from broker.ingest.idempotency import IdempotencyIndex, SqliteIdempotencyIndex
 from broker.log.port import EventLog

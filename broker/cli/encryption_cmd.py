@@ -23,7 +23,7 @@ from broker.crypto import (
     load_kek,
     write_new_kek,
 )
-from broker.crypto.encrypted_log import kek_from_settings
+from broker.crypto.at_rest import kek_from_settings
 from broker.crypto.errors import KekError
 from broker.log.port import EventLog
 

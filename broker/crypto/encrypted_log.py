@@ -31,14 +31,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from broker.config import EncryptionSettings
-from broker.crypto.errors import DataKeyUnavailableError, KekError
-from broker.crypto.kek import KeyEncryptionKey, load_kek
+from broker.crypto.errors import DataKeyUnavailableError
 from broker.crypto.keyring import DataKeyring, DataKeyShreddedError
-from broker.crypto.keystore import LogKeyStore
 from broker.crypto.records import SealedRecordError, associated_data, open_sealed, seal
 from broker.errors import LogError
 from broker.log.port import (
+    AppendCommitting,
     AppendResult,
     AppendWatching,
     Consumer,
@@ -282,6 +280,11 @@ class _OpeningConsumer:
         self._inner = inner
         self._owner = owner
 
+    @property
+    def inner(self) -> Consumer:
+        """The inner log's consumer, whose records are sealed."""
+        return self._inner
+
     def poll(self, timeout: float, max_records: int = 500) -> list[LogRecord]:
         return self._owner.open_records(self._inner.poll(timeout, max_records))
 
@@ -298,25 +301,42 @@ class _OpeningConsumer:
         self._inner.close()
 
 
-class _WatchingEncryptedEventLog(EncryptedEventLog):
-    """An `EncryptedEventLog` over a log that tells of appends (`AppendWatching`, the
-    embedded log): sealing changes nothing about when a record is committed, so the
-    inner log's telling passes through, and the delivery hubs read when told."""
+@runtime_checkable
+class _EmbeddedLog(AppendWatching, AppendCommitting, Protocol):
+    """What the embedded log offers beyond the port."""
 
-    def __init__(self, inner: EventLog, watching: AppendWatching, keyring: DataKeyring,
+
+class _EmbeddedEncryptedEventLog(EncryptedEventLog):
+    """An `EncryptedEventLog` over the embedded log, which tells of appends
+    (`AppendWatching`) and appends and commits a consumer's offsets in one transaction
+    (`AppendCommitting`). Sealing changes neither, so both pass through: the delivery
+    hubs read when told, and a router step's views and offsets stay one transaction."""
+
+    def __init__(self, inner: EventLog, embedded: _EmbeddedLog, keyring: DataKeyring,
                  topics: Sequence[str] = DEFAULT_TOPICS) -> None:
         super().__init__(inner, keyring, topics)
-        self._watching = watching
+        self._embedded = embedded
 
     def watch_appends(self, topic: str, wake: Callable[[], None]) -> Callable[[], None]:
-        return self._watching.watch_appends(topic, wake)
+        return self._embedded.watch_appends(topic, wake)
+
+    def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
+                              consumer: Consumer, offsets: Mapping[TopicPartition, int]
+                              ) -> list[list[AppendResult]]:
+        """Seal each protected topic's values, then append them and commit `consumer`'s
+        offsets in one transaction."""
+        inner_consumer = consumer.inner if isinstance(consumer, _OpeningConsumer) else consumer
+        return self._embedded.append_all_and_commit(
+            [(topic, self._sealed(topic, records)) for topic, records in batches],
+            inner_consumer, offsets)
 
 
 def encrypted_log(inner: EventLog, keyring: DataKeyring,
                   topics: Sequence[str] = DEFAULT_TOPICS) -> EncryptedEventLog:
-    """`inner` behind encryption at rest, telling of appends when `inner` does."""
-    if isinstance(inner, AppendWatching):
-        return _WatchingEncryptedEventLog(inner, inner, keyring, topics)
+    """`inner` behind encryption at rest, with the embedded log's capabilities when
+    `inner` is the embedded log."""
+    if isinstance(inner, _EmbeddedLog):
+        return _EmbeddedEncryptedEventLog(inner, inner, keyring, topics)
     return EncryptedEventLog(inner, keyring, topics)
 
 
@@ -340,33 +360,3 @@ def register_encryption_metrics(event_log: EventLog, registry: CollectorRegistry
     """Add the unreadable-records counter to `registry` when `event_log` encrypts."""
     if isinstance(event_log, EncryptedEventLog):
         registry.register(UnreadableRecordsCollector(event_log))
-
-
-def kek_from_settings(settings: EncryptionSettings, environ: Mapping[str, str]
-                      ) -> tuple[KeyEncryptionKey, list[KeyEncryptionKey]]:
-    """The configured KEK and the one being retired (if any)."""
-    kek = load_kek(settings.kek_file, settings.kek_env, environ)
-    if kek is None:
-        raise KekError("encryption is enabled but no key-encryption key is configured; set "
-                       "encryption.kek_file or encryption.kek_env (create a key with "
-                       "`handoff encryption new-kek`)")
-    previous = load_kek(settings.previous_kek_file, settings.previous_kek_env, environ,
-                        what="encryption.previous_kek_file / encryption.previous_kek_env")
-    return kek, [previous] if previous is not None else []
-
-
-def encrypt_if_enabled(inner: EventLog, settings: EncryptionSettings,
-                       environ: Mapping[str, str]) -> EventLog:
-    """`inner` itself, or wrapped in an `EncryptedEventLog` when encryption is enabled.
-
-    Keys still wrapped by `previous_kek_*` are re-wrapped under the current KEK here, so
-    a KEK rotation completes when every process has restarted with the new key."""
-    if not settings.enabled:
-        return inner
-    kek, retired = kek_from_settings(settings, environ)
-    keyring = DataKeyring(LogKeyStore(inner), kek, retired,
-                          period_ms=int(settings.key_period * 1000))
-    if retired and keyring.needs_rewrap():
-        moved = keyring.rewrap(kek)
-        log.info("re-wrapped %d data keys under %s", moved, kek.kek_id)
-    return encrypted_log(inner, keyring, settings.topics)
