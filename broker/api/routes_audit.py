@@ -22,6 +22,7 @@ from broker.audit.errors import AuditQueryError
 from broker.audit.store import AuditFilter
 from broker.auditor import Auditor
 from broker.auth import Principal, Role
+from broker.clock import epoch_ms
 from broker.linking.service import LinkageService
 from broker.policy_holder import LoadedPolicy
 
@@ -43,7 +44,7 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def _ms(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
+    return None if value is None else epoch_ms(value)
 
 
 @router.get("/decisions", summary="Policy decisions, filtered, a page at a time")

@@ -19,6 +19,7 @@ from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, problem_responses
 from broker.api.routes_audit import IsoTime
 from broker.auth import Principal, Role
+from broker.clock import epoch_ms
 from broker.linking.service import ClericalReason, LinkageService
 from broker.linking.terms import RecordRef
 from linkage.errors import UnknownRecordError
@@ -128,8 +129,8 @@ def disclosures(person_id: str, since: IsoTime | None = None, until: IsoTime | N
                 _: Principal = Depends(require(Role.AUDITOR)),
                 linkage: LinkageService = Depends(deps.linkage)) -> dict[str, Any]:
     found = linkage.disclosures(
-        person_id, since_ms=None if since is None else int(since.timestamp() * 1000),
-        until_ms=None if until is None else int(until.timestamp() * 1000))
+        person_id, since_ms=None if since is None else epoch_ms(since),
+        until_ms=None if until is None else epoch_ms(until))
     current = linkage.current_person(person_id)
     return {"person_id": current, "subject": linkage.pseudonym(current),
             "disclosures": [d.to_dict() for d in found]}

@@ -18,6 +18,7 @@ from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.problems import AUTHENTICATED, ApiError, problem_responses
 from broker.auth import Principal, Role
+from broker.clock import epoch_ms
 from broker.referral_service import ReferralService, ReportRequestError
 from referrals.report_render import to_csv, to_json, to_table
 
@@ -43,10 +44,7 @@ async def referral_funnel(
     _: Principal = Depends(require(Role.EVALUATOR, Role.AUDITOR, Role.ADMIN)),
     referrals: ReferralService = Depends(deps.referrals),
 ) -> Response:
-    at_ms = None
-    if at is not None:
-        moment = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-        at_ms = int(moment.timestamp() * 1000)
+    at_ms = None if at is None else epoch_ms(at)
     try:
         report = await anyio.to_thread.run_sync(
             lambda: referrals.funnel(threshold=threshold, timezone=timezone, at_ms=at_ms))

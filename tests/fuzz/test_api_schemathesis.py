@@ -87,3 +87,25 @@ def test_the_stream_refuses_hostile_cursors_with_a_problem(fuzz_app, cursor):
             assert response.status_code == 400, response.text
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["type"] == "/problems/invalid-cursor"
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00", "0001-01-01T00:00:00+14:00",
+                                    "9999-12-31T23:59:59", "9999-12-31T23:59:59-14:00"])
+def test_time_filters_take_the_earliest_and_latest_times_iso_8601_can_write(fuzz_app,
+                                                                            moment):
+    # Found by the schema-driven run: a time without a zone in year 1 made
+    # `datetime.timestamp` fail once the local zone was applied, a 500.
+    from fastapi.testclient import TestClient
+
+    with TestClient(fuzz_app) as client:
+        auditor = {"Authorization": f"Bearer {KEYS['auditor']}"}
+        for path, params in (("/v1/audit/decisions", {"since": moment}),
+                             ("/v1/audit/decisions", {"until": moment}),
+                             ("/v1/linkage/persons/p-unknown/disclosures", {"since": moment,
+                                                                          "until": moment})):
+            response = client.get(path, params=params, headers=auditor)
+            assert response.status_code < 500, (path, response.text)
+        early = client.get("/v1/audit/decisions", params={"until": moment}, headers=auditor)
+        assert early.status_code == 200
+        if moment.startswith("0001"):  # nothing was decided before year 1
+            assert early.json()["records"] == []
