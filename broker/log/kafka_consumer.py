@@ -43,11 +43,10 @@ _POLL_SLICE_MS = 20
 commit (a commit waiting for the consumer also keeps the thread from taking it again
 first). When nothing comes, it holds it as long as a fetch waits (no commits come then)."""
 _PROCESSING_PAUSE_S = 1.0
-"""From handing records over until the caller commits or polls again, the background
-thread leaves the consumer alone (the next fetch is already in flight), so the commit
-does not wait for a poll slice; for at most this long, so a slow caller does not stall a
-rebalance. (Pausing only once the caller had taken them left the thread in a slice it
-had begun meanwhile: a commit after a short batch waited up to 20 ms for it.)"""
+"""While the caller works on records it was handed, until it commits or polls again, the
+background thread leaves the consumer alone (the next fetch is already in flight), so
+the commit does not wait for a poll slice; for at most this long, so a slow caller does
+not stall a rebalance."""
 _SETTLE_WAIT_S = 15.0
 """How long `commit` waits for a member that is joining or rebalancing to own partitions."""
 _ERROR_BACKOFF_S = 0.5
@@ -97,7 +96,7 @@ class KafkaGroupMember:
         self._last_caller_poll = time.monotonic()
         self._commits_waiting = 0
         self._handed_out_at: float | None = None
-        """When records were last buffered that the caller has not committed or polled past."""
+        """When the caller was last handed records it has not committed or polled past."""
         self._committed_here: dict[PortTopicPartition, int | None] = {}
         """The group's committed offsets of partitions this member owns, as it committed
         them or looked them up since it got them: only the owner commits."""
@@ -326,7 +325,6 @@ class KafkaGroupMember:
                 if topic is None or (topic, kafka_tp.partition) not in self._owned:
                     continue
                 self._buffer.extend(to_log_record(record, topic) for record in records)
-                self._handed_out_at = time.monotonic()
             self._state.notify_all()
 
     # -- rebalances (called by kafka-python, possibly on its own thread) ------------------
