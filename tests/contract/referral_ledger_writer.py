@@ -43,6 +43,7 @@ def run(store_path: Path, published: Path) -> None:
     log = history()
     ledger = ReferralLedger(SqliteLedgerStore(store_path), SIMPLE_POLICY)
     start = ledger.positions().get((TOPIC, 0), 0)
+    drop_torn_line(published)
     with published.open("a", encoding="utf-8") as out:
         for offset in range(start, len(log), BATCH):
             batch = log[offset:offset + BATCH]
@@ -51,6 +52,18 @@ def run(store_path: Path, published: Path) -> None:
             print(f"batch {offset // BATCH}", flush=True)
         tick(ledger, FAR_FUTURE, out)
     print("done", flush=True)
+
+
+def drop_torn_line(published: Path) -> None:
+    """Cut a line the kill tore off mid-write (the kernel stops a write to a file at a
+    page boundary once SIGKILL is pending): that publish never completed, as a publish
+    the broker never had acknowledged, and this run makes it again."""
+    if not published.exists():
+        return
+    data = published.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with published.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
 
 
 def tick(ledger: ReferralLedger, now: int, out) -> None:  # type: ignore[no-untyped-def]
