@@ -166,28 +166,28 @@ class SqliteEventLog:
     def append_all(self, batches: Sequence[tuple[str, Sequence[NewRecord]]]
                    ) -> list[list[AppendResult]]:
         """Append to several topics in one transaction; return when it is committed."""
-        planned = plan_appends(self._placer, batches, self.partitions,
-                               time.time_ns() // 1_000_000)
-        if not any(batch.placed for batch in planned):
-            return [[] for _ in planned]
-        with self._transaction("append records") as db:
-            results = insert_planned(db, planned)
-        self._appended.appended(tuple(batch.topic for batch in planned if batch.placed))
-        return results
+        return self._append(batches, (), "append records")
 
     def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
                               consumer: Consumer, offsets: Mapping[TopicPartition, int]
                               ) -> list[list[AppendResult]]:
         """`AppendCommitting`: `append_all` and `consumer.commit(offsets)` in one
         transaction, all or none."""
-        group = self._groups.group_of(consumer)
-        rows = offset_rows(group, offsets, self._check_partition)
+        rows = offset_rows(self._groups.group_of(consumer), offsets, self._check_partition)
+        return self._append(batches, rows, "append records and commit consumer offsets")
+
+    def _append(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
+                offsets: Sequence[tuple[str, str, int, int]], doing: str
+                ) -> list[list[AppendResult]]:
         planned = plan_appends(self._placer, batches, self.partitions,
                                time.time_ns() // 1_000_000)
-        with self._transaction("append records and commit consumer offsets") as db:
-            results = insert_planned(db, planned)
-            save_offsets(db, rows)
         advanced = tuple(batch.topic for batch in planned if batch.placed)
+        if not advanced and not offsets:
+            return [[] for _ in planned]
+        with self._transaction(doing) as db:
+            results = insert_planned(db, planned)
+            if offsets:
+                save_offsets(db, offsets)
         if advanced:
             self._appended.appended(advanced)
         return results
