@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
+from schemas.compiled_writer import Unfit, compiled_writer
 from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
 from schemas.jsonform import json_form
@@ -126,6 +127,7 @@ class WireCodec:
         self._registry = registry
         self.max_bytes = max_bytes
         self._schemas: dict[int, Any] = {}
+        self._encoders: dict[int, Callable[[Mapping[str, Any]], bytes]] = {}
 
     def _schema(self, schema_id: int) -> Any:
         """The parsed schema for an id, vetted for decoding. Raises `UnknownSchemaError`."""
@@ -156,6 +158,31 @@ class WireCodec:
             if problems:
                 raise RecordValidationError(problems)
         return encode_wire(schema, schema_id, record)
+
+    def encoder(self, schema_id: int) -> Callable[[Mapping[str, Any]], bytes]:
+        """`encode(schema_id, record)` as one function for the many records of one
+        schema, writing the same bytes: compiled for the schema where
+        `schemas.compiled_writer` can, and through fastavro for a schema, or a record,
+        it leaves to fastavro (which raises as `encode` does). Kept per schema id."""
+        found = self._encoders.get(schema_id)
+        if found is not None:
+            return found
+        if not 0 <= schema_id <= MAX_SCHEMA_ID:
+            raise UnknownSchemaError(f"schema id {schema_id} is out of range")
+        schema = self._schema(schema_id)
+        header = HEADER.pack(MAGIC_BYTE, schema_id)
+        body = compiled_writer(schema)
+
+        def encode(record: Mapping[str, Any]) -> bytes:
+            if body is not None:
+                try:
+                    return header + body(record)
+                except (Unfit, KeyError, TypeError, ValueError):
+                    pass    # a value fastavro may take otherwise, or refuse as it does
+            return encode_wire(schema, schema_id, record)
+
+        self._encoders[schema_id] = encode
+        return encode
 
     def decode(
         self,
