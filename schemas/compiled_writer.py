@@ -33,6 +33,7 @@ LONG_RANGE = (-(2**63), 2**63 - 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAYS_SHIFT = dt.date(1970, 1, 1).toordinal()
 _SMALL = [bytes([n]) for n in range(128)]
+_LENGTHS_HELD = 4096
 
 Encoder = Callable[[Mapping[str, Any]], bytes]
 
@@ -52,6 +53,10 @@ def zigzag(value: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_LENGTHS = tuple(zigzag(n) for n in range(_LENGTHS_HELD))
+"""The encoded lengths of the strings most values are: a lookup, not a call."""
 
 
 def _timestamp_millis(value: dt.datetime) -> int:
@@ -128,7 +133,8 @@ def _primitive(src: _Source, kind: str, logical: object, var: str, depth: int) -
     elif kind == "string":
         src.emit(depth, f"if {var}.__class__ is not str: raise Unfit")
         src.emit(depth, f"{var} = {var}.encode()")
-        src.emit(depth, f"a(zigzag(len({var})))")
+        src.emit(depth, f"n = len({var})")
+        src.emit(depth, f"a(lengths[n] if n < {_LENGTHS_HELD} else zigzag(n))")
         src.emit(depth, f"a({var})")
     elif kind in ("int", "long"):
         low, high = INT_RANGE if kind == "int" else LONG_RANGE
@@ -168,7 +174,7 @@ def compiled_writer(parsed_schema: Any) -> Encoder | None:
         return None
     src.emit(1, "return b''.join(parts)")
     scope: dict[str, Any] = {
-        "Unfit": Unfit, "zigzag": zigzag, "millis": _timestamp_millis,
+        "Unfit": Unfit, "zigzag": zigzag, "millis": _timestamp_millis, "lengths": _LENGTHS,
         "date": dt.date, "datetime": dt.datetime, **src.constants}
     exec(compile("\n".join(src.lines), "<compiled avro writer>", "exec"), scope)  # noqa: S102
     writer: Encoder = scope["write"]

@@ -163,3 +163,11 @@ def test_the_encoder_writes_what_encode_writes(registered: tuple[WireCodec, int]
     codec, schema_id = registered
     assert codec.encoder(schema_id)(every_record()) == codec.encode(schema_id, every_record())
 
+
+
+@pytest.mark.parametrize("text", ["x" * 4095, "x" * 4096, "é" * 3000, "\U0001f600" * 70_000])
+def test_long_strings_write_fastavros_bytes(text: str) -> None:
+    writer = compiled_writer(EVERY_SHAPE)
+    assert writer is not None
+    record = {**every_record(), "s": text, "os": text}
+    assert writer(record) == fastavro_body(EVERY_SHAPE, record)
