@@ -65,11 +65,11 @@ def _timestamp_millis(value: dt.datetime) -> int:
     return (delta.days * 24 * 3600 + delta.seconds) * 1000 + int(delta.microseconds / 1000)
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """The schema has a shape this module leaves to fastavro."""
 
 
-class _Source:
+class GeneratedSource:
     """The generated function's lines and the constants they name."""
 
     def __init__(self) -> None:
@@ -90,7 +90,7 @@ class _Source:
         self.lines.append("    " * depth + line)
 
 
-def _value(src: _Source, schema: Any, var: str, depth: int) -> None:
+def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     """Lines that append the encoding of `var` (already read) under `schema`."""
     if isinstance(schema, str):
         _primitive(src, schema, None, var, depth)
@@ -98,7 +98,7 @@ def _value(src: _Source, schema: Any, var: str, depth: int) -> None:
     if isinstance(schema, list):
         if len(schema) != 2 or schema[0] != "null" or isinstance(schema[1], list) or \
                 schema[1] == "null":
-            raise _Unsupported("union")
+            raise Unsupported("union")
         src.emit(depth, f"if {var} is None:")
         src.emit(depth + 1, "a(b'\\x00')")
         src.emit(depth, "else:")
@@ -106,7 +106,7 @@ def _value(src: _Source, schema: Any, var: str, depth: int) -> None:
         _value(src, schema[1], var, depth + 1)
         return
     if not isinstance(schema, dict):
-        raise _Unsupported("schema node")
+        raise Unsupported("schema node")
     kind = schema.get("type")
     if kind == "record":
         _record(src, schema, var, depth)
@@ -116,10 +116,10 @@ def _value(src: _Source, schema: Any, var: str, depth: int) -> None:
     elif isinstance(kind, str):
         _primitive(src, kind, schema.get("logicalType"), var, depth)
     else:
-        raise _Unsupported("type")
+        raise Unsupported("type")
 
 
-def _primitive(src: _Source, kind: str, logical: object, var: str, depth: int) -> None:
+def _primitive(src: GeneratedSource, kind: str, logical: object, var: str, depth: int) -> None:
     if logical is not None:
         if (kind, logical) == ("int", "date"):
             src.emit(depth, f"if {var}.__class__ is not date: raise Unfit")
@@ -129,7 +129,7 @@ def _primitive(src: _Source, kind: str, logical: object, var: str, depth: int) -
                             "raise Unfit")
             src.emit(depth, f"a(zigzag(millis({var})))")
         else:
-            raise _Unsupported("logical type")
+            raise Unsupported("logical type")
     elif kind == "string":
         src.emit(depth, f"if {var}.__class__ is not str: raise Unfit")
         src.emit(depth, f"{var} = {var}.encode()")
@@ -148,10 +148,10 @@ def _primitive(src: _Source, kind: str, logical: object, var: str, depth: int) -
     elif kind == "null":
         src.emit(depth, f"if {var} is not None: raise Unfit")
     else:
-        raise _Unsupported(kind)
+        raise Unsupported(kind)
 
 
-def _record(src: _Source, schema: Mapping[str, Any], var: str, depth: int) -> None:
+def _record(src: GeneratedSource, schema: Mapping[str, Any], var: str, depth: int) -> None:
     src.emit(depth, f"if {var}.__class__ is not dict: raise Unfit")
     for field in schema["fields"]:
         value = src.fresh("v")
@@ -164,13 +164,13 @@ def compiled_writer(parsed_schema: Any) -> Encoder | None:
     has a shape this module leaves to fastavro (see the module's doc)."""
     if not isinstance(parsed_schema, dict) or parsed_schema.get("type") != "record":
         return None
-    src = _Source()
+    src = GeneratedSource()
     src.emit(0, "def write(r):")
     src.emit(1, "parts = []")
     src.emit(1, "a = parts.append")
     try:
         _record(src, parsed_schema, "r", 1)
-    except (_Unsupported, KeyError, TypeError):
+    except (Unsupported, KeyError, TypeError):
         return None
     src.emit(1, "return b''.join(parts)")
     scope: dict[str, Any] = {

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
+from schemas.compiled_reader import Decoder, compiled_reader
 from schemas.compiled_writer import Unfit, compiled_writer
 from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
@@ -128,6 +129,7 @@ class WireCodec:
         self.max_bytes = max_bytes
         self._schemas: dict[int, Any] = {}
         self._encoders: dict[int, Callable[[Mapping[str, Any]], bytes]] = {}
+        self._decoders: dict[int, Decoder | None] = {}
 
     def _schema(self, schema_id: int) -> Any:
         """The parsed schema for an id, vetted for decoding. Raises `UnknownSchemaError`."""
@@ -205,6 +207,16 @@ class WireCodec:
         reader = None
         if reader_schema_id is not None and reader_schema_id != schema_id:
             reader = self._decoding_schema(reader_schema_id)
+        else:
+            try:
+                compiled = self._decoders[schema_id]
+            except KeyError:
+                compiled = self._decoders[schema_id] = compiled_reader(writer, HEADER_SIZE)
+            if compiled is not None:
+                try:
+                    return schema_id, compiled(data)
+                except (Unfit, IndexError, ValueError, OverflowError, TypeError):
+                    pass    # not in canonical form: fastavro reads it or says why not
         return schema_id, decode_wire_body(data, writer, reader)
 
     def _decoding_schema(self, schema_id: int) -> Any:
