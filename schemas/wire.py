@@ -11,7 +11,9 @@ which never allocates more than the bytes present, and every array item of a sch
 accept takes at least one byte, so item counts are bounded by the payload's length.
 Schemas that could break that (recursive types, which fastavro's C reader follows until
 the stack overflows, and arrays of zero-byte items) are refused by
-`schemas.decoding_safety.decoding_hazards`.
+`schemas.decoding_safety.decoding_hazards`. `WireCodec.decode` first tries a reader
+compiled for the schema (`schemas.compiled_reader`), which takes only bodies in canonical
+form and slices only within the payload; every other body goes to fastavro as above.
 """
 
 from __future__ import annotations
