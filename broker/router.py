@@ -323,7 +323,7 @@ class Router:
         if view is None:
             return
         batch.deliveries[plan.subscription_id].append(NewRecord(
-            value=encoded_view(self._codec, facts, view, batch),
+            value=encoded_view(facts, view, batch),
             key=subject.encode(),
             headers=facts.envelope.headers(
                 event_id, decision.decision_id, _millis(event.get("occurred_at")),
@@ -339,7 +339,7 @@ class Router:
             if len(self._plans) > 10_000:   # plans of replaced bundles: let them go
                 self._plans.clear()
             facts = self._plans[id(plan)] = PlanFacts.of(
-                decision, policy, event_type, version, source)
+                decision, policy, event_type, version, source, self._codec)
         return facts
 
     def _quarantine(self, record: LogRecord, event_type: str, reason: str, batch: RouterBatch,

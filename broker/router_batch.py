@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,24 +62,28 @@ class PlanFacts:
     view_shape: str | None
     """The view schema as its binary encoding sees it (`view_shape`), when released."""
     envelope: EnvelopeConstants
+    view_encoder: Callable[[Mapping[str, Any]], bytes] | None
+    """`WireCodec.encoder(view_id)`, when released: the view's wire bytes."""
 
     @classmethod
     def of(cls, decision: Decision, policy: LoadedPolicy, event_type: str, version: int,
-           source: str) -> PlanFacts:
+           source: str, codec: WireCodec) -> PlanFacts:
         plan = decision.plan
         outcome = OutcomeFacts.of(decision)
         sub_id = plan.subscription_id
         releases = plan.outcome == "permit" and plan.project is not None
+        view_id = policy.views.schema_id(sub_id, event_type, version) if releases else None
         return cls(
             plan=plan, views=policy.views, event_type=event_type, version=version,
             source=source, decision_key=(sub_id, plan.outcome),
             withheld_keys=tuple(((sub_id, reason), count)
                                 for reason, count in outcome.withheld_reasons),
-            view_id=policy.views.schema_id(sub_id, event_type, version) if releases else None,
+            view_id=view_id,
             view_shape=view_shape(policy.engine.view_schema(sub_id, event_type, version))
             if releases else None,
             envelope=EnvelopeConstants.of(event_type, source, outcome.withheld_json,
                                           outcome.obligations_json),
+            view_encoder=codec.encoder(view_id) if view_id is not None else None,
         )
 
     def fits(self, plan: DecisionPlan, views: ViewSchemas, event_type: str, version: int,
@@ -147,16 +151,17 @@ def same_record(a: Any, b: Any) -> bool:
     return True
 
 
-def encoded_view(codec: WireCodec, facts: PlanFacts, view: dict[str, Any],
-                 batch: RouterBatch) -> bytes:
-    """A decision's view in wire format. Encoded once per event for views of equal shape
-    and values (two subscriptions released the same fields alike): the bytes after the
-    header are then the same, only the schema id in the header differs."""
-    assert facts.view_id is not None and facts.view_shape is not None
+def encoded_view(facts: PlanFacts, view: dict[str, Any], batch: RouterBatch) -> bytes:
+    """A decision's view in wire format, by the plan's view encoder. Encoded once per
+    event for views of equal shape and values (two subscriptions released the same fields
+    alike): the bytes after the header are then the same, only the schema id in the
+    header differs."""
+    assert (facts.view_id is not None and facts.view_shape is not None
+            and facts.view_encoder is not None)
     for shape, other, encoded in batch.event_views:
         if shape == facts.view_shape and same_record(other, view):
             return HEADER.pack(MAGIC_BYTE, facts.view_id) + encoded[HEADER_SIZE:]
-    encoded = codec.encode(facts.view_id, view)
+    encoded = facts.view_encoder(view)
     batch.event_views.append((facts.view_shape, view, encoded))
     return encoded
 

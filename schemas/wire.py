@@ -11,18 +11,22 @@ which never allocates more than the bytes present, and every array item of a sch
 accept takes at least one byte, so item counts are bounded by the payload's length.
 Schemas that could break that (recursive types, which fastavro's C reader follows until
 the stack overflows, and arrays of zero-byte items) are refused by
-`schemas.decoding_safety.decoding_hazards`.
+`schemas.decoding_safety.decoding_hazards`. `WireCodec.decode` first tries a reader
+compiled for the schema (`schemas.compiled_reader`), which takes only bodies in canonical
+form and slices only within the payload; every other body goes to fastavro as above.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
+from schemas.compiled_reader import Decoder, compiled_reader
+from schemas.compiled_writer import Unfit, compiled_writer
 from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
 from schemas.jsonform import json_form
@@ -126,6 +130,8 @@ class WireCodec:
         self._registry = registry
         self.max_bytes = max_bytes
         self._schemas: dict[int, Any] = {}
+        self._encoders: dict[int, Callable[[Mapping[str, Any]], bytes]] = {}
+        self._decoders: dict[int, Decoder | None] = {}
 
     def _schema(self, schema_id: int) -> Any:
         """The parsed schema for an id, vetted for decoding. Raises `UnknownSchemaError`."""
@@ -157,6 +163,31 @@ class WireCodec:
                 raise RecordValidationError(problems)
         return encode_wire(schema, schema_id, record)
 
+    def encoder(self, schema_id: int) -> Callable[[Mapping[str, Any]], bytes]:
+        """`encode(schema_id, record)` as one function for the many records of one
+        schema, writing the same bytes: compiled for the schema where
+        `schemas.compiled_writer` can, and through fastavro for a schema, or a record,
+        it leaves to fastavro (which raises as `encode` does). Kept per schema id."""
+        found = self._encoders.get(schema_id)
+        if found is not None:
+            return found
+        if not 0 <= schema_id <= MAX_SCHEMA_ID:
+            raise UnknownSchemaError(f"schema id {schema_id} is out of range")
+        schema = self._schema(schema_id)
+        header = HEADER.pack(MAGIC_BYTE, schema_id)
+        body = compiled_writer(schema)
+
+        def encode(record: Mapping[str, Any]) -> bytes:
+            if body is not None:
+                try:
+                    return header + body(record)
+                except (Unfit, KeyError, TypeError, ValueError):
+                    pass    # a value fastavro may take otherwise, or refuse as it does
+            return encode_wire(schema, schema_id, record)
+
+        self._encoders[schema_id] = encode
+        return encode
+
     def decode(
         self,
         data: bytes,
@@ -178,6 +209,16 @@ class WireCodec:
         reader = None
         if reader_schema_id is not None and reader_schema_id != schema_id:
             reader = self._decoding_schema(reader_schema_id)
+        else:
+            try:
+                compiled = self._decoders[schema_id]
+            except KeyError:
+                compiled = self._decoders[schema_id] = compiled_reader(writer, HEADER_SIZE)
+            if compiled is not None:
+                try:
+                    return schema_id, compiled(data)
+                except (Unfit, IndexError, ValueError, OverflowError, TypeError):
+                    pass    # not in canonical form: fastavro reads it or says why not
         return schema_id, decode_wire_body(data, writer, reader)
 
     def _decoding_schema(self, schema_id: int) -> Any:

@@ -57,4 +57,9 @@ class PersonConsents:
 
     def match(self, subject_id: str, at_ms: int, probes: Sequence[ConsentProbe]
               ) -> tuple[int, tuple[str, ...]]:
+        if not len(self._view):
+            # No consent recorded at all: nothing any record of the person could match,
+            # so the index is not asked for them (what `match_recorded` answers for no
+            # grants).
+            return 0, ()
         return self._view.match_recorded(self.records(subject_id), at_ms, probes)
