@@ -111,10 +111,12 @@ class CountingCommits:
         self.batches = self.requests = 0
         inner = committer._commit
 
-        def commit(batch: list[Any]) -> None:
-            self.batches += 1
-            self.requests += len(batch)
-            inner(batch)
+        def commit(batch: list[Any], unless_busy: bool = False) -> bool:
+            done: bool = inner(batch, unless_busy)
+            if done:   # not a try on the event loop that found the log busy
+                self.batches += 1
+                self.requests += len(batch)
+            return done
 
         committer._commit = commit
 

@@ -12,6 +12,7 @@ loop gets round to them in one call.
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Future
 from typing import TypeVar
 
@@ -26,12 +27,20 @@ class FutureBridge:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._bell = LoopBell(loop)
+        self._loop_thread = threading.get_ident()
 
     def wait(self, future: Future[T]) -> asyncio.Future[T]:
         """An asyncio future that takes `future`'s result or exception once it has one.
         Cancelling it does not cancel `future` (the work is already queued)."""
         waiter: asyncio.Future[T] = self.loop.create_future()
-        future.add_done_callback(lambda done: self._bell.soon(lambda: _settle(done, waiter)))
+
+        def resolved(done: Future[T]) -> None:
+            if threading.get_ident() == self._loop_thread:
+                _settle(done, waiter)   # resolved on the loop (group commit ran there)
+            else:
+                self._bell.soon(lambda: _settle(done, waiter))
+
+        future.add_done_callback(resolved)
         return waiter
 
 

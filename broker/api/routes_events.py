@@ -73,7 +73,8 @@ async def publish_batch(
     # Validating a large batch takes a while: do it off the event loop.
     prepared = await anyio.to_thread.run_sync(
         publisher.prepare_json, principal, event_type, items, True)
-    placed = await deps.future_bridge(request).wait(publisher.submit(principal, prepared))
+    placed = await deps.future_bridge(request).wait(
+        publisher.submit(principal, prepared, awaited=True))
     return JSONResponse({"accepted": [p.to_dict() for p in placed]}, status_code=202)
 
 
@@ -103,5 +104,5 @@ async def publish_event(
     else:
         prepared = prepare()
     (placed,) = await deps.future_bridge(request).wait(
-        publisher.submit(principal, prepared))
+        publisher.submit(principal, prepared, awaited=True))
     return JSONResponse(placed.to_dict(), status_code=202)

@@ -37,6 +37,7 @@ from broker.crypto.records import SealedRecordError, associated_data, open_seale
 from broker.errors import LogError
 from broker.log.port import (
     AppendCommitting,
+    AppendingUnlessBusy,
     AppendResult,
     AppendWatching,
     Consumer,
@@ -302,15 +303,17 @@ class _OpeningConsumer:
 
 
 @runtime_checkable
-class _EmbeddedLog(AppendWatching, AppendCommitting, Protocol):
+class _EmbeddedLog(AppendWatching, AppendCommitting, AppendingUnlessBusy, Protocol):
     """What the embedded log offers beyond the port."""
 
 
 class _EmbeddedEncryptedEventLog(EncryptedEventLog):
     """An `EncryptedEventLog` over the embedded log, which tells of appends
     (`AppendWatching`) and appends and commits a consumer's offsets in one transaction
-    (`AppendCommitting`). Sealing changes neither, so both pass through: the delivery
-    hubs read when told, and a router step's views and offsets stay one transaction."""
+    (`AppendCommitting`), and appends without waiting for another writer
+    (`AppendingUnlessBusy`). Sealing changes none, so all pass through: the delivery
+    hubs read when told, a router step's views and offsets stay one transaction, and
+    group commit appends from the event loop."""
 
     def __init__(self, inner: EventLog, embedded: _EmbeddedLog, keyring: DataKeyring,
                  topics: Sequence[str] = DEFAULT_TOPICS) -> None:
@@ -319,6 +322,15 @@ class _EmbeddedEncryptedEventLog(EncryptedEventLog):
 
     def watch_appends(self, topic: str, wake: Callable[[], None]) -> Callable[[], None]:
         return self._embedded.watch_appends(topic, wake)
+
+    def append_unless_busy(self, topic: str, records: Sequence[NewRecord]
+                           ) -> list[AppendResult] | None:
+        """Seal the values if `topic` is protected, then append them unless busy. Busy
+        too when sealing would first store a new data key (once a period): that write
+        waits, so it is left to a caller that can."""
+        if records and self.protects(topic) and not self._keyring.has_key_now(topic):
+            return None
+        return self._embedded.append_unless_busy(topic, self._sealed(topic, records))
 
     def append_all_and_commit(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
                               consumer: Consumer, offsets: Mapping[TopicPartition, int]

@@ -132,6 +132,13 @@ class DataKeyring:
             self._current[topic] = (entry, cipher)
             return entry.key_id, cipher
 
+    def has_key_now(self, topic: str) -> bool:
+        """Whether `encryption_key(topic)` would answer without storing a new key."""
+        now = self._clock()
+        current = self._current.get(topic)
+        return current is not None and \
+            current[0].period_start_ms <= now < current[0].period_end_ms
+
     def _reusable(self, topic: str, start: int) -> DataKeyEntry | None:
         # A key of this period stored earlier (by this process before a restart, or by
         # another), wrapped by the current KEK: reuse it rather than add another.

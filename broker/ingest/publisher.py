@@ -246,10 +246,14 @@ class Publisher:
 
     # -- committing -----------------------------------------------------------------------
 
-    def submit(self, principal: Principal, prepared: Prepared) -> Future[list[Placed]]:
-        """Hand a prepared request to group commit; resolves once durable."""
+    def submit(self, principal: Principal, prepared: Prepared, *, awaited: bool = False
+               ) -> Future[list[Placed]]:
+        """Hand a prepared request to group commit; resolves once durable. `awaited`:
+        the caller awaits it on the running event loop, where group commit may then
+        commit it (not a request recording consents: their audit stays off the loop)."""
         future = self._committer.submit(principal.agency, ingress_topic(prepared.event_type),
-                                        prepared.event_ids, prepared.records)
+                                        prepared.event_ids, prepared.records,
+                                        awaited=awaited and not prepared.consent_changes)
         counter = self._metrics.events_ingested.labels(prepared.event_type, principal.agency)
 
         def count(done: Future[list[Placed]]) -> None:

@@ -185,3 +185,19 @@ class AppendCommitting(Protocol):
         or none. `consumer` must be a member of a consumer group of this log (else
         `LogError`, nothing written)."""
         ...
+
+
+@runtime_checkable
+class AppendingUnlessBusy(Protocol):
+    """A log that can append without waiting for another writer (the embedded log, whose
+    writers take turns). A caller that must not block (group commit on the event loop)
+    tries, and on None tries again later or hands the records to a thread that waits. A
+    log without it (Kafka, whose every append waits for the cluster) is appended to from
+    a thread."""
+
+    def append_unless_busy(self, topic: str, records: Sequence[NewRecord]
+                           ) -> list[AppendResult] | None:
+        """`append(topic, records)` if it can start at once; None, with nothing written,
+        while another writer (of this process or another) holds the log, or when the
+        append would first have to write something else that may wait."""
+        ...

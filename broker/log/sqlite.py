@@ -17,10 +17,15 @@ from broker.log.sqlite_append import insert_planned, offset_rows, plan_appends, 
 from broker.log.sqlite_append_signal import AppendSignal, advanced_unless_quiet
 from broker.log.sqlite_storage import (
     DROP_SUPERSEDED,
+    HAS_RECORD_FROM,
+    READ_RECORDS,
     ReaderPool,
     SyncMode,
+    WriterBusy,
+    begin_write,
     connect,
     decode_headers,
+    group_offset,
     partition_end_offsets,
     prepare_database,
     roll_back,
@@ -37,12 +42,6 @@ _BACKSTOP_CHECKPOINT_PAGES = 4000
 """A commit folds the write-ahead log back itself past this many pages (SQLite: 1,000)."""
 _SAFETY_POLL_S = 0.5
 """With a doorbell, how often `wait` still looks (for rings lost, foreign writers)."""
-
-_READ_RECORDS = (
-    "SELECT offset, key, value, headers, timestamp_ms FROM records "
-    "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
-)
-_HAS_RECORD_FROM = "SELECT 1 FROM records WHERE topic = ? AND partition = ? AND offset >= ? LIMIT 1"
 
 
 class SqliteEventLog:
@@ -176,15 +175,24 @@ class SqliteEventLog:
         rows = offset_rows(self._groups.group_of(consumer), offsets, self._check_partition)
         return self._append(batches, rows, "append records and commit consumer offsets")
 
+    def append_unless_busy(self, topic: str, records: Sequence[NewRecord]
+                           ) -> list[AppendResult] | None:
+        """`AppendingUnlessBusy`: `append`, or None with nothing written when another
+        writer (a thread of this process, or another process) holds the log."""
+        try:
+            return self._append(((topic, records),), (), "append records", wait=False)[0]
+        except WriterBusy:
+            return None
+
     def _append(self, batches: Sequence[tuple[str, Sequence[NewRecord]]],
-                offsets: Sequence[tuple[str, str, int, int]], doing: str
+                offsets: Sequence[tuple[str, str, int, int]], doing: str, wait: bool = True
                 ) -> list[list[AppendResult]]:
         planned = plan_appends(self._placer, batches, self.partitions,
                                time.time_ns() // 1_000_000)
         advanced = tuple(batch.topic for batch in planned if batch.placed)
         if not advanced and not offsets:
             return [[] for _ in planned]
-        with self._transaction(doing) as db:
+        with self._transaction(doing, wait) as db:
             results = insert_planned(db, planned)
             if offsets:
                 save_offsets(db, offsets)
@@ -201,7 +209,7 @@ class SqliteEventLog:
         if offset < 0 or max_records < 1:
             raise LogError("read needs an offset of at least 0 and max_records of at least 1")
         with self._reading("read records") as db:
-            rows = db.execute(_READ_RECORDS, (topic, partition, offset, max_records)).fetchall()
+            rows = db.execute(READ_RECORDS, (topic, partition, offset, max_records)).fetchall()
         return [
             LogRecord(topic, partition, row[0], row[1], row[2], decode_headers(row[3]), row[4])
             for row in rows
@@ -263,12 +271,7 @@ class SqliteEventLog:
     def load_group_offset(self, group: str, tp: TopicPartition) -> int | None:
         """`group`'s committed offset for a partition, or None if it never committed."""
         with self._reading("read a committed offset") as db:
-            row = db.execute(
-                "SELECT next_offset FROM group_offsets "
-                "WHERE group_name = ? AND topic = ? AND partition = ?",
-                (group, tp[0], tp[1]),
-            ).fetchone()
-        return None if row is None else int(row[0])
+            return group_offset(db, group, tp)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -320,13 +323,16 @@ class SqliteEventLog:
     # -- internals ------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
+    def _transaction(self, doing: str, wait: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction; `wait` False raises `WriterBusy` rather than wait."""
+        if not self._write_lock.acquire(blocking=wait):
+            raise WriterBusy
+        try:
             db = self._writer
             if db is None:
                 raise LogError(f"event log {self._path} is closed")
             try:
-                db.execute("BEGIN IMMEDIATE")
+                begin_write(db, _BUSY_TIMEOUT_S, wait)
                 yield db
                 db.execute("COMMIT")
                 self._checkpoints.wrote()
@@ -336,6 +342,8 @@ class SqliteEventLog:
             except BaseException:
                 roll_back(db)
                 raise
+        finally:
+            self._write_lock.release()
 
     @contextmanager
     def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -378,7 +386,7 @@ class SqliteEventLog:
         if quiet is not None and quiet.since.keys() - self._appended.unannounced(quiet.since):
             return True  # appends to a topic found quiet were announced: the caller reads
         with self._reading("check for new records") as db:
-            return any(db.execute(_HAS_RECORD_FROM, (tp[0], tp[1], positions[tp])).fetchone()
+            return any(db.execute(HAS_RECORD_FROM, (tp[0], tp[1], positions[tp])).fetchone()
                        for tp in advanced_unless_quiet(db, self._appended, positions, quiet))
 
     def advanced(self, positions: Mapping[TopicPartition, int],

@@ -205,6 +205,42 @@ def topic_shape(partitions: int, compacted: bool) -> str:
     return f"{partitions} partition(s), {'compacted' if compacted else 'not compacted'}"
 
 
+READ_RECORDS = (
+    "SELECT offset, key, value, headers, timestamp_ms FROM records "
+    "WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
+)
+HAS_RECORD_FROM = "SELECT 1 FROM records WHERE topic = ? AND partition = ? AND offset >= ? LIMIT 1"
+
+
+def group_offset(db: sqlite3.Connection, group: str, tp: TopicPartition) -> int | None:
+    """`group`'s committed offset for a partition, or None if it never committed."""
+    row = db.execute("SELECT next_offset FROM group_offsets "
+                     "WHERE group_name = ? AND topic = ? AND partition = ?",
+                     (group, tp[0], tp[1])).fetchone()
+    return None if row is None else int(row[0])
+
+
+class WriterBusy(Exception):
+    """Another writer holds the database, and the caller would rather not wait."""
+
+
+def begin_write(db: sqlite3.Connection, busy_timeout_s: float, wait: bool = True) -> None:
+    """Start a write transaction. `wait` False: raise `WriterBusy` at once, with no
+    transaction open, if another connection (another process) holds the write lock."""
+    if wait:
+        db.execute("BEGIN IMMEDIATE")
+        return
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise WriterBusy from exc
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+
+
 def roll_back(db: sqlite3.Connection) -> None:
     """Roll back an open transaction, if any, ignoring a failure to."""
     if db.in_transaction:

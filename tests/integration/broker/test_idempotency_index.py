@@ -4,6 +4,7 @@ write, after it, after a process died holding it, and after the write failed."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -123,3 +124,41 @@ class FullDisk:
             error.sqlite_errorcode = 13  # type: ignore[attr-defined]
             raise error
         return self.db.execute(sql, *args)
+
+
+def test_publishes_committed_on_the_event_loop_are_recognised_and_written(
+        tmp_path, event_log) -> None:
+    """Awaited on a loop, as the publish routes do: committed there (also while another
+    process holds the log's write lock for a moment), a re-send is a duplicate whichever
+    way it comes, and the committer thread still writes the index once it is due."""
+    index = SqliteIdempotencyIndex(tmp_path / "ingress.db", event_log)
+    committer = GroupCommitter(event_log, index)
+    holder = sqlite3.connect(tmp_path / "log.db", isolation_level=None,
+                             check_same_thread=False)
+
+    async def on_loop(event_id: str) -> Placed:
+        (placed,) = await asyncio.wrap_future(committer.submit(
+            AGENCY, TOPIC, [event_id], [record(event_id)], awaited=True))
+        return placed
+
+    async def main() -> list[Placed]:
+        first = await on_loop("ev-1")
+        holder.execute("BEGIN IMMEDIATE")   # the router process, mid-commit
+        asyncio.get_running_loop().call_later(0.003, holder.execute, "COMMIT")
+        while_held = await on_loop("ev-2")
+        return [first, while_held, await on_loop("ev-1")]
+
+    try:
+        first, while_held, again = asyncio.run(asyncio.wait_for(main(), 10))
+        assert not first.duplicate and not while_held.duplicate
+        assert again.duplicate and again.offset == first.offset
+        deadline = time.monotonic() + FLUSH_AFTER_S + 5
+        while in_file(tmp_path / "ingress.db") != {"ev-1", "ev-2"}:
+            assert time.monotonic() < deadline, "the index was never written"
+            time.sleep(0.02)
+        assert publish(committer, "ev-2").duplicate   # from a thread, as a connector
+    finally:
+        committer.close()
+        index.close()
+        holder.close()
+    assert sum(event_log.end_offsets(TOPIC)) == 2
