@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from schemas.compiled_reader import Decoder, compiled_reader
+from schemas.compiled_reader import compiled_reader
 from schemas.compiled_writer import Unfit, compiled_writer
 from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
@@ -112,6 +112,24 @@ def decode_wire_body(data: bytes, writer_schema: Any, reader_schema: Any = None)
     return record
 
 
+def body_reader(writer_schema: Any) -> Callable[[bytes], Any]:
+    """`decode_wire_body(data, writer_schema)` as a function of the payload alone, the
+    same records and the same errors: through a reader compiled for the schema where it
+    takes the body (`schemas.compiled_reader`), by fastavro for every other body."""
+    compiled = compiled_reader(writer_schema, HEADER_SIZE)
+    if compiled is None:
+        return lambda data: decode_wire_body(data, writer_schema)
+
+    def read(data: bytes) -> Any:
+        try:
+            return compiled(data)
+        except (Unfit, IndexError, ValueError, OverflowError, TypeError):
+            # Not in canonical form: fastavro reads it or says why not.
+            return decode_wire_body(data, writer_schema)
+
+    return read
+
+
 class ParsedSchemas(Protocol):
     """Where the codec finds a schema by its id (the `SchemaRegistry` is one)."""
 
@@ -131,7 +149,7 @@ class WireCodec:
         self.max_bytes = max_bytes
         self._schemas: dict[int, Any] = {}
         self._encoders: dict[int, Callable[[Mapping[str, Any]], bytes]] = {}
-        self._decoders: dict[int, Decoder | None] = {}
+        self._decoders: dict[int, Callable[[bytes], Any]] = {}
 
     def _schema(self, schema_id: int) -> Any:
         """The parsed schema for an id, vetted for decoding. Raises `UnknownSchemaError`."""
@@ -210,15 +228,10 @@ class WireCodec:
         if reader_schema_id is not None and reader_schema_id != schema_id:
             reader = self._decoding_schema(reader_schema_id)
         else:
-            try:
-                compiled = self._decoders[schema_id]
-            except KeyError:
-                compiled = self._decoders[schema_id] = compiled_reader(writer, HEADER_SIZE)
-            if compiled is not None:
-                try:
-                    return schema_id, compiled(data)
-                except (Unfit, IndexError, ValueError, OverflowError, TypeError):
-                    pass    # not in canonical form: fastavro reads it or says why not
+            read = self._decoders.get(schema_id)
+            if read is None:
+                read = self._decoders[schema_id] = body_reader(writer)
+            return schema_id, read(data)
         return schema_id, decode_wire_body(data, writer, reader)
 
     def _decoding_schema(self, schema_id: int) -> Any:

@@ -15,7 +15,7 @@ from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.decoded_json import DecodedToJson
 from schemas.registry import SchemaRegistry
-from schemas.wire import WireCodec, decode_wire_body, read_header
+from schemas.wire import WireCodec, body_reader, read_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class DeliveryFeed:
         self._codec = codec
         self._registry = registry
         self._schemas: dict[int, Any] = {}
-        self._to_json: dict[int, DecodedToJson] = {}
+        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any]]] = {}
 
     def partitions(self, subscription_id: str) -> int:
         return self._log.partitions(delivery_topic(subscription_id))
@@ -157,12 +157,14 @@ class DeliveryFeed:
     def _delivery(self, record: LogRecord, cursor: str) -> Delivery:
         value = record.value
         schema_id = read_header(value, self._codec.max_bytes)
-        to_json = self._to_json.get(schema_id)
-        if to_json is None:
+        known = self._to_json.get(schema_id)
+        if known is None:
             # The codec vets a schema id (known, safe to decode) as it decodes; the
             # decoding schema below has the same shape.
             self._codec.decode(value)
-            to_json = self._to_json[schema_id] = DecodedToJson(self.schema(schema_id))
+            to_json = DecodedToJson(self.schema(schema_id))
+            known = self._to_json[schema_id] = (to_json, body_reader(to_json.decoding_schema))
+        to_json, read = known
         # The view is decoded here and is ours: its values become JSON values in place.
-        view = to_json(decode_wire_body(value, to_json.decoding_schema))
+        view = to_json(read(value))
         return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, value, cursor)
