@@ -165,9 +165,7 @@ def compiled_reader(parsed_schema: Any, start: int) -> Decoder | None:
         return None
     src.emit(1, "if i != size: raise Unfit")
     src.emit(1, "return r")
-    scope: dict[str, Any] = {
+    reader: Decoder = src.function("read", "<compiled avro reader>", {
         "Unfit": Unfit, "long_at": long_at, "EPOCH": _EPOCH, "timedelta": dt.timedelta,
-        "date_at": dt.date.fromordinal, **src.constants}
-    exec(compile("\n".join(src.lines), "<compiled avro reader>", "exec"), scope)  # noqa: S102
-    reader: Decoder = scope["read"]
+        "date_at": dt.date.fromordinal})
     return reader

@@ -89,6 +89,13 @@ class GeneratedSource:
     def emit(self, depth: int, line: str) -> None:
         self.lines.append("    " * depth + line)
 
+    def function(self, name: str, label: str, names: Mapping[str, object]) -> Any:
+        """The function `name` the lines define, with `names` and the constants in scope
+        (`label` names it in tracebacks)."""
+        scope: dict[str, Any] = {**names, **self.constants}
+        exec(compile("\n".join(self.lines), label, "exec"), scope)  # noqa: S102
+        return scope[name]
+
 
 def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     """Lines that append the encoding of `var` (already read) under `schema`."""
@@ -173,9 +180,7 @@ def compiled_writer(parsed_schema: Any) -> Encoder | None:
     except (Unsupported, KeyError, TypeError):
         return None
     src.emit(1, "return b''.join(parts)")
-    scope: dict[str, Any] = {
+    writer: Encoder = src.function("write", "<compiled avro writer>", {
         "Unfit": Unfit, "zigzag": zigzag, "millis": _timestamp_millis, "lengths": _LENGTHS,
-        "date": dt.date, "datetime": dt.datetime, **src.constants}
-    exec(compile("\n".join(src.lines), "<compiled avro writer>", "exec"), scope)  # noqa: S102
-    writer: Encoder = scope["write"]
+        "date": dt.date, "datetime": dt.datetime})
     return writer
