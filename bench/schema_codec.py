@@ -51,6 +51,7 @@ def measure_event(
     data = codec.encode(schema_id, record)
     example = json.loads(json.dumps(event.example))
     form = json_form(schema_json)
+    encoder = codec.encoder(schema_id)
 
     def plain_encode() -> bytes:
         buffer = io.BytesIO()
@@ -69,6 +70,7 @@ def measure_event(
         ("fastavro encode (hand-written)", plain_encode, None),
         ("encode_wire", lambda: encode_wire(parsed, schema_id, record), encode_base),
         ("WireCodec.encode", lambda: codec.encode(schema_id, record), encode_base),
+        ("WireCodec.encoder (compiled)", lambda: encoder(record), encode_base),
         (
             "WireCodec.encode(validate=True)",
             lambda: codec.encode(schema_id, record, validate=True),

@@ -161,7 +161,10 @@ class Publisher:
             raise RecordValidationError(problems)
         self._check_referrals(principal, event_type, records, batch)
         changes = self._check_consents(principal, event_type, records, batch, policy)
-        encoded = [self._codec.encode(registered.schema_id, r) for r in records]
+        # Compiled for the schema (the bytes fastavro writes, at a fraction of its cost);
+        # fastavro for what the compiled writer leaves to it.
+        encode = self._codec.encoder(registered.schema_id)
+        encoded = [encode(r) for r in records]
         self._check_sizes(principal, event_type, encoded, batch)
         return self._prepared(principal, event_type, records, encoded, changes)
 

@@ -31,7 +31,7 @@ from schemas.catalog import SchemaCatalog
 from schemas.errors import RecordValidationError
 from schemas.registry import SchemaRegistry
 from schemas.store import InMemoryRegistryStore
-from schemas.wire import WireCodec
+from schemas.wire import WireCodec, encode_wire
 from tests.unit.broker.fakes import MemoryAuditStore, MemoryEventLog, MemoryIdempotencyIndex
 
 REPO = Path(__file__).resolve().parents[3]
@@ -86,6 +86,18 @@ def test_an_event_is_appended_keyed_by_pseudonym_with_its_source(p) -> None:
     assert record.header(H_INGEST_KEY_ID) == b"cgh-ehr"
     assert p.codec.decode(record.value)[1]["subject_id"] == "MPI-1"
     assert p.metrics.events_ingested.labels("birth", "county-general")._value.get() == 1
+
+
+def test_what_lands_in_the_log_is_fastavros_encoding_of_the_event(p) -> None:
+    # Published events are written by the compiled writer; the log holds the same bytes
+    # fastavro writes.
+    accented = birth("MPI-2", mother={**BIRTH["mother"], "first_name": "Zoë Ōtsuka"})
+    p.publisher.publish_json(HOSPITAL, "birth", [birth("MPI-1"), accented])
+    records = p.log.records("events.birth")
+    assert len(records) == 2
+    for record in records:
+        schema_id, decoded = p.codec.decode(record.value)
+        assert record.value == encode_wire(p.codec._schema(schema_id), schema_id, decoded)
 
 
 def test_a_resent_event_is_a_duplicate_and_not_counted_twice(p) -> None:
