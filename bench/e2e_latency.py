@@ -30,7 +30,8 @@ The default run, in order (each phase's length has a flag):
 Latency: each event's latency is the time it arrived at a subscriber minus the time the
 schedule said to send it (not when the sender got round to it), so any stall, in the
 broker or the client, shows in the percentiles. A sweep rate is sustained when every event
-reaches all three subscribers within two seconds of the end of sending.
+reaches all three subscribers within two seconds of the end of sending and the rate
+delivered, over the sending and the catching up, is at least 95% of the rate offered.
 
 Broker CPU: user + system CPU of every broker process and all its children (read from
 /proc before and after each measured phase, bench/proc_cpu.py), divided by the events
