@@ -17,7 +17,9 @@ no hand-off to a thread and back. While another writer holds the log (the router
 process commits a step, the committer thread writes) the loop tries again every
 `LOOP_RETRY_S` with what arrived meanwhile, and after `LOOP_TRIES` hands the batch to
 the committer thread, which waits its turn. Kafka, whose appends wait for the cluster,
-and callers outside a loop (connectors, the router's alerts) keep the thread.
+callers outside a loop (connectors, the router's alerts) and requests of more than
+`LOOP_MAX_RECORDS` events (whose append would hold the loop, and every stream it
+serves, for milliseconds) keep the thread.
 
 An index that recovers from the log (the embedded one) holds what it is told to remember
 in memory, where the duplicate check sees it; the committer has it written once the
@@ -50,6 +52,8 @@ BUSY_WINDOW_S = 0.02
 LOOP_RETRY_S = 0.0005
 """How soon a commit on the event loop that found the log busy tries again."""
 LOOP_TRIES = 20
+LOOP_MAX_RECORDS = 100
+"""Requests of more events than this are committed by the thread, never on the loop."""
 """Tries on the event loop before a batch is handed to the committer thread to wait."""
 FLUSH_AFTER_S = 0.1
 """How long the idempotency index may hold what it remembered before it is written."""
@@ -114,9 +118,10 @@ class GroupCommitter:
         """Queue a request's events; the future resolves once they are durable.
         `awaited`: the caller awaits the future on the running event loop (never blocks
         the loop on it); over a log that can append without waiting, the commit then
-        runs on that loop."""
+        runs on that loop (unless the request is larger than `LOOP_MAX_RECORDS`)."""
         request = _Request(agency, topic, event_ids, records)
-        if not (awaited and self._append_now is not None and self._gather(request)):
+        if not (awaited and self._append_now is not None
+                and len(records) <= LOOP_MAX_RECORDS and self._gather(request)):
             self._queue.put(request)
         return request.future
 

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 
 from broker.api.future_bridge import FutureBridge
-from broker.ingest.group_commit import LOOP_TRIES, GroupCommitter, Placed
+from broker.ingest.group_commit import LOOP_MAX_RECORDS, LOOP_TRIES, GroupCommitter, Placed
 from broker.log.port import AppendResult, NewRecord
 from tests.unit.broker.fakes import MemoryEventLog, MemoryIdempotencyIndex
 
@@ -132,3 +132,26 @@ def test_requests_to_two_topics_gathered_together_each_reach_their_topic() -> No
     assert (birth.topic, consent.topic) == (BIRTHS, CONSENTS)
     assert [r.value for r in log.records(BIRTHS)] == [b"v-b1"]
     assert [r.value for r in log.records(CONSENTS)] == [b"v-c1"]
+
+
+def test_a_large_batch_is_committed_by_the_thread_not_on_the_loop() -> None:
+    """A large batch's append would hold the loop, and every stream it serves: it goes
+    to the committer thread, while a batch of the largest size the loop takes stays."""
+    log = TakingTurnsLog()
+    committer = GroupCommitter(log, MemoryIdempotencyIndex())
+
+    async def main(size: int) -> list[Placed]:
+        ids = [f"b{size}-{n}" for n in range(size)]
+        records = [r for event_id in ids for r in record(event_id)]
+        bridge = FutureBridge(asyncio.get_running_loop())
+        return await bridge.wait(committer.submit("cgh", BIRTHS, ids, records, awaited=True))
+
+    try:
+        small = asyncio.run(asyncio.wait_for(main(LOOP_MAX_RECORDS), 5))
+        large = asyncio.run(asyncio.wait_for(main(LOOP_MAX_RECORDS + 1), 5))
+    finally:
+        committer.close()
+    assert len(small) == LOOP_MAX_RECORDS and len(large) == LOOP_MAX_RECORDS + 1
+    assert not any(p.duplicate for p in [*small, *large])
+    on_loop, by_thread = log.appended_on
+    assert on_loop == threading.get_ident() and by_thread != threading.get_ident()
