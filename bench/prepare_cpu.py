@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,9 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.e2e_load import bench_policy, new_birth  # noqa: E402
-from broker.bootstrap import build_broker  # noqa: E402
-from broker.config import load_settings  # noqa: E402
-from tests.e2e.harness import DEMO, demo_keys  # noqa: E402
+from bench.inprocess import HOSPITAL, embedded_broker  # noqa: E402
 
 
 def main() -> None:
@@ -33,31 +30,21 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as name:
-        workdir = Path(name)
-        settings = load_settings(policy_dir=bench_policy(workdir), data_dir=workdir / "data",
-                                 keys_file=DEMO / "keys.yaml")
-        broker = build_broker(settings, router_thread=False)
-        try:
-            publisher = broker.publisher
-            assert publisher is not None
-            principal = broker.api.keyring.check(demo_keys()["county-general"]).principal
-            assert principal is not None
-            batched = args.batch > 1
-            requests = [[new_birth() for _ in range(args.batch)] for _ in range(args.batches)]
-            publisher.prepare_json(principal, "birth", requests[0], batched)   # warm-up
-            events = args.batch * args.batches
-            figures = []
-            for _ in range(args.rounds):
-                started = time.process_time()
-                for items in requests:
-                    publisher.prepare_json(principal, "birth", items, batched)
-                figures.append((time.process_time() - started) / events * 1e6)
-            print(f"prepare_json, {args.batches:,} requests of {args.batch} births: "
-                  + " ".join(f"{f:.1f}" for f in figures) + " µs CPU per event")
-        finally:
-            broker.stop()
-
+    with embedded_broker(bench_policy) as bench:
+        publisher = bench.broker.publisher
+        assert publisher is not None
+        batched = args.batch > 1
+        requests = [[new_birth() for _ in range(args.batch)] for _ in range(args.batches)]
+        publisher.prepare_json(HOSPITAL, "birth", requests[0], batched)   # warm-up
+        events = args.batch * args.batches
+        figures = []
+        for _ in range(args.rounds):
+            started = time.process_time()
+            for items in requests:
+                publisher.prepare_json(HOSPITAL, "birth", items, batched)
+            figures.append((time.process_time() - started) / events * 1e6)
+        print(f"prepare_json, {args.batches:,} requests of {args.batch} births: "
+              + " ".join(f"{f:.1f}" for f in figures) + " µs CPU per event")
 
 if __name__ == "__main__":
     main()
