@@ -12,8 +12,10 @@ the adapter adds shows as a gap:
 
 The commit is timed the way a router makes it: right after a short batch (an append
 and a poll that returns it), when the group member's background thread has just handed
-the records over. Figures are wall-clock milliseconds; on a shared machine they grow
-with its load, the gaps between the two columns much less.
+the records over. The last two lines time what a router waits between two batches: from
+its commit (`commit`, or `commit_later`, which returns at once) until the record
+appended right after it is polled. Figures are wall-clock milliseconds; on a shared
+machine they grow with its load, the gaps between the two columns much less.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.summary import percentile  # noqa: E402
 from broker.log.kafka import KafkaEventLog  # noqa: E402
-from broker.log.port import NewRecord, TopicSpec  # noqa: E402
+from broker.log.port import CommittingLater, NewRecord, TopicSpec  # noqa: E402
 from tests.kafka_broker import TansuBroker  # noqa: E402
 
 VALUE = b"v" * 300
@@ -82,6 +84,36 @@ def member_step(log: KafkaEventLog, writer: KafkaEventLog, count: int, late_s: f
         time.sleep(0.01)
     member.close()
     return arrive, commit
+
+
+def commit_then_next(log: KafkaEventLog, writer: KafkaEventLog, count: int, later: bool
+                     ) -> list[float]:
+    """(a short batch's commit -> the record appended right after it is polled) in ms:
+    what a router waits between two batches, committing with `commit` or, with `later`,
+    handing the offsets over with `commit_later`."""
+    member = log.consumer(f"bench-{uuid.uuid4().hex[:8]}", ["ingress"])
+    assert isinstance(member, CommittingLater)
+    deadline = time.monotonic() + 60
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.2)
+    writer.append("ingress", [NewRecord(value=VALUE, key=b"k")])
+    got = member.poll(5.0)
+    out = []
+    for _ in range(count):
+        offsets = {(r.topic, r.partition): r.offset + 1 for r in got}
+        started = time.perf_counter()
+        if later:
+            member.commit_later(offsets)
+        else:
+            member.commit(offsets)
+        writer.append("ingress", [NewRecord(value=VALUE, key=b"k")])
+        got = []
+        while not got:
+            got = member.poll(5.0)
+        out.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.01)
+    member.close()
+    return out
 
 
 def bare_commit(servers: str, topic: str, count: int) -> list[float]:
@@ -161,6 +193,9 @@ def run(servers: str, count: int) -> None:
     _, late = member_step(log, other, count, late_s=0.015)
     print(line("commit, batch polled 15 ms late", late))
     print(line("append -> other process's wait", tail_wake(log, other, count)))
+    print(line("commit -> next batch polled", commit_then_next(log, other, count, False)))
+    print(line("commit_later -> next batch polled",
+               commit_then_next(log, other, count, True)))
     producer.close()
     probe.close()
     other.close()

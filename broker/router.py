@@ -8,7 +8,8 @@ For each batch it reads, the router
 3. appends one audit record per decision, then the permitted views to
    `deliver.<subscription>`,
 4. and only then commits its ingress offsets (on the embedded log in the transaction
-   that appends the views, `AppendCommitting`).
+   that appends the views, `AppendCommitting`; on Kafka handed to the group member to
+   commit without the next poll waiting for it, `CommittingLater`).
 
 A crash anywhere before step 4 replays the batch: decisions are re-made with the same
 `decision_id`, so a replay shows up as duplicates that receivers can recognise, never
@@ -21,7 +22,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import Histogram
@@ -37,10 +37,17 @@ from broker.event_types import EventTypes
 from broker.linking.journal import LinkerFencedError
 from broker.linking.linker import LinkedEvent
 from broker.linking.stage import LinkageStage
-from broker.log.port import AppendCommitting, Consumer, EventLog, LogRecord, NewRecord
+from broker.log.port import (
+    AppendCommitting,
+    CommittingLater,
+    Consumer,
+    EventLog,
+    LogRecord,
+    NewRecord,
+)
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
-from broker.router_batch import PlanFacts, RouterBatch, encoded_view
+from broker.router_batch import PlanFacts, RouterBatch, encoded_view, event_millis
 from broker.topics import (
     H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
@@ -216,7 +223,9 @@ class Router:
             self._metrics.decisions.labels(sub_id, outcome).inc(count)
         for (sub_id, reason), count in batch.withheld.items():
             self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
-        if self._committing is None:
+        if isinstance(consumer, CommittingLater):   # Kafka: the next poll need not wait
+            consumer.commit_later(batch.offsets)
+        elif self._committing is None:
             consumer.commit(batch.offsets)
         self._metrics.router_batch.observe(time.perf_counter() - started)
         self._metrics.router_batch_records.observe(len(records))
@@ -326,7 +335,7 @@ class Router:
             value=encoded_view(facts, view, batch),
             key=subject.encode(),
             headers=facts.envelope.headers(
-                event_id, decision.decision_id, _millis(event.get("occurred_at")),
+                event_id, decision.decision_id, event_millis(event.get("occurred_at")),
                 record.timestamp_ms),
         ))
         batch.latencies.append((plan.subscription_id, record.timestamp_ms))
@@ -385,11 +394,3 @@ class Router:
         except LogError:
             log.debug("could not compute router lag", exc_info=True)
 
-
-def _millis(value: object) -> int:
-    """An event's `occurred_at` (timestamp-millis: an int, or a datetime from fastavro)."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    return 0

@@ -180,3 +180,12 @@ class RouterBatch:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     event_views: list[tuple[str, dict[str, Any], bytes]] = field(default_factory=list)
     """The views of the event being decided, encoded so far: (shape, view, wire bytes)."""
+
+
+def event_millis(value: object) -> int:
+    """An event's `occurred_at` (timestamp-millis: an int, or a datetime from fastavro)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    return 0

@@ -40,6 +40,7 @@ from broker.log.port import (
     AppendingUnlessBusy,
     AppendResult,
     AppendWatching,
+    CommittingLater,
     Consumer,
     EventLog,
     LogRecord,
@@ -291,6 +292,13 @@ class _OpeningConsumer:
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self._inner.commit(offsets)
+
+    def commit_later(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """The inner consumer's `commit_later`, or its `commit` when it has none."""
+        if isinstance(self._inner, CommittingLater):
+            self._inner.commit_later(offsets)
+        else:
+            self._inner.commit(offsets)
 
     def committed(self, tp: TopicPartition) -> int | None:
         return self._inner.committed(tp)

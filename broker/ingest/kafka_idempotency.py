@@ -24,11 +24,11 @@ What is not promised here (unlike the embedded backend, whose index reads its
 ingress log back): the index is written after the ingress append, so a crash before
 the writer thread got the `_accepted` records into Kafka (this process's own cache
 keeps them), a failure to write the cache (answered 503), or two API processes
-accepting the same event within about `_FOLLOW_S` of each other (a re-send after a
-timeout comes much later), can let one event be appended twice. Both copies carry the
-same `event_id`, which is how subscribers recognise duplicates. When two entries exist
-for one key, the first one read wins in every cache; compaction may later keep only the
-other, so after a cache rebuild the answer may name the other copy.
+accepting the same event within about `_WRITE_LINGER_S` + `_FOLLOW_S` of each other (a
+re-send after a timeout comes much later), can let one event be appended twice. Both
+copies carry the same `event_id`, which is how subscribers recognise duplicates. When
+two entries exist for one key, the first one read wins in every cache; compaction may
+later keep only the other, so after a cache rebuild the answer may name the other copy.
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ _FOLLOW_S = 0.25
 """How often the follower asks for the topic's end offsets."""
 _FRESH_S = 2.0
 """Lookups trust the cache while the follower confirmed it current this recently."""
+_WRITE_LINGER_S = 0.05
+"""How long the writer gathers `remember` calls after the first before appending them:
+one append (a produce request and a flush) for all of them, rather than about one per
+group commit, whose flushes would also wait for these records."""
 _WRITE_ATTEMPTS = 3
 _ERROR_BACKOFF_S = 1.0
 _SCHEMA = """
@@ -218,15 +222,19 @@ class KafkaIdempotencyIndex:
     # -- internals ------------------------------------------------------------------------
 
     def _write(self) -> None:
-        """Append what `remember` was given to `_accepted`, several calls at a time."""
+        """Append what `remember` was given to `_accepted`, the calls of up to
+        `_WRITE_LINGER_S` at a time."""
         while True:
             first = self._writes.get()
             if first is None:
                 return
             batch, stopping = [first], False
+            linger_until = time.monotonic() + _WRITE_LINGER_S
             while True:
+                wait = linger_until - time.monotonic()
                 try:
-                    more = self._writes.get_nowait()
+                    more = (self._writes.get(timeout=wait) if wait > 0
+                            else self._writes.get_nowait())
                 except queue.Empty:
                     break
                 if more is None:

@@ -1,13 +1,11 @@
 """A member of a Kafka consumer group, as the event-log `Consumer` port.
 
 Why a background thread: a kafka-python consumer makes progress in a group rebalance only
-while someone is inside its `poll`. kafka-python 3.0 sends a JoinGroup and, if `poll`
-returns before the broker answers (Tansu holds a join for about 3 s), it keeps the
-request in flight for the next `poll`; but when the answer lands between two calls, the
-next call starts the join over and the round is lost. A router that polls for 50 ms
-between pieces of work, or a thread driving two members in turn, then needs many rounds
-to join. So each member has a thread that stays in `poll` and hands records over through
-a bounded buffer; the caller's `poll` takes from that buffer.
+while someone is inside its `poll`. kafka-python 3.0 keeps a JoinGroup in flight across
+`poll` calls (Tansu holds a join for about 3 s), but when the answer lands between two
+calls, the next call starts the join over: a router that polls between pieces of work
+needs many rounds to join. So each member has a thread that stays in `poll` and hands
+records over through a bounded buffer; the caller's `poll` takes from that buffer.
 
 What Kafka's `max.poll.interval.ms` protects is kept: the thread stops polling when the
 caller has not called `poll` for `max_poll_interval_s`, and kafka-python then leaves the
@@ -24,12 +22,13 @@ from contextlib import suppress
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka import errors as kafka_errors
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from broker.errors import BrokerError, LogError, LogUnavailableError
+from broker.log import kafka_commits as commits
 from broker.log.kafka_connection import KafkaConnection, translate_kafka_error
 from broker.log.kafka_fetch_wait import FetchWait, set_fetch_wait
 from broker.log.kafka_reader import to_log_record
+from broker.log.kafka_rebalances import RebalanceCallbacks
 from broker.log.port import LogRecord
 from broker.log.port import TopicPartition as PortTopicPartition
 
@@ -60,10 +59,11 @@ class KafkaGroupMember:
     `group` and `topics` are Kafka names; `bare_name` turns a Kafka topic name back into
     the port's; `committed_offset` looks up a group's committed offset.
 
-    Offsets are committed only by `commit`, synchronously and exactly as given; a member
-    never commits for a partition the group has moved to another member. Delivery is at
-    least once: records handed out but not committed before a rebalance
-    are read again by the partition's next owner.
+    Offsets are committed by `commit`, synchronously and exactly as given, or by
+    `commit_later` without waiting (`broker.log.kafka_commits`); a member never commits
+    for a partition the group has moved to another member. Delivery is at least once:
+    records handed out but not committed before a rebalance are read again by the
+    partition's next owner.
     """
 
     def __init__(
@@ -103,6 +103,7 @@ class KafkaGroupMember:
         self._rebalances = 0
         self._ends: dict[PortTopicPartition, int] = {}  # owned partitions' high watermarks
         self._ends_at = float("-inf")                  # when noted (monotonic)
+        self._later = commits.LaterCommits(self._later_ended)
         try:
             self._consumer = KafkaConsumer(
                 group_id=group,
@@ -118,7 +119,8 @@ class KafkaGroupMember:
                 fetch_max_wait_ms=self._fetch_wait.current_ms,
                 **connection.client_options(),
             )
-            self._consumer.subscribe(topics=list(topics), listener=_Rebalances(self))
+            self._consumer.subscribe(topics=list(topics),
+                                     listener=RebalanceCallbacks(self._revoked, self._assigned))
         except kafka_errors.KafkaError as exc:
             raise translate_kafka_error(exc, f"join consumer group {group!r}", connection) from exc
         self._driver = threading.Thread(
@@ -151,7 +153,8 @@ class KafkaGroupMember:
             return [self._buffer.popleft() for _ in range(count)]
 
     def commit(self, offsets: Mapping[PortTopicPartition, int]) -> None:
-        """Commit exactly `offsets` (next offset to read per partition), synchronously.
+        """Commit exactly `offsets` (next offset to read per partition), synchronously,
+        with what `commit_later` was given and is not known to be stored yet.
 
         Raises `LogUnavailableError` (retriable) when the group has moved one of the
         partitions to another member or is rebalancing: poll again, and the records
@@ -159,55 +162,48 @@ class KafkaGroupMember:
         """
         if not offsets:
             return
-        for (topic, partition), offset in offsets.items():
-            if offset < 0:
-                raise LogError(f"a committed offset cannot be negative ({topic}/{partition})")
+        commits.check_offsets(offsets)
         self._wait_until_settled()
-        kafka_offsets = {
-            TopicPartition(self._kafka_name(topic), partition): OffsetAndMetadata(offset, "", -1)
-            for (topic, partition), offset in offsets.items()
-        }
         with self._state:
             self._commits_waiting += 1
         try:
-            self._commit_holding_consumer(offsets, kafka_offsets)
+            # Holding the consumer lock, the background thread cannot complete a
+            # rebalance between the check and the commit.
+            with self._consumer_lock:
+                owned = self.assignment()
+                self._check_open()
+                if lost := set(offsets) - owned:
+                    raise commits.moved_away(self.group, lost)
+                offsets = self._later.unsettled(owned, offsets)
+                with self._state:
+                    # Unknown until the commit is acknowledged: a failed one may or may
+                    # not have been stored.
+                    for tp in offsets:
+                        self._committed_here.pop(tp, None)
+                try:
+                    commits.commit_sync(self._consumer, self._kafka_offsets(offsets), self.group,
+                                self._connection)
+                finally:
+                    self._later.done(offsets)
+                with self._state:
+                    self._committed_here.update(offsets)
         finally:
             with self._state:
                 self._commits_waiting -= 1
                 self._handed_out_at = None
                 self._state.notify_all()
 
-    def _commit_holding_consumer(
-        self, offsets: Mapping[PortTopicPartition, int],
-        kafka_offsets: dict[TopicPartition, OffsetAndMetadata],
-    ) -> None:
-        with self._consumer_lock:
-            # Holding the consumer lock, the background thread cannot complete a
-            # rebalance between this check and the commit.
-            with self._state:
-                self._check_open()
-                lost = set(offsets) - self._owned
-            if lost:
-                raise LogUnavailableError(
-                    f"consumer group {self.group!r} moved {_describe(lost)} to another member; "
-                    "not committing them. Poll again: their records go to the new owner"
-                )
-            with self._state:
-                # Unknown until the commit is acknowledged: a failed one may or may not
-                # have been stored.
-                for tp in offsets:
-                    self._committed_here.pop(tp, None)
-            try:
-                self._consumer.commit(kafka_offsets)
-            except (kafka_errors.CommitFailedError, kafka_errors.RebalanceInProgressError) as exc:
-                raise LogUnavailableError(
-                    f"consumer group {self.group!r} is rebalancing, so the commit was refused; "
-                    "poll again and commit what you process after that"
-                ) from exc
-            except kafka_errors.KafkaError as exc:
-                raise translate_kafka_error(exc, "commit offsets", self._connection) from exc
-            with self._state:
-                self._committed_here.update(offsets)
+    def commit_later(self, offsets: Mapping[PortTopicPartition, int]) -> None:
+        """Have `offsets` committed without waiting: the background thread sends them
+        before its next fetch; `commit` and `close` commit them too. Offsets of a
+        partition the group moves to another member first are never committed (its next
+        owner reads those records again)."""
+        commits.check_offsets(offsets)
+        self._later.add(offsets)
+        with self._state:
+            self._check_open()
+            self._handed_out_at = None   # the caller is done with them: fetch again
+            self._state.notify_all()
 
     def committed(self, tp: PortTopicPartition) -> int | None:
         """The group's committed offset for `tp`, or None if it never committed."""
@@ -246,14 +242,20 @@ class KafkaGroupMember:
             if self._closed:
                 return
             self._closed = True
-            self._owned = set()
+            owned, self._owned = self._owned, set()
             self._buffer.clear()
             self._state.notify_all()
         self._driver.join()
-        # Leaving is a courtesy: if the broker is gone, the session timeout removes this
-        # member anyway.
-        with self._consumer_lock, suppress(kafka_errors.KafkaError):
-            self._consumer.close(autocommit=False)
+        with self._consumer_lock:
+            # What `commit_later` was given and is not known to be stored; if this
+            # fails, the partitions' next owner reads those records again.
+            if unsettled := self._later.unsettled(owned):
+                with suppress(kafka_errors.KafkaError):
+                    self._consumer.commit(self._kafka_offsets(unsettled))
+            # Leaving is a courtesy: if the broker is gone, the session timeout removes
+            # this member anyway.
+            with suppress(kafka_errors.KafkaError):
+                self._consumer.close(autocommit=False)
 
     @property
     def closed(self) -> bool:
@@ -278,11 +280,11 @@ class KafkaGroupMember:
             wait_ms = self._fetch_wait.current_ms
             try:
                 with self._consumer_lock:
+                    self._later.send(self._consumer, self.assignment(), self._kafka_offsets)
                     self._pause_when_full(room)
                     set_fetch_wait(self._consumer, wait_ms)
-                    fetched = self._consumer.poll(
-                        timeout_ms=max(_POLL_SLICE_MS, wait_ms), max_records=max(room, 1)
-                    )
+                    fetched = self._consumer.poll(timeout_ms=max(_POLL_SLICE_MS, wait_ms),
+                                                  max_records=max(room, 1))
             except kafka_errors.KafkaError as exc:
                 with self._state:
                     self._failure = translate_kafka_error(exc, "poll records", self._connection)
@@ -294,6 +296,18 @@ class KafkaGroupMember:
                 self._hand_over(fetched)
             if room > 0 and time.monotonic() - self._ends_at >= _ENDS_EVERY_S:
                 self._note_ends()
+
+    def _later_ended(self, offsets: Mapping[PortTopicPartition, int],
+                     refusal: Exception | None) -> None:
+        # From a poll of the background thread: `commit_later`'s offsets stored, or
+        # refused for good (raised by the caller's next poll).
+        with self._state:
+            if refusal is None:
+                self._committed_here.update(
+                    (tp, offset) for tp, offset in offsets.items() if tp in self._owned)
+            else:
+                self._failure = translate_kafka_error(refusal, "commit", self._connection)
+                self._state.notify_all()
 
     def _note_ends(self) -> None:
         # By the background thread, after a poll that fetched (a paused one's would not).
@@ -338,6 +352,7 @@ class KafkaGroupMember:
             for tp in lost:
                 self._committed_here.pop(tp, None)
                 self._ends.pop(tp, None)
+            self._later.forget(lost)
             self._buffer = deque(r for r in self._buffer if (r.topic, r.partition) not in lost)
             self._state.notify_all()
 
@@ -370,6 +385,10 @@ class KafkaGroupMember:
         if self._closed:
             raise LogError(f"this member of consumer group {self.group!r} is closed")
 
+    def _kafka_offsets(self, offsets: Mapping[PortTopicPartition, int]
+                       ) -> dict[TopicPartition, OffsetAndMetadata]:
+        return commits.to_kafka(offsets, self._kafka_name)
+
     def _kafka_name(self, topic: str) -> str:
         kafka_topic = self._kafka_names.get(topic)
         if kafka_topic is None:
@@ -378,20 +397,3 @@ class KafkaGroupMember:
 
     def _port_tp(self, tp: TopicPartition) -> PortTopicPartition:
         return (self._bare_name.get(tp.topic, tp.topic), tp.partition)
-
-
-class _Rebalances(ConsumerRebalanceListener):
-    """Tells a member which partitions it lost and gained."""
-
-    def __init__(self, member: KafkaGroupMember) -> None:
-        self._member = member
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._member._revoked(set(revoked))
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._member._assigned(set(assigned))
-
-
-def _describe(partitions: set[PortTopicPartition]) -> str:
-    return ", ".join(f"{topic}/{partition}" for topic, partition in sorted(partitions))

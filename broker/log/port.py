@@ -188,6 +188,23 @@ class AppendCommitting(Protocol):
 
 
 @runtime_checkable
+class CommittingLater(Protocol):
+    """A consumer that can commit offsets without its caller waiting (the Kafka group
+    member, whose synchronous commit waits behind the fetch it has in flight). The
+    router hands each batch's offsets over once the batch's output is acknowledged and
+    polls the next batch at once. A consumer without it (the embedded log's, committed
+    in the router's append transaction) commits with `commit`."""
+
+    def commit_later(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Have `offsets` committed soon, as `commit` would, without waiting for it; a
+        later `commit` or `close` of this consumer commits them too. Offsets of a
+        partition the group moves to another member first are not committed, and a
+        crash may come before they are: those records are then read again (at least
+        once), never skipped."""
+        ...
+
+
+@runtime_checkable
 class AppendingUnlessBusy(Protocol):
     """A log that can append without waiting for another writer (the embedded log, whose
     writers take turns). A caller that must not block (group commit on the event loop)

@@ -227,6 +227,30 @@ class CommittingEventLog(MemoryEventLog):
         return results
 
 
+class LaterCommittingEventLog(MemoryEventLog):
+    """A `MemoryEventLog` whose consumers have `CommittingLater`, as Kafka's group
+    members do: the offsets handed over are committed at once here, and counted."""
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__(journal)
+        self.later_commits = 0
+        """Calls of a consumer's `commit_later`."""
+
+    def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
+        return _LaterCommittingConsumer(self, group, topics)
+
+
+class _LaterCommittingConsumer(MemoryConsumer):
+    def __init__(self, event_log: LaterCommittingEventLog, group: str,
+                 topics: Sequence[str]) -> None:
+        super().__init__(event_log, group, topics)
+        self._owner = event_log
+
+    def commit_later(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self._owner.later_commits += 1
+        self.commit(offsets)
+
+
 class GatedEventLog(MemoryEventLog):
     """Appends wait until `gate` is set, so a test can queue work behind a slow append."""
 

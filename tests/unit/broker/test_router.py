@@ -38,7 +38,13 @@ from schemas.jsonform import record_from_json
 from schemas.registry import SchemaRegistry
 from schemas.store import InMemoryRegistryStore
 from schemas.wire import WireCodec
-from tests.unit.broker.fakes import CommittingEventLog, Journal, MemoryAuditStore, MemoryEventLog
+from tests.unit.broker.fakes import (
+    CommittingEventLog,
+    Journal,
+    LaterCommittingEventLog,
+    MemoryAuditStore,
+    MemoryEventLog,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_POLICY = REPO / "examples" / "demo" / "policy"
@@ -131,9 +137,11 @@ def test_each_decision_is_audited_and_permitted_views_are_delivered() -> None:
 
 
 # A log that commits offsets in the transaction of the deliveries (AppendCommitting, the
-# embedded log) and one that cannot (Kafka): the same order and replays either way.
-LOGS = pytest.mark.parametrize("log_type", [MemoryEventLog, CommittingEventLog],
-                               ids=["commit after append", "commit with append"])
+# embedded log) and ones that cannot (Kafka, whose member commits in the background):
+# the same order and replays either way.
+LOGS = pytest.mark.parametrize(
+    "log_type", [MemoryEventLog, CommittingEventLog, LaterCommittingEventLog],
+    ids=["commit after append", "commit with append", "commit later after append"])
 
 
 @LOGS
@@ -149,6 +157,8 @@ def test_decisions_are_audited_before_deliveries_and_offsets_are_committed_last(
     assert journal.kinds("commit") == [ROUTER_GROUP]
     if isinstance(r.log, CommittingEventLog):
         assert r.log.joint_commits == 1  # the step's one transaction
+    if isinstance(r.log, LaterCommittingEventLog):
+        assert r.log.later_commits == 1  # handed over: the next poll does not wait
 
 
 @LOGS
