@@ -5,6 +5,7 @@
     python bench/router_step_cpu.py 10000 --linked      # linkage on, births of one mother
     python bench/router_step_cpu.py 5000 --linked --subjects 20000   # mostly new mothers
     python bench/router_step_cpu.py 3000 --linked --step 3  # steps of 3, as at 300/s
+    python bench/router_step_cpu.py 10000 --linked --stages  # and CPU per stage
 
 Builds an embedded broker in this process (bench/inprocess.py: real SQLite log, audit
 store and, with `--linked`, person index), publishes births in batches of 500, then
@@ -17,7 +18,9 @@ mother; with it, the demo bundle plus the benchmark subscription of bench/e2e_la
 and the births that benchmark sends (`--subjects` mothers; one by default, so linking
 finds the known record each time), after one warm-up batch. `--step N` has the router
 take at most N records a step (the real run's steps hold ~3 births at 300/s, ~30 at
-1,000/s), which shows the fixed cost of a step. Asserts nothing.
+1,000/s), which shows the fixed cost of a step. `--stages` then routes as many births
+again and prints the CPU per event of each stage of the step (bench/router_stages.py).
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from bench.calibration import calibration_ms  # noqa: E402
 from bench.e2e_load import bench_policy, new_birth  # noqa: E402
 from bench.inprocess import BATCH, InProcess, embedded_broker  # noqa: E402
 from bench.linkage_router import births, unlinked_demo_policy  # noqa: E402
+from bench.router_stages import report, timed_stages  # noqa: E402
 
 
 def main() -> None:
@@ -48,6 +52,8 @@ def main() -> None:
                         help="with --linked, mothers the births are spread over (default 1)")
     parser.add_argument("--step", type=int, default=BATCH,
                         help=f"most records a router step takes (default {BATCH})")
+    parser.add_argument("--stages", action="store_true",
+                        help="then route as many births again, timing each stage")
     args = parser.parse_args()
     events = args.events
     print(f"calibration loop: {calibration_ms():.0f} ms")
@@ -61,6 +67,11 @@ def main() -> None:
         else:
             bench.publish(births([], events))
         cpu, wall, steps = _route(bench, events, args.step)
+        if args.stages:
+            bench.publish([new_birth(n, args.subjects) for n in range(events)]
+                          if args.linked else births([], events))
+            with timed_stages() as spent:
+                bench.route(events)
     what = (f"linkage on, {events:,} births of {args.subjects:,} mother(s)" if args.linked
             else f"{events:,} births")
     print(f"router.step, {what}, {cpu / events * 1e6:.0f} µs CPU per event, "
@@ -70,6 +81,8 @@ def main() -> None:
               f"{statistics.median(steps) * 1e6:.0f} µs CPU per event, best "
               f"{min(steps) * 1e6:.0f} µs; median {statistics.median(steps) * args.step * 1e3:.2f}"
               " ms CPU per step")
+    if args.stages:
+        print(report(spent, events))
 
 
 def _route(bench: InProcess, events: int, full: int) -> tuple[float, float, list[float]]:
