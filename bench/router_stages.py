@@ -1,5 +1,5 @@
 """Where the router's step spends its CPU, stage by stage, for `bench/router_step_cpu.py
---stages`.
+--stages`, and the cyclic collector's share, for `--settled`.
 
 `timed_stages()` wraps the methods a step calls for each stage with this process's CPU
 clock, while a step runs: decoding the ingress record (`WireCodec.decode`), record
@@ -13,6 +13,7 @@ step. Asserts nothing.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from typing import cast
 
 from broker.auditor import Auditor
+from broker.cli.heap import router_young, settle_heap
 from broker.linking.stage import LinkageStage
 from broker.log.sqlite import SqliteEventLog
 from broker.router import Router
@@ -73,3 +75,26 @@ def report(spent: defaultdict[str, float], events: int) -> str:
                                     ("rest", rest)]]
     return "\n".join([f"stages of router.step ({step / events * 1e6:.0f} µs per event "
                       "timed):", *lines])
+
+
+@contextmanager
+def settled_collector(step: int, young: int | None) -> Iterator[list[float]]:
+    """Settle the heap as the router process settles it once started (`settle_heap` at
+    `router_young(step)`, or at `young` when given), then time the collector while
+    inside: [seconds, young collections, older collections]."""
+    settle_heap(router_young(step) if young is None else young)
+    spent = [0.0, 0.0, 0.0]
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+            return
+        spent[0] += time.process_time() - started[0]
+        spent[1 if info["generation"] == 0 else 2] += 1
+
+    gc.callbacks.append(timed)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(timed)
