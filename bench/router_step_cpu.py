@@ -5,6 +5,8 @@
     python bench/router_step_cpu.py 10000 --linked      # linkage on, births of one mother
     python bench/router_step_cpu.py 5000 --linked --subjects 20000   # mostly new mothers
     python bench/router_step_cpu.py 3000 --linked --step 3  # steps of 3, as at 300/s
+    python bench/router_step_cpu.py 10000 --linked --stages  # and CPU per stage
+    python bench/router_step_cpu.py 30000 --linked --settled  # the collector's share
 
 Builds an embedded broker in this process (bench/inprocess.py: real SQLite log, audit
 store and, with `--linked`, person index), publishes births in batches of 500, then
@@ -17,12 +19,18 @@ mother; with it, the demo bundle plus the benchmark subscription of bench/e2e_la
 and the births that benchmark sends (`--subjects` mothers; one by default, so linking
 finds the known record each time), after one warm-up batch. `--step N` has the router
 take at most N records a step (the real run's steps hold ~3 births at 300/s, ~30 at
-1,000/s), which shows the fixed cost of a step. Asserts nothing.
+1,000/s), which shows the fixed cost of a step. `--stages` then routes as many births
+again and prints the CPU per event of each stage of the step (bench/router_stages.py).
+`--settled` settles the heap before routing as the router process does once started
+(`broker.cli.heap`: start-up objects frozen, young objects collected every
+`router_young(--step)` allocations, or every `--young N`) and prints the collector's CPU
+per event; without it the heap is left as the benchmark built it. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -35,6 +43,7 @@ from bench.calibration import calibration_ms  # noqa: E402
 from bench.e2e_load import bench_policy, new_birth  # noqa: E402
 from bench.inprocess import BATCH, InProcess, embedded_broker  # noqa: E402
 from bench.linkage_router import births, unlinked_demo_policy  # noqa: E402
+from bench.router_stages import report, settled_collector, timed_stages  # noqa: E402
 
 
 def main() -> None:
@@ -48,6 +57,12 @@ def main() -> None:
                         help="with --linked, mothers the births are spread over (default 1)")
     parser.add_argument("--step", type=int, default=BATCH,
                         help=f"most records a router step takes (default {BATCH})")
+    parser.add_argument("--stages", action="store_true",
+                        help="then route as many births again, timing each stage")
+    parser.add_argument("--settled", action="store_true",
+                        help="settle the heap as the router process does; time the collector")
+    parser.add_argument("--young", type=int, default=None,
+                        help="with --settled, collect young objects every N allocations")
     args = parser.parse_args()
     events = args.events
     print(f"calibration loop: {calibration_ms():.0f} ms")
@@ -60,7 +75,17 @@ def main() -> None:
             bench.publish([new_birth(n, args.subjects) for n in range(events)])
         else:
             bench.publish(births([], events))
-        cpu, wall, steps = _route(bench, events, args.step)
+        collector = None
+        if args.settled:
+            with settled_collector(args.step, args.young) as collector:
+                cpu, wall, steps = _route(bench, events, args.step)
+        else:
+            cpu, wall, steps = _route(bench, events, args.step)
+        if args.stages:
+            bench.publish([new_birth(n, args.subjects) for n in range(events)]
+                          if args.linked else births([], events))
+            with timed_stages() as spent:
+                bench.route(events)
     what = (f"linkage on, {events:,} births of {args.subjects:,} mother(s)" if args.linked
             else f"{events:,} births")
     print(f"router.step, {what}, {cpu / events * 1e6:.0f} µs CPU per event, "
@@ -70,6 +95,12 @@ def main() -> None:
               f"{statistics.median(steps) * 1e6:.0f} µs CPU per event, best "
               f"{min(steps) * 1e6:.0f} µs; median {statistics.median(steps) * args.step * 1e3:.2f}"
               " ms CPU per step")
+    if collector is not None:
+        print(f"collector (heap settled, young every {gc.get_threshold()[0]:,}): "
+              f"{collector[0] / events * 1e6:.1f} µs CPU per event, "
+              f"{collector[1]:.0f} young and {collector[2]:.0f} older collections")
+    if args.stages:
+        print(report(spent, events))
 
 
 def _route(bench: InProcess, events: int, full: int) -> tuple[float, float, list[float]]:

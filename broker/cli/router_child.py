@@ -32,7 +32,7 @@ from broker.api.app import create_app
 from broker.bootstrap import Broker, build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_on_sigterm
-from broker.cli.heap import settle_heap
+from broker.cli.heap import router_young, settle_heap
 from broker.cli.router_control import Handler, JsonObject, serve_control
 from broker.cli.serve_cmd import configure_logging, exit_if_port_taken
 from broker.config import Settings, settings_from_json
@@ -154,7 +154,7 @@ def run(settings: Settings, stop: threading.Event, status_fd: int | None = None,
             thread = threading.Thread(target=server.run, name="handoff-router-http",
                                       daemon=True)
             thread.start()
-        settle_heap()
+        settle_heap(router_young(settings.router.batch_size))
         log.info("router process %d routing (%s log, data in %s)%s", os.getpid(),
                  settings.log.backend, settings.data_dir,
                  f", health and metrics on port {port}" if port else "")

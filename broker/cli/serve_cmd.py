@@ -17,7 +17,7 @@ from broker.auth.mtls import uvicorn_tls_options
 from broker.bootstrap import build_broker
 from broker.cli.errors import exit_on_config_error
 from broker.cli.graceful import GracefulServer, ignore_while_stopping, stopping_on_sigterm
-from broker.cli.heap import settle_heap
+from broker.cli.heap import YOUNG, router_young, settle_heap
 from broker.cli.router_supervisor import RouterProcess
 from broker.config import Settings, load_settings
 from broker.errors import ConfigError
@@ -93,7 +93,10 @@ def serve_settings(settings: Settings, ready_message: bool = True,
     try:
         broker.start()
         install_sighup(broker.api.reloader, broker.api.keyring)
-        settle_heap()
+        # A process that only routes (`--role router`) gathers a step's values as the
+        # router process does; one that also serves keeps its loop's pauses short.
+        settle_heap(router_young(settings.router.batch_size)
+                    if roles.router and not roles.serves_clients else YOUNG)
         if ready_message:
             logging.getLogger("handoff").info(
                 "serving role %s on %s://%s:%d (OpenAPI docs at /docs), %s log, data in %s%s",

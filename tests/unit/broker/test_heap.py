@@ -49,3 +49,13 @@ def test_garbage_left_by_start_up_is_collected_not_frozen() -> None:
 def test_young_objects_are_collected_less_often() -> None:
     settle_heap()
     assert gc.get_threshold()[0] >= 10_000
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_a_routing_process_collects_young_objects_less_often_the_larger_its_steps() -> None:
+    from broker.cli.heap import YOUNG, router_young
+
+    assert router_young(1) == YOUNG             # never more often than a serving process
+    assert router_young(500) > router_young(100) >= YOUNG
+    settle_heap(router_young(500))
+    assert gc.get_threshold()[0] == router_young(500)
