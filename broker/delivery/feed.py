@@ -11,6 +11,7 @@ from typing import Any
 
 from broker.delivery.cursor import Cursor
 from broker.delivery.envelope import DeliveryEnvelope
+from broker.delivery.view_text import ViewText, view_text
 from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.decoded_json import DecodedToJson
@@ -25,6 +26,9 @@ class Delivery:
     envelope: DeliveryEnvelope
     schema_id: int
     data: dict[str, Any]
+    data_json: str
+    """`data` as compact JSON text, as `json.dumps(data, separators=(",", ":"))` writes
+    it (`broker.delivery.view_text`)."""
     wire: bytes
     cursor: str
 
@@ -85,7 +89,7 @@ class DeliveryFeed:
         self._codec = codec
         self._registry = registry
         self._schemas: dict[int, Any] = {}
-        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any]]] = {}
+        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any], ViewText]] = {}
 
     def partitions(self, subscription_id: str) -> int:
         return self._log.partitions(delivery_topic(subscription_id))
@@ -163,8 +167,11 @@ class DeliveryFeed:
             # decoding schema below has the same shape.
             self._codec.decode(value)
             to_json = DecodedToJson(self.schema(schema_id))
-            known = self._to_json[schema_id] = (to_json, body_reader(to_json.decoding_schema))
-        to_json, read = known
+            known = self._to_json[schema_id] = (
+                to_json, body_reader(to_json.decoding_schema),
+                view_text(self.schema(schema_id)))
+        to_json, read, text = known
         # The view is decoded here and is ours: its values become JSON values in place.
         view = to_json(read(value))
-        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, value, cursor)
+        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, text(view),
+                        value, cursor)
