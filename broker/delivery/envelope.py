@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from broker.frozen_init import quick_init
 from broker.log.port import Headers, LogRecord
 
 H_EVENT_ID = "handoff.event_id"
@@ -21,6 +22,7 @@ _ROUTER_ORDER = (H_EVENT_ID, H_DECISION_ID, H_EVENT_TYPE, H_SOURCE, H_OCCURRED_A
                  H_INGESTED_AT, H_WITHHELD, H_OBLIGATIONS)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeliveryEnvelope:
     event_id: str

@@ -12,6 +12,7 @@ from typing import Any
 from broker.delivery.cursor import Cursor
 from broker.delivery.envelope import DeliveryEnvelope
 from broker.delivery.view_text import ViewText, view_text
+from broker.frozen_init import quick_init
 from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.decoded_json import DecodedToJson
@@ -19,6 +20,7 @@ from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec, body_reader, read_header
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One delivered event: envelope, the view record, and the cursor just past it."""

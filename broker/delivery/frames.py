@@ -10,8 +10,10 @@ from json.encoder import encode_basestring_ascii
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery, iso_ms
 from broker.delivery.view_text import compact as _compact
+from broker.frozen_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     before: Cursor
