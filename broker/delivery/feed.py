@@ -128,10 +128,18 @@ class DeliveryFeed:
                 if until is not None:
                     records = [r for r in records if r.offset < until.offsets[partition]]
                 merged.extend(records)
+        out: list[tuple[Cursor, Delivery]] = []
+        if len(cursor.offsets) == 1:
+            # One partition (the default): its records are in offset order, and the
+            # cursor after each is its next offset.
+            first = cursor.offsets[0]
+            for record in merged[:limit]:
+                after = max(record.offset + 1, first)
+                out.append((Cursor((after,)), self._delivery(record, str(after))))
+            return out
         # Across partitions, hand out records in append-time order; within a partition
         # offsets already are.
         merged.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-        out: list[tuple[Cursor, Delivery]] = []
         # The cursor after each record, as `Cursor.advanced` and `str` make it.
         offsets = list(cursor.offsets)
         for record in merged[:limit]:
