@@ -7,7 +7,8 @@ JSON), stage by stage, on real delivery records.
 Builds an embedded broker (`build_broker`, real SQLite log) with the demo bundle minus
 linkage.yaml, publishes births and routes them, then renders the whole delivery topic of
 `hv-births` from offset 0 the way a stream's hub does (`DeliveryFeed.read_steps` then
-`frames.render`, 500 records per partition and read), `--rounds` times. Prints this
+`frames.render`, 500 records per partition and read), `--rounds` times, its heap frozen
+first as `handoff serve` freezes its own (`broker/cli/heap.py`). Prints this
 process's CPU time per record for the whole path (`total`, best and median round), and
 for each stage run alone over the same records: the log read, the Avro decode, the view
 record to JSON values (in place, `DecodedToJson`), the envelope from the headers, and
@@ -31,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from bench.calibration import calibration_ms  # noqa: E402
 from bench.inprocess import embedded_broker  # noqa: E402
 from bench.linkage_router import births, unlinked_demo_policy  # noqa: E402
+from broker.cli.heap import settle_heap  # noqa: E402
 from broker.delivery.cursor import Cursor  # noqa: E402
 from broker.delivery.envelope import DeliveryEnvelope  # noqa: E402
 from broker.delivery.feed import DeliveryFeed  # noqa: E402
@@ -91,6 +93,9 @@ def main() -> None:
     with embedded_broker(unlinked_demo_policy) as bench:
         bench.publish(births([], args.events))
         bench.route(args.events)
+        # As the serving process does once it has started (broker/cli/heap.py), so the
+        # figures carry its garbage collections, not those of a heap never frozen.
+        settle_heap()
         measure(bench.broker.feed, bench.broker.log, args.rounds)
 
 

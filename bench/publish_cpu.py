@@ -5,6 +5,7 @@ or a router (so without uvicorn's parsing and writing, about 140-200 µs more pe
 
     python bench/publish_cpu.py                    # 1,000 births/s, one per request, 10 s
     python bench/publish_cpu.py --rate 2000 --seconds 5 --rounds 3
+    python bench/publish_cpu.py --rate 5000 --per-request 100   # batches of 100 births
 
 Births are sent at `--rate` (in ticks of 1 ms, as an offered-rate load generator does,
 so group commit batches them as it does under that load) and each round prints this
@@ -58,17 +59,21 @@ def thread_cpu() -> dict[str, float]:
 class Publishes:
     """Pre-encoded publish requests and the answers they got."""
 
-    def __init__(self, app: Any, count: int) -> None:
+    def __init__(self, app: Any, count: int, per_request: int = 1) -> None:
         self.app = app
         key = demo_keys()["county-general"]
-        self.bodies = [json.dumps(new_birth()).encode() for _ in range(count)]
+        self.path = "/v1/events/birth" + (":batch" if per_request > 1 else "")
+        self.bodies = [json.dumps(new_birth()).encode() for _ in range(count)] \
+            if per_request == 1 else [
+            json.dumps({"events": [new_birth() for _ in range(per_request)]}).encode()
+            for _ in range(count)]
         self.key = f"Bearer {key}".encode()
         self.statuses: list[int] = []
 
     async def one(self, body: bytes) -> None:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": "/v1/events/birth",
-                 "raw_path": b"/v1/events/birth", "query_string": b"", "root_path": "",
+                 "method": "POST", "scheme": "http", "path": self.path,
+                 "raw_path": self.path.encode(), "query_string": b"", "root_path": "",
                  "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
                  "headers": [(b"host", b"127.0.0.1:8000"),
                              (b"content-type", b"application/json"),
@@ -122,24 +127,27 @@ class CountingCommits:
 
 
 async def run(app: Any, args: argparse.Namespace, commits: CountingCommits) -> None:
-    per_round = int(args.rate * args.seconds)
-    publishes = Publishes(app, per_round * (args.rounds + 1))
+    per = args.per_request
+    requests_per_second = args.rate / per
+    per_round = max(1, int(requests_per_second * args.seconds))
+    publishes = Publishes(app, per_round * (args.rounds + 1), per)
     async with app.router.lifespan_context(app):
-        warm = publishes.bodies[:per_round // 4]
-        await publishes.at_rate(warm, args.rate)
+        warm = publishes.bodies[:max(1, per_round // 4)]
+        await publishes.at_rate(warm, requests_per_second)
         for r in range(args.rounds):
             bodies = publishes.bodies[(r + 1) * per_round:(r + 2) * per_round]
+            births = len(bodies) * per
             before, batches, requests = time.process_time(), commits.batches, commits.requests
             wall, threads = time.monotonic(), thread_cpu()
-            await publishes.at_rate(bodies, args.rate)
+            await publishes.at_rate(bodies, requests_per_second)
             cpu, wall = time.process_time() - before, time.monotonic() - wall
             spent = {name: used - threads.get(name, 0.0) for name, used in thread_cpu().items()}
             mean = (commits.requests - requests) / max(1, commits.batches - batches)
-            print(f"round {r + 1}: {cpu / len(bodies) * 1e6:6.1f} µs CPU per publish "
-                  f"({len(bodies):,} births at {args.rate:,.0f}/s, {cpu / wall:.2f} cores; "
-                  f"{mean:.1f} requests per commit)", flush=True)
+            print(f"round {r + 1}: {cpu / births * 1e6:6.1f} µs CPU per event "
+                  f"({births:,} births at {args.rate:,.0f}/s, {per} per request, "
+                  f"{cpu / wall:.2f} cores; {mean:.1f} requests per commit)", flush=True)
             print("   by thread: " + ", ".join(
-                f"{name} {used / len(bodies) * 1e6:.0f} µs" for name, used in
+                f"{name} {used / births * 1e6:.0f} µs" for name, used in
                 sorted(spent.items(), key=lambda item: -item[1]) if used > 0), flush=True)
     refused = [s for s in publishes.statuses if s != 202]
     if refused:
@@ -151,6 +159,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="births per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of a round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-request", type=int, default=1,
+                        help="births per request (more than 1: the batch route)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         workdir = Path(name)

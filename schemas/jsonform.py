@@ -181,7 +181,8 @@ class _Compiler:
         def convert(value: Any, path: str, problems: Problems) -> Any:
             if value is None:
                 return None if nullable else fail(problems, path, value, "")
-            if isinstance(value, Mapping) and len(value) == 1:
+            # (A string, the commonest value, skips the abstract class's check.)
+            if type(value) is not str and isinstance(value, Mapping) and len(value) == 1:
                 # Avro's JSON encoding wraps union values as {"type name": value}; a
                 # one-key object that is not a valid wrapping is tried as a plain value.
                 ((key, inner),) = value.items()

@@ -21,6 +21,8 @@ from broker.auth import Principal, Role
 from broker.ingest.publisher import Publisher
 
 AVRO = "application/vnd.handoff.avro"
+INLINE_BATCH = 100
+"""Batches of up to this many events are validated on the event loop (about 2 ms)."""
 
 router = APIRouter(tags=["publish"], responses=problem_responses(
     *AUTHENTICATED, 400, 404, 413, 415, 503))
@@ -70,9 +72,14 @@ async def publish_batch(
     if len(items) > limit:
         raise PayloadTooLarge(f"a batch holds at most {limit} events; this one has "
                               f"{len(items)}")
-    # Validating a large batch takes a while: do it off the event loop.
-    prepared = await anyio.to_thread.run_sync(
-        publisher.prepare_json, principal, event_type, items, True)
+    # Validating takes about 20 µs an event: a batch of up to `INLINE_BATCH` is validated
+    # on the loop, like one event (cheaper than a thread hop and back); a larger one, or
+    # one whose check reads state (the referral ledger), in a worker thread.
+    if len(items) <= INLINE_BATCH and not publisher.reads_state(event_type):
+        prepared = publisher.prepare_json(principal, event_type, items, True)
+    else:
+        prepared = await anyio.to_thread.run_sync(
+            publisher.prepare_json, principal, event_type, items, True)
     placed = await deps.future_bridge(request).wait(
         publisher.submit(principal, prepared, awaited=True))
     return JSONResponse({"accepted": [p.to_dict() for p in placed]}, status_code=202)

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.errors import BrokerError
+from broker.frozen_init import quick_init
 
 
 class InvalidCursor(BrokerError, ValueError):
     """A cursor that no response of this subscription handed out (400 over HTTP)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Cursor:
     offsets: tuple[int, ...]

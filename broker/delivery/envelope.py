@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from broker.frozen_init import quick_init
 from broker.log.port import Headers, LogRecord
 
 H_EVENT_ID = "handoff.event_id"
@@ -17,8 +18,11 @@ H_OCCURRED_AT = "handoff.occurred_at"
 H_INGESTED_AT = "handoff.ingested_at"
 H_WITHHELD = "handoff.withheld"
 H_OBLIGATIONS = "handoff.obligations"
+_ROUTER_ORDER = (H_EVENT_ID, H_DECISION_ID, H_EVENT_TYPE, H_SOURCE, H_OCCURRED_AT,
+                 H_INGESTED_AT, H_WITHHELD, H_OBLIGATIONS)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DeliveryEnvelope:
     event_id: str
@@ -40,7 +44,17 @@ class DeliveryEnvelope:
 
     @classmethod
     def from_record(cls, record: LogRecord) -> DeliveryEnvelope:
-        h = dict(record.headers)
+        headers = record.headers
+        if len(headers) == 8:
+            # The router writes the eight headers in this order (`delivery_headers`):
+            # read by position when the names say so.
+            ((n0, event_id), (n1, decision_id), (n2, event_type), (n3, source),
+             (n4, occurred), (n5, ingested), (n6, withheld), (n7, obligations)) = headers
+            if (n0, n1, n2, n3, n4, n5, n6, n7) == _ROUTER_ORDER:
+                return cls(event_id.decode(), decision_id.decode(), event_type.decode(),
+                           source.decode(), int(occurred), int(ingested),
+                           _json_list(withheld), _json_list(obligations))
+        h = dict(headers)
         return cls(
             event_id=h[H_EVENT_ID].decode(),
             decision_id=h[H_DECISION_ID].decode(),

@@ -11,6 +11,8 @@ from typing import Any
 
 from broker.delivery.cursor import Cursor
 from broker.delivery.envelope import DeliveryEnvelope
+from broker.delivery.view_text import ViewText, view_text
+from broker.frozen_init import quick_init
 from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.decoded_json import DecodedToJson
@@ -18,6 +20,7 @@ from schemas.registry import SchemaRegistry
 from schemas.wire import WireCodec, body_reader, read_header
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One delivered event: envelope, the view record, and the cursor just past it."""
@@ -25,6 +28,9 @@ class Delivery:
     envelope: DeliveryEnvelope
     schema_id: int
     data: dict[str, Any]
+    data_json: str
+    """`data` as compact JSON text, as `json.dumps(data, separators=(",", ":"))` writes
+    it (`broker.delivery.view_text`)."""
     wire: bytes
     cursor: str
 
@@ -85,7 +91,7 @@ class DeliveryFeed:
         self._codec = codec
         self._registry = registry
         self._schemas: dict[int, Any] = {}
-        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any]]] = {}
+        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any], ViewText]] = {}
 
     def partitions(self, subscription_id: str) -> int:
         return self._log.partitions(delivery_topic(subscription_id))
@@ -122,10 +128,18 @@ class DeliveryFeed:
                 if until is not None:
                     records = [r for r in records if r.offset < until.offsets[partition]]
                 merged.extend(records)
+        out: list[tuple[Cursor, Delivery]] = []
+        if len(cursor.offsets) == 1:
+            # One partition (the default): its records are in offset order, and the
+            # cursor after each is its next offset.
+            first = cursor.offsets[0]
+            for record in merged[:limit]:
+                after = max(record.offset + 1, first)
+                out.append((Cursor((after,)), self._delivery(record, str(after))))
+            return out
         # Across partitions, hand out records in append-time order; within a partition
         # offsets already are.
         merged.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
-        out: list[tuple[Cursor, Delivery]] = []
         # The cursor after each record, as `Cursor.advanced` and `str` make it.
         offsets = list(cursor.offsets)
         for record in merged[:limit]:
@@ -163,8 +177,11 @@ class DeliveryFeed:
             # decoding schema below has the same shape.
             self._codec.decode(value)
             to_json = DecodedToJson(self.schema(schema_id))
-            known = self._to_json[schema_id] = (to_json, body_reader(to_json.decoding_schema))
-        to_json, read = known
+            known = self._to_json[schema_id] = (
+                to_json, body_reader(to_json.decoding_schema),
+                view_text(self.schema(schema_id)))
+        to_json, read, text = known
         # The view is decoded here and is ours: its values become JSON values in place.
         view = to_json(read(value))
-        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, value, cursor)
+        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, text(view),
+                        value, cursor)

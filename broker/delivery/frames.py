@@ -3,18 +3,17 @@ JSON body of a pull, between the cursors before and after it."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from json.encoder import (  # type: ignore[attr-defined]
-    c_make_encoder,
-    encode_basestring_ascii,
-)
+from json.encoder import encode_basestring_ascii
 
 from broker.delivery.cursor import Cursor
 from broker.delivery.feed import Delivery, iso_ms
+from broker.delivery.view_text import compact as _compact
+from broker.frozen_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     before: Cursor
@@ -37,26 +36,11 @@ _text = encode_basestring_ascii
 """A string as `json.dumps` writes it (quoted, escaped, ASCII only)."""
 
 
-def _compact_encoder() -> Callable[[object], str]:
-    """`json.dumps(value, separators=(",", ":"))` for acyclic values, without building
-    an encoder per call: the C encoder `json.dumps` itself would make, made once (no
-    circular-reference check: decoded records and parsed headers have no cycles)."""
-    encoder = json.JSONEncoder(separators=(",", ":"))
-    if c_make_encoder is None:
-        return encoder.encode
-    encode = c_make_encoder(None, encoder.default, encode_basestring_ascii, None, ":", ",",
-                            False, False, True)
-    return lambda value: "".join(encode(value, 0))
-
-
-_compact = _compact_encoder()
-
-
 def _body(delivery: Delivery) -> str:
     """`json.dumps(delivery.to_json(), separators=(",", ":"))`, to the byte, built from
-    its parts: only the view is encoded as a whole, the envelope's strings are escaped
-    one by one, and its lists, shared by every record of a policy outcome, are encoded
-    once (`_list_text`)."""
+    its parts: the view's text comes with the delivery (`Delivery.data_json`), the
+    envelope's strings are escaped one by one, and its lists, shared by every record of
+    a policy outcome, are encoded once (`_list_text`)."""
     e = delivery.envelope
     return "".join((
         '{"event_id":', _text(e.event_id),
@@ -66,7 +50,7 @@ def _body(delivery: Delivery) -> str:
         ',"occurred_at":"', iso_ms(e.occurred_at_ms),
         '","ingested_at":"', iso_ms(e.ingested_at_ms),
         '","schema_id":', int.__repr__(delivery.schema_id),
-        ',"data":', _compact(delivery.data),
+        ',"data":', delivery.data_json,
         ',"withheld":', _list_text(e.withheld),
         ',"obligations":', _list_text(e.obligations),
         ',"cursor":', _text(delivery.cursor), "}",

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from broker.frozen_init import quick_init
+
 TopicPartition = tuple[str, int]
 Headers = tuple[tuple[str, bytes], ...]
 
@@ -37,6 +39,7 @@ class NewRecord:
     """Event time to store; the adapter uses the append time when None."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LogRecord:
     """A record as stored in the log."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
@@ -85,20 +85,22 @@ def encode_headers(headers: Headers) -> bytes | None:
         ) from exc
 
 
-def decode_headers(blob: bytes | None) -> Headers:
-    """Unpack a blob written by `encode_headers`."""
+def decode_headers(blob: bytes | None, _unpack: Callable[[bytes, int], tuple[int, int]]
+                   = _HEADER_PREFIX.unpack_from, _size: int = _HEADER_PREFIX.size) -> Headers:
+    """Unpack a blob written by `encode_headers`. (Every record read with headers comes
+    through here: the prefix's reader and size are bound once, and each header is
+    sliced at positions computed once.)"""
     if not blob:
         return ()
     headers: list[tuple[str, bytes]] = []
     position = 0
-    prefix_size = _HEADER_PREFIX.size
-    while position < len(blob):
-        name_length, value_length = _HEADER_PREFIX.unpack_from(blob, position)
-        position += prefix_size
-        name = blob[position : position + name_length].decode()
-        position += name_length
-        headers.append((name, blob[position : position + value_length]))
-        position += value_length
+    end = len(blob)
+    while position < end:
+        name_length, value_length = _unpack(blob, position)
+        start = position + _size
+        name_end = start + name_length
+        position = name_end + value_length
+        headers.append((blob[start:name_end].decode(), blob[name_end:position]))
     return tuple(headers)
 
 
