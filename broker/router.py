@@ -21,14 +21,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import Histogram
 
 from broker.audit import AuditEntry
-from broker.audit.plans import DecisionDetail
-from broker.audit.records import compiled_entry
 from broker.auditor import Auditor
 from broker.clock import now_ms
 from broker.consent_feed import ConsentFeed
@@ -47,7 +46,7 @@ from broker.log.port import (
 )
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
-from broker.router_batch import PlanFacts, RouterBatch, encoded_view, event_millis
+from broker.router_batch import EventParts, PlanFacts, RouterBatch
 from broker.topics import (
     H_INGEST_EVENT_ID,
     H_INGEST_KEY_ID,
@@ -60,7 +59,7 @@ from broker.topics import (
     ingress_topic,
 )
 from linkage.errors import LinkageError
-from policy import Decision
+from policy import Decision, ReasonCode
 from policy.consent import ConsentMatcher
 from schemas.errors import DecodeError, HandoffError
 from schemas.wire import WireCodec
@@ -219,9 +218,15 @@ class Router:
             if histogram is None:
                 histogram = histograms[sub_id] = self._metrics.delivery_latency.labels(sub_id)
             histogram.observe(max(0, available - ingested_at) / 1000)
-        for (sub_id, outcome), count in batch.decisions.items():
+        decided: Counter[tuple[str, str]] = Counter()
+        withheld: Counter[tuple[str, ReasonCode]] = Counter()
+        for facts, count in batch.plans.items():
+            decided[facts.decision_key] += count
+            for key, fields in facts.withheld_keys:
+                withheld[key] += fields * count
+        for (sub_id, outcome), count in decided.items():
             self._metrics.decisions.labels(sub_id, outcome).inc(count)
-        for (sub_id, reason), count in batch.withheld.items():
+        for (sub_id, reason), count in withheld.items():
             self._metrics.fields_withheld.labels(sub_id, reason).inc(count)
         if isinstance(consumer, CommittingLater):   # Kafka: the next poll need not wait
             consumer.commit_later(batch.offsets)
@@ -297,48 +302,16 @@ class Router:
         if not decisions:
             return True
         # What every decision of this event writes alike, worked out once for all of them.
-        event_id = str(event["event_id"])
         # The publishing key is the actor, so every decision traces back to a credential.
         key_id = record.header(H_INGEST_KEY_ID)
-        actor = key_id.decode() if key_id else "router"
+        parts = EventParts.of(record.timestamp_ms, subject, source, str(event["event_id"]),
+                              key_id.decode() if key_id else "router",
+                              event.get("occurred_at"), subject_record)
         batch.event_views.clear()
         for decision in decisions:
-            self._record_decision(record, event_id, actor, event, event_type, version,
-                                  source, subject, decision, policy, batch, subject_record)
+            self._plan_facts(decision, policy, event_type, version, source).record(
+                decision, parts, batch)
         return True
-
-    def _record_decision(
-        self, record: LogRecord, event_id: str, actor: str, event: Mapping[str, Any],
-        event_type: str, version: int, source: str, subject: str, decision: Decision,
-        policy: LoadedPolicy, batch: RouterBatch, subject_record: str | None,
-    ) -> None:
-        plan = decision.plan
-        facts = self._plan_facts(decision, policy, event_type, version, source)
-        # Built from compiled values: the plan is stored once per chain, the record
-        # carries what varies per event (docs/audit.md).
-        batch.audit.append(compiled_entry(
-            "decision", record.timestamp_ms, subject, plan.recipient, source,
-            plan.agreement_id, plan.subscription_id, plan.outcome, event_id,
-            decision.decision_id, actor,
-            DecisionDetail(decision.compact_json(subject_record), plan.digest,
-                           plan.canonical_json),
-        ))
-        batch.decisions[facts.decision_key] += 1
-        for key, count in facts.withheld_keys:
-            batch.withheld[key] += count
-        if facts.view_id is None:
-            return
-        view = decision.view
-        if view is None:
-            return
-        batch.deliveries[plan.subscription_id].append(NewRecord(
-            value=encoded_view(facts, view, batch),
-            key=subject.encode(),
-            headers=facts.envelope.headers(
-                event_id, decision.decision_id, event_millis(event.get("occurred_at")),
-                record.timestamp_ms),
-        ))
-        batch.latencies.append((plan.subscription_id, record.timestamp_ms))
 
     def _plan_facts(self, decision: Decision, policy: LoadedPolicy, event_type: str,
                     version: int, source: str) -> PlanFacts:

@@ -8,15 +8,23 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from broker.audit import AuditEntry
-from broker.delivery.envelope import EnvelopeConstants
-from broker.log.port import NewRecord
+from broker.audit.plans import DecisionDetail
+from broker.audit.records import compiled_entry
+from broker.delivery.envelope import (
+    H_DECISION_ID,
+    H_EVENT_ID,
+    H_INGESTED_AT,
+    H_OCCURRED_AT,
+    EnvelopeConstants,
+)
+from broker.log.port import Headers, NewRecord
 from broker.policy_holder import LoadedPolicy
 from broker.view_schemas import ViewSchemas
 from policy import Decision, ReasonCode
-from policy.decision import DecisionPlan
+from policy.decision import DecisionPlan, compact_event_part, compact_linked_part
 from schemas.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, WireCodec
 
 
@@ -43,12 +51,13 @@ class OutcomeFacts:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PlanFacts:
     """What the router writes alike for every decision of one compiled plan, worked out
     at its first decision: the metric keys, the view schema id and the envelope's
     shared headers. Held with the plan and the view schemas it was made for, so a
-    cache keyed by the plan's identity can tell a live entry from a reused id."""
+    cache keyed by the plan's identity can tell a live entry from a reused id. Equal
+    only to itself: a batch counts its decisions per plan by these."""
 
     plan: DecisionPlan
     views: ViewSchemas
@@ -90,6 +99,83 @@ class PlanFacts:
              source: str) -> bool:
         return (self.plan is plan and self.views is views and self.version == version
                 and self.event_type == event_type and self.source == source)
+
+    def record(self, decision: Decision, event: EventParts, batch: RouterBatch) -> None:
+        """Queue one decision of this plan: its audit entry, its count, and its delivery
+        when the plan releases a view. Only what varies per decision is worked out here:
+        the event's parts come from `event`, the plan's from these facts."""
+        plan = self.plan
+        decision_id = decision.decision_id
+        # Built from compiled values: the plan is stored once per chain, the record
+        # carries what varies per event (docs/audit.md).
+        batch.audit.append(compiled_entry(
+            "decision", event.at_ms, event.subject, plan.recipient, event.source,
+            plan.agreement_id, plan.subscription_id, plan.outcome, event.event_id,
+            decision_id, event.actor,
+            DecisionDetail(decision.compact_json_of(event.compact, event.compact_linked),
+                           plan.digest, plan.canonical_json),
+        ))
+        batch.plans[self] += 1
+        if self.view_id is None:
+            return
+        view = decision.view
+        if view is None:
+            return
+        envelope = self.envelope
+        headers: Headers = (event.event_id_header, (H_DECISION_ID, decision_id.encode()),
+                            envelope.event_type, envelope.source, event.occurred_at_header,
+                            event.ingested_at_header, envelope.withheld,
+                            envelope.obligations)
+        batch.deliveries[plan.subscription_id].append(
+            _delivery(encoded_view(self, view, batch), event.key, headers))
+        batch.latencies.append((plan.subscription_id, event.at_ms))
+
+
+class EventParts(NamedTuple):
+    """What every decision of one event writes alike, worked out once per event (not
+    once per subscription): audit values, the delivery key and the per-event headers,
+    the event's part of the compact decision record."""
+
+    at_ms: int
+    """The ingest time: the decision time and the audit entry's time."""
+    subject: str
+    """The subject's pseudonym: audited, and the delivery key."""
+    source: str
+    event_id: str
+    actor: str
+    key: bytes
+    event_id_header: tuple[str, bytes]
+    occurred_at_header: tuple[str, bytes]
+    ingested_at_header: tuple[str, bytes]
+    compact: str
+    """`compact_event_part(at_ms, event_id)`."""
+    compact_linked: str
+    """`compact_linked_part(subject_record)`."""
+
+    @classmethod
+    def of(cls, at_ms: int, subject: str, source: str, event_id: str, actor: str,
+           occurred_at: object, subject_record: str | None) -> EventParts:
+        return cls(at_ms, subject, source, event_id, actor, subject.encode(),
+                   (H_EVENT_ID, event_id.encode()),
+                   (H_OCCURRED_AT, str(event_millis(occurred_at)).encode()),
+                   (H_INGESTED_AT, str(at_ms).encode()),
+                   compact_event_part(at_ms, event_id), compact_linked_part(subject_record))
+
+
+_new_record = object.__new__
+_set_value, _set_key, _set_headers, _set_timestamp = (
+    NewRecord.__dict__[name].__set__ for name in ("value", "key", "headers", "timestamp_ms"))
+
+
+def _delivery(value: bytes, key: bytes, headers: Headers) -> NewRecord:
+    """`NewRecord(value, key, headers)` without the frozen dataclass's `__init__` (four
+    `object.__setattr__` calls, as much again as the rest of queueing a delivery)."""
+    record = _new_record(NewRecord)
+    _set_value(record, value)
+    _set_key(record, key)
+    _set_headers(record, headers)
+    _set_timestamp(record, None)
+    return record
 
 
 def view_shape(schema: Mapping[str, Any]) -> str:
@@ -172,8 +258,8 @@ class RouterBatch:
     deliveries and quarantine records per topic, latencies, and the offsets to commit."""
 
     audit: list[AuditEntry] = field(default_factory=list)
-    decisions: Counter[tuple[str, str]] = field(default_factory=Counter)
-    withheld: Counter[tuple[str, ReasonCode]] = field(default_factory=Counter)
+    plans: Counter[PlanFacts] = field(default_factory=Counter)
+    """Decisions per plan: the decision and withheld-field metrics, counted once a batch."""
     deliveries: dict[str, list[NewRecord]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[NewRecord] = field(default_factory=list)
     latencies: list[tuple[str, int]] = field(default_factory=list)

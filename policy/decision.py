@@ -182,6 +182,25 @@ class DecisionPlan:
         decision record names its plan by it."""
         return hashlib.sha256(self.canonical_json.encode("utf-8")).hexdigest()
 
+    @cached_property
+    def compact_plan_part(self) -> str:
+        """What a compact decision record of this plan says of it: `,"plan":"<digest>"`."""
+        return ',"plan":"' + self.digest + '"'
+
+
+def compact_event_part(decision_time_ms: int, event_id: str) -> str:
+    """What every compact decision record of one event (one decision time) writes alike,
+    between its decision id and its plan (`Decision.compact_json_of`)."""
+    return ('","decision_time_ms":' + str(int(decision_time_ms)) + ',"event_id":'
+            + _json_string(event_id))
+
+
+def compact_linked_part(subject_record: str | None) -> str:
+    """The end of a compact decision record: `subject_record` (see
+    `Decision.canonical_json`) when linked, and the closing brace."""
+    return "}" if subject_record is None else \
+        ',"subject_record":' + _json_string(subject_record) + "}"
+
 
 def decision_id_for(event_id: str, subscription_id: str, bundle_version: str) -> str:
     """Deterministic: re-processing an event under the same bundle yields the same id."""
@@ -339,13 +358,16 @@ class Decision:
         `{"consent_ids", "decision_id", "decision_time_ms", "event_id", "plan"` and
         `"subject_record"` when linked`}`. The plan's `to_dict()` merged with this (less
         `plan`) is exactly `to_dict(subject_record)`."""
+        return self.compact_json_of(compact_event_part(self.decision_time_ms, self.event_id),
+                                    compact_linked_part(subject_record))
+
+    def compact_json_of(self, event_part: str, linked_part: str) -> str:
+        """`compact_json()` from the parts every decision of one event shares, worked out
+        once for all of them: `compact_event_part(decision_time_ms, event_id)` and
+        `compact_linked_part(subject_record)` of this decision's time and event id."""
         consents = _dumps(list(self.consent_ids)) if self.consent_ids else "[]"
-        linked = "" if subject_record is None else \
-            ',"subject_record":' + _json_string(subject_record)
         return ('{"consent_ids":' + consents + ',"decision_id":"' + self.decision_id
-                + '","decision_time_ms":' + str(int(self.decision_time_ms))
-                + ',"event_id":' + _json_string(self.event_id) + ',"plan":"'
-                + self._plan.digest + '"' + linked + "}")
+                + event_part + self._plan.compact_plan_part + linked_part)
 
     def __repr__(self) -> str:
         plan = self._plan

@@ -21,7 +21,7 @@ from broker.audit.plans import (
 )
 from broker.audit.records import canonical_detail
 from policy import ConsentView, PolicyEngine, load_bundle
-from policy.decision import Decision
+from policy.decision import Decision, compact_event_part, compact_linked_part
 from schemas.catalog import SchemaCatalog
 from schemas.jsonform import record_from_json
 
@@ -60,6 +60,20 @@ def test_a_compact_record_expands_to_exactly_the_full_detail(decisions, name, su
     assert canonical_detail("decision", detail) == compact  # what is hashed and stored
     assert expand_decision(json.loads(compact), json.loads(plan.canonical_json)) == full
     assert json.loads(compact)["plan"] == plan_digest(plan.canonical_json) == plan.digest
+
+
+@pytest.mark.parametrize("name", ["permit", "transformed", "deny", "consents"])
+@pytest.mark.parametrize("subject_record", [None, LINKED])
+def test_a_compact_record_from_its_events_shared_parts_is_the_same_canonical_json(
+        decisions, name, subject_record):
+    """The router works out the event's parts once for all its decisions."""
+    decision = decisions[name]
+    text = decision.compact_json_of(
+        compact_event_part(decision.decision_time_ms, decision.event_id),
+        compact_linked_part(subject_record))
+    assert text == decision.compact_json(subject_record)
+    assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    assert json.loads(text)["event_id"] == decision.event_id
 
 
 def test_the_cases_cover_what_they_claim(decisions):

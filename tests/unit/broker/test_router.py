@@ -242,6 +242,19 @@ def test_withheld_fields_are_counted_by_reason_code() -> None:
     assert withheld("consent") + withheld("agreement") == len(dict(decision.detail)["withheld"])
 
 
+def test_decisions_and_withheld_fields_are_counted_for_every_event_of_a_batch() -> None:
+    """Counted once a batch per plan, the metrics still add up every decision."""
+    r = routing()
+    r.publish(*(birth(f"MPI-{n}") for n in range(3)))
+    route_all(r)
+    decisions = [d for d in r.audit.of_kind("decision") if d.subscription == "hv-births"]
+    assert len(decisions) == 3
+    assert r.metrics.decisions.labels("hv-births", "permit")._value.get() == 3
+    withheld = sum(r.metrics.fields_withheld.labels("hv-births", reason)._value.get()
+                   for reason in ("consent", "agreement"))
+    assert withheld == sum(len(dict(d.detail)["withheld"]) for d in decisions)
+
+
 def test_each_delivery_carries_its_own_envelope_beside_what_its_plan_shares() -> None:
     """Births sharing one compiled outcome share its withheld and obligations headers;
     the ids, the actor and the times are each delivery's own."""

@@ -1,0 +1,81 @@
+"""CPU per event of the router's "decide and build" stage alone, replayed.
+
+    python bench/router_decide_cpu.py             # 500 births, 40 replays
+    python bench/router_decide_cpu.py --replays 100
+
+Builds the embedded broker of `bench/router_step_cpu.py --linked` (bench/inprocess.py),
+routes one full step of births (one mother, linkage on) while keeping what the step
+hands `Router._decide` for each birth, then calls `_decide` again on the same births,
+into a fresh batch each replay, with the cyclic collector off, timing each replay on
+this process's CPU clock: the policy, the views, the audit entries and the delivery
+headers of three subscriptions, without the log, the audit store or linkage around
+them. Prints the best, tenth-best and median replay, in µs per event. The whole step
+(`bench/router_step_cpu.py --stages`) is too noisy on a shared machine to show a change
+of a few µs in this stage; replaying the same births is not. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.e2e_load import bench_policy, new_birth  # noqa: E402
+from bench.inprocess import BATCH, embedded_broker  # noqa: E402
+from broker.router import Router  # noqa: E402
+from broker.router_batch import RouterBatch  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--births", type=int, default=BATCH,
+                        help=f"births replayed (default {BATCH}: one full step)")
+    parser.add_argument("--replays", type=int, default=40, help="replays (default 40)")
+    args = parser.parse_args()
+    decide: Callable[..., bool] = Router._decide
+    kept: list[tuple[object, ...]] = []
+
+    def keeping(router: Router, *arguments: object) -> bool:
+        kept.append(arguments[:-1])   # all but the batch
+        return decide(router, *arguments)
+
+    with embedded_broker(bench_policy) as bench:
+        router = bench.broker.router
+        assert router is not None
+        bench.publish([new_birth(0)])
+        bench.route(1)
+        bench.publish([new_birth(n) for n in range(args.births)])
+        Router._decide = keeping  # type: ignore[method-assign,assignment]
+        try:
+            bench.route(args.births)
+        finally:
+            Router._decide = decide  # type: ignore[method-assign]
+        clock = time.process_time
+        replays: list[float] = []
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(args.replays):
+                batch = RouterBatch()
+                started = clock()
+                for arguments in kept:
+                    decide(router, *arguments, batch)
+                replays.append((clock() - started) / len(kept))
+        finally:
+            gc.enable()
+    replays.sort()
+    print(f"Router._decide replayed, {len(kept):,} births x {args.replays} "
+          f"(three subscriptions, linkage on): best {replays[0] * 1e6:.1f} µs CPU per "
+          f"event, tenth-best {replays[min(9, len(replays) - 1)] * 1e6:.1f}, median "
+          f"{replays[len(replays) // 2] * 1e6:.1f}")
+
+
+if __name__ == "__main__":
+    main()
