@@ -11,6 +11,9 @@ so nobody has to remember to; fixtures that reach those services through
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import pytest
 
 SERVICE_FIXTURES = frozenset({"kafka_broker", "postgres_server", "postgres_database"})
@@ -20,3 +23,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def restored_collector() -> Iterator[None]:
+    """The cyclic collector's thresholds and frozen objects as they were before the test
+    (for tests that settle the heap as a serving or routing process does)."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)

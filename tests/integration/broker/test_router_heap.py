@@ -5,7 +5,6 @@ collection then would walk them only to find them alive (`broker.cli.heap`)."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from broker.cli.heap import router_young, settle_heap
 
 STEP = 500
 
-
-@pytest.fixture
-def restored_collector() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
 
 
 @pytest.mark.usefixtures("restored_collector")

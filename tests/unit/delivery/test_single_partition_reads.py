@@ -4,28 +4,12 @@ cursor, with any limit, and up to `until`."""
 from __future__ import annotations
 
 from broker.delivery.cursor import Cursor
-from broker.delivery.feed import DeliveryFeed
-from broker.log.port import NewRecord, TopicSpec
-from broker.topics import delivery_topic
-from schemas.registry import SchemaRegistry
-from schemas.store import InMemoryRegistryStore
-from schemas.wire import WireCodec
-from tests.unit.broker.fakes import MemoryEventLog
 from tests.unit.delivery.test_frame_bytes import envelope
-from tests.unit.delivery.test_view_text import FLOATLESS, SUBSCRIPTION, floatless_record
+from tests.unit.delivery.test_view_text import SUBSCRIPTION, floatless_feed
 
 
 def test_a_single_partition_reads_with_the_cursor_after_each_record() -> None:
-    registry = SchemaRegistry(InMemoryRegistryStore())
-    schema_id = registry.register("floatless-view", FLOATLESS).schema_id
-    codec = WireCodec(registry)
-    log = MemoryEventLog()
-    topic = delivery_topic(SUBSCRIPTION)
-    log.ensure_topic(TopicSpec(topic, partitions=1))
-    for i in range(12):
-        log.append(topic, [NewRecord(value=codec.encode(schema_id, floatless_record(i)),
-                                     key=str(i).encode(), headers=envelope(i).headers())])
-    feed = DeliveryFeed(log, codec, registry)
+    feed = floatless_feed(12)
     for start, limit, until in [(0, 100, None), (3, 4, None), (5, 100, Cursor((9,))),
                                 (11, 5, None), (12, 5, None)]:
         steps = feed.read_steps(SUBSCRIPTION, Cursor((start,)), limit, until)

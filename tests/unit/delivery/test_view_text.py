@@ -70,17 +70,23 @@ def test_integers_beyond_64_bits_fall_back_to_the_standard_encoder() -> None:
     assert view_text(FLOATLESS)(value) == reference(value)
 
 
-def test_a_delivery_carries_its_view_as_the_standard_text() -> None:
+def floatless_feed(count: int) -> DeliveryFeed:
+    """A feed over `count` deliveries of the floatless view to `SUBSCRIPTION`, in one
+    partition, the i-th with `floatless_record(i)` and `envelope(i)`."""
     registry = SchemaRegistry(InMemoryRegistryStore())
     schema_id = registry.register("floatless-view", FLOATLESS).schema_id
     codec = WireCodec(registry)
     log = MemoryEventLog()
     topic = delivery_topic(SUBSCRIPTION)
     log.ensure_topic(TopicSpec(topic, partitions=1))
-    for i in range(40):
+    for i in range(count):
         log.append(topic, [NewRecord(value=codec.encode(schema_id, floatless_record(i)),
                                      key=str(i).encode(), headers=envelope(i).headers())])
-    steps = DeliveryFeed(log, codec, registry).read_steps(SUBSCRIPTION, Cursor.start(1), 100)
+    return DeliveryFeed(log, codec, registry)
+
+
+def test_a_delivery_carries_its_view_as_the_standard_text() -> None:
+    steps = floatless_feed(40).read_steps(SUBSCRIPTION, Cursor.start(1), 100)
     assert len(steps) == 40
     for _, delivery in steps:
         assert delivery.data_json == reference(delivery.data)
