@@ -127,7 +127,7 @@ class PlanFacts:
                             event.ingested_at_header, envelope.withheld,
                             envelope.obligations)
         batch.deliveries[plan.subscription_id].append(
-            _delivery(encoded_view(self, view, batch), event.key, headers))
+            NewRecord(encoded_view(self, view, batch), event.key, headers))
         batch.latencies.append((plan.subscription_id, event.at_ms))
 
 
@@ -160,22 +160,6 @@ class EventParts(NamedTuple):
                    (H_OCCURRED_AT, str(event_millis(occurred_at)).encode()),
                    (H_INGESTED_AT, str(at_ms).encode()),
                    compact_event_part(at_ms, event_id), compact_linked_part(subject_record))
-
-
-_new_record = object.__new__
-_set_value, _set_key, _set_headers, _set_timestamp = (
-    NewRecord.__dict__[name].__set__ for name in ("value", "key", "headers", "timestamp_ms"))
-
-
-def _delivery(value: bytes, key: bytes, headers: Headers) -> NewRecord:
-    """`NewRecord(value, key, headers)` without the frozen dataclass's `__init__` (four
-    `object.__setattr__` calls, as much again as the rest of queueing a delivery)."""
-    record = _new_record(NewRecord)
-    _set_value(record, value)
-    _set_key(record, key)
-    _set_headers(record, headers)
-    _set_timestamp(record, None)
-    return record
 
 
 def view_shape(schema: Mapping[str, Any]) -> str:

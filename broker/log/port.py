@@ -28,6 +28,7 @@ TopicPartition = tuple[str, int]
 Headers = tuple[tuple[str, bytes], ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NewRecord:
     """A record to append. The log assigns partition (from the key), offset and time."""
