@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, cast
 
 from broker.audit.errors import AuditEntryError, AuditFormatError
 
@@ -105,8 +105,9 @@ class CanonicalDetail(Mapping[str, Any]):
 
 def canonical_detail(kind: str, detail: Mapping[str, Any]) -> str:
     """Encode an entry's detail, refusing anything that is not plain JSON."""
-    if isinstance(detail, CanonicalDetail):
-        text = detail.text
+    # The class's own ancestry, not `isinstance`: a Mapping's check runs in Python (abc).
+    if CanonicalDetail in type(detail).__mro__:
+        text = cast(CanonicalDetail, detail).text
         if not (text.startswith("{") and text.endswith("}")):
             raise AuditEntryError(f"detail of a {kind!r} entry is not a JSON object")
         if "\\u" not in text:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -15,18 +16,17 @@ from broker.audit.disclosures import Disclosure
 from broker.audit.errors import AuditStoreNotFoundError, AuditStoreUnavailableError
 from broker.audit.plan_table import PlanTexts
 from broker.audit.plans import DecisionDetail, plan_row
-from broker.audit.record_table import RecordSql, subject_bucket
+from broker.audit.record_table import BUCKET_BITS, RecordSql
 from broker.audit.records import (
     GENESIS_HASH,
     AuditEntry,
     AuditRecord,
     Checkpoint,
     StoredRow,
-    chain_hash,
-    encode_row,
     prepared_detail,
 )
-from broker.audit.shared_tails import SharedTails
+from broker.audit.row_bytes import RowBytes
+from broker.audit.shared_tails import SHARE_FROM_CHARS, SharedTails
 from broker.audit.sqlite_chain import ChainSnapshot
 from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
 from broker.audit.table_reader import RecordTableReader
@@ -79,6 +79,7 @@ class SqliteAuditStore:
         self._tail_texts: dict[int, str] = {}
         self._plans = PlanTexts()
         self._plans_held: set[str] = set()  # plans the chain holds (as far as known)
+        self._row_bytes = RowBytes()
         self._closed = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +185,8 @@ class SqliteAuditStore:
             ).fetchone()
             seq, prev = last if last is not None else (0, GENESIS_HASH)
             held = self._plans_held
-            for entry, (text, raw) in zip(entries, details, strict=True):
+            encode, sha256 = self._row_bytes.encode, hashlib.sha256
+            for entry, (text, _raw) in zip(entries, details, strict=True):
                 detail = entry.detail
                 if (type(detail) is DecisionDetail and detail.plan_text is not None
                         and detail.plan_digest not in held
@@ -192,18 +194,19 @@ class SqliteAuditStore:
                         and not self._chain_holds(conn, detail.plan_digest)):
                     seq += 1
                     plan = plan_row(seq, entry, detail.plan_text, prev)
-                    prev = chain_hash(prev, encode_row(plan))
+                    prev = sha256(prev + encode(plan)).digest()
                     rows.append((*plan, prev, None, None))
                     new_plans[detail.plan_digest] = (seq, detail.plan_text)
                 seq += 1
-                head, tail_id = self._split_detail(conn, text, new_tails)
+                head, tail_id = ((text, None) if len(text) < SHARE_FROM_CHARS
+                                 else self._split_detail(conn, text, new_tails))
                 row = (
-                    seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
+                    seq, entry.kind, entry.at_ms, (subject := entry.subject), entry.recipient,
                     entry.source, entry.agreement, entry.subscription, entry.outcome,
                     entry.event_id, entry.decision_id, entry.actor, head, prev,
                 )
-                prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
-                rows.append((*row, prev, tail_id, subject_bucket(seq, entry.subject)))
+                prev = sha256(prev + encode(row, text)).digest()  # the whole detail hashed
+                rows.append((*row, prev, tail_id, None if subject is None else seq >> BUCKET_BITS))
             conn.executemany(schema.INSERT, rows)
             if new_plans:
                 conn.executemany(plan_table.INSERT, [
@@ -222,9 +225,8 @@ class SqliteAuditStore:
             self._plans_held.add(digest)
         return found
 
-    def _split_detail(
-        self, conn: sqlite3.Connection, text: str, new_tails: dict[int, str]
-    ) -> tuple[str, int | None]:
+    def _split_detail(self, conn: sqlite3.Connection, text: str,
+                      new_tails: dict[int, str]) -> tuple[str, int | None]:
         head, tail_id = self._tails.match(text)
         if tail_id is not None:
             return head, tail_id

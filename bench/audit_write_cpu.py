@@ -1,0 +1,98 @@
+"""CPU per event of the router's "audit write" stage alone, replayed.
+
+    python bench/audit_write_cpu.py                # one step of 500 births, 30 replays
+    python bench/audit_write_cpu.py --replays 60
+    python bench/audit_write_cpu.py --profile      # and cProfile's top functions
+
+Builds the embedded broker of `bench/router_step_cpu.py --linked` (bench/inprocess.py),
+routes one full step of births (one mother, linkage on) while keeping the audit entries
+the step hands `Auditor.write`, then writes the same entries again, a step's worth per
+replay, into the same audit store (its plans and shared detail tails already held, as
+in a running router), with the cyclic collector off, timing each replay on this
+process's CPU clock: encoding and chaining the rows, the insert with its indexes, the
+daily counts and the commit. Prints the best, tenth-best and median replay in µs per
+event (three decision rows each). The whole step (`bench/router_step_cpu.py --stages`)
+is too noisy on a shared machine to show a change of a few µs in this stage; replaying
+the same entries is not. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.e2e_load import bench_policy, new_birth  # noqa: E402
+from bench.inprocess import BATCH, embedded_broker  # noqa: E402
+from broker.audit import AuditEntry  # noqa: E402
+from broker.auditor import Auditor  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--births", type=int, default=BATCH,
+                        help=f"births routed and replayed (default {BATCH}: one full step)")
+    parser.add_argument("--replays", type=int, default=30, help="replays (default 30)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the replays and print the top functions")
+    args = parser.parse_args()
+    write: Callable[[Auditor, Sequence[AuditEntry]], None] = Auditor.write
+    kept: list[list[AuditEntry]] = []
+    auditors: list[Auditor] = []
+
+    def keeping(auditor: Auditor, entries: Sequence[AuditEntry]) -> None:
+        kept.append(list(entries))
+        auditors[:] = [auditor]
+        write(auditor, entries)
+
+    with embedded_broker(bench_policy) as bench:
+        router = bench.broker.router
+        assert router is not None
+        bench.publish([new_birth(0)])
+        bench.route(1)
+        bench.publish([new_birth(n) for n in range(args.births)])
+        Auditor.write = keeping  # type: ignore[method-assign]
+        try:
+            bench.route(args.births)
+        finally:
+            Auditor.write = write  # type: ignore[method-assign]
+        auditor = auditors[0]
+        events = args.births
+        rows = sum(len(entries) for entries in kept)
+        clock = time.process_time
+        replays: list[float] = []
+        profile = cProfile.Profile() if args.profile else None
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(args.replays):
+                started = clock()
+                if profile is not None:
+                    profile.enable()
+                for entries in kept:
+                    write(auditor, entries)
+                if profile is not None:
+                    profile.disable()
+                replays.append((clock() - started) / events)
+        finally:
+            gc.enable()
+    replays.sort()
+    print(f"Auditor.write replayed, {events:,} births ({rows:,} rows) x {args.replays}: "
+          f"best {replays[0] * 1e6:.1f} µs CPU per event, tenth-best "
+          f"{replays[min(9, len(replays) - 1)] * 1e6:.1f}, median "
+          f"{replays[len(replays) // 2] * 1e6:.1f}")
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
