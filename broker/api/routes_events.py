@@ -10,6 +10,7 @@ from broker.api import dependencies as deps
 from broker.api.auth import require
 from broker.api.body import parse_json, read_capped
 from broker.api.body_guard import batch_cap
+from broker.api.future_bridge import answered
 from broker.api.problems import (
     AUTHENTICATED,
     ApiError,
@@ -80,8 +81,8 @@ async def publish_batch(
     else:
         prepared = await anyio.to_thread.run_sync(
             publisher.prepare_json, principal, event_type, items, True)
-    placed = await deps.future_bridge(request).wait(
-        publisher.submit(principal, prepared, awaited=True))
+    placed = await answered(publisher.submit(principal, prepared, awaited=True),
+                            lambda: deps.future_bridge(request))
     return JSONResponse({"accepted": [p.to_dict() for p in placed]}, status_code=202)
 
 
@@ -110,6 +111,6 @@ async def publish_event(
         prepared = await anyio.to_thread.run_sync(prepare)
     else:
         prepared = prepare()
-    (placed,) = await deps.future_bridge(request).wait(
-        publisher.submit(principal, prepared, awaited=True))
+    (placed,) = await answered(publisher.submit(principal, prepared, awaited=True),
+                               lambda: deps.future_bridge(request))
     return JSONResponse(placed.to_dict(), status_code=202)

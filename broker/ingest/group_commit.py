@@ -13,10 +13,12 @@ Over a log that can append without waiting for another writer (the embedded log'
 `AppendingUnlessBusy`), a request awaited on an event loop (the publish routes) is
 committed on that loop: gathered with `call_soon` (or, under load, the loop's timer for
 the same linger), appended when the log's write lock is free, and answered there, with
-no hand-off to a thread and back. While another writer holds the log (the router
-process commits a step, the committer thread writes) the loop tries again every
-`LOOP_RETRY_S` with what arrived meanwhile, and after `LOOP_TRIES` hands the batch to
-the committer thread, which waits its turn. Kafka, whose appends wait for the cluster,
+no hand-off to a thread and back: such a request's answer is an `asyncio.Future` of that
+loop (no lock, no condition, no thread-safe wake-up), resolved by the thread with
+`call_soon_threadsafe` only if the request ends up there. While another writer holds the
+log (the router process commits a step, the committer thread writes) the loop tries again
+every `LOOP_RETRY_S` with what arrived meanwhile, and after `LOOP_TRIES` hands the batch
+to the committer thread, which waits its turn. Kafka, whose appends wait for the cluster,
 callers outside a loop (connectors, the router's alerts) and requests of more than
 `LOOP_MAX_RECORDS` events (whose append would hold the loop, and every stream it
 serves, for milliseconds) keep the thread.
@@ -36,10 +38,9 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 
 from broker.errors import LogError, StorageFullError, storage_full
+from broker.ingest.commit_request import Answer, OnPlaced, Placed, Request
 from broker.ingest.idempotency import Accepted, AcceptedRow, IdempotencyIndex
 from broker.log.port import AppendingUnlessBusy, EventLog, NewRecord
 
@@ -52,42 +53,18 @@ BUSY_WINDOW_S = 0.02
 LOOP_RETRY_S = 0.0005
 """How soon a commit on the event loop that found the log busy tries again."""
 LOOP_TRIES = 20
+"""Tries on the event loop before a batch is handed to the committer thread to wait."""
 LOOP_MAX_RECORDS = 100
 """Requests of more events than this are committed by the thread, never on the loop."""
-"""Tries on the event loop before a batch is handed to the committer thread to wait."""
 FLUSH_AFTER_S = 0.1
 """How long the idempotency index may hold what it remembered before it is written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """Where one event of a request ended up."""
-
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
-    duplicate: bool
-
-    def to_dict(self) -> dict[str, object]:
-        return {"event_id": self.event_id, "topic": self.topic, "partition": self.partition,
-                "offset": self.offset, "duplicate": self.duplicate}
-
-
-@dataclass
-class _Request:
-    agency: str
-    topic: str
-    event_ids: list[str]
-    records: list[NewRecord]
-    future: Future[list[Placed]] = field(default_factory=Future)
 
 
 class _WriterBusy(Exception):
     """Another writer holds the log (a commit on the loop then tries again later)."""
 
 
-_WAKE = _Request("", "", [], [])
+_WAKE = Request("", "", [], [])
 """Queued for the committer thread when the index started holding rows committed on an
 event loop: the thread then writes them once they are due."""
 
@@ -105,24 +82,30 @@ class GroupCommitter:
         """Held by whoever commits (the thread, or a loop): one at a time keeps the
         duplicate check atomic with the append."""
         self._gather_lock = threading.Lock()
-        self._gathered: list[_Request] = []
+        self._gathered: list[Request] = []
         self._gathering_on: asyncio.AbstractEventLoop | None = None
         self._loop_committed_at = float("-inf")
         self._closed = False
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="handoff-ingest", daemon=True)
         self._thread.start()
 
     def submit(self, agency: str, topic: str, event_ids: list[str], records: list[NewRecord],
-               *, awaited: bool = False) -> Future[list[Placed]]:
-        """Queue a request's events; the future resolves once they are durable.
-        `awaited`: the caller awaits the future on the running event loop (never blocks
+               *, awaited: bool = False,
+               on_placed: OnPlaced | None = None) -> Answer:
+        """Queue a request's events; the answer resolves once they are durable, after
+        `on_placed` (if given) is called with where they went (also when the caller has
+        stopped waiting: a cancelled answer).
+        `awaited`: the caller awaits the answer on the running event loop (never blocks
         the loop on it); over a log that can append without waiting, the commit then
-        runs on that loop (unless the request is larger than `LOOP_MAX_RECORDS`)."""
-        request = _Request(agency, topic, event_ids, records)
-        if not (awaited and self._append_now is not None
-                and len(records) <= LOOP_MAX_RECORDS and self._gather(request)):
-            self._queue.put(request)
+        runs on that loop (unless the request is larger than `LOOP_MAX_RECORDS`), and the
+        answer is an `asyncio.Future` of that loop."""
+        if awaited and self._append_now is not None and len(records) <= LOOP_MAX_RECORDS:
+            gathered = self._gather(agency, topic, event_ids, records, on_placed)
+            if gathered is not None:
+                return gathered.future
+        request = Request(agency, topic, event_ids, records, on_placed=on_placed)
+        self._queue.put(request)
         return request.future
 
     def close(self) -> None:
@@ -130,29 +113,33 @@ class GroupCommitter:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
-    def _to_thread(self, requests: list[_Request]) -> None:
+    def _to_thread(self, requests: list[Request]) -> None:
         if not self._thread.is_alive():
             for request in requests:
-                request.future.set_exception(LogError("publishing has stopped"))
+                request.settle(None, LogError("publishing has stopped"))
             return
         for request in requests:
             self._queue.put(request)
 
     # -- on the event loop ----------------------------------------------------------------
 
-    def _gather(self, request: _Request) -> bool:
-        """Add `request` to the batch the running loop commits next (False: no running
+    def _gather(self, agency: str, topic: str, event_ids: list[str],
+                records: list[NewRecord], on_placed: OnPlaced | None
+                ) -> Request | None:
+        """Add a request to the batch the running loop commits next (None: no running
         loop, or another loop is gathering; the thread takes it)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return False
+            return None
+        request = Request(agency, topic, event_ids, records, loop.create_future(), loop,
+                           threading.get_ident(), on_placed)
         with self._gather_lock:
             if self._gathered:
                 if self._gathering_on is not loop:
-                    return False
+                    return None
                 self._gathered.append(request)
-                return True
+                return request
             self._gathered.append(request)
             self._gathering_on = loop
         # Under load, linger on the loop's own timer to gather the requests on their way;
@@ -161,14 +148,14 @@ class GroupCommitter:
             loop.call_later(self._linger_s, self._commit_gathered, loop, 0)
         else:
             loop.call_soon(self._commit_gathered, loop, 0)
-        return True
+        return request
 
     def _commit_gathered(self, loop: asyncio.AbstractEventLoop, tries: int) -> None:
         with self._gather_lock:
             gathered, self._gathered, self._gathering_on = self._gathered, [], None
         if not gathered:
             return
-        by_topic: dict[str, list[_Request]] = {}
+        by_topic: dict[str, list[Request]] = {}
         for request in gathered:
             by_topic.setdefault(request.topic, []).append(request)
         batches = list(by_topic.values())
@@ -187,7 +174,7 @@ class GroupCommitter:
             self._gathering_on = loop
         loop.call_later(LOOP_RETRY_S, self._commit_gathered, loop, tries + 1)
 
-    def _commit_now(self, batch: list[_Request]) -> bool:
+    def _commit_now(self, batch: list[Request]) -> bool:
         """Commit one topic's requests on the loop unless that means waiting (False)."""
         if not self._commit_lock.acquire(blocking=False):
             return False   # the thread is committing or writing the index
@@ -237,7 +224,7 @@ class GroupCommitter:
             if held_since is not None and committed_at - held_since >= FLUSH_AFTER_S:
                 self._flush_index()
 
-    def _next_request(self) -> _Request | None:
+    def _next_request(self) -> Request | None:
         """The next request; the index is flushed if it is due while waiting for one."""
         held_since = self._idempotency.pending_since()
         if held_since is not None:
@@ -248,7 +235,7 @@ class GroupCommitter:
                 self._flush_index()
         return self._queue.get()
 
-    def _commit_locked(self, batch: list[_Request]) -> None:
+    def _commit_locked(self, batch: list[Request]) -> None:
         with self._commit_lock:
             self._commit(batch)
 
@@ -265,7 +252,7 @@ class GroupCommitter:
         except Exception:  # the committer must outlive a failed write of the index
             log.exception("writing the idempotency index failed")
 
-    def _commit(self, batch: list[_Request], unless_busy: bool = False) -> bool:
+    def _commit(self, batch: list[Request], unless_busy: bool = False) -> bool:
         """Commit `batch` and answer its requests (True). `unless_busy`: one topic's
         requests, left unanswered and unwritten if another writer holds the log (False)."""
         try:
@@ -274,7 +261,7 @@ class GroupCommitter:
             return False
         except LogError as exc:
             for request in batch:
-                request.future.set_exception(exc)
+                request.settle(None, exc)
             return True
         except Exception as exc:  # the committer must outlive any one failed batch
             log.exception("publishing a batch failed")
@@ -282,13 +269,13 @@ class GroupCommitter:
                        storage_full(exc) else LogError(f"publish failed: {type(exc).__name__}"))
             failure.__cause__ = exc
             for request in batch:
-                request.future.set_exception(failure)
+                request.settle(None, failure)
             return True
         for request, placed in zip(batch, results, strict=True):
-            request.future.set_result(placed)
+            request.settle(placed, None)
         return True
 
-    def _place(self, batch: list[_Request], unless_busy: bool = False) -> list[list[Placed]]:
+    def _place(self, batch: list[Request], unless_busy: bool = False) -> list[list[Placed]]:
         if self._idempotency.recovers_from_log:
             # What was appended but never remembered (a full disk, a crash, another
             # process) is read back first, so its re-send is found below.

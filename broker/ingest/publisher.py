@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,7 @@ from broker.consent_recording import ConsentChangeRecord, ConsentRecording, Cons
 from broker.errors import BrokerError
 from broker.event_types import EventTypes
 from broker.ingest.event_ids import event_id_problem
-from broker.ingest.group_commit import GroupCommitter, Placed
+from broker.ingest.group_commit import Answer, GroupCommitter, Placed
 from broker.log.port import NewRecord
 from broker.metrics import Metrics
 from broker.policy_holder import LoadedPolicy, PolicyHolder
@@ -250,30 +249,26 @@ class Publisher:
     # -- committing -----------------------------------------------------------------------
 
     def submit(self, principal: Principal, prepared: Prepared, *, awaited: bool = False
-               ) -> Future[list[Placed]]:
+               ) -> Answer:
         """Hand a prepared request to group commit; resolves once durable. `awaited`:
         the caller awaits it on the running event loop, where group commit may then
-        commit it (not a request recording consents: their audit stays off the loop)."""
-        future = self._committer.submit(principal.agency, ingress_topic(prepared.event_type),
-                                        prepared.event_ids, prepared.records,
-                                        awaited=awaited and not prepared.consent_changes)
+        commit it (not a request recording consents: their audit stays off the loop).
+        The ingest count, and a consent's audit, are done once the events are durable,
+        before the answer, whether or not the caller still waits for it."""
         counter = self._metrics.events_ingested.labels(prepared.event_type, principal.agency)
-
-        def count(done: Future[list[Placed]]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                counter.inc(sum(not p.duplicate for p in done.result()))
-
-        future.add_done_callback(count)
         consents, changes = self._consents, prepared.consent_changes
-        if consents is not None and changes:
-            # Runs before the caller hears of success: the audit record precedes the 202.
-            def audit(done: Future[list[Placed]]) -> None:
-                if not done.cancelled() and done.exception() is None:
-                    consents.accepted(principal, changes,
-                                      {p.event_id for p in done.result() if not p.duplicate})
 
-            future.add_done_callback(audit)
-        return future
+        def placed(done: list[Placed]) -> None:
+            counter.inc(sum(not p.duplicate for p in done))
+            if consents is not None and changes:
+                # Runs before the caller hears of success: the audit record precedes
+                # the 202.
+                consents.accepted(principal, changes,
+                                  {p.event_id for p in done if not p.duplicate})
+
+        return self._committer.submit(principal.agency, ingress_topic(prepared.event_type),
+                                      prepared.event_ids, prepared.records,
+                                      awaited=awaited and not changes, on_placed=placed)
 
     def publish_json(self, principal: Principal, event_type: str, items: Sequence[Any],
                      batch: bool = True) -> list[Placed]:

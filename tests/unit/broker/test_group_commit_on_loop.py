@@ -155,3 +155,36 @@ def test_a_large_batch_is_committed_by_the_thread_not_on_the_loop() -> None:
     assert not any(p.duplicate for p in [*small, *large])
     on_loop, by_thread = log.appended_on
     assert on_loop == threading.get_ident() and by_thread != threading.get_ident()
+
+
+def test_a_publish_whose_caller_stops_waiting_is_still_committed_and_later_ones_answered(
+        ) -> None:
+    """A client that goes away while its publish waits for the log (its waiter cancelled,
+    through the bridge or on the answer itself) does not undo the publish, nor stop the
+    loop answering the next one (what the publisher does once the events are durable,
+    the ingest count, still happens); its re-send is a duplicate."""
+    log = TakingTurnsLog()
+    told: list[list[str]] = []
+    log.busy_for = LOOP_TRIES // 2
+    committer = GroupCommitter(log, MemoryIdempotencyIndex())
+
+    async def main() -> list[Placed]:
+        bridged = asyncio.ensure_future(publish(committer, "e1"))
+        direct = asyncio.ensure_future(asyncio.wait_for(
+            committer.submit("cgh", BIRTHS, ["e2"], record("e2"), awaited=True,
+                             on_placed=lambda placed: told.append(
+                                 [p.event_id for p in placed])), 5))
+        await asyncio.sleep(0.001)   # both wait for the log
+        bridged.cancel()
+        direct.cancel()
+        await asyncio.gather(bridged, direct, return_exceptions=True)
+        return [await publish(committer, "e3"), await publish(committer, "e1"),
+                await publish(committer, "e2")]
+
+    try:
+        fresh, resent_bridged, resent_direct = asyncio.run(asyncio.wait_for(main(), 5))
+    finally:
+        committer.close()
+    assert not fresh.duplicate and resent_bridged.duplicate and resent_direct.duplicate
+    assert told == [["e2"]]
+    assert sorted(r.value for r in log.records(BIRTHS)) == [b"v-e1", b"v-e2", b"v-e3"]
