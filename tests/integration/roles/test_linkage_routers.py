@@ -41,7 +41,9 @@ def test_one_router_links_and_the_other_steps_down_losing_nothing(
     accepted = [hospital.publish_ok("birth", birth_of(mother(700_000 + n)))["event_id"]
                 for n in range(48)]          # spread over every ingress partition
     eventually(lambda: sum(ready(r.url) for r in routers) == 1, timeout=60, interval=0.5,
-               message="not exactly one router kept routing")
+               message=lambda: "not exactly one router kept routing; " + "; ".join(
+                   f"router {n} ready {ready(r.url)}, its log ends: {r.logs()[-2000:]}"
+                   for n, r in enumerate(routers)))
     (stepped_down,) = [r for r in routers if not ready(r.url)]
     assert "router stepped down" in stepped_down.logs()
     assert "run one router process" in stepped_down.logs()
