@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.harness import Client, LogBackend
+from tests.e2e.harness import BrokerProcess, Client, LogBackend
 from tests.integration.roles.conftest import (
     Installation,
     audited_decision_ids,
@@ -34,6 +34,18 @@ def ready(process_url: str) -> bool:
     return httpx.get(f"{process_url}/readyz", timeout=5).status_code == 200
 
 
+def how_routers_stand(routers: list[BrokerProcess]) -> str:
+    """For a failure: which routers were ready, and how each one's log ends."""
+    said = []
+    for n, router in enumerate(routers):
+        try:
+            state = "ready" if ready(router.url) else "not ready"
+        except httpx.HTTPError as exc:
+            state = f"not answering ({type(exc).__name__})"
+        said.append(f"router {n} {state}, its log ends: {router.logs()[-2000:]}")
+    return "; ".join(said)
+
+
 def test_one_router_links_and_the_other_steps_down_losing_nothing(
         linked_on_kafka: Installation, keys):
     front, *routers = linked_on_kafka.start_together("api,delivery", "router", "router")
@@ -41,9 +53,8 @@ def test_one_router_links_and_the_other_steps_down_losing_nothing(
     accepted = [hospital.publish_ok("birth", birth_of(mother(700_000 + n)))["event_id"]
                 for n in range(48)]          # spread over every ingress partition
     eventually(lambda: sum(ready(r.url) for r in routers) == 1, timeout=60, interval=0.5,
-               message=lambda: "not exactly one router kept routing; " + "; ".join(
-                   f"router {n} ready {ready(r.url)}, its log ends: {r.logs()[-2000:]}"
-                   for n, r in enumerate(routers)))
+               message=lambda: "not exactly one router kept routing; "
+               + how_routers_stand(routers))
     (stepped_down,) = [r for r in routers if not ready(r.url)]
     assert "router stepped down" in stepped_down.logs()
     assert "run one router process" in stepped_down.logs()
