@@ -26,12 +26,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.e2e_load import bench_policy, new_birth  # noqa: E402
-from bench.inprocess import BATCH, embedded_broker  # noqa: E402
+from bench.inprocess import BATCH  # noqa: E402
+from bench.replay import captured_step, summary  # noqa: E402
 from broker.audit import AuditEntry  # noqa: E402
 from broker.auditor import Auditor  # noqa: E402
 
@@ -46,26 +47,9 @@ def main() -> None:
                         help="also profile the replays and print the top functions")
     args = parser.parse_args()
     write: Callable[[Auditor, Sequence[AuditEntry]], None] = Auditor.write
-    kept: list[list[AuditEntry]] = []
-    auditors: list[Auditor] = []
-
-    def keeping(auditor: Auditor, entries: Sequence[AuditEntry]) -> None:
-        kept.append(list(entries))
-        auditors[:] = [auditor]
-        write(auditor, entries)
-
-    with embedded_broker(bench_policy) as bench:
-        router = bench.broker.router
-        assert router is not None
-        bench.publish([new_birth(0)])
-        bench.route(1)
-        bench.publish([new_birth(n) for n in range(args.births)])
-        Auditor.write = keeping  # type: ignore[method-assign]
-        try:
-            bench.route(args.births)
-        finally:
-            Auditor.write = write  # type: ignore[method-assign]
-        auditor = auditors[0]
+    with captured_step(Auditor, "write", args.births) as (_, calls):
+        auditor = cast(Auditor, calls[0][0])
+        kept = [list(cast(Sequence[AuditEntry], arguments[0])) for _, arguments in calls]
         events = args.births
         rows = sum(len(entries) for entries in kept)
         clock = time.process_time
@@ -85,11 +69,8 @@ def main() -> None:
                 replays.append((clock() - started) / events)
         finally:
             gc.enable()
-    replays.sort()
     print(f"Auditor.write replayed, {events:,} births ({rows:,} rows) x {args.replays}: "
-          f"best {replays[0] * 1e6:.1f} µs CPU per event, tenth-best "
-          f"{replays[min(9, len(replays) - 1)] * 1e6:.1f}, median "
-          f"{replays[len(replays) // 2] * 1e6:.1f}")
+          f"{summary(replays)}")
     if profile is not None:
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 

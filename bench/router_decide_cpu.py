@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.e2e_load import bench_policy, new_birth  # noqa: E402
-from bench.inprocess import BATCH, embedded_broker  # noqa: E402
+from bench.inprocess import BATCH  # noqa: E402
+from bench.replay import captured_step, summary  # noqa: E402
 from broker.router import Router  # noqa: E402
 from broker.router_batch import RouterBatch  # noqa: E402
 
@@ -40,23 +40,9 @@ def main() -> None:
     parser.add_argument("--replays", type=int, default=40, help="replays (default 40)")
     args = parser.parse_args()
     decide: Callable[..., bool] = Router._decide
-    kept: list[tuple[object, ...]] = []
-
-    def keeping(router: Router, *arguments: object) -> bool:
-        kept.append(arguments[:-1])   # all but the batch
-        return decide(router, *arguments)
-
-    with embedded_broker(bench_policy) as bench:
+    with captured_step(Router, "_decide", args.births) as (bench, calls):
         router = bench.broker.router
-        assert router is not None
-        bench.publish([new_birth(0)])
-        bench.route(1)
-        bench.publish([new_birth(n) for n in range(args.births)])
-        Router._decide = keeping  # type: ignore[method-assign,assignment]
-        try:
-            bench.route(args.births)
-        finally:
-            Router._decide = decide  # type: ignore[method-assign]
+        kept = [arguments[:-1] for _, arguments in calls]   # all but the batch
         clock = time.process_time
         replays: list[float] = []
         gc.collect()
@@ -70,11 +56,8 @@ def main() -> None:
                 replays.append((clock() - started) / len(kept))
         finally:
             gc.enable()
-    replays.sort()
     print(f"Router._decide replayed, {len(kept):,} births x {args.replays} "
-          f"(three subscriptions, linkage on): best {replays[0] * 1e6:.1f} µs CPU per "
-          f"event, tenth-best {replays[min(9, len(replays) - 1)] * 1e6:.1f}, median "
-          f"{replays[len(replays) // 2] * 1e6:.1f}")
+          f"(three subscriptions, linkage on): {summary(replays)}")
 
 
 if __name__ == "__main__":
