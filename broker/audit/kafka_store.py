@@ -61,10 +61,9 @@ from broker.audit.records import (
     AuditRecord,
     Checkpoint,
     StoredRow,
-    chain_hash,
-    encode_row,
     prepared_detail,
 )
+from broker.audit.row_bytes import RowBytes
 from broker.audit.store import AuditCount, AuditFilter, AuditPage, CountColumn
 from broker.errors import AuditError, LogError, TopicMismatchError
 from broker.log.port import EventLog, NewRecord, TopicSpec
@@ -108,6 +107,7 @@ class KafkaAuditStore:
         self._lock = threading.Lock()
         self._chain: _Chain | None = None
         self._cutter = TailCutter(event_log)
+        self._row_bytes = RowBytes()   # used under the lock
         try:
             for spec in AUDIT_TOPICS:
                 event_log.ensure_topic(spec)
@@ -147,8 +147,10 @@ class KafkaAuditStore:
             seq, prev = chain.seq, chain.hash
             rows: list[StoredRow] = []
             texts: list[tuple[str, bytes]] = []
+            lines: list[bytes] = []
             ours: list[StoredRow] = []
             new_plans: set[str] = set()
+            chained = self._row_bytes.chained
             for entry, (text, raw) in zip(entries, details, strict=True):
                 detail = entry.detail
                 if (type(detail) is DecisionDetail and detail.plan_text is not None
@@ -156,23 +158,25 @@ class KafkaAuditStore:
                         and detail.plan_digest not in new_plans):
                     # The plan goes into the chain once, before the first decision naming it.
                     seq += 1
-                    plan_raw = detail.plan_text.encode("utf-8")
                     plan = plan_row(seq, entry, "", prev)
-                    prev = chain_hash(prev, encode_row(plan, detail_bytes=plan_raw))
+                    prev, line = chained(plan, detail.plan_text)
                     rows.append((*plan, prev))
-                    texts.append((detail.plan_text, plan_raw))
+                    texts.append((detail.plan_text, detail.plan_text.encode("utf-8")))
+                    lines.append(line)
                     new_plans.add(detail.plan_digest)
                 seq += 1
                 row = (seq, entry.kind, entry.at_ms, entry.subject, entry.recipient,
                        entry.source, entry.agreement, entry.subscription, entry.outcome,
                        entry.event_id, entry.decision_id, entry.actor, "", prev)
-                prev = chain_hash(prev, encode_row(row, detail_bytes=raw))
+                # Hashed and written whole: the hash and the line from one encoding.
+                prev, line = chained(row, text)
                 rows.append((*row, prev))
                 ours.append(rows[-1])
                 texts.append((text, raw))
+                lines.append(line)
             key = chain.name.encode("utf-8")
             try:
-                values = self._cutter.values(rows, texts)
+                values = self._cutter.values(rows, texts, lines)
                 results = self._log.append(AUDIT_TOPIC, [
                     NewRecord(value=value, key=key, headers=headers)
                     for value, headers in values

@@ -30,18 +30,23 @@ class TailCutter:
         self._next_id = 1
 
     def values(
-        self, rows: Sequence[StoredRow], details: Sequence[tuple[str, bytes]]
+        self, rows: Sequence[StoredRow], details: Sequence[tuple[str, bytes]],
+        lines: Sequence[bytes] | None = None,
     ) -> list[tuple[bytes, Headers]]:
         """The value and headers of each row (hash included; its detail given as (text,
-        UTF-8 bytes)). New shared ends are appended to `_audit.tails` first; a `LogError`
-        from that append is raised with nothing else written."""
+        UTF-8 bytes); `lines`, when given, its exported line, `encode_row(row,
+        with_hash=True, ...)`, already made). New shared ends are appended to
+        `_audit.tails` first; a `LogError` from that append is raised with nothing else
+        written."""
         with self._lock:
             # Plan records are kept whole: each is written once per chain anyway.
             splits = self._split([text if row[1] != PLAN_KIND else "" for row, (text, _raw)
                                   in zip(rows, details, strict=True)])
         out: list[tuple[bytes, Headers]] = []
-        for row, (_text, raw), (head, tail) in zip(rows, details, splits, strict=True):
-            line = encode_row(row, with_hash=True, detail_bytes=raw)
+        made = lines if lines is not None else [
+            encode_row(row, with_hash=True, detail_bytes=raw)
+            for row, (_text, raw) in zip(rows, details, strict=True)]
+        for row, line, (head, tail) in zip(rows, made, splits, strict=True):
             if tail is None or row[1] == PLAN_KIND:
                 out.append((line, ()))
                 continue

@@ -8,10 +8,13 @@ by, so three rows per event share a handful of combinations. `RowBytes` keeps, p
 combination, the whole record template with those columns already quoted, and fills in
 per row only what varies: seq, time, ids, subject, detail and previous hash. The bytes
 are `encode_row`'s, to the byte (a unit test holds the two equal); only the work differs.
+`chained` also gives the exported line with its hash (`encode_row(..., with_hash=True)`),
+which the Kafka audit store writes, from the same two halves.
 """
 
 from __future__ import annotations
 
+import hashlib
 from json.encoder import encode_basestring
 
 from broker.audit.records import StoredRow
@@ -32,13 +35,16 @@ def _literal(value: str | None) -> str:
     return _quoted(value).replace("%", "%%")
 
 
-def _template(shared: Shared) -> str:
+def _template(shared: Shared) -> tuple[str, str]:
+    """The two halves of a row's canonical bytes: up to and including the event id's
+    comma, where an exported line has its "hash" member, and the rest."""
     kind, outcome, recipient, source, agreement, subscription, actor = shared
     # Keys in sorted order, as `encode_row` writes them (the detail between
-    # "decision_id" and "event_id"); no "hash": the bytes hashed, not an exported line.
+    # "decision_id" and "event_id"; "hash", in an exported line, right after "event_id").
     return (
         f'{{"actor":{_literal(actor)},"agreement":{_literal(agreement)},"at_ms":%d,'
-        f'"decision_id":%s,"detail":%s,"event_id":%s,"kind":{_literal(kind)},'
+        '"decision_id":%s,"detail":%s,"event_id":%s,',
+        f'"kind":{_literal(kind)},'
         f'"outcome":{_literal(outcome)},"prev_hash":"%s","recipient":{_literal(recipient)},'
         f'"seq":%d,"source":{_literal(source)},"subject":%s,'
         f'"subscription":{_literal(subscription)}}}'
@@ -52,12 +58,26 @@ class RowBytes:
     __slots__ = ("_templates",)
 
     def __init__(self) -> None:
-        self._templates: dict[Shared, str] = {}
+        self._templates: dict[Shared, tuple[str, str]] = {}
 
     def encode(self, row: StoredRow, detail: str | None = None) -> bytes:
         """The canonical bytes of `row` (in `COLUMNS` order, its hash not needed), what
         its hash is computed over; `detail` is the whole detail text when the row holds
         only its head (`encode_row(row, detail_bytes=detail.encode())`)."""
+        head, tail = self._halves(row, detail)
+        return (head + tail).encode("utf-8")
+
+    def chained(self, row: StoredRow, detail: str | None = None) -> tuple[bytes, bytes]:
+        """(hash, exported line) of `row` (as for `encode`): the hash chained onto the
+        row's `prev_hash`, `chain_hash(prev_hash, encode(row, detail))`, and the line
+        with it, `encode_row((*row, hash), with_hash=True, ...)`."""
+        head, tail = self._halves(row, detail)
+        head_bytes, tail_bytes = head.encode("utf-8"), tail.encode("utf-8")
+        digest = hashlib.sha256(row[13] + head_bytes + tail_bytes).digest()
+        return digest, b"".join((head_bytes, b'"hash":"', digest.hex().encode("ascii"),
+                                 b'",', tail_bytes))
+
+    def _halves(self, row: StoredRow, detail: str | None) -> tuple[str, str]:
         (seq, kind, at_ms, subject, recipient, source, agreement, subscription, outcome,
          event_id, decision_id, actor, stored, prev_hash) = row[:14]
         shared = (kind, outcome, recipient, source, agreement, subscription, actor)
@@ -66,8 +86,7 @@ class RowBytes:
             if len(self._templates) >= _KEPT:
                 self._templates.clear()
             template = self._templates[shared] = _template(shared)
-        return (template % (
-            at_ms, _quoted(decision_id), stored if detail is None else detail,
-            _quoted(event_id), prev_hash.hex(), seq,
-            _quoted(subject),
-        )).encode("utf-8")
+        head, tail = template
+        return (head % (at_ms, _quoted(decision_id), stored if detail is None else detail,
+                        _quoted(event_id)),
+                tail % (prev_hash.hex(), seq, _quoted(subject)))

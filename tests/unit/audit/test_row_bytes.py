@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.audit.records import AuditRecord, canonical_detail, encode_row
+from broker.audit.records import AuditRecord, canonical_detail, chain_hash, encode_row
 from broker.audit.row_bytes import RowBytes
 
 TEXTS = st.one_of(
@@ -47,3 +47,17 @@ def test_a_row_holding_only_its_detail_head_is_hashed_over_the_whole_detail():
            whole[:10], bytes(32))
     assert RowBytes().encode(row, whole) == encode_row(
         (*row[:12], whole, row[13]), detail_bytes=whole.encode("utf-8"))
+
+
+@given(st.lists(ROWS, min_size=1, max_size=6))
+def test_chained_rows_give_the_hash_and_the_exported_line_an_auditor_recomputes(rows):
+    """What the Kafka audit store writes: each row's hash over its canonical bytes, and
+    its exported line with that hash, the bytes `encode_row(with_hash=True)` gives."""
+    encoder = RowBytes()
+    for values in [*rows, *rows]:
+        detail = canonical_detail("decision", values[12])
+        row = (*values[:12], "", values[13])
+        whole = (*values[:12], detail, values[13])
+        digest, line = encoder.chained(row, detail)
+        assert digest == chain_hash(values[13], encode_row(whole))
+        assert line == encode_row((*whole, digest), with_hash=True)
