@@ -97,17 +97,26 @@ def identity_from_event(event: Mapping[str, object], agency: str,
             raise IdentityError(
                 f"the {mapping.role}'s agency id ({mapping.id_field}) is missing")
         agency_id = AgencyId(agency, mapping.id_system, str(agency_value))
-    values: dict[str, object] = {name: _value_at_parts(event, parts)
-                                 for name, parts in mapping.split_fields}
-    text = {name: (str(v) if v is not None else None) for name, v in values.items()
-            if name != "birth_date"}
-    return IdentityRecord(
-        agency_id,
-        given_name=text.get("given_name"),
-        family_name=text.get("family_name"),
-        birth_date=_as_date(values.get("birth_date"), mapping.role),
-        sex=mapping.sex or text.get("sex"),
-        street_address=text.get("street_address"),
-        zip=text.get("zip"),
-        phone=text.get("phone"),
-    )
+    return identity_from_values(identity_values(event, mapping), agency_id, mapping)
+
+
+def identity_values(event: Mapping[str, object], mapping: SubjectMapping
+                    ) -> tuple[object, ...]:
+    """The values at the mapping's identifying paths, as the event holds them, in the
+    order of `mapping.split_fields`: what `identity_from_values` makes a record of."""
+    return tuple([_value_at_parts(event, parts) for _name, parts in mapping.split_fields])
+
+
+def identity_from_values(values: Sequence[object], agency_id: AgencyId,
+                         mapping: SubjectMapping) -> IdentityRecord:
+    """The identity record `identity_from_event` makes of what `identity_values` read."""
+    text: dict[str, str | None] = {}
+    birth_date: object = None
+    for (name, _parts), value in zip(mapping.split_fields, values, strict=True):
+        if name == "birth_date":
+            birth_date = value
+        else:
+            text[name] = None if value is None else str(value)
+    sex = text.pop("sex", None)
+    return IdentityRecord(agency_id, birth_date=_as_date(birth_date, mapping.role),
+                          sex=mapping.sex or sex, **text)

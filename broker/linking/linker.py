@@ -24,9 +24,11 @@ from typing import Any
 from prometheus_client import Counter as CounterChild
 
 from broker.audit import AuditEntry
+from broker.frozen_init import quick_init
 from broker.linking.audit_entries import LinkageAuditor
 from broker.linking.consents import PersonConsents
 from broker.linking.journal import LinkageJournal
+from broker.linking.known import KnownRecords
 from broker.linking.terms import consent_id_system, subject_mapping, thresholds_of
 from broker.metrics import Metrics
 from linkage.errors import IdentityError
@@ -34,11 +36,17 @@ from linkage.events import LinkageEvent
 from linkage.identity import AgencyId, IdentityRecord
 from linkage.index import PersonIndex
 from linkage.resolver import PersonResolver
-from linkage.subjects import SubjectMapping, identity_from_event, value_at
+from linkage.subjects import (
+    SubjectMapping,
+    identity_from_values,
+    identity_values,
+    value_at,
+)
 from policy import ConsentView
 from policy.linkage_terms import LinkageSubject, LinkageTerms
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LinkedEvent:
     """Who one event is about, as the linker resolved it."""
@@ -88,6 +96,9 @@ class Linker:
         self._consent_system = consent_id_system(None)
         self._mappings: dict[int, tuple[LinkageSubject, SubjectMapping]] = {}
         self._resolutions: dict[tuple[str, str], CounterChild] = {}
+        # Records linked by agency id, with the values they were linked from: the same
+        # values again need neither an identity built nor a resolution (`known`).
+        self._known = KnownRecords(index)
 
     def use_terms(self, terms: LinkageTerms | None) -> None:
         """Follow the bundle in force (thresholds change with a reload)."""
@@ -96,6 +107,7 @@ class Linker:
         self._terms = terms
         self._consent_system = consent_id_system(terms)
         self._mappings = {}
+        self._known.clear()
         if terms is not None:
             self.resolver.thresholds = thresholds_of(terms)
 
@@ -165,16 +177,24 @@ class Linker:
                  subject: LinkageSubject, key: str, events: list[LinkageEvent]
                  ) -> tuple[str | None, str, IdentityRecord | None]:
         if not subject.lookup_only:
+            mapping = self._mapping(subject)
+            values = identity_values(event, mapping)
+            known = self._known.person(key, mapping, values)
+            if known is not None:
+                return known[0], "agency_id", known[1]
             try:
-                identity = identity_from_event(event, agency_id.agency,
-                                               self._mapping(subject), agency_id)
+                identity = identity_from_values(values, agency_id, mapping)
                 resolution = self.resolver.resolve(identity)
             except IdentityError:
                 pass
             else:
                 events.extend(resolution.events)
-                outcome = ("agency_id" if resolution.method == "agency_id"
-                           else resolution.outcome)
+                if resolution.method == "agency_id":
+                    if not resolution.events:
+                        self._known.keep(key, mapping, values, identity)
+                    outcome = "agency_id"
+                else:
+                    outcome = resolution.outcome
                 return resolution.person_id, outcome, identity
         record = self.index.record(key)
         if record is not None and record.person_id is not None:

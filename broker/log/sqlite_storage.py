@@ -68,21 +68,38 @@ _RETRIABLE_CODES = frozenset({5, 6, 10, 13, 14, 15})
 
 
 def encode_headers(headers: Headers) -> bytes | None:
-    """Pack headers into one blob; None for no headers, which is the common case."""
+    """Pack headers into one blob; None for no headers, which is the common case. (Each
+    header's prefix and name, which depend on its name and its value's length only, are
+    packed once and kept: a few names with values of a few lengths are most headers.)"""
     if not headers:
         return None
+    parts: list[bytes] = []
+    add = parts.append
+    kept = _PREFIXES.get
     try:
-        return b"".join(
-            [
-                _HEADER_PREFIX.pack(len(encoded := name.encode()), len(value)) + encoded + value
-                for name, value in headers
-            ]
-        )
+        for name, value in headers:
+            add(kept((name, len(value))) or _prefix(name, len(value)))
+            add(value)
+        return b"".join(parts)
     except (AttributeError, TypeError, ValueError, struct.error) as exc:
         # Checked by catching rather than up front: this runs for every appended record.
         raise LogError(
             "a record header must be a (str, bytes) pair with a name under 64 KiB"
         ) from exc
+
+
+_PREFIXES: dict[tuple[str, int], bytes] = {}
+"""(name, value length) -> the header's prefix and name, as `encode_headers` writes them."""
+_PREFIXES_KEPT = 4096
+
+
+def _prefix(name: str, size: int) -> bytes:
+    encoded = name.encode()
+    prefix = _HEADER_PREFIX.pack(len(encoded), size) + encoded
+    if len(_PREFIXES) >= _PREFIXES_KEPT:
+        _PREFIXES.clear()
+    _PREFIXES[(name, size)] = prefix
+    return prefix
 
 
 def decode_headers(blob: bytes | None, _unpack: Callable[[bytes, int], tuple[int, int]]
