@@ -45,6 +45,8 @@ def _attempt(converter: FromJson, value: Any, path: str) -> Problems:
     return found
 
 
+_NOT_MAPPINGS = frozenset((str, int, float, bool, list))
+"""Types of JSON values that are never a `Mapping` (a union checks for wrapping)."""
 _IMMUTABLE = (type(None), str, int, float, bool, bytes, Decimal)
 """Default values shared between records as they are, never changed in place."""
 
@@ -181,8 +183,10 @@ class _Compiler:
         def convert(value: Any, path: str, problems: Problems) -> Any:
             if value is None:
                 return None if nullable else fail(problems, path, value, "")
-            # (A string, the commonest value, skips the abstract class's check.)
-            if type(value) is not str and isinstance(value, Mapping) and len(value) == 1:
+            # (A JSON scalar or array, the commonest values, skips the abstract class's
+            # check.)
+            if type(value) not in _NOT_MAPPINGS and isinstance(value, Mapping) \
+                    and len(value) == 1:
                 # Avro's JSON encoding wraps union values as {"type name": value}; a
                 # one-key object that is not a valid wrapping is tried as a plain value.
                 ((key, inner),) = value.items()
