@@ -45,6 +45,10 @@ def _attempt(converter: FromJson, value: Any, path: str) -> Problems:
     return found
 
 
+_NOT_MAPPINGS = frozenset((str, int, float, bool, list))
+"""Types of JSON values that are never a `Mapping` (a union checks for wrapping)."""
+_PATHS_KEPT = 16
+"""Paths a record type keeps its fields' joined paths for (see `_record_from_json`)."""
 _IMMUTABLE = (type(None), str, int, float, bool, bytes, Decimal)
 """Default values shared between records as they are, never changed in place."""
 
@@ -113,19 +117,28 @@ class _Compiler:
         names = frozenset(f[0] for f in fields)
         # The hot path of publishing: paths joined inline, immutable defaults not copied,
         # the keys checked for strangers in one set operation before naming any.
-        plan = [(name, "." + name, converter, has_default, default,
-                 not isinstance(default, _IMMUTABLE))
+        plan = [(name, converter, has_default, default, not isinstance(default, _IMMUTABLE))
                 for name, converter, has_default, default in fields]
+        # The plan with each field's path, per path the record is found at: a record
+        # outside arrays and maps is always at the same one, so the fields' paths are
+        # joined once, not for every value (a few paths kept; the rest joined per value).
+        at_path: dict[str, list[tuple[str, str, FromJson, bool, Any, bool]]] = {}
+
+        def plan_at(path: str) -> list[tuple[str, str, FromJson, bool, Any, bool]]:
+            joined = [(name, _join(path, name), *rest) for name, *rest in plan]
+            if len(at_path) < _PATHS_KEPT:
+                at_path[path] = joined
+            return joined
 
         def convert(value: Any, path: str, problems: Problems) -> Any:
             if type(value) is not dict and not isinstance(value, Mapping):
                 return fail(problems, path, value, "expected a JSON object")
             record: dict[str, Any] = {}
             valid = True
-            for name, dotted, field_converter, has_default, default, mutable in plan:
+            for name, field_path, field_converter, has_default, default, mutable in (
+                    at_path.get(path) or plan_at(path)):
                 if name in value:
-                    converted = field_converter(value[name], path + dotted if path else name,
-                                                problems)
+                    converted = field_converter(value[name], field_path, problems)
                     if converted is INVALID:
                         valid = False
                     record[name] = converted
@@ -181,8 +194,10 @@ class _Compiler:
         def convert(value: Any, path: str, problems: Problems) -> Any:
             if value is None:
                 return None if nullable else fail(problems, path, value, "")
-            # (A string, the commonest value, skips the abstract class's check.)
-            if type(value) is not str and isinstance(value, Mapping) and len(value) == 1:
+            # (A JSON scalar or array, the commonest values, skips the abstract class's
+            # check.)
+            if type(value) not in _NOT_MAPPINGS and isinstance(value, Mapping) \
+                    and len(value) == 1:
                 # Avro's JSON encoding wraps union values as {"type name": value}; a
                 # one-key object that is not a valid wrapping is tried as a plain value.
                 ((key, inner),) = value.items()

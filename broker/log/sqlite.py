@@ -22,7 +22,7 @@ from broker.log.sqlite_storage import (
     ReaderPool,
     SyncMode,
     WriterBusy,
-    begin_write,
+    WriteStarter,
     connect,
     decode_headers,
     group_offset,
@@ -36,8 +36,7 @@ from broker.log.sqlite_wal import WalCheckpointer
 
 _BUSY_TIMEOUT_S = 5.0
 _EXTERNAL_POLL_S = 0.05
-"""How often `wait` looks for appends made by another process on the same file when
-there is no doorbell, unless the caller says otherwise (`cross_process_poll_s`)."""
+"""How often `wait` looks for another process's appends without a doorbell, by default."""
 _BACKSTOP_CHECKPOINT_PAGES = 4000
 """A commit folds the write-ahead log back itself past this many pages (SQLite: 1,000)."""
 _SAFETY_POLL_S = 0.5
@@ -99,6 +98,7 @@ class SqliteEventLog:
             writer.close()
             raise
         self._writer: sqlite3.Connection | None = writer
+        self._begin_write = WriteStarter(writer, _BUSY_TIMEOUT_S).begin
         self._checkpoints = WalCheckpointer(self._path, busy_timeout_s=_BUSY_TIMEOUT_S)
         self._write_lock = threading.Lock()
         self._readers = ReaderPool(self._path, _BUSY_TIMEOUT_S)
@@ -332,7 +332,7 @@ class SqliteEventLog:
             if db is None:
                 raise LogError(f"event log {self._path} is closed")
             try:
-                begin_write(db, _BUSY_TIMEOUT_S, wait)
+                self._begin_write(wait)
                 yield db
                 db.execute("COMMIT")
                 self._checkpoints.wrote()

@@ -243,21 +243,30 @@ class WriterBusy(Exception):
     """Another writer holds the database, and the caller would rather not wait."""
 
 
-def begin_write(db: sqlite3.Connection, busy_timeout_s: float, wait: bool = True) -> None:
-    """Start a write transaction. `wait` False: raise `WriterBusy` at once, with no
-    transaction open, if another connection (another process) holds the write lock."""
-    if wait:
-        db.execute("BEGIN IMMEDIATE")
-        return
-    db.execute("PRAGMA busy_timeout = 0")
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            raise WriterBusy from exc
-        raise
-    finally:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+class WriteStarter:
+    """Starts write transactions on one connection (the log's writer). A transaction
+    that would rather not wait needs the connection's busy timeout at 0; the timeout is
+    set only when the caller switches between waiting and not waiting, not twice per
+    transaction: the event loop's group commits never wait, one after the other."""
+
+    def __init__(self, db: sqlite3.Connection, busy_timeout_s: float) -> None:
+        self._db = db
+        self._waiting_ms = int(busy_timeout_s * 1000)
+        self._waits = True   # `connect` set the busy timeout
+
+    def begin(self, wait: bool = True) -> None:
+        """Start a write transaction. `wait` False: raise `WriterBusy` at once, with no
+        transaction open, if another connection (another process) holds the write lock."""
+        if wait != self._waits:
+            self._db.execute(f"PRAGMA busy_timeout = {self._waiting_ms if wait else 0}")
+            self._waits = wait
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not wait and exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY,
+                                                            sqlite3.SQLITE_LOCKED):
+                raise WriterBusy from exc
+            raise
 
 
 def roll_back(db: sqlite3.Connection) -> None:

@@ -266,6 +266,22 @@ def test_arrays_are_checked_item_by_item() -> None:
     assert problems_of(enrollment.schema, data) == [("diagnosis_codes", "expected a JSON array")]
 
 
+def test_problems_in_records_of_an_array_name_each_item_however_long_the_array() -> None:
+    schema = {"type": "record", "name": "Visits", "fields": [
+        {"name": "visits", "type": {"type": "array", "items": {
+            "type": "record", "name": "Visit", "fields": [
+                {"name": "day", "type": {"type": "int", "logicalType": "date"}}]}}}]}
+    visits = [{"day": "2026-01-02"} for _ in range(40)]
+    for bad in (0, 17, 39):
+        visits[bad] = {"day": "soon"}
+    expected = "expected a date (YYYY-MM-DD) or a number of days since 1970-01-01"
+    for _ in range(2):   # the second time, with the paths already seen
+        assert problems_of(schema, {"visits": visits}) == [
+            (f"visits[{bad}].day", expected) for bad in (0, 17, 39)]
+    assert record_from_json(schema, {"visits": [{"day": "2026-01-02"}] * 40})["visits"][39] \
+        == {"day": dt.date(2026, 1, 2)}
+
+
 def test_nullable_record_accepts_null_and_checks_fields() -> None:
     referral = CATALOG.get("referral")
     data = dict(referral.example or {})
