@@ -17,9 +17,12 @@ event id in a header). Per event and subscription it prints p50/p99/max of:
   deliver  delivery record created -> SSE arrival (the delivery process's fetch, the frame,
            the stream)
 
-and the whole (scheduled send -> SSE arrival), which is the sum of the three, then each
-process's CPU per event. The timestamps are the clocks of the processes that wrote the
-records, all on this machine; the bench's monotonic times are put on that clock once.
+and the whole (scheduled send -> SSE arrival), which is the sum of the three; then the
+router's steps over the run from its /metrics (how many, records and time each from the
+poll's return to the offsets handed over, their share of the run: the rest of its time is
+its polls and the consent and watch-list catch-up) and each process's CPU per event.
+The timestamps are the clocks of the processes that wrote the records, all on this
+machine; the bench's monotonic times are put on that clock once.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import httpx
 from kafka import KafkaConsumer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +85,35 @@ def created(servers: str, topic: str, wanted: set[str]) -> Stamps:
         consumer.close()
 
 
+STEP_SERIES = ("handoff_router_batch_seconds_sum", "handoff_router_batch_seconds_count",
+               "handoff_router_batch_records_sum")
+
+
+def step_totals(where: Deployment) -> tuple[float, ...]:
+    """The router processes' step time (s), steps and records routed, so far, summed from
+    their /metrics."""
+    totals = dict.fromkeys(STEP_SERIES, 0.0)
+    for process in where.processes:
+        if "router" not in process.role.split(",") and process.role != "all":
+            continue
+        for text in httpx.get(f"{process.url}/metrics", timeout=10).text.splitlines():
+            name, _, value = text.partition(" ")
+            if name in totals:
+                totals[name] += float(value)
+    return tuple(totals[name] for name in STEP_SERIES)
+
+
+def steps_line(before: tuple[float, ...], after: tuple[float, ...], wall_s: float) -> str:
+    seconds, steps, records = (a - b for a, b in zip(after, before, strict=True))
+    if not steps:
+        return "  router steps: none"
+    return (f"  router steps: {steps:,.0f}, {records / steps:,.1f} records and "
+            f"{seconds / steps * 1000:,.1f} ms each from the poll's return to the offsets "
+            f"handed over (decide, audit and delivery appends), {seconds / wall_s:.0%} of "
+            f"the {wall_s:.0f} s; the rest of the router's time is its polls and the "
+            "consent and watch-list catch-up")
+
+
 def line(name: str, values: list[float], what: str) -> str:
     if not values:
         return f"  {name:8s} nothing to measure"
@@ -126,6 +159,7 @@ async def run(where: Deployment, servers: str, prefix: str, rate: float, seconds
     pids = {**{f"{p.role} ({p.port})": p.proc.pid for p in where.processes
                if p.proc is not None}, **others}
     before = {label: members_cpu_seconds(pid) for label, pid in pids.items()}
+    steps_before, wall_before = step_totals(where), time.monotonic()
     # Monotonic -> epoch ms: the records' timestamps are the writers' wall clocks.
     to_epoch_ms = (time.time() - time.monotonic()) * 1000
     scheduled, statuses, ended, _ = await send_at_rate(where.url, requests, rate, 10)
@@ -133,6 +167,7 @@ async def run(where: Deployment, servers: str, prefix: str, rate: float, seconds
     await subscribers.wait(ids, ended + 10)
     usage = {label: per_member(label, pid, before[label], max(1, len(ids)))
              for label, pid in pids.items()}
+    steps = steps_line(steps_before, step_totals(where), time.monotonic() - wall_before)
     await subscribers.stop()
     ingress = created(servers, prefix + ingress_topic("birth"), ids)
     delivered = {sub: created(servers, prefix + delivery_topic(sub), ids)
@@ -145,6 +180,7 @@ async def run(where: Deployment, servers: str, prefix: str, rate: float, seconds
                      {sub: {e: at * 1000 + to_epoch_ms for e, at in got.items()}
                       for sub, got in subscribers.arrived.items()}):
         print(text)
+    print(steps)
     print("  CPU per event offered, by process: "
           + ", ".join(part for parts in usage.values() for part in parts))
 
