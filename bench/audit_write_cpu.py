@@ -24,7 +24,6 @@ Tansu's.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import cProfile
 import gc
@@ -39,8 +38,7 @@ from typing import cast
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.inprocess import BATCH  # noqa: E402
-from bench.replay import captured_step, summary  # noqa: E402
+from bench.replay import captured_step, replay_flags, summary  # noqa: E402
 from broker.audit import AuditEntry  # noqa: E402
 from broker.audit.kafka_store import KafkaAuditStore  # noqa: E402
 from broker.auditor import Auditor  # noqa: E402
@@ -62,11 +60,7 @@ def kafka_store() -> Iterator[KafkaAuditStore]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--births", type=int, default=BATCH,
-                        help=f"births routed and replayed (default {BATCH}: one full step)")
-    parser.add_argument("--replays", type=int, default=30, help="replays (default 30)")
+    parser = replay_flags(__doc__, replays=30)
     parser.add_argument("--profile", action="store_true",
                         help="also profile the replays and print the top functions")
     parser.add_argument("--kafka", action="store_true",

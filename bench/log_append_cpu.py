@@ -19,7 +19,6 @@ nothing.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
@@ -30,8 +29,7 @@ from typing import cast
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.inprocess import BATCH  # noqa: E402
-from bench.replay import captured_step, summary  # noqa: E402
+from bench.replay import captured_step, replay_flags, summary  # noqa: E402
 from broker.log.port import Consumer, NewRecord, TopicPartition  # noqa: E402
 from broker.log.sqlite import SqliteEventLog  # noqa: E402
 from broker.log.sqlite_storage import encode_headers  # noqa: E402
@@ -40,11 +38,7 @@ Appends = Sequence[tuple[str, Sequence[NewRecord]]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--births", type=int, default=BATCH,
-                        help=f"births routed and replayed (default {BATCH}: one full step)")
-    parser.add_argument("--replays", type=int, default=30, help="replays (default 30)")
+    parser = replay_flags(__doc__, replays=30)
     args = parser.parse_args()
     with captured_step(SqliteEventLog, "append_all_and_commit", args.births) as (_, calls):
         log = cast(SqliteEventLog, calls[0][0])

@@ -16,7 +16,6 @@ of a few µs in this stage; replaying the same births is not. Asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
@@ -26,18 +25,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.inprocess import BATCH  # noqa: E402
-from bench.replay import captured_step, summary  # noqa: E402
+from bench.replay import captured_step, replay_flags, summary  # noqa: E402
 from broker.router import Router  # noqa: E402
 from broker.router_batch import RouterBatch  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--births", type=int, default=BATCH,
-                        help=f"births replayed (default {BATCH}: one full step)")
-    parser.add_argument("--replays", type=int, default=40, help="replays (default 40)")
+    parser = replay_flags(__doc__, replays=40)
     args = parser.parse_args()
     decide: Callable[..., bool] = Router._decide
     with captured_step(Router, "_decide", args.births) as (bench, calls):
