@@ -13,7 +13,12 @@ it first has decisions to append: it appends a marker (key `writer`), unless som
 else wrote since its index was brought up to date. A writer that finds another's marker
 (or, before claiming, another's decisions) when it next appends is fenced
 (`LinkerFencedError`): the router steps down, and readers ignore decisions a fenced
-writer appended after a newer writer's marker. A process that never links (no
+writer appended after a newer writer's marker. Two processes may claim at once (both
+checked the topic before either marker landed): a marker says how far its writer had
+read (`after`), and one that does not cover an earlier writer's marker is void, so the
+first claim wins. A writer reads through what it appended (never skipping to its end)
+and is fenced there, before the batch that made the decisions is audited or delivered.
+A process that never links (no
 `linkage.yaml`) never claims, so routers without linkage are not affected.
 """
 
@@ -52,6 +57,16 @@ class LinkerFencedError(BrokerError):
     """Another process started linking: this one must stop routing."""
 
 
+def is_void_marker(record: LogRecord, writer: str | None, marker_at: int) -> bool:
+    """Whether a marker lost a race to claim: appended by a process that had not read as
+    far as the marker of `writer` (at `marker_at`) when it checked the topic. Such a
+    marker counts for no one: its writer steps down, the earlier one keeps writing."""
+    body = json.loads(record.value)
+    after = body.get("after")
+    return (writer is not None and body["writer"] != writer and after is not None
+            and int(after) <= marker_at)
+
+
 def new_writer_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
 
@@ -67,6 +82,8 @@ class JournalReader:
         self.position = 0
         self.writer: str | None = None
         """The writer of the newest marker read so far."""
+        self.marker_at = -1
+        """Its offset."""
         self.last_seq = 0
 
     def records(self) -> Iterator[LogRecord]:
@@ -83,7 +100,10 @@ class JournalReader:
         """Decisions appended since the last call that count, in seq order."""
         for record in self.records():
             if record.key == WRITER_KEY:
+                if is_void_marker(record, self.writer, self.marker_at):
+                    continue
                 self.writer = json.loads(record.value)["writer"]
+                self.marker_at = record.offset
                 continue
             writer = record.header(H_WRITER)
             if self.writer is not None and (writer is None
@@ -134,6 +154,7 @@ class LinkageJournal:
         self._lock = threading.Lock()
         self._claimed = False
         self._fenced = False
+        self._marker_at = -1
 
     def restore(self, index: SqlitePersonIndex,
                 reopen: Callable[[], SqlitePersonIndex]) -> SqlitePersonIndex:
@@ -176,10 +197,22 @@ class LinkageJournal:
         """Become the writer: append a marker after checking no one else wrote since this
         index was last brought up to date (else its decisions would clash by seq)."""
         self._check_fence(unclaimed=True)
-        body = json.dumps({"writer": self.writer, "seq": self._journaled}).encode()
-        result = self._log.append(LINKAGE_TOPIC, [NewRecord(value=body, key=WRITER_KEY)])
+        after = self._reader.position
+        body = json.dumps({"writer": self.writer, "seq": self._journaled,
+                           "after": after}).encode()
+        at = self._log.append(LINKAGE_TOPIC, [NewRecord(value=body, key=WRITER_KEY)])[-1].offset
+        # Another process may have written between the check and this marker (both saw
+        # an empty topic and claim at once). Read on rather than skip it: anything of
+        # another's before our marker makes ours void (`is_void_marker`) or this index
+        # behind the topic; a valid marker after ours supersedes ours.
+        self._marker_at = at
+        for record in self._reader.records():
+            if record.offset < at and self._foreign(record):
+                self._fence()
+            if record.offset > at and self._supersedes(record):
+                self._fence()
         self._reader.writer = self.writer
-        self._reader.position = max(self._reader.position, result[-1].offset + 1)
+        self._reader.marker_at = at
         self._claimed = True
 
     def flush(self, index: PersonIndex) -> int:
@@ -198,22 +231,41 @@ class LinkageJournal:
                 NewRecord(value=encode_event(e).encode(), key=f"{self.writer}:{e.seq}".encode(),
                           headers=header) for e in events])
             self._journaled = events[-1].seq
-            self._reader.position = result[-1].offset + 1
             self._reader.last_seq = self._journaled
+            if result[0].offset == self._reader.position:
+                self._reader.position = result[-1].offset + 1   # nothing came in between
+            else:
+                # Something landed between the check and these: read through it rather
+                # than skip it. Another writer's marker there makes readers ignore these
+                # decisions, so the batch that made them must not be audited or delivered.
+                self._check_fence()
             return len(events)
+
+    def _foreign(self, record: LogRecord) -> bool:
+        if record.key == WRITER_KEY:
+            return bool(json.loads(record.value)["writer"] != self.writer)
+        writer = record.header(H_WRITER)
+        return writer is None or writer.decode() != self.writer
+
+    def _supersedes(self, record: LogRecord) -> bool:
+        """A marker of another's that counts (not one that lost a race to ours)."""
+        return (record.key == WRITER_KEY and self._foreign(record)
+                and not is_void_marker(record, self.writer, self._marker_at))
 
     def _check_fence(self, unclaimed: bool = False) -> None:
         for record in self._reader.records():
-            if record.key == WRITER_KEY:
-                writer = json.loads(record.value)["writer"]
-                if writer == self.writer:
+            if unclaimed:
+                if not self._foreign(record):
                     continue
-            elif not unclaimed:
+            elif not self._supersedes(record):
                 continue
             # Another writer's marker, or (before claiming) decisions someone else made
             # since this index was restored: this index is behind the topic.
-            self._fenced = True
-            raise LinkerFencedError(
-                f"another router process links persons on {LINKAGE_TOPIC}; this one "
-                "steps down from routing. With record linkage on Kafka, run one router "
-                "process (docs/linkage.md)")
+            self._fence()
+
+    def _fence(self) -> None:
+        self._fenced = True
+        raise LinkerFencedError(
+            f"another router process links persons on {LINKAGE_TOPIC}; this one steps "
+            "down from routing. With record linkage on Kafka, run one router process "
+            "(docs/linkage.md)")

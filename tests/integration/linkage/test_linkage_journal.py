@@ -6,6 +6,7 @@ writer fencing the first."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from broker.linking.journal import (
     LinkerFencedError,
     catch_up,
 )
-from broker.log.port import NewRecord
+from broker.log.port import AppendResult, NewRecord
 from linkage.default_model import default_model
 from linkage.events import Linked, encode_event
 from linkage.identity import AgencyId, IdentityRecord
@@ -151,5 +152,89 @@ def test_two_writers_restored_together_the_first_to_write_wins(tmp_path: Path) -
     replica = SqlitePersonIndex(tmp_path / "replica.db")
     catch_up(JournalReader(log), replica)
     assert snapshot(replica) == snapshot(first)
+    for index in (first, second, replica):
+        index.close()
+
+
+
+class ClaimsAtOnce(MemoryEventLog):
+    """Two writers' first flushes interleaved as two router processes' can be: both
+    check an empty topic, then the first's marker lands, then the second's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second_flush: Callable[[], object] | None = None
+        self.second_fenced = False
+        self._held: tuple[str, Sequence[NewRecord]] | None = None
+        self._held_result: list[AppendResult] = []
+
+    def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
+        if self.second_flush is not None:          # the first writer's marker: hold it
+            second_flush, self.second_flush = self.second_flush, None
+            self._held = (topic, records)
+            try:
+                second_flush()
+            except LinkerFencedError:
+                self.second_fenced = True
+            return self._held_result
+        if self._held is not None:                 # the second writer's marker
+            held, self._held = self._held, None
+            self._held_result = super().append(*held)
+        return super().append(topic, records)
+
+
+def test_two_writers_claiming_at_once_leave_exactly_one_writer(tmp_path: Path) -> None:
+    log = ClaimsAtOnce()
+    first, first_journal, first_resolver = open_writer(log, tmp_path / "a.db", "a")
+    second, second_journal, second_resolver = open_writer(log, tmp_path / "b.db", "b")
+    first_resolver.resolve(person("county-general", "MRN-1"))
+    second_resolver.resolve(person("cw-hotline", "HL-1", "Maria", "Delgado"))
+    log.second_flush = lambda: second_journal.flush(second)
+    # Both checked the topic before either marker landed: the first marker wins, the
+    # second writer steps down before anything relies on its decision.
+    assert first_journal.flush(first) > 0
+    assert log.second_fenced
+    first_resolver.resolve(person("medicaid", "MA-1", "Ana", "Reyes"))
+    assert first_journal.flush(first) > 0
+    second_resolver.resolve(person("school", "S-1", "Ana", "Reyes"))
+    with pytest.raises(LinkerFencedError):
+        second_journal.flush(second)
+    replica = SqlitePersonIndex(tmp_path / "replica.db")
+    catch_up(JournalReader(log), replica)
+    assert snapshot(replica) == snapshot(first)
+    for index in (first, second, replica):
+        index.close()
+
+
+class TakenOverMidFlush(MemoryEventLog):
+    """Another writer's marker lands between a writer's check and its decisions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_next_append: Callable[[], object] | None = None
+
+    def append(self, topic: str, records: Sequence[NewRecord]) -> list[AppendResult]:
+        if self.before_next_append is not None:
+            before, self.before_next_append = self.before_next_append, None
+            before()
+        return super().append(topic, records)
+
+
+def test_a_writer_taken_over_while_appending_steps_down_at_once(tmp_path: Path) -> None:
+    log = TakenOverMidFlush()
+    first, first_journal, first_resolver = open_writer(log, tmp_path / "a.db", "a")
+    first_resolver.resolve(person("county-general", "MRN-1"))
+    first_journal.flush(first)
+    second, second_journal, second_resolver = open_writer(log, tmp_path / "b.db", "b")
+    second_resolver.resolve(person("medicaid", "MA-1", "Maria", "Delgado"))
+    first_resolver.resolve(person("cw-hotline", "HL-1"))
+    log.before_next_append = lambda: second_journal.flush(second)
+    # Readers ignore the first writer's decision (it came after the second's marker):
+    # the batch that made it must not go on to be audited or delivered.
+    with pytest.raises(LinkerFencedError):
+        first_journal.flush(first)
+    replica = SqlitePersonIndex(tmp_path / "replica.db")
+    catch_up(JournalReader(log), replica)
+    assert snapshot(replica) == snapshot(second)
     for index in (first, second, replica):
         index.close()
