@@ -105,6 +105,15 @@ def test_an_index_that_disagrees_with_the_topic_is_rebuilt_from_it(tmp_path: Pat
     index.close()
 
 
+def assert_readers_follow(writer: SqlitePersonIndex, log: MemoryEventLog, tmp_path: Path
+                          ) -> None:
+    """A reader of the topic (an API process's replica) ends with `writer`'s index."""
+    replica = SqlitePersonIndex(tmp_path / "replica.db")
+    catch_up(JournalReader(log), replica)
+    assert snapshot(replica) == snapshot(writer)
+    replica.close()
+
+
 def test_a_second_writer_fences_the_first(tmp_path: Path) -> None:
     log = MemoryEventLog()
     first, first_journal, first_resolver = open_writer(log, tmp_path / "a.db", "a")
@@ -124,10 +133,8 @@ def test_a_second_writer_fences_the_first(tmp_path: Path) -> None:
                                          headers=((H_WRITER, b"a"),))])
     second_resolver.resolve(person("school", "S-1", "Ana", "Reyes"))
     second_journal.flush(second)
-    replica = SqlitePersonIndex(tmp_path / "replica.db")
-    catch_up(JournalReader(log), replica)
-    assert snapshot(replica) == snapshot(second)
-    for index in (first, second, replica):
+    assert_readers_follow(second, log, tmp_path)
+    for index in (first, second):
         index.close()
 
 
@@ -149,12 +156,9 @@ def test_two_writers_restored_together_the_first_to_write_wins(tmp_path: Path) -
     second_resolver.resolve(person("cw-hotline", "HL-1"))     # from a stale index
     with pytest.raises(LinkerFencedError):
         second_journal.flush(second)
-    replica = SqlitePersonIndex(tmp_path / "replica.db")
-    catch_up(JournalReader(log), replica)
-    assert snapshot(replica) == snapshot(first)
-    for index in (first, second, replica):
+    assert_readers_follow(first, log, tmp_path)
+    for index in (first, second):
         index.close()
-
 
 
 class ClaimsAtOnce(MemoryEventLog):
@@ -199,10 +203,8 @@ def test_two_writers_claiming_at_once_leave_exactly_one_writer(tmp_path: Path) -
     second_resolver.resolve(person("school", "S-1", "Ana", "Reyes"))
     with pytest.raises(LinkerFencedError):
         second_journal.flush(second)
-    replica = SqlitePersonIndex(tmp_path / "replica.db")
-    catch_up(JournalReader(log), replica)
-    assert snapshot(replica) == snapshot(first)
-    for index in (first, second, replica):
+    assert_readers_follow(first, log, tmp_path)
+    for index in (first, second):
         index.close()
 
 
@@ -233,8 +235,6 @@ def test_a_writer_taken_over_while_appending_steps_down_at_once(tmp_path: Path) 
     # the batch that made it must not go on to be audited or delivered.
     with pytest.raises(LinkerFencedError):
         first_journal.flush(first)
-    replica = SqlitePersonIndex(tmp_path / "replica.db")
-    catch_up(JournalReader(log), replica)
-    assert snapshot(replica) == snapshot(second)
-    for index in (first, second, replica):
+    assert_readers_follow(second, log, tmp_path)
+    for index in (first, second):
         index.close()
