@@ -214,6 +214,8 @@ class LinkageJournal:
         self._reader.writer = self.writer
         self._reader.marker_at = at
         self._claimed = True
+        log.info("this router process links persons: it claimed %s as writer %s at offset %d",
+                 LINKAGE_TOPIC, self.writer, at)
 
     def flush(self, index: PersonIndex) -> int:
         """Append the decisions applied since the last flush; returns how many. The first

@@ -6,6 +6,7 @@ writer fencing the first."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -138,13 +139,21 @@ def test_a_second_writer_fences_the_first(tmp_path: Path) -> None:
         index.close()
 
 
-def test_a_process_that_never_links_never_claims(tmp_path: Path) -> None:
+def test_a_process_that_never_links_never_claims(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="handoff.linkage")
     log = MemoryEventLog()
     first, first_journal, first_resolver = open_writer(log, tmp_path / "a.db", "a")
     idle, idle_journal, _ = open_writer(log, tmp_path / "b.db", "b")
     assert idle_journal.flush(idle) == 0 and not idle_journal.claimed
+    assert "claimed" not in caplog.text
     first_resolver.resolve(person("county-general", "MRN-1"))
     assert first_journal.flush(first) > 0 and first_journal.claimed
+    # The operator can tell which process links (by its writer id, nothing of a person).
+    claims = [r.getMessage() for r in caplog.records if "claimed" in r.getMessage()]
+    assert claims == [f"this router process links persons: it claimed {LINKAGE_TOPIC} "
+                      "as writer a at offset 0"]
+    assert "MRN-1" not in caplog.text
 
 
 def test_two_writers_restored_together_the_first_to_write_wins(tmp_path: Path) -> None:
