@@ -3,6 +3,10 @@ record values — so nothing personal can reach a metrics backend."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Mapping
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from broker.metrics_children import ProcessesRegistry
@@ -102,3 +106,29 @@ class Metrics:
             "handoff_birth_matches", "Births matched to the birth match list, by method.",
             ["method"], registry=r,
         )
+
+
+def observe_counted(histogram: Histogram, amounts: Mapping[float, int]) -> None:
+    """Observe each amount of `amounts` as many times as it counts, with one increment
+    per bucket and one of the sum, not two locked increments and a bucket search per
+    observation: the router observes a whole batch's latencies at once. Bucket counts are
+    what `observe` one by one gives; the sum is equal up to float rounding."""
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount, count in amounts.items():
+        counts[bisect_left(bounds, amount)] += count   # the first bound >= amount
+        total += amount * count
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+
+
+def latency_tally(available_ms: int, ingested_ms: list[int]) -> Tally[float]:
+    """Seconds from each ingest time to `available_ms` (none below 0), counted: the
+    records of one published batch share their ingest time."""
+    seconds: Tally[float] = Tally()
+    for at, count in Tally(ingested_ms).items():
+        seconds[max(0, available_ms - at) / 1000] += count
+    return seconds

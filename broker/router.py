@@ -25,8 +25,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client import Histogram
-
 from broker.audit import AuditEntry
 from broker.auditor import Auditor
 from broker.clock import now_ms
@@ -44,7 +42,7 @@ from broker.log.port import (
     LogRecord,
     NewRecord,
 )
-from broker.metrics import Metrics
+from broker.metrics import Metrics, latency_tally, observe_counted
 from broker.policy_holder import LoadedPolicy, PolicyHolder
 from broker.router_batch import EventParts, PlanFacts, RouterBatch
 from broker.topics import (
@@ -212,12 +210,9 @@ class Router:
         else:
             self._log.append_all(appends)
         available = self._clock()
-        histograms: dict[str, Histogram] = {}
-        for sub_id, ingested_at in batch.latencies:
-            histogram = histograms.get(sub_id)
-            if histogram is None:
-                histogram = histograms[sub_id] = self._metrics.delivery_latency.labels(sub_id)
-            histogram.observe(max(0, available - ingested_at) / 1000)
+        for sub_id, ingested_at in batch.latencies.items():
+            observe_counted(self._metrics.delivery_latency.labels(sub_id),
+                            latency_tally(available, ingested_at))
         decided: Counter[tuple[str, str]] = Counter()
         withheld: Counter[tuple[str, ReasonCode]] = Counter()
         for facts, count in batch.plans.items():

@@ -128,7 +128,7 @@ class PlanFacts:
                             envelope.obligations)
         batch.deliveries[plan.subscription_id].append(
             NewRecord(encoded_view(self, view, batch), event.key, headers))
-        batch.latencies.append((plan.subscription_id, event.at_ms))
+        batch.latencies[plan.subscription_id].append(event.at_ms)
 
 
 class EventParts(NamedTuple):
@@ -246,7 +246,8 @@ class RouterBatch:
     """Decisions per plan: the decision and withheld-field metrics, counted once a batch."""
     deliveries: dict[str, list[NewRecord]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[NewRecord] = field(default_factory=list)
-    latencies: list[tuple[str, int]] = field(default_factory=list)
+    latencies: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    """The ingest times of the views delivered, per subscription."""
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     event_views: list[tuple[str, dict[str, Any], bytes]] = field(default_factory=list)
     """The views of the event being decided, encoded so far: (shape, view, wire bytes)."""
