@@ -24,7 +24,7 @@ from broker.log.port import Headers, NewRecord
 from broker.policy_holder import LoadedPolicy
 from broker.view_schemas import ViewSchemas
 from policy import Decision, ReasonCode
-from policy.decision import DecisionPlan, compact_event_part, compact_linked_part
+from policy.decision import DecisionPlan, Projector, compact_event_part, compact_linked_part
 from schemas.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, WireCodec
 
 
@@ -118,8 +118,8 @@ class PlanFacts:
         batch.plans[self] += 1
         if self.view_id is None:
             return
-        view = decision.view
-        if view is None:
+        encoded = encoded_view(self, decision, batch)
+        if encoded is None:
             return
         envelope = self.envelope
         headers: Headers = (event.event_id_header, (H_DECISION_ID, decision_id.encode()),
@@ -127,7 +127,7 @@ class PlanFacts:
                             event.ingested_at_header, envelope.withheld,
                             envelope.obligations)
         batch.deliveries[plan.subscription_id].append(
-            NewRecord(encoded_view(self, view, batch), event.key, headers))
+            NewRecord(encoded, event.key, headers))
         batch.latencies[plan.subscription_id].append(event.at_ms)
 
 
@@ -221,18 +221,27 @@ def same_record(a: Any, b: Any) -> bool:
     return True
 
 
-def encoded_view(facts: PlanFacts, view: dict[str, Any], batch: RouterBatch) -> bytes:
-    """A decision's view in wire format, by the plan's view encoder. Encoded once per
-    event for views of equal shape and values (two subscriptions released the same fields
-    alike): the bytes after the header are then the same, only the schema id in the
-    header differs."""
+def encoded_view(facts: PlanFacts, decision: Decision, batch: RouterBatch) -> bytes | None:
+    """A decision's view in wire format, by the plan's view encoder (None when it has
+    none). Encoded once per event for views of equal shape and values (two subscriptions
+    released the same fields alike): the bytes after the header are then the same, only
+    the schema id in the header differs. Views of one event by one projection function
+    (the engine shares it between plans that project alike) are equal without being
+    projected again or compared."""
     assert (facts.view_id is not None and facts.view_shape is not None
             and facts.view_encoder is not None)
-    for shape, other, encoded in batch.event_views:
+    project = facts.plan.project
+    for shape, projected_by, _other, encoded in batch.event_views:
+        if projected_by is project and shape == facts.view_shape:
+            return HEADER.pack(MAGIC_BYTE, facts.view_id) + encoded[HEADER_SIZE:]
+    view = decision.view
+    if view is None:
+        return None
+    for shape, _projected_by, other, encoded in batch.event_views:
         if shape == facts.view_shape and same_record(other, view):
             return HEADER.pack(MAGIC_BYTE, facts.view_id) + encoded[HEADER_SIZE:]
     encoded = facts.view_encoder(view)
-    batch.event_views.append((facts.view_shape, view, encoded))
+    batch.event_views.append((facts.view_shape, project, view, encoded))
     return encoded
 
 
@@ -249,8 +258,10 @@ class RouterBatch:
     latencies: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     """The ingest times of the views delivered, per subscription."""
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    event_views: list[tuple[str, dict[str, Any], bytes]] = field(default_factory=list)
-    """The views of the event being decided, encoded so far: (shape, view, wire bytes)."""
+    event_views: list[tuple[str, Projector | None, dict[str, Any], bytes]] = field(
+        default_factory=list)
+    """The views of the event being decided, encoded so far: (shape, the projection that
+    made the view, view, wire bytes)."""
 
 
 def event_millis(value: object) -> int:

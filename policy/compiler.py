@@ -18,7 +18,7 @@ from policy.consent import ConsentProbe, purpose_tokens
 from policy.consent_recording import discloser_tokens
 from policy.decision import DecisionPlan, FieldDecision, Projector, ReasonCode
 from policy.model import Agency, Agreement, Obligation, Rule, Subscription
-from policy.projection import COPY, Action, compile_projection
+from policy.projection import COPY, Action, Projections, compile_projection
 from policy.release_conditions import ReleaseCondition
 from policy.strictest import ConsentNeed, FieldRuling
 from policy.transforms import Transform
@@ -53,6 +53,8 @@ class RouteContext:
     linked_paths: frozenset[str] = frozenset()
     """Agency id fields that record linkage resolves to person ids (`linkage.yaml`):
     pseudonymised, they are pseudonyms of the person."""
+    projections: Projections | None = field(default=None, compare=False)
+    """The engine's compiled projections, shared by its routes (`compile_projection`)."""
 
     def disclosed_by(self, need: ConsentNeed) -> str:
         """How an unmet need names the discloser, for reasons."""
@@ -186,7 +188,8 @@ class AgreementPlan:
             obligations=tuple(obligations.values()), legal_basis=(basis, *cited),
             project=compile_projection(self.layout, actions, frozenset(
                 r.path for r in self.rulings if r.path in ctx.linked_paths
-                and r.transform is not None and r.transform.kind == "pseudonymise")),
+                and r.transform is not None and r.transform.kind == "pseudonymise"),
+                ctx.projections),
         )
 
     def _field(self, ruling: FieldRuling, mask: int) -> FieldDecision:

@@ -16,6 +16,7 @@ from policy.consent_recording import relied_on_recorders
 from policy.decision import Decision, ReasonCode
 from policy.errors import PolicyError, UnknownSubscriptionError
 from policy.model import Agreement, Rule, Subscription
+from policy.projection import Projections
 from policy.release_conditions import release_condition
 from policy.strictest import FieldRuling, RuleContext, rule_record
 from policy.subscription_filter import SubscriptionMatcher
@@ -44,6 +45,7 @@ class PolicyEngine:
         self._layouts: dict[tuple[str, str, int], ViewLayout] = {}
         self._rulings: dict[tuple[str, str, int], list[FieldRuling]] = {}
         self._transforms: dict[tuple[Transform, str], Callable[[Any], Any]] = {}
+        self._projections: Projections = {}
 
     # -- the per-event calls -----------------------------------------------------------
 
@@ -165,7 +167,8 @@ class PolicyEngine:
             source_agency,
             None if source_agency is None
             else relied_on_recorders(source_agency, self.bundle.agencies),
-            linkage.linked_paths(event_type) if linkage is not None else frozenset())
+            linkage.linked_paths(event_type) if linkage is not None else frozenset(),
+            self._projections)
         key = (subscription_id, event_type, schema_version, source)
         if event_type not in subscription.event_types:
             route = Route([], context.deny_all(

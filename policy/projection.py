@@ -29,10 +29,13 @@ COPY: Callable[[Any], Any] = _copy
 Projection = Callable[[Mapping[str, Any], Mapping[str, str]], dict[str, Any]]
 """(source record, linked ids by field path) -> view dict."""
 NO_LINKED_IDS: Mapping[str, str] = {}
+Projections = dict[tuple[str, tuple[Callable[[Any], Any], ...]], Projection]
+"""Compiled projections by their source and transform functions (`compile_projection`)."""
 
 
 def compile_projection(layout: ViewLayout, actions: Mapping[str, Action],
-                       linked: frozenset[str] = frozenset()) -> Projection:
+                       linked: frozenset[str] = frozenset(),
+                       compiled: Projections | None = None) -> Projection:
     """A function from a source record (fastavro form) and its linked ids to its view.
 
     `actions` maps each view leaf path to COPY, a transform function, or None; leaves
@@ -40,6 +43,11 @@ def compile_projection(layout: ViewLayout, actions: Mapping[str, Action],
     (an agency id field that record linkage resolves to a person id) is transformed
     from the person id the caller passes for that path, when it passes one: a
     pseudonym is then of the person, the same whichever agency's id the event carried.
+
+    With `compiled` (an engine's), a projection with the same source and the same
+    transform functions as one compiled before is that function, whichever subscription
+    it was compiled for: one function gives equal views of one event, so whoever
+    encodes them can tell that by identity (its traceback label names the first one).
     """
     namespace: dict[str, Any] = {"_NO_IDS": NO_LINKED_IDS}
     lines: list[str] = []
@@ -75,8 +83,14 @@ def compile_projection(layout: ViewLayout, actions: Mapping[str, Action],
     body = record_expr(layout.root, "r")
     source = "def project(r, p=_NO_IDS):\n" + "".join(line + "\n" for line in lines)
     source += f"    return {body}\n"
+    # The transforms in the order the source names them (t1, t2, ...).
+    key = (source, tuple(action for name, action in namespace.items() if name != "_NO_IDS"))
+    if compiled is not None and key in compiled:
+        return compiled[key]
     # Generated once per compiled plan from schema field names only (see module doc);
     # this is what keeps the per-event path to a single dict expression.
     exec(compile(source, f"<view {layout.subscription_id}>", "exec"), namespace)  # noqa: S102
     project: Projection = namespace["project"]
+    if compiled is not None:
+        compiled[key] = project
     return project
