@@ -4,9 +4,9 @@
 person index's reads for the batch (`PersonIndex.hold_reads`: one look for other
 writers, not one per read); `link` resolves an event's subjects; `consents` answers
 consent questions for a person; `birth_matches` turns a birth into the `birth_match`
-records to decide (and audits each match); `flush` puts the batch's linkage decisions on
-the linkage topic before the router writes anything that relies on them, and releases
-the hold.
+records to decide (and audits each match); `flush` counts the batch's resolutions in the
+metrics, puts its linkage decisions on the linkage topic before the router writes
+anything that relies on them, and releases the hold.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class LinkageStage:
 
     def flush(self) -> None:
         try:
+            self.linker.count()
             self.linker.flush()
         finally:
             self.linker.index.release_reads()

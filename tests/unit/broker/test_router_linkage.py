@@ -51,6 +51,7 @@ class Linked:
     index: MemoryPersonIndex
     service: LinkageService
     auditor: Auditor
+    metrics: Metrics
 
     def publish(self, event_type: str, event: dict[str, Any], source: str) -> None:
         registered = self.event_types.latest(event_type)
@@ -93,7 +94,7 @@ def linked_routing() -> Linked:
     router = Router(log, event_types, codec, holder, ConsentFeed(log, codec), auditor,
                     metrics, poll_timeout=0, linkage=stage)
     service = LinkageService(index, auditor, audit, linker=linker)  # type: ignore[arg-type]
-    return Linked(router, log, audit, codec, event_types, index, service, auditor)
+    return Linked(router, log, audit, codec, event_types, index, service, auditor, metrics)
 
 
 def birth(subject_id: str, **mother: Any) -> dict[str, Any]:
@@ -266,3 +267,23 @@ def test_birth_match_tells_child_welfare_of_matches_only() -> None:
     # The birth that matched nothing reached no one at child welfare.
     assert [d.event_id for d in r.audit.of_kind("decision")
             if d.recipient == "cw-hotline"] == [match["event_id"]]
+
+
+def test_every_linked_event_is_counted_and_timed_in_the_metrics() -> None:
+    """Counted once a batch, the resolutions and linking times still add up per event:
+    a birth's mother and child are new persons, found again by agency id the second
+    time; the hotline's referral links to the mother."""
+    r = linked_routing()
+    r.publish("birth", birth(MRN), "county-general")
+    r.route()
+    r.publish("birth", birth(MRN), "county-general")
+    r.publish("referral", referral(INTAKE), "cw-hotline")
+    r.route()
+    resolutions = {(s.labels["event_type"], s.labels["outcome"]): s.value
+                   for m in r.metrics.linkage_resolutions.collect() for s in m.samples
+                   if s.name.endswith("_total")}
+    assert resolutions == {("birth", "new_person"): 2, ("birth", "agency_id"): 2,
+                           ("referral", "link"): 1}
+    timed = [s.value for m in r.metrics.linkage_seconds.collect() for s in m.samples
+             if s.name.endswith("_count")]
+    assert timed == [3]
