@@ -1,19 +1,19 @@
 """What the router stores for a fixed input, as one hash per table: run it on two versions
 and compare the lines, to show a change to the router's path writes the same bytes.
 
-    python bench/router_identity.py /tmp/births            # steps of 500
-    python bench/router_identity.py /tmp/births --step 7
+    python bench/router_identity.py router-input            # steps of 500
+    python bench/router_identity.py router-input --step 7
 
-The first run makes `DIR`: the policy of `bench/router_step_cpu.py --linked`, a data
-directory with its keys, and 120 births of 20 mothers with fixed event ids. Every run
-then copies `DIR` aside, builds an embedded broker on the copy (bench/inprocess.py's
-settings, router steps of at most `--step` records) with the wall clock, the broker's
-clock, the record linkage resolver's clock and the random bytes of person and review
-ids pinned, publishes 60 births and routes them, then the other 60, and prints, for
-every table of every SQLite file of the data directory (log, audit store, person index,
-...), its row count and a SHA-256 of its rows (sorted). Two versions that store the same
-print the same lines; run each version with its own PYTHONPATH against the same `DIR`.
-Asserts nothing.
+The first run makes the directory named (`router-input` above): the policy of
+`bench/router_step_cpu.py --linked`, a data directory with its keys, and 120 births of
+20 mothers with fixed event ids. Every run then copies it aside, builds an embedded
+broker on the copy (bench/inprocess.py's settings, router steps of at most `--step`
+records) with the wall clock, the broker's clock, the record linkage resolver's clock
+and the random bytes of person and review ids pinned, publishes 60 births and routes
+them, then the other 60, and prints, for every table of every SQLite file of the data
+directory (log, audit store, person index, ...), its row count and a SHA-256 of its
+rows (sorted). Two versions that store the same print the same lines: run each with its
+own PYTHONPATH against the same directory. Asserts nothing.
 """
 
 from __future__ import annotations
