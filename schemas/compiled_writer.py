@@ -38,6 +38,12 @@ _LENGTHS_HELD = 4096
 Encoder = Callable[[Mapping[str, Any]], bytes]
 
 
+_LAST_MILLIS: list[tuple[object, bytes]] = [(None, b"")]
+"""The last `timestamp-millis` datetime any compiled writer encoded, with its bytes (held,
+so its identity cannot be another object's): the views of one event carry the same
+decoded `occurred_at`, which is then encoded once, not once per view."""
+
+
 class Unfit(Exception):
     """A value the compiled writer does not take as it is: encode it with fastavro."""
 
@@ -56,7 +62,8 @@ def zigzag(value: int) -> bytes:
 
 
 _LENGTHS = tuple(zigzag(n) for n in range(_LENGTHS_HELD))
-"""The encoded lengths of the strings most values are: a lookup, not a call."""
+"""The encoded lengths of the strings most values are, and of small non-negative ints: a
+lookup, not a call."""
 
 
 def _timestamp_millis(value: dt.datetime) -> int:
@@ -134,7 +141,12 @@ def _primitive(src: GeneratedSource, kind: str, logical: object, var: str, depth
         elif (kind, logical) == ("long", "timestamp-millis"):
             src.emit(depth, f"if {var}.__class__ is not datetime or {var}.tzinfo is None: "
                             "raise Unfit")
-            src.emit(depth, f"a(zigzag(millis({var})))")
+            src.emit(depth, "held = last[0]")
+            src.emit(depth, f"if held[0] is {var}:")
+            src.emit(depth + 1, "a(held[1])")
+            src.emit(depth, "else:")
+            src.emit(depth + 1, f"held = last[0] = ({var}, zigzag(millis({var})))")
+            src.emit(depth + 1, "a(held[1])")
         else:
             raise Unsupported("logical type")
     elif kind == "string":
@@ -147,7 +159,7 @@ def _primitive(src: GeneratedSource, kind: str, logical: object, var: str, depth
         low, high = INT_RANGE if kind == "int" else LONG_RANGE
         src.emit(depth, f"if {var}.__class__ is not int or not {low} <= {var} <= {high}: "
                         "raise Unfit")
-        src.emit(depth, f"a(zigzag({var}))")
+        src.emit(depth, f"a(lengths[{var}] if 0 <= {var} < {_LENGTHS_HELD} else zigzag({var}))")
     elif kind == "boolean":
         src.emit(depth, f"if {var} is True: a(b'\\x01')")
         src.emit(depth, f"elif {var} is False: a(b'\\x00')")
@@ -182,5 +194,5 @@ def compiled_writer(parsed_schema: Any) -> Encoder | None:
     src.emit(1, "return b''.join(parts)")
     writer: Encoder = src.function("write", "<compiled avro writer>", {
         "Unfit": Unfit, "zigzag": zigzag, "millis": _timestamp_millis, "lengths": _LENGTHS,
-        "date": dt.date, "datetime": dt.datetime})
+        "date": dt.date, "datetime": dt.datetime, "last": _LAST_MILLIS})
     return writer

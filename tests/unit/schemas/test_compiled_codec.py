@@ -186,6 +186,38 @@ def test_long_strings_write_fastavros_bytes(text: str) -> None:
     assert writer(record) == fastavro_body(EVERY_SHAPE, record)
 
 
+@pytest.mark.parametrize("number", [0, 1, 63, 64, 4095, 4096, -1, -64, -4096, INT_RANGE[0],
+                                    INT_RANGE[1]])
+def test_ints_around_the_table_of_small_ones_write_fastavros_bytes(number: int) -> None:
+    writer = compiled_writer(EVERY_SHAPE)
+    assert writer is not None
+    record = {**every_record(), "i": number, "l": number, "oi": number,
+              "r": {"x": "", "y": number}, "or": {"z": number}}
+    assert writer(record) == fastavro_body(EVERY_SHAPE, record)
+
+
+def test_a_time_written_again_or_between_others_writes_fastavros_bytes() -> None:
+    """Writers keep the last time any of them encoded (the views of one event carry the
+    same one): the same object again, an equal time in another zone, and other times in
+    between each write what fastavro writes."""
+    writer, nested = compiled_writer(EVERY_SHAPE), compiled_writer(nested_schema())
+    assert writer is not None and nested is not None
+    first = dt.datetime(2026, 12, 4, 21, 34, 12, 91_000, tzinfo=dt.UTC)
+    same_instant = first.astimezone(ZONES[2])
+    later = first + dt.timedelta(milliseconds=1)
+    for t, ot in [(first, first), (first, later), (later, first), (same_instant, None),
+                  (first, same_instant), (later, later)]:
+        record = {**every_record(), "t": t, "ot": ot}
+        assert writer(record) == fastavro_body(EVERY_SHAPE, record)
+        assert nested({"at": t}) == fastavro_body(nested_schema(), {"at": t})
+
+
+def nested_schema() -> Any:
+    return parse_schema({
+        "type": "record", "name": "org.example.Times", "fields": [
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]})
+
+
 def same_values(a: Any, b: Any) -> bool:
     """Equal, and of the same types all the way down (True is not 1, a date not a
     datetime, and timestamps in the same zone object)."""
