@@ -9,6 +9,7 @@ while it is still being handed over, rather than in many small ones.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 import time
@@ -190,8 +191,16 @@ def _by_topic(placed: Sequence[Placement]) -> Iterator[tuple[str, Sequence[Place
 
 
 def _can_hand(producer: KafkaProducer, accumulator: object) -> bool:
-    """Whether this kafka-python's producer has what `RecordWriter._hand` uses."""
-    return (callable(getattr(accumulator, "append", None))
+    """Whether this kafka-python's producer has what `RecordWriter._hand` uses (kafka-python
+    3.0's; tests/integration/log/test_kafka_append.py runs both ways)."""
+    append = getattr(accumulator, "append", None)
+    if not callable(append):
+        return False
+    try:
+        parameters = list(inspect.signature(append).parameters)
+    except (TypeError, ValueError):
+        return False
+    return (parameters[:6] == ["tp", "timestamp_ms", "key", "value", "headers", "now"]
             and hasattr(producer, "_metadata")
             and all(callable(getattr(producer, name, None)) for name in (
                 "_wait_on_metadata", "_ensure_valid_record_size", "_estimate_size_in_bytes"))
