@@ -10,9 +10,11 @@ linkage.yaml, publishes births and routes them, then renders the whole delivery 
 `frames.render`, 500 records per partition and read), `--rounds` times, its heap frozen
 first as `handoff serve` freezes its own (`broker/cli/heap.py`). Prints this
 process's CPU time per record for the whole path (`total`, best and median round), and
-for each stage run alone over the same records: the log read, the Avro decode, the view
-record to JSON values (in place, `DecodedToJson`), the envelope from the headers, and
-the frame (envelope, data and cursor to the pull body and the SSE text). Asserts
+for each stage run alone over the same records: the log read, the Avro body straight to
+the view's JSON text (`schemas.compiled_json_reader`, what the feed does), the way it
+takes for a view that reader leaves alone (the Avro decode, the view record to JSON
+values in place with `DecodedToJson`, and their text), the envelope from the headers,
+and the frame (envelope, data and cursor to the pull body and the SSE text). Asserts
 nothing; figures on a shared machine are noisy, so compare runs made back to back.
 """
 
@@ -37,10 +39,12 @@ from broker.delivery.cursor import Cursor  # noqa: E402
 from broker.delivery.envelope import DeliveryEnvelope  # noqa: E402
 from broker.delivery.feed import DeliveryFeed  # noqa: E402
 from broker.delivery.frames import frame, render  # noqa: E402
+from broker.delivery.view_text import view_text  # noqa: E402
 from broker.log.port import LogRecord  # noqa: E402
 from broker.topics import delivery_topic  # noqa: E402
+from schemas.compiled_json_reader import compiled_json_reader  # noqa: E402
 from schemas.decoded_json import DecodedToJson  # noqa: E402
-from schemas.wire import body_reader, decode_wire_body, read_header  # noqa: E402
+from schemas.wire import HEADER_SIZE, body_reader, decode_wire_body, read_header  # noqa: E402
 
 SUBSCRIPTION = "hv-births"
 BATCH = 500
@@ -111,6 +115,9 @@ def measure(feed: DeliveryFeed, log: object, rounds: int) -> None:
     forms = {sid: DecodedToJson(feed.schema(sid))
              for sid in {read_header(r.value) for r in records}}
     readers = {sid: body_reader(form.decoding_schema) for sid, form in forms.items()}
+    texts = {sid: compiled_json_reader(form.decoding_schema, HEADER_SIZE)
+             for sid, form in forms.items()}
+    writers = {sid: view_text(feed.schema(sid)) for sid in forms}
     views: list[tuple[DecodedToJson, dict[str, Any]]] = []
 
     def decode_afresh() -> None:
@@ -127,9 +134,17 @@ def measure(feed: DeliveryFeed, log: object, rounds: int) -> None:
         for r in records:
             readers[read_header(r.value)](r.value)
 
+    def stage_to_text() -> None:
+        for r in records:
+            texts[read_header(r.value)](r.value)  # type: ignore[misc]
+
     def stage_to_json() -> None:
         for to_json, view in views:
             to_json(view)
+
+    def stage_view_text() -> None:
+        for r, (_, view) in zip(records, views, strict=True):
+            writers[read_header(r.value)](view)
 
     def stage_envelope() -> None:
         for r in records:
@@ -142,8 +157,10 @@ def measure(feed: DeliveryFeed, log: object, rounds: int) -> None:
     print(f"{n:,} delivery records of {SUBSCRIPTION} in {partitions} partitions, "
           f"{rounds} rounds; µs of CPU per record (best / median):")
     stages: list[tuple[str, Callable[[], object]]] = [
-        ("read (log)", stage_read), ("decode (Avro)", stage_decode),
-        ("data to JSON values", stage_to_json), ("envelope (headers)", stage_envelope),
+        ("read (log)", stage_read),
+        *([("Avro to JSON text", stage_to_text)] if None not in texts.values() else []),
+        ("or: decode (Avro)", stage_decode), ("    data to JSON values", stage_to_json),
+        ("    their JSON text", stage_view_text), ("envelope (headers)", stage_envelope),
         ("frame (body and SSE text)", stage_frame),
         ("total (read_steps + render)", lambda: render_all(feed, partitions)),
     ]

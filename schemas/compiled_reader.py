@@ -53,13 +53,31 @@ def long_at(data: bytes, i: int) -> tuple[int, int]:
     raise Unfit
 
 
-def _long(src: GeneratedSource, var: str, depth: int) -> None:
+def emit_long(src: GeneratedSource, var: str, depth: int) -> None:
+    """Lines that read the zigzag varint at `i` into `var`, moving `i` past it."""
     src.emit(depth, "b = data[i]")
     src.emit(depth, "if b < 128:")
     src.emit(depth + 1, f"{var} = (b >> 1) ^ -(b & 1)")
     src.emit(depth + 1, "i += 1")
     src.emit(depth, "else:")
     src.emit(depth + 1, f"{var}, i = long_at(data, i)")
+
+
+def emit_string(src: GeneratedSource, var: str, depth: int) -> None:
+    """Lines that read the string at `i` (strict UTF-8, within the payload) into `var`,
+    moving `i` past it."""
+    src.emit(depth, "b = data[i]")
+    src.emit(depth, "if b < 128:")
+    src.emit(depth + 1, "if b & 1: raise Unfit")
+    src.emit(depth + 1, "j = i + 1 + (b >> 1)")
+    src.emit(depth + 1, "i += 1")
+    src.emit(depth, "else:")
+    src.emit(depth + 1, "j, i = long_at(data, i)")
+    src.emit(depth + 1, "if j < 0: raise Unfit")
+    src.emit(depth + 1, "j += i")
+    src.emit(depth, "if j > size: raise Unfit")
+    src.emit(depth, f"{var} = data[i:j].decode()")
+    src.emit(depth, "i = j")
 
 
 def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
@@ -104,29 +122,18 @@ def _primitive(src: GeneratedSource, kind: str, logical: object, var: str,
                depth: int) -> None:
     if logical is not None:
         if (kind, logical) == ("int", "date"):
-            _long(src, var, depth)
+            emit_long(src, var, depth)
             src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
             src.emit(depth, f"{var} = date_at({var} + {_DAYS_SHIFT})")
         elif (kind, logical) == ("long", "timestamp-millis"):
-            _long(src, var, depth)
+            emit_long(src, var, depth)
             src.emit(depth, f"{var} = EPOCH + timedelta(microseconds={var} * 1000)")
         else:
             raise Unsupported("logical type")
     elif kind == "string":
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "if b < 128:")
-        src.emit(depth + 1, "if b & 1: raise Unfit")
-        src.emit(depth + 1, "j = i + 1 + (b >> 1)")
-        src.emit(depth + 1, "i += 1")
-        src.emit(depth, "else:")
-        src.emit(depth + 1, "j, i = long_at(data, i)")
-        src.emit(depth + 1, "if j < 0: raise Unfit")
-        src.emit(depth + 1, "j += i")
-        src.emit(depth, "if j > size: raise Unfit")
-        src.emit(depth, f"{var} = data[i:j].decode()")
-        src.emit(depth, "i = j")
+        emit_string(src, var, depth)
     elif kind in ("int", "long"):
-        _long(src, var, depth)
+        emit_long(src, var, depth)
         if kind == "int":
             src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
     elif kind == "boolean":

@@ -86,6 +86,12 @@ _FROM_NUMBER: dict[str, ToJson] = {
 }
 
 
+def number_text(read_as: str) -> ToJson:
+    """The text (unquoted) of a number read under a `READ_AS` mark, as `DecodedToJson`
+    makes it: `KeyError` for a mark it does not know."""
+    return _FROM_NUMBER[read_as]
+
+
 def _taken_off(schema: Any) -> Any:
     """`schema` (JSON values) with the logical types of `_TAKEN_OFF` replaced by
     `READ_AS` marks, except on branches of unions with more than one non-null branch

@@ -9,8 +9,11 @@ subscription, not per key), so there is one variant per record.
 On the embedded log the hub lives on the event loop: the log tells it of appends to its
 topic (this process's own, or another's through the doorbell; `LoopBell` turns each
 burst of them into one wake-up of the loop), and it reads and renders right there, with
-no thread hop and no query asking whether there is something to read; only a backlog
-(a read that came back full) is read in a worker thread. No append is slept through:
+no thread hop and no query asking whether there is something to read. A backlog (a read
+that came back full) is read on the loop as well, `ON_LOOP` records at a time with the
+loop's other work run between two reads: a worker thread would take the interpreter
+lock from the loop at every row SQLite steps through (their hand-offs cost more than
+the reads). No append is slept through:
 the hub clears its event before each read, and the log tells of an append only after
 committing it, so an append the read did not see sets the event again. On a log that
 cannot tell (Kafka, whose wait is a long-poll fetch) the hub waits and reads in one
@@ -53,10 +56,12 @@ STREAM_BUFFER = 256
 RING = 256
 """Latest frames the hub keeps, so a cursor among them joins without a read."""
 BATCH = 500
-"""Records the hub reads at most per partition and hop."""
+"""Records the hub reads at most per partition and hop, where it waits in a worker
+thread (a log that cannot tell of appends)."""
 ON_LOOP = 64
-"""Records the hub reads at most on the event loop; a read that comes back full means
-a backlog, read `BATCH` at a time in a worker thread until a read comes back short."""
+"""Records the hub reads at most at a time on the event loop; a read that comes back
+full means a backlog, read on after the loop's other work has run, until a read comes
+back short."""
 CATCH_UP = 200
 """Records a stream reads at most per hop while catching up on its own."""
 WAIT_SECONDS = 5.0
@@ -180,18 +185,15 @@ class Hub:
         if not self._backlog:
             with anyio.move_on_after(WAIT_SECONDS):
                 await self._told.wait()
+        else:
+            # A backlog is read on the loop too, `ON_LOOP` at a time, the loop's other
+            # work (requests, the other hubs, the streams) running between two reads.
+            await asyncio.sleep(0)
         # Cleared before the read: an append the read does not see is told of after it,
         # so the next wait ends at once; a short read took everything else.
         self._told.clear()
-        cursor = self._cursor
-        if self._backlog:
-            limit = BATCH
-            frames = await anyio.to_thread.run_sync(
-                self._read, cursor, limit, limiter=self._limiter, abandon_on_cancel=True)
-        else:
-            limit = ON_LOOP
-            frames = self._read(cursor, limit)
-        self._backlog = len(frames) >= limit
+        frames = self._read(self._cursor, ON_LOOP)
+        self._backlog = len(frames) >= ON_LOOP
         return frames
 
     def _read(self, cursor: Cursor, limit: int) -> tuple[Frame, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +15,15 @@ from broker.delivery.view_text import ViewText, view_text
 from broker.frozen_init import quick_init
 from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
+from schemas.compiled_json_reader import TextReader, compiled_json_reader
+from schemas.compiled_writer import Unfit
 from schemas.decoded_json import DecodedToJson
+from schemas.errors import DecodeError
 from schemas.registry import SchemaRegistry
-from schemas.wire import WireCodec, body_reader, read_header
+from schemas.wire import HEADER_SIZE, WireCodec, body_reader, read_header
+
+_NOT_CANONICAL = (Unfit, IndexError, ValueError, OverflowError, TypeError, DecodeError)
+"""What a compiled reader raises for a body it leaves to fastavro (`schemas.wire`)."""
 
 
 @quick_init
@@ -27,12 +33,24 @@ class Delivery:
 
     envelope: DeliveryEnvelope
     schema_id: int
-    data: dict[str, Any]
     data_json: str
-    """`data` as compact JSON text, as `json.dumps(data, separators=(",", ":"))` writes
-    it (`broker.delivery.view_text`)."""
+    """The view record as compact JSON text, as `json.dumps(data, separators=(",", ":"))`
+    writes it (`schemas.compiled_json_reader`, `broker.delivery.view_text`)."""
     wire: bytes
     cursor: str
+    decoded: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The view's JSON values where the feed made them on its way to the text; None
+    where it read the Avro body straight to text."""
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The view record as JSON values (a new dict each time where the feed wrote its
+        text without one: streams and pulls send the text, webhooks and sinks read
+        this)."""
+        if self.decoded is not None:
+            return self.decoded
+        data: dict[str, Any] = json.loads(self.data_json)
+        return data
 
     def to_json(self) -> dict[str, Any]:
         e = self.envelope
@@ -91,7 +109,8 @@ class DeliveryFeed:
         self._codec = codec
         self._registry = registry
         self._schemas: dict[int, Any] = {}
-        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any], ViewText]] = {}
+        self._to_json: dict[int, tuple[DecodedToJson, Callable[[bytes], Any], ViewText,
+                                       TextReader | None]] = {}
 
     def partitions(self, subscription_id: str) -> int:
         return self._log.partitions(delivery_topic(subscription_id))
@@ -179,9 +198,20 @@ class DeliveryFeed:
             to_json = DecodedToJson(self.schema(schema_id))
             known = self._to_json[schema_id] = (
                 to_json, body_reader(to_json.decoding_schema),
-                view_text(self.schema(schema_id)))
-        to_json, read, text = known
+                view_text(self.schema(schema_id)),
+                compiled_json_reader(to_json.decoding_schema, HEADER_SIZE))
+        to_json, read, text, read_text = known
+        if read_text is not None:
+            # The Avro body straight to its JSON text, in one pass; a body not in
+            # canonical form takes the way below, which reads it or says why not.
+            try:
+                data_json = read_text(value)
+            except _NOT_CANONICAL:
+                pass
+            else:
+                return Delivery(DeliveryEnvelope.from_record(record), schema_id, data_json,
+                                value, cursor)
         # The view is decoded here and is ours: its values become JSON values in place.
         view = to_json(read(value))
-        return Delivery(DeliveryEnvelope.from_record(record), schema_id, view, text(view),
-                        value, cursor)
+        return Delivery(DeliveryEnvelope.from_record(record), schema_id, text(view), value,
+                        cursor, view)

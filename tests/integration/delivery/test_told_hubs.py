@@ -1,14 +1,14 @@
-"""Delivery hubs over the embedded log are told of appends and read on the event loop:
-an append by another process (the router's) reaches a stream at once, an append that
-commits while the hub is reading is not slept through, and a log that cannot tell still
-delivers (waited on in a worker thread)."""
+"""Delivery hubs over the embedded log are told of appends and read on the event loop
+(a backlog too, a read at a time): an append by another process (the router's) reaches
+a stream at once, an append that commits while the hub is reading is not slept through,
+and a log that cannot tell still delivers (waited on in a worker thread)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import Iterator, Mapping
+from itertools import pairwise
 from pathlib import Path
 
 import anyio
@@ -105,35 +105,36 @@ def test_an_append_by_another_process_reaches_a_stream_without_a_poll(logs) -> N
 
 class AppendsWhileReading(DeliveryFeed):
     """A feed that, once armed, commits a delivery right after a read has looked at the
-    log (with `in_a_worker`, only a read in a worker thread: a backlog's): the read
+    log (with `in_a_backlog`, only a read that follows a full one: a backlog's): the read
     misses it, and only being told afterwards can deliver it."""
 
     def __init__(self, event_log: SqliteEventLog, appender: SqliteEventLog,
-                 deliveries: Deliveries, in_a_worker: bool) -> None:
+                 deliveries: Deliveries, in_a_backlog: bool) -> None:
         super().__init__(event_log, deliveries.codec, deliveries.registry)
         self._appender = appender
         self._deliveries = deliveries
-        self._in_a_worker = in_a_worker
+        self._in_a_backlog = in_a_backlog
+        self._last_was_full = False
         self.armed: list[str] = []
 
     def read_steps(self, subscription_id: str, cursor: Cursor, limit: int,
                    until: Cursor | None = None) -> list[tuple[Cursor, Delivery]]:
         steps = super().read_steps(subscription_id, cursor, limit, until)
-        on_the_loop = threading.current_thread() is threading.main_thread()
-        if self.armed and not (self._in_a_worker and on_the_loop):
+        after_a_full_read, self._last_was_full = self._last_was_full, len(steps) >= limit
+        if self.armed and (after_a_full_read or not self._in_a_backlog):
             self._deliveries.append(self._appender, self.armed.pop())
         return steps
 
 
 @pytest.mark.parametrize("by", ["this process", "another process"])
 @pytest.mark.parametrize("backlog", [0, fanout_module.ON_LOOP + 10],
-                         ids=["read-on-the-loop", "backlog-read-in-a-worker"])
+                         ids=["read-on-the-loop", "backlog-read-on-the-loop"])
 def test_an_append_committed_while_the_hub_reads_is_not_slept_through(logs, by, backlog
                                                                        ) -> None:
     mine, router = logs
     deliveries = Deliveries()
     feed = AppendsWhileReading(mine, mine if by == "this process" else router, deliveries,
-                               in_a_worker=backlog > 0)
+                               in_a_backlog=backlog > 0)
     before = [f"b{i:03d}" for i in range(backlog + 1)]
 
     async def run() -> list[str]:
@@ -203,3 +204,42 @@ def test_a_backlog_larger_than_a_read_on_the_loop_arrives_whole_and_in_order(log
             await fanout.close()
 
     assert asyncio.run(run()) == ids
+
+
+def test_a_backlog_is_read_on_the_loop_with_the_loops_other_work_between_reads(logs
+                                                                                ) -> None:
+    mine, router = logs
+    deliveries = Deliveries()
+    ticks = 0
+    ticks_at_reads: list[int] = []
+
+    class Counting(DeliveryFeed):
+        def read_steps(self, subscription_id: str, cursor: Cursor, limit: int,
+                       until: Cursor | None = None) -> list[tuple[Cursor, Delivery]]:
+            ticks_at_reads.append(ticks)
+            return super().read_steps(subscription_id, cursor, limit, until)
+
+    feed = Counting(mine, deliveries.codec, deliveries.registry)
+    ids = [f"e{i:04d}" for i in range(4 * fanout_module.ON_LOOP)]
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def run() -> list[str]:
+        fanout = FanOut(feed, anyio.CapacityLimiter(4), buffer=len(ids))
+        other = asyncio.get_running_loop().create_task(other_work())
+        try:
+            chunks = await stream(fanout, feed)
+            deliveries.append(router, *ids)
+            return await received(chunks, len(ids))
+        finally:
+            other.cancel()
+            await fanout.close()
+
+    assert asyncio.run(run()) == ids
+    # Four full reads and a short one at least, and the loop ran other work before each.
+    assert len(ticks_at_reads) >= 5
+    assert all(b > a for a, b in pairwise(ticks_at_reads))

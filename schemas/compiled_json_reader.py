@@ -1,0 +1,131 @@
+"""Avro binary straight to compact JSON text, compiled per schema.
+
+Delivery renders each view record as the JSON text every reader of it receives: decoded
+(`schemas.compiled_reader`), turned into JSON values (`DecodedToJson`), then written as
+text (`broker.delivery.view_text`), three passes and a dict of ~20 values per record.
+`compiled_json_reader(schema)` makes one Python function that reads the record's Avro
+body and writes its text in one pass, the same text to the byte that
+`json.dumps(record_to_json(record), separators=(",", ":"))` writes (strings escaped to
+ASCII as `json.dumps` escapes them), with no dict in between.
+
+It takes the shapes `compiled_reader` takes, read with `DecodedToJson.decoding_schema`
+(timestamps and dates marked `READ_AS`, their text made by `number_text`), and the same
+bodies: anything not in canonical form raises (`Unfit`, `IndexError`, `ValueError`,
+`OverflowError`, or `DecodeError` for a date or time out of range), and the caller then
+takes the path through fastavro, which returns what it returns or says why not. A schema
+with a shape it does not take (floats, bytes, arrays, maps, other logical types, wider
+unions) gives None.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+from schemas.compiled_reader import emit_long, emit_string, long_at
+from schemas.compiled_writer import GeneratedSource, Unfit, Unsupported
+from schemas.decoded_json import READ_AS, number_text
+
+TextReader = Callable[[bytes], str]
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
+    """Lines that read one value of `schema` at `i` and put its JSON text in `var`."""
+    if isinstance(schema, list):
+        if len(schema) != 2 or schema[0] != "null" or isinstance(schema[1], list) or \
+                schema[1] == "null":
+            raise Unsupported("union")
+        src.emit(depth, "b = data[i]")
+        src.emit(depth, "i += 1")
+        src.emit(depth, "if b == 0:")
+        src.emit(depth + 1, f"{var} = 'null'")
+        src.emit(depth, "elif b == 2:")
+        _value(src, schema[1], var, depth + 1)
+        src.emit(depth, "else:")
+        src.emit(depth + 1, "raise Unfit")
+        return
+    if isinstance(schema, str):
+        schema = {"type": schema}
+    if not isinstance(schema, Mapping):
+        raise Unsupported("schema node")
+    kind = schema.get("type")
+    if kind == "record":
+        _record(src, schema, var, depth)
+    elif kind == "enum":
+        symbols = tuple(json.dumps(s) for s in schema["symbols"])
+        if len(symbols) > 64:
+            raise Unsupported("enum")
+        name = src.constant(symbols)
+        src.emit(depth, "b = data[i]")
+        src.emit(depth, "i += 1")
+        src.emit(depth, f"if b & 1 or b >= {2 * len(symbols)}: raise Unfit")
+        src.emit(depth, f"{var} = {name}[b >> 1]")
+    elif "logicalType" in schema:
+        raise Unsupported("logical type")
+    elif READ_AS in schema:
+        if kind not in ("int", "long"):
+            raise Unsupported("number")
+        text = src.constant(number_text(str(schema[READ_AS])))
+        emit_long(src, var, depth)
+        if kind == "int":
+            src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
+        src.emit(depth, f"{var} = f'\"{{{text}({var})}}\"'")
+    elif kind == "string":
+        emit_string(src, var, depth)
+        src.emit(depth, f"{var} = escape({var})")
+    elif kind in ("int", "long"):
+        emit_long(src, var, depth)
+        if kind == "int":
+            src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
+        src.emit(depth, f"{var} = int_text({var})")
+    elif kind == "boolean":
+        src.emit(depth, "b = data[i]")
+        src.emit(depth, "i += 1")
+        src.emit(depth, f"if b == 1: {var} = 'true'")
+        src.emit(depth, f"elif b == 0: {var} = 'false'")
+        src.emit(depth, "else: raise Unfit")
+    elif kind == "null":
+        src.emit(depth, f"{var} = 'null'")
+    else:
+        raise Unsupported(str(kind))
+
+
+def _record(src: GeneratedSource, schema: Mapping[str, Any], var: str, depth: int) -> None:
+    """`{"name":value,...}` in field order: the keys' text, made once, between the
+    values' text."""
+    parts: list[str] = []
+    before = "{"
+    for field in schema["fields"]:
+        value = src.fresh("v")
+        _value(src, field["type"], value, depth)
+        key = src.constant(before + encode_basestring_ascii(str(field["name"])) + ":")
+        parts.append(f"{{{key}}}{{{value}}}")
+        before = ","
+    end = src.constant("}" if parts else "{}")
+    src.emit(depth, f"{var} = f'{''.join(parts)}{{{end}}}'")
+
+
+def compiled_json_reader(decoding_schema: Any, start: int) -> TextReader | None:
+    """A function from a payload to the compact JSON text of the record whose Avro body
+    runs from `start` to its end (`decoding_schema`: `DecodedToJson.decoding_schema`,
+    parsed), or None when the schema has a shape left to the decode-then-write path."""
+    if not isinstance(decoding_schema, Mapping) or decoding_schema.get("type") != "record":
+        return None
+    src = GeneratedSource()
+    src.emit(0, "def read(data):")
+    src.emit(1, "size = len(data)")
+    src.emit(1, f"i = {start}")
+    try:
+        _record(src, decoding_schema, "r", 1)
+    except (Unsupported, KeyError, TypeError):
+        return None
+    src.emit(1, "if i != size: raise Unfit")
+    src.emit(1, "return r")
+    reader: TextReader = src.function("read", "<compiled avro json reader>", {
+        "Unfit": Unfit, "long_at": long_at, "escape": encode_basestring_ascii,
+        "int_text": int.__repr__})
+    return reader
