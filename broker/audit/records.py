@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring
-from typing import Any, cast
+from typing import Any
 
 from broker.audit.errors import AuditEntryError, AuditFormatError
 
@@ -107,10 +107,12 @@ def canonical_detail(kind: str, detail: Mapping[str, Any]) -> str:
     """Encode an entry's detail, refusing anything that is not plain JSON."""
     # The class's own ancestry, not `isinstance`: a Mapping's check runs in Python (abc).
     if CanonicalDetail in type(detail).__mro__:
-        text = cast(CanonicalDetail, detail).text
-        if not (text.startswith("{") and text.endswith("}")):
+        text: str = detail.text  # type: ignore[attr-defined]  # (no cast: a call per row)
+        if not (text[:1] == "{" and text[-1:] == "}"):
             raise AuditEntryError(f"detail of a {kind!r} entry is not a JSON object")
-        if "\\u" not in text:
+        # A backslash first: one character is found by a plain memory scan, several times
+        # faster than the two-character search, and most details hold no escape at all.
+        if "\\" not in text or "\\u" not in text:
             return text
         # \u escapes: either ensure_ascii output or control characters. Re-encode so
         # the stored form is the one auditors reproduce (non-ASCII written as UTF-8).

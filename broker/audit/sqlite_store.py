@@ -185,7 +185,7 @@ class SqliteAuditStore:
             ).fetchone()
             seq, prev = last if last is not None else (0, GENESIS_HASH)
             held = self._plans_held
-            encode, sha256 = self._row_bytes.encode, hashlib.sha256
+            encode, hash_of = self._row_bytes.encode, self._row_bytes.hash_of
             for entry, (text, _raw) in zip(entries, details, strict=True):
                 detail = entry.detail
                 if (type(detail) is DecisionDetail and detail.plan_text is not None
@@ -194,7 +194,7 @@ class SqliteAuditStore:
                         and not self._chain_holds(conn, detail.plan_digest)):
                     seq += 1
                     plan = plan_row(seq, entry, detail.plan_text, prev)
-                    prev = sha256(prev + encode(plan)).digest()
+                    prev = hashlib.sha256(prev + encode(plan)).digest()
                     rows.append((*plan, prev, None, None))
                     new_plans[detail.plan_digest] = (seq, detail.plan_text)
                 seq += 1
@@ -205,7 +205,7 @@ class SqliteAuditStore:
                     entry.source, entry.agreement, entry.subscription, entry.outcome,
                     entry.event_id, entry.decision_id, entry.actor, head, prev,
                 )
-                prev = sha256(prev + encode(row, text)).digest()  # the whole detail hashed
+                prev = hash_of(row, text)  # the whole detail hashed
                 rows.append((*row, prev, tail_id, None if subject is None else seq >> BUCKET_BITS))
             conn.executemany(schema.INSERT, rows)
             if new_plans:

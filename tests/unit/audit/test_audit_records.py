@@ -148,6 +148,18 @@ def test_pre_encoded_ascii_escapes_are_stored_as_utf8_like_any_detail():
     )
 
 
+@pytest.mark.parametrize("value", [
+    {"quote": 'say "hi"', "slash": "a\\b", "reason": "Zoë"},   # escapes, none of them \u
+    {"quote": 'say "hi"', "control": "a\x01b"},                  # \" before a \u escape
+])
+def test_pre_encoded_detail_with_escapes_is_stored_as_the_canonical_text(value):
+    for ascii_only in (False, True):
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=ascii_only)
+        assert canonical_detail("decision", CanonicalDetail(text)) == canonical_detail(
+            "decision", value)
+
+
 @pytest.mark.parametrize("text", ["[1,2]", "", '"text"', '{"broken":'])
 def test_pre_encoded_detail_must_be_a_json_object(text):
     with pytest.raises(AuditEntryError):

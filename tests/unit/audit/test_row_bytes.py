@@ -61,3 +61,15 @@ def test_chained_rows_give_the_hash_and_the_exported_line_an_auditor_recomputes(
         digest, line = encoder.chained(row, detail)
         assert digest == chain_hash(values[13], encode_row(whole))
         assert line == encode_row((*whole, digest), with_hash=True)
+
+
+@given(st.lists(ROWS, min_size=1, max_size=6))
+def test_a_row_hashed_in_one_pass_chains_as_an_auditor_recomputes(rows):
+    """What the embedded store's write loop hashes: a row holding its detail's head is
+    hashed over the whole detail, as `chain_hash` over `encode_row` of the whole row."""
+    encoder = RowBytes()
+    for values in [*rows, *rows]:
+        detail = canonical_detail("decision", values[12])
+        head = (*values[:12], detail[:7], values[13])
+        whole = (*values[:12], detail, values[13])
+        assert encoder.hash_of(head, detail) == chain_hash(values[13], encode_row(whole))
