@@ -24,7 +24,14 @@ from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from schemas.compiled_reader import emit_long, emit_string, long_at
+from schemas.compiled_reader import (
+    emit_boolean,
+    emit_enum,
+    emit_long,
+    emit_optional,
+    emit_string,
+    long_at,
+)
 from schemas.compiled_writer import GeneratedSource, Unfit, Unsupported
 from schemas.decoded_json import READ_AS, number_text
 
@@ -36,17 +43,7 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     """Lines that read one value of `schema` at `i` and put its JSON text in `var`."""
     if isinstance(schema, list):
-        if len(schema) != 2 or schema[0] != "null" or isinstance(schema[1], list) or \
-                schema[1] == "null":
-            raise Unsupported("union")
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "i += 1")
-        src.emit(depth, "if b == 0:")
-        src.emit(depth + 1, f"{var} = 'null'")
-        src.emit(depth, "elif b == 2:")
-        _value(src, schema[1], var, depth + 1)
-        src.emit(depth, "else:")
-        src.emit(depth + 1, "raise Unfit")
+        emit_optional(src, schema, var, depth, "'null'", _value)
         return
     if isinstance(schema, str):
         schema = {"type": schema}
@@ -56,14 +53,7 @@ def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     if kind == "record":
         _record(src, schema, var, depth)
     elif kind == "enum":
-        symbols = tuple(json.dumps(s) for s in schema["symbols"])
-        if len(symbols) > 64:
-            raise Unsupported("enum")
-        name = src.constant(symbols)
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "i += 1")
-        src.emit(depth, f"if b & 1 or b >= {2 * len(symbols)}: raise Unfit")
-        src.emit(depth, f"{var} = {name}[b >> 1]")
+        emit_enum(src, tuple(json.dumps(s) for s in schema["symbols"]), var, depth)
     elif "logicalType" in schema:
         raise Unsupported("logical type")
     elif READ_AS in schema:
@@ -83,11 +73,7 @@ def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
             src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
         src.emit(depth, f"{var} = int_text({var})")
     elif kind == "boolean":
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "i += 1")
-        src.emit(depth, f"if b == 1: {var} = 'true'")
-        src.emit(depth, f"elif b == 0: {var} = 'false'")
-        src.emit(depth, "else: raise Unfit")
+        emit_boolean(src, var, depth, "'true'", "'false'")
     elif kind == "null":
         src.emit(depth, f"{var} = 'null'")
     else:

@@ -80,23 +80,58 @@ def emit_string(src: GeneratedSource, var: str, depth: int) -> None:
     src.emit(depth, "i = j")
 
 
+ValueEmitter = Callable[[GeneratedSource, Any, str, int], None]
+"""Emits the lines that read one value of a schema at `i` into a variable."""
+
+
+def emit_optional(src: GeneratedSource, schema: list[Any], var: str, depth: int,
+                  null: str, inner: ValueEmitter) -> None:
+    """Lines that read a `["null", X]` union at `i` into `var`: `null` (an expression)
+    for its first branch, X read by `inner` for its second."""
+    if len(schema) != 2 or schema[0] != "null" or isinstance(schema[1], list) or \
+            schema[1] == "null":
+        raise Unsupported("union")
+    src.emit(depth, "b = data[i]")
+    src.emit(depth, "i += 1")
+    src.emit(depth, "if b == 0:")
+    src.emit(depth + 1, f"{var} = {null}")
+    src.emit(depth, "elif b == 2:")
+    inner(src, schema[1], var, depth + 1)
+    src.emit(depth, "else:")
+    src.emit(depth + 1, "raise Unfit")
+
+
+def emit_enum(src: GeneratedSource, symbols: tuple[object, ...], var: str,
+              depth: int) -> None:
+    """Lines that read an enum's index at `i` and put the value `symbols` holds for it
+    in `var` (at most 64 symbols: an index of one varint byte)."""
+    if len(symbols) > 64:
+        raise Unsupported("enum")
+    name = src.constant(symbols)
+    src.emit(depth, "b = data[i]")
+    src.emit(depth, "i += 1")
+    src.emit(depth, f"if b & 1 or b >= {2 * len(symbols)}: raise Unfit")
+    src.emit(depth, f"{var} = {name}[b >> 1]")
+
+
+def emit_boolean(src: GeneratedSource, var: str, depth: int, true: str,
+                 false: str) -> None:
+    """Lines that read the boolean byte at `i` into `var` as `true` or `false` (two
+    expressions); any other byte raises `Unfit`."""
+    src.emit(depth, "b = data[i]")
+    src.emit(depth, "i += 1")
+    src.emit(depth, f"if b == 1: {var} = {true}")
+    src.emit(depth, f"elif b == 0: {var} = {false}")
+    src.emit(depth, "else: raise Unfit")
+
+
 def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     """Lines that read one value of `schema` at `i` into `var`, moving `i` past it."""
     if isinstance(schema, str):
         _primitive(src, schema, None, var, depth)
         return
     if isinstance(schema, list):
-        if len(schema) != 2 or schema[0] != "null" or isinstance(schema[1], list) or \
-                schema[1] == "null":
-            raise Unsupported("union")
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "i += 1")
-        src.emit(depth, "if b == 0:")
-        src.emit(depth + 1, f"{var} = None")
-        src.emit(depth, "elif b == 2:")
-        _value(src, schema[1], var, depth + 1)
-        src.emit(depth, "else:")
-        src.emit(depth + 1, "raise Unfit")
+        emit_optional(src, schema, var, depth, "None", _value)
         return
     if not isinstance(schema, dict):
         raise Unsupported("schema node")
@@ -104,14 +139,7 @@ def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     if kind == "record":
         _record(src, schema, var, depth)
     elif kind == "enum":
-        symbols = tuple(schema["symbols"])
-        if len(symbols) > 64:
-            raise Unsupported("enum")
-        name = src.constant(symbols)
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "i += 1")
-        src.emit(depth, f"if b & 1 or b >= {2 * len(symbols)}: raise Unfit")
-        src.emit(depth, f"{var} = {name}[b >> 1]")
+        emit_enum(src, tuple(schema["symbols"]), var, depth)
     elif isinstance(kind, str):
         _primitive(src, kind, schema.get("logicalType"), var, depth)
     else:
@@ -137,11 +165,7 @@ def _primitive(src: GeneratedSource, kind: str, logical: object, var: str,
         if kind == "int":
             src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
     elif kind == "boolean":
-        src.emit(depth, "b = data[i]")
-        src.emit(depth, "i += 1")
-        src.emit(depth, f"if b == 1: {var} = True")
-        src.emit(depth, f"elif b == 0: {var} = False")
-        src.emit(depth, "else: raise Unfit")
+        emit_boolean(src, var, depth, "True", "False")
     elif kind == "null":
         src.emit(depth, f"{var} = None")
     else:
