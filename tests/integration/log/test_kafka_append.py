@@ -8,36 +8,14 @@ per test because the broker is shared.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
 from broker.errors import LogError
 from broker.log import NewRecord, TopicSpec, partition_for
-from broker.log.kafka import KafkaEventLog
-from tests.kafka_broker import TansuBroker
+from tests.integration.log.conftest import unique
 
 pytestmark = pytest.mark.slow
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def open_log(kafka_broker: TansuBroker) -> Iterator[type[KafkaEventLog]]:
-    """Opens `KafkaEventLog`s on the session broker and closes them after the test."""
-    opened: list[KafkaEventLog] = []
-
-    def opener(**options: object) -> KafkaEventLog:
-        log = KafkaEventLog(kafka_broker.bootstrap_servers, **options)  # type: ignore[arg-type]
-        opened.append(log)
-        return log
-
-    yield opener  # type: ignore[misc]
-    for log in opened:
-        log.close()
 
 
 def test_a_record_larger_than_a_request_is_refused_and_the_log_goes_on(open_log):

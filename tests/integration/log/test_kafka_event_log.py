@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -27,6 +26,7 @@ from broker.config import KafkaSettings
 from broker.errors import LogError, LogUnavailableError, TopicMismatchError
 from broker.log import NewRecord, TopicSpec, partition_for
 from broker.log.kafka import KafkaEventLog
+from tests.integration.log.conftest import unique
 from tests.kafka_broker import TansuBroker, free_port
 from tests.waiting import Background, eventually
 
@@ -37,31 +37,12 @@ GENEROUS_S = 20.0
 """Upper bound for a group to settle (Tansu holds each join round for about 3 s)."""
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
 @pytest.fixture
 def admin(kafka_broker: TansuBroker) -> Iterator[KafkaAdminClient]:
     """A plain kafka-python admin client, to see the cluster as other tools do."""
     client = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
     yield client
     client.close()
-
-
-@pytest.fixture
-def open_log(kafka_broker: TansuBroker) -> Iterator[type[KafkaEventLog]]:
-    """Opens `KafkaEventLog`s on the session broker and closes them after the test."""
-    opened: list[KafkaEventLog] = []
-
-    def opener(**options: object) -> KafkaEventLog:
-        log = KafkaEventLog(kafka_broker.bootstrap_servers, **options)  # type: ignore[arg-type]
-        opened.append(log)
-        return log
-
-    yield opener  # type: ignore[misc]
-    for log in opened:
-        log.close()
 
 
 # -- names ------------------------------------------------------------------------------
