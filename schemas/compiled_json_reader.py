@@ -25,14 +25,14 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from schemas.compiled_reader import (
+    compile_body_reader,
     emit_boolean,
     emit_enum,
     emit_long,
     emit_optional,
     emit_string,
-    long_at,
 )
-from schemas.compiled_writer import GeneratedSource, Unfit, Unsupported
+from schemas.compiled_writer import GeneratedSource, Unsupported
 from schemas.decoded_json import READ_AS, number_text
 
 TextReader = Callable[[bytes], str]
@@ -99,19 +99,7 @@ def compiled_json_reader(decoding_schema: Any, start: int) -> TextReader | None:
     """A function from a payload to the compact JSON text of the record whose Avro body
     runs from `start` to its end (`decoding_schema`: `DecodedToJson.decoding_schema`,
     parsed), or None when the schema has a shape left to the decode-then-write path."""
-    if not isinstance(decoding_schema, Mapping) or decoding_schema.get("type") != "record":
-        return None
-    src = GeneratedSource()
-    src.emit(0, "def read(data):")
-    src.emit(1, "size = len(data)")
-    src.emit(1, f"i = {start}")
-    try:
-        _record(src, decoding_schema, "r", 1)
-    except (Unsupported, KeyError, TypeError):
-        return None
-    src.emit(1, "if i != size: raise Unfit")
-    src.emit(1, "return r")
-    reader: TextReader = src.function("read", "<compiled avro json reader>", {
-        "Unfit": Unfit, "long_at": long_at, "escape": encode_basestring_ascii,
-        "int_text": int.__repr__})
+    reader: TextReader | None = compile_body_reader(
+        decoding_schema, start, _record, "<compiled avro json reader>",
+        {"escape": encode_basestring_ascii, "int_text": int.__repr__})
     return reader

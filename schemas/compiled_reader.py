@@ -181,22 +181,31 @@ def _record(src: GeneratedSource, schema: Mapping[str, Any], var: str, depth: in
     src.emit(depth, f"{var} = {{{', '.join(fields)}}}")
 
 
-def compiled_reader(parsed_schema: Any, start: int) -> Decoder | None:
-    """A function reading a record's Avro body from `start` to the end of the payload as
-    fastavro would, or None when the schema has a shape left to fastavro."""
-    if not isinstance(parsed_schema, dict) or parsed_schema.get("type") != "record":
+def compile_body_reader(schema: Any, start: int, record: ValueEmitter, label: str,
+                        names: Mapping[str, object]) -> Any:
+    """`read(data)`: the value `record` emits for the record `schema` whose Avro body runs
+    from `start` to the end of the payload (raising `Unfit` for trailing bytes), with
+    `names` in scope; None when the schema is not a record or has a shape `record` does
+    not take."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
         return None
     src = GeneratedSource()
     src.emit(0, "def read(data):")
     src.emit(1, "size = len(data)")
     src.emit(1, f"i = {start}")
     try:
-        _record(src, parsed_schema, "r", 1)
+        record(src, schema, "r", 1)
     except (Unsupported, KeyError, TypeError):
         return None
     src.emit(1, "if i != size: raise Unfit")
     src.emit(1, "return r")
-    reader: Decoder = src.function("read", "<compiled avro reader>", {
-        "Unfit": Unfit, "long_at": long_at, "EPOCH": _EPOCH, "timedelta": dt.timedelta,
-        "date_at": dt.date.fromordinal})
+    return src.function("read", label, {"Unfit": Unfit, "long_at": long_at, **names})
+
+
+def compiled_reader(parsed_schema: Any, start: int) -> Decoder | None:
+    """A function reading a record's Avro body from `start` to the end of the payload as
+    fastavro would, or None when the schema has a shape left to fastavro."""
+    reader: Decoder | None = compile_body_reader(
+        parsed_schema, start, _record, "<compiled avro reader>",
+        {"EPOCH": _EPOCH, "timedelta": dt.timedelta, "date_at": dt.date.fromordinal})
     return reader
