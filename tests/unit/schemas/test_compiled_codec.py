@@ -54,6 +54,20 @@ EVERY_SHAPE = parse_schema({
     ]})
 
 
+def alter(payload: bytes, data: st.DataObject) -> bytes:
+    """`payload` with a byte of its body changed, its body cut short, or bytes added."""
+    body = bytearray(payload)
+    how = data.draw(st.sampled_from(["flip", "cut", "extend"]))
+    if how == "flip" and len(body) > HEADER_SIZE:
+        at = data.draw(st.integers(HEADER_SIZE, len(body) - 1))
+        body[at] = data.draw(st.integers(0, 255))
+    elif how == "cut":
+        del body[data.draw(st.integers(HEADER_SIZE, len(body))):]
+    else:
+        body += data.draw(st.binary(min_size=1, max_size=12))
+    return bytes(body)
+
+
 def values(schema: Any) -> st.SearchStrategy[Any]:
     """Values of the shapes the compiled writer takes, exactly typed."""
     if isinstance(schema, list):
@@ -250,16 +264,7 @@ def test_altered_bytes_decode_as_fastavro_decodes_them(
     """Hostile bytes: cut, extended or with a byte changed, a payload decodes to
     fastavro's record or fails with DecodeError as fastavro's does."""
     codec, schema_id = every_codec()
-    payload = bytearray(codec.encode(schema_id, record))
-    how = data.draw(st.sampled_from(["flip", "cut", "extend"]))
-    if how == "flip" and len(payload) > HEADER_SIZE:
-        at = data.draw(st.integers(HEADER_SIZE, len(payload) - 1))
-        payload[at] = data.draw(st.integers(0, 255))
-    elif how == "cut":
-        del payload[data.draw(st.integers(HEADER_SIZE, len(payload))):]
-    else:
-        payload += data.draw(st.binary(min_size=1, max_size=12))
-    altered = bytes(payload)
+    altered = alter(codec.encode(schema_id, record), data)
     try:
         expected = decode_wire_body(altered, codec._schema(schema_id))
     except DecodeError:

@@ -19,7 +19,7 @@ from schemas.decoded_json import DecodedToJson
 from schemas.errors import DecodeError
 from schemas.jsonform import record_to_json
 from schemas.wire import HEADER_SIZE, decode_wire_body, encode_wire
-from tests.unit.schemas.test_compiled_codec import CATALOG, EVERY_SHAPE, values
+from tests.unit.schemas.test_compiled_codec import CATALOG, EVERY_SHAPE, alter, values
 
 EVERY = {k: v for k, v in EVERY_SHAPE.items() if not k.startswith("__")}
 TO_JSON = DecodedToJson(EVERY)
@@ -89,16 +89,7 @@ def test_altered_bytes_give_the_same_text_or_are_left_to_the_decode_path(
     the decode path gives, or raises so that the decode path reads it (or refuses)."""
     read = compiled_json_reader(TO_JSON.decoding_schema, HEADER_SIZE)
     assert read is not None
-    payload = bytearray(encode_wire(EVERY_SHAPE, 1, record))
-    how = data.draw(st.sampled_from(["flip", "cut", "extend"]))
-    if how == "flip" and len(payload) > HEADER_SIZE:
-        at = data.draw(st.integers(HEADER_SIZE, len(payload) - 1))
-        payload[at] = data.draw(st.integers(0, 255))
-    elif how == "cut":
-        del payload[data.draw(st.integers(HEADER_SIZE, len(payload))):]
-    else:
-        payload += data.draw(st.binary(min_size=1, max_size=12))
-    altered = bytes(payload)
+    altered = alter(encode_wire(EVERY_SHAPE, 1, record), data)
     try:
         text = read(altered)
     except NOT_CANONICAL:
