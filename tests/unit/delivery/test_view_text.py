@@ -70,19 +70,24 @@ def test_integers_beyond_64_bits_fall_back_to_the_standard_encoder() -> None:
     assert view_text(FLOATLESS)(value) == reference(value)
 
 
-def floatless_feed(count: int) -> DeliveryFeed:
-    """A feed over `count` deliveries of the floatless view to `SUBSCRIPTION`, in one
-    partition, the i-th with `floatless_record(i)` and `envelope(i)`."""
+def feed_of(name: str, schema: dict[str, Any], records: list[dict[str, Any]]) -> DeliveryFeed:
+    """A feed over deliveries of `records` (views under `schema`, registered as `name`)
+    to `SUBSCRIPTION`, in one partition, the i-th with `envelope(i)`."""
     registry = SchemaRegistry(InMemoryRegistryStore())
-    schema_id = registry.register("floatless-view", FLOATLESS).schema_id
+    schema_id = registry.register(name, schema).schema_id
     codec = WireCodec(registry)
     log = MemoryEventLog()
     topic = delivery_topic(SUBSCRIPTION)
     log.ensure_topic(TopicSpec(topic, partitions=1))
-    for i in range(count):
-        log.append(topic, [NewRecord(value=codec.encode(schema_id, floatless_record(i)),
-                                     key=str(i).encode(), headers=envelope(i).headers())])
+    log.append(topic, [NewRecord(value=codec.encode(schema_id, r), key=str(i).encode(),
+                                 headers=envelope(i).headers())
+                       for i, r in enumerate(records)])
     return DeliveryFeed(log, codec, registry)
+
+
+def floatless_feed(count: int) -> DeliveryFeed:
+    """A feed over `count` deliveries of the floatless view, the i-th `floatless_record(i)`."""
+    return feed_of("floatless-view", FLOATLESS, [floatless_record(i) for i in range(count)])
 
 
 def test_a_delivery_carries_its_view_as_the_standard_text() -> None:
@@ -103,18 +108,10 @@ def test_a_view_read_straight_to_text_carries_the_same_text_and_values() -> None
     """A view of the shapes the compiled JSON reader takes is read from its Avro bytes
     to its text with no record in between; subscribers get the same text, and webhooks
     and sinks the same values, as from decoding it."""
-    registry = SchemaRegistry(InMemoryRegistryStore())
-    schema_id = registry.register("compiled-view", COMPILED).schema_id
-    codec = WireCodec(registry)
-    log = MemoryEventLog()
-    topic = delivery_topic(SUBSCRIPTION)
-    log.ensure_topic(TopicSpec(topic, partitions=1))
     records = [{k: v for k, v in view_record(i).items() if k in COMPILED_FIELDS}
                for i in range(40)]
-    log.append(topic, [NewRecord(value=codec.encode(schema_id, r), key=str(i).encode(),
-                                 headers=envelope(i).headers())
-                       for i, r in enumerate(records)])
-    steps = DeliveryFeed(log, codec, registry).read_steps(SUBSCRIPTION, Cursor.start(1), 100)
+    feed = feed_of("compiled-view", COMPILED, records)
+    steps = feed.read_steps(SUBSCRIPTION, Cursor.start(1), 100)
     assert len(steps) == 40
     for (_, delivery), record in zip(steps, records, strict=True):
         expected = record_to_json(COMPILED, record)
