@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,8 @@ from kafka.producer.future import FutureRecordMetadata
 
 from broker.log.kafka_connection import KafkaConnection, translate_kafka_error
 from broker.log.port import AppendResult, NewRecord
+
+log = logging.getLogger(__name__)
 
 _BATCH_BYTES = 512 * 1024
 """A router appends hundreds of audit records and deliveries at once: batches of up to
@@ -78,6 +81,10 @@ class RecordWriter:
         self._max_request_bytes = int(self._producer.config["max_request_size"])
         accumulator = getattr(self._producer, "_accumulator", None)
         self._accumulator = accumulator if _can_hand(self._producer, accumulator) else None
+        if self._accumulator is None:
+            log.info("this kafka-python's producer has no record accumulator of kafka-python "
+                     "3.0's shape: records are sent one by one through KafkaProducer.send, "
+                     "at about a third more CPU per record")
 
     def send(self, placed: Sequence[Placement]
              ) -> tuple[list[AppendResult], SendFailure | None]:
