@@ -37,8 +37,6 @@ from schemas.decoded_json import READ_AS, number_text
 
 TextReader = Callable[[bytes], str]
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
 
 def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
     """Lines that read one value of `schema` at `i` and put its JSON text in `var`."""
@@ -60,17 +58,13 @@ def _value(src: GeneratedSource, schema: Any, var: str, depth: int) -> None:
         if kind not in ("int", "long"):
             raise Unsupported("number")
         text = src.constant(number_text(str(schema[READ_AS])))
-        emit_long(src, var, depth)
-        if kind == "int":
-            src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
+        emit_long(src, var, depth, kind)
         src.emit(depth, f"{var} = f'\"{{{text}({var})}}\"'")
     elif kind == "string":
         emit_string(src, var, depth)
         src.emit(depth, f"{var} = escape({var})")
     elif kind in ("int", "long"):
-        emit_long(src, var, depth)
-        if kind == "int":
-            src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
+        emit_long(src, var, depth, kind)
         src.emit(depth, f"{var} = int_text({var})")
     elif kind == "boolean":
         emit_boolean(src, var, depth, "'true'", "'false'")

@@ -24,11 +24,10 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemas.compiled_writer import GeneratedSource, Unfit, Unsupported
+from schemas.compiled_writer import INT_RANGE, GeneratedSource, Unfit, Unsupported
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAYS_SHIFT = dt.date(1970, 1, 1).toordinal()
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _MAX_VARINT_BYTES = 10
 _VARINT_LIMIT = 2**64
 """Up to 64 bits: what Python's and fastavro's arithmetic agree on."""
@@ -53,14 +52,18 @@ def long_at(data: bytes, i: int) -> tuple[int, int]:
     raise Unfit
 
 
-def emit_long(src: GeneratedSource, var: str, depth: int) -> None:
-    """Lines that read the zigzag varint at `i` into `var`, moving `i` past it."""
+def emit_long(src: GeneratedSource, var: str, depth: int, kind: str = "long") -> None:
+    """Lines that read the zigzag varint at `i` into `var`, moving `i` past it; for an
+    `int` (`kind`), one outside 32 bits raises `Unfit`."""
     src.emit(depth, "b = data[i]")
     src.emit(depth, "if b < 128:")
     src.emit(depth + 1, f"{var} = (b >> 1) ^ -(b & 1)")
     src.emit(depth + 1, "i += 1")
     src.emit(depth, "else:")
     src.emit(depth + 1, f"{var}, i = long_at(data, i)")
+    if kind == "int":
+        low, high = INT_RANGE
+        src.emit(depth, f"if not {low} <= {var} <= {high}: raise Unfit")
 
 
 def emit_string(src: GeneratedSource, var: str, depth: int) -> None:
@@ -150,8 +153,7 @@ def _primitive(src: GeneratedSource, kind: str, logical: object, var: str,
                depth: int) -> None:
     if logical is not None:
         if (kind, logical) == ("int", "date"):
-            emit_long(src, var, depth)
-            src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
+            emit_long(src, var, depth, "int")
             src.emit(depth, f"{var} = date_at({var} + {_DAYS_SHIFT})")
         elif (kind, logical) == ("long", "timestamp-millis"):
             emit_long(src, var, depth)
@@ -161,9 +163,7 @@ def _primitive(src: GeneratedSource, kind: str, logical: object, var: str,
     elif kind == "string":
         emit_string(src, var, depth)
     elif kind in ("int", "long"):
-        emit_long(src, var, depth)
-        if kind == "int":
-            src.emit(depth, f"if not {_INT_MIN} <= {var} <= {_INT_MAX}: raise Unfit")
+        emit_long(src, var, depth, kind)
     elif kind == "boolean":
         emit_boolean(src, var, depth, "True", "False")
     elif kind == "null":
