@@ -33,6 +33,9 @@ _VARINT_LIMIT = 2**64
 """Up to 64 bits: what Python's and fastavro's arithmetic agree on."""
 
 Decoder = Callable[[bytes], dict[str, Any]]
+NOT_CANONICAL = (Unfit, IndexError, ValueError, OverflowError, TypeError)
+"""What a compiled reader raises for a body it leaves to fastavro, which reads it or says
+why not."""
 
 
 def long_at(data: bytes, i: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from schemas.compiled_reader import compiled_reader
+from schemas.compiled_reader import NOT_CANONICAL, compiled_reader
 from schemas.compiled_writer import Unfit, compiled_writer
 from schemas.decoding_safety import decoding_hazards
 from schemas.errors import DecodeError, RecordValidationError, UnknownSchemaError
@@ -123,7 +123,7 @@ def body_reader(writer_schema: Any) -> Callable[[bytes], Any]:
     def read(data: bytes) -> Any:
         try:
             return compiled(data)
-        except (Unfit, IndexError, ValueError, OverflowError, TypeError):
+        except NOT_CANONICAL:
             # Not in canonical form: fastavro reads it or says why not.
             return decode_wire_body(data, writer_schema)
 

@@ -16,14 +16,15 @@ from broker.frozen_init import quick_init
 from broker.log.port import AppendWatching, EventLog, LogRecord
 from broker.topics import delivery_topic
 from schemas.compiled_json_reader import TextReader, compiled_json_reader
-from schemas.compiled_writer import Unfit
+from schemas.compiled_reader import NOT_CANONICAL
 from schemas.decoded_json import DecodedToJson
 from schemas.errors import DecodeError
 from schemas.registry import SchemaRegistry
 from schemas.wire import HEADER_SIZE, WireCodec, body_reader, read_header
 
-_NOT_CANONICAL = (Unfit, IndexError, ValueError, OverflowError, TypeError, DecodeError)
-"""What a compiled reader raises for a body it leaves to fastavro (`schemas.wire`)."""
+_NOT_CANONICAL = (*NOT_CANONICAL, DecodeError)
+"""What the compiled JSON-text reader raises for a body it leaves to the decode path (a
+date or time out of range raises `DecodeError`)."""
 
 
 @quick_init
