@@ -7,8 +7,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from broker.audit import SubjectPseudonymizer
 from broker.auditor import Auditor
@@ -36,6 +39,14 @@ BIRTH = json.loads((REPO / "schemas" / "events" / "birth.example.json").read_tex
 HOSPITAL = "st-marys-hospital"
 
 
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[SqlitePersonIndex]:
+    """A person index in a file of its own, closed after the test."""
+    opened = SqlitePersonIndex(tmp_path / "persons.db")
+    yield opened
+    opened.close()
+
+
 def linker_over(index: SqlitePersonIndex | MemoryPersonIndex) -> Linker:
     assert TERMS is not None
     metrics = Metrics()
@@ -59,8 +70,8 @@ def link(linker: Linker, event: dict[str, Any], terms: LinkageTerms | None = TER
     return linked
 
 
-def test_a_mother_sent_again_alike_is_her_person_with_nothing_changed(tmp_path: Path) -> None:
-    index = SqlitePersonIndex(tmp_path / "persons.db")
+def test_a_mother_sent_again_alike_is_her_person_with_nothing_changed(
+        index: SqlitePersonIndex) -> None:
     linker = linker_over(index)
     first = link(linker, birth(1))
     seq = index.last_seq()
@@ -72,11 +83,9 @@ def test_a_mother_sent_again_alike_is_her_person_with_nothing_changed(tmp_path: 
         assert again.audit == ()
         assert again.keyed_identity == first.keyed_identity
     assert index.last_seq() == seq
-    index.close()
 
 
-def test_a_new_phone_for_a_known_mother_updates_her_record(tmp_path: Path) -> None:
-    index = SqlitePersonIndex(tmp_path / "persons.db")
+def test_a_new_phone_for_a_known_mother_updates_her_record(index: SqlitePersonIndex) -> None:
     linker = linker_over(index)
     first = link(linker, birth(1))
     link(linker, birth(2))
@@ -93,7 +102,6 @@ def test_a_new_phone_for_a_known_mother_updates_her_record(tmp_path: Path) -> No
     assert index.last_seq() == seq + 2
     record = index.record(first.subject_record or "")
     assert record is not None and record.identity.phone == "6085550142"
-    index.close()
 
 
 def test_a_mother_unlinked_by_a_steward_is_her_new_person_next_time(tmp_path: Path) -> None:
@@ -111,8 +119,7 @@ def test_a_mother_unlinked_by_a_steward_is_her_new_person_next_time(tmp_path: Pa
     steward.close()
 
 
-def test_a_person_merged_into_another_keys_the_mothers_next_birth(tmp_path: Path) -> None:
-    index = SqlitePersonIndex(tmp_path / "persons.db")
+def test_a_person_merged_into_another_keys_the_mothers_next_birth(index: SqlitePersonIndex) -> None:
     linker = linker_over(index)
     first = link(linker, birth(1))
     link(linker, birth(2))
@@ -123,7 +130,6 @@ def test_a_person_merged_into_another_keys_the_mothers_next_birth(tmp_path: Path
     assert other.subject != first.subject
     linker.resolver.merge(first.subject, other.subject, by="steward", reason="same woman")
     assert link(linker, birth(4)).subject == other.subject
-    index.close()
 
 
 def test_the_memory_index_links_a_mother_sent_again_alike() -> None:
@@ -141,8 +147,8 @@ SWAPPED = SubjectMapping("mother", "mrn", "subject_id",
                           ("birth_date", "m.born"), ("zip", "m.zip")))
 
 
-def test_kept_values_answer_only_for_their_mapping_and_their_types(tmp_path: Path) -> None:
-    index = SqlitePersonIndex(tmp_path / "persons.db")
+def test_kept_values_answer_only_for_their_mapping_and_their_types(
+        index: SqlitePersonIndex) -> None:
     event = {"subject_id": "M-1", "m": {"first": "Jolene", "last": "Lindqvist",
                                         "born": dt.date(1995, 5, 16), "zip": 53703}}
     agency_id = AgencyId(HOSPITAL, "mrn", "M-1")
@@ -158,4 +164,3 @@ def test_kept_values_answer_only_for_their_mapping_and_their_types(tmp_path: Pat
     assert as_float == values
     assert identity_from_values(as_float, agency_id, MAPPING) != identity
     assert known.person(agency_id.key, MAPPING, as_float) is None
-    index.close()
