@@ -16,7 +16,6 @@ loop takes per row.
 
 from __future__ import annotations
 
-import hashlib
 from hashlib import sha256
 from json.encoder import encode_basestring
 
@@ -77,7 +76,7 @@ class RowBytes:
         with it, `encode_row((*row, hash), with_hash=True, ...)`."""
         head, tail = self._halves(row, detail)
         head_bytes, tail_bytes = head.encode("utf-8"), tail.encode("utf-8")
-        digest = hashlib.sha256(row[13] + head_bytes + tail_bytes).digest()
+        digest = sha256(row[13] + head_bytes + tail_bytes).digest()
         return digest, b"".join((head_bytes, b'"hash":"', digest.hex().encode("ascii"),
                                  b'",', tail_bytes))
 
